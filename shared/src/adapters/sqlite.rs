@@ -1,0 +1,759 @@
+//! The embedded store: one SQLite file. Every state change that must happen once is a single
+//! conditional statement or a transaction under the connection's lock.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::domain::{
+    Lang, Membership, MembershipId, MembershipStatus, Notification, NotificationId,
+    NotificationKind, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenHash, TokenRecord,
+    TokenStatus, UserId, extended_end,
+};
+use crate::ports::{
+    AccessStore, Applied, NotificationStore, Page, PageRequest, PaymentStore, Review, StoreError,
+    UpdateLog,
+};
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE payments (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  email TEXT,
+  offer_id TEXT NOT NULL,
+  transaction_id TEXT NOT NULL UNIQUE,
+  user_info TEXT,
+  status TEXT NOT NULL,
+  admin_notes TEXT,
+  reject_reason TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  reviewed_by TEXT,
+  lang TEXT NOT NULL
+);
+CREATE INDEX payments_by_user ON payments(user_id, id);
+CREATE INDEX payments_by_status ON payments(status, id);
+
+CREATE TABLE tokens (
+  hash TEXT PRIMARY KEY,
+  payment_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  offer_name TEXT NOT NULL,
+  days INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  telegram_user_id INTEGER,
+  membership_id TEXT,
+  used_at TEXT
+);
+CREATE INDEX tokens_by_payment ON tokens(payment_id, status);
+CREATE INDEX tokens_by_membership ON tokens(membership_id);
+
+CREATE TABLE memberships (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  telegram_user_id INTEGER NOT NULL,
+  telegram_username TEXT,
+  payment_id TEXT NOT NULL,
+  offer_name TEXT NOT NULL,
+  pending_days INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  joined_at TEXT,
+  expires_at TEXT,
+  in_channel INTEGER NOT NULL,
+  left_at TEXT,
+  invite_link TEXT,
+  invite_expires_at TEXT
+);
+CREATE INDEX memberships_by_account ON memberships(telegram_user_id, status, id);
+CREATE INDEX memberships_by_user ON memberships(user_id, id);
+CREATE UNIQUE INDEX memberships_by_invite ON memberships(invite_link) WHERE invite_link IS NOT NULL;
+CREATE INDEX memberships_by_end ON memberships(status, expires_at);
+
+CREATE TABLE notifications (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  title TEXT NOT NULL,
+  message TEXT NOT NULL,
+  action_url TEXT,
+  created_at TEXT NOT NULL,
+  read INTEGER NOT NULL
+);
+CREATE INDEX notifications_by_user ON notifications(user_id, id);
+
+CREATE TABLE processed_updates (
+  update_id INTEGER PRIMARY KEY,
+  at TEXT NOT NULL
+);
+";
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (and creates or migrates) the store file.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(fault)?;
+        Self::init(conn)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(fault)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(fault)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(fault)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(fault)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(fault)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Unavailable(format!(
+                "the store was written by a newer telegate (schema {version}, this one knows {SCHEMA_VERSION})"
+            )));
+        }
+        if version < 1 {
+            let tx = conn.transaction().map_err(fault)?;
+            tx.execute_batch(SCHEMA).map_err(fault)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(fault)?;
+            tx.commit().map_err(fault)?;
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+        f(&mut conn)
+    }
+}
+
+fn fault(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+/// Fixed-width UTC timestamps, so that text order is time order.
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn time(row: &Row, col: &str) -> rusqlite::Result<DateTime<Utc>> {
+    let raw: String = row.get(col)?;
+    parse_time(col, &raw)
+}
+
+fn opt_time(row: &Row, col: &str) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let raw: Option<String> = row.get(col)?;
+    raw.map(|r| parse_time(col, &r)).transpose()
+}
+
+fn parse_time(col: &str, raw: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| corrupt(col, e.to_string()))
+}
+
+fn corrupt(col: &str, why: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("{col}: {why}").into(),
+    )
+}
+
+fn parsed<T, E: std::fmt::Display>(col: &str, r: Result<T, E>) -> rusqlite::Result<T> {
+    r.map_err(|e| corrupt(col, e.to_string()))
+}
+
+fn payment_from(row: &Row) -> rusqlite::Result<Payment> {
+    let user_info: Option<String> = row.get("user_info")?;
+    let lang: String = row.get("lang")?;
+    let reviewed_by: Option<String> = row.get("reviewed_by")?;
+    Ok(Payment {
+        id: parsed("id", PaymentId::parse(&row.get::<_, String>("id")?))?,
+        user_id: parsed("user_id", UserId::parse(&row.get::<_, String>("user_id")?))?,
+        email: row.get("email")?,
+        offer_id: row.get("offer_id")?,
+        transaction_id: row.get("transaction_id")?,
+        user_info: user_info
+            .map(|s| parsed("user_info", serde_json::from_str(&s)))
+            .transpose()?,
+        status: parsed(
+            "status",
+            PaymentStatus::parse(&row.get::<_, String>("status")?),
+        )?,
+        admin_notes: row.get("admin_notes")?,
+        reject_reason: row.get("reject_reason")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+        reviewed_by: reviewed_by
+            .map(|u| parsed("reviewed_by", UserId::parse(&u)))
+            .transpose()?,
+        lang: Lang::from_code(Some(&lang)),
+    })
+}
+
+fn token_from(row: &Row) -> rusqlite::Result<TokenRecord> {
+    let tg: Option<i64> = row.get("telegram_user_id")?;
+    let membership: Option<String> = row.get("membership_id")?;
+    Ok(TokenRecord {
+        hash: TokenHash::from_stored(row.get("hash")?),
+        payment_id: parsed(
+            "payment_id",
+            PaymentId::parse(&row.get::<_, String>("payment_id")?),
+        )?,
+        user_id: parsed("user_id", UserId::parse(&row.get::<_, String>("user_id")?))?,
+        offer_name: row.get("offer_name")?,
+        days: row.get("days")?,
+        status: parsed(
+            "status",
+            TokenStatus::parse(&row.get::<_, String>("status")?),
+        )?,
+        created_at: time(row, "created_at")?,
+        expires_at: time(row, "expires_at")?,
+        telegram_user_id: tg
+            .map(|t| parsed("telegram_user_id", TelegramUserId::parse(t)))
+            .transpose()?,
+        membership_id: membership
+            .map(|m| parsed("membership_id", MembershipId::parse(&m)))
+            .transpose()?,
+        used_at: opt_time(row, "used_at")?,
+    })
+}
+
+fn membership_from(row: &Row) -> rusqlite::Result<Membership> {
+    Ok(Membership {
+        id: parsed("id", MembershipId::parse(&row.get::<_, String>("id")?))?,
+        user_id: parsed("user_id", UserId::parse(&row.get::<_, String>("user_id")?))?,
+        telegram_user_id: parsed(
+            "telegram_user_id",
+            TelegramUserId::parse(row.get("telegram_user_id")?),
+        )?,
+        telegram_username: row.get("telegram_username")?,
+        payment_id: parsed(
+            "payment_id",
+            PaymentId::parse(&row.get::<_, String>("payment_id")?),
+        )?,
+        offer_name: row.get("offer_name")?,
+        pending_days: row.get("pending_days")?,
+        status: parsed(
+            "status",
+            MembershipStatus::parse(&row.get::<_, String>("status")?),
+        )?,
+        created_at: time(row, "created_at")?,
+        joined_at: opt_time(row, "joined_at")?,
+        expires_at: opt_time(row, "expires_at")?,
+        in_channel: row.get("in_channel")?,
+        left_at: opt_time(row, "left_at")?,
+        invite_link: row.get("invite_link")?,
+        invite_expires_at: opt_time(row, "invite_expires_at")?,
+    })
+}
+
+fn notification_from(row: &Row) -> rusqlite::Result<Notification> {
+    Ok(Notification {
+        id: parsed("id", NotificationId::parse(&row.get::<_, String>("id")?))?,
+        user_id: parsed("user_id", UserId::parse(&row.get::<_, String>("user_id")?))?,
+        kind: parsed(
+            "kind",
+            NotificationKind::parse(&row.get::<_, String>("kind")?),
+        )?,
+        title: row.get("title")?,
+        message: row.get("message")?,
+        action_url: row.get("action_url")?,
+        created_at: time(row, "created_at")?,
+        read: row.get("read")?,
+    })
+}
+
+fn get_membership(conn: &Connection, id: &str) -> Result<Option<Membership>, StoreError> {
+    conn.query_row(
+        "SELECT * FROM memberships WHERE id = ?1",
+        [id],
+        membership_from,
+    )
+    .optional()
+    .map_err(fault)
+}
+
+fn get_token(conn: &Connection, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+    conn.query_row("SELECT * FROM tokens WHERE hash = ?1", [hash], token_from)
+        .optional()
+        .map_err(fault)
+}
+
+fn insert_membership(conn: &Connection, m: &Membership) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO memberships (id, user_id, telegram_user_id, telegram_username, payment_id, offer_name, pending_days,
+           status, created_at, joined_at, expires_at, in_channel, left_at, invite_link, invite_expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        params![
+            m.id.as_str(),
+            m.user_id.as_str(),
+            m.telegram_user_id.get(),
+            m.telegram_username,
+            m.payment_id.as_str(),
+            m.offer_name,
+            m.pending_days,
+            m.status.as_str(),
+            ts(m.created_at),
+            m.joined_at.map(ts),
+            m.expires_at.map(ts),
+            m.in_channel,
+            m.left_at.map(ts),
+            m.invite_link,
+            m.invite_expires_at.map(ts),
+        ],
+    )
+    .map(drop)
+    .map_err(fault)
+}
+
+/// Keyset pagination: the rows after the cursor, newest first, and the cursor of the next page.
+fn page_of<T>(mut rows: Vec<T>, limit: u32, id_of: impl Fn(&T) -> String) -> Page<T> {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = if more { rows.last().map(id_of) } else { None };
+    Page { items: rows, next }
+}
+
+#[async_trait]
+impl PaymentStore for SqliteStore {
+    async fn insert_payment(&self, p: &Payment) -> Result<(), StoreError> {
+        self.with(|conn| {
+            let user_info = p.user_info.as_ref().map(|v| v.to_string());
+            conn.execute(
+                "INSERT INTO payments (id, user_id, email, offer_id, transaction_id, user_info, status, admin_notes,
+                   reject_reason, created_at, updated_at, reviewed_by, lang)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    p.id.as_str(),
+                    p.user_id.as_str(),
+                    p.email,
+                    p.offer_id,
+                    p.transaction_id,
+                    user_info,
+                    p.status.as_str(),
+                    p.admin_notes,
+                    p.reject_reason,
+                    ts(p.created_at),
+                    ts(p.updated_at),
+                    p.reviewed_by.as_ref().map(UserId::as_str),
+                    p.lang.as_str(),
+                ],
+            )
+            .map(drop)
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("transaction_id_taken") } else { fault(e) })
+        })
+    }
+
+    async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT * FROM payments WHERE id = ?1",
+                [id.as_str()],
+                payment_from,
+            )
+            .optional()
+            .map_err(fault)
+        })
+    }
+
+    async fn payments_of(&self, user: &UserId) -> Result<Vec<Payment>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT * FROM payments WHERE user_id = ?1 ORDER BY id DESC")
+                .map_err(fault)?;
+            let rows = stmt
+                .query_map([user.as_str()], payment_from)
+                .map_err(fault)?;
+            rows.collect::<Result<_, _>>().map_err(fault)
+        })
+    }
+
+    async fn list_payments(
+        &self,
+        status: Option<PaymentStatus>,
+        page: &PageRequest,
+    ) -> Result<Page<Payment>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT * FROM payments WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR id < ?2)
+                     ORDER BY id DESC LIMIT ?3",
+                )
+                .map_err(fault)?;
+            let rows = stmt
+                .query_map(params![status.map(PaymentStatus::as_str), page.after, page.limit + 1], payment_from)
+                .map_err(fault)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(fault)?;
+            Ok(page_of(rows, page.limit, |p| p.id.to_string()))
+        })
+    }
+
+    async fn review_payment(
+        &self,
+        id: &PaymentId,
+        r: &Review,
+    ) -> Result<Option<Payment>, StoreError> {
+        self.with(|conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE payments SET status = ?1, reviewed_by = ?2, admin_notes = COALESCE(?3, admin_notes),
+                       reject_reason = ?4, transaction_id = COALESCE(?5, transaction_id), updated_at = ?6
+                     WHERE id = ?7 AND status = 'transaction_submitted'",
+                    params![r.to.as_str(), r.by.as_str(), r.admin_notes, r.reason, r.transaction_id, ts(r.at), id.as_str()],
+                )
+                .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("transaction_id_taken") } else { fault(e) })?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            conn.query_row("SELECT * FROM payments WHERE id = ?1", [id.as_str()], payment_from).optional().map_err(fault)
+        })
+    }
+}
+
+#[async_trait]
+impl AccessStore for SqliteStore {
+    async fn issue_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let opened: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM tokens WHERE payment_id = ?1 AND status IN ('bound', 'used')",
+                    [t.payment_id.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(fault)?;
+            if opened > 0 {
+                return Err(StoreError::Conflict("already_redeemed"));
+            }
+            tx.execute("UPDATE tokens SET status = 'replaced' WHERE payment_id = ?1 AND status = 'pending'", [t.payment_id.as_str()])
+                .map_err(fault)?;
+            tx.execute(
+                "INSERT INTO tokens (hash, payment_id, user_id, offer_name, days, status, created_at, expires_at,
+                   telegram_user_id, membership_id, used_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL)",
+                params![
+                    t.hash.as_str(),
+                    t.payment_id.as_str(),
+                    t.user_id.as_str(),
+                    t.offer_name,
+                    t.days,
+                    t.status.as_str(),
+                    ts(t.created_at),
+                    ts(t.expires_at),
+                ],
+            )
+            .map_err(fault)?;
+            tx.commit().map_err(fault)
+        })
+    }
+
+    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        self.with(|conn| get_token(conn, hash.as_str()))
+    }
+
+    async fn bind_token(
+        &self,
+        hash: &TokenHash,
+        account: TelegramUserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE tokens SET status = 'bound', telegram_user_id = ?1
+                 WHERE hash = ?2 AND status = 'pending' AND telegram_user_id IS NULL AND expires_at > ?3",
+                params![account.get(), hash.as_str(), ts(now)],
+            )
+            .map_err(fault)?;
+            let token = get_token(conn, hash.as_str())?;
+            Ok(token.filter(|t| {
+                t.telegram_user_id == Some(account) && matches!(t.status, TokenStatus::Bound | TokenStatus::Used)
+            }))
+        })
+    }
+
+    async fn open_membership(
+        &self,
+        hash: &TokenHash,
+        m: &Membership,
+    ) -> Result<Applied, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let claimed = tx
+                .execute(
+                    "UPDATE tokens SET membership_id = ?1 WHERE hash = ?2 AND membership_id IS NULL",
+                    params![m.id.as_str(), hash.as_str()],
+                )
+                .map_err(fault)?;
+            if claimed == 0 {
+                return already(&tx, hash);
+            }
+            insert_membership(&tx, m)?;
+            tx.commit().map_err(fault)?;
+            Ok(Applied::Now(m.clone()))
+        })
+    }
+
+    async fn extend_membership(
+        &self,
+        hash: &TokenHash,
+        id: &MembershipId,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let Some(m) = get_membership(&tx, id.as_str())? else {
+                return Err(StoreError::Unavailable(format!("membership {id} vanished")));
+            };
+            let active = m.status == MembershipStatus::Active;
+            let claimed = tx
+                .execute(
+                    "UPDATE tokens SET membership_id = ?1,
+                       status = CASE WHEN ?2 THEN 'used' ELSE status END,
+                       used_at = CASE WHEN ?2 THEN ?3 ELSE used_at END
+                     WHERE hash = ?4 AND membership_id IS NULL",
+                    params![id.as_str(), active, ts(now), hash.as_str()],
+                )
+                .map_err(fault)?;
+            if claimed == 0 {
+                return already(&tx, hash);
+            }
+            let days = get_token(&tx, hash.as_str())?.map_or(0, |t| t.days);
+            if active {
+                let end = extended_end(m.expires_at, now, days);
+                tx.execute(
+                    "UPDATE memberships SET expires_at = ?1 WHERE id = ?2",
+                    params![ts(end), id.as_str()],
+                )
+                .map_err(fault)?;
+            } else {
+                tx.execute(
+                    "UPDATE memberships SET pending_days = pending_days + ?1 WHERE id = ?2",
+                    params![days, id.as_str()],
+                )
+                .map_err(fault)?;
+            }
+            let updated = get_membership(&tx, id.as_str())?
+                .ok_or(StoreError::Unavailable("membership vanished".into()))?;
+            tx.commit().map_err(fault)?;
+            Ok(Applied::Now(updated))
+        })
+    }
+
+    async fn membership(&self, id: &MembershipId) -> Result<Option<Membership>, StoreError> {
+        self.with(|conn| get_membership(conn, id.as_str()))
+    }
+
+    async fn current_membership(
+        &self,
+        account: TelegramUserId,
+    ) -> Result<Option<Membership>, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT * FROM memberships WHERE telegram_user_id = ?1 AND status IN ('pending', 'active')
+                 ORDER BY id DESC LIMIT 1",
+                [account.get()],
+                membership_from,
+            )
+            .optional()
+            .map_err(fault)
+        })
+    }
+
+    async fn membership_by_invite(&self, link: &str) -> Result<Option<Membership>, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT * FROM memberships WHERE invite_link = ?1",
+                [link],
+                membership_from,
+            )
+            .optional()
+            .map_err(fault)
+        })
+    }
+
+    async fn memberships_of(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT * FROM memberships WHERE user_id = ?1 ORDER BY id DESC")
+                .map_err(fault)?;
+            let rows = stmt
+                .query_map([user.as_str()], membership_from)
+                .map_err(fault)?;
+            rows.collect::<Result<_, _>>().map_err(fault)
+        })
+    }
+
+    async fn set_invite(
+        &self,
+        id: &MembershipId,
+        link: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE memberships SET invite_link = ?1, invite_expires_at = ?2 WHERE id = ?3",
+                params![link, ts(expires_at), id.as_str()],
+            )
+            .map(drop)
+            .map_err(fault)
+        })
+    }
+
+    async fn activate_membership(
+        &self,
+        id: &MembershipId,
+        now: DateTime<Utc>,
+        username: Option<&str>,
+    ) -> Result<Option<Membership>, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let Some(m) = get_membership(&tx, id.as_str())?.filter(|m| m.status == MembershipStatus::Pending) else {
+                return Ok(None);
+            };
+            let end = now + Duration::days(i64::from(m.pending_days));
+            tx.execute(
+                "UPDATE memberships SET status = 'active', joined_at = ?1, expires_at = ?2, pending_days = 0, in_channel = 1,
+                   telegram_username = COALESCE(?3, telegram_username)
+                 WHERE id = ?4",
+                params![ts(now), ts(end), username, id.as_str()],
+            )
+            .map_err(fault)?;
+            tx.execute(
+                "UPDATE tokens SET status = 'used', used_at = ?1 WHERE membership_id = ?2 AND status = 'bound'",
+                params![ts(now), id.as_str()],
+            )
+            .map_err(fault)?;
+            let updated = get_membership(&tx, id.as_str())?;
+            tx.commit().map_err(fault)?;
+            Ok(updated)
+        })
+    }
+
+    async fn set_in_channel(
+        &self,
+        id: &MembershipId,
+        in_channel: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE memberships SET in_channel = ?1, left_at = CASE WHEN ?1 THEN left_at ELSE ?2 END WHERE id = ?3",
+                params![in_channel, ts(now), id.as_str()],
+            )
+            .map(drop)
+            .map_err(fault)
+        })
+    }
+}
+
+fn already(conn: &Connection, hash: &TokenHash) -> Result<Applied, StoreError> {
+    get_token(conn, hash.as_str())?
+        .and_then(|t| t.membership_id)
+        .map(Applied::Already)
+        .ok_or(StoreError::Unavailable("token vanished".into()))
+}
+
+#[async_trait]
+impl NotificationStore for SqliteStore {
+    async fn add_notification(&self, n: &Notification) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO notifications (id, user_id, kind, title, message, action_url, created_at, read)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    n.id.as_str(),
+                    n.user_id.as_str(),
+                    n.kind.as_str(),
+                    n.title,
+                    n.message,
+                    n.action_url,
+                    ts(n.created_at),
+                    n.read
+                ],
+            )
+            .map(drop)
+            .map_err(fault)
+        })
+    }
+
+    async fn notifications(
+        &self,
+        user: &UserId,
+        page: &PageRequest,
+    ) -> Result<Page<Notification>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT * FROM notifications WHERE user_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3")
+                .map_err(fault)?;
+            let rows = stmt
+                .query_map(params![user.as_str(), page.after, page.limit + 1], notification_from)
+                .map_err(fault)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(fault)?;
+            Ok(page_of(rows, page.limit, |n| n.id.to_string()))
+        })
+    }
+
+    async fn mark_read(&self, user: &UserId, id: &NotificationId) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE notifications SET read = 1 WHERE id = ?1 AND user_id = ?2",
+                params![id.as_str(), user.as_str()],
+            )
+            .map(|n| n == 1)
+            .map_err(fault)
+        })
+    }
+}
+
+#[async_trait]
+impl UpdateLog for SqliteStore {
+    async fn claim_update(&self, update_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO processed_updates (update_id, at) VALUES (?1, ?2)",
+                params![update_id, ts(now)],
+            )
+            .map(|n| n == 1)
+            .map_err(fault)
+        })
+    }
+
+    async fn release_update(&self, update_id: i64) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "DELETE FROM processed_updates WHERE update_id = ?1",
+                [update_id],
+            )
+            .map(drop)
+            .map_err(fault)
+        })
+    }
+}

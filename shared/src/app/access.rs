@@ -1,0 +1,288 @@
+//! Access tokens: issued on validation (or on request), redeemed once in Telegram, bound to the
+//! first account that opens them.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::{App, AppError};
+use crate::auth::{Caller, Role};
+use crate::domain::{
+    AccessToken, Membership, MembershipId, MembershipStatus, Notification, NotificationId,
+    NotificationKind, Payment, PaymentId, PaymentStatus, TelegramUserId, TgUser, TokenRecord,
+    TokenStatus, texts,
+};
+use crate::ports::{Applied, Effect, Email, InviteRequest, StoreError};
+
+/// A freshly issued token, shown once to the caller.
+#[derive(Debug, Serialize)]
+pub struct Issued {
+    pub success: bool,
+    pub payment_id: PaymentId,
+    pub bot_link: String,
+    #[serde(serialize_with = "expose_token")]
+    pub token: AccessToken,
+    pub expires_at: DateTime<Utc>,
+    pub notification_id: NotificationId,
+}
+
+fn expose_token<S: serde::Serializer>(t: &AccessToken, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.expose())
+}
+
+/// What opening a token in Telegram led to.
+#[derive(Debug)]
+pub enum Redemption {
+    /// Unknown, expired, replaced or bound to another account: one answer for all.
+    Refused,
+    Invite {
+        link: String,
+    },
+    Extended {
+        end: DateTime<Utc>,
+    },
+    AlreadyMember {
+        end: DateTime<Utc>,
+    },
+}
+
+impl App {
+    /// A new token for a validated payment, for support or the payment's owner. It replaces the
+    /// payment's earlier unopened token; once a token was opened in Telegram, the payment is redeemed.
+    pub async fn generate_token(
+        &self,
+        caller: &Caller,
+        payment_id: &PaymentId,
+        transaction_id: Option<&str>,
+    ) -> Result<Issued, AppError> {
+        let payment = self
+            .store
+            .payment(payment_id)
+            .await?
+            .ok_or(AppError::NotFound("no such payment"))?;
+        if payment.user_id != caller.user_id && !caller.has(Role::Support) {
+            // The same answer as for a payment that does not exist: ids of others are not confirmed.
+            return Err(AppError::NotFound("no such payment"));
+        }
+        if let Some(tx) = transaction_id
+            && tx.trim() != payment.transaction_id
+        {
+            return Err(AppError::Invalid(
+                "transaction_id does not match this payment".into(),
+            ));
+        }
+        if payment.status != PaymentStatus::Validated {
+            return Err(AppError::Conflict {
+                code: "payment_not_validated",
+                message: format!(
+                    "tokens are issued only for validated payments; this one is {}",
+                    payment.status.as_str()
+                ),
+            });
+        }
+        self.issue_access(&payment).await
+    }
+
+    /// Token, in-app notification and email for a validated payment.
+    pub(crate) async fn issue_access(&self, payment: &Payment) -> Result<Issued, AppError> {
+        let offer = self.settings.offers.find(&payment.offer_id)?;
+        let now = self.clock.now();
+        let token = AccessToken::generate()?;
+        let expires_at = now + Duration::hours(i64::from(self.settings.token_ttl_hours));
+        let record = TokenRecord {
+            hash: token.hash(),
+            payment_id: payment.id.clone(),
+            user_id: payment.user_id.clone(),
+            offer_name: offer.name.clone(),
+            days: offer.days,
+            status: TokenStatus::Pending,
+            created_at: now,
+            expires_at,
+            telegram_user_id: None,
+            membership_id: None,
+            used_at: None,
+        };
+        match self.store.issue_token(&record).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(AppError::Conflict {
+                    code: "already_redeemed",
+                    message: "this payment's link was already opened by a Telegram account; revoke that access first".into(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let bot_link = self.bot_link(&token);
+        let text = texts::payment_verified(
+            payment.lang,
+            &offer.name,
+            &bot_link,
+            self.settings.token_ttl_hours,
+        );
+        let notification = Notification {
+            id: NotificationId::generate(now)?,
+            user_id: payment.user_id.clone(),
+            kind: NotificationKind::PaymentVerified,
+            title: text.title.clone(),
+            message: text.body.clone(),
+            action_url: Some(bot_link.clone()),
+            created_at: now,
+            read: false,
+        };
+        self.store.add_notification(&notification).await?;
+        if let Some(to) = &payment.email {
+            let email = Email {
+                to: to.clone(),
+                subject: text.title.clone(),
+                html: texts::to_html(&text.title, &text.body),
+                text: text.body,
+            };
+            self.enqueue(vec![(
+                format!("token-mail:{}", record.hash.label()),
+                Effect::SendEmail { email },
+            )])
+            .await?;
+        }
+        tracing::info!(payment = %payment.id, token = record.hash.label(), "access token issued");
+        Ok(Issued {
+            success: true,
+            payment_id: payment.id.clone(),
+            bot_link,
+            token,
+            expires_at,
+            notification_id: notification.id,
+        })
+    }
+
+    /// `/start <token>` from `from`: bind, open or extend the membership, and invite when needed.
+    pub(crate) async fn redeem(
+        &self,
+        from: &TgUser,
+        account: TelegramUserId,
+        raw: &str,
+    ) -> Result<Redemption, AppError> {
+        let Ok(token) = AccessToken::parse(raw) else {
+            return Ok(Redemption::Refused);
+        };
+        let hash = token.hash();
+        let now = self.clock.now();
+        let Some(record) = self.store.token(&hash).await? else {
+            return Ok(Redemption::Refused);
+        };
+        let foreign = record.telegram_user_id.is_some_and(|t| t != account);
+        let record = match record.status {
+            _ if foreign => return Ok(Redemption::Refused),
+            TokenStatus::Pending if !record.is_expired(now) => {
+                match self.store.bind_token(&hash, account, now).await? {
+                    Some(bound) => bound,
+                    None => return Ok(Redemption::Refused),
+                }
+            }
+            TokenStatus::Bound if !record.is_expired(now) => record,
+            // A used token keeps helping its own account back in while the membership lasts.
+            TokenStatus::Used => record,
+            _ => return Ok(Redemption::Refused),
+        };
+        tracing::info!(token = record.hash.label(), telegram_user = %account, "token redeemed");
+
+        let (membership, extended) = match &record.membership_id {
+            Some(id) => (self.store.membership(id).await?, false),
+            None => self.apply_token(&record, from, account, now).await?,
+        };
+        let Some(membership) = membership.filter(|m| {
+            matches!(
+                m.status,
+                MembershipStatus::Pending | MembershipStatus::Active
+            )
+        }) else {
+            return Ok(Redemption::Refused);
+        };
+        if membership.status == MembershipStatus::Active {
+            let Some(end) = membership.expires_at.filter(|_| membership.is_active(now)) else {
+                return Ok(Redemption::Refused);
+            };
+            if membership.in_channel {
+                return Ok(if extended {
+                    Redemption::Extended { end }
+                } else {
+                    Redemption::AlreadyMember { end }
+                });
+            }
+        }
+        let link = self.invite(&membership).await?;
+        Ok(Redemption::Invite { link })
+    }
+
+    /// Opens a membership with the token's period, or adds it to the account's current one.
+    /// Returns the membership and whether an active one was extended.
+    async fn apply_token(
+        &self,
+        record: &TokenRecord,
+        from: &TgUser,
+        account: TelegramUserId,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<Membership>, bool), AppError> {
+        let current = self.store.current_membership(account).await?;
+        let applied = match &current {
+            Some(m) => {
+                self.store
+                    .extend_membership(&record.hash, &m.id, now)
+                    .await?
+            }
+            None => {
+                let m = Membership {
+                    id: MembershipId::generate(now)?,
+                    user_id: record.user_id.clone(),
+                    telegram_user_id: account,
+                    telegram_username: from.username.clone(),
+                    payment_id: record.payment_id.clone(),
+                    offer_name: record.offer_name.clone(),
+                    pending_days: record.days,
+                    status: MembershipStatus::Pending,
+                    created_at: now,
+                    joined_at: None,
+                    expires_at: None,
+                    in_channel: false,
+                    left_at: None,
+                    invite_link: None,
+                    invite_expires_at: None,
+                };
+                self.store.open_membership(&record.hash, &m).await?
+            }
+        };
+        Ok(match applied {
+            Applied::Now(m) => {
+                let extended = current.is_some_and(|c| c.status == MembershipStatus::Active);
+                if extended {
+                    tracing::info!(membership = %m.id, end = ?m.expires_at, "membership extended");
+                }
+                (Some(m), extended)
+            }
+            Applied::Already(id) => (self.store.membership(&id).await?, false),
+        })
+    }
+
+    /// A personal invite for a membership: lift an earlier ban, retire the previous link, create a
+    /// fresh one bound to the membership by its name.
+    async fn invite(&self, membership: &Membership) -> Result<String, AppError> {
+        let account = membership.telegram_user_id;
+        self.telegram.unban(account, true).await?;
+        if let Some(old) = &membership.invite_link
+            && let Err(e) = self.telegram.revoke_invite(old).await
+        {
+            tracing::warn!(membership = %membership.id, error = %e, "could not revoke the previous invite link");
+        }
+        let expire_at =
+            self.clock.now() + Duration::seconds(i64::from(self.settings.invite_ttl_seconds));
+        let request = InviteRequest {
+            name: format!("tg-{}", membership.id),
+            expire_at,
+            mode: self.settings.invite_mode,
+        };
+        let link = self.telegram.create_invite(&request).await?;
+        self.store
+            .set_invite(&membership.id, &link, expire_at)
+            .await?;
+        tracing::info!(membership = %membership.id, mode = ?request.mode, "invite link created");
+        Ok(link)
+    }
+}

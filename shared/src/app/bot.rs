@@ -1,0 +1,82 @@
+//! The webhook's entry: one Telegram update, processed at most once.
+
+use super::access::Redemption;
+use super::{App, AppError};
+use crate::domain::{IncomingMessage, Lang, TelegramUserId, Update, UpdateKind, texts};
+use crate::ports::LinkButton;
+
+impl App {
+    /// Handles an update unless its `update_id` was handled before. On failure the claim is given
+    /// back, so that Telegram's retry of the same update is processed.
+    pub async fn handle_update(&self, update: &Update) -> Result<(), AppError> {
+        if !self
+            .store
+            .claim_update(update.update_id, self.clock.now())
+            .await?
+        {
+            tracing::info!(update_id = update.update_id, "update already processed");
+            return Ok(());
+        }
+        let result = match update.kind() {
+            UpdateKind::Message(m) => self.on_message(m).await,
+            UpdateKind::ChatMember(c) if c.chat.id == self.settings.channel_id => {
+                self.on_chat_member(c).await
+            }
+            UpdateKind::JoinRequest(j) if j.chat.id == self.settings.channel_id => {
+                self.on_join_request(j).await
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(update_id = update.update_id, error = %e, "update failed; released for retry");
+            self.store.release_update(update.update_id).await?;
+        }
+        result
+    }
+
+    async fn on_message(&self, message: &IncomingMessage) -> Result<(), AppError> {
+        // Commands are answered in private chats only; anything else is not addressed to us.
+        let (Some(from), Some(text)) = (&message.from, &message.text) else {
+            return Ok(());
+        };
+        if message.chat.kind != "private" || from.is_bot {
+            return Ok(());
+        }
+        let Ok(account) = TelegramUserId::parse(from.id) else {
+            return Ok(());
+        };
+        let lang = Lang::from_code(from.language_code.as_deref());
+        let mut words = text.split_whitespace();
+        let command = words.next().unwrap_or("");
+        // `/start@our_bot` is how Telegram writes a command aimed at one bot.
+        let command = command.split_once('@').map_or(command, |(c, _)| c);
+        let channel = &self.settings.channel_name;
+        let (reply, button) = match (command, words.next()) {
+            ("/start", Some(token)) => match self.redeem(from, account, token).await? {
+                Redemption::Refused => (texts::refusal(lang), None),
+                Redemption::Invite { link } => (
+                    texts::invite(
+                        lang,
+                        channel,
+                        u64::from(self.settings.invite_ttl_seconds).div_ceil(60),
+                    ),
+                    Some(LinkButton {
+                        text: texts::join_button(lang).into(),
+                        url: link,
+                    }),
+                ),
+                Redemption::Extended { end } => (texts::extended(lang, channel, end), None),
+                Redemption::AlreadyMember { end } => {
+                    (texts::already_member(lang, channel, end), None)
+                }
+            },
+            ("/start", None) => (texts::welcome(lang, channel), None),
+            ("/status", _) => (self.status_text(account, lang).await?, None),
+            _ => (texts::help(lang), None),
+        };
+        self.telegram
+            .send_message(message.chat.id, &reply, button.as_ref())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,190 @@
+use serde::Deserialize;
+
+use super::{App, AppError, Issued, require};
+use crate::auth::{Caller, Role};
+use crate::domain::{
+    Lang, Notification, NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus,
+    parse_transaction_id, texts,
+};
+use crate::ports::{Effect, Email, Page, PageRequest, Review, StoreError};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitPayment {
+    pub offer_id: String,
+    pub transaction_id: String,
+    #[serde(default)]
+    pub user_info: Option<serde_json::Value>,
+}
+
+/// `user_info` is free-form but bounded: it is shown to support, not interpreted.
+const USER_INFO_MAX: usize = 4096;
+
+impl App {
+    pub async fn submit_payment(
+        &self,
+        caller: &Caller,
+        input: SubmitPayment,
+        lang: Lang,
+    ) -> Result<Payment, AppError> {
+        let offer = self.settings.offers.find(&input.offer_id)?;
+        let transaction_id = parse_transaction_id(&input.transaction_id)?;
+        if let Some(info) = &input.user_info
+            && (!info.is_object() || info.to_string().len() > USER_INFO_MAX)
+        {
+            return Err(AppError::Invalid(format!(
+                "user_info must be a JSON object under {USER_INFO_MAX} bytes"
+            )));
+        }
+        let now = self.clock.now();
+        let payment = Payment {
+            id: PaymentId::generate(now)?,
+            user_id: caller.user_id.clone(),
+            email: caller.email.clone(),
+            offer_id: input.offer_id.trim().to_owned(),
+            transaction_id,
+            user_info: input.user_info,
+            status: PaymentStatus::TransactionSubmitted,
+            admin_notes: None,
+            reject_reason: None,
+            created_at: now,
+            updated_at: now,
+            reviewed_by: None,
+            lang,
+        };
+        match self.store.insert_payment(&payment).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(AppError::Conflict {
+                    code: "transaction_id_taken",
+                    message: "this transaction id has already been submitted".into(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(payment = %payment.id, user = %payment.user_id, offer = %offer.name, "payment submitted");
+        Ok(payment)
+    }
+
+    pub async fn my_payments(&self, caller: &Caller) -> Result<Vec<Payment>, AppError> {
+        Ok(self.store.payments_of(&caller.user_id).await?)
+    }
+
+    pub async fn list_payments(
+        &self,
+        caller: &Caller,
+        status: Option<PaymentStatus>,
+        page: &PageRequest,
+    ) -> Result<Page<Payment>, AppError> {
+        require(caller, Role::Support)?;
+        Ok(self.store.list_payments(status, page).await?)
+    }
+
+    /// Validates a submitted payment once: a single token, notification and email. Validating it
+    /// again changes nothing and says so (409): the token exists only as a hash and cannot be shown again.
+    pub async fn validate_payment(
+        &self,
+        caller: &Caller,
+        id: &PaymentId,
+        admin_notes: Option<String>,
+        transaction_id: Option<String>,
+    ) -> Result<Issued, AppError> {
+        require(caller, Role::Support)?;
+        let transaction_id = transaction_id
+            .as_deref()
+            .map(parse_transaction_id)
+            .transpose()?;
+        let review = Review {
+            to: PaymentStatus::Validated,
+            by: caller.user_id.clone(),
+            admin_notes: bounded("admin_notes", admin_notes)?,
+            reason: None,
+            transaction_id,
+            at: self.clock.now(),
+        };
+        let payment = self.review(id, &review).await?;
+        tracing::info!(payment = %payment.id, by = %caller.user_id, "payment validated");
+        self.issue_access(&payment).await
+    }
+
+    pub async fn reject_payment(
+        &self,
+        caller: &Caller,
+        id: &PaymentId,
+        reason: String,
+    ) -> Result<(), AppError> {
+        require(caller, Role::Support)?;
+        let reason = bounded("reason", Some(reason))?
+            .ok_or(AppError::Invalid("reason must not be empty".into()))?;
+        let now = self.clock.now();
+        let review = Review {
+            to: PaymentStatus::Rejected,
+            by: caller.user_id.clone(),
+            admin_notes: None,
+            reason: Some(reason.clone()),
+            transaction_id: None,
+            at: now,
+        };
+        let payment = self.review(id, &review).await?;
+        tracing::info!(payment = %payment.id, by = %caller.user_id, "payment rejected");
+        let text = texts::payment_rejected(payment.lang, &reason);
+        let notification = Notification {
+            id: NotificationId::generate(now)?,
+            user_id: payment.user_id.clone(),
+            kind: NotificationKind::PaymentRejected,
+            title: text.title.clone(),
+            message: text.body.clone(),
+            action_url: None,
+            created_at: now,
+            read: false,
+        };
+        self.store.add_notification(&notification).await?;
+        if let Some(to) = &payment.email {
+            let email = Email {
+                to: to.clone(),
+                subject: text.title.clone(),
+                html: texts::to_html(&text.title, &text.body),
+                text: text.body,
+            };
+            self.enqueue(vec![(
+                format!("reject-mail:{}", payment.id),
+                Effect::SendEmail { email },
+            )])
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn review(&self, id: &PaymentId, review: &Review) -> Result<Payment, AppError> {
+        match self.store.review_payment(id, review).await {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => match self.store.payment(id).await? {
+                None => Err(AppError::NotFound("no such payment")),
+                Some(p) => Err(AppError::Conflict {
+                    code: match p.status {
+                        PaymentStatus::Validated => "already_validated",
+                        _ => "already_rejected",
+                    },
+                    message: format!(
+                        "this payment is already {}; nothing was changed (use generate-token for a new link)",
+                        p.status.as_str()
+                    ),
+                }),
+            },
+            Err(StoreError::Conflict(_)) => Err(AppError::Conflict {
+                code: "transaction_id_taken",
+                message: "this transaction id is used by another payment".into(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn bounded(field: &str, value: Option<String>) -> Result<Option<String>, AppError> {
+    match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+        Some(v) if v.chars().count() > 2000 => Err(AppError::Invalid(format!(
+            "{field} must be at most 2000 characters"
+        ))),
+        other => Ok(other),
+    }
+}

@@ -1,0 +1,331 @@
+//! Bearer JWT verification: HS256 secret, RS256 public key, or a JWKS (Cognito). The algorithm is
+//! pinned by the configuration; the token's header never chooses it.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+use tokio::sync::RwLock;
+
+use crate::config::{ConfigError, JwtKey, JwtSettings};
+use crate::domain::UserId;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    User,
+    Support,
+    Admin,
+}
+
+/// Who is calling, as the verified token says.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user_id: UserId,
+    pub email: Option<String>,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn has(&self, role: Role) -> bool {
+        self.role >= role
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    Missing,
+    #[error("invalid token")]
+    Invalid,
+    #[error("the token has no usable subject")]
+    NoSubject,
+    #[error("signing keys unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+enum Keys {
+    Static(DecodingKey),
+    Jwks {
+        url: String,
+        client: reqwest::Client,
+        cache: RwLock<JwksCache>,
+    },
+}
+
+#[derive(Default)]
+struct JwksCache {
+    keys: HashMap<String, DecodingKey>,
+    fetched: Option<Instant>,
+}
+
+/// How long an unknown `kid` waits before the key set is fetched again.
+const JWKS_REFRESH: Duration = Duration::from_secs(60);
+
+pub struct JwtVerifier {
+    keys: Keys,
+    validation: Validation,
+}
+
+impl JwtVerifier {
+    pub fn new(settings: &JwtSettings) -> Result<Self, ConfigError> {
+        let (keys, alg) = match &settings.key {
+            JwtKey::Hs256(secret) => (
+                Keys::Static(DecodingKey::from_secret(secret.expose().as_bytes())),
+                Algorithm::HS256,
+            ),
+            JwtKey::Rs256Pem(pem) => {
+                let key = DecodingKey::from_rsa_pem(pem.as_bytes())
+                    .map_err(|e| ConfigError(format!("bad setting JWT_PUBLIC_KEY_PEM: {e}")))?;
+                (Keys::Static(key), Algorithm::RS256)
+            }
+            JwtKey::JwksUrl(url) => {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .map_err(|e| ConfigError(format!("cannot build the JWKS client: {e}")))?;
+                (
+                    Keys::Jwks {
+                        url: url.clone(),
+                        client,
+                        cache: RwLock::default(),
+                    },
+                    Algorithm::RS256,
+                )
+            }
+        };
+        let mut validation = Validation::new(alg);
+        validation.leeway = 30;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp"];
+        match &settings.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        if let Some(iss) = &settings.issuer {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        Ok(Self { keys, validation })
+    }
+
+    /// Verifies an `Authorization` header value and returns the caller it names.
+    pub async fn verify_header(&self, header: Option<&str>) -> Result<Caller, AuthError> {
+        let token = header
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)?;
+        self.verify(token).await
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let claims = match &self.keys {
+            Keys::Static(key) => decode(token, key, &self.validation)?,
+            Keys::Jwks { url, client, cache } => {
+                let kid = jsonwebtoken::decode_header(token)
+                    .map_err(|_| AuthError::Invalid)?
+                    .kid
+                    .ok_or(AuthError::Invalid)?;
+                let key = cache.read().await.keys.get(&kid).cloned();
+                let key = match key {
+                    Some(k) => k,
+                    None => refresh_jwks(url, client, cache, &kid)
+                        .await?
+                        .ok_or(AuthError::Invalid)?,
+                };
+                decode(token, &key, &self.validation)?
+            }
+        };
+        caller_from(&claims)
+    }
+}
+
+fn decode(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Value, AuthError> {
+    jsonwebtoken::decode::<Value>(token, key, validation)
+        .map(|d| d.claims)
+        .map_err(|_| AuthError::Invalid)
+}
+
+async fn refresh_jwks(
+    url: &str,
+    client: &reqwest::Client,
+    cache: &RwLock<JwksCache>,
+    kid: &str,
+) -> Result<Option<DecodingKey>, AuthError> {
+    let mut cache = cache.write().await;
+    if let Some(k) = cache.keys.get(kid) {
+        return Ok(Some(k.clone()));
+    }
+    if cache.fetched.is_some_and(|at| at.elapsed() < JWKS_REFRESH) {
+        return Ok(None);
+    }
+    let set: JwkSet = async {
+        client
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await
+    }
+    .await
+    .map_err(|e: reqwest::Error| AuthError::KeysUnavailable(e.without_url().to_string()))?;
+    cache.fetched = Some(Instant::now());
+    cache.keys = set
+        .keys
+        .iter()
+        .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
+        .collect();
+    Ok(cache.keys.get(kid).cloned())
+}
+
+fn caller_from(claims: &Value) -> Result<Caller, AuthError> {
+    let subject = match (claims.get("sub"), claims.get("user_id")) {
+        (Some(Value::String(s)), _) => s.clone(),
+        (None, Some(Value::String(s))) => s.clone(),
+        (None, Some(Value::Number(n))) => n.to_string(),
+        _ => return Err(AuthError::NoSubject),
+    };
+    let user_id = UserId::parse(&subject).map_err(|_| AuthError::NoSubject)?;
+    let email = claims
+        .get("email")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut names: Vec<&str> = Vec::new();
+    if let Some(r) = claims.get("role").and_then(Value::as_str) {
+        names.push(r);
+    }
+    for key in ["roles", "cognito:groups"] {
+        if let Some(list) = claims.get(key).and_then(Value::as_array) {
+            names.extend(list.iter().filter_map(Value::as_str));
+        }
+    }
+    let role = names
+        .iter()
+        .map(|n| match n.to_ascii_lowercase().as_str() {
+            "admin" => Role::Admin,
+            "support" => Role::Support,
+            _ => Role::User,
+        })
+        .max()
+        .unwrap_or(Role::User);
+    Ok(Caller {
+        user_id,
+        email,
+        role,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn verifier(issuer: Option<&str>, audience: Option<&str>) -> JwtVerifier {
+        JwtVerifier::new(&JwtSettings {
+            key: JwtKey::Hs256(Secret::new(SECRET)),
+            issuer: issuer.map(str::to_owned),
+            audience: audience.map(str::to_owned),
+        })
+        .unwrap()
+    }
+
+    fn sign(claims: Value) -> String {
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn exp() -> i64 {
+        chrono::Utc::now().timestamp() + 600
+    }
+
+    #[tokio::test]
+    async fn the_highest_role_of_all_claims_wins() {
+        let v = verifier(None, None);
+        let c = v
+            .verify(&sign(
+                json!({"sub": "u1", "exp": exp(), "cognito:groups": ["support"], "role": "user"}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(c.role, Role::Support);
+        let c = v
+            .verify(&sign(
+                json!({"user_id": 42, "exp": exp(), "roles": ["admin"]}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!((c.user_id.as_str(), c.role), ("42", Role::Admin));
+    }
+
+    #[tokio::test]
+    async fn expired_future_and_unsigned_tokens_are_invalid() {
+        let v = verifier(None, None);
+        let now = chrono::Utc::now().timestamp();
+        assert_eq!(
+            v.verify(&sign(json!({"sub": "u", "exp": now - 3600})))
+                .await
+                .unwrap_err(),
+            AuthError::Invalid
+        );
+        assert_eq!(
+            v.verify(&sign(json!({"sub": "u", "exp": exp(), "nbf": now + 3600})))
+                .await
+                .unwrap_err(),
+            AuthError::Invalid
+        );
+        assert_eq!(
+            v.verify(&sign(json!({"sub": "u"}))).await.unwrap_err(),
+            AuthError::Invalid
+        );
+        // alg: none with the same claims
+        let none = format!(
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
+            base64_claims(json!({"sub": "u", "exp": exp()}))
+        );
+        assert_eq!(v.verify(&none).await.unwrap_err(), AuthError::Invalid);
+    }
+
+    #[tokio::test]
+    async fn issuer_and_audience_are_checked_when_set() {
+        let v = verifier(Some("https://issuer"), Some("telegate"));
+        let good = json!({"sub": "u", "exp": exp(), "iss": "https://issuer", "aud": "telegate"});
+        assert!(v.verify(&sign(good)).await.is_ok());
+        let wrong = json!({"sub": "u", "exp": exp(), "iss": "https://other", "aud": "telegate"});
+        assert!(v.verify(&sign(wrong)).await.is_err());
+        let no_aud = json!({"sub": "u", "exp": exp(), "iss": "https://issuer"});
+        assert!(v.verify(&sign(no_aud)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_header_without_bearer_is_missing() {
+        let v = verifier(None, None);
+        assert_eq!(v.verify_header(None).await.unwrap_err(), AuthError::Missing);
+        assert_eq!(
+            v.verify_header(Some("Basic abc")).await.unwrap_err(),
+            AuthError::Missing
+        );
+    }
+
+    fn base64_claims(v: Value) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+}

@@ -1,0 +1,278 @@
+//! Settings from the environment, parsed once at start-up. A missing or bad setting is one clear line.
+
+use std::fmt;
+
+use crate::domain::Offers;
+use crate::ports::InviteMode;
+
+/// A secret value: usable, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum JwtKey {
+    Hs256(Secret),
+    Rs256Pem(String),
+    JwksUrl(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct JwtSettings {
+    pub key: JwtKey,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub bot_token: Option<Secret>,
+    pub bot_username: String,
+    pub channel_id: i64,
+    pub channel_name: String,
+    pub webhook_secret: Secret,
+    pub telegram_api_url: String,
+    pub token_ttl_hours: u32,
+    pub invite_ttl_seconds: u32,
+    pub subscription_days: u32,
+    pub expiry_warning_days: Vec<u32>,
+    pub invite_mode: InviteMode,
+    pub jwt: JwtSettings,
+    pub offers: Offers,
+    /// `TELEGATE_TEST_CLOCK=1`: the clock can be moved through `/_local/clock/advance`. Never in Lambda.
+    pub test_clock: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Reads every setting through `env` (the process environment, or a map in tests).
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            env(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |name: &str, what: &str| {
+            get(name).ok_or_else(|| ConfigError(format!("missing setting {name}: {what}")))
+        };
+
+        let channel_raw = required(
+            "TELEGRAM_CHANNEL_ID",
+            "the numeric id of the private channel, e.g. -1001234567890",
+        )?;
+        let channel_id: i64 = channel_raw.parse().map_err(|_| {
+            ConfigError(format!("bad setting TELEGRAM_CHANNEL_ID: {channel_raw:?} is not a numeric chat id (e.g. -1001234567890)"))
+        })?;
+        let bot_username = required(
+            "TELEGRAM_BOT_USERNAME",
+            "the bot's @username, used in deep links",
+        )?;
+        let bot_username = bot_username.trim_start_matches('@').to_owned();
+        if bot_username.is_empty()
+            || !bot_username
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(ConfigError(
+                "bad setting TELEGRAM_BOT_USERNAME: letters, digits and _ only".into(),
+            ));
+        }
+        let subscription_days = number(&get, "SUBSCRIPTION_DAYS", 30, 1, 3660)?;
+        let offers = match get("OFFERS") {
+            Some(raw) => Offers::from_json(&raw, subscription_days).map_err(ConfigError)?,
+            None => Offers::any(subscription_days),
+        };
+
+        Ok(Self {
+            bot_token: get("TELEGRAM_BOT_TOKEN").map(Secret::new),
+            bot_username,
+            channel_id,
+            channel_name: get("TELEGRAM_CHANNEL_NAME").unwrap_or_else(|| "telegate".into()),
+            webhook_secret: Secret::new(required(
+                "TELEGRAM_WEBHOOK_SECRET",
+                "the secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (1-256 of A-Z a-z 0-9 _ -)",
+            )?),
+            telegram_api_url: get("TELEGRAM_API_URL")
+                .unwrap_or_else(|| "https://api.telegram.org".into()),
+            token_ttl_hours: number(&get, "TOKEN_TTL_HOURS", 24, 1, 24 * 365)?,
+            invite_ttl_seconds: number(&get, "INVITE_TTL_SECONDS", 300, 30, 86_400)?,
+            subscription_days,
+            expiry_warning_days: warning_days(get("EXPIRY_WARNING_DAYS"))?,
+            invite_mode: match get("INVITE_MODE").as_deref() {
+                None | Some("join_request") => InviteMode::JoinRequest,
+                Some("member_limit") => InviteMode::MemberLimit,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "bad setting INVITE_MODE: {other:?} (join_request or member_limit)"
+                    )));
+                }
+            },
+            jwt: jwt_settings(&get)?,
+            offers,
+            test_clock: get("TELEGATE_TEST_CLOCK").as_deref() == Some("1"),
+        })
+    }
+}
+
+fn number(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(v),
+            _ => Err(ConfigError(format!(
+                "bad setting {name}: {raw:?} (a whole number from {min} to {max})"
+            ))),
+        },
+    }
+}
+
+fn warning_days(raw: Option<String>) -> Result<Vec<u32>, ConfigError> {
+    let raw = raw.unwrap_or_else(|| "3,1".into());
+    let mut days = raw
+        .split(',')
+        .map(|d| {
+            d.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|d| (1..=60).contains(d))
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "bad setting EXPIRY_WARNING_DAYS: {raw:?} (e.g. 3,1)"
+            ))
+        })?;
+    days.sort_unstable_by(|a, b| b.cmp(a));
+    days.dedup();
+    Ok(days)
+}
+
+fn jwt_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<JwtSettings, ConfigError> {
+    let keys = [
+        get("JWT_HS256_SECRET"),
+        get("JWT_PUBLIC_KEY_PEM"),
+        get("JWT_JWKS_URL"),
+    ];
+    let key = match keys {
+        [Some(secret), None, None] => {
+            if secret.len() < 32 {
+                return Err(ConfigError(
+                    "bad setting JWT_HS256_SECRET: use at least 32 characters".into(),
+                ));
+            }
+            JwtKey::Hs256(Secret::new(secret))
+        }
+        [None, Some(pem), None] => JwtKey::Rs256Pem(pem.replace("\\n", "\n")),
+        [None, None, Some(url)] => JwtKey::JwksUrl(url),
+        [None, None, None] => {
+            return Err(ConfigError(
+                "missing setting JWT_HS256_SECRET (or JWT_PUBLIC_KEY_PEM, or JWT_JWKS_URL): how API tokens are verified".into(),
+            ));
+        }
+        _ => {
+            return Err(ConfigError(
+                "conflicting settings: set only one of JWT_HS256_SECRET, JWT_PUBLIC_KEY_PEM, JWT_JWKS_URL".into(),
+            ));
+        }
+    };
+    Ok(JwtSettings {
+        key,
+        issuer: get("JWT_ISSUER"),
+        audience: get("JWT_AUDIENCE"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: [(&str, &str); 4] = [
+        ("TELEGRAM_CHANNEL_ID", "-1001"),
+        ("TELEGRAM_BOT_USERNAME", "@my_bot"),
+        ("TELEGRAM_WEBHOOK_SECRET", "s3cret"),
+        ("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
+    ];
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let s = Settings::from_env(&env(&BASE)).unwrap();
+        assert_eq!(s.bot_username, "my_bot");
+        assert_eq!(
+            (s.token_ttl_hours, s.invite_ttl_seconds, s.subscription_days),
+            (24, 300, 30)
+        );
+        assert_eq!(s.expiry_warning_days, vec![3, 1]);
+        assert_eq!(s.invite_mode, InviteMode::JoinRequest);
+        assert_eq!(s.telegram_api_url, "https://api.telegram.org");
+        assert!(!s.test_clock);
+    }
+
+    #[test]
+    fn a_missing_setting_is_named_in_one_line() {
+        let e = Settings::from_env(&env(&BASE[1..])).unwrap_err();
+        assert!(
+            e.0.starts_with("missing setting TELEGRAM_CHANNEL_ID"),
+            "{e}"
+        );
+        assert!(!e.0.contains('\n'));
+    }
+
+    #[test]
+    fn bad_numbers_and_conflicting_keys_are_refused() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TOKEN_TTL_HOURS", "zero"));
+        assert!(
+            Settings::from_env(&env(&pairs))
+                .unwrap_err()
+                .0
+                .contains("TOKEN_TTL_HOURS")
+        );
+        let mut pairs = BASE.to_vec();
+        pairs.push(("JWT_JWKS_URL", "http://x"));
+        assert!(
+            Settings::from_env(&env(&pairs))
+                .unwrap_err()
+                .0
+                .contains("conflicting")
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let s = Settings::from_env(&env(&BASE)).unwrap();
+        let dump = format!("{s:?}");
+        assert!(!dump.contains("s3cret") && !dump.contains("0123456789abcdef"));
+    }
+}

@@ -1,0 +1,145 @@
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::{DomainError, MembershipId, PaymentId, TelegramUserId, UserId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipStatus {
+    /// A token was redeemed and an invite issued; the period starts when the account joins.
+    Pending,
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl MembershipStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        Ok(match raw {
+            "pending" => Self::Pending,
+            "active" => Self::Active,
+            "expired" => Self::Expired,
+            "revoked" => Self::Revoked,
+            _ => return Err(DomainError::invalid("membership status", "unknown")),
+        })
+    }
+}
+
+/// One Telegram account's access to the channel, opened by a redeemed token and extended by renewals.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Membership {
+    pub id: MembershipId,
+    pub user_id: UserId,
+    pub telegram_user_id: TelegramUserId,
+    pub telegram_username: Option<String>,
+    pub payment_id: PaymentId,
+    pub offer_name: String,
+    /// Days granted and not yet started: counted from the join.
+    pub pending_days: u32,
+    pub status: MembershipStatus,
+    pub created_at: DateTime<Utc>,
+    pub joined_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub in_channel: bool,
+    pub left_at: Option<DateTime<Utc>>,
+    pub invite_link: Option<String>,
+    pub invite_expires_at: Option<DateTime<Utc>>,
+}
+
+impl Membership {
+    /// Active and not past its end, whatever a job has or has not done yet.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.status == MembershipStatus::Active && self.expires_at.is_some_and(|end| end > now)
+    }
+
+    /// Whole days left, rounded up, never negative.
+    pub fn days_remaining(&self, now: DateTime<Utc>) -> i64 {
+        match self.expires_at {
+            Some(end) if self.is_active(now) => {
+                let secs = (end - now).num_seconds();
+                (secs + 86_399) / 86_400
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// The end after adding `days` to a period: counted from the later of now and the current end,
+/// so a renewal never loses paid days and never backdates.
+pub fn extended_end(
+    current_end: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    days: u32,
+) -> DateTime<Utc> {
+    let from = current_end.map_or(now, |end| end.max(now));
+    from + Duration::days(i64::from(days))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(day: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + day * 86_400, 0).unwrap()
+    }
+
+    #[test]
+    fn a_renewal_before_the_end_extends_from_the_end() {
+        assert_eq!(extended_end(Some(at(10)), at(5), 30), at(40));
+    }
+
+    #[test]
+    fn a_renewal_after_the_end_extends_from_now() {
+        assert_eq!(extended_end(Some(at(10)), at(20), 30), at(50));
+        assert_eq!(extended_end(None, at(20), 30), at(50));
+    }
+
+    fn member(status: MembershipStatus, end: DateTime<Utc>) -> Membership {
+        Membership {
+            id: MembershipId::parse("m1").unwrap(),
+            user_id: UserId::parse("u").unwrap(),
+            telegram_user_id: TelegramUserId::parse(1).unwrap(),
+            telegram_username: None,
+            payment_id: PaymentId::parse("p1").unwrap(),
+            offer_name: "x".into(),
+            pending_days: 0,
+            status,
+            created_at: at(0),
+            joined_at: Some(at(0)),
+            expires_at: Some(end),
+            in_channel: true,
+            left_at: None,
+            invite_link: None,
+            invite_expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_membership_past_its_end_is_not_active_even_before_the_sweep() {
+        let m = member(MembershipStatus::Active, at(10));
+        assert!(m.is_active(at(9)));
+        assert!(!m.is_active(at(10)));
+        assert_eq!(m.days_remaining(at(11)), 0);
+    }
+
+    #[test]
+    fn days_remaining_rounds_up() {
+        let m = member(MembershipStatus::Active, at(10));
+        assert_eq!(m.days_remaining(at(9)), 1);
+        assert_eq!(m.days_remaining(at(9) + Duration::hours(23)), 1);
+        assert_eq!(m.days_remaining(at(0)), 10);
+        assert_eq!(
+            member(MembershipStatus::Revoked, at(10)).days_remaining(at(0)),
+            0
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! The domain: entities, newtypes and rules. No AWS, no HTTP, no Telegram client here.
+
+mod ids;
+mod membership;
+mod notification;
+mod offer;
+mod payment;
+pub mod texts;
+mod token;
+mod update;
+
+pub use ids::{MembershipId, NotificationId, PaymentId, TelegramUserId, UserId};
+pub use membership::{Membership, MembershipStatus, extended_end};
+pub use notification::{Notification, NotificationKind};
+pub use offer::{Offer, Offers};
+pub use payment::{Payment, PaymentStatus, parse_transaction_id};
+pub use texts::Lang;
+pub use token::{AccessToken, TokenHash, TokenRecord, TokenStatus};
+pub use update::{
+    ChatJoinRequest, ChatMember, ChatMemberStatus, ChatMemberUpdated, IncomingMessage,
+    InviteLinkRef, TgChat, TgUser, Update, UpdateKind,
+};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DomainError {
+    #[error("{field} {reason}")]
+    Invalid {
+        field: &'static str,
+        reason: &'static str,
+    },
+    #[error("the operating system's random source failed: {0}")]
+    Random(String),
+}
+
+impl DomainError {
+    pub fn invalid(field: &'static str, reason: &'static str) -> Self {
+        Self::Invalid { field, reason }
+    }
+}

@@ -1,0 +1,90 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{DomainError, Lang, PaymentId, UserId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    TransactionSubmitted,
+    Validated,
+    Rejected,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TransactionSubmitted => "transaction_submitted",
+            Self::Validated => "validated",
+            Self::Rejected => "rejected",
+        }
+    }
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        Ok(match raw {
+            "transaction_submitted" => Self::TransactionSubmitted,
+            "validated" => Self::Validated,
+            "rejected" => Self::Rejected,
+            _ => {
+                return Err(DomainError::invalid(
+                    "status",
+                    "must be transaction_submitted, validated or rejected",
+                ));
+            }
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Payment {
+    pub id: PaymentId,
+    pub user_id: UserId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub offer_id: String,
+    pub transaction_id: String,
+    pub user_info: Option<serde_json::Value>,
+    pub status: PaymentStatus,
+    pub admin_notes: Option<String>,
+    pub reject_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub reviewed_by: Option<UserId>,
+    /// The payer's language, from `Accept-Language` at submission: mails and notifications use it.
+    pub lang: Lang,
+}
+
+/// A transaction id as the payer typed it: trimmed, 1 to 128 printable characters.
+pub fn parse_transaction_id(raw: &str) -> Result<String, DomainError> {
+    let t = raw.trim();
+    if t.is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            "transaction_id",
+            "must be 1 to 128 printable characters",
+        ));
+    }
+    Ok(t.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_ids_are_trimmed_and_bounded() {
+        assert_eq!(parse_transaction_id("  TX-1 ").unwrap(), "TX-1");
+        assert!(parse_transaction_id("").is_err());
+        assert!(parse_transaction_id(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in [
+            PaymentStatus::TransactionSubmitted,
+            PaymentStatus::Validated,
+            PaymentStatus::Rejected,
+        ] {
+            assert_eq!(PaymentStatus::parse(s.as_str()).unwrap(), s);
+        }
+        assert!(PaymentStatus::parse("paid").is_err());
+    }
+}

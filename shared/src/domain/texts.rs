@@ -1,0 +1,239 @@
+//! Every text a person reads: French by default (the guide's language), English for `en*`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    Fr,
+    En,
+}
+
+impl Lang {
+    /// From a Telegram `language_code` or an `Accept-Language` value.
+    pub fn from_code(code: Option<&str>) -> Self {
+        match code {
+            Some(c) if c.trim().to_ascii_lowercase().starts_with("en") => Self::En,
+            _ => Self::Fr,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fr => "fr",
+            Self::En => "en",
+        }
+    }
+}
+
+pub fn date(lang: Lang, at: DateTime<Utc>) -> String {
+    match lang {
+        Lang::Fr => at.format("%d/%m/%Y à %H:%M UTC").to_string(),
+        Lang::En => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    }
+}
+
+/// A message with an optional title (notifications, email subjects) and body.
+pub struct Text {
+    pub title: String,
+    pub body: String,
+}
+
+fn t(title: impl Into<String>, body: impl Into<String>) -> Text {
+    Text {
+        title: title.into(),
+        body: body.into(),
+    }
+}
+
+pub fn join_button(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Fr => "Rejoindre le canal",
+        Lang::En => "Join the channel",
+    }
+}
+
+pub fn welcome(lang: Lang, channel: &str) -> String {
+    match lang {
+        Lang::Fr => format!(
+            "Bienvenue ! Ce bot donne accès au canal privé « {channel} ».\n\nAprès validation de votre paiement, \
+             vous recevez un lien personnel : ouvrez-le depuis Telegram et je vous inviterai.\n\n/status : votre abonnement\n/help : l'aide"
+        ),
+        Lang::En => format!(
+            "Welcome! This bot gives access to the private channel \"{channel}\".\n\nOnce your payment is validated \
+             you receive a personal link: open it in Telegram and I will invite you.\n\n/status: your subscription\n/help: help"
+        ),
+    }
+}
+
+pub fn help(lang: Lang) -> String {
+    match lang {
+        Lang::Fr => "Commandes :\n/start <code> : utiliser votre lien d'accès personnel\n/status : l'état de votre abonnement\n/help : cette aide\n\n\
+                     Votre lien personnel se trouve dans vos notifications et dans l'e-mail de validation de votre paiement."
+            .into(),
+        Lang::En => "Commands:\n/start <code>: use your personal access link\n/status: your subscription\n/help: this help\n\n\
+                     Your personal link is in your notifications and in the email confirming your payment."
+            .into(),
+    }
+}
+
+/// One refusal for unknown, expired and foreign tokens alike: it must not tell which.
+pub fn refusal(lang: Lang) -> String {
+    match lang {
+        Lang::Fr => "Désolé, ce lien d'accès n'est pas valide. Demandez un nouveau lien depuis votre espace abonné.".into(),
+        Lang::En => "Sorry, this access link is not valid. Ask for a new link from your subscriber area.".into(),
+    }
+}
+
+pub fn invite(lang: Lang, channel: &str, minutes: u64) -> String {
+    match lang {
+        Lang::Fr => format!(
+            "Votre accès à « {channel} » est prêt. Ce lien d'invitation est personnel : il ne fonctionne que pour \
+             votre compte et expire dans {minutes} min. Si besoin, renvoyez votre lien d'accès pour en obtenir un nouveau."
+        ),
+        Lang::En => format!(
+            "Your access to \"{channel}\" is ready. This invite is personal: it only works for your account and \
+             expires in {minutes} min. If needed, open your access link again to get a fresh one."
+        ),
+    }
+}
+
+pub fn extended(lang: Lang, channel: &str, end: DateTime<Utc>) -> String {
+    match lang {
+        Lang::Fr => format!(
+            "Merci ! Votre abonnement à « {channel} » est prolongé jusqu'au {}.",
+            date(lang, end)
+        ),
+        Lang::En => format!(
+            "Thank you! Your subscription to \"{channel}\" now runs until {}.",
+            date(lang, end)
+        ),
+    }
+}
+
+pub fn already_member(lang: Lang, channel: &str, end: DateTime<Utc>) -> String {
+    match lang {
+        Lang::Fr => format!(
+            "Vous êtes déjà membre de « {channel} », abonnement jusqu'au {}.",
+            date(lang, end)
+        ),
+        Lang::En => format!(
+            "You are already a member of \"{channel}\", subscribed until {}.",
+            date(lang, end)
+        ),
+    }
+}
+
+pub fn status_active(lang: Lang, offer: &str, end: DateTime<Utc>, days: i64) -> String {
+    match lang {
+        Lang::Fr => format!(
+            "Abonnement « {offer} » actif jusqu'au {} ({days} jour(s) restant(s)).",
+            date(lang, end)
+        ),
+        Lang::En => format!(
+            "\"{offer}\" subscription active until {} ({days} day(s) left).",
+            date(lang, end)
+        ),
+    }
+}
+
+pub fn status_pending(lang: Lang) -> String {
+    match lang {
+        Lang::Fr => "Votre accès est prêt mais vous n'avez pas encore rejoint le canal : renvoyez votre lien d'accès pour recevoir une invitation.".into(),
+        Lang::En => "Your access is ready but you have not joined the channel yet: open your access link again to get an invite.".into(),
+    }
+}
+
+pub fn status_none(lang: Lang) -> String {
+    match lang {
+        Lang::Fr => "Aucun abonnement actif pour ce compte Telegram.".into(),
+        Lang::En => "No active subscription for this Telegram account.".into(),
+    }
+}
+
+pub fn joined(lang: Lang, channel: &str, end: DateTime<Utc>) -> Text {
+    match lang {
+        Lang::Fr => t(
+            "Accès accordé",
+            format!(
+                "Bienvenue dans « {channel} » ! Votre abonnement court jusqu'au {}.",
+                date(lang, end)
+            ),
+        ),
+        Lang::En => t(
+            "Access granted",
+            format!(
+                "Welcome to \"{channel}\"! Your subscription runs until {}.",
+                date(lang, end)
+            ),
+        ),
+    }
+}
+
+pub fn payment_verified(lang: Lang, offer: &str, link: &str, hours: u32) -> Text {
+    match lang {
+        Lang::Fr => t(
+            "Paiement validé",
+            format!(
+                "Votre paiement pour « {offer} » est validé. Ouvrez ce lien dans Telegram pour rejoindre le canal : {link}\n\
+                 Le lien est personnel, utilisable par un seul compte Telegram, et valable {hours} h."
+            ),
+        ),
+        Lang::En => t(
+            "Payment validated",
+            format!(
+                "Your payment for \"{offer}\" is validated. Open this link in Telegram to join the channel: {link}\n\
+                 The link is personal, works for one Telegram account only, and is valid for {hours} h."
+            ),
+        ),
+    }
+}
+
+pub fn payment_rejected(lang: Lang, reason: &str) -> Text {
+    match lang {
+        Lang::Fr => t(
+            "Paiement refusé",
+            format!("Votre paiement n'a pas pu être validé. Motif : {reason}"),
+        ),
+        Lang::En => t(
+            "Payment rejected",
+            format!("Your payment could not be validated. Reason: {reason}"),
+        ),
+    }
+}
+
+/// A minimal HTML rendering of a text body, for the HTML part of emails.
+pub fn to_html(title: &str, body: &str) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let paragraphs: String = body
+        .split('\n')
+        .map(|l| format!("<p>{}</p>", esc(l)))
+        .collect();
+    format!(
+        "<!doctype html><html><body><h1>{}</h1>{paragraphs}</body></html>",
+        esc(title)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn english_only_for_english_codes() {
+        assert_eq!(Lang::from_code(Some("en-GB")), Lang::En);
+        assert_eq!(Lang::from_code(Some("fr")), Lang::Fr);
+        assert_eq!(Lang::from_code(Some("de")), Lang::Fr);
+        assert_eq!(Lang::from_code(None), Lang::Fr);
+    }
+
+    #[test]
+    fn html_bodies_are_escaped() {
+        assert!(to_html("a<b", "<script>").contains("&lt;script&gt;"));
+    }
+}

@@ -1,0 +1,281 @@
+//! The ports: what the use cases need from the outside world, named by role. Adapters implement
+//! them (SQLite, Telegram via teloxide-core, the local outbox and queue; AWS later).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    Membership, MembershipId, Notification, NotificationId, Payment, PaymentId, PaymentStatus,
+    TelegramUserId, TokenHash, TokenRecord, UserId,
+};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum StoreError {
+    /// A uniqueness or state condition failed; the code says which (e.g. `transaction_id_taken`).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A review of a submitted payment by support.
+#[derive(Clone, Debug)]
+pub struct Review {
+    pub to: PaymentStatus,
+    pub by: UserId,
+    pub admin_notes: Option<String>,
+    pub reason: Option<String>,
+    /// Support may correct the transaction id while validating; it stays unique.
+    pub transaction_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PageRequest {
+    pub limit: u32,
+    /// The id of the last item of the previous page.
+    pub after: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+#[async_trait]
+pub trait PaymentStore: Send + Sync {
+    /// Fails with `Conflict("transaction_id_taken")` when the transaction id is already used.
+    async fn insert_payment(&self, payment: &Payment) -> Result<(), StoreError>;
+    async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError>;
+    /// A user's own payments, newest first.
+    async fn payments_of(&self, user: &UserId) -> Result<Vec<Payment>, StoreError>;
+    /// All payments (optionally of one status), newest first.
+    async fn list_payments(
+        &self,
+        status: Option<PaymentStatus>,
+        page: &PageRequest,
+    ) -> Result<Page<Payment>, StoreError>;
+    /// Moves a submitted payment to validated or rejected, atomically. `Ok(None)` when the payment
+    /// is not (or no longer) awaiting review; the caller reads it to say why.
+    async fn review_payment(
+        &self,
+        id: &PaymentId,
+        review: &Review,
+    ) -> Result<Option<Payment>, StoreError>;
+}
+
+/// The outcome of applying a token's period to a membership: at most once per token.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    Now(Membership),
+    Already(MembershipId),
+}
+
+#[async_trait]
+pub trait AccessStore: Send + Sync {
+    /// Stores a new token for a payment, replacing its earlier unopened ones. Fails with
+    /// `Conflict("already_redeemed")` when a token of the payment was already opened in Telegram.
+    async fn issue_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError>;
+    /// Binds a pending, unexpired token to one Telegram account, atomically. Returns the token as
+    /// it now stands when it is bound to `account` (by this call or an earlier one), else `None`.
+    async fn bind_token(
+        &self,
+        hash: &TokenHash,
+        account: TelegramUserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TokenRecord>, StoreError>;
+    /// Opens a pending membership with the token's period, once per token.
+    async fn open_membership(
+        &self,
+        hash: &TokenHash,
+        membership: &Membership,
+    ) -> Result<Applied, StoreError>;
+    /// Adds the token's days to an existing membership (pending: to the days not yet started;
+    /// active: from the later of now and its end), once per token.
+    async fn extend_membership(
+        &self,
+        hash: &TokenHash,
+        id: &MembershipId,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError>;
+
+    async fn membership(&self, id: &MembershipId) -> Result<Option<Membership>, StoreError>;
+    /// The account's current membership: the latest one still pending or active.
+    async fn current_membership(
+        &self,
+        account: TelegramUserId,
+    ) -> Result<Option<Membership>, StoreError>;
+    async fn membership_by_invite(&self, link: &str) -> Result<Option<Membership>, StoreError>;
+    /// A user's memberships, newest first.
+    async fn memberships_of(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
+    async fn set_invite(
+        &self,
+        id: &MembershipId,
+        link: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Pending → active on the first join: the period starts now; the membership's tokens become used.
+    /// `None` when it was not pending (a replayed or concurrent join).
+    async fn activate_membership(
+        &self,
+        id: &MembershipId,
+        now: DateTime<Utc>,
+        username: Option<&str>,
+    ) -> Result<Option<Membership>, StoreError>;
+    async fn set_in_channel(
+        &self,
+        id: &MembershipId,
+        in_channel: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait NotificationStore: Send + Sync {
+    async fn add_notification(&self, notification: &Notification) -> Result<(), StoreError>;
+    /// Newest first; `page.after` is the id of the last notification already seen.
+    async fn notifications(
+        &self,
+        user: &UserId,
+        page: &PageRequest,
+    ) -> Result<Page<Notification>, StoreError>;
+    /// `false` when the user has no such notification.
+    async fn mark_read(&self, user: &UserId, id: &NotificationId) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+pub trait UpdateLog: Send + Sync {
+    /// Claims a Telegram `update_id`; `false` when it was claimed before (a retry or a replay).
+    async fn claim_update(&self, update_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Gives a claim back after a failure, so that Telegram's retry is processed.
+    async fn release_update(&self, update_id: i64) -> Result<(), StoreError>;
+}
+
+/// Everything the use cases store. Each adapter implements the parts.
+pub trait Store: PaymentStore + AccessStore + NotificationStore + UpdateLog {}
+impl<T: PaymentStore + AccessStore + NotificationStore + UpdateLog> Store for T {}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum TelegramError {
+    /// Flood control: try again after this many seconds.
+    #[error("Telegram asks to retry after {0} s")]
+    RetryAfter(u32),
+    /// The user blocked the bot or no longer exists: messages cannot reach them.
+    #[error("the user cannot be reached: {0}")]
+    Unreachable(String),
+    /// A permanent refusal (bad request, missing rights).
+    #[error("Telegram refused: {0}")]
+    Refused(String),
+    /// Network faults, timeouts and 5xx: worth retrying.
+    #[error("Telegram unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteMode {
+    /// `creates_join_request`: only the account that redeemed the token is approved.
+    JoinRequest,
+    /// The guide's `member_limit = 1` link.
+    MemberLimit,
+}
+
+#[derive(Clone, Debug)]
+pub struct InviteRequest {
+    pub name: String,
+    pub expire_at: DateTime<Utc>,
+    pub mode: InviteMode,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinkButton {
+    pub text: String,
+    pub url: String,
+}
+
+/// The Bot API calls telegate makes, on the one configured channel.
+#[async_trait]
+pub trait Telegram: Send + Sync {
+    async fn send_message(
+        &self,
+        chat_id: i64,
+        text: &str,
+        button: Option<&LinkButton>,
+    ) -> Result<(), TelegramError>;
+    async fn create_invite(&self, request: &InviteRequest) -> Result<String, TelegramError>;
+    async fn revoke_invite(&self, link: &str) -> Result<(), TelegramError>;
+    async fn unban(&self, user: TelegramUserId, only_if_banned: bool) -> Result<(), TelegramError>;
+    async fn ban(&self, user: TelegramUserId) -> Result<(), TelegramError>;
+    async fn approve_join_request(&self, user: TelegramUserId) -> Result<(), TelegramError>;
+    async fn decline_join_request(&self, user: TelegramUserId) -> Result<(), TelegramError>;
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("mail not sent: {0}")]
+pub struct MailError(pub String);
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, email: &Email) -> Result<(), MailError>;
+}
+
+/// A side effect to carry out after the request that decided it: at most once in effect.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Effect {
+    SendMessage {
+        chat_id: i64,
+        text: String,
+    },
+    SendEmail {
+        email: Email,
+    },
+    /// Out of the channel. `keep_banned: false` bans then unbans, so the person can come back after paying.
+    RemoveMember {
+        telegram_user_id: TelegramUserId,
+        keep_banned: bool,
+    },
+    LiftBan {
+        telegram_user_id: TelegramUserId,
+    },
+    ApproveJoinRequest {
+        telegram_user_id: TelegramUserId,
+    },
+    DeclineJoinRequest {
+        telegram_user_id: TelegramUserId,
+    },
+    RevokeInvite {
+        link: String,
+    },
+}
+
+/// An effect with the key that makes redelivery harmless.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub idempotency_key: String,
+    pub effect: Effect,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("queue unavailable: {0}")]
+pub struct QueueError(pub String);
+
+#[async_trait]
+pub trait Queue: Send + Sync {
+    async fn enqueue(&self, envelopes: Vec<Envelope>) -> Result<(), QueueError>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
