@@ -1,1 +1,179 @@
-fn main() {}
+//! `telegate`: the local host of the whole system.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use telegate::host::Host;
+use telegate::local_env::{dev_secrets, local_settings};
+
+#[derive(Parser)]
+#[command(
+    name = "telegate",
+    version,
+    about = "Paid access to a private Telegram channel — local host"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every route on one port, on the embedded store (SQLite in --data).
+    Serve {
+        #[arg(long, env = "TELEGATE_BIND", default_value = "127.0.0.1:3000")]
+        bind: String,
+        #[arg(long, env = "TELEGATE_DATA", default_value = "./telegate-data")]
+        data: PathBuf,
+    },
+    /// Run the whole flow against a built-in fake Telegram and tell it step by step.
+    Demo,
+    /// Print an API token signed with the local secret (JWT_HS256_SECRET, else the data folder's).
+    Jwt {
+        #[arg(long)]
+        sub: String,
+        #[arg(long, default_value = "user", value_parser = ["user", "support", "admin"])]
+        role: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, default_value_t = 60)]
+        minutes: i64,
+        #[arg(long, env = "TELEGATE_DATA", default_value = "./telegate-data")]
+        data: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo tells its own story; its logs only show what went wrong (and the leak warning).
+    init_logs(if matches!(cli.command, Command::Demo) {
+        "warn"
+    } else {
+        "info"
+    });
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("telegate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve { bind, data } => runtime.block_on(serve(bind, data)),
+        Command::Demo => match runtime.block_on(telegate::demo::run()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Jwt {
+            sub,
+            role,
+            email,
+            minutes,
+            data,
+        } => {
+            let secret = match std::env::var("JWT_HS256_SECRET") {
+                Ok(s) if !s.is_empty() => Ok(s),
+                _ => dev_secrets(&data).map(|s| s.jwt_hs256_secret),
+            };
+            match secret
+                .and_then(|s| telegate::jwt::mint(&s, &sub, &role, email.as_deref(), minutes))
+            {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("telegate: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn init_logs(default: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn serve(bind: String, data: PathBuf) -> ExitCode {
+    let local = match local_settings(&data, &|k| std::env::var(k).ok()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("telegate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = local.settings;
+    let polling =
+        settings.bot_token.is_some() && std::env::var("TELEGATE_POLLING").as_deref() != Ok("0");
+    let has_bot = settings.bot_token.is_some();
+    let host = match Host::build(settings, &data) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("telegate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(&bind).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("telegate: cannot listen on {bind}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing::info!(bind = %bind, data = %data.display(), "telegate serving every route");
+    if local.used_dev_jwt_secret || local.used_dev_webhook_secret {
+        tracing::info!(
+            file = %data.join(telegate::local_env::DEV_SECRETS).display(),
+            "using local development secrets; mint an API token with `telegate jwt --sub alice --role admin`"
+        );
+    }
+    if !has_bot {
+        tracing::info!(
+            outbox = %data.join("telegram-outbox.jsonl").display(),
+            "no TELEGRAM_BOT_TOKEN: Bot API calls are written to the Telegram outbox; updates arrive on the webhook route"
+        );
+    }
+    tracing::info!(outbox = %data.join("outbox").display(), "emails are written to the mail outbox");
+    match host.run(listener, polling, shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("telegate: server error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

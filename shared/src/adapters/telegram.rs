@@ -203,9 +203,9 @@ fn map_error(e: RequestError) -> TelegramError {
             other => TelegramError::Refused(other.to_string()),
         },
         RequestError::Network(e) => TelegramError::Unavailable(e.to_string()),
-        RequestError::InvalidJson { .. } => TelegramError::Unavailable(
-            "Telegram answered something that is not the Bot API's JSON".into(),
-        ),
+        RequestError::InvalidJson { source, .. } => {
+            TelegramError::Unavailable(format!("Telegram's answer did not parse: {source}"))
+        }
         RequestError::MigrateToChatId(id) => {
             TelegramError::Refused(format!("the channel moved to chat id {id}"))
         }

@@ -1,0 +1,345 @@
+//! A fake Telegram Bot API on loopback: it answers the methods telegate calls with Bot API JSON,
+//! records every call, queues updates for `getUpdates`, and injects faults on demand (429 with
+//! `retry_after`, 500). `telegate demo` runs against it, and so do the end-to-end tests.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+pub const BOT_ID: i64 = 7_000_000_001;
+pub const BOT_USERNAME: &str = "telegate_fake_bot";
+
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub method: String,
+    pub params: Value,
+    /// The path segment before the method, `bot<token>`: lets tests check which token was used.
+    pub bot_segment: String,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    RetryAfter(u32),
+    ServerError,
+    BotBlocked,
+}
+
+#[derive(Default)]
+struct Inner {
+    calls: Vec<Call>,
+    faults: HashMap<String, VecDeque<Fault>>,
+    updates: Vec<Value>,
+    webhook_url: String,
+    next_id: i64,
+    /// Answers to `getChatMember` by user id (status), for reconciliation and doctor.
+    member_status: HashMap<i64, String>,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeTelegram {
+    inner: Arc<Mutex<Inner>>,
+    new_update: Arc<Notify>,
+}
+
+pub struct RunningFake {
+    pub fake: FakeTelegram,
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RunningFake {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeTelegram {
+    /// Serves the fake on a free loopback port; `url` is what `TELEGRAM_API_URL` should be.
+    pub async fn start() -> std::io::Result<RunningFake> {
+        let fake = FakeTelegram::default();
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let app = Router::new()
+            .route("/{bot}/{method}", any(handle))
+            .with_state(fake.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(RunningFake { fake, url, task })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panicking test thread must not hide the calls from the others.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    pub fn calls_to(&self, method: &str) -> Vec<Call> {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .cloned()
+            .collect()
+    }
+
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    /// The next `times` calls of `method` fail with `fault`.
+    pub fn fail_next(&self, method: &str, fault: Fault, times: usize) {
+        let mut inner = self.lock();
+        let queue = inner.faults.entry(method.to_owned()).or_default();
+        queue.extend(std::iter::repeat_n(fault, times));
+    }
+
+    pub fn set_webhook_url(&self, url: &str) {
+        self.lock().webhook_url = url.to_owned();
+    }
+
+    pub fn set_member_status(&self, user_id: i64, status: &str) {
+        self.lock().member_status.insert(user_id, status.to_owned());
+    }
+
+    /// Queues an update for `getUpdates` (long polling).
+    pub fn push_update(&self, update: Value) {
+        self.lock().updates.push(update);
+        self.new_update.notify_waiters();
+    }
+}
+
+async fn handle(
+    State(fake): State<FakeTelegram>,
+    Path((bot, method)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    // Bot API method names are case-insensitive; teloxide writes them capitalised (`SendMessage`).
+    let method = camel_case(&method);
+    let params: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).unwrap_or(json!({}))
+    };
+    if !bot.starts_with("bot") {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"ok": false, "error_code": 404, "description": "Not Found"})),
+        )
+            .into_response();
+    }
+    if method == "getUpdates" {
+        return get_updates(&fake, &params).await;
+    }
+    let fault = {
+        let mut inner = fake.lock();
+        inner.calls.push(Call {
+            method: method.clone(),
+            params: params.clone(),
+            bot_segment: bot,
+        });
+        inner.faults.get_mut(&method).and_then(VecDeque::pop_front)
+    };
+    match fault {
+        Some(Fault::RetryAfter(s)) => error(
+            429,
+            json!({"ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {s}"), "parameters": {"retry_after": s}}),
+        ),
+        Some(Fault::ServerError) => error(
+            500,
+            json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}),
+        ),
+        Some(Fault::BotBlocked) => error(
+            403,
+            json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}),
+        ),
+        None => ok(without_nulls(answer(&fake, &method, &params))),
+    }
+}
+
+fn camel_case(method: &str) -> String {
+    let mut chars = method.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_lowercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
+/// The Bot API leaves absent fields out rather than sending `null`.
+fn without_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
+fn ok(result: Value) -> Response {
+    axum::Json(json!({"ok": true, "result": result})).into_response()
+}
+
+fn error(status: u16, body: Value) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+fn bot_user() -> Value {
+    json!({"id": BOT_ID, "is_bot": true, "first_name": "telegate", "username": BOT_USERNAME,
+           "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
+           "can_connect_to_business": false, "has_main_web_app": false})
+}
+
+fn answer(fake: &FakeTelegram, method: &str, p: &Value) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    let mut inner = fake.lock();
+    inner.next_id += 1;
+    let n = inner.next_id;
+    match method {
+        "getMe" => bot_user(),
+        "sendMessage" => json!({
+            "message_id": n, "date": now, "from": bot_user(),
+            "chat": {"id": p["chat_id"], "type": "private", "first_name": "user"},
+            "text": p["text"],
+        }),
+        "createChatInviteLink" => json!({
+            "invite_link": format!("https://t.me/+fake{n:06}"), "creator": bot_user(),
+            "creates_join_request": p["creates_join_request"].as_bool().unwrap_or(false),
+            "is_primary": false, "is_revoked": false, "name": p["name"],
+            "expire_date": p["expire_date"], "member_limit": p["member_limit"],
+        }),
+        "revokeChatInviteLink" => json!({
+            "invite_link": p["invite_link"], "creator": bot_user(), "creates_join_request": false,
+            "is_primary": false, "is_revoked": true,
+        }),
+        "getWebhookInfo" => json!({
+            "url": inner.webhook_url, "has_custom_certificate": false, "pending_update_count": 0,
+            "allowed_updates": ["message", "chat_member", "chat_join_request"],
+        }),
+        "getChat" => {
+            json!({"id": p["chat_id"], "type": "channel", "title": "Fake channel", "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": {"unlimited_gifts": false, "limited_gifts": false, "unique_gifts": false, "premium_subscription": false}})
+        }
+        "getChatMember" => {
+            let user_id = p["user_id"].as_i64().unwrap_or(0);
+            let status = inner
+                .member_status
+                .get(&user_id)
+                .cloned()
+                .unwrap_or_else(|| "left".into());
+            json!({"status": status, "user": {"id": user_id, "is_bot": user_id == BOT_ID, "first_name": "someone"}})
+        }
+        "setWebhook" => {
+            inner.webhook_url = p["url"].as_str().unwrap_or("").to_owned();
+            json!(true)
+        }
+        "deleteWebhook" => {
+            inner.webhook_url.clear();
+            json!(true)
+        }
+        _ => json!(true),
+    }
+}
+
+async fn get_updates(fake: &FakeTelegram, params: &Value) -> Response {
+    let offset = params["offset"].as_i64().unwrap_or(0);
+    // Long polling, kept short so that a stopping server is never held up for long.
+    let wait = Duration::from_secs(params["timeout"].as_u64().unwrap_or(0).min(2));
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let notified = fake.new_update.notified();
+        let ready: Vec<Value> = {
+            let inner = fake.lock();
+            inner
+                .updates
+                .iter()
+                .filter(|u| u["update_id"].as_i64().unwrap_or(0) >= offset)
+                .cloned()
+                .collect()
+        };
+        if !ready.is_empty() || tokio::time::Instant::now() >= deadline {
+            return ok(Value::Array(ready));
+        }
+        let _ = tokio::time::timeout_at(deadline, notified).await;
+    }
+}
+
+/// Telegram updates as the Bot API sends them, for the demo and the tests.
+pub mod updates {
+    use serde_json::{Value, json};
+
+    pub fn user(id: i64, lang: &str) -> Value {
+        json!({"id": id, "is_bot": false, "first_name": format!("User{id}"), "username": format!("user{id}"), "language_code": lang})
+    }
+
+    pub fn text(update_id: i64, from: i64, lang: &str, text: &str) -> Value {
+        json!({"update_id": update_id, "message": {
+            "message_id": update_id, "date": chrono::Utc::now().timestamp(),
+            "chat": {"id": from, "type": "private", "first_name": format!("User{from}")},
+            "from": user(from, lang), "text": text,
+            "entities": [{"type": "bot_command", "offset": 0, "length": text.split(' ').next().unwrap_or("").len()}],
+        }})
+    }
+
+    pub fn join_request(update_id: i64, channel: i64, from: i64, link: &str) -> Value {
+        json!({"update_id": update_id, "chat_join_request": {
+            "chat": {"id": channel, "type": "channel", "title": "Channel"},
+            "from": user(from, "fr"), "user_chat_id": from, "date": chrono::Utc::now().timestamp(),
+            "invite_link": {"invite_link": link, "creator": {"id": super::BOT_ID, "is_bot": true, "first_name": "telegate"},
+                            "creates_join_request": true, "is_primary": false, "is_revoked": false},
+        }})
+    }
+
+    fn member_update(
+        update_id: i64,
+        channel: i64,
+        user_id: i64,
+        old: &str,
+        new: &str,
+        link: Option<&str>,
+    ) -> Value {
+        let mut update = json!({"update_id": update_id, "chat_member": {
+            "chat": {"id": channel, "type": "channel", "title": "Channel"},
+            "from": user(user_id, "fr"), "date": chrono::Utc::now().timestamp(),
+            "old_chat_member": {"status": old, "user": user(user_id, "fr")},
+            "new_chat_member": {"status": new, "user": user(user_id, "fr")},
+        }});
+        if let Some(link) = link {
+            update["chat_member"]["invite_link"] = json!({"invite_link": link,
+                "creator": {"id": super::BOT_ID, "is_bot": true, "first_name": "telegate"},
+                "creates_join_request": true, "is_primary": false, "is_revoked": false});
+        }
+        update
+    }
+
+    pub fn joined(update_id: i64, channel: i64, user_id: i64, link: Option<&str>) -> Value {
+        member_update(update_id, channel, user_id, "left", "member", link)
+    }
+
+    pub fn left(update_id: i64, channel: i64, user_id: i64) -> Value {
+        member_update(update_id, channel, user_id, "member", "left", None)
+    }
+
+    pub fn admin_promoted(update_id: i64, channel: i64, user_id: i64) -> Value {
+        member_update(update_id, channel, user_id, "left", "administrator", None)
+    }
+}

@@ -1,0 +1,275 @@
+//! The local host: the whole system in one process on the embedded store. The same core the
+//! Lambda functions run, wired to SQLite, the in-process queue and file outboxes.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::json;
+use telegate_core::adapters::clock::{SystemClock, TestClock};
+use telegate_core::adapters::local_queue::LocalQueue;
+use telegate_core::adapters::outbox::{OutboxMailer, OutboxTelegram};
+use telegate_core::adapters::sqlite::SqliteStore;
+use telegate_core::adapters::telegram::BotApi;
+use telegate_core::app::App;
+use telegate_core::app::effects::EffectRunner;
+use telegate_core::auth::JwtVerifier;
+use telegate_core::config::Settings;
+use telegate_core::http::{self, HttpState, JsonBody};
+use telegate_core::ports::{Clock, Telegram, TelegramError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub struct Host {
+    pub app: App,
+    pub queue: LocalQueue,
+    pub test_clock: Option<Arc<TestClock>>,
+    /// The real Bot API client, when a bot token is configured.
+    pub bot: Option<Arc<BotApi>>,
+    pub data: PathBuf,
+    verifier: Arc<JwtVerifier>,
+}
+
+impl Host {
+    /// Opens the store in `data` and builds every adapter once. Needs a Tokio runtime (the queue worker).
+    pub fn build(settings: Settings, data: &Path) -> Result<Self, String> {
+        std::fs::create_dir_all(data)
+            .map_err(|e| format!("cannot create the data folder {}: {e}", data.display()))?;
+        let store = SqliteStore::open(&data.join("telegate.sqlite3"))
+            .map_err(|e| format!("cannot open the store: {e}"))?;
+        let bot = match &settings.bot_token {
+            Some(token) => Some(Arc::new(BotApi::new(
+                token,
+                &settings.telegram_api_url,
+                settings.channel_id,
+                Duration::from_secs(40),
+            )?)),
+            None => None,
+        };
+        let telegram: Arc<dyn Telegram> = match &bot {
+            Some(b) => b.clone(),
+            None => Arc::new(
+                OutboxTelegram::new(data.join("telegram-outbox.jsonl"))
+                    .map_err(|e| format!("cannot open the Telegram outbox: {e}"))?,
+            ),
+        };
+        let from =
+            std::env::var("MAIL_FROM").unwrap_or_else(|_| "telegate <no-reply@localhost>".into());
+        let mailer = Arc::new(
+            OutboxMailer::new(data.join("outbox"), from)
+                .map_err(|e| format!("cannot create the mail outbox: {e}"))?,
+        );
+        let queue = LocalQueue::start(Arc::new(EffectRunner::new(telegram.clone(), mailer)));
+        let test_clock = settings.test_clock.then(|| Arc::new(TestClock::default()));
+        let clock: Arc<dyn Clock> = match &test_clock {
+            Some(c) => c.clone(),
+            None => Arc::new(SystemClock),
+        };
+        let verifier = Arc::new(JwtVerifier::new(&settings.jwt).map_err(|e| e.to_string())?);
+        let app = App {
+            settings: Arc::new(settings),
+            store: Arc::new(store),
+            telegram,
+            queue: Arc::new(queue.clone()),
+            clock,
+        };
+        Ok(Self {
+            app,
+            queue,
+            test_clock,
+            bot,
+            data: data.to_owned(),
+            verifier,
+        })
+    }
+
+    /// Every route of the contract, plus `/_local/clock/advance` when the test clock is on.
+    pub fn router(&self) -> Router {
+        let state = HttpState {
+            app: self.app.clone(),
+            verifier: self.verifier.clone(),
+        };
+        let mut router = http::router(state);
+        if let Some(clock) = &self.test_clock {
+            router = router.merge(
+                Router::new()
+                    .route("/_local/clock/advance", post(advance_clock))
+                    .with_state(clock.clone()),
+            );
+        }
+        router.merge(Router::new().route(
+            "/healthz",
+            axum::routing::get(|| async { axum::Json(json!({"ok": true})) }),
+        ))
+    }
+
+    /// Serves HTTP on `listener` and, with a bot token and polling on, long-polls Telegram into the
+    /// same handler as the webhook, until `shutdown` resolves.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        polling: bool,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let poller = match (&self.bot, polling) {
+            (Some(bot), true) => Some(tokio::spawn(poll(
+                bot.clone(),
+                self.app.clone(),
+                stop_rx.clone(),
+            ))),
+            _ => None,
+        };
+        let router = self.router();
+        let mut stop = stop_rx.clone();
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        server.await?;
+        if let Some(p) = poller {
+            let _ = p.await;
+        }
+        // Effects already decided are carried out before the process ends.
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.queue.drain()).await;
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    seconds: i64,
+}
+
+async fn advance_clock(
+    State(clock): State<Arc<TestClock>>,
+    JsonBody(body): JsonBody<Advance>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if body.seconds < 0 {
+        return http::error_body(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "the clock only moves forward",
+        );
+    }
+    clock.advance(body.seconds);
+    axum::Json(json!({ "now": clock.now() })).into_response()
+}
+
+/// Long polling: each update goes through `App::handle_update`, like a webhook delivery. A failed
+/// update is retried (5 times) before the offset moves past it.
+async fn poll(bot: Arc<BotApi>, app: App, mut stop: watch::Receiver<bool>) {
+    match bot.webhook_state().await {
+        Ok(w) if w.url.as_deref().is_some_and(|u| !u.is_empty()) => {
+            tracing::error!(
+                webhook = w.url.as_deref().unwrap_or_default(),
+                "a webhook is registered for this bot, so Telegram will not answer getUpdates: remove it with \
+                 `telegate set-webhook --delete` (or set TELEGATE_POLLING=0 and let the webhook route receive updates)"
+            );
+            return;
+        }
+        Ok(_) => tracing::info!(
+            "long polling Telegram for message, chat_member and chat_join_request updates"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not read the webhook state; polling anyway"),
+    }
+    let mut offset: i32 = 0;
+    let mut failures = 0u32;
+    loop {
+        let batch = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            b = bot.poll(offset, 25) => b,
+        };
+        let updates = match batch {
+            Ok(u) => u,
+            Err(e) => {
+                let wait = match e {
+                    TelegramError::RetryAfter(s) => Duration::from_secs(u64::from(s)),
+                    _ => Duration::from_secs(3),
+                };
+                tracing::warn!(error = %e, wait_s = wait.as_secs(), "getUpdates failed");
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tokio::time::sleep(wait) => continue,
+                }
+            }
+        };
+        for update in updates {
+            match app.handle_update(&update).await {
+                Ok(()) => failures = 0,
+                Err(e) if failures < 5 => {
+                    failures += 1;
+                    tracing::warn!(update_id = update.update_id, error = %e, "update failed; will retry");
+                    tokio::time::sleep(Duration::from_secs(u64::from(failures))).await;
+                    break;
+                }
+                Err(e) => {
+                    failures = 0;
+                    tracing::error!(update_id = update.update_id, error = %e, "update failed 5 times; skipped");
+                }
+            }
+            offset = i32::try_from(update.update_id + 1).unwrap_or(i32::MAX);
+        }
+    }
+}
+
+/// A host serving on a free loopback port in the background: the demo and the tests use it.
+pub struct Running {
+    pub base_url: String,
+    pub app: App,
+    pub queue: LocalQueue,
+    pub test_clock: Option<Arc<TestClock>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    pub async fn spawn(settings: Settings, data: &Path, polling: bool) -> Result<Self, String> {
+        let host = Host::build(settings, data)?;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let base_url = format!(
+            "http://{}",
+            listener.local_addr().map_err(|e| e.to_string())?
+        );
+        let (app, queue, test_clock) = (
+            host.app.clone(),
+            host.queue.clone(),
+            host.test_clock.clone(),
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(host.run(listener, polling, async move {
+            let _ = rx.await;
+        }));
+        Ok(Self {
+            base_url,
+            app,
+            queue,
+            test_clock,
+            stop: Some(tx),
+            task,
+        })
+    }
+
+    /// Graceful stop: in-flight requests finish, queued effects are carried out.
+    pub async fn stop(mut self) -> Result<(), String> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match (&mut self.task).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
