@@ -1,0 +1,299 @@
+//! `TestApp`: telegate serving on a random loopback port, against the fake Telegram Bot API, on a
+//! fresh SQLite store in a temporary folder, with the test clock on.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use telegate::fake_telegram::{BOT_USERNAME, FakeTelegram, RunningFake};
+use telegate::host::Running;
+use telegate::jwt::mint;
+use telegate_core::config::Settings;
+
+pub use telegate::fake_telegram::{Call, Fault, updates};
+
+pub const CHANNEL: i64 = -1_000_777_000_111;
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0001";
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+pub const BOT_TOKEN: &str = "123456:TEST-TOKEN-never-logged";
+
+/// A folder removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let mut rand = [0u8; 8];
+        getrandom::fill(&mut rand).expect("OS random source");
+        let name: String = rand.iter().map(|b| format!("{b:02x}")).collect();
+        let path = std::env::temp_dir().join(format!("telegate-test-{name}"));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct TestApp {
+    pub running: Option<Running>,
+    pub base: String,
+    pub telegram: RunningFake,
+    pub http: reqwest::Client,
+    pub data: TempDir,
+    pub env: HashMap<String, String>,
+    next_update: std::sync::atomic::AtomicI64,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Spawns with extra (or overriding) settings.
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        let telegram = FakeTelegram::start().await.expect("fake Telegram");
+        let mut env: HashMap<String, String> = [
+            ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+            ("TELEGRAM_BOT_USERNAME", BOT_USERNAME),
+            ("TELEGRAM_CHANNEL_ID", &CHANNEL.to_string()),
+            ("TELEGRAM_CHANNEL_NAME", "Test Channel"),
+            ("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET),
+            ("TELEGRAM_API_URL", &telegram.url),
+            ("JWT_HS256_SECRET", JWT_SECRET),
+            ("TELEGATE_TEST_CLOCK", "1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let data = TempDir::new();
+        let running = start(&env, &data, false).await;
+        Self {
+            base: running.base_url.clone(),
+            running: Some(running),
+            telegram,
+            http: reqwest::Client::new(),
+            data,
+            env,
+            next_update: std::sync::atomic::AtomicI64::new(1000),
+        }
+    }
+
+    pub fn fake(&self) -> &FakeTelegram {
+        &self.telegram.fake
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+
+    /// Stops the server gracefully and starts a new one on the same data folder.
+    pub async fn restart(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+        let running = start(&self.env, &self.data, false).await;
+        self.base = running.base_url.clone();
+        self.running = Some(running);
+    }
+
+    pub fn jwt(&self, sub: &str, role: &str) -> String {
+        mint(
+            JWT_SECRET,
+            sub,
+            role,
+            Some(&format!("{sub}@example.com")),
+            30,
+        )
+        .expect("mint")
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        jwt: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(j) = jwt {
+            req = req.bearer_auth(j);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("HTTP request");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn post(&self, path: &str, jwt: &str, body: Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, Some(jwt), Some(body))
+            .await
+    }
+
+    pub async fn get(&self, path: &str, jwt: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, Some(jwt), None)
+            .await
+    }
+
+    /// Delivers an update to the webhook with the right secret; returns the status.
+    pub async fn webhook(&self, update: Value) -> u16 {
+        self.http
+            .post(format!("{}/api/telegram/webhook", self.base))
+            .header("X-Telegram-Bot-Api-Secret-Token", WEBHOOK_SECRET)
+            .json(&update)
+            .send()
+            .await
+            .expect("webhook")
+            .status()
+            .as_u16()
+    }
+
+    pub fn update_id(&self) -> i64 {
+        self.next_update
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub async fn start_command(&self, tg_user: i64, token: &str) -> u16 {
+        self.webhook(updates::text(
+            self.update_id(),
+            tg_user,
+            "fr",
+            &format!("/start {token}"),
+        ))
+        .await
+    }
+
+    pub async fn advance(&self, seconds: i64) {
+        let (status, _) = self
+            .request(
+                reqwest::Method::POST,
+                "/_local/clock/advance",
+                None,
+                Some(json!({"seconds": seconds})),
+            )
+            .await;
+        assert_eq!(status, 200, "clock advanced");
+    }
+
+    /// Waits until queued side effects have been carried out.
+    pub async fn drain(&self) {
+        self.running().queue.drain().await;
+    }
+
+    /// Submits a payment for `user` and has support validate it: the validation answer.
+    pub async fn paid(&self, user: &str, tx: &str) -> Value {
+        let (status, payment) = self
+            .post(
+                "/api/payments/pending-payments/create/",
+                &self.jwt(user, "user"),
+                json!({"offer_id": "monthly", "transaction_id": tx}),
+            )
+            .await;
+        assert_eq!(status, 201, "payment submitted: {payment}");
+        let id = payment["id"].as_str().expect("payment id");
+        let (status, issued) = self
+            .post(
+                &format!("/api/payments/admin/pending-payments/{id}/validate/"),
+                &self.jwt("support-1", "support"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "payment validated: {issued}");
+        issued
+    }
+
+    /// Pays, opens the link from `tg_user` and joins: an active member. Returns the validation answer.
+    pub async fn member(&self, user: &str, tx: &str, tg_user: i64) -> Value {
+        let issued = self.paid(user, tx).await;
+        assert_eq!(
+            self.start_command(tg_user, issued["token"].as_str().expect("token"))
+                .await,
+            200
+        );
+        let link = self.last_invite_link().expect("an invite");
+        assert_eq!(
+            self.webhook(updates::join_request(
+                self.update_id(),
+                CHANNEL,
+                tg_user,
+                &link
+            ))
+            .await,
+            200
+        );
+        assert_eq!(
+            self.webhook(updates::joined(
+                self.update_id(),
+                CHANNEL,
+                tg_user,
+                Some(&link)
+            ))
+            .await,
+            200
+        );
+        self.drain().await;
+        issued
+    }
+
+    pub fn last_invite_link(&self) -> Option<String> {
+        self.fake()
+            .calls_to("sendMessage")
+            .iter()
+            .rev()
+            .find_map(|c| {
+                c.params["reply_markup"]["inline_keyboard"][0][0]["url"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+    }
+
+    /// The texts the bot sent to a chat, oldest first.
+    pub fn texts_to(&self, chat: i64) -> Vec<String> {
+        self.fake()
+            .calls_to("sendMessage")
+            .iter()
+            .filter(|c| c.params["chat_id"] == json!(chat))
+            .filter_map(|c| c.params["text"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    pub fn calls_for_user(&self, method: &str, user: i64) -> Vec<Call> {
+        self.fake()
+            .calls_to(method)
+            .into_iter()
+            .filter(|c| c.params["user_id"] == json!(user))
+            .collect()
+    }
+
+    pub async fn status_of(&self, user: &str) -> Value {
+        let (status, body) = self
+            .get("/api/telegram/status/", &self.jwt(user, "user"))
+            .await;
+        assert_eq!(status, 200);
+        body
+    }
+}
+
+async fn start(env: &HashMap<String, String>, data: &TempDir, polling: bool) -> Running {
+    let settings = Settings::from_env(&|k| env.get(k).cloned()).expect("test settings");
+    Running::spawn(settings, &data.0, polling)
+        .await
+        .expect("server starts")
+}
+
+pub async fn start_polling(env: &HashMap<String, String>, data: &TempDir) -> Running {
+    start(env, data, true).await
+}
