@@ -12,6 +12,7 @@ use telegate::host::Running;
 use telegate::jwt::mint;
 use telegate_core::config::Settings;
 
+#[allow(unused_imports)]
 pub use telegate::fake_telegram::{Call, Fault, updates};
 
 pub const CHANNEL: i64 = -1_000_777_000_111;
