@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use crate::domain::Offers;
+use std::collections::HashMap;
+
+use crate::domain::{Job, Offers, Schedule};
 use crate::ports::InviteMode;
 
 /// A secret value: usable, never printed.
@@ -53,6 +55,8 @@ pub struct Settings {
     pub invite_mode: InviteMode,
     pub jwt: JwtSettings,
     pub offers: Offers,
+    /// When each job runs (`SCHEDULE_<JOB>`), for the local scheduler; EventBridge has its own.
+    pub schedules: HashMap<Job, Schedule>,
     /// `TELEGATE_TEST_CLOCK=1`: the clock can be moved through `/_local/clock/advance`. Never in Lambda.
     pub test_clock: bool,
 }
@@ -126,6 +130,7 @@ impl Settings {
             },
             jwt: jwt_settings(&get)?,
             offers,
+            schedules: schedules(&get)?,
             test_clock: get("TELEGATE_TEST_CLOCK").as_deref() == Some("1"),
         })
     }
@@ -147,6 +152,21 @@ fn number(
             ))),
         },
     }
+}
+
+fn schedules(get: &dyn Fn(&str) -> Option<String>) -> Result<HashMap<Job, Schedule>, ConfigError> {
+    Job::ALL
+        .into_iter()
+        .map(|job| {
+            let name = job.setting();
+            match get(&name) {
+                None => Ok((job, job.default_schedule())),
+                Some(raw) => Schedule::parse(&raw)
+                    .map(|s| (job, s))
+                    .map_err(|e| ConfigError(format!("bad setting {name}: {raw:?}: {e}"))),
+            }
+        })
+        .collect()
 }
 
 fn warning_days(raw: Option<String>) -> Result<Vec<u32>, ConfigError> {

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Membership, MembershipId, Notification, NotificationId, Payment, PaymentId, PaymentStatus,
-    TelegramUserId, TokenHash, TokenRecord, UserId,
+    AuditEntry, Membership, MembershipId, Notification, NotificationId, Payment, PaymentId,
+    PaymentStatus, TelegramUserId, TokenHash, TokenRecord, UserId,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -154,9 +154,93 @@ pub trait UpdateLog: Send + Sync {
     async fn release_update(&self, update_id: i64) -> Result<(), StoreError>;
 }
 
+/// Counters kept up to date as events happen, so that reading them costs the same at any size.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub tokens_total: i64,
+    pub tokens_pending: i64,
+    pub tokens_used: i64,
+    /// Tokens issued in the 24 hours before `now` (hourly buckets).
+    pub tokens_recent: i64,
+    pub invites_total: i64,
+    pub invites_accepted: i64,
+    pub members_total: i64,
+    pub members_active: i64,
+    /// Memberships started in the 7 days before `now` (daily buckets).
+    pub members_recent_joins: i64,
+}
+
+/// What the scheduled jobs and the admin side need. The sweeps read an index by end date: they
+/// touch the rows that are due, never the whole table.
+#[async_trait]
+pub trait LifecycleStore: Send + Sync {
+    /// Pending or bound tokens past their end become expired, with the memberships they opened
+    /// that never started. Returns the number of tokens expired.
+    async fn expire_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Active memberships whose end is at or before `now`, earliest end first, at most `limit`.
+    async fn due_memberships(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Membership>, StoreError>;
+    /// Active → expired, only while it is still active and still past its end (a renewal wins).
+    async fn expire_membership(
+        &self,
+        id: &MembershipId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Membership>, StoreError>;
+    /// Active memberships ending in `(from, until]`, earliest end first.
+    async fn ending_between(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Membership>, StoreError>;
+    /// Claims the warning for one threshold of one period (identified by its end); `false` if sent before.
+    async fn claim_warning(
+        &self,
+        id: &MembershipId,
+        threshold_days: u32,
+        period_end: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Deletes read notifications created before `read_before` and unread ones before `unread_before`.
+    async fn delete_old_notifications(
+        &self,
+        read_before: DateTime<Utc>,
+        unread_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+    /// Revokes the user's pending and active memberships and unused tokens; returns the memberships revoked.
+    async fn revoke_user(
+        &self,
+        user: &UserId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Membership>, StoreError>;
+    async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError>;
+    async fn last_job_run(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    async fn record_job_run(&self, job: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// Newest first, optionally about one user.
+    async fn audit(
+        &self,
+        user: Option<&UserId>,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEntry>, StoreError>;
+}
+
 /// Everything the use cases store. Each adapter implements the parts.
-pub trait Store: PaymentStore + AccessStore + NotificationStore + UpdateLog {}
-impl<T: PaymentStore + AccessStore + NotificationStore + UpdateLog> Store for T {}
+pub trait Store:
+    PaymentStore + AccessStore + NotificationStore + UpdateLog + LifecycleStore + AuditLog
+{
+}
+impl<T: PaymentStore + AccessStore + NotificationStore + UpdateLog + LifecycleStore + AuditLog>
+    Store for T
+{
+}
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum TelegramError {

@@ -9,18 +9,20 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::domain::{
-    Lang, Membership, MembershipId, MembershipStatus, Notification, NotificationId,
-    NotificationKind, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenHash, TokenRecord,
-    TokenStatus, UserId, extended_end,
+    AuditAction, AuditEntry, AuditId, Lang, Membership, MembershipId, MembershipStatus,
+    Notification, NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus,
+    TelegramUserId, TokenHash, TokenRecord, TokenStatus, UserId, extended_end,
 };
 use crate::ports::{
-    AccessStore, Applied, NotificationStore, Page, PageRequest, PaymentStore, Review, StoreError,
-    UpdateLog,
+    AccessStore, Applied, AuditLog, Counters, LifecycleStore, NotificationStore, Page, PageRequest,
+    PaymentStore, Review, StoreError, UpdateLog,
 };
 
-const SCHEMA_VERSION: i64 = 1;
+/// Each step brings the schema from version i to i + 1; a store is migrated on open.
+const MIGRATIONS: [&str; 2] = [V1, V2];
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-const SCHEMA: &str = "
+const V1: &str = "
 CREATE TABLE payments (
   id TEXT PRIMARY KEY,
   user_id TEXT NOT NULL,
@@ -95,6 +97,32 @@ CREATE TABLE processed_updates (
 );
 ";
 
+const V2: &str = "
+ALTER TABLE memberships ADD COLUMN ended_at TEXT;
+ALTER TABLE memberships ADD COLUMN end_reason TEXT;
+CREATE INDEX tokens_by_status_end ON tokens(status, expires_at);
+CREATE INDEX tokens_by_user ON tokens(user_id, status);
+CREATE INDEX notifications_by_age ON notifications(read, created_at);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE warnings (
+  membership_id TEXT NOT NULL,
+  threshold INTEGER NOT NULL,
+  period_end TEXT NOT NULL,
+  PRIMARY KEY (membership_id, threshold, period_end)
+);
+CREATE TABLE job_runs (job TEXT PRIMARY KEY, at TEXT NOT NULL);
+CREATE TABLE audit (
+  id TEXT PRIMARY KEY,
+  at TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  user_id TEXT,
+  telegram_user_id INTEGER,
+  details TEXT NOT NULL
+);
+CREATE INDEX audit_by_user ON audit(user_id, id);
+";
+
 pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
@@ -123,10 +151,10 @@ impl SqliteStore {
                 "the store was written by a newer telegate (schema {version}, this one knows {SCHEMA_VERSION})"
             )));
         }
-        if version < 1 {
+        for (from, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.transaction().map_err(fault)?;
-            tx.execute_batch(SCHEMA).map_err(fault)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            tx.execute_batch(step).map_err(fault)?;
+            tx.pragma_update(None, "user_version", from as i64 + 1)
                 .map_err(fault)?;
             tx.commit().map_err(fault)?;
         }
@@ -270,6 +298,8 @@ fn membership_from(row: &Row) -> rusqlite::Result<Membership> {
         left_at: opt_time(row, "left_at")?,
         invite_link: row.get("invite_link")?,
         invite_expires_at: opt_time(row, "invite_expires_at")?,
+        ended_at: opt_time(row, "ended_at")?,
+        end_reason: row.get("end_reason")?,
     })
 }
 
@@ -308,8 +338,9 @@ fn get_token(conn: &Connection, hash: &str) -> Result<Option<TokenRecord>, Store
 fn insert_membership(conn: &Connection, m: &Membership) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO memberships (id, user_id, telegram_user_id, telegram_username, payment_id, offer_name, pending_days,
-           status, created_at, joined_at, expires_at, in_channel, left_at, invite_link, invite_expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+           status, created_at, joined_at, expires_at, in_channel, left_at, invite_link, invite_expires_at,
+           ended_at, end_reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             m.id.as_str(),
             m.user_id.as_str(),
@@ -326,10 +357,36 @@ fn insert_membership(conn: &Connection, m: &Membership) -> Result<(), StoreError
             m.left_at.map(ts),
             m.invite_link,
             m.invite_expires_at.map(ts),
+            m.ended_at.map(ts),
+            m.end_reason,
         ],
     )
     .map(drop)
     .map_err(fault)
+}
+
+/// Adds `delta` to a counter, in the caller's transaction.
+fn bump(conn: &Connection, name: &str, delta: i64) -> Result<(), StoreError> {
+    if delta == 0 {
+        return Ok(());
+    }
+    conn.execute(
+        "INSERT INTO counters (name, value) VALUES (?1, ?2)
+         ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+        params![name, delta],
+    )
+    .map(drop)
+    .map_err(fault)
+}
+
+/// Tokens issued per hour: "recent" sums the last 24 buckets, whatever the size of the table.
+fn hour_bucket(at: DateTime<Utc>) -> String {
+    format!("tokens.issued.h{}", at.format("%Y%m%d%H"))
+}
+
+/// Memberships started per day: "recent joins" sums the last 7 buckets.
+fn day_bucket(at: DateTime<Utc>) -> String {
+    format!("members.joined.d{}", at.format("%Y%m%d"))
 }
 
 /// Keyset pagination: the rows after the cursor, newest first, and the cursor of the next page.
@@ -444,16 +501,32 @@ impl AccessStore for SqliteStore {
             let tx = conn.transaction().map_err(fault)?;
             let opened: i64 = tx
                 .query_row(
-                    "SELECT COUNT(*) FROM tokens WHERE payment_id = ?1 AND status IN ('bound', 'used')",
-                    [t.payment_id.as_str()],
+                    "SELECT COUNT(*) FROM tokens WHERE payment_id = ?1
+                       AND (status = 'used' OR (status = 'bound' AND expires_at > ?2))",
+                    params![t.payment_id.as_str(), ts(t.created_at)],
                     |r| r.get(0),
                 )
                 .map_err(fault)?;
             if opened > 0 {
                 return Err(StoreError::Conflict("already_redeemed"));
             }
-            tx.execute("UPDATE tokens SET status = 'replaced' WHERE payment_id = ?1 AND status = 'pending'", [t.payment_id.as_str()])
+            // A pending membership opened by a token we replace will never start.
+            tx.execute(
+                "UPDATE memberships SET status = 'expired', ended_at = ?1, end_reason = 'token replaced'
+                 WHERE status = 'pending' AND id IN
+                   (SELECT membership_id FROM tokens WHERE payment_id = ?2 AND status = 'bound')",
+                params![ts(t.created_at), t.payment_id.as_str()],
+            )
+            .map_err(fault)?;
+            let replaced = tx
+                .execute(
+                    "UPDATE tokens SET status = 'replaced' WHERE payment_id = ?1 AND status IN ('pending', 'bound')",
+                    [t.payment_id.as_str()],
+                )
                 .map_err(fault)?;
+            bump(&tx, "tokens.total", 1)?;
+            bump(&tx, "tokens.pending", 1 - replaced as i64)?;
+            bump(&tx, &hour_bucket(t.created_at), 1)?;
             tx.execute(
                 "INSERT INTO tokens (hash, payment_id, user_id, offer_name, days, status, created_at, expires_at,
                    telegram_user_id, membership_id, used_at)
@@ -546,6 +619,8 @@ impl AccessStore for SqliteStore {
             }
             let days = get_token(&tx, hash.as_str())?.map_or(0, |t| t.days);
             if active {
+                bump(&tx, "tokens.used", 1)?;
+                bump(&tx, "tokens.pending", -1)?;
                 let end = extended_end(m.expires_at, now, days);
                 tx.execute(
                     "UPDATE memberships SET expires_at = ?1 WHERE id = ?2",
@@ -617,12 +692,14 @@ impl AccessStore for SqliteStore {
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.with(|conn| {
-            conn.execute(
+            let tx = conn.transaction().map_err(fault)?;
+            tx.execute(
                 "UPDATE memberships SET invite_link = ?1, invite_expires_at = ?2 WHERE id = ?3",
                 params![link, ts(expires_at), id.as_str()],
             )
-            .map(drop)
-            .map_err(fault)
+            .map_err(fault)?;
+            bump(&tx, "invites.total", 1)?;
+            tx.commit().map_err(fault)
         })
     }
 
@@ -645,11 +722,17 @@ impl AccessStore for SqliteStore {
                 params![ts(now), ts(end), username, id.as_str()],
             )
             .map_err(fault)?;
-            tx.execute(
+            let used = tx.execute(
                 "UPDATE tokens SET status = 'used', used_at = ?1 WHERE membership_id = ?2 AND status = 'bound'",
                 params![ts(now), id.as_str()],
             )
             .map_err(fault)?;
+            bump(&tx, "tokens.used", used as i64)?;
+            bump(&tx, "tokens.pending", -(used as i64))?;
+            bump(&tx, "invites.accepted", 1)?;
+            bump(&tx, "members.total", 1)?;
+            bump(&tx, "members.active", 1)?;
+            bump(&tx, &day_bucket(now), 1)?;
             let updated = get_membership(&tx, id.as_str())?;
             tx.commit().map_err(fault)?;
             Ok(updated)
@@ -754,6 +837,313 @@ impl UpdateLog for SqliteStore {
             )
             .map(drop)
             .map_err(fault)
+        })
+    }
+}
+
+fn memberships_where(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Membership>, StoreError> {
+    let mut stmt = conn.prepare(sql).map_err(fault)?;
+    let rows = stmt.query_map(params, membership_from).map_err(fault)?;
+    rows.collect::<Result<_, _>>().map_err(fault)
+}
+
+#[async_trait]
+impl LifecycleStore for SqliteStore {
+    async fn expire_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let now = ts(now);
+            // Memberships opened by a token that expires before the join never start, unless a
+            // live token still backs them.
+            tx.execute(
+                "UPDATE memberships SET status = 'expired', ended_at = ?1, end_reason = 'token expired before joining'
+                 WHERE status = 'pending'
+                   AND id IN (SELECT membership_id FROM tokens
+                              WHERE status = 'bound' AND expires_at <= ?1 AND membership_id IS NOT NULL)
+                   AND NOT EXISTS (SELECT 1 FROM tokens t
+                                   WHERE t.membership_id = memberships.id AND t.status = 'bound' AND t.expires_at > ?1)",
+                [&now],
+            )
+            .map_err(fault)?;
+            let expired = tx
+                .execute(
+                    "UPDATE tokens SET status = 'expired' WHERE status IN ('pending', 'bound') AND expires_at <= ?1",
+                    [&now],
+                )
+                .map_err(fault)?;
+            bump(&tx, "tokens.pending", -(expired as i64))?;
+            tx.commit().map_err(fault)?;
+            Ok(expired as u64)
+        })
+    }
+
+    async fn due_memberships(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Membership>, StoreError> {
+        self.with(|conn| {
+            memberships_where(
+                conn,
+                "SELECT * FROM memberships WHERE status = 'active' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
+                params![ts(now), limit],
+            )
+        })
+    }
+
+    async fn expire_membership(
+        &self,
+        id: &MembershipId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Membership>, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let changed = tx
+                .execute(
+                    "UPDATE memberships SET status = 'expired', ended_at = ?1, end_reason = 'subscription ended', in_channel = 0
+                     WHERE id = ?2 AND status = 'active' AND expires_at <= ?1",
+                    params![ts(now), id.as_str()],
+                )
+                .map_err(fault)?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            bump(&tx, "members.active", -1)?;
+            let m = get_membership(&tx, id.as_str())?;
+            tx.commit().map_err(fault)?;
+            Ok(m)
+        })
+    }
+
+    async fn ending_between(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Membership>, StoreError> {
+        self.with(|conn| {
+            memberships_where(
+                conn,
+                "SELECT * FROM memberships WHERE status = 'active' AND expires_at > ?1 AND expires_at <= ?2
+                 ORDER BY expires_at LIMIT ?3",
+                params![ts(from), ts(until), limit],
+            )
+        })
+    }
+
+    async fn claim_warning(
+        &self,
+        id: &MembershipId,
+        threshold_days: u32,
+        period_end: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO warnings (membership_id, threshold, period_end) VALUES (?1, ?2, ?3)",
+                params![id.as_str(), threshold_days, ts(period_end)],
+            )
+            .map(|n| n == 1)
+            .map_err(fault)
+        })
+    }
+
+    async fn delete_old_notifications(
+        &self,
+        read_before: DateTime<Utc>,
+        unread_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let read = tx
+                .execute(
+                    "DELETE FROM notifications WHERE read = 1 AND created_at < ?1",
+                    [ts(read_before)],
+                )
+                .map_err(fault)?;
+            let unread = tx
+                .execute(
+                    "DELETE FROM notifications WHERE read = 0 AND created_at < ?1",
+                    [ts(unread_before)],
+                )
+                .map_err(fault)?;
+            // Stats buckets older than any window that reads them.
+            tx.execute(
+                "DELETE FROM counters WHERE (name LIKE 'tokens.issued.h%' AND name < ?1)
+                    OR (name LIKE 'members.joined.d%' AND name < ?2)",
+                params![hour_bucket(read_before), day_bucket(read_before)],
+            )
+            .map_err(fault)?;
+            tx.commit().map_err(fault)?;
+            Ok((read + unread) as u64)
+        })
+    }
+
+    async fn revoke_user(
+        &self,
+        user: &UserId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Membership>, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let targets = memberships_where(
+                &tx,
+                "SELECT * FROM memberships WHERE user_id = ?1 AND status IN ('pending', 'active')",
+                [user.as_str()],
+            )?;
+            tx.execute(
+                "UPDATE memberships SET status = 'revoked', ended_at = ?1, end_reason = ?2, in_channel = 0
+                 WHERE user_id = ?3 AND status IN ('pending', 'active')",
+                params![ts(now), reason, user.as_str()],
+            )
+            .map_err(fault)?;
+            let active = targets.iter().filter(|m| m.status == MembershipStatus::Active).count() as i64;
+            bump(&tx, "members.active", -active)?;
+            let tokens = tx
+                .execute(
+                    "UPDATE tokens SET status = 'revoked' WHERE user_id = ?1 AND status IN ('pending', 'bound')",
+                    [user.as_str()],
+                )
+                .map_err(fault)?;
+            bump(&tx, "tokens.pending", -(tokens as i64))?;
+            let mut revoked = Vec::with_capacity(targets.len());
+            for m in &targets {
+                if let Some(r) = get_membership(&tx, m.id.as_str())? {
+                    revoked.push(r);
+                }
+            }
+            tx.commit().map_err(fault)?;
+            Ok(revoked)
+        })
+    }
+
+    async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError> {
+        self.with(|conn| {
+            let hours: Vec<String> = (0..24)
+                .map(|h| hour_bucket(now - Duration::hours(h)))
+                .collect();
+            let days: Vec<String> = (0..7)
+                .map(|d| day_bucket(now - Duration::days(d)))
+                .collect();
+            let mut stmt = conn
+                .prepare("SELECT value FROM counters WHERE name = ?1")
+                .map_err(fault)?;
+            let mut get = |name: &str| -> Result<i64, StoreError> {
+                stmt.query_row([name], |r| r.get::<_, i64>(0))
+                    .optional()
+                    .map(|v| v.unwrap_or(0))
+                    .map_err(fault)
+            };
+            let mut sum = |names: &[String]| -> Result<i64, StoreError> {
+                let mut total = 0;
+                for n in names {
+                    total += get(n)?;
+                }
+                Ok(total)
+            };
+            let tokens_recent = sum(&hours)?;
+            let members_recent_joins = sum(&days)?;
+            Ok(Counters {
+                tokens_total: get("tokens.total")?,
+                tokens_pending: get("tokens.pending")?,
+                tokens_used: get("tokens.used")?,
+                tokens_recent,
+                invites_total: get("invites.total")?,
+                invites_accepted: get("invites.accepted")?,
+                members_total: get("members.total")?,
+                members_active: get("members.active")?,
+                members_recent_joins,
+            })
+        })
+    }
+
+    async fn last_job_run(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.with(|conn| {
+            conn.query_row("SELECT at FROM job_runs WHERE job = ?1", [job], |r| {
+                time(r, "at")
+            })
+            .optional()
+            .map_err(fault)
+        })
+    }
+
+    async fn record_job_run(&self, job: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO job_runs (job, at) VALUES (?1, ?2) ON CONFLICT(job) DO UPDATE SET at = excluded.at",
+                params![job, ts(at)],
+            )
+            .map(drop)
+            .map_err(fault)
+        })
+    }
+}
+
+fn audit_from(row: &Row) -> rusqlite::Result<AuditEntry> {
+    let user: Option<String> = row.get("user_id")?;
+    let tg: Option<i64> = row.get("telegram_user_id")?;
+    let details: String = row.get("details")?;
+    Ok(AuditEntry {
+        id: parsed("id", AuditId::parse(&row.get::<_, String>("id")?))?,
+        at: time(row, "at")?,
+        actor: row.get("actor")?,
+        action: parsed(
+            "action",
+            AuditAction::parse(&row.get::<_, String>("action")?),
+        )?,
+        user_id: user
+            .map(|u| parsed("user_id", UserId::parse(&u)))
+            .transpose()?,
+        telegram_user_id: tg
+            .map(|t| parsed("telegram_user_id", TelegramUserId::parse(t)))
+            .transpose()?,
+        details: parsed("details", serde_json::from_str(&details))?,
+    })
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn record(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO audit (id, at, actor, action, user_id, telegram_user_id, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    e.id.as_str(),
+                    ts(e.at),
+                    e.actor,
+                    e.action.as_str(),
+                    e.user_id.as_ref().map(UserId::as_str),
+                    e.telegram_user_id.map(TelegramUserId::get),
+                    e.details.to_string(),
+                ],
+            )
+            .map(drop)
+            .map_err(fault)
+        })
+    }
+
+    async fn audit(
+        &self,
+        user: Option<&UserId>,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT * FROM audit WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR id < ?2)
+                     ORDER BY id DESC LIMIT ?3",
+                )
+                .map_err(fault)?;
+            let rows = stmt
+                .query_map(params![user.map(UserId::as_str), page.after, page.limit + 1], audit_from)
+                .map_err(fault)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(fault)?;
+            Ok(page_of(rows, page.limit, |e| e.id.to_string()))
         })
     }
 }

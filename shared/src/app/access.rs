@@ -4,14 +4,16 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::{App, AppError};
+use serde_json::json;
+
+use super::{App, AppError, Notice, actor, telegram_actor};
 use crate::auth::{Caller, Role};
 use crate::domain::{
-    AccessToken, Membership, MembershipId, MembershipStatus, Notification, NotificationId,
+    AccessToken, AuditAction, Membership, MembershipId, MembershipStatus, NotificationId,
     NotificationKind, Payment, PaymentId, PaymentStatus, TelegramUserId, TgUser, TokenRecord,
     TokenStatus, texts,
 };
-use crate::ports::{Applied, Effect, Email, InviteRequest, StoreError};
+use crate::ports::{Applied, InviteRequest, StoreError};
 
 /// A freshly issued token, shown once to the caller.
 #[derive(Debug, Serialize)]
@@ -79,11 +81,15 @@ impl App {
                 ),
             });
         }
-        self.issue_access(&payment).await
+        self.issue_access(caller, &payment).await
     }
 
     /// Token, in-app notification and email for a validated payment.
-    pub(crate) async fn issue_access(&self, payment: &Payment) -> Result<Issued, AppError> {
+    pub(crate) async fn issue_access(
+        &self,
+        by: &Caller,
+        payment: &Payment,
+    ) -> Result<Issued, AppError> {
         let offer = self.settings.offers.find(&payment.offer_id)?;
         let now = self.clock.now();
         let token = AccessToken::generate()?;
@@ -118,30 +124,19 @@ impl App {
             &bot_link,
             self.settings.token_ttl_hours,
         );
-        let notification = Notification {
-            id: NotificationId::generate(now)?,
-            user_id: payment.user_id.clone(),
-            kind: NotificationKind::PaymentVerified,
-            title: text.title.clone(),
-            message: text.body.clone(),
-            action_url: Some(bot_link.clone()),
-            created_at: now,
-            read: false,
-        };
-        self.store.add_notification(&notification).await?;
-        if let Some(to) = &payment.email {
-            let email = Email {
-                to: to.clone(),
-                subject: text.title.clone(),
-                html: texts::to_html(&text.title, &text.body),
-                text: text.body,
-            };
-            self.enqueue(vec![(
-                format!("token-mail:{}", record.hash.label()),
-                Effect::SendEmail { email },
-            )])
+        let notification_id = self
+            .notify(Notice {
+                user: &payment.user_id,
+                kind: NotificationKind::PaymentVerified,
+                text: &text,
+                action_url: Some(bot_link.clone()),
+                email: payment.email.clone(),
+                telegram: None,
+                key: format!("token:{}", record.hash.label()),
+            })
             .await?;
-        }
+        self.audit(&actor(by), AuditAction::TokenIssued, Some(&payment.user_id), None, json!({ "payment_id": payment.id, "token": record.hash.label(), "expires_at": expires_at }))
+            .await?;
         tracing::info!(payment = %payment.id, token = record.hash.label(), "access token issued");
         Ok(Issued {
             success: true,
@@ -149,12 +144,36 @@ impl App {
             bot_link,
             token,
             expires_at,
-            notification_id: notification.id,
+            notification_id,
         })
     }
 
     /// `/start <token>` from `from`: bind, open or extend the membership, and invite when needed.
     pub(crate) async fn redeem(
+        &self,
+        from: &TgUser,
+        account: TelegramUserId,
+        raw: &str,
+    ) -> Result<Redemption, AppError> {
+        let outcome = self.redeem_token(from, account, raw).await?;
+        if let Redemption::Refused = outcome {
+            let token = AccessToken::parse(raw)
+                .map(|t| t.hash().label().to_owned())
+                .unwrap_or_default();
+            tracing::info!(telegram_user = %account, token, "token refused");
+            self.audit(
+                &telegram_actor(account),
+                AuditAction::TokenRefused,
+                None,
+                Some(account),
+                json!({ "token": token }),
+            )
+            .await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn redeem_token(
         &self,
         from: &TgUser,
         account: TelegramUserId,
@@ -183,6 +202,14 @@ impl App {
             _ => return Ok(Redemption::Refused),
         };
         tracing::info!(token = record.hash.label(), telegram_user = %account, "token redeemed");
+        self.audit(
+            &telegram_actor(account),
+            AuditAction::TokenRedeemed,
+            Some(&record.user_id),
+            Some(account),
+            json!({ "token": record.hash.label(), "payment_id": record.payment_id }),
+        )
+        .await?;
 
         let (membership, extended) = match &record.membership_id {
             Some(id) => (self.store.membership(id).await?, false),
@@ -245,6 +272,8 @@ impl App {
                     left_at: None,
                     invite_link: None,
                     invite_expires_at: None,
+                    ended_at: None,
+                    end_reason: None,
                 };
                 self.store.open_membership(&record.hash, &m).await?
             }
@@ -254,6 +283,14 @@ impl App {
                 let extended = current.is_some_and(|c| c.status == MembershipStatus::Active);
                 if extended {
                     tracing::info!(membership = %m.id, end = ?m.expires_at, "membership extended");
+                    self.audit(
+                        &telegram_actor(account),
+                        AuditAction::MembershipExtended,
+                        Some(&m.user_id),
+                        Some(account),
+                        json!({ "membership_id": m.id, "token": record.hash.label(), "expires_at": m.expires_at }),
+                    )
+                    .await?;
                 }
                 (Some(m), extended)
             }
@@ -283,6 +320,14 @@ impl App {
             .set_invite(&membership.id, &link, expire_at)
             .await?;
         tracing::info!(membership = %membership.id, mode = ?request.mode, "invite link created");
+        self.audit(
+            &telegram_actor(account),
+            AuditAction::InviteCreated,
+            Some(&membership.user_id),
+            Some(account),
+            json!({ "membership_id": membership.id, "mode": request.mode, "expires_at": expire_at }),
+        )
+        .await?;
         Ok(link)
     }
 }

@@ -1,32 +1,45 @@
 //! What happens in the channel: join requests, joins and departures.
 
-use super::{App, AppError};
+use serde_json::json;
+
+use super::{App, AppError, telegram_actor};
 use crate::domain::{
-    ChatJoinRequest, ChatMemberUpdated, Lang, MembershipStatus, Notification, NotificationId,
-    NotificationKind, TelegramUserId, texts,
+    AuditAction, ChatJoinRequest, ChatMemberUpdated, Lang, MembershipStatus, NotificationKind,
+    TelegramUserId, texts,
 };
-use crate::ports::{Effect, Email};
+use crate::ports::Effect;
 
 impl App {
-    /// Approves only an account that redeemed a token (pending or active membership); declines
-    /// anyone else and, when the link was one of ours, names the member it was issued to.
+    /// Approves only an account that redeemed a token (an invite still open, or an active
+    /// membership); declines anyone else and, when the link was one of ours, records whose it was.
     pub(crate) async fn on_join_request(&self, request: &ChatJoinRequest) -> Result<(), AppError> {
         let Ok(account) = TelegramUserId::parse(request.from.id) else {
             return Ok(());
         };
         let now = self.clock.now();
-        let link = request.invite_link.as_ref().map(|l| l.invite_link.as_str());
-        let link_owner = match link {
+        let link = request.invite_link.as_ref().map(|l| l.invite_link.clone());
+        let link_owner = match &link {
             Some(link) => self.store.membership_by_invite(link).await?,
             None => None,
         };
         let current = self.store.current_membership(account).await?;
-        let entitled = current
-            .as_ref()
-            .is_some_and(|m| m.status == MembershipStatus::Pending || m.is_active(now));
+        let entitled = current.as_ref().filter(|m| {
+            m.is_active(now)
+                || (m.status == MembershipStatus::Pending
+                    && m.invite_expires_at.is_some_and(|end| end > now))
+        });
         let key = format!("join-request:{account}:{}", request.date);
-        if entitled {
-            tracing::info!(telegram_user = %account, "join request approved");
+        let actor = telegram_actor(account);
+        if let Some(m) = entitled {
+            tracing::info!(telegram_user = %account, membership = %m.id, "join request approved");
+            self.audit(
+                &actor,
+                AuditAction::JoinApproved,
+                Some(&m.user_id),
+                Some(account),
+                json!({ "membership_id": m.id, "invite_link": link }),
+            )
+            .await?;
             return self
                 .enqueue(vec![(
                     key,
@@ -36,7 +49,10 @@ impl App {
                 )])
                 .await;
         }
-        match &link_owner {
+        let leaked_from = link_owner
+            .as_ref()
+            .filter(|o| o.telegram_user_id != account);
+        match leaked_from {
             Some(owner) => tracing::warn!(
                 telegram_user = %account,
                 link_of_membership = %owner.id,
@@ -47,6 +63,18 @@ impl App {
                 tracing::info!(telegram_user = %account, "join request without a membership declined")
             }
         }
+        self.audit(
+            &actor,
+            AuditAction::JoinDeclined,
+            leaked_from.map(|o| &o.user_id),
+            Some(account),
+            json!({
+                "invite_link": link,
+                "link_of_membership": leaked_from.map(|o| o.id.clone()),
+                "link_of_telegram_user": leaked_from.map(|o| o.telegram_user_id),
+            }),
+        )
+        .await?;
         self.enqueue(vec![(
             key,
             Effect::DeclineJoinRequest {
@@ -83,8 +111,8 @@ impl App {
     ) -> Result<(), AppError> {
         let now = self.clock.now();
         let user = &update.new_chat_member.user;
-        let current = self.store.current_membership(account).await?;
-        match current {
+        let actor = telegram_actor(account);
+        match self.store.current_membership(account).await? {
             Some(m) if m.status == MembershipStatus::Pending => {
                 let Some(active) = self
                     .store
@@ -96,60 +124,60 @@ impl App {
                 };
                 let end = active.expires_at.unwrap_or(now);
                 tracing::info!(membership = %active.id, telegram_user = %account, end = %end, "member joined");
+                self.audit(
+                    &actor,
+                    AuditAction::MemberJoined,
+                    Some(&active.user_id),
+                    Some(account),
+                    json!({ "membership_id": active.id, "expires_at": end }),
+                )
+                .await?;
                 let lang = Lang::from_code(user.language_code.as_deref());
                 let text = texts::joined(lang, &self.settings.channel_name, end);
-                self.store
-                    .add_notification(&Notification {
-                        id: NotificationId::generate(now)?,
-                        user_id: active.user_id.clone(),
-                        kind: NotificationKind::AccessGranted,
-                        title: text.title.clone(),
-                        message: text.body.clone(),
-                        action_url: None,
-                        created_at: now,
-                        read: false,
-                    })
-                    .await?;
-                let mut effects = vec![(
-                    format!("joined-msg:{}", active.id),
-                    Effect::SendMessage {
-                        chat_id: account.get(),
-                        text: text.body.clone(),
-                    },
-                )];
+                self.notify_member(
+                    &active,
+                    NotificationKind::AccessGranted,
+                    &text,
+                    &format!("joined:{}", active.id),
+                )
+                .await?;
                 if let Some(link) = &active.invite_link {
-                    effects.push((
+                    self.enqueue(vec![(
                         format!("revoke:{link}"),
                         Effect::RevokeInvite { link: link.clone() },
-                    ));
+                    )])
+                    .await?;
                 }
-                if let Some(to) = self
-                    .store
-                    .payment(&active.payment_id)
-                    .await?
-                    .and_then(|p| p.email)
-                {
-                    let email = Email {
-                        to,
-                        subject: text.title.clone(),
-                        html: texts::to_html(&text.title, &text.body),
-                        text: text.body,
-                    };
-                    effects.push((
-                        format!("joined-mail:{}", active.id),
-                        Effect::SendEmail { email },
-                    ));
-                }
-                self.enqueue(effects).await
+                Ok(())
             }
             Some(m) if m.is_active(now) => {
                 tracing::info!(membership = %m.id, telegram_user = %account, "member back in the channel");
                 self.store.set_in_channel(&m.id, true, now).await?;
-                Ok(())
+                self.audit(
+                    &actor,
+                    AuditAction::MemberJoined,
+                    Some(&m.user_id),
+                    Some(account),
+                    json!({ "membership_id": m.id, "rejoined": true }),
+                )
+                .await
             }
             _ => {
                 // Not paid for: out, but not banned, so that paying later lets them in.
-                tracing::warn!(telegram_user = %account, "join without an active membership: removing");
+                let link = update.invite_link.as_ref().map(|l| l.invite_link.clone());
+                let owner = match &link {
+                    Some(l) => self.store.membership_by_invite(l).await?,
+                    None => None,
+                };
+                tracing::warn!(telegram_user = %account, link_of_membership = ?owner.as_ref().map(|o| &o.id), "join without an active membership: removing");
+                self.audit(
+                    &actor,
+                    AuditAction::MemberRemoved,
+                    owner.as_ref().map(|o| &o.user_id),
+                    Some(account),
+                    json!({ "reason": "no active membership", "invite_link": link, "link_of_membership": owner.as_ref().map(|o| o.id.clone()) }),
+                )
+                .await?;
                 self.enqueue(vec![(
                     format!("remove-stranger:{account}:{}", update.date),
                     Effect::RemoveMember {
@@ -163,14 +191,23 @@ impl App {
     }
 
     async fn on_leave(&self, account: TelegramUserId) -> Result<(), AppError> {
-        if let Some(m) = self.store.current_membership(account).await?
-            && m.status == MembershipStatus::Active
-        {
-            tracing::info!(membership = %m.id, telegram_user = %account, "member left the channel");
-            self.store
-                .set_in_channel(&m.id, false, self.clock.now())
-                .await?;
+        let Some(m) = self.store.current_membership(account).await? else {
+            return Ok(());
+        };
+        if m.status != MembershipStatus::Active {
+            return Ok(());
         }
-        Ok(())
+        tracing::info!(membership = %m.id, telegram_user = %account, "member left the channel");
+        self.store
+            .set_in_channel(&m.id, false, self.clock.now())
+            .await?;
+        self.audit(
+            &telegram_actor(account),
+            AuditAction::MemberLeft,
+            Some(&m.user_id),
+            Some(account),
+            json!({ "membership_id": m.id }),
+        )
+        .await
     }
 }

@@ -2,8 +2,10 @@
 //! results or an `AppError`; the HTTP layer decides status codes in one place.
 
 mod access;
+mod admin;
 mod bot;
 pub mod effects;
+mod jobs;
 mod members;
 mod notifications;
 mod payments;
@@ -13,10 +15,17 @@ use std::sync::Arc;
 
 use crate::auth::{Caller, Role};
 use crate::config::Settings;
-use crate::domain::DomainError;
-use crate::ports::{Clock, Effect, Envelope, Queue, Store, StoreError, Telegram};
+use serde_json::Value;
+
+use crate::domain::texts::{self, Text};
+use crate::domain::{
+    AuditAction, AuditEntry, AuditId, DomainError, Membership, Notification, NotificationId,
+    NotificationKind, TelegramUserId, UserId,
+};
+use crate::ports::{Clock, Effect, Email, Envelope, Queue, Store, StoreError, Telegram};
 
 pub use access::Issued;
+pub use admin::StatsView;
 pub use payments::SubmitPayment;
 pub use status::{MembershipView, StatusView};
 
@@ -114,4 +123,106 @@ impl App {
             token.expose()
         )
     }
+
+    /// An in-app notification, plus the same text by email and Telegram when given. The effects'
+    /// keys derive from `key`, so a retried caller does not send twice.
+    pub(crate) async fn notify(&self, notice: Notice<'_>) -> Result<NotificationId, AppError> {
+        let now = self.clock.now();
+        let notification = Notification {
+            id: NotificationId::generate(now)?,
+            user_id: notice.user.clone(),
+            kind: notice.kind,
+            title: notice.text.title.clone(),
+            message: notice.text.body.clone(),
+            action_url: notice.action_url,
+            created_at: now,
+            read: false,
+        };
+        self.store.add_notification(&notification).await?;
+        let mut effects = Vec::new();
+        if let Some(account) = notice.telegram {
+            effects.push((
+                format!("msg:{}", notice.key),
+                Effect::SendMessage {
+                    chat_id: account.get(),
+                    text: notice.text.body.clone(),
+                },
+            ));
+        }
+        if let Some(to) = notice.email {
+            let email = Email {
+                to,
+                subject: notice.text.title.clone(),
+                text: notice.text.body.clone(),
+                html: texts::to_html(&notice.text.title, &notice.text.body),
+            };
+            effects.push((format!("mail:{}", notice.key), Effect::SendEmail { email }));
+        }
+        self.enqueue(effects).await?;
+        Ok(notification.id)
+    }
+
+    /// `notify` for a member: their payer's email and their Telegram account.
+    pub(crate) async fn notify_member(
+        &self,
+        m: &Membership,
+        kind: NotificationKind,
+        text: &Text,
+        key: &str,
+    ) -> Result<NotificationId, AppError> {
+        let email = self
+            .store
+            .payment(&m.payment_id)
+            .await?
+            .and_then(|p| p.email);
+        self.notify(Notice {
+            user: &m.user_id,
+            kind,
+            text,
+            action_url: None,
+            email,
+            telegram: Some(m.telegram_user_id),
+            key: key.to_owned(),
+        })
+        .await
+    }
+
+    pub(crate) async fn audit(
+        &self,
+        actor: &str,
+        action: AuditAction,
+        user: Option<&UserId>,
+        telegram: Option<TelegramUserId>,
+        details: Value,
+    ) -> Result<(), AppError> {
+        let at = self.clock.now();
+        let entry = AuditEntry {
+            id: AuditId::generate(at)?,
+            at,
+            actor: actor.to_owned(),
+            action,
+            user_id: user.cloned(),
+            telegram_user_id: telegram,
+            details,
+        };
+        Ok(self.store.record(&entry).await?)
+    }
+}
+
+pub(crate) struct Notice<'a> {
+    pub user: &'a UserId,
+    pub kind: NotificationKind,
+    pub text: &'a Text,
+    pub action_url: Option<String>,
+    pub email: Option<String>,
+    pub telegram: Option<TelegramUserId>,
+    pub key: String,
+}
+
+pub(crate) fn actor(caller: &Caller) -> String {
+    format!("user:{}", caller.user_id)
+}
+
+pub(crate) fn telegram_actor(account: TelegramUserId) -> String {
+    format!("telegram:{account}")
 }

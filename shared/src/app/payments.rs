@@ -1,12 +1,13 @@
 use serde::Deserialize;
+use serde_json::json;
 
-use super::{App, AppError, Issued, require};
+use super::{App, AppError, Issued, Notice, actor, require};
 use crate::auth::{Caller, Role};
 use crate::domain::{
-    Lang, Notification, NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus,
-    parse_transaction_id, texts,
+    AuditAction, Lang, NotificationKind, Payment, PaymentId, PaymentStatus, parse_transaction_id,
+    texts,
 };
-use crate::ports::{Effect, Email, Page, PageRequest, Review, StoreError};
+use crate::ports::{Page, PageRequest, Review, StoreError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +64,14 @@ impl App {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(payment = %payment.id, user = %payment.user_id, offer = %offer.name, "payment submitted");
+        self.audit(
+            &actor(caller),
+            AuditAction::PaymentSubmitted,
+            Some(&payment.user_id),
+            None,
+            json!({ "payment_id": payment.id, "offer_id": payment.offer_id, "transaction_id": payment.transaction_id }),
+        )
+        .await?;
         Ok(payment)
     }
 
@@ -104,7 +113,15 @@ impl App {
         };
         let payment = self.review(id, &review).await?;
         tracing::info!(payment = %payment.id, by = %caller.user_id, "payment validated");
-        self.issue_access(&payment).await
+        self.audit(
+            &actor(caller),
+            AuditAction::PaymentValidated,
+            Some(&payment.user_id),
+            None,
+            json!({ "payment_id": payment.id }),
+        )
+        .await?;
+        self.issue_access(caller, &payment).await
     }
 
     pub async fn reject_payment(
@@ -128,30 +145,24 @@ impl App {
         let payment = self.review(id, &review).await?;
         tracing::info!(payment = %payment.id, by = %caller.user_id, "payment rejected");
         let text = texts::payment_rejected(payment.lang, &reason);
-        let notification = Notification {
-            id: NotificationId::generate(now)?,
-            user_id: payment.user_id.clone(),
+        self.notify(Notice {
+            user: &payment.user_id,
             kind: NotificationKind::PaymentRejected,
-            title: text.title.clone(),
-            message: text.body.clone(),
+            text: &text,
             action_url: None,
-            created_at: now,
-            read: false,
-        };
-        self.store.add_notification(&notification).await?;
-        if let Some(to) = &payment.email {
-            let email = Email {
-                to: to.clone(),
-                subject: text.title.clone(),
-                html: texts::to_html(&text.title, &text.body),
-                text: text.body,
-            };
-            self.enqueue(vec![(
-                format!("reject-mail:{}", payment.id),
-                Effect::SendEmail { email },
-            )])
-            .await?;
-        }
+            email: payment.email.clone(),
+            telegram: None,
+            key: format!("reject:{}", payment.id),
+        })
+        .await?;
+        self.audit(
+            &actor(caller),
+            AuditAction::PaymentRejected,
+            Some(&payment.user_id),
+            None,
+            json!({ "payment_id": payment.id, "reason": reason }),
+        )
+        .await?;
         Ok(())
     }
 

@@ -136,6 +136,10 @@ record_id!(
     /// An in-app notification.
     NotificationId
 );
+record_id!(
+    /// An entry of the audit log.
+    AuditId
+);
 
 /// 12 hex digits of milliseconds then 12 of randomness: sortable, unique enough, 24 characters.
 fn time_ordered_id(now: DateTime<Utc>) -> Result<String, DomainError> {

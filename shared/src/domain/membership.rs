@@ -52,6 +52,9 @@ pub struct Membership {
     pub left_at: Option<DateTime<Utc>>,
     pub invite_link: Option<String>,
     pub invite_expires_at: Option<DateTime<Utc>>,
+    /// When and why it ended (expired, revoked).
+    pub ended_at: Option<DateTime<Utc>>,
+    pub end_reason: Option<String>,
 }
 
 impl Membership {
@@ -120,6 +123,8 @@ mod tests {
             left_at: None,
             invite_link: None,
             invite_expires_at: None,
+            ended_at: None,
+            end_reason: None,
         }
     }
 

@@ -1,6 +1,8 @@
 //! The domain: entities, newtypes and rules. No AWS, no HTTP, no Telegram client here.
 
+mod audit;
 mod ids;
+mod job;
 mod membership;
 mod notification;
 mod offer;
@@ -9,7 +11,9 @@ pub mod texts;
 mod token;
 mod update;
 
-pub use ids::{MembershipId, NotificationId, PaymentId, TelegramUserId, UserId};
+pub use audit::{AuditAction, AuditEntry};
+pub use ids::{AuditId, MembershipId, NotificationId, PaymentId, TelegramUserId, UserId};
+pub use job::{Job, Schedule};
 pub use membership::{Membership, MembershipStatus, extended_end};
 pub use notification::{Notification, NotificationKind};
 pub use offer::{Offer, Offers};

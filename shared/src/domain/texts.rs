@@ -203,6 +203,59 @@ pub fn payment_rejected(lang: Lang, reason: &str) -> Text {
     }
 }
 
+pub fn expired(lang: Lang, channel: &str) -> Text {
+    match lang {
+        Lang::Fr => t(
+            "Abonnement terminé",
+            format!(
+                "Votre abonnement à « {channel} » est terminé et votre accès a été retiré. Pour revenir, renouvelez votre abonnement depuis votre espace : un nouveau lien vous sera envoyé."
+            ),
+        ),
+        Lang::En => t(
+            "Subscription ended",
+            format!(
+                "Your subscription to \"{channel}\" has ended and your access was removed. To come back, renew from your subscriber area: you will get a new link."
+            ),
+        ),
+    }
+}
+
+pub fn warning(lang: Lang, channel: &str, end: DateTime<Utc>, days: i64) -> Text {
+    match lang {
+        Lang::Fr => t(
+            "Votre abonnement se termine bientôt",
+            format!(
+                "Votre abonnement à « {channel} » se termine le {} (dans {days} jour(s)). Pour ne pas perdre l'accès, renouvelez-le depuis votre espace abonné : les jours s'ajoutent à la date de fin actuelle.",
+                date(lang, end)
+            ),
+        ),
+        Lang::En => t(
+            "Your subscription ends soon",
+            format!(
+                "Your subscription to \"{channel}\" ends on {} (in {days} day(s)). To keep your access, renew from your subscriber area: the days are added to the current end date.",
+                date(lang, end)
+            ),
+        ),
+    }
+}
+
+pub fn revoked(lang: Lang, channel: &str, reason: &str) -> Text {
+    match lang {
+        Lang::Fr => t(
+            "Accès retiré",
+            format!(
+                "Votre accès à « {channel} » a été retiré par un administrateur. Motif : {reason}"
+            ),
+        ),
+        Lang::En => t(
+            "Access revoked",
+            format!(
+                "Your access to \"{channel}\" was revoked by an administrator. Reason: {reason}"
+            ),
+        ),
+    }
+}
+
 /// A minimal HTML rendering of a text body, for the HTML part of emails.
 pub fn to_html(title: &str, body: &str) -> String {
     let esc = |s: &str| {

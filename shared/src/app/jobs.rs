@@ -1,0 +1,206 @@
+//! The scheduled jobs: each idempotent, each returning how many items it processed.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use super::{App, AppError, require};
+use crate::auth::{Caller, Role};
+use crate::domain::{AuditAction, Job, Lang, Membership, NotificationKind, texts};
+use crate::ports::Effect;
+
+/// Rows read per round of a sweep.
+const BATCH: u32 = 500;
+
+impl App {
+    /// `POST /api/telegram/admin/jobs/{job}/run/`.
+    pub async fn run_job_now(&self, caller: &Caller, name: &str) -> Result<u64, AppError> {
+        require(caller, Role::Admin)?;
+        let job = Job::parse(name).map_err(|_| AppError::NotFound("no such job"))?;
+        self.run_job(job, &format!("user:{}", caller.user_id)).await
+    }
+
+    /// Runs one job now (EventBridge, the local scheduler, or an admin) and records the run.
+    pub async fn run_job(&self, job: Job, actor: &str) -> Result<u64, AppError> {
+        let now = self.clock.now();
+        let processed = match job {
+            Job::ExpireTokens => self.store.expire_tokens(now).await?,
+            Job::ExpireSubscriptions => self.expire_subscriptions(now).await?,
+            Job::ExpirationWarnings => self.expiration_warnings(now).await?,
+            Job::CleanupNotifications => {
+                self.store
+                    .delete_old_notifications(now - Duration::days(30), now - Duration::days(90))
+                    .await?
+            }
+        };
+        self.store.record_job_run(job.name(), now).await?;
+        self.audit(
+            actor,
+            AuditAction::JobRun,
+            None,
+            None,
+            json!({ "job": job.name(), "processed": processed }),
+        )
+        .await?;
+        tracing::info!(job = job.name(), processed, "job run");
+        Ok(processed)
+    }
+
+    /// Runs every job whose last scheduled time has passed since its last run (the local scheduler).
+    pub async fn run_due_jobs(&self) -> Result<Vec<(Job, u64)>, AppError> {
+        let now = self.clock.now();
+        let mut ran = Vec::new();
+        for job in Job::ALL {
+            let schedule = self
+                .settings
+                .schedules
+                .get(&job)
+                .copied()
+                .unwrap_or(job.default_schedule());
+            let due = schedule.last_due(now);
+            let last = self.store.last_job_run(job.name()).await?;
+            if last.is_none_or(|l| l < due) {
+                ran.push((job, self.run_job(job, "scheduler").await?));
+            }
+        }
+        Ok(ran)
+    }
+
+    async fn expire_subscriptions(&self, now: DateTime<Utc>) -> Result<u64, AppError> {
+        let mut processed = 0;
+        loop {
+            let due = self.store.due_memberships(now, BATCH).await?;
+            let mut progressed = false;
+            for m in &due {
+                // Conditional: a renewal that landed since the read keeps the membership.
+                if let Some(expired) = self.store.expire_membership(&m.id, now).await? {
+                    progressed = true;
+                    processed += 1;
+                    self.end_access(&expired, "job:expire-subscriptions", Ending::Expired)
+                        .await?;
+                }
+            }
+            if due.len() < BATCH as usize || !progressed {
+                return Ok(processed);
+            }
+        }
+    }
+
+    async fn expiration_warnings(&self, now: DateTime<Utc>) -> Result<u64, AppError> {
+        let mut thresholds = self.settings.expiry_warning_days.clone();
+        thresholds.sort_unstable();
+        let Some(&widest) = thresholds.last() else {
+            return Ok(0);
+        };
+        let until = now + Duration::days(i64::from(widest));
+        let mut sent = 0;
+        let mut from = now;
+        loop {
+            let ending = self.store.ending_between(from, until, BATCH).await?;
+            for m in &ending {
+                let Some(end) = m.expires_at else { continue };
+                let left = end - now;
+                // The narrowest threshold the membership is within; wider ones are marked too, so
+                // that a late first run sends one warning, not one per threshold.
+                let mut applicable = thresholds
+                    .iter()
+                    .filter(|t| left <= Duration::days(i64::from(**t)));
+                let Some(&narrowest) = applicable.next() else {
+                    continue;
+                };
+                let fresh = self.store.claim_warning(&m.id, narrowest, end).await?;
+                for &wider in applicable {
+                    self.store.claim_warning(&m.id, wider, end).await?;
+                }
+                if fresh {
+                    sent += 1;
+                    self.warn(m, end, now).await?;
+                }
+            }
+            // Pages follow the end date; ends are microsecond timestamps of joins, so ties across
+            // a page boundary do not happen in practice.
+            match ending.last().and_then(|m| m.expires_at) {
+                Some(last) if ending.len() == BATCH as usize => from = last,
+                _ => return Ok(sent),
+            }
+        }
+    }
+
+    async fn warn(
+        &self,
+        m: &Membership,
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let days = m.days_remaining(now);
+        let lang = self.payer_lang(m).await?;
+        let text = texts::warning(lang, &self.settings.channel_name, end, days);
+        let key = format!("warn:{}:{}:{days}", m.id, end.timestamp());
+        self.notify_member(m, NotificationKind::ExpirationWarning, &text, &key)
+            .await?;
+        self.audit(
+            "job:expiration-warnings",
+            AuditAction::WarningSent,
+            Some(&m.user_id),
+            Some(m.telegram_user_id),
+            json!({ "membership_id": m.id, "expires_at": end, "days_remaining": days }),
+        )
+        .await
+    }
+
+    pub(crate) async fn payer_lang(&self, m: &Membership) -> Result<Lang, AppError> {
+        Ok(self
+            .store
+            .payment(&m.payment_id)
+            .await?
+            .map(|p| p.lang)
+            .unwrap_or_default())
+    }
+
+    /// Out of the channel (banned until a new payment lifts it), notified in the app, by Telegram and email.
+    pub(crate) async fn end_access(
+        &self,
+        m: &Membership,
+        actor: &str,
+        how: Ending<'_>,
+    ) -> Result<(), AppError> {
+        let lang = self.payer_lang(m).await?;
+        let channel = &self.settings.channel_name;
+        let (kind, text, action, details) = match how {
+            Ending::Expired => (
+                NotificationKind::AccessExpired,
+                texts::expired(lang, channel),
+                AuditAction::AccessExpired,
+                json!({ "membership_id": m.id, "expires_at": m.expires_at }),
+            ),
+            Ending::Revoked(reason) => (
+                NotificationKind::AccessRevoked,
+                texts::revoked(lang, channel, reason),
+                AuditAction::AccessRevoked,
+                json!({ "membership_id": m.id, "reason": reason }),
+            ),
+        };
+        self.enqueue(vec![(
+            format!("remove:{}:{}", m.id, action.as_str()),
+            Effect::RemoveMember {
+                telegram_user_id: m.telegram_user_id,
+                keep_banned: true,
+            },
+        )])
+        .await?;
+        self.notify_member(m, kind, &text, &format!("{}:{}", action.as_str(), m.id))
+            .await?;
+        self.audit(
+            actor,
+            action,
+            Some(&m.user_id),
+            Some(m.telegram_user_id),
+            details,
+        )
+        .await
+    }
+}
+
+pub(crate) enum Ending<'a> {
+    Expired,
+    Revoked(&'a str),
+}

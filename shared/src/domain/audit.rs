@@ -1,0 +1,88 @@
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{AuditId, DomainError, TelegramUserId, UserId};
+
+/// Everything that happened, with who did it and to whom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    PaymentSubmitted,
+    PaymentValidated,
+    PaymentRejected,
+    TokenIssued,
+    TokenRedeemed,
+    TokenRefused,
+    InviteCreated,
+    JoinApproved,
+    JoinDeclined,
+    MemberJoined,
+    MemberLeft,
+    MemberRemoved,
+    MembershipExtended,
+    WarningSent,
+    AccessExpired,
+    AccessRevoked,
+    JobRun,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PaymentSubmitted => "payment_submitted",
+            Self::PaymentValidated => "payment_validated",
+            Self::PaymentRejected => "payment_rejected",
+            Self::TokenIssued => "token_issued",
+            Self::TokenRedeemed => "token_redeemed",
+            Self::TokenRefused => "token_refused",
+            Self::InviteCreated => "invite_created",
+            Self::JoinApproved => "join_approved",
+            Self::JoinDeclined => "join_declined",
+            Self::MemberJoined => "member_joined",
+            Self::MemberLeft => "member_left",
+            Self::MemberRemoved => "member_removed",
+            Self::MembershipExtended => "membership_extended",
+            Self::WarningSent => "warning_sent",
+            Self::AccessExpired => "access_expired",
+            Self::AccessRevoked => "access_revoked",
+            Self::JobRun => "job_run",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        const ALL: [AuditAction; 17] = [
+            AuditAction::PaymentSubmitted,
+            AuditAction::PaymentValidated,
+            AuditAction::PaymentRejected,
+            AuditAction::TokenIssued,
+            AuditAction::TokenRedeemed,
+            AuditAction::TokenRefused,
+            AuditAction::InviteCreated,
+            AuditAction::JoinApproved,
+            AuditAction::JoinDeclined,
+            AuditAction::MemberJoined,
+            AuditAction::MemberLeft,
+            AuditAction::MemberRemoved,
+            AuditAction::MembershipExtended,
+            AuditAction::WarningSent,
+            AuditAction::AccessExpired,
+            AuditAction::AccessRevoked,
+            AuditAction::JobRun,
+        ];
+        ALL.into_iter()
+            .find(|a| a.as_str() == raw)
+            .ok_or(DomainError::invalid("audit action", "unknown"))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: AuditId,
+    pub at: DateTime<Utc>,
+    /// `user:<id>`, `telegram:<id>`, `job:<name>` or `system`.
+    pub actor: String,
+    pub action: AuditAction,
+    pub user_id: Option<UserId>,
+    pub telegram_user_id: Option<TelegramUserId>,
+    pub details: serde_json::Value,
+}

@@ -1,0 +1,214 @@
+//! The scheduled jobs that replace Celery beat, and when each is due.
+
+use chrono::{DateTime, Datelike, Duration, NaiveTime, Timelike, Utc, Weekday};
+
+use super::DomainError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Job {
+    ExpireTokens,
+    ExpireSubscriptions,
+    ExpirationWarnings,
+    CleanupNotifications,
+}
+
+impl Job {
+    pub const ALL: [Job; 4] = [
+        Job::ExpireTokens,
+        Job::ExpireSubscriptions,
+        Job::ExpirationWarnings,
+        Job::CleanupNotifications,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ExpireTokens => "expire-tokens",
+            Self::ExpireSubscriptions => "expire-subscriptions",
+            Self::ExpirationWarnings => "expiration-warnings",
+            Self::CleanupNotifications => "cleanup-notifications",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        Self::ALL
+            .into_iter()
+            .find(|j| j.name() == raw)
+            .ok_or(DomainError::invalid("job", "must be expire-tokens, expire-subscriptions, expiration-warnings or cleanup-notifications"))
+    }
+
+    /// The guide's beat schedule: hourly tokens, daily 00:00 expiry, daily 09:00 warnings, Monday 03:00 cleanup.
+    pub fn default_schedule(self) -> Schedule {
+        match self {
+            Self::ExpireTokens => Schedule::Hourly { minute: 0 },
+            Self::ExpireSubscriptions => Schedule::Daily { at: hm(0, 0) },
+            Self::ExpirationWarnings => Schedule::Daily { at: hm(9, 0) },
+            Self::CleanupNotifications => Schedule::Weekly {
+                day: Weekday::Mon,
+                at: hm(3, 0),
+            },
+        }
+    }
+
+    /// The setting that overrides the schedule, e.g. `SCHEDULE_EXPIRE_SUBSCRIPTIONS`.
+    pub fn setting(self) -> String {
+        format!(
+            "SCHEDULE_{}",
+            self.name().replace('-', "_").to_ascii_uppercase()
+        )
+    }
+}
+
+fn hm(h: u32, m: u32) -> NaiveTime {
+    NaiveTime::from_hms_opt(h, m, 0).unwrap_or(NaiveTime::MIN)
+}
+
+/// When a job runs, in UTC: `:MM` hourly, `HH:MM` daily, `Mon HH:MM` weekly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    Hourly { minute: u32 },
+    Daily { at: NaiveTime },
+    Weekly { day: Weekday, at: NaiveTime },
+}
+
+impl Schedule {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let bad = DomainError::invalid(
+            "schedule",
+            "must look like :05 (hourly), 09:00 (daily) or Mon 03:00 (weekly), in UTC",
+        );
+        let raw = raw.trim();
+        if let Some(minute) = raw.strip_prefix(':') {
+            return minute
+                .parse::<u32>()
+                .ok()
+                .filter(|m| *m < 60)
+                .map(|minute| Self::Hourly { minute })
+                .ok_or(bad);
+        }
+        let time = |t: &str| NaiveTime::parse_from_str(t, "%H:%M").ok();
+        match raw.split_once(' ') {
+            None => time(raw).map(|at| Self::Daily { at }).ok_or(bad),
+            Some((day, t)) => match (day.parse::<Weekday>(), time(t.trim())) {
+                (Ok(day), Some(at)) => Ok(Self::Weekly { day, at }),
+                _ => Err(bad),
+            },
+        }
+    }
+
+    /// The latest scheduled instant at or before `now`.
+    pub fn last_due(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let today = now.date_naive();
+        let candidate = match *self {
+            Self::Hourly { minute } => {
+                let this_hour = today
+                    .and_hms_opt(now.hour(), minute, 0)
+                    .map(|t| t.and_utc())
+                    .unwrap_or(now);
+                return if this_hour <= now {
+                    this_hour
+                } else {
+                    this_hour - Duration::hours(1)
+                };
+            }
+            Self::Daily { at } => today.and_time(at).and_utc(),
+            Self::Weekly { day, at } => {
+                let back =
+                    (7 + now.weekday().num_days_from_monday() - day.num_days_from_monday()) % 7;
+                (today - Duration::days(i64::from(back)))
+                    .and_time(at)
+                    .and_utc()
+            }
+        };
+        if candidate <= now {
+            candidate
+        } else {
+            match self {
+                Self::Weekly { .. } => candidate - Duration::days(7),
+                _ => candidate - Duration::days(1),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    #[test]
+    fn schedules_parse_in_three_shapes() {
+        assert_eq!(
+            Schedule::parse(":05").unwrap(),
+            Schedule::Hourly { minute: 5 }
+        );
+        assert_eq!(
+            Schedule::parse("09:30").unwrap(),
+            Schedule::Daily { at: hm(9, 30) }
+        );
+        assert_eq!(
+            Schedule::parse("Mon 03:00").unwrap(),
+            Schedule::Weekly {
+                day: Weekday::Mon,
+                at: hm(3, 0)
+            }
+        );
+        assert!(Schedule::parse("25:00").is_err());
+        assert!(Schedule::parse(":60").is_err());
+        assert!(Schedule::parse("Someday 03:00").is_err());
+    }
+
+    #[test]
+    fn last_due_is_the_latest_instant_not_after_now() {
+        // 2026-11-25 is a Wednesday.
+        let now = at(2026, 11, 25, 8, 30);
+        assert_eq!(
+            Schedule::Hourly { minute: 0 }.last_due(now),
+            at(2026, 11, 25, 8, 0)
+        );
+        assert_eq!(
+            Schedule::Hourly { minute: 45 }.last_due(now),
+            at(2026, 11, 25, 7, 45)
+        );
+        assert_eq!(
+            Schedule::Daily { at: hm(9, 0) }.last_due(now),
+            at(2026, 11, 24, 9, 0)
+        );
+        assert_eq!(
+            Schedule::Daily { at: hm(0, 0) }.last_due(now),
+            at(2026, 11, 25, 0, 0)
+        );
+        assert_eq!(
+            Schedule::Weekly {
+                day: Weekday::Mon,
+                at: hm(3, 0)
+            }
+            .last_due(now),
+            at(2026, 11, 23, 3, 0)
+        );
+        assert_eq!(
+            Schedule::Weekly {
+                day: Weekday::Wed,
+                at: hm(9, 0)
+            }
+            .last_due(now),
+            at(2026, 11, 18, 9, 0)
+        );
+        assert_eq!(Schedule::Daily { at: hm(8, 30) }.last_due(now), now);
+    }
+
+    #[test]
+    fn job_names_round_trip() {
+        for j in Job::ALL {
+            assert_eq!(Job::parse(j.name()).unwrap(), j);
+        }
+        assert_eq!(
+            Job::ExpireSubscriptions.setting(),
+            "SCHEDULE_EXPIRE_SUBSCRIPTIONS"
+        );
+        assert!(Job::parse("reboot").is_err());
+    }
+}
