@@ -69,7 +69,7 @@ pub trait PaymentStore: Send + Sync {
 /// The outcome of applying a token's period to a membership: at most once per token.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Applied {
-    Now(Membership),
+    Now(Box<Membership>),
     Already(MembershipId),
 }
 

@@ -589,7 +589,7 @@ impl AccessStore for SqliteStore {
             }
             insert_membership(&tx, m)?;
             tx.commit().map_err(fault)?;
-            Ok(Applied::Now(m.clone()))
+            Ok(Applied::Now(Box::new(m.clone())))
         })
     }
 
@@ -637,7 +637,7 @@ impl AccessStore for SqliteStore {
             let updated = get_membership(&tx, id.as_str())?
                 .ok_or(StoreError::Unavailable("membership vanished".into()))?;
             tx.commit().map_err(fault)?;
-            Ok(Applied::Now(updated))
+            Ok(Applied::Now(Box::new(updated)))
         })
     }
 

@@ -292,7 +292,7 @@ impl App {
                     )
                     .await?;
                 }
-                (Some(m), extended)
+                (Some(*m), extended)
             }
             Applied::Already(id) => (self.store.membership(&id).await?, false),
         })
