@@ -15,18 +15,18 @@ async fn the_whole_flow_from_payment_to_an_active_membership() {
     let alice = app.jwt("alice", "user");
 
     let (status, payment) = app
-        .post("/api/payments/pending-payments/create/", &alice, json!({"offer_id": "monthly", "transaction_id": "TX-1", "user_info": {"name": "Alice"}}))
+        .post(
+            "/api/payments/pending-payments/create/",
+            &alice,
+            json!({"offer_id": "monthly", "transaction_id": "TX-1", "user_info": {"name": "Alice"}}),
+        )
         .await;
     assert_eq!(status, 201);
     assert_eq!(payment["status"], "transaction_submitted");
     let payment_id = payment["id"].as_str().unwrap().to_owned();
 
-    let (_, pending) = app
-        .get(
-            "/api/payments/admin/pending-payments/?status=transaction_submitted",
-            &app.jwt("s", "support"),
-        )
-        .await;
+    let (_, pending) =
+        app.get("/api/payments/admin/pending-payments/?status=transaction_submitted", &app.jwt("s", "support")).await;
     assert_eq!(pending.as_array().unwrap().len(), 1);
 
     let (status, issued) = app
@@ -40,19 +40,8 @@ async fn the_whole_flow_from_payment_to_an_active_membership() {
     let token = issued["token"].as_str().unwrap();
     assert_eq!(issued["success"], true);
     assert_eq!(issued["payment_id"], payment_id.as_str());
-    assert_eq!(
-        issued["bot_link"],
-        format!(
-            "https://t.me/{}?start={token}",
-            telegate::fake_telegram::BOT_USERNAME
-        )
-    );
-    assert!(
-        token.len() <= 64
-            && token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    );
+    assert_eq!(issued["bot_link"], format!("https://t.me/{}?start={token}", telegate::fake_telegram::BOT_USERNAME));
+    assert!(token.len() <= 64 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     assert!(issued["expires_at"].as_str().unwrap().ends_with('Z'));
 
     // The notification and the email carry the link.
@@ -61,66 +50,29 @@ async fn the_whole_flow_from_payment_to_an_active_membership() {
     assert_eq!(notes[0]["action_url"], issued["bot_link"]);
     assert_eq!(notes[0]["id"], issued["notification_id"]);
     app.drain().await;
-    let mails: Vec<_> = std::fs::read_dir(app.data.0.join("outbox"))
-        .unwrap()
-        .collect();
+    let mails: Vec<_> = std::fs::read_dir(app.data.0.join("outbox")).unwrap().collect();
     assert_eq!(mails.len(), 1, "one validation email");
 
     // /start <token>: ban lifted first, then a join-request invite, then the reply with the button.
     assert_eq!(app.start_command(ALICE, token).await, 200);
-    let methods: Vec<String> = app
-        .fake()
-        .calls()
-        .iter()
-        .map(|c| c.method.clone())
-        .collect();
-    assert_eq!(
-        methods,
-        ["unbanChatMember", "createChatInviteLink", "sendMessage"]
-    );
+    let methods: Vec<String> = app.fake().calls().iter().map(|c| c.method.clone()).collect();
+    assert_eq!(methods, ["unbanChatMember", "createChatInviteLink", "sendMessage"]);
     let unban = &app.fake().calls_to("unbanChatMember")[0];
-    assert_eq!(
-        (
-            unban.params["user_id"].clone(),
-            unban.params["only_if_banned"].clone()
-        ),
-        (json!(ALICE), json!(true))
-    );
+    assert_eq!((unban.params["user_id"].clone(), unban.params["only_if_banned"].clone()), (json!(ALICE), json!(true)));
     let invite = &app.fake().calls_to("createChatInviteLink")[0];
     assert_eq!(invite.params["chat_id"], json!(CHANNEL));
     assert_eq!(invite.params["creates_join_request"], json!(true));
     assert!(invite.params["name"].as_str().unwrap().starts_with("tg-"));
     let reply = &app.fake().calls_to("sendMessage")[0];
     assert_eq!(reply.params["chat_id"], json!(ALICE));
-    assert_eq!(
-        reply.params["reply_markup"]["inline_keyboard"][0][0]["text"],
-        "Rejoindre le canal"
-    );
+    assert_eq!(reply.params["reply_markup"]["inline_keyboard"][0][0]["text"], "Rejoindre le canal");
     let link = app.last_invite_link().unwrap();
 
     // The join request from Alice is approved; the join starts the membership.
-    assert_eq!(
-        app.webhook(updates::join_request(
-            app.update_id(),
-            CHANNEL,
-            ALICE,
-            &link
-        ))
-        .await,
-        200
-    );
+    assert_eq!(app.webhook(updates::join_request(app.update_id(), CHANNEL, ALICE, &link)).await, 200);
     app.drain().await;
     assert_eq!(app.calls_for_user("approveChatJoinRequest", ALICE).len(), 1);
-    assert_eq!(
-        app.webhook(updates::joined(
-            app.update_id(),
-            CHANNEL,
-            ALICE,
-            Some(&link)
-        ))
-        .await,
-        200
-    );
+    assert_eq!(app.webhook(updates::joined(app.update_id(), CHANNEL, ALICE, Some(&link))).await, 200);
     app.drain().await;
     let revoked = app.fake().calls_to("revokeChatInviteLink");
     assert_eq!(revoked.len(), 1, "the used link is revoked");
@@ -131,36 +83,19 @@ async fn the_whole_flow_from_payment_to_an_active_membership() {
     assert_eq!(status["has_active_subscription"], true);
     assert_eq!(status["telegram_username"], format!("user{ALICE}"));
     let m = &status["memberships"][0];
-    assert_eq!(
-        (m["channel_name"].as_str(), m["subscription_type"].as_str()),
-        (Some("Test Channel"), Some("monthly"))
-    );
-    assert_eq!(
-        (m["is_active"].clone(), m["days_remaining"].clone()),
-        (json!(true), json!(30))
-    );
+    assert_eq!((m["channel_name"].as_str(), m["subscription_type"].as_str()), (Some("Test Channel"), Some("monthly")));
+    assert_eq!((m["is_active"].clone(), m["days_remaining"].clone()), (json!(true), json!(30)));
     let joined = chrono::DateTime::parse_from_rfc3339(m["joined_at"].as_str().unwrap()).unwrap();
     let ends = chrono::DateTime::parse_from_rfc3339(m["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!((ends - joined).num_days(), 30);
 
     let (_, notes) = app.get("/api/telegram/notifications/", &alice).await;
-    let kinds: Vec<&str> = notes
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["type"].as_str().unwrap())
-        .collect();
+    let kinds: Vec<&str> = notes.as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["access_granted", "payment_verified"]);
 
     // /status in the bot tells the same.
-    app.webhook(updates::text(app.update_id(), ALICE, "en", "/status"))
-        .await;
-    assert!(
-        app.texts_to(ALICE)
-            .last()
-            .unwrap()
-            .contains("30 day(s) left")
-    );
+    app.webhook(updates::text(app.update_id(), ALICE, "en", "/status")).await;
+    assert!(app.texts_to(ALICE).last().unwrap().contains("30 day(s) left"));
 }
 
 #[tokio::test]
@@ -172,10 +107,7 @@ async fn a_token_used_by_another_account_is_refused_without_saying_why() {
     app.fake().clear_calls();
 
     app.start_command(BOB, token).await;
-    assert!(
-        app.fake().calls_to("createChatInviteLink").is_empty(),
-        "no invite for another account"
-    );
+    assert!(app.fake().calls_to("createChatInviteLink").is_empty(), "no invite for another account");
     let refusal = app.texts_to(BOB).pop().unwrap();
     // The same words as for a token that never existed.
     app.start_command(BOB, "NoSuchTokenAtAll_0123456789").await;
@@ -188,8 +120,7 @@ async fn an_expired_token_is_refused() {
     let app = TestApp::spawn().await;
     let issued = app.paid("alice", "TX-3").await;
     app.advance(24 * 3600 + 1).await;
-    app.start_command(ALICE, issued["token"].as_str().unwrap())
-        .await;
+    app.start_command(ALICE, issued["token"].as_str().unwrap()).await;
     assert!(app.fake().calls_to("createChatInviteLink").is_empty());
     assert!(app.texts_to(ALICE).pop().unwrap().contains("pas valide"));
 }
@@ -207,11 +138,7 @@ async fn the_same_account_resending_its_token_before_joining_gets_a_fresh_invite
     assert_ne!(first, second);
     assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 2);
     let revoked = app.fake().calls_to("revokeChatInviteLink");
-    assert_eq!(
-        revoked[0].params["invite_link"],
-        first.as_str(),
-        "the earlier link is retired"
-    );
+    assert_eq!(revoked[0].params["invite_link"], first.as_str(), "the earlier link is retired");
 }
 
 #[tokio::test]
@@ -222,17 +149,8 @@ async fn two_simultaneous_starts_with_one_token_produce_one_invite() {
     let accounts: Vec<i64> = (0..10).map(|i| 5000 + i).collect();
     let results = join_all(accounts.iter().map(|a| app.start_command(*a, token))).await;
     assert!(results.iter().all(|s| *s == 200));
-    assert_eq!(
-        app.fake().calls_to("createChatInviteLink").len(),
-        1,
-        "exactly one invite"
-    );
-    let with_button = app
-        .fake()
-        .calls_to("sendMessage")
-        .iter()
-        .filter(|c| !c.params["reply_markup"].is_null())
-        .count();
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "exactly one invite");
+    let with_button = app.fake().calls_to("sendMessage").iter().filter(|c| !c.params["reply_markup"].is_null()).count();
     assert_eq!(with_button, 1);
 }
 
@@ -240,14 +158,9 @@ async fn two_simultaneous_starts_with_one_token_produce_one_invite() {
 async fn a_strangers_join_request_with_a_members_link_is_declined() {
     let app = TestApp::spawn().await;
     let issued = app.paid("alice", "TX-6").await;
-    app.start_command(ALICE, issued["token"].as_str().unwrap())
-        .await;
+    app.start_command(ALICE, issued["token"].as_str().unwrap()).await;
     let link = app.last_invite_link().unwrap();
-    assert_eq!(
-        app.webhook(updates::join_request(app.update_id(), CHANNEL, BOB, &link))
-            .await,
-        200
-    );
+    assert_eq!(app.webhook(updates::join_request(app.update_id(), CHANNEL, BOB, &link)).await, 200);
     app.drain().await;
     assert_eq!(app.calls_for_user("declineChatJoinRequest", BOB).len(), 1);
     assert!(app.calls_for_user("approveChatJoinRequest", BOB).is_empty());
@@ -256,37 +169,19 @@ async fn a_strangers_join_request_with_a_members_link_is_declined() {
 #[tokio::test]
 async fn a_join_without_a_membership_is_removed_but_not_banned_and_admins_are_left_alone() {
     let app = TestApp::spawn().await;
-    app.webhook(updates::joined(app.update_id(), CHANNEL, BOB, None))
-        .await;
+    app.webhook(updates::joined(app.update_id(), CHANNEL, BOB, None)).await;
     app.drain().await;
-    let calls: Vec<String> = app
-        .fake()
-        .calls()
-        .iter()
-        .map(|c| c.method.clone())
-        .collect();
-    assert_eq!(
-        calls,
-        ["banChatMember", "unbanChatMember"],
-        "ban then unban, so paying later lets them in"
-    );
-    assert_eq!(
-        app.calls_for_user("unbanChatMember", BOB)[0].params["only_if_banned"],
-        json!(true)
-    );
+    let calls: Vec<String> = app.fake().calls().iter().map(|c| c.method.clone()).collect();
+    assert_eq!(calls, ["banChatMember", "unbanChatMember"], "ban then unban, so paying later lets them in");
+    assert_eq!(app.calls_for_user("unbanChatMember", BOB)[0].params["only_if_banned"], json!(true));
 
     app.fake().clear_calls();
-    app.webhook(updates::admin_promoted(app.update_id(), CHANNEL, 4242))
-        .await;
+    app.webhook(updates::admin_promoted(app.update_id(), CHANNEL, 4242)).await;
     app.drain().await;
-    assert!(
-        app.fake().calls().is_empty(),
-        "an administrator is never touched"
-    );
+    assert!(app.fake().calls().is_empty(), "an administrator is never touched");
 
     // Updates about other chats are not ours to act on.
-    app.webhook(updates::joined(app.update_id(), -100999, BOB, None))
-        .await;
+    app.webhook(updates::joined(app.update_id(), -100999, BOB, None)).await;
     app.drain().await;
     assert!(app.fake().calls().is_empty());
 }
@@ -295,69 +190,36 @@ async fn a_join_without_a_membership_is_removed_but_not_banned_and_admins_are_le
 async fn a_renewal_by_an_active_member_extends_from_the_current_end() {
     let app = TestApp::spawn().await;
     app.member("alice", "TX-7", ALICE).await;
-    let first_end = app.status_of("alice").await["memberships"][0]["expires_at"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first_end = app.status_of("alice").await["memberships"][0]["expires_at"].as_str().unwrap().to_owned();
     app.advance(10 * 86_400).await;
     let renewal = app.paid("alice", "TX-8").await;
     app.fake().clear_calls();
-    app.start_command(ALICE, renewal["token"].as_str().unwrap())
-        .await;
-    assert!(
-        app.fake().calls_to("createChatInviteLink").is_empty(),
-        "still in the channel: no invite needed"
-    );
+    app.start_command(ALICE, renewal["token"].as_str().unwrap()).await;
+    assert!(app.fake().calls_to("createChatInviteLink").is_empty(), "still in the channel: no invite needed");
     assert!(app.texts_to(ALICE).pop().unwrap().contains("prolongé"));
     let status = app.status_of("alice").await;
-    assert_eq!(
-        status["memberships"].as_array().unwrap().len(),
-        1,
-        "one membership, extended"
-    );
+    assert_eq!(status["memberships"].as_array().unwrap().len(), 1, "one membership, extended");
     let old = chrono::DateTime::parse_from_rfc3339(&first_end).unwrap();
-    let new = chrono::DateTime::parse_from_rfc3339(
-        status["memberships"][0]["expires_at"].as_str().unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        (new - old).num_days(),
-        30,
-        "30 more days from the old end, not from now"
-    );
+    let new = chrono::DateTime::parse_from_rfc3339(status["memberships"][0]["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!((new - old).num_days(), 30, "30 more days from the old end, not from now");
     assert_eq!(status["memberships"][0]["days_remaining"], json!(50));
 
     // The same renewal token sent again changes nothing.
-    app.start_command(ALICE, renewal["token"].as_str().unwrap())
-        .await;
-    assert_eq!(
-        app.status_of("alice").await["memberships"][0]["expires_at"],
-        status["memberships"][0]["expires_at"]
-    );
+    app.start_command(ALICE, renewal["token"].as_str().unwrap()).await;
+    assert_eq!(app.status_of("alice").await["memberships"][0]["expires_at"], status["memberships"][0]["expires_at"]);
 }
 
 #[tokio::test]
 async fn a_member_who_left_is_recorded_and_can_come_back_with_a_fresh_invite() {
     let app = TestApp::spawn().await;
     let issued = app.member("alice", "TX-9", ALICE).await;
-    app.webhook(updates::left(app.update_id(), CHANNEL, ALICE))
-        .await;
-    assert_eq!(
-        app.status_of("alice").await["has_active_subscription"],
-        true,
-        "leaving does not end what was paid"
-    );
+    app.webhook(updates::left(app.update_id(), CHANNEL, ALICE)).await;
+    assert_eq!(app.status_of("alice").await["has_active_subscription"], true, "leaving does not end what was paid");
     app.fake().clear_calls();
-    app.start_command(ALICE, issued["token"].as_str().unwrap())
-        .await;
-    assert_eq!(
-        app.fake().calls_to("createChatInviteLink").len(),
-        1,
-        "a fresh invite to come back"
-    );
+    app.start_command(ALICE, issued["token"].as_str().unwrap()).await;
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "a fresh invite to come back");
     // And nobody else can use that used token.
-    app.start_command(BOB, issued["token"].as_str().unwrap())
-        .await;
+    app.start_command(BOB, issued["token"].as_str().unwrap()).await;
     assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1);
 }
 
@@ -365,8 +227,7 @@ async fn a_member_who_left_is_recorded_and_can_come_back_with_a_fresh_invite() {
 async fn member_limit_mode_issues_the_guides_one_person_link() {
     let app = TestApp::spawn_with(&[("INVITE_MODE", "member_limit")]).await;
     let issued = app.paid("alice", "TX-10").await;
-    app.start_command(ALICE, issued["token"].as_str().unwrap())
-        .await;
+    app.start_command(ALICE, issued["token"].as_str().unwrap()).await;
     let invite = &app.fake().calls_to("createChatInviteLink")[0];
     assert_eq!(invite.params["member_limit"], json!(1));
     assert!(invite.params["creates_join_request"].is_null());
@@ -375,11 +236,9 @@ async fn member_limit_mode_issues_the_guides_one_person_link() {
 #[tokio::test]
 async fn english_speakers_get_english_replies() {
     let app = TestApp::spawn().await;
-    app.webhook(updates::text(app.update_id(), ALICE, "en-US", "/help"))
-        .await;
+    app.webhook(updates::text(app.update_id(), ALICE, "en-US", "/help")).await;
     assert!(app.texts_to(ALICE).pop().unwrap().starts_with("Commands"));
-    app.webhook(updates::text(app.update_id(), ALICE, "fr", "/start"))
-        .await;
+    app.webhook(updates::text(app.update_id(), ALICE, "fr", "/start")).await;
     assert!(app.texts_to(ALICE).pop().unwrap().starts_with("Bienvenue"));
 }
 
@@ -387,23 +246,11 @@ async fn english_speakers_get_english_replies() {
 async fn telegram_flood_control_on_an_approval_is_retried_after_retry_after() {
     let app = TestApp::spawn().await;
     let issued = app.paid("alice", "TX-11").await;
-    app.start_command(ALICE, issued["token"].as_str().unwrap())
-        .await;
+    app.start_command(ALICE, issued["token"].as_str().unwrap()).await;
     let link = app.last_invite_link().unwrap();
-    app.fake()
-        .fail_next("approveChatJoinRequest", support::Fault::RetryAfter(1), 1);
-    app.webhook(updates::join_request(
-        app.update_id(),
-        CHANNEL,
-        ALICE,
-        &link,
-    ))
-    .await;
+    app.fake().fail_next("approveChatJoinRequest", support::Fault::RetryAfter(1), 1);
+    app.webhook(updates::join_request(app.update_id(), CHANNEL, ALICE, &link)).await;
     app.drain().await;
-    assert_eq!(
-        app.calls_for_user("approveChatJoinRequest", ALICE).len(),
-        2,
-        "429 then success"
-    );
+    assert_eq!(app.calls_for_user("approveChatJoinRequest", ALICE).len(), 2, "429 then success");
     assert!(app.running().queue.dead_letters().await.is_empty());
 }

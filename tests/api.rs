@@ -29,10 +29,7 @@ async fn a_webhook_without_the_right_secret_gets_401_and_nothing_happens() {
     assert_eq!(raw_webhook(&app, Some(""), &update).await, 401);
     assert!(app.fake().calls().is_empty());
     // The refused update was not recorded: delivered properly, it is handled.
-    assert_eq!(
-        raw_webhook(&app, Some(support::WEBHOOK_SECRET), &update).await,
-        200
-    );
+    assert_eq!(raw_webhook(&app, Some(support::WEBHOOK_SECRET), &update).await, 200);
     assert_eq!(app.texts_to(ALICE).len(), 1);
 }
 
@@ -40,12 +37,7 @@ async fn a_webhook_without_the_right_secret_gets_401_and_nothing_happens() {
 async fn a_replayed_update_has_one_effect() {
     let app = TestApp::spawn().await;
     let issued = app.paid("alice", "TX-R").await;
-    let update = updates::text(
-        77,
-        ALICE,
-        "fr",
-        &format!("/start {}", issued["token"].as_str().unwrap()),
-    );
+    let update = updates::text(77, ALICE, "fr", &format!("/start {}", issued["token"].as_str().unwrap()));
     let statuses = join_all((0..5).map(|_| app.webhook(update.clone()))).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(app.webhook(update).await, 200);
@@ -57,25 +49,11 @@ async fn a_replayed_update_has_one_effect() {
 async fn a_failed_update_is_released_so_that_telegrams_retry_is_processed() {
     let app = TestApp::spawn().await;
     let issued = app.paid("alice", "TX-F").await;
-    let update = updates::text(
-        78,
-        ALICE,
-        "fr",
-        &format!("/start {}", issued["token"].as_str().unwrap()),
-    );
-    app.fake()
-        .fail_next("createChatInviteLink", support::Fault::RetryAfter(5), 1);
-    assert_eq!(
-        app.webhook(update.clone()).await,
-        500,
-        "Telegram will retry"
-    );
+    let update = updates::text(78, ALICE, "fr", &format!("/start {}", issued["token"].as_str().unwrap()));
+    app.fake().fail_next("createChatInviteLink", support::Fault::RetryAfter(5), 1);
+    assert_eq!(app.webhook(update.clone()).await, 500, "Telegram will retry");
     assert_eq!(app.webhook(update).await, 200);
-    assert_eq!(
-        app.texts_to(ALICE).len(),
-        1,
-        "one invite message in the end"
-    );
+    assert_eq!(app.texts_to(ALICE).len(), 1, "one invite message in the end");
     assert!(app.last_invite_link().is_some());
 }
 
@@ -84,40 +62,20 @@ async fn malformed_updates_get_400_and_unknown_kinds_get_200_without_effect() {
     let app = TestApp::spawn().await;
     let s = Some(support::WEBHOOK_SECRET);
     assert_eq!(raw_webhook(&app, s, "{not json").await, 400);
-    assert_eq!(
-        raw_webhook(&app, s, r#"{"message": {"text": "/help"}}"#).await,
-        400,
-        "no update_id"
-    );
-    assert_eq!(
-        raw_webhook(&app, s, r#"{"update_id": 5, "poll": {"id": "1"}}"#).await,
-        200
-    );
-    assert_eq!(
-        raw_webhook(
-            &app,
-            s,
-            r#"{"update_id": 6, "edited_message": {"message_id": 1}}"#
-        )
-        .await,
-        200
-    );
+    assert_eq!(raw_webhook(&app, s, r#"{"message": {"text": "/help"}}"#).await, 400, "no update_id");
+    assert_eq!(raw_webhook(&app, s, r#"{"update_id": 5, "poll": {"id": "1"}}"#).await, 200);
+    assert_eq!(raw_webhook(&app, s, r#"{"update_id": 6, "edited_message": {"message_id": 1}}"#).await, 200);
     assert!(app.fake().calls().is_empty());
 }
 
 #[tokio::test]
 async fn bodies_over_one_megabyte_get_413_in_the_json_error_shape() {
     let app = TestApp::spawn().await;
-    let big = format!(
-        r#"{{"offer_id": "m", "transaction_id": "T", "user_info": {{"x": "{}"}}}}"#,
-        "a".repeat(1_100_000)
-    );
+    let big =
+        format!(r#"{{"offer_id": "m", "transaction_id": "T", "user_info": {{"x": "{}"}}}}"#, "a".repeat(1_100_000));
     let res = app
         .http
-        .post(format!(
-            "{}/api/payments/pending-payments/create/",
-            app.base
-        ))
+        .post(format!("{}/api/payments/pending-payments/create/", app.base))
         .bearer_auth(app.jwt("alice", "user"))
         .header("content-type", "application/json")
         .body(big.clone())
@@ -127,10 +85,7 @@ async fn bodies_over_one_megabyte_get_413_in_the_json_error_shape() {
     assert_eq!(res.status().as_u16(), 413);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "payload_too_large");
-    assert_eq!(
-        raw_webhook(&app, Some(support::WEBHOOK_SECRET), &big).await,
-        413
-    );
+    assert_eq!(raw_webhook(&app, Some(support::WEBHOOK_SECRET), &big).await, 413);
 }
 
 #[tokio::test]
@@ -153,24 +108,9 @@ async fn bad_expired_unsigned_and_foreign_jwts_get_401() {
     let cases = [
         ("no token", None),
         ("garbage", Some("not.a.jwt".to_owned())),
-        (
-            "expired",
-            Some(sign(json!({"sub": "a", "exp": now - 600}), JWT_SECRET)),
-        ),
-        (
-            "not yet valid",
-            Some(sign(
-                json!({"sub": "a", "exp": now + 600, "nbf": now + 300}),
-                JWT_SECRET,
-            )),
-        ),
-        (
-            "wrong key",
-            Some(sign(
-                json!({"sub": "a", "exp": now + 600}),
-                "another-secret-another-secret-another!!",
-            )),
-        ),
+        ("expired", Some(sign(json!({"sub": "a", "exp": now - 600}), JWT_SECRET))),
+        ("not yet valid", Some(sign(json!({"sub": "a", "exp": now + 600, "nbf": now + 300}), JWT_SECRET))),
+        ("wrong key", Some(sign(json!({"sub": "a", "exp": now + 600}), "another-secret-another-secret-another!!"))),
         (
             "alg none",
             Some(format!(
@@ -179,15 +119,10 @@ async fn bad_expired_unsigned_and_foreign_jwts_get_401() {
                 b64(json!({"sub": "a", "exp": now + 600, "role": "admin"}))
             )),
         ),
-        (
-            "no subject",
-            Some(sign(json!({"exp": now + 600}), JWT_SECRET)),
-        ),
+        ("no subject", Some(sign(json!({"exp": now + 600}), JWT_SECRET))),
     ];
     for (what, token) in cases {
-        let (status, body) = app
-            .request(reqwest::Method::GET, path, token.as_deref(), None)
-            .await;
+        let (status, body) = app.request(reqwest::Method::GET, path, token.as_deref(), None).await;
         assert_eq!(status, 401, "{what}");
         assert_eq!(body["error"]["code"], "unauthorized", "{what}");
     }
@@ -200,39 +135,18 @@ async fn support_routes_refuse_users_with_403() {
     let app = TestApp::spawn().await;
     let user = app.jwt("alice", "user");
     let (_, payment) = app
-        .post(
-            "/api/payments/pending-payments/create/",
-            &user,
-            json!({"offer_id": "m", "transaction_id": "TX-403"}),
-        )
+        .post("/api/payments/pending-payments/create/", &user, json!({"offer_id": "m", "transaction_id": "TX-403"}))
         .await;
     let id = payment["id"].as_str().unwrap();
-    let (s1, b1) = app
-        .get("/api/payments/admin/pending-payments/", &user)
-        .await;
-    let (s2, _) = app
-        .post(
-            &format!("/api/payments/admin/pending-payments/{id}/validate/"),
-            &user,
-            json!({}),
-        )
-        .await;
-    let (s3, _) = app
-        .post(
-            &format!("/api/payments/admin/pending-payments/{id}/reject/"),
-            &user,
-            json!({"reason": "x"}),
-        )
-        .await;
+    let (s1, b1) = app.get("/api/payments/admin/pending-payments/", &user).await;
+    let (s2, _) = app.post(&format!("/api/payments/admin/pending-payments/{id}/validate/"), &user, json!({})).await;
+    let (s3, _) =
+        app.post(&format!("/api/payments/admin/pending-payments/{id}/reject/"), &user, json!({"reason": "x"})).await;
     assert_eq!((s1, s2, s3), (403, 403, 403));
     assert_eq!(b1["error"]["code"], "forbidden");
     // Admin may do what support may.
     let (s, _) = app
-        .post(
-            &format!("/api/payments/admin/pending-payments/{id}/validate/"),
-            &app.jwt("root", "admin"),
-            json!({}),
-        )
+        .post(&format!("/api/payments/admin/pending-payments/{id}/validate/"), &app.jwt("root", "admin"), json!({}))
         .await;
     assert_eq!(s, 200);
 }
@@ -242,11 +156,7 @@ async fn a_transaction_id_is_unique_and_a_payment_is_validated_once() {
     let app = TestApp::spawn().await;
     let user = app.jwt("alice", "user");
     let (_, p) = app
-        .post(
-            "/api/payments/pending-payments/create/",
-            &user,
-            json!({"offer_id": "m", "transaction_id": "TX-U"}),
-        )
+        .post("/api/payments/pending-payments/create/", &user, json!({"offer_id": "m", "transaction_id": "TX-U"}))
         .await;
     let (status, body) = app
         .post(
@@ -255,34 +165,21 @@ async fn a_transaction_id_is_unique_and_a_payment_is_validated_once() {
             json!({"offer_id": "m", "transaction_id": " TX-U "}),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("transaction_id_taken"))
-    );
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("transaction_id_taken")));
 
-    let path = format!(
-        "/api/payments/admin/pending-payments/{}/validate/",
-        p["id"].as_str().unwrap()
-    );
+    let path = format!("/api/payments/admin/pending-payments/{}/validate/", p["id"].as_str().unwrap());
     let support = app.jwt("s", "support");
     let answers = join_all((0..8).map(|_| app.post(&path, &support, json!({})))).await;
     let ok: Vec<_> = answers.iter().filter(|(s, _)| *s == 200).collect();
     assert_eq!(ok.len(), 1, "one validation wins");
     assert!(
-        answers
-            .iter()
-            .filter(|(s, _)| *s != 200)
-            .all(|(s, b)| *s == 409 && b["error"]["code"] == "already_validated")
+        answers.iter().filter(|(s, _)| *s != 200).all(|(s, b)| *s == 409 && b["error"]["code"] == "already_validated")
     );
     let (_, mine) = app.get("/api/payments/pending-payments/", &user).await;
     assert_eq!(mine.as_array().unwrap().len(), 1);
     assert_eq!(mine[0]["status"], "validated");
     let (_, notes) = app.get("/api/telegram/notifications/", &user).await;
-    assert_eq!(
-        notes.as_array().unwrap().len(),
-        1,
-        "one token, one notification"
-    );
+    assert_eq!(notes.as_array().unwrap().len(), 1, "one token, one notification");
 }
 
 #[tokio::test]
@@ -290,21 +187,11 @@ async fn a_rejected_payment_notifies_the_user_and_cannot_be_validated() {
     let app = TestApp::spawn().await;
     let user = app.jwt("alice", "user");
     let (_, p) = app
-        .post(
-            "/api/payments/pending-payments/create/",
-            &user,
-            json!({"offer_id": "m", "transaction_id": "TX-J"}),
-        )
+        .post("/api/payments/pending-payments/create/", &user, json!({"offer_id": "m", "transaction_id": "TX-J"}))
         .await;
     let id = p["id"].as_str().unwrap();
     let support = app.jwt("s", "support");
-    let (s, _) = app
-        .post(
-            &format!("/api/payments/admin/pending-payments/{id}/reject/"),
-            &support,
-            json!({}),
-        )
-        .await;
+    let (s, _) = app.post(&format!("/api/payments/admin/pending-payments/{id}/reject/"), &support, json!({})).await;
     assert_eq!(s, 400, "a reason is required");
     let (s, body) = app
         .post(
@@ -316,30 +203,12 @@ async fn a_rejected_payment_notifies_the_user_and_cannot_be_validated() {
     assert_eq!((s, body["success"].clone()), (200, json!(true)));
     let (_, notes) = app.get("/api/telegram/notifications/", &user).await;
     assert_eq!(notes[0]["type"], "payment_rejected");
-    assert!(
-        notes[0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no such transfer")
-    );
-    let (s, body) = app
-        .post(
-            &format!("/api/payments/admin/pending-payments/{id}/validate/"),
-            &support,
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (409, Some("already_rejected"))
-    );
-    let (s, _) = app
-        .post(
-            "/api/payments/admin/pending-payments/0000000000000000000000ff/validate/",
-            &support,
-            json!({}),
-        )
-        .await;
+    assert!(notes[0]["message"].as_str().unwrap().contains("no such transfer"));
+    let (s, body) =
+        app.post(&format!("/api/payments/admin/pending-payments/{id}/validate/"), &support, json!({})).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (409, Some("already_rejected")));
+    let (s, _) =
+        app.post("/api/payments/admin/pending-payments/0000000000000000000000ff/validate/", &support, json!({})).await;
     assert_eq!(s, 404);
 }
 
@@ -348,13 +217,8 @@ async fn generate_token_replaces_the_unused_token_and_only_for_owner_or_support(
     let app = TestApp::spawn().await;
     let first = app.paid("alice", "TX-G").await;
     let payment_id = first["payment_id"].as_str().unwrap();
-    let (s, _) = app
-        .post(
-            "/api/telegram/generate-token/",
-            &app.jwt("mallory", "user"),
-            json!({"payment_id": payment_id}),
-        )
-        .await;
+    let (s, _) =
+        app.post("/api/telegram/generate-token/", &app.jwt("mallory", "user"), json!({"payment_id": payment_id})).await;
     assert_eq!(s, 404, "another user's payment is not confirmed to exist");
     let (s, _) = app
         .post(
@@ -374,23 +238,13 @@ async fn generate_token_replaces_the_unused_token_and_only_for_owner_or_support(
     assert_eq!(s, 200, "{second}");
     assert_ne!(first["token"], second["token"]);
 
-    app.start_command(ALICE, first["token"].as_str().unwrap())
-        .await;
-    assert!(
-        app.fake().calls_to("createChatInviteLink").is_empty(),
-        "the replaced token no longer works"
-    );
-    app.start_command(ALICE, second["token"].as_str().unwrap())
-        .await;
+    app.start_command(ALICE, first["token"].as_str().unwrap()).await;
+    assert!(app.fake().calls_to("createChatInviteLink").is_empty(), "the replaced token no longer works");
+    app.start_command(ALICE, second["token"].as_str().unwrap()).await;
     assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1);
 
-    let (s, body) = app
-        .post(
-            "/api/telegram/generate-token/",
-            &app.jwt("s", "support"),
-            json!({"payment_id": payment_id}),
-        )
-        .await;
+    let (s, body) =
+        app.post("/api/telegram/generate-token/", &app.jwt("s", "support"), json!({"payment_id": payment_id})).await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
         (409, Some("already_redeemed")),
@@ -405,16 +259,9 @@ async fn generate_token_replaces_the_unused_token_and_only_for_owner_or_support(
         )
         .await;
     let (s, body) = app
-        .post(
-            "/api/telegram/generate-token/",
-            &app.jwt("bob", "user"),
-            json!({"payment_id": unvalidated["id"]}),
-        )
+        .post("/api/telegram/generate-token/", &app.jwt("bob", "user"), json!({"payment_id": unvalidated["id"]}))
         .await;
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (409, Some("payment_not_validated"))
-    );
+    assert_eq!((s, body["error"]["code"].as_str()), (409, Some("payment_not_validated")));
 }
 
 #[tokio::test]
@@ -434,45 +281,22 @@ async fn notifications_page_newest_first_and_are_marked_read_by_their_owner_only
     let cursor = res.headers()["x-next-cursor"].to_str().unwrap().to_owned();
     let page1: Vec<Value> = res.json().await.unwrap();
     assert_eq!(page1.len(), 2);
-    let (_, page2) = app
-        .get(
-            &format!("/api/telegram/notifications/?limit=2&cursor={cursor}"),
-            &alice,
-        )
-        .await;
+    let (_, page2) = app.get(&format!("/api/telegram/notifications/?limit=2&cursor={cursor}"), &alice).await;
     assert_eq!(page2.as_array().unwrap().len(), 1);
-    let ids: Vec<&str> = page1
-        .iter()
-        .chain(page2.as_array().unwrap())
-        .map(|n| n["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = page1.iter().chain(page2.as_array().unwrap()).map(|n| n["id"].as_str().unwrap()).collect();
     let mut sorted = ids.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(ids, sorted, "newest first");
 
     let id = ids[0];
-    let (s, _) = app
-        .post(
-            &format!("/api/telegram/notifications/{id}/read/"),
-            &app.jwt("bob", "user"),
-            json!({}),
-        )
-        .await;
+    let (s, _) = app.post(&format!("/api/telegram/notifications/{id}/read/"), &app.jwt("bob", "user"), json!({})).await;
     assert_eq!(s, 404);
-    let (s, _) = app
-        .post(
-            &format!("/api/telegram/notifications/{id}/read"),
-            &alice,
-            json!({}),
-        )
-        .await;
+    let (s, _) = app.post(&format!("/api/telegram/notifications/{id}/read"), &alice, json!({})).await;
     assert_eq!(s, 200, "the trailing slash is optional");
     let (_, all) = app.get("/api/telegram/notifications/", &alice).await;
     assert_eq!(all[0]["read"], true);
     assert_eq!(all[1]["read"], false);
-    let (s, _) = app
-        .get("/api/telegram/notifications/?limit=0", &alice)
-        .await;
+    let (s, _) = app.get("/api/telegram/notifications/?limit=0", &alice).await;
     assert_eq!(s, 400);
 }
 
@@ -487,39 +311,18 @@ async fn bad_payment_input_gets_400_with_a_code_and_unknown_routes_404() {
         json!({"offer_id": "m", "transaction_id": "T", "extra": 1}),
         json!({"offer_id": "m", "transaction_id": "T", "user_info": "str"}),
     ] {
-        let (s, b) = app
-            .post(
-                "/api/payments/pending-payments/create/",
-                &user,
-                body.clone(),
-            )
-            .await;
-        assert_eq!(
-            (s, b["error"]["code"].as_str()),
-            (400, Some("invalid_input")),
-            "{body}"
-        );
+        let (s, b) = app.post("/api/payments/pending-payments/create/", &user, body.clone()).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (400, Some("invalid_input")), "{body}");
     }
     let (s, b) = app.get("/api/nothing/here/", &user).await;
     assert_eq!((s, b["error"]["code"].as_str()), (404, Some("not_found")));
-    let (s, b) = app
-        .request(
-            reqwest::Method::DELETE,
-            "/api/telegram/status/",
-            Some(&user),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (405, Some("method_not_allowed"))
-    );
+    let (s, b) = app.request(reqwest::Method::DELETE, "/api/telegram/status/", Some(&user), None).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (405, Some("method_not_allowed")));
 }
 
 #[tokio::test]
 async fn offers_from_settings_are_enforced_and_set_the_length() {
-    let app =
-        TestApp::spawn_with(&[("OFFERS", r#"{"q": {"name": "Quarterly", "days": 90}}"#)]).await;
+    let app = TestApp::spawn_with(&[("OFFERS", r#"{"q": {"name": "Quarterly", "days": 90}}"#)]).await;
     let user = app.jwt("alice", "user");
     let (s, _) = app
         .post(
@@ -530,26 +333,17 @@ async fn offers_from_settings_are_enforced_and_set_the_length() {
         .await;
     assert_eq!(s, 400);
     let (_, p) = app
-        .post(
-            "/api/payments/pending-payments/create/",
-            &user,
-            json!({"offer_id": "q", "transaction_id": "TX-O2"}),
-        )
+        .post("/api/payments/pending-payments/create/", &user, json!({"offer_id": "q", "transaction_id": "TX-O2"}))
         .await;
     let (_, issued) = app
         .post(
-            &format!(
-                "/api/payments/admin/pending-payments/{}/validate/",
-                p["id"].as_str().unwrap()
-            ),
+            &format!("/api/payments/admin/pending-payments/{}/validate/", p["id"].as_str().unwrap()),
             &app.jwt("s", "support"),
             json!({}),
         )
         .await;
-    app.start_command(ALICE, issued["token"].as_str().unwrap())
-        .await;
-    app.webhook(updates::joined(app.update_id(), CHANNEL, ALICE, None))
-        .await;
+    app.start_command(ALICE, issued["token"].as_str().unwrap()).await;
+    app.webhook(updates::joined(app.update_id(), CHANNEL, ALICE, None)).await;
     let status = app.status_of("alice").await;
     assert_eq!(status["memberships"][0]["subscription_type"], "Quarterly");
     assert_eq!(status["memberships"][0]["days_remaining"], 90);

@@ -16,21 +16,11 @@ const JWKS: &str = include_str!("fixtures/test-jwks.json");
 fn rs256(claims: Value, kid: Option<&str>) -> String {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = kid.map(str::to_owned);
-    encode(
-        &header,
-        &claims,
-        &EncodingKey::from_rsa_pem(PRIVATE.as_bytes()).unwrap(),
-    )
-    .unwrap()
+    encode(&header, &claims, &EncodingKey::from_rsa_pem(PRIVATE.as_bytes()).unwrap()).unwrap()
 }
 
 fn hs256(claims: Value, secret: &str) -> String {
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
+    encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
 }
 
 fn claims(role: &str) -> Value {
@@ -54,10 +44,7 @@ async fn an_rs256_public_key_verifies_tokens_and_refuses_hs256_ones() {
     assert_eq!(status_code(&app, &rs256(claims("user"), None)).await, 200);
     // The algorithm is pinned: an HS256 token, even signed with the public key's text, is refused.
     assert_eq!(status_code(&app, &hs256(claims("user"), PUBLIC)).await, 401);
-    assert_eq!(
-        status_code(&app, &hs256(claims("user"), JWT_SECRET)).await,
-        401
-    );
+    assert_eq!(status_code(&app, &hs256(claims("user"), JWT_SECRET)).await, 401);
     let mut wrong_aud = claims("user");
     wrong_aud["aud"] = json!("someone-else");
     assert_eq!(status_code(&app, &rs256(wrong_aud, None)).await, 401);
@@ -66,37 +53,16 @@ async fn an_rs256_public_key_verifies_tokens_and_refuses_hs256_ones() {
 #[tokio::test]
 async fn a_jwks_endpoint_provides_the_keys_and_cognito_groups_give_roles() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/.well-known/jwks.json",
-        listener.local_addr().unwrap()
-    );
+    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
     let jwks: Value = serde_json::from_str(JWKS).unwrap();
     tokio::spawn(async move {
-        let app = Router::new().route(
-            "/.well-known/jwks.json",
-            get(move || async move { axum::Json(jwks) }),
-        );
+        let app = Router::new().route("/.well-known/jwks.json", get(move || async move { axum::Json(jwks) }));
         axum::serve(listener, app).await.unwrap();
     });
     let app = TestApp::spawn_with(&[("JWT_HS256_SECRET", ""), ("JWT_JWKS_URL", &url)]).await;
-    assert_eq!(
-        status_code(&app, &rs256(claims("user"), Some("test-key-1"))).await,
-        200
-    );
-    assert_eq!(
-        status_code(&app, &rs256(claims("user"), Some("unknown-kid"))).await,
-        401
-    );
-    assert_eq!(
-        status_code(&app, &rs256(claims("user"), None)).await,
-        401,
-        "a JWKS token names its key"
-    );
-    let (s, _) = app
-        .get(
-            "/api/payments/admin/pending-payments/",
-            &rs256(claims("support"), Some("test-key-1")),
-        )
-        .await;
+    assert_eq!(status_code(&app, &rs256(claims("user"), Some("test-key-1"))).await, 200);
+    assert_eq!(status_code(&app, &rs256(claims("user"), Some("unknown-kid"))).await, 401);
+    assert_eq!(status_code(&app, &rs256(claims("user"), None)).await, 401, "a JWKS token names its key");
+    let (s, _) = app.get("/api/payments/admin/pending-payments/", &rs256(claims("support"), Some("test-key-1"))).await;
     assert_eq!(s, 200, "cognito:groups [support] is the support role");
 }

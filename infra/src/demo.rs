@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use telegate_core::config::Settings;
 
 use crate::fake_telegram::{BOT_USERNAME, FakeTelegram, updates};
-use crate::host::Running;
+use crate::host::{Options, Running};
 use crate::jwt::mint;
 
 const CHANNEL: i64 = -1_001_234_567_890;
@@ -17,9 +17,7 @@ const JWT_SECRET: &str = "demo-secret-demo-secret-demo-secret-0123";
 const WEBHOOK_SECRET: &str = "demo-webhook-secret";
 
 pub async fn run() -> Result<(), String> {
-    let telegram = FakeTelegram::start()
-        .await
-        .map_err(|e| format!("fake Telegram: {e}"))?;
+    let telegram = FakeTelegram::start().await.map_err(|e| format!("fake Telegram: {e}"))?;
     let data = std::env::temp_dir().join(format!(
         "telegate-demo-{}-{}",
         std::process::id(),
@@ -33,13 +31,10 @@ pub async fn run() -> Result<(), String> {
         ("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
         ("TELEGRAM_API_URL", telegram.url.clone()),
         ("JWT_HS256_SECRET", JWT_SECRET.to_owned()),
-        (
-            "OFFERS",
-            r#"{"premium-30": {"name": "Premium", "days": 30}}"#.to_owned(),
-        ),
+        ("OFFERS", r#"{"premium-30": {"name": "Premium", "days": 30}}"#.to_owned()),
     ]);
     let settings = Settings::from_env(&|k| env.get(k).cloned()).map_err(|e| e.to_string())?;
-    let running = Running::spawn(settings, &data, false).await?;
+    let running = Running::spawn(settings, &data, Options { polling: false, scheduler: false }).await?;
     let result = story(&running, &telegram.fake).await;
     let stopped = running.stop().await;
     let _ = std::fs::remove_dir_all(&data);
@@ -62,10 +57,7 @@ impl Api<'_> {
         jwt: &str,
         body: Option<Value>,
     ) -> Result<(u16, Value), String> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(jwt);
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(jwt);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -83,19 +75,12 @@ impl Api<'_> {
             .send()
             .await
             .map_err(|e| e.to_string())?;
-        expect(
-            res.status().as_u16() == 200,
-            "the webhook accepts the update",
-        )
+        expect(res.status().as_u16() == 200, "the webhook accepts the update")
     }
 }
 
 fn expect(ok: bool, what: &str) -> Result<(), String> {
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("✗ demo step failed: {what}"))
-    }
+    if ok { Ok(()) } else { Err(format!("✗ demo step failed: {what}")) }
 }
 
 fn step(n: u32, text: &str) {
@@ -112,21 +97,12 @@ fn last_text(fake: &FakeTelegram, chat: i64) -> String {
 }
 
 async fn story(running: &Running, fake: &FakeTelegram) -> Result<(), String> {
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: &running.base_url,
-    };
+    let api = Api { http: reqwest::Client::new(), base: &running.base_url };
     let alice = mint(JWT_SECRET, "alice", "user", Some("alice@example.com"), 30)?;
     let support = mint(JWT_SECRET, "sam", "support", None, 30)?;
-    println!(
-        "telegate demo — server {} , fake Telegram Bot API, temporary store",
-        running.base_url
-    );
+    println!("telegate demo — server {} , fake Telegram Bot API, temporary store", running.base_url);
 
-    step(
-        1,
-        "Alice pays for « Premium » and submits her transaction id.",
-    );
+    step(1, "Alice pays for « Premium » and submits her transaction id.");
     let (status, body) = api
         .call(
             reqwest::Method::POST,
@@ -141,14 +117,8 @@ async fn story(running: &Running, fake: &FakeTelegram) -> Result<(), String> {
 
     step(2, "Support validates the payment.");
     let path = format!("/api/payments/admin/pending-payments/{payment_id}/validate/");
-    let (status, body) = api
-        .call(
-            reqwest::Method::POST,
-            &path,
-            &support,
-            Some(json!({"admin_notes": "bank transfer seen"})),
-        )
-        .await?;
+    let (status, body) =
+        api.call(reqwest::Method::POST, &path, &support, Some(json!({"admin_notes": "bank transfer seen"}))).await?;
     expect(status == 200, "payment validated (200)")?;
     let link = body["bot_link"].as_str().unwrap_or_default().to_owned();
     let token = body["token"].as_str().unwrap_or_default().to_owned();
@@ -158,101 +128,53 @@ async fn story(running: &Running, fake: &FakeTelegram) -> Result<(), String> {
     );
     println!("   → an in-app notification and an email (local outbox) carry the link");
 
-    step(
-        3,
-        "Alice opens the link: Telegram sends « /start <token> » to the bot.",
-    );
-    api.telegram(updates::text(1, ALICE_TG, "fr", &format!("/start {token}")))
-        .await?;
+    step(3, "Alice opens the link: Telegram sends « /start <token> » to the bot.");
+    api.telegram(updates::text(1, ALICE_TG, "fr", &format!("/start {token}"))).await?;
     let invites = fake.calls_to("createChatInviteLink");
     expect(invites.len() == 1, "one personal invite link created")?;
-    expect(
-        invites[0].params["creates_join_request"] == json!(true),
-        "the invite needs approval (join request)",
-    )?;
-    let invite = fake
-        .calls_to("sendMessage")
-        .last()
-        .map(|c| c.params.clone())
-        .unwrap_or_default();
-    let invite_url = invite["reply_markup"]["inline_keyboard"][0][0]["url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    expect(invites[0].params["creates_join_request"] == json!(true), "the invite needs approval (join request)")?;
+    let invite = fake.calls_to("sendMessage").last().map(|c| c.params.clone()).unwrap_or_default();
+    let invite_url = invite["reply_markup"]["inline_keyboard"][0][0]["url"].as_str().unwrap_or_default().to_owned();
     expect(!invite_url.is_empty(), "the reply carries the join button")?;
-    println!(
-        "   → earlier ban lifted (unbanChatMember, only_if_banned), invite created, bot replies:"
-    );
+    println!("   → earlier ban lifted (unbanChatMember, only_if_banned), invite created, bot replies:");
     println!("     « {} »", invite["text"].as_str().unwrap_or_default());
     println!(
         "     [{}] → {invite_url}",
-        invite["reply_markup"]["inline_keyboard"][0][0]["text"]
-            .as_str()
-            .unwrap_or_default()
+        invite["reply_markup"]["inline_keyboard"][0][0]["text"].as_str().unwrap_or_default()
     );
 
-    step(
-        4,
-        "Mallory got hold of the same link and tries it from another account.",
-    );
-    api.telegram(updates::text(
-        2,
-        MALLORY_TG,
-        "en",
-        &format!("/start {token}"),
-    ))
-    .await?;
+    step(4, "Mallory got hold of the same link and tries it from another account.");
+    api.telegram(updates::text(2, MALLORY_TG, "en", &format!("/start {token}"))).await?;
     println!("   → bot replies: « {} »", last_text(fake, MALLORY_TG));
-    expect(
-        fake.calls_to("createChatInviteLink").len() == 1,
-        "no invite for Mallory",
-    )?;
+    expect(fake.calls_to("createChatInviteLink").len() == 1, "no invite for Mallory")?;
 
-    step(
-        5,
-        "Mallory also tries Alice's invite link: Telegram asks the bot to approve.",
-    );
-    api.telegram(updates::join_request(3, CHANNEL, MALLORY_TG, &invite_url))
-        .await?;
+    step(5, "Mallory also tries Alice's invite link: Telegram asks the bot to approve.");
+    api.telegram(updates::join_request(3, CHANNEL, MALLORY_TG, &invite_url)).await?;
     running.queue.drain().await;
     expect(
-        fake.calls_to("declineChatJoinRequest")
-            .iter()
-            .any(|c| c.params["user_id"] == json!(MALLORY_TG)),
+        fake.calls_to("declineChatJoinRequest").iter().any(|c| c.params["user_id"] == json!(MALLORY_TG)),
         "Mallory declined",
     )?;
     println!("   → declined, and the log names whose link leaked");
 
-    step(
-        6,
-        "Alice taps « Rejoindre le canal »: her join request is approved.",
-    );
-    api.telegram(updates::join_request(4, CHANNEL, ALICE_TG, &invite_url))
-        .await?;
+    step(6, "Alice taps « Rejoindre le canal »: her join request is approved.");
+    api.telegram(updates::join_request(4, CHANNEL, ALICE_TG, &invite_url)).await?;
     running.queue.drain().await;
     expect(
-        fake.calls_to("approveChatJoinRequest")
-            .iter()
-            .any(|c| c.params["user_id"] == json!(ALICE_TG)),
+        fake.calls_to("approveChatJoinRequest").iter().any(|c| c.params["user_id"] == json!(ALICE_TG)),
         "Alice approved",
     )?;
     println!("   → approved");
 
     step(7, "Telegram reports that Alice joined the channel.");
-    api.telegram(updates::joined(5, CHANNEL, ALICE_TG, Some(&invite_url)))
-        .await?;
+    api.telegram(updates::joined(5, CHANNEL, ALICE_TG, Some(&invite_url))).await?;
     running.queue.drain().await;
     println!("   → membership starts now for 30 days; the invite link is revoked; bot says:");
     println!("     « {} »", last_text(fake, ALICE_TG));
 
     step(8, "Alice checks her subscription on the site.");
-    let (status, body) = api
-        .call(reqwest::Method::GET, "/api/telegram/status/", &alice, None)
-        .await?;
-    expect(
-        status == 200 && body["has_active_subscription"] == json!(true),
-        "status shows an active subscription",
-    )?;
+    let (status, body) = api.call(reqwest::Method::GET, "/api/telegram/status/", &alice, None).await?;
+    expect(status == 200 && body["has_active_subscription"] == json!(true), "status shows an active subscription")?;
     let m = &body["memberships"][0];
     let field = |k: &str| m[k].as_str().unwrap_or_default().to_owned();
     println!(
@@ -264,32 +186,16 @@ async fn story(running: &Running, fake: &FakeTelegram) -> Result<(), String> {
     );
 
     step(9, "Alice's notifications, newest first.");
-    let (_, body) = api
-        .call(
-            reqwest::Method::GET,
-            "/api/telegram/notifications/",
-            &alice,
-            None,
-        )
-        .await?;
+    let (_, body) = api.call(reqwest::Method::GET, "/api/telegram/notifications/", &alice, None).await?;
     let kinds: Vec<String> = body
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|n| {
-                    format!(
-                        "{} ({})",
-                        n["title"].as_str().unwrap_or(""),
-                        n["type"].as_str().unwrap_or("")
-                    )
-                })
+                .map(|n| format!("{} ({})", n["title"].as_str().unwrap_or(""), n["type"].as_str().unwrap_or("")))
                 .collect()
         })
         .unwrap_or_default();
-    expect(
-        kinds.len() == 2,
-        "two notifications: payment verified, access granted",
-    )?;
+    expect(kinds.len() == 2, "two notifications: payment verified, access granted")?;
     for k in kinds {
         println!("   → {k}");
     }

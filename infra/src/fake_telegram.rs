@@ -69,9 +69,7 @@ impl FakeTelegram {
         let fake = FakeTelegram::default();
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let app = Router::new()
-            .route("/{bot}/{method}", any(handle))
-            .with_state(fake.clone());
+        let app = Router::new().route("/{bot}/{method}", any(handle)).with_state(fake.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -88,12 +86,7 @@ impl FakeTelegram {
     }
 
     pub fn calls_to(&self, method: &str) -> Vec<Call> {
-        self.lock()
-            .calls
-            .iter()
-            .filter(|c| c.method == method)
-            .cloned()
-            .collect()
+        self.lock().calls.iter().filter(|c| c.method == method).cloned().collect()
     }
 
     pub fn clear_calls(&self) {
@@ -129,11 +122,7 @@ async fn handle(
 ) -> Response {
     // Bot API method names are case-insensitive; teloxide writes them capitalised (`SendMessage`).
     let method = camel_case(&method);
-    let params: Value = if body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(&body).unwrap_or(json!({}))
-    };
+    let params: Value = if body.is_empty() { json!({}) } else { serde_json::from_slice(&body).unwrap_or(json!({})) };
     if !bot.starts_with("bot") {
         return (
             StatusCode::NOT_FOUND,
@@ -146,11 +135,7 @@ async fn handle(
     }
     let fault = {
         let mut inner = fake.lock();
-        inner.calls.push(Call {
-            method: method.clone(),
-            params: params.clone(),
-            bot_segment: bot,
-        });
+        inner.calls.push(Call { method: method.clone(), params: params.clone(), bot_segment: bot });
         inner.faults.get_mut(&method).and_then(VecDeque::pop_front)
     };
     match fault {
@@ -158,35 +143,27 @@ async fn handle(
             429,
             json!({"ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {s}"), "parameters": {"retry_after": s}}),
         ),
-        Some(Fault::ServerError) => error(
-            500,
-            json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}),
-        ),
-        Some(Fault::BotBlocked) => error(
-            403,
-            json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}),
-        ),
+        Some(Fault::ServerError) => {
+            error(500, json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}))
+        }
+        Some(Fault::BotBlocked) => {
+            error(403, json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}))
+        }
         None => ok(without_nulls(answer(&fake, &method, &params))),
     }
 }
 
 fn camel_case(method: &str) -> String {
     let mut chars = method.chars();
-    chars
-        .next()
-        .map(|c| c.to_ascii_lowercase().to_string() + chars.as_str())
-        .unwrap_or_default()
+    chars.next().map(|c| c.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()
 }
 
 /// The Bot API leaves absent fields out rather than sending `null`.
 fn without_nulls(value: Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, without_nulls(v)))
-                .collect(),
-        ),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, without_nulls(v))).collect())
+        }
         Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
         other => other,
     }
@@ -197,11 +174,7 @@ fn ok(result: Value) -> Response {
 }
 
 fn error(status: u16, body: Value) -> Response {
-    (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        axum::Json(body),
-    )
-        .into_response()
+    (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response()
 }
 
 fn bot_user() -> Value {
@@ -241,11 +214,7 @@ fn answer(fake: &FakeTelegram, method: &str, p: &Value) -> Value {
         }
         "getChatMember" => {
             let user_id = p["user_id"].as_i64().unwrap_or(0);
-            let status = inner
-                .member_status
-                .get(&user_id)
-                .cloned()
-                .unwrap_or_else(|| "left".into());
+            let status = inner.member_status.get(&user_id).cloned().unwrap_or_else(|| "left".into());
             json!({"status": status, "user": {"id": user_id, "is_bot": user_id == BOT_ID, "first_name": "someone"}})
         }
         "setWebhook" => {
@@ -269,12 +238,7 @@ async fn get_updates(fake: &FakeTelegram, params: &Value) -> Response {
         let notified = fake.new_update.notified();
         let ready: Vec<Value> = {
             let inner = fake.lock();
-            inner
-                .updates
-                .iter()
-                .filter(|u| u["update_id"].as_i64().unwrap_or(0) >= offset)
-                .cloned()
-                .collect()
+            inner.updates.iter().filter(|u| u["update_id"].as_i64().unwrap_or(0) >= offset).cloned().collect()
         };
         if !ready.is_empty() || tokio::time::Instant::now() >= deadline {
             return ok(Value::Array(ready));
@@ -309,14 +273,7 @@ pub mod updates {
         }})
     }
 
-    fn member_update(
-        update_id: i64,
-        channel: i64,
-        user_id: i64,
-        old: &str,
-        new: &str,
-        link: Option<&str>,
-    ) -> Value {
+    fn member_update(update_id: i64, channel: i64, user_id: i64, old: &str, new: &str, link: Option<&str>) -> Value {
         let mut update = json!({"update_id": update_id, "chat_member": {
             "chat": {"id": channel, "type": "channel", "title": "Channel"},
             "from": user(user_id, "fr"), "date": chrono::Utc::now().timestamp(),

@@ -25,8 +25,20 @@ use telegate_core::ports::{Clock, Telegram, TelegramError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// What the local host runs besides HTTP.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Long-poll Telegram (only with a bot token).
+    pub polling: bool,
+    /// Run the scheduled jobs on their schedule (`TELEGATE_SCHEDULER=0` turns it off).
+    pub scheduler: bool,
+}
+
 pub struct Host {
     pub app: App,
+    /// Serialises scheduler ticks (the periodic one and the test clock's).
+    jobs: Arc<tokio::sync::Mutex<()>>,
+    options: Options,
     pub queue: LocalQueue,
     pub test_clock: Option<Arc<TestClock>>,
     /// The real Bot API client, when a bot token is configured.
@@ -37,11 +49,10 @@ pub struct Host {
 
 impl Host {
     /// Opens the store in `data` and builds every adapter once. Needs a Tokio runtime (the queue worker).
-    pub fn build(settings: Settings, data: &Path) -> Result<Self, String> {
-        std::fs::create_dir_all(data)
-            .map_err(|e| format!("cannot create the data folder {}: {e}", data.display()))?;
-        let store = SqliteStore::open(&data.join("telegate.sqlite3"))
-            .map_err(|e| format!("cannot open the store: {e}"))?;
+    pub fn build(settings: Settings, data: &Path, options: Options) -> Result<Self, String> {
+        std::fs::create_dir_all(data).map_err(|e| format!("cannot create the data folder {}: {e}", data.display()))?;
+        let store =
+            SqliteStore::open(&data.join("telegate.sqlite3")).map_err(|e| format!("cannot open the store: {e}"))?;
         let bot = match &settings.bot_token {
             Some(token) => Some(Arc::new(BotApi::new(
                 token,
@@ -58,11 +69,9 @@ impl Host {
                     .map_err(|e| format!("cannot open the Telegram outbox: {e}"))?,
             ),
         };
-        let from =
-            std::env::var("MAIL_FROM").unwrap_or_else(|_| "telegate <no-reply@localhost>".into());
+        let from = std::env::var("MAIL_FROM").unwrap_or_else(|_| "telegate <no-reply@localhost>".into());
         let mailer = Arc::new(
-            OutboxMailer::new(data.join("outbox"), from)
-                .map_err(|e| format!("cannot create the mail outbox: {e}"))?,
+            OutboxMailer::new(data.join("outbox"), from).map_err(|e| format!("cannot create the mail outbox: {e}"))?,
         );
         let queue = LocalQueue::start(Arc::new(EffectRunner::new(telegram.clone(), mailer)));
         let test_clock = settings.test_clock.then(|| Arc::new(TestClock::default()));
@@ -78,34 +87,23 @@ impl Host {
             queue: Arc::new(queue.clone()),
             clock,
         };
-        Ok(Self {
-            app,
-            queue,
-            test_clock,
-            bot,
-            data: data.to_owned(),
-            verifier,
-        })
+        Ok(Self { app, jobs: Arc::default(), options, queue, test_clock, bot, data: data.to_owned(), verifier })
     }
 
     /// Every route of the contract, plus `/_local/clock/advance` when the test clock is on.
     pub fn router(&self) -> Router {
-        let state = HttpState {
-            app: self.app.clone(),
-            verifier: self.verifier.clone(),
-        };
+        let state = HttpState { app: self.app.clone(), verifier: self.verifier.clone() };
         let mut router = http::router(state);
         if let Some(clock) = &self.test_clock {
-            router = router.merge(
-                Router::new()
-                    .route("/_local/clock/advance", post(advance_clock))
-                    .with_state(clock.clone()),
-            );
+            let state = ClockState {
+                clock: clock.clone(),
+                app: self.app.clone(),
+                jobs: self.jobs.clone(),
+                scheduler: self.options.scheduler,
+            };
+            router = router.merge(Router::new().route("/_local/clock/advance", post(advance_clock)).with_state(state));
         }
-        router.merge(Router::new().route(
-            "/healthz",
-            axum::routing::get(|| async { axum::Json(json!({"ok": true})) }),
-        ))
+        router.merge(Router::new().route("/healthz", axum::routing::get(|| async { axum::Json(json!({"ok": true})) })))
     }
 
     /// Serves HTTP on `listener` and, with a bot token and polling on, long-polls Telegram into the
@@ -113,18 +111,17 @@ impl Host {
     pub async fn run(
         self,
         listener: TcpListener,
-        polling: bool,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let poller = match (&self.bot, polling) {
-            (Some(bot), true) => Some(tokio::spawn(poll(
-                bot.clone(),
-                self.app.clone(),
-                stop_rx.clone(),
-            ))),
+        let poller = match (&self.bot, self.options.polling) {
+            (Some(bot), true) => Some(tokio::spawn(poll(bot.clone(), self.app.clone(), stop_rx.clone()))),
             _ => None,
         };
+        let ticker = self
+            .options
+            .scheduler
+            .then(|| tokio::spawn(schedule(self.app.clone(), self.jobs.clone(), stop_rx.clone())));
         let router = self.router();
         let mut stop = stop_rx.clone();
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -135,8 +132,8 @@ impl Host {
             let _ = stop_tx.send(true);
         });
         server.await?;
-        if let Some(p) = poller {
-            let _ = p.await;
+        for task in [poller, ticker].into_iter().flatten() {
+            let _ = task.await;
         }
         // Effects already decided are carried out before the process ends.
         let _ = tokio::time::timeout(Duration::from_secs(10), self.queue.drain()).await;
@@ -150,20 +147,52 @@ struct Advance {
     seconds: i64,
 }
 
-async fn advance_clock(
-    State(clock): State<Arc<TestClock>>,
-    JsonBody(body): JsonBody<Advance>,
-) -> axum::response::Response {
+/// Moves the test clock, then runs the jobs that became due, before answering: a test sees
+/// their effects without waiting.
+async fn advance_clock(State(s): State<ClockState>, JsonBody(body): JsonBody<Advance>) -> axum::response::Response {
     use axum::response::IntoResponse;
     if body.seconds < 0 {
-        return http::error_body(
-            axum::http::StatusCode::BAD_REQUEST,
-            "invalid_input",
-            "the clock only moves forward",
-        );
+        return http::error_body(axum::http::StatusCode::BAD_REQUEST, "invalid_input", "the clock only moves forward");
     }
-    clock.advance(body.seconds);
-    axum::Json(json!({ "now": clock.now() })).into_response()
+    s.clock.advance(body.seconds);
+    let mut ran = Vec::new();
+    if s.scheduler {
+        let _guard = s.jobs.lock().await;
+        match s.app.run_due_jobs().await {
+            Ok(jobs) => {
+                ran = jobs
+                    .into_iter()
+                    .map(|(job, processed)| json!({ "job": job.name(), "processed": processed }))
+                    .collect()
+            }
+            Err(e) => return e.into_response(),
+        }
+    }
+    axum::Json(json!({ "now": s.clock.now(), "jobs_run": ran })).into_response()
+}
+
+#[derive(Clone)]
+struct ClockState {
+    clock: Arc<TestClock>,
+    app: App,
+    jobs: Arc<tokio::sync::Mutex<()>>,
+    scheduler: bool,
+}
+
+/// The local Celery beat: checks every 30 s which jobs are due on the app's clock.
+async fn schedule(app: App, jobs: Arc<tokio::sync::Mutex<()>>, mut stop: watch::Receiver<bool>) {
+    loop {
+        {
+            let _guard = jobs.lock().await;
+            if let Err(e) = app.run_due_jobs().await {
+                tracing::error!(error = %e, "scheduled jobs failed; retrying at the next tick");
+            }
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
 }
 
 /// Long polling: each update goes through `App::handle_update`, like a webhook delivery. A failed
@@ -178,9 +207,7 @@ async fn poll(bot: Arc<BotApi>, app: App, mut stop: watch::Receiver<bool>) {
             );
             return;
         }
-        Ok(_) => tracing::info!(
-            "long polling Telegram for message, chat_member and chat_join_request updates"
-        ),
+        Ok(_) => tracing::info!("long polling Telegram for message, chat_member and chat_join_request updates"),
         Err(e) => tracing::warn!(error = %e, "could not read the webhook state; polling anyway"),
     }
     let mut offset: i32 = 0;
@@ -234,32 +261,16 @@ pub struct Running {
 }
 
 impl Running {
-    pub async fn spawn(settings: Settings, data: &Path, polling: bool) -> Result<Self, String> {
-        let host = Host::build(settings, data)?;
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| e.to_string())?;
-        let base_url = format!(
-            "http://{}",
-            listener.local_addr().map_err(|e| e.to_string())?
-        );
-        let (app, queue, test_clock) = (
-            host.app.clone(),
-            host.queue.clone(),
-            host.test_clock.clone(),
-        );
+    pub async fn spawn(settings: Settings, data: &Path, options: Options) -> Result<Self, String> {
+        let host = Host::build(settings, data, options)?;
+        let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+        let base_url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+        let (app, queue, test_clock) = (host.app.clone(), host.queue.clone(), host.test_clock.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(host.run(listener, polling, async move {
+        let task = tokio::spawn(host.run(listener, async move {
             let _ = rx.await;
         }));
-        Ok(Self {
-            base_url,
-            app,
-            queue,
-            test_clock,
-            stop: Some(tx),
-            task,
-        })
+        Ok(Self { base_url, app, queue, test_clock, stop: Some(tx), task })
     }
 
     /// Graceful stop: in-flight requests finish, queued effects are carried out.

@@ -21,18 +21,11 @@ pub const DEV_SECRETS: &str = "dev-secrets.json";
 pub fn dev_secrets(data: &Path) -> Result<DevSecrets, String> {
     let path = data.join(DEV_SECRETS);
     if let Ok(raw) = std::fs::read_to_string(&path) {
-        return serde_json::from_str(&raw).map_err(|e| {
-            format!(
-                "{} is damaged ({e}); delete it to start afresh",
-                path.display()
-            )
-        });
+        return serde_json::from_str(&raw)
+            .map_err(|e| format!("{} is damaged ({e}); delete it to start afresh", path.display()));
     }
     std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-    let secrets = DevSecrets {
-        jwt_hs256_secret: random_secret()?,
-        webhook_secret: random_secret()?,
-    };
+    let secrets = DevSecrets { jwt_hs256_secret: random_secret()?, webhook_secret: random_secret()? };
     let body = serde_json::to_string_pretty(&secrets).map_err(|e| e.to_string())?;
     write_private(&path, &body).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(secrets)
@@ -48,11 +41,7 @@ fn random_secret() -> Result<String, String> {
 fn write_private(path: &Path, body: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     f.write_all(body.as_bytes())
 }
 
@@ -69,10 +58,7 @@ pub struct LocalDefaults {
 }
 
 /// `env` is the process environment in `main`, a map in tests.
-pub fn local_settings(
-    data: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<LocalDefaults, ConfigError> {
+pub fn local_settings(data: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<LocalDefaults, ConfigError> {
     let set = |k: &str| env(k).filter(|v| !v.trim().is_empty());
     let mut fallback: HashMap<&str, String> = HashMap::new();
     if set("TELEGRAM_BOT_TOKEN").is_none() {
@@ -80,9 +66,7 @@ pub fn local_settings(
         fallback.insert("TELEGRAM_CHANNEL_ID", "-1000000000001".into());
         fallback.insert("TELEGRAM_CHANNEL_NAME", "telegate (local)".into());
     }
-    let no_jwt = ["JWT_HS256_SECRET", "JWT_PUBLIC_KEY_PEM", "JWT_JWKS_URL"]
-        .iter()
-        .all(|k| set(k).is_none());
+    let no_jwt = ["JWT_HS256_SECRET", "JWT_PUBLIC_KEY_PEM", "JWT_JWKS_URL"].iter().all(|k| set(k).is_none());
     let no_webhook_secret = set("TELEGRAM_WEBHOOK_SECRET").is_none();
     if no_jwt || no_webhook_secret {
         let secrets = dev_secrets(data).map_err(ConfigError)?;
@@ -94,9 +78,5 @@ pub fn local_settings(
         }
     }
     let settings = Settings::from_env(&|k| set(k).or_else(|| fallback.get(k).cloned()))?;
-    Ok(LocalDefaults {
-        settings,
-        used_dev_jwt_secret: no_jwt,
-        used_dev_webhook_secret: no_webhook_secret,
-    })
+    Ok(LocalDefaults { settings, used_dev_jwt_secret: no_jwt, used_dev_webhook_secret: no_webhook_secret })
 }

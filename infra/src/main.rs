@@ -4,15 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use telegate::host::Host;
+use telegate::host::{Host, Options};
 use telegate::local_env::{dev_secrets, local_settings};
 
 #[derive(Parser)]
-#[command(
-    name = "telegate",
-    version,
-    about = "Paid access to a private Telegram channel — local host"
-)]
+#[command(name = "telegate", version, about = "Paid access to a private Telegram channel — local host")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,11 +43,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo tells its own story; its logs only show what went wrong (and the leak warning).
-    init_logs(if matches!(cli.command, Command::Demo) {
-        "warn"
-    } else {
-        "info"
-    });
+    init_logs(if matches!(cli.command, Command::Demo) { "warn" } else { "info" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -68,20 +60,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Jwt {
-            sub,
-            role,
-            email,
-            minutes,
-            data,
-        } => {
+        Command::Jwt { sub, role, email, minutes, data } => {
             let secret = match std::env::var("JWT_HS256_SECRET") {
                 Ok(s) if !s.is_empty() => Ok(s),
                 _ => dev_secrets(&data).map(|s| s.jwt_hs256_secret),
             };
-            match secret
-                .and_then(|s| telegate::jwt::mint(&s, &sub, &role, email.as_deref(), minutes))
-            {
+            match secret.and_then(|s| telegate::jwt::mint(&s, &sub, &role, email.as_deref(), minutes)) {
                 Ok(token) => {
                     println!("{token}");
                     ExitCode::SUCCESS
@@ -96,12 +80,8 @@ fn main() -> ExitCode {
 }
 
 fn init_logs(default: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 async fn serve(bind: String, data: PathBuf) -> ExitCode {
@@ -113,10 +93,12 @@ async fn serve(bind: String, data: PathBuf) -> ExitCode {
         }
     };
     let settings = local.settings;
-    let polling =
-        settings.bot_token.is_some() && std::env::var("TELEGATE_POLLING").as_deref() != Ok("0");
+    let options = Options {
+        polling: settings.bot_token.is_some() && std::env::var("TELEGATE_POLLING").as_deref() != Ok("0"),
+        scheduler: std::env::var("TELEGATE_SCHEDULER").as_deref() != Ok("0"),
+    };
     let has_bot = settings.bot_token.is_some();
-    let host = match Host::build(settings, &data) {
+    let host = match Host::build(settings, &data, options) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("telegate: {e}");
@@ -144,7 +126,7 @@ async fn serve(bind: String, data: PathBuf) -> ExitCode {
         );
     }
     tracing::info!(outbox = %data.join("outbox").display(), "emails are written to the mail outbox");
-    match host.run(listener, polling, shutdown_signal()).await {
+    match host.run(listener, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

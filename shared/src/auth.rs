@@ -47,11 +47,7 @@ pub enum AuthError {
 
 enum Keys {
     Static(DecodingKey),
-    Jwks {
-        url: String,
-        client: reqwest::Client,
-        cache: RwLock<JwksCache>,
-    },
+    Jwks { url: String, client: reqwest::Client, cache: RwLock<JwksCache> },
 }
 
 #[derive(Default)]
@@ -71,10 +67,9 @@ pub struct JwtVerifier {
 impl JwtVerifier {
     pub fn new(settings: &JwtSettings) -> Result<Self, ConfigError> {
         let (keys, alg) = match &settings.key {
-            JwtKey::Hs256(secret) => (
-                Keys::Static(DecodingKey::from_secret(secret.expose().as_bytes())),
-                Algorithm::HS256,
-            ),
+            JwtKey::Hs256(secret) => {
+                (Keys::Static(DecodingKey::from_secret(secret.expose().as_bytes())), Algorithm::HS256)
+            }
             JwtKey::Rs256Pem(pem) => {
                 let key = DecodingKey::from_rsa_pem(pem.as_bytes())
                     .map_err(|e| ConfigError(format!("bad setting JWT_PUBLIC_KEY_PEM: {e}")))?;
@@ -85,14 +80,7 @@ impl JwtVerifier {
                     .timeout(Duration::from_secs(5))
                     .build()
                     .map_err(|e| ConfigError(format!("cannot build the JWKS client: {e}")))?;
-                (
-                    Keys::Jwks {
-                        url: url.clone(),
-                        client,
-                        cache: RwLock::default(),
-                    },
-                    Algorithm::RS256,
-                )
+                (Keys::Jwks { url: url.clone(), client, cache: RwLock::default() }, Algorithm::RS256)
             }
         };
         let mut validation = Validation::new(alg);
@@ -117,10 +105,7 @@ impl JwtVerifier {
     /// Verifies an `Authorization` header value and returns the caller it names.
     pub async fn verify_header(&self, header: Option<&str>) -> Result<Caller, AuthError> {
         let token = header
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
@@ -138,9 +123,7 @@ impl JwtVerifier {
                 let key = cache.read().await.keys.get(&kid).cloned();
                 let key = match key {
                     Some(k) => k,
-                    None => refresh_jwks(url, client, cache, &kid)
-                        .await?
-                        .ok_or(AuthError::Invalid)?,
+                    None => refresh_jwks(url, client, cache, &kid).await?.ok_or(AuthError::Invalid)?,
                 };
                 decode(token, &key, &self.validation)?
             }
@@ -150,9 +133,7 @@ impl JwtVerifier {
 }
 
 fn decode(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Value, AuthError> {
-    jsonwebtoken::decode::<Value>(token, key, validation)
-        .map(|d| d.claims)
-        .map_err(|_| AuthError::Invalid)
+    jsonwebtoken::decode::<Value>(token, key, validation).map(|d| d.claims).map_err(|_| AuthError::Invalid)
 }
 
 async fn refresh_jwks(
@@ -168,17 +149,9 @@ async fn refresh_jwks(
     if cache.fetched.is_some_and(|at| at.elapsed() < JWKS_REFRESH) {
         return Ok(None);
     }
-    let set: JwkSet = async {
-        client
-            .get(url)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await
-    }
-    .await
-    .map_err(|e: reqwest::Error| AuthError::KeysUnavailable(e.without_url().to_string()))?;
+    let set: JwkSet = async { client.get(url).send().await?.error_for_status()?.json().await }
+        .await
+        .map_err(|e: reqwest::Error| AuthError::KeysUnavailable(e.without_url().to_string()))?;
     cache.fetched = Some(Instant::now());
     cache.keys = set
         .keys
@@ -196,10 +169,7 @@ fn caller_from(claims: &Value) -> Result<Caller, AuthError> {
         _ => return Err(AuthError::NoSubject),
     };
     let user_id = UserId::parse(&subject).map_err(|_| AuthError::NoSubject)?;
-    let email = claims
-        .get("email")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let email = claims.get("email").and_then(Value::as_str).map(str::to_owned);
     let mut names: Vec<&str> = Vec::new();
     if let Some(r) = claims.get("role").and_then(Value::as_str) {
         names.push(r);
@@ -218,11 +188,7 @@ fn caller_from(claims: &Value) -> Result<Caller, AuthError> {
         })
         .max()
         .unwrap_or(Role::User);
-    Ok(Caller {
-        user_id,
-        email,
-        role,
-    })
+    Ok(Caller { user_id, email, role })
 }
 
 #[cfg(test)]
@@ -244,12 +210,7 @@ mod tests {
     }
 
     fn sign(claims: Value) -> String {
-        encode(
-            &Header::default(),
-            &claims,
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .unwrap()
+        encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
     }
 
     fn exp() -> i64 {
@@ -260,18 +221,11 @@ mod tests {
     async fn the_highest_role_of_all_claims_wins() {
         let v = verifier(None, None);
         let c = v
-            .verify(&sign(
-                json!({"sub": "u1", "exp": exp(), "cognito:groups": ["support"], "role": "user"}),
-            ))
+            .verify(&sign(json!({"sub": "u1", "exp": exp(), "cognito:groups": ["support"], "role": "user"})))
             .await
             .unwrap();
         assert_eq!(c.role, Role::Support);
-        let c = v
-            .verify(&sign(
-                json!({"user_id": 42, "exp": exp(), "roles": ["admin"]}),
-            ))
-            .await
-            .unwrap();
+        let c = v.verify(&sign(json!({"user_id": 42, "exp": exp(), "roles": ["admin"]}))).await.unwrap();
         assert_eq!((c.user_id.as_str(), c.role), ("42", Role::Admin));
     }
 
@@ -279,27 +233,14 @@ mod tests {
     async fn expired_future_and_unsigned_tokens_are_invalid() {
         let v = verifier(None, None);
         let now = chrono::Utc::now().timestamp();
+        assert_eq!(v.verify(&sign(json!({"sub": "u", "exp": now - 3600}))).await.unwrap_err(), AuthError::Invalid);
         assert_eq!(
-            v.verify(&sign(json!({"sub": "u", "exp": now - 3600})))
-                .await
-                .unwrap_err(),
+            v.verify(&sign(json!({"sub": "u", "exp": exp(), "nbf": now + 3600}))).await.unwrap_err(),
             AuthError::Invalid
         );
-        assert_eq!(
-            v.verify(&sign(json!({"sub": "u", "exp": exp(), "nbf": now + 3600})))
-                .await
-                .unwrap_err(),
-            AuthError::Invalid
-        );
-        assert_eq!(
-            v.verify(&sign(json!({"sub": "u"}))).await.unwrap_err(),
-            AuthError::Invalid
-        );
+        assert_eq!(v.verify(&sign(json!({"sub": "u"}))).await.unwrap_err(), AuthError::Invalid);
         // alg: none with the same claims
-        let none = format!(
-            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
-            base64_claims(json!({"sub": "u", "exp": exp()}))
-        );
+        let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", base64_claims(json!({"sub": "u", "exp": exp()})));
         assert_eq!(v.verify(&none).await.unwrap_err(), AuthError::Invalid);
     }
 
@@ -318,10 +259,7 @@ mod tests {
     async fn a_header_without_bearer_is_missing() {
         let v = verifier(None, None);
         assert_eq!(v.verify_header(None).await.unwrap_err(), AuthError::Missing);
-        assert_eq!(
-            v.verify_header(Some("Basic abc")).await.unwrap_err(),
-            AuthError::Missing
-        );
+        assert_eq!(v.verify_header(Some("Basic abc")).await.unwrap_err(), AuthError::Missing);
     }
 
     fn base64_claims(v: Value) -> String {

@@ -68,35 +68,21 @@ pub struct ConfigError(pub String);
 impl Settings {
     /// Reads every setting through `env` (the process environment, or a map in tests).
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            env(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let required = |name: &str, what: &str| {
-            get(name).ok_or_else(|| ConfigError(format!("missing setting {name}: {what}")))
-        };
+        let get = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let required =
+            |name: &str, what: &str| get(name).ok_or_else(|| ConfigError(format!("missing setting {name}: {what}")));
 
-        let channel_raw = required(
-            "TELEGRAM_CHANNEL_ID",
-            "the numeric id of the private channel, e.g. -1001234567890",
-        )?;
+        let channel_raw =
+            required("TELEGRAM_CHANNEL_ID", "the numeric id of the private channel, e.g. -1001234567890")?;
         let channel_id: i64 = channel_raw.parse().map_err(|_| {
-            ConfigError(format!("bad setting TELEGRAM_CHANNEL_ID: {channel_raw:?} is not a numeric chat id (e.g. -1001234567890)"))
+            ConfigError(format!(
+                "bad setting TELEGRAM_CHANNEL_ID: {channel_raw:?} is not a numeric chat id (e.g. -1001234567890)"
+            ))
         })?;
-        let bot_username = required(
-            "TELEGRAM_BOT_USERNAME",
-            "the bot's @username, used in deep links",
-        )?;
+        let bot_username = required("TELEGRAM_BOT_USERNAME", "the bot's @username, used in deep links")?;
         let bot_username = bot_username.trim_start_matches('@').to_owned();
-        if bot_username.is_empty()
-            || !bot_username
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(ConfigError(
-                "bad setting TELEGRAM_BOT_USERNAME: letters, digits and _ only".into(),
-            ));
+        if bot_username.is_empty() || !bot_username.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(ConfigError("bad setting TELEGRAM_BOT_USERNAME: letters, digits and _ only".into()));
         }
         let subscription_days = number(&get, "SUBSCRIPTION_DAYS", 30, 1, 3660)?;
         let offers = match get("OFFERS") {
@@ -113,8 +99,7 @@ impl Settings {
                 "TELEGRAM_WEBHOOK_SECRET",
                 "the secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (1-256 of A-Z a-z 0-9 _ -)",
             )?),
-            telegram_api_url: get("TELEGRAM_API_URL")
-                .unwrap_or_else(|| "https://api.telegram.org".into()),
+            telegram_api_url: get("TELEGRAM_API_URL").unwrap_or_else(|| "https://api.telegram.org".into()),
             token_ttl_hours: number(&get, "TOKEN_TTL_HOURS", 24, 1, 24 * 365)?,
             invite_ttl_seconds: number(&get, "INVITE_TTL_SECONDS", 300, 30, 86_400)?,
             subscription_days,
@@ -147,9 +132,7 @@ fn number(
         None => Ok(default),
         Some(raw) => match raw.parse::<u32>() {
             Ok(v) if (min..=max).contains(&v) => Ok(v),
-            _ => Err(ConfigError(format!(
-                "bad setting {name}: {raw:?} (a whole number from {min} to {max})"
-            ))),
+            _ => Err(ConfigError(format!("bad setting {name}: {raw:?} (a whole number from {min} to {max})"))),
         },
     }
 }
@@ -173,35 +156,20 @@ fn warning_days(raw: Option<String>) -> Result<Vec<u32>, ConfigError> {
     let raw = raw.unwrap_or_else(|| "3,1".into());
     let mut days = raw
         .split(',')
-        .map(|d| {
-            d.trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|d| (1..=60).contains(d))
-        })
+        .map(|d| d.trim().parse::<u32>().ok().filter(|d| (1..=60).contains(d)))
         .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| {
-            ConfigError(format!(
-                "bad setting EXPIRY_WARNING_DAYS: {raw:?} (e.g. 3,1)"
-            ))
-        })?;
+        .ok_or_else(|| ConfigError(format!("bad setting EXPIRY_WARNING_DAYS: {raw:?} (e.g. 3,1)")))?;
     days.sort_unstable_by(|a, b| b.cmp(a));
     days.dedup();
     Ok(days)
 }
 
 fn jwt_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<JwtSettings, ConfigError> {
-    let keys = [
-        get("JWT_HS256_SECRET"),
-        get("JWT_PUBLIC_KEY_PEM"),
-        get("JWT_JWKS_URL"),
-    ];
+    let keys = [get("JWT_HS256_SECRET"), get("JWT_PUBLIC_KEY_PEM"), get("JWT_JWKS_URL")];
     let key = match keys {
         [Some(secret), None, None] => {
             if secret.len() < 32 {
-                return Err(ConfigError(
-                    "bad setting JWT_HS256_SECRET: use at least 32 characters".into(),
-                ));
+                return Err(ConfigError("bad setting JWT_HS256_SECRET: use at least 32 characters".into()));
             }
             JwtKey::Hs256(Secret::new(secret))
         }
@@ -218,11 +186,7 @@ fn jwt_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<JwtSettings, Con
             ));
         }
     };
-    Ok(JwtSettings {
-        key,
-        issuer: get("JWT_ISSUER"),
-        audience: get("JWT_AUDIENCE"),
-    })
+    Ok(JwtSettings { key, issuer: get("JWT_ISSUER"), audience: get("JWT_AUDIENCE") })
 }
 
 #[cfg(test)]
@@ -231,10 +195,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
@@ -249,10 +210,7 @@ mod tests {
     fn defaults_follow_the_spec() {
         let s = Settings::from_env(&env(&BASE)).unwrap();
         assert_eq!(s.bot_username, "my_bot");
-        assert_eq!(
-            (s.token_ttl_hours, s.invite_ttl_seconds, s.subscription_days),
-            (24, 300, 30)
-        );
+        assert_eq!((s.token_ttl_hours, s.invite_ttl_seconds, s.subscription_days), (24, 300, 30));
         assert_eq!(s.expiry_warning_days, vec![3, 1]);
         assert_eq!(s.invite_mode, InviteMode::JoinRequest);
         assert_eq!(s.telegram_api_url, "https://api.telegram.org");
@@ -262,10 +220,7 @@ mod tests {
     #[test]
     fn a_missing_setting_is_named_in_one_line() {
         let e = Settings::from_env(&env(&BASE[1..])).unwrap_err();
-        assert!(
-            e.0.starts_with("missing setting TELEGRAM_CHANNEL_ID"),
-            "{e}"
-        );
+        assert!(e.0.starts_with("missing setting TELEGRAM_CHANNEL_ID"), "{e}");
         assert!(!e.0.contains('\n'));
     }
 
@@ -273,20 +228,10 @@ mod tests {
     fn bad_numbers_and_conflicting_keys_are_refused() {
         let mut pairs = BASE.to_vec();
         pairs.push(("TOKEN_TTL_HOURS", "zero"));
-        assert!(
-            Settings::from_env(&env(&pairs))
-                .unwrap_err()
-                .0
-                .contains("TOKEN_TTL_HOURS")
-        );
+        assert!(Settings::from_env(&env(&pairs)).unwrap_err().0.contains("TOKEN_TTL_HOURS"));
         let mut pairs = BASE.to_vec();
         pairs.push(("JWT_JWKS_URL", "http://x"));
-        assert!(
-            Settings::from_env(&env(&pairs))
-                .unwrap_err()
-                .0
-                .contains("conflicting")
-        );
+        assert!(Settings::from_env(&env(&pairs)).unwrap_err().0.contains("conflicting"));
     }
 
     #[test]

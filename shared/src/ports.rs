@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    AuditEntry, Membership, MembershipId, Notification, NotificationId, Payment, PaymentId,
-    PaymentStatus, TelegramUserId, TokenHash, TokenRecord, UserId,
+    AuditEntry, Membership, MembershipId, Notification, NotificationId, Payment, PaymentId, PaymentStatus,
+    TelegramUserId, TokenHash, TokenRecord, UserId,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -59,11 +59,7 @@ pub trait PaymentStore: Send + Sync {
     ) -> Result<Page<Payment>, StoreError>;
     /// Moves a submitted payment to validated or rejected, atomically. `Ok(None)` when the payment
     /// is not (or no longer) awaiting review; the caller reads it to say why.
-    async fn review_payment(
-        &self,
-        id: &PaymentId,
-        review: &Review,
-    ) -> Result<Option<Payment>, StoreError>;
+    async fn review_payment(&self, id: &PaymentId, review: &Review) -> Result<Option<Payment>, StoreError>;
 }
 
 /// The outcome of applying a token's period to a membership: at most once per token.
@@ -88,11 +84,7 @@ pub trait AccessStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<TokenRecord>, StoreError>;
     /// Opens a pending membership with the token's period, once per token.
-    async fn open_membership(
-        &self,
-        hash: &TokenHash,
-        membership: &Membership,
-    ) -> Result<Applied, StoreError>;
+    async fn open_membership(&self, hash: &TokenHash, membership: &Membership) -> Result<Applied, StoreError>;
     /// Adds the token's days to an existing membership (pending: to the days not yet started;
     /// active: from the later of now and its end), once per token.
     async fn extend_membership(
@@ -104,19 +96,11 @@ pub trait AccessStore: Send + Sync {
 
     async fn membership(&self, id: &MembershipId) -> Result<Option<Membership>, StoreError>;
     /// The account's current membership: the latest one still pending or active.
-    async fn current_membership(
-        &self,
-        account: TelegramUserId,
-    ) -> Result<Option<Membership>, StoreError>;
+    async fn current_membership(&self, account: TelegramUserId) -> Result<Option<Membership>, StoreError>;
     async fn membership_by_invite(&self, link: &str) -> Result<Option<Membership>, StoreError>;
     /// A user's memberships, newest first.
     async fn memberships_of(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
-    async fn set_invite(
-        &self,
-        id: &MembershipId,
-        link: &str,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    async fn set_invite(&self, id: &MembershipId, link: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
     /// Pending → active on the first join: the period starts now; the membership's tokens become used.
     /// `None` when it was not pending (a replayed or concurrent join).
     async fn activate_membership(
@@ -125,23 +109,14 @@ pub trait AccessStore: Send + Sync {
         now: DateTime<Utc>,
         username: Option<&str>,
     ) -> Result<Option<Membership>, StoreError>;
-    async fn set_in_channel(
-        &self,
-        id: &MembershipId,
-        in_channel: bool,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    async fn set_in_channel(&self, id: &MembershipId, in_channel: bool, now: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
 #[async_trait]
 pub trait NotificationStore: Send + Sync {
     async fn add_notification(&self, notification: &Notification) -> Result<(), StoreError>;
     /// Newest first; `page.after` is the id of the last notification already seen.
-    async fn notifications(
-        &self,
-        user: &UserId,
-        page: &PageRequest,
-    ) -> Result<Page<Notification>, StoreError>;
+    async fn notifications(&self, user: &UserId, page: &PageRequest) -> Result<Page<Notification>, StoreError>;
     /// `false` when the user has no such notification.
     async fn mark_read(&self, user: &UserId, id: &NotificationId) -> Result<bool, StoreError>;
 }
@@ -178,17 +153,9 @@ pub trait LifecycleStore: Send + Sync {
     /// that never started. Returns the number of tokens expired.
     async fn expire_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Active memberships whose end is at or before `now`, earliest end first, at most `limit`.
-    async fn due_memberships(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Membership>, StoreError>;
+    async fn due_memberships(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError>;
     /// Active → expired, only while it is still active and still past its end (a renewal wins).
-    async fn expire_membership(
-        &self,
-        id: &MembershipId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Membership>, StoreError>;
+    async fn expire_membership(&self, id: &MembershipId, now: DateTime<Utc>) -> Result<Option<Membership>, StoreError>;
     /// Active memberships ending in `(from, until]`, earliest end first.
     async fn ending_between(
         &self,
@@ -210,12 +177,8 @@ pub trait LifecycleStore: Send + Sync {
         unread_before: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
     /// Revokes the user's pending and active memberships and unused tokens; returns the memberships revoked.
-    async fn revoke_user(
-        &self,
-        user: &UserId,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Membership>, StoreError>;
+    async fn revoke_user(&self, user: &UserId, reason: &str, now: DateTime<Utc>)
+    -> Result<Vec<Membership>, StoreError>;
     async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError>;
     async fn last_job_run(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     async fn record_job_run(&self, job: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
@@ -225,22 +188,12 @@ pub trait LifecycleStore: Send + Sync {
 pub trait AuditLog: Send + Sync {
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError>;
     /// Newest first, optionally about one user.
-    async fn audit(
-        &self,
-        user: Option<&UserId>,
-        page: &PageRequest,
-    ) -> Result<Page<AuditEntry>, StoreError>;
+    async fn audit(&self, user: Option<&UserId>, page: &PageRequest) -> Result<Page<AuditEntry>, StoreError>;
 }
 
 /// Everything the use cases store. Each adapter implements the parts.
-pub trait Store:
-    PaymentStore + AccessStore + NotificationStore + UpdateLog + LifecycleStore + AuditLog
-{
-}
-impl<T: PaymentStore + AccessStore + NotificationStore + UpdateLog + LifecycleStore + AuditLog>
-    Store for T
-{
-}
+pub trait Store: PaymentStore + AccessStore + NotificationStore + UpdateLog + LifecycleStore + AuditLog {}
+impl<T: PaymentStore + AccessStore + NotificationStore + UpdateLog + LifecycleStore + AuditLog> Store for T {}
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum TelegramError {
@@ -283,12 +236,7 @@ pub struct LinkButton {
 /// The Bot API calls telegate makes, on the one configured channel.
 #[async_trait]
 pub trait Telegram: Send + Sync {
-    async fn send_message(
-        &self,
-        chat_id: i64,
-        text: &str,
-        button: Option<&LinkButton>,
-    ) -> Result<(), TelegramError>;
+    async fn send_message(&self, chat_id: i64, text: &str, button: Option<&LinkButton>) -> Result<(), TelegramError>;
     async fn create_invite(&self, request: &InviteRequest) -> Result<String, TelegramError>;
     async fn revoke_invite(&self, link: &str) -> Result<(), TelegramError>;
     async fn unban(&self, user: TelegramUserId, only_if_banned: bool) -> Result<(), TelegramError>;

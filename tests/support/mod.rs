@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use telegate::fake_telegram::{BOT_USERNAME, FakeTelegram, RunningFake};
-use telegate::host::Running;
+use telegate::host::{Options, Running};
 use telegate::jwt::mint;
 use telegate_core::config::Settings;
 
@@ -106,14 +106,7 @@ impl TestApp {
     }
 
     pub fn jwt(&self, sub: &str, role: &str) -> String {
-        mint(
-            JWT_SECRET,
-            sub,
-            role,
-            Some(&format!("{sub}@example.com")),
-            30,
-        )
-        .expect("mint")
+        mint(JWT_SECRET, sub, role, Some(&format!("{sub}@example.com")), 30).expect("mint")
     }
 
     pub async fn request(
@@ -133,20 +126,15 @@ impl TestApp {
         let res = req.send().await.expect("HTTP request");
         let status = res.status().as_u16();
         let text = res.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     pub async fn post(&self, path: &str, jwt: &str, body: Value) -> (u16, Value) {
-        self.request(reqwest::Method::POST, path, Some(jwt), Some(body))
-            .await
+        self.request(reqwest::Method::POST, path, Some(jwt), Some(body)).await
     }
 
     pub async fn get(&self, path: &str, jwt: &str) -> (u16, Value) {
-        self.request(reqwest::Method::GET, path, Some(jwt), None)
-            .await
+        self.request(reqwest::Method::GET, path, Some(jwt), None).await
     }
 
     /// Delivers an update to the webhook with the right secret; returns the status.
@@ -163,29 +151,16 @@ impl TestApp {
     }
 
     pub fn update_id(&self) -> i64 {
-        self.next_update
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        self.next_update.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     }
 
     pub async fn start_command(&self, tg_user: i64, token: &str) -> u16 {
-        self.webhook(updates::text(
-            self.update_id(),
-            tg_user,
-            "fr",
-            &format!("/start {token}"),
-        ))
-        .await
+        self.webhook(updates::text(self.update_id(), tg_user, "fr", &format!("/start {token}"))).await
     }
 
     pub async fn advance(&self, seconds: i64) {
-        let (status, _) = self
-            .request(
-                reqwest::Method::POST,
-                "/_local/clock/advance",
-                None,
-                Some(json!({"seconds": seconds})),
-            )
-            .await;
+        let (status, _) =
+            self.request(reqwest::Method::POST, "/_local/clock/advance", None, Some(json!({"seconds": seconds}))).await;
         assert_eq!(status, 200, "clock advanced");
     }
 
@@ -219,32 +194,10 @@ impl TestApp {
     /// Pays, opens the link from `tg_user` and joins: an active member. Returns the validation answer.
     pub async fn member(&self, user: &str, tx: &str, tg_user: i64) -> Value {
         let issued = self.paid(user, tx).await;
-        assert_eq!(
-            self.start_command(tg_user, issued["token"].as_str().expect("token"))
-                .await,
-            200
-        );
+        assert_eq!(self.start_command(tg_user, issued["token"].as_str().expect("token")).await, 200);
         let link = self.last_invite_link().expect("an invite");
-        assert_eq!(
-            self.webhook(updates::join_request(
-                self.update_id(),
-                CHANNEL,
-                tg_user,
-                &link
-            ))
-            .await,
-            200
-        );
-        assert_eq!(
-            self.webhook(updates::joined(
-                self.update_id(),
-                CHANNEL,
-                tg_user,
-                Some(&link)
-            ))
-            .await,
-            200
-        );
+        assert_eq!(self.webhook(updates::join_request(self.update_id(), CHANNEL, tg_user, &link)).await, 200);
+        assert_eq!(self.webhook(updates::joined(self.update_id(), CHANNEL, tg_user, Some(&link))).await, 200);
         self.drain().await;
         issued
     }
@@ -254,11 +207,7 @@ impl TestApp {
             .calls_to("sendMessage")
             .iter()
             .rev()
-            .find_map(|c| {
-                c.params["reply_markup"]["inline_keyboard"][0][0]["url"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
+            .find_map(|c| c.params["reply_markup"]["inline_keyboard"][0][0]["url"].as_str().map(str::to_owned))
     }
 
     /// The texts the bot sent to a chat, oldest first.
@@ -272,17 +221,11 @@ impl TestApp {
     }
 
     pub fn calls_for_user(&self, method: &str, user: i64) -> Vec<Call> {
-        self.fake()
-            .calls_to(method)
-            .into_iter()
-            .filter(|c| c.params["user_id"] == json!(user))
-            .collect()
+        self.fake().calls_to(method).into_iter().filter(|c| c.params["user_id"] == json!(user)).collect()
     }
 
     pub async fn status_of(&self, user: &str) -> Value {
-        let (status, body) = self
-            .get("/api/telegram/status/", &self.jwt(user, "user"))
-            .await;
+        let (status, body) = self.get("/api/telegram/status/", &self.jwt(user, "user")).await;
         assert_eq!(status, 200);
         body
     }
@@ -290,9 +233,8 @@ impl TestApp {
 
 async fn start(env: &HashMap<String, String>, data: &TempDir, polling: bool) -> Running {
     let settings = Settings::from_env(&|k| env.get(k).cloned()).expect("test settings");
-    Running::spawn(settings, &data.0, polling)
-        .await
-        .expect("server starts")
+    let options = Options { polling, scheduler: env.get("TELEGATE_SCHEDULER").map(String::as_str) != Some("0") };
+    Running::spawn(settings, &data.0, options).await.expect("server starts")
 }
 
 pub async fn start_polling(env: &HashMap<String, String>, data: &TempDir) -> Running {

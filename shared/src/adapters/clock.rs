@@ -20,8 +20,7 @@ pub struct TestClock {
 
 impl TestClock {
     pub fn advance(&self, seconds: i64) {
-        self.offset_seconds
-            .fetch_add(seconds.max(0), Ordering::SeqCst);
+        self.offset_seconds.fetch_add(seconds.max(0), Ordering::SeqCst);
     }
 }
 

@@ -35,12 +35,8 @@ impl LocalQueue {
     /// Starts the worker on the current runtime.
     pub fn start(runner: Arc<EffectRunner>) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Envelope, u32)>();
-        let shared = Arc::new(Shared {
-            tx,
-            in_flight: AtomicUsize::new(0),
-            idle: Notify::new(),
-            dead: Mutex::default(),
-        });
+        let shared =
+            Arc::new(Shared { tx, in_flight: AtomicUsize::new(0), idle: Notify::new(), dead: Mutex::default() });
         let worker = Arc::clone(&shared);
         tokio::spawn(async move {
             while let Some((envelope, attempt)) = rx.recv().await {
@@ -68,12 +64,7 @@ impl LocalQueue {
 }
 
 impl Shared {
-    async fn settle(
-        self: &Arc<Self>,
-        envelope: Envelope,
-        attempt: u32,
-        result: Result<(), EffectError>,
-    ) {
+    async fn settle(self: &Arc<Self>, envelope: Envelope, attempt: u32, result: Result<(), EffectError>) {
         match result {
             Ok(()) => self.done(),
             Err(EffectError::Retry { after, reason }) if attempt < MAX_ATTEMPTS => {
@@ -89,10 +80,7 @@ impl Shared {
             }
             Err(e) => {
                 tracing::error!(key = %envelope.idempotency_key, attempt, error = %e, "effect dead-lettered");
-                self.dead.lock().await.push(DeadLetter {
-                    envelope,
-                    error: e.to_string(),
-                });
+                self.dead.lock().await.push(DeadLetter { envelope, error: e.to_string() });
                 self.done();
             }
         }

@@ -22,10 +22,7 @@ pub struct OutboxMailer {
 impl OutboxMailer {
     pub fn new(dir: PathBuf, from: impl Into<String>) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        Ok(Self {
-            dir,
-            from: from.into(),
-        })
+        Ok(Self { dir, from: from.into() })
     }
 }
 
@@ -36,11 +33,7 @@ impl Mailer for OutboxMailer {
         getrandom::fill(&mut rand).map_err(|e| MailError(e.to_string()))?;
         let now = Utc::now();
         let boundary = format!("telegate-{}", URL_SAFE_NO_PAD.encode(rand));
-        let name = format!(
-            "{}-{}.eml",
-            now.format("%Y%m%dT%H%M%S%.3fZ"),
-            URL_SAFE_NO_PAD.encode(rand)
-        );
+        let name = format!("{}-{}.eml", now.format("%Y%m%dT%H%M%S%.3fZ"), URL_SAFE_NO_PAD.encode(rand));
         let message = format!(
             "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date}\r\nMIME-Version: 1.0\r\n\
              Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
@@ -63,10 +56,7 @@ fn encode_header(value: &str) -> String {
     if clean.is_ascii() {
         clean
     } else {
-        format!(
-            "=?utf-8?B?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(clean)
-        )
+        format!("=?utf-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(clean))
     }
 }
 
@@ -80,37 +70,21 @@ impl OutboxTelegram {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        Ok(Self {
-            file: Mutex::new(file),
-        })
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self { file: Mutex::new(file) })
     }
 
     fn record(&self, method: &str, params: serde_json::Value) -> Result<(), TelegramError> {
         let line = json!({ "at": Utc::now(), "method": method, "params": params });
-        let mut file = self
-            .file
-            .lock()
-            .map_err(|_| TelegramError::Unavailable("outbox lock poisoned".into()))?;
+        let mut file = self.file.lock().map_err(|_| TelegramError::Unavailable("outbox lock poisoned".into()))?;
         writeln!(file, "{line}").map_err(|e| TelegramError::Unavailable(e.to_string()))
     }
 }
 
 #[async_trait]
 impl Telegram for OutboxTelegram {
-    async fn send_message(
-        &self,
-        chat_id: i64,
-        text: &str,
-        button: Option<&LinkButton>,
-    ) -> Result<(), TelegramError> {
-        self.record(
-            "sendMessage",
-            json!({ "chat_id": chat_id, "text": text, "button": button }),
-        )
+    async fn send_message(&self, chat_id: i64, text: &str, button: Option<&LinkButton>) -> Result<(), TelegramError> {
+        self.record("sendMessage", json!({ "chat_id": chat_id, "text": text, "button": button }))
     }
     async fn create_invite(&self, request: &InviteRequest) -> Result<String, TelegramError> {
         let mut rand = [0u8; 9];
@@ -126,10 +100,7 @@ impl Telegram for OutboxTelegram {
         self.record("revokeChatInviteLink", json!({ "invite_link": link }))
     }
     async fn unban(&self, user: TelegramUserId, only_if_banned: bool) -> Result<(), TelegramError> {
-        self.record(
-            "unbanChatMember",
-            json!({ "user_id": user, "only_if_banned": only_if_banned }),
-        )
+        self.record("unbanChatMember", json!({ "user_id": user, "only_if_banned": only_if_banned }))
     }
     async fn ban(&self, user: TelegramUserId) -> Result<(), TelegramError> {
         self.record("banChatMember", json!({ "user_id": user }))

@@ -9,13 +9,13 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::domain::{
-    AuditAction, AuditEntry, AuditId, Lang, Membership, MembershipId, MembershipStatus,
-    Notification, NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus,
-    TelegramUserId, TokenHash, TokenRecord, TokenStatus, UserId, extended_end,
+    AuditAction, AuditEntry, AuditId, Lang, Membership, MembershipId, MembershipStatus, Notification, NotificationId,
+    NotificationKind, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenHash, TokenRecord, TokenStatus, UserId,
+    extended_end,
 };
 use crate::ports::{
-    AccessStore, Applied, AuditLog, Counters, LifecycleStore, NotificationStore, Page, PageRequest,
-    PaymentStore, Review, StoreError, UpdateLog,
+    AccessStore, Applied, AuditLog, Counters, LifecycleStore, NotificationStore, Page, PageRequest, PaymentStore,
+    Review, StoreError, UpdateLog,
 };
 
 /// Each step brings the schema from version i to i + 1; a store is migrated on open.
@@ -135,17 +135,11 @@ impl SqliteStore {
     }
 
     fn init(mut conn: Connection) -> Result<Self, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(fault)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(fault)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(fault)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(fault)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(fault)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(fault)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(fault)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(fault)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(fault)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(fault)?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::Unavailable(format!(
                 "the store was written by a newer telegate (schema {version}, this one knows {SCHEMA_VERSION})"
@@ -154,23 +148,14 @@ impl SqliteStore {
         for (from, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.transaction().map_err(fault)?;
             tx.execute_batch(step).map_err(fault)?;
-            tx.pragma_update(None, "user_version", from as i64 + 1)
-                .map_err(fault)?;
+            tx.pragma_update(None, "user_version", from as i64 + 1).map_err(fault)?;
             tx.commit().map_err(fault)?;
         }
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
+        Ok(Self { conn: Mutex::new(conn) })
     }
 
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
         f(&mut conn)
     }
 }
@@ -199,17 +184,11 @@ fn opt_time(row: &Row, col: &str) -> rusqlite::Result<Option<DateTime<Utc>>> {
 }
 
 fn parse_time(col: &str, raw: &str) -> rusqlite::Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| corrupt(col, e.to_string()))
+    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|e| corrupt(col, e.to_string()))
 }
 
 fn corrupt(col: &str, why: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("{col}: {why}").into(),
-    )
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("{col}: {why}").into())
 }
 
 fn parsed<T, E: std::fmt::Display>(col: &str, r: Result<T, E>) -> rusqlite::Result<T> {
@@ -226,20 +205,13 @@ fn payment_from(row: &Row) -> rusqlite::Result<Payment> {
         email: row.get("email")?,
         offer_id: row.get("offer_id")?,
         transaction_id: row.get("transaction_id")?,
-        user_info: user_info
-            .map(|s| parsed("user_info", serde_json::from_str(&s)))
-            .transpose()?,
-        status: parsed(
-            "status",
-            PaymentStatus::parse(&row.get::<_, String>("status")?),
-        )?,
+        user_info: user_info.map(|s| parsed("user_info", serde_json::from_str(&s))).transpose()?,
+        status: parsed("status", PaymentStatus::parse(&row.get::<_, String>("status")?))?,
         admin_notes: row.get("admin_notes")?,
         reject_reason: row.get("reject_reason")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
-        reviewed_by: reviewed_by
-            .map(|u| parsed("reviewed_by", UserId::parse(&u)))
-            .transpose()?,
+        reviewed_by: reviewed_by.map(|u| parsed("reviewed_by", UserId::parse(&u))).transpose()?,
         lang: Lang::from_code(Some(&lang)),
     })
 }
@@ -249,25 +221,15 @@ fn token_from(row: &Row) -> rusqlite::Result<TokenRecord> {
     let membership: Option<String> = row.get("membership_id")?;
     Ok(TokenRecord {
         hash: TokenHash::from_stored(row.get("hash")?),
-        payment_id: parsed(
-            "payment_id",
-            PaymentId::parse(&row.get::<_, String>("payment_id")?),
-        )?,
+        payment_id: parsed("payment_id", PaymentId::parse(&row.get::<_, String>("payment_id")?))?,
         user_id: parsed("user_id", UserId::parse(&row.get::<_, String>("user_id")?))?,
         offer_name: row.get("offer_name")?,
         days: row.get("days")?,
-        status: parsed(
-            "status",
-            TokenStatus::parse(&row.get::<_, String>("status")?),
-        )?,
+        status: parsed("status", TokenStatus::parse(&row.get::<_, String>("status")?))?,
         created_at: time(row, "created_at")?,
         expires_at: time(row, "expires_at")?,
-        telegram_user_id: tg
-            .map(|t| parsed("telegram_user_id", TelegramUserId::parse(t)))
-            .transpose()?,
-        membership_id: membership
-            .map(|m| parsed("membership_id", MembershipId::parse(&m)))
-            .transpose()?,
+        telegram_user_id: tg.map(|t| parsed("telegram_user_id", TelegramUserId::parse(t))).transpose()?,
+        membership_id: membership.map(|m| parsed("membership_id", MembershipId::parse(&m))).transpose()?,
         used_at: opt_time(row, "used_at")?,
     })
 }
@@ -276,21 +238,12 @@ fn membership_from(row: &Row) -> rusqlite::Result<Membership> {
     Ok(Membership {
         id: parsed("id", MembershipId::parse(&row.get::<_, String>("id")?))?,
         user_id: parsed("user_id", UserId::parse(&row.get::<_, String>("user_id")?))?,
-        telegram_user_id: parsed(
-            "telegram_user_id",
-            TelegramUserId::parse(row.get("telegram_user_id")?),
-        )?,
+        telegram_user_id: parsed("telegram_user_id", TelegramUserId::parse(row.get("telegram_user_id")?))?,
         telegram_username: row.get("telegram_username")?,
-        payment_id: parsed(
-            "payment_id",
-            PaymentId::parse(&row.get::<_, String>("payment_id")?),
-        )?,
+        payment_id: parsed("payment_id", PaymentId::parse(&row.get::<_, String>("payment_id")?))?,
         offer_name: row.get("offer_name")?,
         pending_days: row.get("pending_days")?,
-        status: parsed(
-            "status",
-            MembershipStatus::parse(&row.get::<_, String>("status")?),
-        )?,
+        status: parsed("status", MembershipStatus::parse(&row.get::<_, String>("status")?))?,
         created_at: time(row, "created_at")?,
         joined_at: opt_time(row, "joined_at")?,
         expires_at: opt_time(row, "expires_at")?,
@@ -307,10 +260,7 @@ fn notification_from(row: &Row) -> rusqlite::Result<Notification> {
     Ok(Notification {
         id: parsed("id", NotificationId::parse(&row.get::<_, String>("id")?))?,
         user_id: parsed("user_id", UserId::parse(&row.get::<_, String>("user_id")?))?,
-        kind: parsed(
-            "kind",
-            NotificationKind::parse(&row.get::<_, String>("kind")?),
-        )?,
+        kind: parsed("kind", NotificationKind::parse(&row.get::<_, String>("kind")?))?,
         title: row.get("title")?,
         message: row.get("message")?,
         action_url: row.get("action_url")?,
@@ -320,19 +270,11 @@ fn notification_from(row: &Row) -> rusqlite::Result<Notification> {
 }
 
 fn get_membership(conn: &Connection, id: &str) -> Result<Option<Membership>, StoreError> {
-    conn.query_row(
-        "SELECT * FROM memberships WHERE id = ?1",
-        [id],
-        membership_from,
-    )
-    .optional()
-    .map_err(fault)
+    conn.query_row("SELECT * FROM memberships WHERE id = ?1", [id], membership_from).optional().map_err(fault)
 }
 
 fn get_token(conn: &Connection, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-    conn.query_row("SELECT * FROM tokens WHERE hash = ?1", [hash], token_from)
-        .optional()
-        .map_err(fault)
+    conn.query_row("SELECT * FROM tokens WHERE hash = ?1", [hash], token_from).optional().map_err(fault)
 }
 
 fn insert_membership(conn: &Connection, m: &Membership) -> Result<(), StoreError> {
@@ -429,24 +371,16 @@ impl PaymentStore for SqliteStore {
 
     async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
         self.with(|conn| {
-            conn.query_row(
-                "SELECT * FROM payments WHERE id = ?1",
-                [id.as_str()],
-                payment_from,
-            )
-            .optional()
-            .map_err(fault)
+            conn.query_row("SELECT * FROM payments WHERE id = ?1", [id.as_str()], payment_from)
+                .optional()
+                .map_err(fault)
         })
     }
 
     async fn payments_of(&self, user: &UserId) -> Result<Vec<Payment>, StoreError> {
         self.with(|conn| {
-            let mut stmt = conn
-                .prepare("SELECT * FROM payments WHERE user_id = ?1 ORDER BY id DESC")
-                .map_err(fault)?;
-            let rows = stmt
-                .query_map([user.as_str()], payment_from)
-                .map_err(fault)?;
+            let mut stmt = conn.prepare("SELECT * FROM payments WHERE user_id = ?1 ORDER BY id DESC").map_err(fault)?;
+            let rows = stmt.query_map([user.as_str()], payment_from).map_err(fault)?;
             rows.collect::<Result<_, _>>().map_err(fault)
         })
     }
@@ -472,24 +406,32 @@ impl PaymentStore for SqliteStore {
         })
     }
 
-    async fn review_payment(
-        &self,
-        id: &PaymentId,
-        r: &Review,
-    ) -> Result<Option<Payment>, StoreError> {
+    async fn review_payment(&self, id: &PaymentId, r: &Review) -> Result<Option<Payment>, StoreError> {
         self.with(|conn| {
             let changed = conn
                 .execute(
                     "UPDATE payments SET status = ?1, reviewed_by = ?2, admin_notes = COALESCE(?3, admin_notes),
                        reject_reason = ?4, transaction_id = COALESCE(?5, transaction_id), updated_at = ?6
                      WHERE id = ?7 AND status = 'transaction_submitted'",
-                    params![r.to.as_str(), r.by.as_str(), r.admin_notes, r.reason, r.transaction_id, ts(r.at), id.as_str()],
+                    params![
+                        r.to.as_str(),
+                        r.by.as_str(),
+                        r.admin_notes,
+                        r.reason,
+                        r.transaction_id,
+                        ts(r.at),
+                        id.as_str()
+                    ],
                 )
-                .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("transaction_id_taken") } else { fault(e) })?;
+                .map_err(|e| {
+                    if is_unique_violation(&e) { StoreError::Conflict("transaction_id_taken") } else { fault(e) }
+                })?;
             if changed == 0 {
                 return Ok(None);
             }
-            conn.query_row("SELECT * FROM payments WHERE id = ?1", [id.as_str()], payment_from).optional().map_err(fault)
+            conn.query_row("SELECT * FROM payments WHERE id = ?1", [id.as_str()], payment_from)
+                .optional()
+                .map_err(fault)
         })
     }
 }
@@ -571,11 +513,7 @@ impl AccessStore for SqliteStore {
         })
     }
 
-    async fn open_membership(
-        &self,
-        hash: &TokenHash,
-        m: &Membership,
-    ) -> Result<Applied, StoreError> {
+    async fn open_membership(&self, hash: &TokenHash, m: &Membership) -> Result<Applied, StoreError> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(fault)?;
             let claimed = tx
@@ -622,11 +560,8 @@ impl AccessStore for SqliteStore {
                 bump(&tx, "tokens.used", 1)?;
                 bump(&tx, "tokens.pending", -1)?;
                 let end = extended_end(m.expires_at, now, days);
-                tx.execute(
-                    "UPDATE memberships SET expires_at = ?1 WHERE id = ?2",
-                    params![ts(end), id.as_str()],
-                )
-                .map_err(fault)?;
+                tx.execute("UPDATE memberships SET expires_at = ?1 WHERE id = ?2", params![ts(end), id.as_str()])
+                    .map_err(fault)?;
             } else {
                 tx.execute(
                     "UPDATE memberships SET pending_days = pending_days + ?1 WHERE id = ?2",
@@ -634,8 +569,8 @@ impl AccessStore for SqliteStore {
                 )
                 .map_err(fault)?;
             }
-            let updated = get_membership(&tx, id.as_str())?
-                .ok_or(StoreError::Unavailable("membership vanished".into()))?;
+            let updated =
+                get_membership(&tx, id.as_str())?.ok_or(StoreError::Unavailable("membership vanished".into()))?;
             tx.commit().map_err(fault)?;
             Ok(Applied::Now(Box::new(updated)))
         })
@@ -645,10 +580,7 @@ impl AccessStore for SqliteStore {
         self.with(|conn| get_membership(conn, id.as_str()))
     }
 
-    async fn current_membership(
-        &self,
-        account: TelegramUserId,
-    ) -> Result<Option<Membership>, StoreError> {
+    async fn current_membership(&self, account: TelegramUserId) -> Result<Option<Membership>, StoreError> {
         self.with(|conn| {
             conn.query_row(
                 "SELECT * FROM memberships WHERE telegram_user_id = ?1 AND status IN ('pending', 'active')
@@ -663,34 +595,22 @@ impl AccessStore for SqliteStore {
 
     async fn membership_by_invite(&self, link: &str) -> Result<Option<Membership>, StoreError> {
         self.with(|conn| {
-            conn.query_row(
-                "SELECT * FROM memberships WHERE invite_link = ?1",
-                [link],
-                membership_from,
-            )
-            .optional()
-            .map_err(fault)
+            conn.query_row("SELECT * FROM memberships WHERE invite_link = ?1", [link], membership_from)
+                .optional()
+                .map_err(fault)
         })
     }
 
     async fn memberships_of(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
         self.with(|conn| {
-            let mut stmt = conn
-                .prepare("SELECT * FROM memberships WHERE user_id = ?1 ORDER BY id DESC")
-                .map_err(fault)?;
-            let rows = stmt
-                .query_map([user.as_str()], membership_from)
-                .map_err(fault)?;
+            let mut stmt =
+                conn.prepare("SELECT * FROM memberships WHERE user_id = ?1 ORDER BY id DESC").map_err(fault)?;
+            let rows = stmt.query_map([user.as_str()], membership_from).map_err(fault)?;
             rows.collect::<Result<_, _>>().map_err(fault)
         })
     }
 
-    async fn set_invite(
-        &self,
-        id: &MembershipId,
-        link: &str,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    async fn set_invite(&self, id: &MembershipId, link: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(fault)?;
             tx.execute(
@@ -739,12 +659,7 @@ impl AccessStore for SqliteStore {
         })
     }
 
-    async fn set_in_channel(
-        &self,
-        id: &MembershipId,
-        in_channel: bool,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    async fn set_in_channel(&self, id: &MembershipId, in_channel: bool, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.with(|conn| {
             conn.execute(
                 "UPDATE memberships SET in_channel = ?1, left_at = CASE WHEN ?1 THEN left_at ELSE ?2 END WHERE id = ?3",
@@ -786,11 +701,7 @@ impl NotificationStore for SqliteStore {
         })
     }
 
-    async fn notifications(
-        &self,
-        user: &UserId,
-        page: &PageRequest,
-    ) -> Result<Page<Notification>, StoreError> {
+    async fn notifications(&self, user: &UserId, page: &PageRequest) -> Result<Page<Notification>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn
                 .prepare("SELECT * FROM notifications WHERE user_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3")
@@ -831,12 +742,7 @@ impl UpdateLog for SqliteStore {
 
     async fn release_update(&self, update_id: i64) -> Result<(), StoreError> {
         self.with(|conn| {
-            conn.execute(
-                "DELETE FROM processed_updates WHERE update_id = ?1",
-                [update_id],
-            )
-            .map(drop)
-            .map_err(fault)
+            conn.execute("DELETE FROM processed_updates WHERE update_id = ?1", [update_id]).map(drop).map_err(fault)
         })
     }
 }
@@ -881,11 +787,7 @@ impl LifecycleStore for SqliteStore {
         })
     }
 
-    async fn due_memberships(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Membership>, StoreError> {
+    async fn due_memberships(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError> {
         self.with(|conn| {
             memberships_where(
                 conn,
@@ -895,11 +797,7 @@ impl LifecycleStore for SqliteStore {
         })
     }
 
-    async fn expire_membership(
-        &self,
-        id: &MembershipId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Membership>, StoreError> {
+    async fn expire_membership(&self, id: &MembershipId, now: DateTime<Utc>) -> Result<Option<Membership>, StoreError> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(fault)?;
             let changed = tx
@@ -959,16 +857,10 @@ impl LifecycleStore for SqliteStore {
         self.with(|conn| {
             let tx = conn.transaction().map_err(fault)?;
             let read = tx
-                .execute(
-                    "DELETE FROM notifications WHERE read = 1 AND created_at < ?1",
-                    [ts(read_before)],
-                )
+                .execute("DELETE FROM notifications WHERE read = 1 AND created_at < ?1", [ts(read_before)])
                 .map_err(fault)?;
             let unread = tx
-                .execute(
-                    "DELETE FROM notifications WHERE read = 0 AND created_at < ?1",
-                    [ts(unread_before)],
-                )
+                .execute("DELETE FROM notifications WHERE read = 0 AND created_at < ?1", [ts(unread_before)])
                 .map_err(fault)?;
             // Stats buckets older than any window that reads them.
             tx.execute(
@@ -1023,20 +915,11 @@ impl LifecycleStore for SqliteStore {
 
     async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError> {
         self.with(|conn| {
-            let hours: Vec<String> = (0..24)
-                .map(|h| hour_bucket(now - Duration::hours(h)))
-                .collect();
-            let days: Vec<String> = (0..7)
-                .map(|d| day_bucket(now - Duration::days(d)))
-                .collect();
-            let mut stmt = conn
-                .prepare("SELECT value FROM counters WHERE name = ?1")
-                .map_err(fault)?;
+            let hours: Vec<String> = (0..24).map(|h| hour_bucket(now - Duration::hours(h))).collect();
+            let days: Vec<String> = (0..7).map(|d| day_bucket(now - Duration::days(d))).collect();
+            let mut stmt = conn.prepare("SELECT value FROM counters WHERE name = ?1").map_err(fault)?;
             let mut get = |name: &str| -> Result<i64, StoreError> {
-                stmt.query_row([name], |r| r.get::<_, i64>(0))
-                    .optional()
-                    .map(|v| v.unwrap_or(0))
-                    .map_err(fault)
+                stmt.query_row([name], |r| r.get::<_, i64>(0)).optional().map(|v| v.unwrap_or(0)).map_err(fault)
             };
             let mut sum = |names: &[String]| -> Result<i64, StoreError> {
                 let mut total = 0;
@@ -1063,11 +946,7 @@ impl LifecycleStore for SqliteStore {
 
     async fn last_job_run(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.with(|conn| {
-            conn.query_row("SELECT at FROM job_runs WHERE job = ?1", [job], |r| {
-                time(r, "at")
-            })
-            .optional()
-            .map_err(fault)
+            conn.query_row("SELECT at FROM job_runs WHERE job = ?1", [job], |r| time(r, "at")).optional().map_err(fault)
         })
     }
 
@@ -1091,16 +970,9 @@ fn audit_from(row: &Row) -> rusqlite::Result<AuditEntry> {
         id: parsed("id", AuditId::parse(&row.get::<_, String>("id")?))?,
         at: time(row, "at")?,
         actor: row.get("actor")?,
-        action: parsed(
-            "action",
-            AuditAction::parse(&row.get::<_, String>("action")?),
-        )?,
-        user_id: user
-            .map(|u| parsed("user_id", UserId::parse(&u)))
-            .transpose()?,
-        telegram_user_id: tg
-            .map(|t| parsed("telegram_user_id", TelegramUserId::parse(t)))
-            .transpose()?,
+        action: parsed("action", AuditAction::parse(&row.get::<_, String>("action")?))?,
+        user_id: user.map(|u| parsed("user_id", UserId::parse(&u))).transpose()?,
+        telegram_user_id: tg.map(|t| parsed("telegram_user_id", TelegramUserId::parse(t))).transpose()?,
         details: parsed("details", serde_json::from_str(&details))?,
     })
 }
@@ -1126,11 +998,7 @@ impl AuditLog for SqliteStore {
         })
     }
 
-    async fn audit(
-        &self,
-        user: Option<&UserId>,
-        page: &PageRequest,
-    ) -> Result<Page<AuditEntry>, StoreError> {
+    async fn audit(&self, user: Option<&UserId>, page: &PageRequest) -> Result<Page<AuditEntry>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn
                 .prepare(

@@ -7,9 +7,7 @@ use teloxide_core::Bot;
 use teloxide_core::errors::{ApiError, RequestError};
 use teloxide_core::payloads::setters::*;
 use teloxide_core::requests::{Request, Requester};
-use teloxide_core::types::{
-    AllowedUpdate, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, UserId,
-};
+use teloxide_core::types::{AllowedUpdate, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, UserId};
 
 use crate::config::Secret;
 use crate::domain::{TelegramUserId, Update};
@@ -30,14 +28,8 @@ pub struct WebhookState {
 
 impl BotApi {
     /// `timeout` bounds each call (long polling needs more than its own `timeout`).
-    pub fn new(
-        token: &Secret,
-        api_url: &str,
-        channel_id: i64,
-        timeout: Duration,
-    ) -> Result<Self, String> {
-        let url = reqwest::Url::parse(api_url)
-            .map_err(|e| format!("bad setting TELEGRAM_API_URL: {e}"))?;
+    pub fn new(token: &Secret, api_url: &str, channel_id: i64, timeout: Duration) -> Result<Self, String> {
+        let url = reqwest::Url::parse(api_url).map_err(|e| format!("bad setting TELEGRAM_API_URL: {e}"))?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(timeout)
@@ -45,18 +37,11 @@ impl BotApi {
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let bot = Bot::with_client(token.expose(), client).set_api_url(url);
-        Ok(Self {
-            bot,
-            channel: ChatId(channel_id),
-        })
+        Ok(Self { bot, channel: ChatId(channel_id) })
     }
 
     /// One long poll: the updates after `offset`, with the kinds telegate needs.
-    pub async fn poll(
-        &self,
-        offset: i32,
-        timeout_seconds: u32,
-    ) -> Result<Vec<Update>, TelegramError> {
+    pub async fn poll(&self, offset: i32, timeout_seconds: u32) -> Result<Vec<Update>, TelegramError> {
         let updates = self
             .bot
             .get_updates()
@@ -69,21 +54,12 @@ impl BotApi {
         // teloxide's types re-serialise to the Bot API's JSON, which our own parser reads.
         Ok(updates
             .into_iter()
-            .filter_map(|u| {
-                serde_json::to_value(&u)
-                    .ok()
-                    .and_then(|v| serde_json::from_value(v).ok())
-            })
+            .filter_map(|u| serde_json::to_value(&u).ok().and_then(|v| serde_json::from_value(v).ok()))
             .collect())
     }
 
     pub async fn webhook_state(&self) -> Result<WebhookState, TelegramError> {
-        let info = self
-            .bot
-            .get_webhook_info()
-            .send()
-            .await
-            .map_err(map_error)?;
+        let info = self.bot.get_webhook_info().send().await.map_err(map_error)?;
         Ok(WebhookState {
             url: info.url.map(|u| u.to_string()),
             pending_update_count: info.pending_update_count,
@@ -94,11 +70,7 @@ impl BotApi {
 
 /// Telegram does not send `chat_member` updates unless asked.
 pub fn allowed_updates() -> Vec<AllowedUpdate> {
-    vec![
-        AllowedUpdate::Message,
-        AllowedUpdate::ChatMember,
-        AllowedUpdate::ChatJoinRequest,
-    ]
+    vec![AllowedUpdate::Message, AllowedUpdate::ChatMember, AllowedUpdate::ChatJoinRequest]
 }
 
 fn user(id: TelegramUserId) -> UserId {
@@ -107,47 +79,29 @@ fn user(id: TelegramUserId) -> UserId {
 
 #[async_trait]
 impl Telegram for BotApi {
-    async fn send_message(
-        &self,
-        chat_id: i64,
-        text: &str,
-        button: Option<&LinkButton>,
-    ) -> Result<(), TelegramError> {
+    async fn send_message(&self, chat_id: i64, text: &str, button: Option<&LinkButton>) -> Result<(), TelegramError> {
         let mut request = self.bot.send_message(ChatId(chat_id), text);
         if let Some(b) = button {
-            let url = reqwest::Url::parse(&b.url)
-                .map_err(|e| TelegramError::Refused(format!("bad button url: {e}")))?;
-            request = request.reply_markup(InlineKeyboardMarkup::new(vec![vec![
-                InlineKeyboardButton::url(b.text.clone(), url),
-            ]]));
+            let url =
+                reqwest::Url::parse(&b.url).map_err(|e| TelegramError::Refused(format!("bad button url: {e}")))?;
+            request = request
+                .reply_markup(InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::url(b.text.clone(), url)]]));
         }
         request.send().await.map(drop).map_err(map_error)
     }
 
     async fn create_invite(&self, invite: &InviteRequest) -> Result<String, TelegramError> {
-        let request = self
-            .bot
-            .create_chat_invite_link(self.channel)
-            .name(invite.name.clone())
-            .expire_date(invite.expire_at);
+        let request =
+            self.bot.create_chat_invite_link(self.channel).name(invite.name.clone()).expire_date(invite.expire_at);
         let request = match invite.mode {
             InviteMode::JoinRequest => request.creates_join_request(true),
             InviteMode::MemberLimit => request.member_limit(1),
         };
-        request
-            .send()
-            .await
-            .map(|l| l.invite_link)
-            .map_err(map_error)
+        request.send().await.map(|l| l.invite_link).map_err(map_error)
     }
 
     async fn revoke_invite(&self, link: &str) -> Result<(), TelegramError> {
-        self.bot
-            .revoke_chat_invite_link(self.channel, link)
-            .send()
-            .await
-            .map(drop)
-            .map_err(map_error)
+        self.bot.revoke_chat_invite_link(self.channel, link).send().await.map(drop).map_err(map_error)
     }
 
     async fn unban(&self, id: TelegramUserId, only_if_banned: bool) -> Result<(), TelegramError> {
@@ -161,30 +115,15 @@ impl Telegram for BotApi {
     }
 
     async fn ban(&self, id: TelegramUserId) -> Result<(), TelegramError> {
-        self.bot
-            .ban_chat_member(self.channel, user(id))
-            .send()
-            .await
-            .map(drop)
-            .map_err(map_error)
+        self.bot.ban_chat_member(self.channel, user(id)).send().await.map(drop).map_err(map_error)
     }
 
     async fn approve_join_request(&self, id: TelegramUserId) -> Result<(), TelegramError> {
-        self.bot
-            .approve_chat_join_request(self.channel, user(id))
-            .send()
-            .await
-            .map(drop)
-            .map_err(map_error)
+        self.bot.approve_chat_join_request(self.channel, user(id)).send().await.map(drop).map_err(map_error)
     }
 
     async fn decline_join_request(&self, id: TelegramUserId) -> Result<(), TelegramError> {
-        self.bot
-            .decline_chat_join_request(self.channel, user(id))
-            .send()
-            .await
-            .map(drop)
-            .map_err(map_error)
+        self.bot.decline_chat_join_request(self.channel, user(id)).send().await.map(drop).map_err(map_error)
     }
 }
 
@@ -206,21 +145,12 @@ fn map_error(e: RequestError) -> TelegramError {
         RequestError::InvalidJson { source, .. } => {
             TelegramError::Unavailable(format!("Telegram's answer did not parse: {source}"))
         }
-        RequestError::MigrateToChatId(id) => {
-            TelegramError::Refused(format!("the channel moved to chat id {id}"))
-        }
+        RequestError::MigrateToChatId(id) => TelegramError::Refused(format!("the channel moved to chat id {id}")),
         RequestError::Io(e) => TelegramError::Unavailable(e.to_string()),
     }
 }
 
 fn is_server_fault(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
-    [
-        "internal server error",
-        "bad gateway",
-        "gateway timeout",
-        "service unavailable",
-    ]
-    .iter()
-    .any(|s| t.contains(s))
+    ["internal server error", "bad gateway", "gateway timeout", "service unavailable"].iter().any(|s| t.contains(s))
 }

@@ -9,9 +9,8 @@ use serde_json::json;
 use super::{App, AppError, Notice, actor, telegram_actor};
 use crate::auth::{Caller, Role};
 use crate::domain::{
-    AccessToken, AuditAction, Membership, MembershipId, MembershipStatus, NotificationId,
-    NotificationKind, Payment, PaymentId, PaymentStatus, TelegramUserId, TgUser, TokenRecord,
-    TokenStatus, texts,
+    AccessToken, AuditAction, Membership, MembershipId, MembershipStatus, NotificationId, NotificationKind, Payment,
+    PaymentId, PaymentStatus, TelegramUserId, TgUser, TokenRecord, TokenStatus, texts,
 };
 use crate::ports::{Applied, InviteRequest, StoreError};
 
@@ -56,11 +55,7 @@ impl App {
         payment_id: &PaymentId,
         transaction_id: Option<&str>,
     ) -> Result<Issued, AppError> {
-        let payment = self
-            .store
-            .payment(payment_id)
-            .await?
-            .ok_or(AppError::NotFound("no such payment"))?;
+        let payment = self.store.payment(payment_id).await?.ok_or(AppError::NotFound("no such payment"))?;
         if payment.user_id != caller.user_id && !caller.has(Role::Support) {
             // The same answer as for a payment that does not exist: ids of others are not confirmed.
             return Err(AppError::NotFound("no such payment"));
@@ -68,9 +63,7 @@ impl App {
         if let Some(tx) = transaction_id
             && tx.trim() != payment.transaction_id
         {
-            return Err(AppError::Invalid(
-                "transaction_id does not match this payment".into(),
-            ));
+            return Err(AppError::Invalid("transaction_id does not match this payment".into()));
         }
         if payment.status != PaymentStatus::Validated {
             return Err(AppError::Conflict {
@@ -85,11 +78,7 @@ impl App {
     }
 
     /// Token, in-app notification and email for a validated payment.
-    pub(crate) async fn issue_access(
-        &self,
-        by: &Caller,
-        payment: &Payment,
-    ) -> Result<Issued, AppError> {
+    pub(crate) async fn issue_access(&self, by: &Caller, payment: &Payment) -> Result<Issued, AppError> {
         let offer = self.settings.offers.find(&payment.offer_id)?;
         let now = self.clock.now();
         let token = AccessToken::generate()?;
@@ -112,18 +101,14 @@ impl App {
             Err(StoreError::Conflict(_)) => {
                 return Err(AppError::Conflict {
                     code: "already_redeemed",
-                    message: "this payment's link was already opened by a Telegram account; revoke that access first".into(),
+                    message: "this payment's link was already opened by a Telegram account; revoke that access first"
+                        .into(),
                 });
             }
             Err(e) => return Err(e.into()),
         }
         let bot_link = self.bot_link(&token);
-        let text = texts::payment_verified(
-            payment.lang,
-            &offer.name,
-            &bot_link,
-            self.settings.token_ttl_hours,
-        );
+        let text = texts::payment_verified(payment.lang, &offer.name, &bot_link, self.settings.token_ttl_hours);
         let notification_id = self
             .notify(Notice {
                 user: &payment.user_id,
@@ -135,17 +120,16 @@ impl App {
                 key: format!("token:{}", record.hash.label()),
             })
             .await?;
-        self.audit(&actor(by), AuditAction::TokenIssued, Some(&payment.user_id), None, json!({ "payment_id": payment.id, "token": record.hash.label(), "expires_at": expires_at }))
-            .await?;
+        self.audit(
+            &actor(by),
+            AuditAction::TokenIssued,
+            Some(&payment.user_id),
+            None,
+            json!({ "payment_id": payment.id, "token": record.hash.label(), "expires_at": expires_at }),
+        )
+        .await?;
         tracing::info!(payment = %payment.id, token = record.hash.label(), "access token issued");
-        Ok(Issued {
-            success: true,
-            payment_id: payment.id.clone(),
-            bot_link,
-            token,
-            expires_at,
-            notification_id,
-        })
+        Ok(Issued { success: true, payment_id: payment.id.clone(), bot_link, token, expires_at, notification_id })
     }
 
     /// `/start <token>` from `from`: bind, open or extend the membership, and invite when needed.
@@ -157,9 +141,7 @@ impl App {
     ) -> Result<Redemption, AppError> {
         let outcome = self.redeem_token(from, account, raw).await?;
         if let Redemption::Refused = outcome {
-            let token = AccessToken::parse(raw)
-                .map(|t| t.hash().label().to_owned())
-                .unwrap_or_default();
+            let token = AccessToken::parse(raw).map(|t| t.hash().label().to_owned()).unwrap_or_default();
             tracing::info!(telegram_user = %account, token, "token refused");
             self.audit(
                 &telegram_actor(account),
@@ -173,12 +155,7 @@ impl App {
         Ok(outcome)
     }
 
-    async fn redeem_token(
-        &self,
-        from: &TgUser,
-        account: TelegramUserId,
-        raw: &str,
-    ) -> Result<Redemption, AppError> {
+    async fn redeem_token(&self, from: &TgUser, account: TelegramUserId, raw: &str) -> Result<Redemption, AppError> {
         let Ok(token) = AccessToken::parse(raw) else {
             return Ok(Redemption::Refused);
         };
@@ -215,12 +192,9 @@ impl App {
             Some(id) => (self.store.membership(id).await?, false),
             None => self.apply_token(&record, from, account, now).await?,
         };
-        let Some(membership) = membership.filter(|m| {
-            matches!(
-                m.status,
-                MembershipStatus::Pending | MembershipStatus::Active
-            )
-        }) else {
+        let Some(membership) =
+            membership.filter(|m| matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active))
+        else {
             return Ok(Redemption::Refused);
         };
         if membership.status == MembershipStatus::Active {
@@ -228,11 +202,7 @@ impl App {
                 return Ok(Redemption::Refused);
             };
             if membership.in_channel {
-                return Ok(if extended {
-                    Redemption::Extended { end }
-                } else {
-                    Redemption::AlreadyMember { end }
-                });
+                return Ok(if extended { Redemption::Extended { end } } else { Redemption::AlreadyMember { end } });
             }
         }
         let link = self.invite(&membership).await?;
@@ -250,11 +220,7 @@ impl App {
     ) -> Result<(Option<Membership>, bool), AppError> {
         let current = self.store.current_membership(account).await?;
         let applied = match &current {
-            Some(m) => {
-                self.store
-                    .extend_membership(&record.hash, &m.id, now)
-                    .await?
-            }
+            Some(m) => self.store.extend_membership(&record.hash, &m.id, now).await?,
             None => {
                 let m = Membership {
                     id: MembershipId::generate(now)?,
@@ -308,17 +274,11 @@ impl App {
         {
             tracing::warn!(membership = %membership.id, error = %e, "could not revoke the previous invite link");
         }
-        let expire_at =
-            self.clock.now() + Duration::seconds(i64::from(self.settings.invite_ttl_seconds));
-        let request = InviteRequest {
-            name: format!("tg-{}", membership.id),
-            expire_at,
-            mode: self.settings.invite_mode,
-        };
+        let expire_at = self.clock.now() + Duration::seconds(i64::from(self.settings.invite_ttl_seconds));
+        let request =
+            InviteRequest { name: format!("tg-{}", membership.id), expire_at, mode: self.settings.invite_mode };
         let link = self.telegram.create_invite(&request).await?;
-        self.store
-            .set_invite(&membership.id, &link, expire_at)
-            .await?;
+        self.store.set_invite(&membership.id, &link, expire_at).await?;
         tracing::info!(membership = %membership.id, mode = ?request.mode, "invite link created");
         self.audit(
             &telegram_actor(account),

@@ -41,27 +41,16 @@ pub struct MemberStats {
 impl App {
     /// Every pending or active membership of the user is revoked, unused tokens too; the member
     /// leaves the channel through the queue. Revoking again finds nothing: 0.
-    pub async fn revoke_access(
-        &self,
-        caller: &Caller,
-        user_id: &str,
-        reason: &str,
-    ) -> Result<usize, AppError> {
+    pub async fn revoke_access(&self, caller: &Caller, user_id: &str, reason: &str) -> Result<usize, AppError> {
         require(caller, Role::Admin)?;
         let user = UserId::parse(user_id)?;
         let reason = reason.trim();
         if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(AppError::Invalid(
-                "reason must be 1 to 500 characters".into(),
-            ));
+            return Err(AppError::Invalid("reason must be 1 to 500 characters".into()));
         }
-        let revoked = self
-            .store
-            .revoke_user(&user, reason, self.clock.now())
-            .await?;
+        let revoked = self.store.revoke_user(&user, reason, self.clock.now()).await?;
         for m in &revoked {
-            self.end_access(m, &actor(caller), Ending::Revoked(reason))
-                .await?;
+            self.end_access(m, &actor(caller), Ending::Revoked(reason)).await?;
         }
         tracing::info!(user = %user, by = %caller.user_id, count = revoked.len(), "access revoked");
         Ok(revoked.len())
@@ -82,11 +71,7 @@ impl App {
                 used: c.tokens_used,
                 recent: c.tokens_recent,
             },
-            invites: InviteStats {
-                total: c.invites_total,
-                accepted: c.invites_accepted,
-                acceptance_rate: rate,
-            },
+            invites: InviteStats { total: c.invites_total, accepted: c.invites_accepted, acceptance_rate: rate },
             members: MemberStats {
                 total: c.members_total,
                 active: c.members_active,

@@ -9,22 +9,14 @@ impl App {
     /// Handles an update unless its `update_id` was handled before. On failure the claim is given
     /// back, so that Telegram's retry of the same update is processed.
     pub async fn handle_update(&self, update: &Update) -> Result<(), AppError> {
-        if !self
-            .store
-            .claim_update(update.update_id, self.clock.now())
-            .await?
-        {
+        if !self.store.claim_update(update.update_id, self.clock.now()).await? {
             tracing::info!(update_id = update.update_id, "update already processed");
             return Ok(());
         }
         let result = match update.kind() {
             UpdateKind::Message(m) => self.on_message(m).await,
-            UpdateKind::ChatMember(c) if c.chat.id == self.settings.channel_id => {
-                self.on_chat_member(c).await
-            }
-            UpdateKind::JoinRequest(j) if j.chat.id == self.settings.channel_id => {
-                self.on_join_request(j).await
-            }
+            UpdateKind::ChatMember(c) if c.chat.id == self.settings.channel_id => self.on_chat_member(c).await,
+            UpdateKind::JoinRequest(j) if j.chat.id == self.settings.channel_id => self.on_join_request(j).await,
             _ => Ok(()),
         };
         if let Err(e) = &result {
@@ -55,28 +47,17 @@ impl App {
             ("/start", Some(token)) => match self.redeem(from, account, token).await? {
                 Redemption::Refused => (texts::refusal(lang), None),
                 Redemption::Invite { link } => (
-                    texts::invite(
-                        lang,
-                        channel,
-                        u64::from(self.settings.invite_ttl_seconds).div_ceil(60),
-                    ),
-                    Some(LinkButton {
-                        text: texts::join_button(lang).into(),
-                        url: link,
-                    }),
+                    texts::invite(lang, channel, u64::from(self.settings.invite_ttl_seconds).div_ceil(60)),
+                    Some(LinkButton { text: texts::join_button(lang).into(), url: link }),
                 ),
                 Redemption::Extended { end } => (texts::extended(lang, channel, end), None),
-                Redemption::AlreadyMember { end } => {
-                    (texts::already_member(lang, channel, end), None)
-                }
+                Redemption::AlreadyMember { end } => (texts::already_member(lang, channel, end), None),
             },
             ("/start", None) => (texts::welcome(lang, channel), None),
             ("/status", _) => (self.status_text(account, lang).await?, None),
             _ => (texts::help(lang), None),
         };
-        self.telegram
-            .send_message(message.chat.id, &reply, button.as_ref())
-            .await?;
+        self.telegram.send_message(message.chat.id, &reply, button.as_ref()).await?;
         Ok(())
     }
 }

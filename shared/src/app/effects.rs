@@ -9,10 +9,7 @@ use crate::ports::{Effect, Envelope, Mailer, Telegram, TelegramError};
 pub enum EffectError {
     /// Worth another try: after `after` when Telegram said so, else with backoff.
     #[error("retry: {reason}")]
-    Retry {
-        after: Option<Duration>,
-        reason: String,
-    },
+    Retry { after: Option<Duration>, reason: String },
     /// Will not succeed by retrying: goes to the dead letters with this reason.
     #[error("failed: {0}")]
     Permanent(String),
@@ -45,46 +42,30 @@ impl EffectRunner {
                     .mailer
                     .send(email)
                     .await
-                    .map_err(|e| EffectError::Retry {
-                        after: None,
-                        reason: e.to_string(),
-                    });
+                    .map_err(|e| EffectError::Retry { after: None, reason: e.to_string() });
             }
-            Effect::RemoveMember {
-                telegram_user_id,
-                keep_banned,
-            } => {
+            Effect::RemoveMember { telegram_user_id, keep_banned } => {
                 let banned = self.telegram.ban(*telegram_user_id).await;
                 match (banned, keep_banned) {
                     (Ok(()), false) => self.telegram.unban(*telegram_user_id, true).await,
                     (other, _) => other,
                 }
             }
-            Effect::LiftBan { telegram_user_id } => {
-                self.telegram.unban(*telegram_user_id, true).await
-            }
+            Effect::LiftBan { telegram_user_id } => self.telegram.unban(*telegram_user_id, true).await,
             Effect::ApproveJoinRequest { telegram_user_id } => {
                 already_done_is_done(self.telegram.approve_join_request(*telegram_user_id).await)
             }
             Effect::DeclineJoinRequest { telegram_user_id } => {
                 already_done_is_done(self.telegram.decline_join_request(*telegram_user_id).await)
             }
-            Effect::RevokeInvite { link } => {
-                already_done_is_done(self.telegram.revoke_invite(link).await)
-            }
+            Effect::RevokeInvite { link } => already_done_is_done(self.telegram.revoke_invite(link).await),
         };
         result.map_err(|e| match e {
-            TelegramError::RetryAfter(s) => EffectError::Retry {
-                after: Some(Duration::from_secs(u64::from(s))),
-                reason: e.to_string(),
-            },
-            TelegramError::Unavailable(_) => EffectError::Retry {
-                after: None,
-                reason: e.to_string(),
-            },
-            TelegramError::Refused(_) | TelegramError::Unreachable(_) => {
-                EffectError::Permanent(e.to_string())
+            TelegramError::RetryAfter(s) => {
+                EffectError::Retry { after: Some(Duration::from_secs(u64::from(s))), reason: e.to_string() }
             }
+            TelegramError::Unavailable(_) => EffectError::Retry { after: None, reason: e.to_string() },
+            TelegramError::Refused(_) | TelegramError::Unreachable(_) => EffectError::Permanent(e.to_string()),
         })
     }
 }

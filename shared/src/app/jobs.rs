@@ -27,39 +27,29 @@ impl App {
             Job::ExpireSubscriptions => self.expire_subscriptions(now).await?,
             Job::ExpirationWarnings => self.expiration_warnings(now).await?,
             Job::CleanupNotifications => {
-                self.store
-                    .delete_old_notifications(now - Duration::days(30), now - Duration::days(90))
-                    .await?
+                self.store.delete_old_notifications(now - Duration::days(30), now - Duration::days(90)).await?
             }
         };
         self.store.record_job_run(job.name(), now).await?;
-        self.audit(
-            actor,
-            AuditAction::JobRun,
-            None,
-            None,
-            json!({ "job": job.name(), "processed": processed }),
-        )
-        .await?;
+        self.audit(actor, AuditAction::JobRun, None, None, json!({ "job": job.name(), "processed": processed }))
+            .await?;
         tracing::info!(job = job.name(), processed, "job run");
         Ok(processed)
     }
 
-    /// Runs every job whose last scheduled time has passed since its last run (the local scheduler).
+    /// Runs every job whose last scheduled time has passed since its last run (the local scheduler):
+    /// a job missed while the host was down runs once on the next tick.
     pub async fn run_due_jobs(&self) -> Result<Vec<(Job, u64)>, AppError> {
         let now = self.clock.now();
         let mut ran = Vec::new();
         for job in Job::ALL {
-            let schedule = self
-                .settings
-                .schedules
-                .get(&job)
-                .copied()
-                .unwrap_or(job.default_schedule());
+            let schedule = self.settings.schedules.get(&job).copied().unwrap_or(job.default_schedule());
             let due = schedule.last_due(now);
-            let last = self.store.last_job_run(job.name()).await?;
-            if last.is_none_or(|l| l < due) {
-                ran.push((job, self.run_job(job, "scheduler").await?));
+            match self.store.last_job_run(job.name()).await? {
+                // A new store starts the clock: the first run is at the next scheduled time, as with beat.
+                None => self.store.record_job_run(job.name(), now).await?,
+                Some(last) if last < due => ran.push((job, self.run_job(job, "scheduler").await?)),
+                Some(_) => {}
             }
         }
         Ok(ran)
@@ -75,8 +65,7 @@ impl App {
                 if let Some(expired) = self.store.expire_membership(&m.id, now).await? {
                     progressed = true;
                     processed += 1;
-                    self.end_access(&expired, "job:expire-subscriptions", Ending::Expired)
-                        .await?;
+                    self.end_access(&expired, "job:expire-subscriptions", Ending::Expired).await?;
                 }
             }
             if due.len() < BATCH as usize || !progressed {
@@ -101,9 +90,7 @@ impl App {
                 let left = end - now;
                 // The narrowest threshold the membership is within; wider ones are marked too, so
                 // that a late first run sends one warning, not one per threshold.
-                let mut applicable = thresholds
-                    .iter()
-                    .filter(|t| left <= Duration::days(i64::from(**t)));
+                let mut applicable = thresholds.iter().filter(|t| left <= Duration::days(i64::from(**t)));
                 let Some(&narrowest) = applicable.next() else {
                     continue;
                 };
@@ -125,18 +112,12 @@ impl App {
         }
     }
 
-    async fn warn(
-        &self,
-        m: &Membership,
-        end: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(), AppError> {
+    async fn warn(&self, m: &Membership, end: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), AppError> {
         let days = m.days_remaining(now);
         let lang = self.payer_lang(m).await?;
         let text = texts::warning(lang, &self.settings.channel_name, end, days);
         let key = format!("warn:{}:{}:{days}", m.id, end.timestamp());
-        self.notify_member(m, NotificationKind::ExpirationWarning, &text, &key)
-            .await?;
+        self.notify_member(m, NotificationKind::ExpirationWarning, &text, &key).await?;
         self.audit(
             "job:expiration-warnings",
             AuditAction::WarningSent,
@@ -148,21 +129,11 @@ impl App {
     }
 
     pub(crate) async fn payer_lang(&self, m: &Membership) -> Result<Lang, AppError> {
-        Ok(self
-            .store
-            .payment(&m.payment_id)
-            .await?
-            .map(|p| p.lang)
-            .unwrap_or_default())
+        Ok(self.store.payment(&m.payment_id).await?.map(|p| p.lang).unwrap_or_default())
     }
 
     /// Out of the channel (banned until a new payment lifts it), notified in the app, by Telegram and email.
-    pub(crate) async fn end_access(
-        &self,
-        m: &Membership,
-        actor: &str,
-        how: Ending<'_>,
-    ) -> Result<(), AppError> {
+    pub(crate) async fn end_access(&self, m: &Membership, actor: &str, how: Ending<'_>) -> Result<(), AppError> {
         let lang = self.payer_lang(m).await?;
         let channel = &self.settings.channel_name;
         let (kind, text, action, details) = match how {
@@ -181,22 +152,11 @@ impl App {
         };
         self.enqueue(vec![(
             format!("remove:{}:{}", m.id, action.as_str()),
-            Effect::RemoveMember {
-                telegram_user_id: m.telegram_user_id,
-                keep_banned: true,
-            },
+            Effect::RemoveMember { telegram_user_id: m.telegram_user_id, keep_banned: true },
         )])
         .await?;
-        self.notify_member(m, kind, &text, &format!("{}:{}", action.as_str(), m.id))
-            .await?;
-        self.audit(
-            actor,
-            action,
-            Some(&m.user_id),
-            Some(m.telegram_user_id),
-            details,
-        )
-        .await
+        self.notify_member(m, kind, &text, &format!("{}:{}", action.as_str(), m.id)).await?;
+        self.audit(actor, action, Some(&m.user_id), Some(m.telegram_user_id), details).await
     }
 }
 

@@ -4,8 +4,7 @@ use serde_json::json;
 
 use super::{App, AppError, telegram_actor};
 use crate::domain::{
-    AuditAction, ChatJoinRequest, ChatMemberUpdated, Lang, MembershipStatus, NotificationKind,
-    TelegramUserId, texts,
+    AuditAction, ChatJoinRequest, ChatMemberUpdated, Lang, MembershipStatus, NotificationKind, TelegramUserId, texts,
 };
 use crate::ports::Effect;
 
@@ -25,8 +24,7 @@ impl App {
         let current = self.store.current_membership(account).await?;
         let entitled = current.as_ref().filter(|m| {
             m.is_active(now)
-                || (m.status == MembershipStatus::Pending
-                    && m.invite_expires_at.is_some_and(|end| end > now))
+                || (m.status == MembershipStatus::Pending && m.invite_expires_at.is_some_and(|end| end > now))
         });
         let key = format!("join-request:{account}:{}", request.date);
         let actor = telegram_actor(account);
@@ -40,18 +38,9 @@ impl App {
                 json!({ "membership_id": m.id, "invite_link": link }),
             )
             .await?;
-            return self
-                .enqueue(vec![(
-                    key,
-                    Effect::ApproveJoinRequest {
-                        telegram_user_id: account,
-                    },
-                )])
-                .await;
+            return self.enqueue(vec![(key, Effect::ApproveJoinRequest { telegram_user_id: account })]).await;
         }
-        let leaked_from = link_owner
-            .as_ref()
-            .filter(|o| o.telegram_user_id != account);
+        let leaked_from = link_owner.as_ref().filter(|o| o.telegram_user_id != account);
         match leaked_from {
             Some(owner) => tracing::warn!(
                 telegram_user = %account,
@@ -75,13 +64,7 @@ impl App {
             }),
         )
         .await?;
-        self.enqueue(vec![(
-            key,
-            Effect::DeclineJoinRequest {
-                telegram_user_id: account,
-            },
-        )])
-        .await
+        self.enqueue(vec![(key, Effect::DeclineJoinRequest { telegram_user_id: account })]).await
     }
 
     pub(crate) async fn on_chat_member(&self, update: &ChatMemberUpdated) -> Result<(), AppError> {
@@ -89,10 +72,7 @@ impl App {
         let Ok(account) = TelegramUserId::parse(user.id) else {
             return Ok(());
         };
-        let (before, after) = (
-            update.old_chat_member.status(),
-            update.new_chat_member.status(),
-        );
+        let (before, after) = (update.old_chat_member.status(), update.new_chat_member.status());
         // Administrators and the owner are never touched, nor bots the admins add.
         if before.is_staff() || after.is_staff() || user.is_bot {
             return Ok(());
@@ -104,21 +84,13 @@ impl App {
         }
     }
 
-    async fn on_join(
-        &self,
-        update: &ChatMemberUpdated,
-        account: TelegramUserId,
-    ) -> Result<(), AppError> {
+    async fn on_join(&self, update: &ChatMemberUpdated, account: TelegramUserId) -> Result<(), AppError> {
         let now = self.clock.now();
         let user = &update.new_chat_member.user;
         let actor = telegram_actor(account);
         match self.store.current_membership(account).await? {
             Some(m) if m.status == MembershipStatus::Pending => {
-                let Some(active) = self
-                    .store
-                    .activate_membership(&m.id, now, user.username.as_deref())
-                    .await?
-                else {
+                let Some(active) = self.store.activate_membership(&m.id, now, user.username.as_deref()).await? else {
                     // Activated by a concurrent delivery of the same join.
                     return Ok(());
                 };
@@ -134,19 +106,10 @@ impl App {
                 .await?;
                 let lang = Lang::from_code(user.language_code.as_deref());
                 let text = texts::joined(lang, &self.settings.channel_name, end);
-                self.notify_member(
-                    &active,
-                    NotificationKind::AccessGranted,
-                    &text,
-                    &format!("joined:{}", active.id),
-                )
-                .await?;
-                if let Some(link) = &active.invite_link {
-                    self.enqueue(vec![(
-                        format!("revoke:{link}"),
-                        Effect::RevokeInvite { link: link.clone() },
-                    )])
+                self.notify_member(&active, NotificationKind::AccessGranted, &text, &format!("joined:{}", active.id))
                     .await?;
+                if let Some(link) = &active.invite_link {
+                    self.enqueue(vec![(format!("revoke:{link}"), Effect::RevokeInvite { link: link.clone() })]).await?;
                 }
                 Ok(())
             }
@@ -180,10 +143,7 @@ impl App {
                 .await?;
                 self.enqueue(vec![(
                     format!("remove-stranger:{account}:{}", update.date),
-                    Effect::RemoveMember {
-                        telegram_user_id: account,
-                        keep_banned: false,
-                    },
+                    Effect::RemoveMember { telegram_user_id: account, keep_banned: false },
                 )])
                 .await
             }
@@ -198,9 +158,7 @@ impl App {
             return Ok(());
         }
         tracing::info!(membership = %m.id, telegram_user = %account, "member left the channel");
-        self.store
-            .set_in_channel(&m.id, false, self.clock.now())
-            .await?;
+        self.store.set_in_channel(&m.id, false, self.clock.now()).await?;
         self.audit(
             &telegram_actor(account),
             AuditAction::MemberLeft,

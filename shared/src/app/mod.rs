@@ -19,8 +19,8 @@ use serde_json::Value;
 
 use crate::domain::texts::{self, Text};
 use crate::domain::{
-    AuditAction, AuditEntry, AuditId, DomainError, Membership, Notification, NotificationId,
-    NotificationKind, TelegramUserId, UserId,
+    AuditAction, AuditEntry, AuditId, DomainError, Membership, Notification, NotificationId, NotificationKind,
+    TelegramUserId, UserId,
 };
 use crate::ports::{Clock, Effect, Email, Envelope, Queue, Store, StoreError, Telegram};
 
@@ -106,22 +106,13 @@ impl App {
         if effects.is_empty() {
             return Ok(());
         }
-        let envelopes = effects
-            .into_iter()
-            .map(|(idempotency_key, effect)| Envelope {
-                idempotency_key,
-                effect,
-            })
-            .collect();
+        let envelopes =
+            effects.into_iter().map(|(idempotency_key, effect)| Envelope { idempotency_key, effect }).collect();
         Ok(self.queue.enqueue(envelopes).await?)
     }
 
     pub fn bot_link(&self, token: &crate::domain::AccessToken) -> String {
-        format!(
-            "https://t.me/{}?start={}",
-            self.settings.bot_username,
-            token.expose()
-        )
+        format!("https://t.me/{}?start={}", self.settings.bot_username, token.expose())
     }
 
     /// An in-app notification, plus the same text by email and Telegram when given. The effects'
@@ -143,10 +134,7 @@ impl App {
         if let Some(account) = notice.telegram {
             effects.push((
                 format!("msg:{}", notice.key),
-                Effect::SendMessage {
-                    chat_id: account.get(),
-                    text: notice.text.body.clone(),
-                },
+                Effect::SendMessage { chat_id: account.get(), text: notice.text.body.clone() },
             ));
         }
         if let Some(to) = notice.email {
@@ -170,11 +158,7 @@ impl App {
         text: &Text,
         key: &str,
     ) -> Result<NotificationId, AppError> {
-        let email = self
-            .store
-            .payment(&m.payment_id)
-            .await?
-            .and_then(|p| p.email);
+        let email = self.store.payment(&m.payment_id).await?.and_then(|p| p.email);
         self.notify(Notice {
             user: &m.user_id,
             kind,

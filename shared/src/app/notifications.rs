@@ -4,19 +4,11 @@ use crate::domain::{Notification, NotificationId};
 use crate::ports::{Page, PageRequest};
 
 impl App {
-    pub async fn notifications(
-        &self,
-        caller: &Caller,
-        page: &PageRequest,
-    ) -> Result<Page<Notification>, AppError> {
+    pub async fn notifications(&self, caller: &Caller, page: &PageRequest) -> Result<Page<Notification>, AppError> {
         Ok(self.store.notifications(&caller.user_id, page).await?)
     }
 
-    pub async fn mark_notification_read(
-        &self,
-        caller: &Caller,
-        id: &NotificationId,
-    ) -> Result<(), AppError> {
+    pub async fn mark_notification_read(&self, caller: &Caller, id: &NotificationId) -> Result<(), AppError> {
         if self.store.mark_read(&caller.user_id, id).await? {
             Ok(())
         } else {

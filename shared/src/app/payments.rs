@@ -4,8 +4,7 @@ use serde_json::json;
 use super::{App, AppError, Issued, Notice, actor, require};
 use crate::auth::{Caller, Role};
 use crate::domain::{
-    AuditAction, Lang, NotificationKind, Payment, PaymentId, PaymentStatus, parse_transaction_id,
-    texts,
+    AuditAction, Lang, NotificationKind, Payment, PaymentId, PaymentStatus, parse_transaction_id, texts,
 };
 use crate::ports::{Page, PageRequest, Review, StoreError};
 
@@ -22,20 +21,13 @@ pub struct SubmitPayment {
 const USER_INFO_MAX: usize = 4096;
 
 impl App {
-    pub async fn submit_payment(
-        &self,
-        caller: &Caller,
-        input: SubmitPayment,
-        lang: Lang,
-    ) -> Result<Payment, AppError> {
+    pub async fn submit_payment(&self, caller: &Caller, input: SubmitPayment, lang: Lang) -> Result<Payment, AppError> {
         let offer = self.settings.offers.find(&input.offer_id)?;
         let transaction_id = parse_transaction_id(&input.transaction_id)?;
         if let Some(info) = &input.user_info
             && (!info.is_object() || info.to_string().len() > USER_INFO_MAX)
         {
-            return Err(AppError::Invalid(format!(
-                "user_info must be a JSON object under {USER_INFO_MAX} bytes"
-            )));
+            return Err(AppError::Invalid(format!("user_info must be a JSON object under {USER_INFO_MAX} bytes")));
         }
         let now = self.clock.now();
         let payment = Payment {
@@ -99,10 +91,7 @@ impl App {
         transaction_id: Option<String>,
     ) -> Result<Issued, AppError> {
         require(caller, Role::Support)?;
-        let transaction_id = transaction_id
-            .as_deref()
-            .map(parse_transaction_id)
-            .transpose()?;
+        let transaction_id = transaction_id.as_deref().map(parse_transaction_id).transpose()?;
         let review = Review {
             to: PaymentStatus::Validated,
             by: caller.user_id.clone(),
@@ -124,15 +113,9 @@ impl App {
         self.issue_access(caller, &payment).await
     }
 
-    pub async fn reject_payment(
-        &self,
-        caller: &Caller,
-        id: &PaymentId,
-        reason: String,
-    ) -> Result<(), AppError> {
+    pub async fn reject_payment(&self, caller: &Caller, id: &PaymentId, reason: String) -> Result<(), AppError> {
         require(caller, Role::Support)?;
-        let reason = bounded("reason", Some(reason))?
-            .ok_or(AppError::Invalid("reason must not be empty".into()))?;
+        let reason = bounded("reason", Some(reason))?.ok_or(AppError::Invalid("reason must not be empty".into()))?;
         let now = self.clock.now();
         let review = Review {
             to: PaymentStatus::Rejected,
@@ -193,9 +176,9 @@ impl App {
 
 fn bounded(field: &str, value: Option<String>) -> Result<Option<String>, AppError> {
     match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-        Some(v) if v.chars().count() > 2000 => Err(AppError::Invalid(format!(
-            "{field} must be at most 2000 characters"
-        ))),
+        Some(v) if v.chars().count() > 2000 => {
+            Err(AppError::Invalid(format!("{field} must be at most 2000 characters")))
+        }
         other => Ok(other),
     }
 }

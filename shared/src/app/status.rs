@@ -41,27 +41,16 @@ impl App {
             })
             .collect();
         let has_active_subscription = views.iter().any(|v| v.is_active);
-        Ok(StatusView {
-            memberships: views,
-            telegram_username,
-            has_active_subscription,
-        })
+        Ok(StatusView { memberships: views, telegram_username, has_active_subscription })
     }
 
     /// `/status` in the bot: this Telegram account's subscription.
-    pub(crate) async fn status_text(
-        &self,
-        account: TelegramUserId,
-        lang: Lang,
-    ) -> Result<String, AppError> {
+    pub(crate) async fn status_text(&self, account: TelegramUserId, lang: Lang) -> Result<String, AppError> {
         let now = self.clock.now();
         Ok(match self.store.current_membership(account).await? {
-            Some(m) if m.is_active(now) => texts::status_active(
-                lang,
-                &m.offer_name,
-                m.expires_at.unwrap_or(now),
-                m.days_remaining(now),
-            ),
+            Some(m) if m.is_active(now) => {
+                texts::status_active(lang, &m.offer_name, m.expires_at.unwrap_or(now), m.days_remaining(now))
+            }
             Some(m) if m.status == MembershipStatus::Pending => texts::status_pending(lang),
             _ => texts::status_none(lang),
         })

@@ -69,9 +69,7 @@ impl AuditAction {
             AuditAction::AccessRevoked,
             AuditAction::JobRun,
         ];
-        ALL.into_iter()
-            .find(|a| a.as_str() == raw)
-            .ok_or(DomainError::invalid("audit action", "unknown"))
+        ALL.into_iter().find(|a| a.as_str() == raw).ok_or(DomainError::invalid("audit action", "unknown"))
     }
 }
 

@@ -15,10 +15,7 @@ impl UserId {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let raw = raw.trim();
         if raw.is_empty() || raw.len() > 128 || raw.chars().any(char::is_control) {
-            return Err(DomainError::invalid(
-                "user_id",
-                "must be 1 to 128 printable characters",
-            ));
+            return Err(DomainError::invalid("user_id", "must be 1 to 128 printable characters"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -52,10 +49,7 @@ pub struct TelegramUserId(i64);
 impl TelegramUserId {
     pub fn parse(raw: i64) -> Result<Self, DomainError> {
         if raw <= 0 {
-            return Err(DomainError::invalid(
-                "telegram_user_id",
-                "must be a positive integer",
-            ));
+            return Err(DomainError::invalid("telegram_user_id", "must be a positive integer"));
         }
         Ok(Self(raw))
     }

@@ -13,12 +13,8 @@ pub enum Job {
 }
 
 impl Job {
-    pub const ALL: [Job; 4] = [
-        Job::ExpireTokens,
-        Job::ExpireSubscriptions,
-        Job::ExpirationWarnings,
-        Job::CleanupNotifications,
-    ];
+    pub const ALL: [Job; 4] =
+        [Job::ExpireTokens, Job::ExpireSubscriptions, Job::ExpirationWarnings, Job::CleanupNotifications];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -30,10 +26,10 @@ impl Job {
     }
 
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        Self::ALL
-            .into_iter()
-            .find(|j| j.name() == raw)
-            .ok_or(DomainError::invalid("job", "must be expire-tokens, expire-subscriptions, expiration-warnings or cleanup-notifications"))
+        Self::ALL.into_iter().find(|j| j.name() == raw).ok_or(DomainError::invalid(
+            "job",
+            "must be expire-tokens, expire-subscriptions, expiration-warnings or cleanup-notifications",
+        ))
     }
 
     /// The guide's beat schedule: hourly tokens, daily 00:00 expiry, daily 09:00 warnings, Monday 03:00 cleanup.
@@ -42,19 +38,13 @@ impl Job {
             Self::ExpireTokens => Schedule::Hourly { minute: 0 },
             Self::ExpireSubscriptions => Schedule::Daily { at: hm(0, 0) },
             Self::ExpirationWarnings => Schedule::Daily { at: hm(9, 0) },
-            Self::CleanupNotifications => Schedule::Weekly {
-                day: Weekday::Mon,
-                at: hm(3, 0),
-            },
+            Self::CleanupNotifications => Schedule::Weekly { day: Weekday::Mon, at: hm(3, 0) },
         }
     }
 
     /// The setting that overrides the schedule, e.g. `SCHEDULE_EXPIRE_SUBSCRIPTIONS`.
     pub fn setting(self) -> String {
-        format!(
-            "SCHEDULE_{}",
-            self.name().replace('-', "_").to_ascii_uppercase()
-        )
+        format!("SCHEDULE_{}", self.name().replace('-', "_").to_ascii_uppercase())
     }
 }
 
@@ -78,12 +68,7 @@ impl Schedule {
         );
         let raw = raw.trim();
         if let Some(minute) = raw.strip_prefix(':') {
-            return minute
-                .parse::<u32>()
-                .ok()
-                .filter(|m| *m < 60)
-                .map(|minute| Self::Hourly { minute })
-                .ok_or(bad);
+            return minute.parse::<u32>().ok().filter(|m| *m < 60).map(|minute| Self::Hourly { minute }).ok_or(bad);
         }
         let time = |t: &str| NaiveTime::parse_from_str(t, "%H:%M").ok();
         match raw.split_once(' ') {
@@ -100,23 +85,13 @@ impl Schedule {
         let today = now.date_naive();
         let candidate = match *self {
             Self::Hourly { minute } => {
-                let this_hour = today
-                    .and_hms_opt(now.hour(), minute, 0)
-                    .map(|t| t.and_utc())
-                    .unwrap_or(now);
-                return if this_hour <= now {
-                    this_hour
-                } else {
-                    this_hour - Duration::hours(1)
-                };
+                let this_hour = today.and_hms_opt(now.hour(), minute, 0).map(|t| t.and_utc()).unwrap_or(now);
+                return if this_hour <= now { this_hour } else { this_hour - Duration::hours(1) };
             }
             Self::Daily { at } => today.and_time(at).and_utc(),
             Self::Weekly { day, at } => {
-                let back =
-                    (7 + now.weekday().num_days_from_monday() - day.num_days_from_monday()) % 7;
-                (today - Duration::days(i64::from(back)))
-                    .and_time(at)
-                    .and_utc()
+                let back = (7 + now.weekday().num_days_from_monday() - day.num_days_from_monday()) % 7;
+                (today - Duration::days(i64::from(back))).and_time(at).and_utc()
             }
         };
         if candidate <= now {
@@ -141,21 +116,9 @@ mod tests {
 
     #[test]
     fn schedules_parse_in_three_shapes() {
-        assert_eq!(
-            Schedule::parse(":05").unwrap(),
-            Schedule::Hourly { minute: 5 }
-        );
-        assert_eq!(
-            Schedule::parse("09:30").unwrap(),
-            Schedule::Daily { at: hm(9, 30) }
-        );
-        assert_eq!(
-            Schedule::parse("Mon 03:00").unwrap(),
-            Schedule::Weekly {
-                day: Weekday::Mon,
-                at: hm(3, 0)
-            }
-        );
+        assert_eq!(Schedule::parse(":05").unwrap(), Schedule::Hourly { minute: 5 });
+        assert_eq!(Schedule::parse("09:30").unwrap(), Schedule::Daily { at: hm(9, 30) });
+        assert_eq!(Schedule::parse("Mon 03:00").unwrap(), Schedule::Weekly { day: Weekday::Mon, at: hm(3, 0) });
         assert!(Schedule::parse("25:00").is_err());
         assert!(Schedule::parse(":60").is_err());
         assert!(Schedule::parse("Someday 03:00").is_err());
@@ -165,38 +128,12 @@ mod tests {
     fn last_due_is_the_latest_instant_not_after_now() {
         // 2026-11-25 is a Wednesday.
         let now = at(2026, 11, 25, 8, 30);
-        assert_eq!(
-            Schedule::Hourly { minute: 0 }.last_due(now),
-            at(2026, 11, 25, 8, 0)
-        );
-        assert_eq!(
-            Schedule::Hourly { minute: 45 }.last_due(now),
-            at(2026, 11, 25, 7, 45)
-        );
-        assert_eq!(
-            Schedule::Daily { at: hm(9, 0) }.last_due(now),
-            at(2026, 11, 24, 9, 0)
-        );
-        assert_eq!(
-            Schedule::Daily { at: hm(0, 0) }.last_due(now),
-            at(2026, 11, 25, 0, 0)
-        );
-        assert_eq!(
-            Schedule::Weekly {
-                day: Weekday::Mon,
-                at: hm(3, 0)
-            }
-            .last_due(now),
-            at(2026, 11, 23, 3, 0)
-        );
-        assert_eq!(
-            Schedule::Weekly {
-                day: Weekday::Wed,
-                at: hm(9, 0)
-            }
-            .last_due(now),
-            at(2026, 11, 18, 9, 0)
-        );
+        assert_eq!(Schedule::Hourly { minute: 0 }.last_due(now), at(2026, 11, 25, 8, 0));
+        assert_eq!(Schedule::Hourly { minute: 45 }.last_due(now), at(2026, 11, 25, 7, 45));
+        assert_eq!(Schedule::Daily { at: hm(9, 0) }.last_due(now), at(2026, 11, 24, 9, 0));
+        assert_eq!(Schedule::Daily { at: hm(0, 0) }.last_due(now), at(2026, 11, 25, 0, 0));
+        assert_eq!(Schedule::Weekly { day: Weekday::Mon, at: hm(3, 0) }.last_due(now), at(2026, 11, 23, 3, 0));
+        assert_eq!(Schedule::Weekly { day: Weekday::Wed, at: hm(9, 0) }.last_due(now), at(2026, 11, 18, 9, 0));
         assert_eq!(Schedule::Daily { at: hm(8, 30) }.last_due(now), now);
     }
 
@@ -205,10 +142,7 @@ mod tests {
         for j in Job::ALL {
             assert_eq!(Job::parse(j.name()).unwrap(), j);
         }
-        assert_eq!(
-            Job::ExpireSubscriptions.setting(),
-            "SCHEDULE_EXPIRE_SUBSCRIPTIONS"
-        );
+        assert_eq!(Job::ExpireSubscriptions.setting(), "SCHEDULE_EXPIRE_SUBSCRIPTIONS");
         assert!(Job::parse("reboot").is_err());
     }
 }

@@ -77,11 +77,7 @@ impl Membership {
 
 /// The end after adding `days` to a period: counted from the later of now and the current end,
 /// so a renewal never loses paid days and never backdates.
-pub fn extended_end(
-    current_end: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-    days: u32,
-) -> DateTime<Utc> {
+pub fn extended_end(current_end: Option<DateTime<Utc>>, now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
     let from = current_end.map_or(now, |end| end.max(now));
     from + Duration::days(i64::from(days))
 }
@@ -142,9 +138,6 @@ mod tests {
         assert_eq!(m.days_remaining(at(9)), 1);
         assert_eq!(m.days_remaining(at(9) + Duration::hours(23)), 1);
         assert_eq!(m.days_remaining(at(0)), 10);
-        assert_eq!(
-            member(MembershipStatus::Revoked, at(10)).days_remaining(at(0)),
-            0
-        );
+        assert_eq!(member(MembershipStatus::Revoked, at(10)).days_remaining(at(0)), 0);
     }
 }

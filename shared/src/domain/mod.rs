@@ -21,17 +21,14 @@ pub use payment::{Payment, PaymentStatus, parse_transaction_id};
 pub use texts::Lang;
 pub use token::{AccessToken, TokenHash, TokenRecord, TokenStatus};
 pub use update::{
-    ChatJoinRequest, ChatMember, ChatMemberStatus, ChatMemberUpdated, IncomingMessage,
-    InviteLinkRef, TgChat, TgUser, Update, UpdateKind,
+    ChatJoinRequest, ChatMember, ChatMemberStatus, ChatMemberUpdated, IncomingMessage, InviteLinkRef, TgChat, TgUser,
+    Update, UpdateKind,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DomainError {
     #[error("{field} {reason}")]
-    Invalid {
-        field: &'static str,
-        reason: &'static str,
-    },
+    Invalid { field: &'static str, reason: &'static str },
     #[error("the operating system's random source failed: {0}")]
     Random(String),
 }

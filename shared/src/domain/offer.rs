@@ -18,10 +18,7 @@ pub struct Offers {
 
 impl Offers {
     pub fn any(default_days: u32) -> Self {
-        Self {
-            listed: None,
-            default_days,
-        }
+        Self { listed: None, default_days }
     }
 
     pub fn from_json(raw: &str, default_days: u32) -> Result<Self, String> {
@@ -30,30 +27,18 @@ impl Offers {
         if let Some((id, _)) = listed.iter().find(|(_, o)| o.days == 0 || o.days > 3660) {
             return Err(format!("OFFERS: offer {id:?} must last 1 to 3660 days"));
         }
-        Ok(Self {
-            listed: Some(listed),
-            default_days,
-        })
+        Ok(Self { listed: Some(listed), default_days })
     }
 
     /// The offer a payment names, or an error a payer can act on.
     pub fn find(&self, offer_id: &str) -> Result<Offer, DomainError> {
         let id = offer_id.trim();
         if id.is_empty() || id.len() > 64 || id.chars().any(char::is_control) {
-            return Err(DomainError::invalid(
-                "offer_id",
-                "must be 1 to 64 printable characters",
-            ));
+            return Err(DomainError::invalid("offer_id", "must be 1 to 64 printable characters"));
         }
         match &self.listed {
-            Some(list) => list
-                .get(id)
-                .cloned()
-                .ok_or(DomainError::invalid("offer_id", "is not an offer on sale")),
-            None => Ok(Offer {
-                name: id.to_owned(),
-                days: self.default_days,
-            }),
+            Some(list) => list.get(id).cloned().ok_or(DomainError::invalid("offer_id", "is not an offer on sale")),
+            None => Ok(Offer { name: id.to_owned(), days: self.default_days }),
         }
     }
 }
@@ -65,13 +50,7 @@ mod tests {
     #[test]
     fn without_a_list_any_offer_gets_the_default_length() {
         let offers = Offers::any(30);
-        assert_eq!(
-            offers.find("premium").unwrap(),
-            Offer {
-                name: "premium".into(),
-                days: 30
-            }
-        );
+        assert_eq!(offers.find("premium").unwrap(), Offer { name: "premium".into(), days: 30 });
     }
 
     #[test]

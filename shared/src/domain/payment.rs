@@ -25,10 +25,7 @@ impl PaymentStatus {
             "validated" => Self::Validated,
             "rejected" => Self::Rejected,
             _ => {
-                return Err(DomainError::invalid(
-                    "status",
-                    "must be transaction_submitted, validated or rejected",
-                ));
+                return Err(DomainError::invalid("status", "must be transaction_submitted, validated or rejected"));
             }
         })
     }
@@ -57,10 +54,7 @@ pub struct Payment {
 pub fn parse_transaction_id(raw: &str) -> Result<String, DomainError> {
     let t = raw.trim();
     if t.is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
-        return Err(DomainError::invalid(
-            "transaction_id",
-            "must be 1 to 128 printable characters",
-        ));
+        return Err(DomainError::invalid("transaction_id", "must be 1 to 128 printable characters"));
     }
     Ok(t.to_owned())
 }
@@ -78,11 +72,7 @@ mod tests {
 
     #[test]
     fn statuses_round_trip() {
-        for s in [
-            PaymentStatus::TransactionSubmitted,
-            PaymentStatus::Validated,
-            PaymentStatus::Rejected,
-        ] {
+        for s in [PaymentStatus::TransactionSubmitted, PaymentStatus::Validated, PaymentStatus::Rejected] {
             assert_eq!(PaymentStatus::parse(s.as_str()).unwrap(), s);
         }
         assert!(PaymentStatus::parse("paid").is_err());

@@ -41,10 +41,7 @@ pub struct Text {
 }
 
 fn t(title: impl Into<String>, body: impl Into<String>) -> Text {
-    Text {
-        title: title.into(),
-        body: body.into(),
-    }
+    Text { title: title.into(), body: body.into() }
 }
 
 pub fn join_button(lang: Lang) -> &'static str {
@@ -81,7 +78,9 @@ pub fn help(lang: Lang) -> String {
 /// One refusal for unknown, expired and foreign tokens alike: it must not tell which.
 pub fn refusal(lang: Lang) -> String {
     match lang {
-        Lang::Fr => "Désolé, ce lien d'accès n'est pas valide. Demandez un nouveau lien depuis votre espace abonné.".into(),
+        Lang::Fr => {
+            "Désolé, ce lien d'accès n'est pas valide. Demandez un nouveau lien depuis votre espace abonné.".into()
+        }
         Lang::En => "Sorry, this access link is not valid. Ask for a new link from your subscriber area.".into(),
     }
 }
@@ -101,40 +100,22 @@ pub fn invite(lang: Lang, channel: &str, minutes: u64) -> String {
 
 pub fn extended(lang: Lang, channel: &str, end: DateTime<Utc>) -> String {
     match lang {
-        Lang::Fr => format!(
-            "Merci ! Votre abonnement à « {channel} » est prolongé jusqu'au {}.",
-            date(lang, end)
-        ),
-        Lang::En => format!(
-            "Thank you! Your subscription to \"{channel}\" now runs until {}.",
-            date(lang, end)
-        ),
+        Lang::Fr => format!("Merci ! Votre abonnement à « {channel} » est prolongé jusqu'au {}.", date(lang, end)),
+        Lang::En => format!("Thank you! Your subscription to \"{channel}\" now runs until {}.", date(lang, end)),
     }
 }
 
 pub fn already_member(lang: Lang, channel: &str, end: DateTime<Utc>) -> String {
     match lang {
-        Lang::Fr => format!(
-            "Vous êtes déjà membre de « {channel} », abonnement jusqu'au {}.",
-            date(lang, end)
-        ),
-        Lang::En => format!(
-            "You are already a member of \"{channel}\", subscribed until {}.",
-            date(lang, end)
-        ),
+        Lang::Fr => format!("Vous êtes déjà membre de « {channel} », abonnement jusqu'au {}.", date(lang, end)),
+        Lang::En => format!("You are already a member of \"{channel}\", subscribed until {}.", date(lang, end)),
     }
 }
 
 pub fn status_active(lang: Lang, offer: &str, end: DateTime<Utc>, days: i64) -> String {
     match lang {
-        Lang::Fr => format!(
-            "Abonnement « {offer} » actif jusqu'au {} ({days} jour(s) restant(s)).",
-            date(lang, end)
-        ),
-        Lang::En => format!(
-            "\"{offer}\" subscription active until {} ({days} day(s) left).",
-            date(lang, end)
-        ),
+        Lang::Fr => format!("Abonnement « {offer} » actif jusqu'au {} ({days} jour(s) restant(s)).", date(lang, end)),
+        Lang::En => format!("\"{offer}\" subscription active until {} ({days} day(s) left).", date(lang, end)),
     }
 }
 
@@ -156,18 +137,11 @@ pub fn joined(lang: Lang, channel: &str, end: DateTime<Utc>) -> Text {
     match lang {
         Lang::Fr => t(
             "Accès accordé",
-            format!(
-                "Bienvenue dans « {channel} » ! Votre abonnement court jusqu'au {}.",
-                date(lang, end)
-            ),
+            format!("Bienvenue dans « {channel} » ! Votre abonnement court jusqu'au {}.", date(lang, end)),
         ),
-        Lang::En => t(
-            "Access granted",
-            format!(
-                "Welcome to \"{channel}\"! Your subscription runs until {}.",
-                date(lang, end)
-            ),
-        ),
+        Lang::En => {
+            t("Access granted", format!("Welcome to \"{channel}\"! Your subscription runs until {}.", date(lang, end)))
+        }
     }
 }
 
@@ -192,14 +166,8 @@ pub fn payment_verified(lang: Lang, offer: &str, link: &str, hours: u32) -> Text
 
 pub fn payment_rejected(lang: Lang, reason: &str) -> Text {
     match lang {
-        Lang::Fr => t(
-            "Paiement refusé",
-            format!("Votre paiement n'a pas pu être validé. Motif : {reason}"),
-        ),
-        Lang::En => t(
-            "Payment rejected",
-            format!("Your payment could not be validated. Reason: {reason}"),
-        ),
+        Lang::Fr => t("Paiement refusé", format!("Votre paiement n'a pas pu être validé. Motif : {reason}")),
+        Lang::En => t("Payment rejected", format!("Your payment could not be validated. Reason: {reason}")),
     }
 }
 
@@ -243,34 +211,20 @@ pub fn revoked(lang: Lang, channel: &str, reason: &str) -> Text {
     match lang {
         Lang::Fr => t(
             "Accès retiré",
-            format!(
-                "Votre accès à « {channel} » a été retiré par un administrateur. Motif : {reason}"
-            ),
+            format!("Votre accès à « {channel} » a été retiré par un administrateur. Motif : {reason}"),
         ),
         Lang::En => t(
             "Access revoked",
-            format!(
-                "Your access to \"{channel}\" was revoked by an administrator. Reason: {reason}"
-            ),
+            format!("Your access to \"{channel}\" was revoked by an administrator. Reason: {reason}"),
         ),
     }
 }
 
 /// A minimal HTML rendering of a text body, for the HTML part of emails.
 pub fn to_html(title: &str, body: &str) -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    let paragraphs: String = body
-        .split('\n')
-        .map(|l| format!("<p>{}</p>", esc(l)))
-        .collect();
-    format!(
-        "<!doctype html><html><body><h1>{}</h1>{paragraphs}</body></html>",
-        esc(title)
-    )
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let paragraphs: String = body.split('\n').map(|l| format!("<p>{}</p>", esc(l))).collect();
+    format!("<!doctype html><html><body><h1>{}</h1>{paragraphs}</body></html>", esc(title))
 }
 
 #[cfg(test)]

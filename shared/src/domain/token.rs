@@ -25,9 +25,7 @@ impl AccessToken {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let ok = !raw.is_empty()
             && raw.len() <= 64
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !ok {
             return Err(DomainError::invalid("token", "is not a telegate token"));
         }
@@ -140,11 +138,7 @@ mod tests {
     fn generated_tokens_are_43_characters_of_the_deep_link_alphabet() {
         let t = AccessToken::generate().unwrap();
         assert_eq!(t.expose().len(), 43);
-        assert!(
-            t.expose()
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        );
+        assert!(t.expose().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_ne!(t, AccessToken::generate().unwrap());
     }
 

@@ -150,9 +150,7 @@ mod tests {
                 "from":{"id":5,"is_bot":false,"first_name":"A","language_code":"en"},"text":"/start abc"}}"#,
         )
         .unwrap();
-        assert!(
-            matches!(u.kind(), UpdateKind::Message(m) if m.text.as_deref() == Some("/start abc"))
-        );
+        assert!(matches!(u.kind(), UpdateKind::Message(m) if m.text.as_deref() == Some("/start abc")));
     }
 
     #[test]
@@ -163,13 +161,11 @@ mod tests {
 
     #[test]
     fn restricted_members_still_in_the_chat_count_as_in() {
-        let m: ChatMember = serde_json::from_str(
-            r#"{"user":{"id":1,"first_name":"a"},"status":"restricted","is_member":true}"#,
-        )
-        .unwrap();
+        let m: ChatMember =
+            serde_json::from_str(r#"{"user":{"id":1,"first_name":"a"},"status":"restricted","is_member":true}"#)
+                .unwrap();
         assert!(m.status().is_in_chat());
-        let gone: ChatMember =
-            serde_json::from_str(r#"{"user":{"id":1},"status":"kicked"}"#).unwrap();
+        let gone: ChatMember = serde_json::from_str(r#"{"user":{"id":1},"status":"kicked"}"#).unwrap();
         assert!(!gone.status().is_in_chat());
     }
 }

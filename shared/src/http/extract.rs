@@ -16,24 +16,14 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 impl FromRequestParts<HttpState> for Caller {
     type Rejection = AppError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &HttpState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        state
-            .verifier
-            .verify_header(header)
-            .await
-            .map_err(|e| match e {
-                AuthError::Missing => AppError::Unauthorized("missing bearer token"),
-                AuthError::Invalid => AppError::Unauthorized("invalid or expired token"),
-                AuthError::NoSubject => AppError::Unauthorized("the token names no user (sub)"),
-                AuthError::KeysUnavailable(why) => AppError::Unavailable(why),
-            })
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        state.verifier.verify_header(header).await.map_err(|e| match e {
+            AuthError::Missing => AppError::Unauthorized("missing bearer token"),
+            AuthError::Invalid => AppError::Unauthorized("invalid or expired token"),
+            AuthError::NoSubject => AppError::Unauthorized("the token names no user (sub)"),
+            AuthError::KeysUnavailable(why) => AppError::Unavailable(why),
+        })
     }
 }
 
@@ -44,11 +34,8 @@ impl<S: Send + Sync> FromRequest<S> for LimitedBody {
     type Rejection = AppError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let declared =
+            req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
             return Err(AppError::TooLarge(BODY_LIMIT));
         }
@@ -56,9 +43,7 @@ impl<S: Send + Sync> FromRequest<S> for LimitedBody {
         match axum::body::to_bytes(body, BODY_LIMIT).await {
             Ok(bytes) => Ok(Self(bytes)),
             Err(e) if is_length_limit(&e) => Err(AppError::TooLarge(BODY_LIMIT)),
-            Err(e) => Err(AppError::Invalid(format!(
-                "the request body could not be read: {e}"
-            ))),
+            Err(e) => Err(AppError::Invalid(format!("the request body could not be read: {e}"))),
         }
     }
 }
@@ -82,13 +67,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let LimitedBody(bytes) = LimitedBody::from_request(req, state).await?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(bytes)
-            .map(JsonBody)
-            .map_err(|e| AppError::Invalid(format!("invalid JSON body: {e}")))
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        serde_json::from_slice(bytes).map(JsonBody).map_err(|e| AppError::Invalid(format!("invalid JSON body: {e}")))
     }
 }

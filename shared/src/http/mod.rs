@@ -37,6 +37,9 @@ pub fn router(state: HttpState) -> Router {
             .merge(generate_token_routes())
             .merge(notifications_routes())
             .merge(status_routes())
+            .merge(revoke_routes())
+            .merge(stats_routes())
+            .merge(jobs_routes())
             .merge(webhook_routes()),
         state,
     )
@@ -47,71 +50,51 @@ pub fn finish(routes: Router<HttpState>, state: HttpState) -> Router {
     routes
         .fallback(|| async { error_body(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
-            error_body(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not take that method",
-            )
+            error_body(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
         })
         .with_state(state)
 }
 
 /// Registers a path with and without its trailing slash (the guide's paths end with one).
-fn route(
-    router: Router<HttpState>,
-    path: &str,
-    handler: MethodRouter<HttpState>,
-) -> Router<HttpState> {
+fn route(router: Router<HttpState>, path: &str, handler: MethodRouter<HttpState>) -> Router<HttpState> {
     let bare = path.trim_end_matches('/');
-    router
-        .route(bare, handler.clone())
-        .route(&format!("{bare}/"), handler)
+    router.route(bare, handler.clone()).route(&format!("{bare}/"), handler)
 }
 
 pub fn payments_routes() -> Router<HttpState> {
     let r = Router::new();
-    let r = route(
-        r,
-        "/api/payments/pending-payments/create/",
-        post(submit_payment),
-    );
+    let r = route(r, "/api/payments/pending-payments/create/", post(submit_payment));
     let r = route(r, "/api/payments/pending-payments/", get(my_payments));
-    let r = route(
-        r,
-        "/api/payments/admin/pending-payments/",
-        get(list_payments),
-    );
-    let r = route(
-        r,
-        "/api/payments/admin/pending-payments/{id}/validate/",
-        post(validate_payment),
-    );
-    route(
-        r,
-        "/api/payments/admin/pending-payments/{id}/reject/",
-        post(reject_payment),
-    )
+    let r = route(r, "/api/payments/admin/pending-payments/", get(list_payments));
+    let r = route(r, "/api/payments/admin/pending-payments/{id}/validate/", post(validate_payment));
+    route(r, "/api/payments/admin/pending-payments/{id}/reject/", post(reject_payment))
 }
 
 pub fn generate_token_routes() -> Router<HttpState> {
-    route(
-        Router::new(),
-        "/api/telegram/generate-token/",
-        post(generate_token),
-    )
+    route(Router::new(), "/api/telegram/generate-token/", post(generate_token))
 }
 
 pub fn notifications_routes() -> Router<HttpState> {
-    let r = route(
-        Router::new(),
-        "/api/telegram/notifications/",
-        get(notifications),
-    );
+    let r = route(Router::new(), "/api/telegram/notifications/", get(notifications));
     route(r, "/api/telegram/notifications/{id}/read/", post(mark_read))
 }
 
 pub fn status_routes() -> Router<HttpState> {
     route(Router::new(), "/api/telegram/status/", get(status))
+}
+
+pub fn revoke_routes() -> Router<HttpState> {
+    route(Router::new(), "/api/telegram/revoke-access/", post(revoke_access))
+}
+
+/// Statistics and the audit log: the admin's read side.
+pub fn stats_routes() -> Router<HttpState> {
+    let r = route(Router::new(), "/api/telegram/admin/stats/", get(stats));
+    route(r, "/api/telegram/admin/audit/", get(audit))
+}
+
+pub fn jobs_routes() -> Router<HttpState> {
+    route(Router::new(), "/api/telegram/admin/jobs/{job}/run/", post(run_job))
 }
 
 pub fn webhook_routes() -> Router<HttpState> {
@@ -143,15 +126,8 @@ async fn list_payments(
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
-    let status = q
-        .get("status")
-        .filter(|v| !v.is_empty())
-        .map(|v| PaymentStatus::parse(v))
-        .transpose()?;
-    let page = s
-        .app
-        .list_payments(&caller, status, &page_request(&q)?)
-        .await?;
+    let status = q.get("status").filter(|v| !v.is_empty()).map(|v| PaymentStatus::parse(v)).transpose()?;
+    let page = s.app.list_payments(&caller, status, &page_request(&q)?).await?;
     Ok(paged(page))
 }
 
@@ -169,10 +145,7 @@ async fn validate_payment(
     JsonBody(body): JsonBody<ValidateBody>,
 ) -> Result<Response, AppError> {
     let id = PaymentId::parse(&id).map_err(|_| AppError::NotFound("no such payment"))?;
-    let issued = s
-        .app
-        .validate_payment(&caller, &id, body.admin_notes, body.transaction_id)
-        .await?;
+    let issued = s.app.validate_payment(&caller, &id, body.admin_notes, body.transaction_id).await?;
     Ok(Json(issued).into_response())
 }
 
@@ -205,12 +178,8 @@ async fn generate_token(
     caller: Caller,
     JsonBody(body): JsonBody<GenerateTokenBody>,
 ) -> Result<Response, AppError> {
-    let id =
-        PaymentId::parse(&body.payment_id).map_err(|_| AppError::NotFound("no such payment"))?;
-    let issued = s
-        .app
-        .generate_token(&caller, &id, body.transaction_id.as_deref())
-        .await?;
+    let id = PaymentId::parse(&body.payment_id).map_err(|_| AppError::NotFound("no such payment"))?;
+    let issued = s.app.generate_token(&caller, &id, body.transaction_id.as_deref()).await?;
     Ok(Json(issued).into_response())
 }
 
@@ -219,16 +188,10 @@ async fn notifications(
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
-    Ok(paged(
-        s.app.notifications(&caller, &page_request(&q)?).await?,
-    ))
+    Ok(paged(s.app.notifications(&caller, &page_request(&q)?).await?))
 }
 
-async fn mark_read(
-    State(s): State<HttpState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
+async fn mark_read(State(s): State<HttpState>, caller: Caller, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = NotificationId::parse(&id).map_err(|_| AppError::NotFound("no such notification"))?;
     s.app.mark_notification_read(&caller, &id).await?;
     Ok(Json(json!({ "success": true })).into_response())
@@ -238,22 +201,53 @@ async fn status(State(s): State<HttpState>, caller: Caller) -> Result<Response, 
     Ok(Json(s.app.status(&caller).await?).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    user_id: String,
+    reason: String,
+}
+
+async fn revoke_access(
+    State(s): State<HttpState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<RevokeBody>,
+) -> Result<Response, AppError> {
+    let count = s.app.revoke_access(&caller, &body.user_id, &body.reason).await?;
+    Ok(Json(json!({ "success": true, "revoked_count": count })).into_response())
+}
+
+async fn stats(State(s): State<HttpState>, caller: Caller) -> Result<Response, AppError> {
+    Ok(Json(s.app.stats(&caller).await?).into_response())
+}
+
+async fn audit(
+    State(s): State<HttpState>,
+    caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let user = q.get("user_id").filter(|u| !u.is_empty());
+    Ok(paged(s.app.audit_log(&caller, user.map(String::as_str), &page_request(&q)?).await?))
+}
+
+async fn run_job(State(s): State<HttpState>, caller: Caller, Path(job): Path<String>) -> Result<Response, AppError> {
+    let processed = s.app.run_job_now(&caller, &job).await?;
+    Ok(Json(json!({ "job": job, "processed": processed })).into_response())
+}
+
 /// Telegram's push. Without the right secret nothing is read; a body that is not an update is 400.
 async fn webhook(
     State(s): State<HttpState>,
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, AppError> {
-    let given = headers
-        .get("x-telegram-bot-api-secret-token")
-        .map(HeaderValue::as_bytes)
-        .unwrap_or_default();
+    let given = headers.get("x-telegram-bot-api-secret-token").map(HeaderValue::as_bytes).unwrap_or_default();
     let expected = s.app.settings.webhook_secret.expose().as_bytes();
     if !bool::from(given.ct_eq(expected)) {
         return Err(AppError::Unauthorized("missing or wrong webhook secret"));
     }
-    let update: Update = serde_json::from_slice(&body)
-        .map_err(|e| AppError::Invalid(format!("not a Telegram update: {e}")))?;
+    let update: Update =
+        serde_json::from_slice(&body).map_err(|e| AppError::Invalid(format!("not a Telegram update: {e}")))?;
     s.app.handle_update(&update).await?;
     Ok(Json(json!({ "ok": true })).into_response())
 }
@@ -265,9 +259,7 @@ fn page_request(q: &HashMap<String, String>) -> Result<PageRequest, AppError> {
             .parse::<u32>()
             .ok()
             .filter(|n| (1..=100).contains(n))
-            .ok_or(AppError::Invalid(
-                "limit must be a whole number from 1 to 100".into(),
-            ))?,
+            .ok_or(AppError::Invalid("limit must be a whole number from 1 to 100".into()))?,
     };
     let after = q.get("cursor").filter(|v| !v.is_empty()).cloned();
     if after.as_ref().is_some_and(|c| c.len() > 128) {
