@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::DomainError;
 
@@ -135,16 +136,23 @@ record_id!(
     AuditId
 );
 
-/// 12 hex digits of milliseconds then 12 of randomness: sortable, unique enough, 24 characters.
+/// 16 hex digits of (milliseconds << 16 | sequence), then 8 of randomness: 24 characters that
+/// sort by creation time. Within one process the first part strictly increases, so ids made in
+/// the same millisecond keep their order.
 fn time_ordered_id(now: DateTime<Utc>) -> Result<String, DomainError> {
-    let mut rand = [0u8; 6];
-    getrandom::fill(&mut rand).map_err(|e| DomainError::Random(e.to_string()))?;
+    static LAST: AtomicU64 = AtomicU64::new(0);
     let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0) & 0xffff_ffff_ffff;
-    let mut out = format!("{ms:012x}");
-    for b in rand {
-        out.push_str(&format!("{b:02x}"));
-    }
-    Ok(out)
+    let mut prev = LAST.load(Ordering::Relaxed);
+    let stamp = loop {
+        let next = (ms << 16).max(prev + 1);
+        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(actual) => prev = actual,
+        }
+    };
+    let mut rand = [0u8; 4];
+    getrandom::fill(&mut rand).map_err(|e| DomainError::Random(e.to_string()))?;
+    Ok(format!("{stamp:016x}{:08x}", u32::from_be_bytes(rand)))
 }
 
 #[cfg(test)]
@@ -159,6 +167,13 @@ mod tests {
         assert!(a < b);
         assert_eq!(a.as_str().len(), 24);
         assert_eq!(PaymentId::parse(a.as_str()).unwrap(), a);
+    }
+
+    #[test]
+    fn ids_made_in_the_same_millisecond_keep_their_order() {
+        let t = Utc.timestamp_opt(5_000, 0).unwrap();
+        let ids: Vec<AuditId> = (0..100).map(|_| AuditId::generate(t).unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -1,0 +1,275 @@
+//! Steps 6–7: scheduled jobs, expiry, warnings, cleanup, revoke, stats and the audit log — with
+//! the test clock, never with sleeps.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{CHANNEL, TestApp, updates};
+
+const ALICE: i64 = 6001;
+const BOB: i64 = 6002;
+const DAY: i64 = 86_400;
+
+async fn run_job(app: &TestApp, job: &str) -> u64 {
+    let (s, body) = app.post(&format!("/api/telegram/admin/jobs/{job}/run/"), &app.jwt("root", "admin"), json!({})).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["job"], job);
+    body["processed"].as_u64().unwrap()
+}
+
+async fn notifications(app: &TestApp, user: &str) -> Vec<Value> {
+    let (_, body) = app.get("/api/telegram/notifications/?limit=100", &app.jwt(user, "user")).await;
+    body.as_array().unwrap().clone()
+}
+
+fn kinds(notes: &[Value]) -> Vec<String> {
+    notes.iter().map(|n| n["type"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn the_expiry_sweep_removes_notifies_and_a_second_run_changes_nothing() {
+    let app = TestApp::spawn().await;
+    app.member("alice", "TX-E1", ALICE).await;
+    app.fake().clear_calls();
+
+    // 31 days later the daily 00:00 run has happened (the clock drives the scheduler).
+    let (_, moved) = app.request(reqwest::Method::POST, "/_local/clock/advance", None, Some(json!({"seconds": 31 * DAY}))).await;
+    let ran: Vec<&Value> = moved["jobs_run"].as_array().unwrap().iter().filter(|j| j["job"] == "expire-subscriptions").collect();
+    assert_eq!(ran[0]["processed"], 1, "{moved}");
+    app.drain().await;
+
+    let status = app.status_of("alice").await;
+    assert_eq!(status["has_active_subscription"], false);
+    assert_eq!(status["memberships"][0]["status"], "expired");
+    let bans = app.calls_for_user("banChatMember", ALICE);
+    assert_eq!(bans.len(), 1, "removed by a ban, as the guide does");
+    assert_eq!(bans[0].params["chat_id"], json!(CHANNEL));
+    assert!(app.calls_for_user("unbanChatMember", ALICE).is_empty(), "the ban stays until a new payment");
+    assert_eq!(kinds(&notifications(&app, "alice").await)[0], "access_expired");
+    assert!(app.texts_to(ALICE).last().unwrap().contains("renouvelez"));
+
+    assert_eq!(run_job(&app, "expire-subscriptions").await, 0, "a second run does nothing");
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1);
+    assert_eq!(kinds(&notifications(&app, "alice").await).iter().filter(|k| *k == "access_expired").count(), 1);
+}
+
+#[tokio::test]
+async fn expire_tokens_marks_old_unused_tokens_once() {
+    let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0")]).await;
+    let issued = app.paid("alice", "TX-T1").await;
+    app.paid("bob", "TX-T2").await;
+    assert_eq!(run_job(&app, "expire-tokens").await, 0, "nothing is old yet");
+    app.advance(25 * 3600).await;
+    // Reads already refuse the token, before any job ran.
+    app.start_command(ALICE, issued["token"].as_str().unwrap()).await;
+    assert!(app.fake().calls_to("createChatInviteLink").is_empty());
+    assert_eq!(run_job(&app, "expire-tokens").await, 2);
+    assert_eq!(run_job(&app, "expire-tokens").await, 0);
+    // A support agent can issue a fresh token for the payment.
+    let (s, fresh) =
+        app.post("/api/telegram/generate-token/", &app.jwt("s", "support"), json!({"payment_id": issued["payment_id"]})).await;
+    assert_eq!(s, 200);
+    app.start_command(ALICE, fresh["token"].as_str().unwrap()).await;
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1);
+}
+
+#[tokio::test]
+async fn warnings_go_out_once_per_threshold_and_a_late_first_run_sends_one() {
+    let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0")]).await;
+    app.member("alice", "TX-W1", ALICE).await;
+    app.fake().clear_calls();
+
+    app.advance(26 * DAY).await; // 4 days left: no threshold yet
+    assert_eq!(run_job(&app, "expiration-warnings").await, 0);
+    app.advance(DAY + 3600).await; // 3 days minus an hour left
+    assert_eq!(run_job(&app, "expiration-warnings").await, 1);
+    assert_eq!(run_job(&app, "expiration-warnings").await, 0, "not repeated");
+    app.advance(2 * DAY).await; // 23 hours left
+    assert_eq!(run_job(&app, "expiration-warnings").await, 1, "the 1-day warning");
+    assert_eq!(run_job(&app, "expiration-warnings").await, 0);
+    app.drain().await;
+    let warnings: Vec<String> = app.texts_to(ALICE);
+    assert_eq!(warnings.len(), 2);
+    assert!(warnings[0].contains("dans 3 jour(s)") && warnings[1].contains("dans 1 jour(s)"), "{warnings:?}");
+    assert!(warnings.iter().all(|w| w.contains("renouvelez")), "says how to renew");
+    let notes = notifications(&app, "alice").await;
+    assert_eq!(kinds(&notes).iter().filter(|k| *k == "expiration_warning").count(), 2);
+
+    // Bob joins later; the first run he sees is with half a day left: one warning, not two.
+    app.member("bob", "TX-W2", BOB).await;
+    app.advance(29 * DAY + 12 * 3600).await;
+    let sent = run_job(&app, "expiration-warnings").await;
+    assert_eq!(sent, 1, "only Bob is warned (Alice has expired by now)");
+    app.drain().await;
+    assert_eq!(app.texts_to(BOB).iter().filter(|t| t.contains("jour(s)")).count(), 1);
+}
+
+#[tokio::test]
+async fn a_renewal_starts_a_new_period_with_its_own_warnings() {
+    let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0")]).await;
+    app.member("alice", "TX-W3", ALICE).await;
+    app.advance(28 * DAY).await;
+    assert_eq!(run_job(&app, "expiration-warnings").await, 1);
+    let renewal = app.paid("alice", "TX-W4").await;
+    app.start_command(ALICE, renewal["token"].as_str().unwrap()).await;
+    assert_eq!(run_job(&app, "expiration-warnings").await, 0, "32 days left now");
+    app.advance(30 * DAY).await;
+    assert_eq!(run_job(&app, "expiration-warnings").await, 1, "warned again before the new end");
+}
+
+#[tokio::test]
+async fn cleanup_deletes_read_notifications_after_30_days_and_unread_after_90() {
+    let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0")]).await;
+    app.paid("alice", "TX-C1").await;
+    app.paid("alice", "TX-C2").await;
+    let notes = notifications(&app, "alice").await;
+    let read_id = notes[0]["id"].as_str().unwrap();
+    app.post(&format!("/api/telegram/notifications/{read_id}/read/"), &app.jwt("alice", "user"), json!({})).await;
+
+    app.advance(29 * DAY).await;
+    assert_eq!(run_job(&app, "cleanup-notifications").await, 0);
+    app.advance(2 * DAY).await;
+    assert_eq!(run_job(&app, "cleanup-notifications").await, 1, "the read one, after 30 days");
+    assert_eq!(notifications(&app, "alice").await.len(), 1);
+    app.advance(60 * DAY).await;
+    assert_eq!(run_job(&app, "cleanup-notifications").await, 1, "the unread one, after 90 days");
+    assert!(notifications(&app, "alice").await.is_empty());
+    assert_eq!(run_job(&app, "cleanup-notifications").await, 0);
+}
+
+#[tokio::test]
+async fn jobs_run_for_admins_only_and_unknown_jobs_are_404() {
+    let app = TestApp::spawn().await;
+    let (s, _) = app.post("/api/telegram/admin/jobs/expire-tokens/run/", &app.jwt("s", "support"), json!({})).await;
+    assert_eq!(s, 403);
+    let (s, body) = app.post("/api/telegram/admin/jobs/reboot/run/", &app.jwt("root", "admin"), json!({})).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (404, Some("not_found")));
+}
+
+#[tokio::test]
+async fn revoke_removes_the_member_revokes_tokens_and_a_second_revoke_counts_zero() {
+    let app = TestApp::spawn().await;
+    app.member("alice", "TX-V1", ALICE).await;
+    let unused = app.paid("alice", "TX-V2").await;
+    app.fake().clear_calls();
+
+    let body = json!({"user_id": "alice", "reason": "chargeback"});
+    let (s, _) = app.post("/api/telegram/revoke-access/", &app.jwt("s", "support"), body.clone()).await;
+    assert_eq!(s, 403, "support may not revoke");
+    let (s, answer) = app.post("/api/telegram/revoke-access/", &app.jwt("root", "admin"), body.clone()).await;
+    assert_eq!((s, answer), (200, json!({"success": true, "revoked_count": 1})));
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1);
+    let status = app.status_of("alice").await;
+    assert_eq!((status["has_active_subscription"].clone(), status["memberships"][0]["status"].clone()), (json!(false), json!("revoked")));
+    assert_eq!(kinds(&notifications(&app, "alice").await)[0], "access_revoked");
+    assert!(app.texts_to(ALICE).last().unwrap().contains("chargeback"));
+
+    // The unused token of the other payment is revoked too.
+    app.start_command(ALICE, unused["token"].as_str().unwrap()).await;
+    assert!(app.fake().calls_to("createChatInviteLink").is_empty());
+
+    let (_, again) = app.post("/api/telegram/revoke-access/", &app.jwt("root", "admin"), body).await;
+    assert_eq!(again["revoked_count"], 0);
+    let (s, _) = app.post("/api/telegram/revoke-access/", &app.jwt("root", "admin"), json!({"user_id": "alice", "reason": " "})).await;
+    assert_eq!(s, 400, "a reason is required");
+}
+
+#[tokio::test]
+async fn a_member_who_expired_comes_back_by_paying_again_and_the_ban_is_lifted_first() {
+    let app = TestApp::spawn().await;
+    app.member("alice", "TX-B1", ALICE).await;
+    app.advance(31 * DAY).await;
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1);
+    app.fake().clear_calls();
+
+    let again = app.paid("alice", "TX-B2").await;
+    app.start_command(ALICE, again["token"].as_str().unwrap()).await;
+    let methods: Vec<String> = app.fake().calls().iter().map(|c| c.method.clone()).collect();
+    assert_eq!(methods, ["unbanChatMember", "createChatInviteLink", "sendMessage"], "unban, then invite");
+    let link = app.last_invite_link().unwrap();
+    app.webhook(updates::join_request(app.update_id(), CHANNEL, ALICE, &link)).await;
+    app.webhook(updates::joined(app.update_id(), CHANNEL, ALICE, Some(&link))).await;
+    app.drain().await;
+    assert_eq!(app.calls_for_user("approveChatJoinRequest", ALICE).len(), 1);
+    let status = app.status_of("alice").await;
+    assert_eq!(status["has_active_subscription"], true);
+    assert_eq!(status["memberships"][0]["days_remaining"], 30, "a new period from the new join");
+}
+
+#[tokio::test]
+async fn stats_after_a_scripted_history_equal_the_hand_count() {
+    let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0")]).await;
+    let admin = app.jwt("root", "admin");
+    app.member("alice", "TX-S1", ALICE).await; // token used, 1 invite accepted, 1 member
+    let bob = app.paid("bob", "TX-S2").await;
+    app.start_command(BOB, bob["token"].as_str().unwrap()).await;
+    app.start_command(BOB, bob["token"].as_str().unwrap()).await; // 2 more invites, not accepted
+    let carol = app.paid("carol", "TX-S3").await; // pending
+    app.post("/api/telegram/generate-token/", &app.jwt("carol", "user"), json!({"payment_id": carol["payment_id"]})).await; // replaces it
+
+    let (s, stats) = app.get("/api/telegram/admin/stats/", &admin).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        stats,
+        json!({
+            "tokens": {"total": 4, "pending": 2, "used": 1, "recent": 4},
+            "invites": {"total": 3, "accepted": 1, "acceptance_rate": 33.33},
+            "members": {"total": 1, "active": 1, "recent_joins": 1},
+        })
+    );
+
+    app.post("/api/telegram/revoke-access/", &admin, json!({"user_id": "alice", "reason": "test"})).await;
+    app.advance(8 * DAY).await;
+    assert_eq!(run_job(&app, "expire-tokens").await, 2);
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &admin).await;
+    assert_eq!(stats["tokens"], json!({"total": 4, "pending": 0, "used": 1, "recent": 0}));
+    assert_eq!(stats["members"], json!({"total": 1, "active": 0, "recent_joins": 0}));
+    let (s, _) = app.get("/api/telegram/admin/stats/", &app.jwt("s", "support")).await;
+    assert_eq!(s, 403);
+}
+
+#[tokio::test]
+async fn the_audit_log_tells_a_whole_flow_newest_first() {
+    let app = TestApp::spawn().await;
+    let issued = app.paid("alice", "TX-A1").await;
+    app.start_command(BOB, "not-a-real-token").await;
+    app.start_command(ALICE, issued["token"].as_str().unwrap()).await;
+    let link = app.last_invite_link().unwrap();
+    app.webhook(updates::join_request(app.update_id(), CHANNEL, BOB, &link)).await;
+    app.webhook(updates::join_request(app.update_id(), CHANNEL, ALICE, &link)).await;
+    app.webhook(updates::joined(app.update_id(), CHANNEL, ALICE, Some(&link))).await;
+    app.webhook(updates::left(app.update_id(), CHANNEL, ALICE)).await;
+    app.post("/api/telegram/revoke-access/", &app.jwt("root", "admin"), json!({"user_id": "alice", "reason": "test"})).await;
+
+    let (s, entries) = app.get("/api/telegram/admin/audit/?user_id=alice", &app.jwt("root", "admin")).await;
+    assert_eq!(s, 200);
+    let actions: Vec<&str> = entries.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "access_revoked",
+            "member_left",
+            "member_joined",
+            "join_approved",
+            "join_declined",
+            "invite_created",
+            "token_redeemed",
+            "token_issued",
+            "payment_validated",
+            "payment_submitted"
+        ]
+    );
+    let declined = entries.as_array().unwrap().iter().find(|e| e["action"] == "join_declined").unwrap();
+    assert_eq!(declined["telegram_user_id"], BOB, "who tried");
+    assert_eq!(declined["details"]["link_of_telegram_user"], ALICE, "whose link leaked");
+    assert_eq!(entries[0]["actor"], "user:root");
+    assert_eq!(entries[0]["details"]["reason"], "test");
+
+    let (_, all) = app.get("/api/telegram/admin/audit/?limit=100", &app.jwt("root", "admin")).await;
+    assert!(all.as_array().unwrap().iter().any(|e| e["action"] == "token_refused" && e["telegram_user_id"] == BOB));
+    let (s, _) = app.get("/api/telegram/admin/audit/", &app.jwt("s", "support")).await;
+    assert_eq!(s, 403);
+}
