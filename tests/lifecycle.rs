@@ -11,7 +11,8 @@ const BOB: i64 = 6002;
 const DAY: i64 = 86_400;
 
 async fn run_job(app: &TestApp, job: &str) -> u64 {
-    let (s, body) = app.post(&format!("/api/telegram/admin/jobs/{job}/run/"), &app.jwt("root", "admin"), json!({})).await;
+    let (s, body) =
+        app.post(&format!("/api/telegram/admin/jobs/{job}/run/"), &app.jwt("root", "admin"), json!({})).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["job"], job);
     body["processed"].as_u64().unwrap()
@@ -33,8 +34,10 @@ async fn the_expiry_sweep_removes_notifies_and_a_second_run_changes_nothing() {
     app.fake().clear_calls();
 
     // 31 days later the daily 00:00 run has happened (the clock drives the scheduler).
-    let (_, moved) = app.request(reqwest::Method::POST, "/_local/clock/advance", None, Some(json!({"seconds": 31 * DAY}))).await;
-    let ran: Vec<&Value> = moved["jobs_run"].as_array().unwrap().iter().filter(|j| j["job"] == "expire-subscriptions").collect();
+    let (_, moved) =
+        app.request(reqwest::Method::POST, "/_local/clock/advance", None, Some(json!({"seconds": 31 * DAY}))).await;
+    let ran: Vec<&Value> =
+        moved["jobs_run"].as_array().unwrap().iter().filter(|j| j["job"] == "expire-subscriptions").collect();
     assert_eq!(ran[0]["processed"], 1, "{moved}");
     app.drain().await;
 
@@ -67,8 +70,9 @@ async fn expire_tokens_marks_old_unused_tokens_once() {
     assert_eq!(run_job(&app, "expire-tokens").await, 2);
     assert_eq!(run_job(&app, "expire-tokens").await, 0);
     // A support agent can issue a fresh token for the payment.
-    let (s, fresh) =
-        app.post("/api/telegram/generate-token/", &app.jwt("s", "support"), json!({"payment_id": issued["payment_id"]})).await;
+    let (s, fresh) = app
+        .post("/api/telegram/generate-token/", &app.jwt("s", "support"), json!({"payment_id": issued["payment_id"]}))
+        .await;
     assert_eq!(s, 200);
     app.start_command(ALICE, fresh["token"].as_str().unwrap()).await;
     assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1);
@@ -162,7 +166,10 @@ async fn revoke_removes_the_member_revokes_tokens_and_a_second_revoke_counts_zer
     app.drain().await;
     assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1);
     let status = app.status_of("alice").await;
-    assert_eq!((status["has_active_subscription"].clone(), status["memberships"][0]["status"].clone()), (json!(false), json!("revoked")));
+    assert_eq!(
+        (status["has_active_subscription"].clone(), status["memberships"][0]["status"].clone()),
+        (json!(false), json!("revoked"))
+    );
     assert_eq!(kinds(&notifications(&app, "alice").await)[0], "access_revoked");
     assert!(app.texts_to(ALICE).last().unwrap().contains("chargeback"));
 
@@ -172,7 +179,9 @@ async fn revoke_removes_the_member_revokes_tokens_and_a_second_revoke_counts_zer
 
     let (_, again) = app.post("/api/telegram/revoke-access/", &app.jwt("root", "admin"), body).await;
     assert_eq!(again["revoked_count"], 0);
-    let (s, _) = app.post("/api/telegram/revoke-access/", &app.jwt("root", "admin"), json!({"user_id": "alice", "reason": " "})).await;
+    let (s, _) = app
+        .post("/api/telegram/revoke-access/", &app.jwt("root", "admin"), json!({"user_id": "alice", "reason": " "}))
+        .await;
     assert_eq!(s, 400, "a reason is required");
 }
 
@@ -208,7 +217,8 @@ async fn stats_after_a_scripted_history_equal_the_hand_count() {
     app.start_command(BOB, bob["token"].as_str().unwrap()).await;
     app.start_command(BOB, bob["token"].as_str().unwrap()).await; // 2 more invites, not accepted
     let carol = app.paid("carol", "TX-S3").await; // pending
-    app.post("/api/telegram/generate-token/", &app.jwt("carol", "user"), json!({"payment_id": carol["payment_id"]})).await; // replaces it
+    app.post("/api/telegram/generate-token/", &app.jwt("carol", "user"), json!({"payment_id": carol["payment_id"]}))
+        .await; // replaces it
 
     let (s, stats) = app.get("/api/telegram/admin/stats/", &admin).await;
     assert_eq!(s, 200);
@@ -242,7 +252,8 @@ async fn the_audit_log_tells_a_whole_flow_newest_first() {
     app.webhook(updates::join_request(app.update_id(), CHANNEL, ALICE, &link)).await;
     app.webhook(updates::joined(app.update_id(), CHANNEL, ALICE, Some(&link))).await;
     app.webhook(updates::left(app.update_id(), CHANNEL, ALICE)).await;
-    app.post("/api/telegram/revoke-access/", &app.jwt("root", "admin"), json!({"user_id": "alice", "reason": "test"})).await;
+    app.post("/api/telegram/revoke-access/", &app.jwt("root", "admin"), json!({"user_id": "alice", "reason": "test"}))
+        .await;
 
     let (s, entries) = app.get("/api/telegram/admin/audit/?user_id=alice", &app.jwt("root", "admin")).await;
     assert_eq!(s, 200);
