@@ -254,3 +254,30 @@ async fn telegram_flood_control_on_an_approval_is_retried_after_retry_after() {
     assert_eq!(app.calls_for_user("approveChatJoinRequest", ALICE).len(), 2, "429 then success");
     assert!(app.running().queue.dead_letters().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_telegram_server_error_on_an_approval_is_retried_until_it_succeeds() {
+    let app = TestApp::spawn().await;
+    let issued = app.paid("alice", "TX-12").await;
+    app.start_command(ALICE, issued["token"].as_str().unwrap()).await;
+    let link = app.last_invite_link().unwrap();
+    app.fake().fail_next("approveChatJoinRequest", support::Fault::ServerError, 1);
+    app.webhook(updates::join_request(app.update_id(), CHANNEL, ALICE, &link)).await;
+    // teloxide-core itself waits 10 s after a 5xx before reporting it; the queue then retries.
+    app.drain().await;
+    assert_eq!(app.calls_for_user("approveChatJoinRequest", ALICE).len(), 2, "500 then success");
+    assert!(app.running().queue.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_blocked_bot_does_not_stop_the_join_from_being_recorded() {
+    let app = TestApp::spawn().await;
+    let issued = app.paid("alice", "TX-13").await;
+    app.start_command(ALICE, issued["token"].as_str().unwrap()).await;
+    let link = app.last_invite_link().unwrap();
+    app.fake().fail_next("sendMessage", support::Fault::BotBlocked, 1);
+    app.webhook(updates::joined(app.update_id(), CHANNEL, ALICE, Some(&link))).await;
+    app.drain().await;
+    assert_eq!(app.status_of("alice").await["has_active_subscription"], true);
+    assert!(app.running().queue.dead_letters().await.is_empty(), "an unreachable user is not a failure to retry");
+}
