@@ -40,9 +40,12 @@ struct Inner {
     faults: HashMap<String, VecDeque<Fault>>,
     updates: Vec<Value>,
     webhook_url: String,
+    webhook_allowed: Value,
     next_id: i64,
     /// Answers to `getChatMember` by user id (status), for reconciliation and doctor.
     member_status: HashMap<i64, String>,
+    /// The bot's rights in the channel (can invite users, can restrict members); both by default.
+    bot_rights: Option<(bool, bool)>,
 }
 
 #[derive(Clone, Default)]
@@ -100,8 +103,15 @@ impl FakeTelegram {
         queue.extend(std::iter::repeat_n(fault, times));
     }
 
+    /// A webhook registered by someone else, receiving only `message` updates.
     pub fn set_webhook_url(&self, url: &str) {
-        self.lock().webhook_url = url.to_owned();
+        let mut inner = self.lock();
+        inner.webhook_url = url.to_owned();
+        inner.webhook_allowed = json!(["message"]);
+    }
+
+    pub fn set_bot_rights(&self, can_invite_users: bool, can_restrict_members: bool) {
+        self.lock().bot_rights = Some((can_invite_users, can_restrict_members));
     }
 
     pub fn set_member_status(&self, user_id: i64, status: &str) {
@@ -118,11 +128,13 @@ impl FakeTelegram {
 async fn handle(
     State(fake): State<FakeTelegram>,
     Path((bot, method)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
     // Bot API method names are case-insensitive; teloxide writes them capitalised (`SendMessage`).
     let method = camel_case(&method);
-    let params: Value = if body.is_empty() { json!({}) } else { serde_json::from_slice(&body).unwrap_or(json!({})) };
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let params = parse_params(content_type, &body);
     if !bot.starts_with("bot") {
         return (
             StatusCode::NOT_FOUND,
@@ -151,6 +163,25 @@ async fn handle(
         }
         None => ok(without_nulls(answer(&fake, &method, &params))),
     }
+}
+
+/// The Bot API takes JSON, or multipart/form-data (teloxide sends `setWebhook` that way).
+fn parse_params(content_type: &str, body: &[u8]) -> Value {
+    if body.is_empty() {
+        return json!({});
+    }
+    let Some(boundary) = content_type.split("boundary=").nth(1).map(|b| b.trim_matches('"')) else {
+        return serde_json::from_slice(body).unwrap_or(json!({}));
+    };
+    let text = String::from_utf8_lossy(body);
+    let mut params = serde_json::Map::new();
+    for part in text.split(&format!("--{boundary}")) {
+        let Some((head, value)) = part.split_once("\r\n\r\n") else { continue };
+        let Some(name) = head.split("name=\"").nth(1).and_then(|n| n.split('"').next()) else { continue };
+        let value = value.trim_end_matches("\r\n");
+        params.insert(name.to_owned(), serde_json::from_str(value).unwrap_or_else(|_| json!(value)));
+    }
+    Value::Object(params)
 }
 
 fn camel_case(method: &str) -> String {
@@ -207,18 +238,47 @@ fn answer(fake: &FakeTelegram, method: &str, p: &Value) -> Value {
         }),
         "getWebhookInfo" => json!({
             "url": inner.webhook_url, "has_custom_certificate": false, "pending_update_count": 0,
-            "allowed_updates": ["message", "chat_member", "chat_join_request"],
+            "allowed_updates": inner.webhook_allowed,
         }),
         "getChat" => {
             json!({"id": p["chat_id"], "type": "channel", "title": "Fake channel", "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": {"unlimited_gifts": false, "limited_gifts": false, "unique_gifts": false, "premium_subscription": false}})
         }
         "getChatMember" => {
             let user_id = p["user_id"].as_i64().unwrap_or(0);
-            let status = inner.member_status.get(&user_id).cloned().unwrap_or_else(|| "left".into());
-            json!({"status": status, "user": {"id": user_id, "is_bot": user_id == BOT_ID, "first_name": "someone"}})
+            let default = if user_id == BOT_ID { "administrator" } else { "left" };
+            let status = inner.member_status.get(&user_id).cloned().unwrap_or_else(|| default.into());
+            let user = if user_id == BOT_ID {
+                bot_user()
+            } else {
+                json!({"id": user_id, "is_bot": false, "first_name": "someone"})
+            };
+            let mut member = json!({"status": status, "user": user});
+            if status == "administrator" {
+                let (invite, restrict) = inner.bot_rights.unwrap_or((true, true));
+                for (k, v) in [
+                    ("can_be_edited", false),
+                    ("is_anonymous", false),
+                    ("can_manage_chat", true),
+                    ("can_delete_messages", true),
+                    ("can_manage_video_chats", false),
+                    ("can_restrict_members", restrict),
+                    ("can_promote_members", false),
+                    ("can_change_info", false),
+                    ("can_invite_users", invite),
+                    ("can_post_stories", false),
+                    ("can_edit_stories", false),
+                    ("can_delete_stories", false),
+                    ("can_post_messages", true),
+                    ("can_edit_messages", false),
+                ] {
+                    member[k] = json!(v);
+                }
+            }
+            member
         }
         "setWebhook" => {
             inner.webhook_url = p["url"].as_str().unwrap_or("").to_owned();
+            inner.webhook_allowed = p["allowed_updates"].clone();
             json!(true)
         }
         "deleteWebhook" => {

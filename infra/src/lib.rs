@@ -1,8 +1,10 @@
 //! The `telegate` local host: runs the whole system on one machine (`serve`), shows it working
-//! against a built-in fake Telegram (`demo`), and mints local API tokens (`jwt`).
+//! against a built-in fake Telegram (`demo`), mints local API tokens (`jwt`), and registers and
+//! checks the bot (`set-webhook`, `doctor`).
 
 pub mod demo;
 pub mod fake_telegram;
 pub mod host;
 pub mod jwt;
 pub mod local_env;
+pub mod ops;

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use telegate::host::{Host, Options};
 use telegate::local_env::{dev_secrets, local_settings};
+use telegate_core::adapters::telegram::BotApi;
+use telegate_core::config::Settings;
 
 #[derive(Parser)]
 #[command(name = "telegate", version, about = "Paid access to a private Telegram channel — local host")]
@@ -25,6 +27,17 @@ enum Command {
     },
     /// Run the whole flow against a built-in fake Telegram and tell it step by step.
     Demo,
+    /// Register the webhook with its secret and allowed_updates message, chat_member, chat_join_request.
+    SetWebhook {
+        /// The public HTTPS URL of POST /api/telegram/webhook.
+        #[arg(long, required_unless_present = "delete")]
+        url: Option<String>,
+        /// Remove the webhook instead (so that `serve` can long-poll).
+        #[arg(long, conflicts_with = "url")]
+        delete: bool,
+    },
+    /// Check the bot token, the channel, the bot's rights and the webhook; a fix for each ✗.
+    Doctor,
     /// Print an API token signed with the local secret (JWT_HS256_SECRET, else the data folder's).
     Jwt {
         #[arg(long)]
@@ -60,6 +73,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::SetWebhook { url, delete: _ } => runtime.block_on(ops(|bot, settings| async move {
+            let line = telegate::ops::set_webhook(&bot, &settings, url.as_deref()).await;
+            match line {
+                Ok(l) => (vec![l], true),
+                Err(l) => (vec![l], false),
+            }
+        })),
+        Command::Doctor => {
+            runtime.block_on(ops(|bot, settings| async move { telegate::ops::doctor(&bot, &settings).await }))
+        }
         Command::Jwt { sub, role, email, minutes, data } => {
             let secret = match std::env::var("JWT_HS256_SECRET") {
                 Ok(s) if !s.is_empty() => Ok(s),
@@ -77,6 +100,42 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Runs an ops command with the real settings (no local defaults: these talk to the real bot).
+async fn ops<F, Fut>(run: F) -> ExitCode
+where
+    F: FnOnce(BotApi, Settings) -> Fut,
+    Fut: std::future::Future<Output = (Vec<String>, bool)>,
+{
+    let settings = match Settings::from_env(&|k| std::env::var(k).ok()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("telegate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(token) = settings.bot_token.clone() else {
+        eprintln!("telegate: missing setting TELEGRAM_BOT_TOKEN: the token @BotFather gave the bot");
+        return ExitCode::from(2);
+    };
+    let bot = match BotApi::new(
+        &token,
+        &settings.telegram_api_url,
+        settings.channel_id,
+        std::time::Duration::from_secs(20),
+    ) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("telegate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (lines, ok) = run(bot, settings).await;
+    for line in lines {
+        println!("{line}");
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn init_logs(default: &str) {

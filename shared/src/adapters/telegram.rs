@@ -7,7 +7,7 @@ use teloxide_core::Bot;
 use teloxide_core::errors::{ApiError, RequestError};
 use teloxide_core::payloads::setters::*;
 use teloxide_core::requests::{Request, Requester};
-use teloxide_core::types::{AllowedUpdate, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, UserId};
+use teloxide_core::types::{AllowedUpdate, ChatId, ChatMemberKind, InlineKeyboardButton, InlineKeyboardMarkup, UserId};
 
 use crate::config::Secret;
 use crate::domain::{TelegramUserId, Update};
@@ -24,6 +24,22 @@ pub struct WebhookState {
     pub url: Option<String>,
     pub pending_update_count: u32,
     pub last_error_message: Option<String>,
+    pub allowed_updates: Option<Vec<String>>,
+}
+
+/// The bot as `getMe` describes it.
+#[derive(Debug)]
+pub struct BotIdentity {
+    pub id: i64,
+    pub username: String,
+}
+
+/// The bot's standing in the channel, as `getChatMember` describes it.
+#[derive(Debug, Default)]
+pub struct BotRights {
+    pub administrator: bool,
+    pub can_invite_users: bool,
+    pub can_restrict_members: bool,
 }
 
 impl BotApi {
@@ -64,7 +80,55 @@ impl BotApi {
             url: info.url.map(|u| u.to_string()),
             pending_update_count: info.pending_update_count,
             last_error_message: info.last_error_message,
+            allowed_updates: info.allowed_updates.map(|kinds| {
+                kinds
+                    .iter()
+                    .filter_map(|k| serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_owned)))
+                    .collect()
+            }),
         })
+    }
+
+    pub async fn me(&self) -> Result<BotIdentity, TelegramError> {
+        let me = self.bot.get_me().send().await.map_err(map_error)?;
+        Ok(BotIdentity { id: i64::try_from(me.user.id.0).unwrap_or_default(), username: me.username().to_owned() })
+    }
+
+    /// The channel's title (`getChat`).
+    pub async fn channel_title(&self) -> Result<String, TelegramError> {
+        let chat = self.bot.get_chat(self.channel).send().await.map_err(map_error)?;
+        Ok(chat.title().unwrap_or("(no title)").to_owned())
+    }
+
+    pub async fn rights(&self, bot_id: i64) -> Result<BotRights, TelegramError> {
+        let member =
+            self.bot.get_chat_member(self.channel, UserId(bot_id.unsigned_abs())).send().await.map_err(map_error)?;
+        Ok(BotRights {
+            administrator: member.kind.is_privileged(),
+            can_invite_users: match &member.kind {
+                ChatMemberKind::Owner(_) => true,
+                ChatMemberKind::Administrator(a) => a.can_invite_users,
+                _ => false,
+            },
+            can_restrict_members: member.kind.can_restrict_members(),
+        })
+    }
+
+    /// Registers the webhook with its secret and the update kinds telegate needs.
+    pub async fn set_webhook(&self, url: &str, secret: &Secret) -> Result<(), TelegramError> {
+        let url = reqwest::Url::parse(url).map_err(|e| TelegramError::Refused(format!("bad webhook url: {e}")))?;
+        self.bot
+            .set_webhook(url)
+            .secret_token(secret.expose().to_owned())
+            .allowed_updates(allowed_updates())
+            .send()
+            .await
+            .map(drop)
+            .map_err(map_error)
+    }
+
+    pub async fn delete_webhook(&self) -> Result<(), TelegramError> {
+        self.bot.delete_webhook().send().await.map(drop).map_err(map_error)
     }
 }
 

@@ -1,0 +1,135 @@
+//! Ops commands: `telegate set-webhook` and `telegate doctor`, one clear line per check.
+
+use telegate_core::adapters::telegram::{BotApi, allowed_updates};
+use telegate_core::config::Settings;
+
+/// The update kinds the webhook must carry, as the Bot API names them.
+const NEEDED: [&str; 3] = ["message", "chat_member", "chat_join_request"];
+
+pub async fn set_webhook(bot: &BotApi, settings: &Settings, url: Option<&str>) -> Result<String, String> {
+    match url {
+        Some(url) => {
+            bot.set_webhook(url, &settings.webhook_secret).await.map_err(|e| format!("✗ setWebhook failed: {e}"))?;
+            let kinds: Vec<String> =
+                allowed_updates().iter().filter_map(|k| serde_json::to_value(k).ok()).map(|v| v.to_string()).collect();
+            Ok(format!("✓ webhook set to {url} with its secret, allowed_updates {}", kinds.join(", ")))
+        }
+        None => {
+            bot.delete_webhook().await.map_err(|e| format!("✗ deleteWebhook failed: {e}"))?;
+            Ok("✓ webhook removed: `telegate serve` can long-poll".into())
+        }
+    }
+}
+
+/// Every check as a line; `true` when all passed.
+pub async fn doctor(bot: &BotApi, settings: &Settings) -> (Vec<String>, bool) {
+    let mut lines = Vec::new();
+    let mut ok = true;
+    let mut check = |passed: bool, line: String| {
+        ok &= passed;
+        lines.push(format!("{} {line}", if passed { "✓" } else { "✗" }));
+    };
+
+    let me = match bot.me().await {
+        Ok(me) => {
+            check(true, format!("bot token: the bot is @{} (id {})", me.username, me.id));
+            let same = me.username.eq_ignore_ascii_case(&settings.bot_username);
+            check(
+                same,
+                if same {
+                    format!("TELEGRAM_BOT_USERNAME matches (deep links go to @{})", me.username)
+                } else {
+                    format!(
+                        "TELEGRAM_BOT_USERNAME is {} but the token belongs to @{} → fix: set TELEGRAM_BOT_USERNAME={}",
+                        settings.bot_username, me.username, me.username
+                    )
+                },
+            );
+            Some(me)
+        }
+        Err(e) => {
+            check(false, format!("bot token: getMe failed ({e}) → fix: copy the token again from @BotFather (/token)"));
+            None
+        }
+    };
+
+    match bot.channel_title().await {
+        Ok(title) => check(true, format!("channel: {title:?} ({})", settings.channel_id)),
+        Err(e) => check(
+            false,
+            format!(
+                "channel {}: getChat failed ({e}) → fix: TELEGRAM_CHANNEL_ID is the numeric id (-100…) and the bot must be an administrator of the channel",
+                settings.channel_id
+            ),
+        ),
+    }
+
+    if let Some(me) = &me {
+        match bot.rights(me.id).await {
+            Ok(r) if r.administrator && r.can_invite_users && r.can_restrict_members => {
+                check(true, "bot rights in the channel: administrator, can invite users, can ban users".into())
+            }
+            Ok(r) => {
+                let missing: Vec<&str> = [
+                    (!r.administrator, "administrator"),
+                    (!r.can_invite_users, "Invite users via link"),
+                    (!r.can_restrict_members, "Ban users"),
+                ]
+                .into_iter()
+                .filter_map(|(m, name)| m.then_some(name))
+                .collect();
+                check(
+                    false,
+                    format!(
+                        "bot rights in the channel: missing {} → fix: channel → Administrators → @{} → enable them",
+                        missing.join(", "),
+                        me.username
+                    ),
+                )
+            }
+            Err(e) => check(
+                false,
+                format!("bot rights: getChatMember failed ({e}) → fix: add the bot to the channel as an administrator"),
+            ),
+        }
+    }
+
+    match bot.webhook_state().await {
+        Ok(w) => match w.url.as_deref().filter(|u| !u.is_empty()) {
+            None => check(
+                true,
+                "webhook: none registered (`telegate serve` long-polls; in AWS run `telegate set-webhook --url …`)"
+                    .into(),
+            ),
+            Some(url) => {
+                let kinds = w.allowed_updates.unwrap_or_default();
+                let missing: Vec<&str> = NEEDED.iter().copied().filter(|k| !kinds.iter().any(|x| x == k)).collect();
+                check(
+                    missing.is_empty(),
+                    if missing.is_empty() {
+                        format!(
+                            "webhook: {url}, allowed_updates {}, {} pending",
+                            kinds.join(", "),
+                            w.pending_update_count
+                        )
+                    } else {
+                        format!(
+                            "webhook: {url} does not receive {} → fix: telegate set-webhook --url {url}",
+                            missing.join(", ")
+                        )
+                    },
+                );
+                if let Some(err) = w.last_error_message {
+                    check(
+                        false,
+                        format!(
+                            "webhook: Telegram's last delivery failed: {err} → fix: the URL must answer 200 over HTTPS and TELEGRAM_WEBHOOK_SECRET must match the one set"
+                        ),
+                    );
+                }
+            }
+        },
+        Err(e) => check(false, format!("webhook: getWebhookInfo failed ({e})")),
+    }
+    (lines, ok)
+}

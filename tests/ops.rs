@@ -1,0 +1,82 @@
+//! `telegate doctor` and `telegate set-webhook`, run as the real binary against the fake Bot API.
+
+mod support;
+
+use serde_json::json;
+use support::{BOT_TOKEN, CHANNEL, JWT_SECRET, WEBHOOK_SECRET};
+use telegate::fake_telegram::{BOT_USERNAME, FakeTelegram, RunningFake};
+
+async fn telegate(fake: &RunningFake, args: &[&str], username: &str) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_telegate"))
+        .args(args)
+        .env_clear()
+        .env("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+        .env("TELEGRAM_BOT_USERNAME", username)
+        .env("TELEGRAM_CHANNEL_ID", CHANNEL.to_string())
+        .env("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("TELEGRAM_API_URL", &fake.url)
+        .env("JWT_HS256_SECRET", JWT_SECRET)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stdout.contains(BOT_TOKEN) && !stderr.contains(BOT_TOKEN), "the bot token was printed");
+    assert!(!stdout.contains(WEBHOOK_SECRET) && !stderr.contains(WEBHOOK_SECRET), "the webhook secret was printed");
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+#[tokio::test]
+async fn doctor_is_all_green_for_a_well_set_up_bot() {
+    let fake = FakeTelegram::start().await.unwrap();
+    let (code, out, _) = telegate(&fake, &["doctor"], BOT_USERNAME).await;
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert!(lines.iter().all(|l| l.starts_with('✓')), "{out}");
+    assert!(out.contains("can invite users, can ban users"));
+    assert!(out.contains("webhook: none registered"));
+}
+
+#[tokio::test]
+async fn doctor_names_each_problem_with_its_fix() {
+    let fake = FakeTelegram::start().await.unwrap();
+    fake.fake.set_bot_rights(false, true);
+    fake.fake.set_webhook_url("https://old.example/hook");
+    let (code, out, _) = telegate(&fake, &["doctor"], "someone_else_bot").await;
+    assert_eq!(code, 1, "{out}");
+    let failed: Vec<&str> = out.lines().filter(|l| l.starts_with('✗')).collect();
+    assert_eq!(failed.len(), 3, "{out}");
+    assert!(failed[0].contains("TELEGRAM_BOT_USERNAME") && failed[0].contains("fix"));
+    assert!(failed[1].contains("Invite users via link") && !failed[1].contains("Ban users"));
+    assert!(failed[2].contains("chat_member, chat_join_request") && failed[2].contains("telegate set-webhook --url"));
+}
+
+#[tokio::test]
+async fn set_webhook_registers_the_secret_and_the_update_kinds_and_can_remove_it() {
+    let fake = FakeTelegram::start().await.unwrap();
+    let (code, out, _) =
+        telegate(&fake, &["set-webhook", "--url", "https://telegate.example/api/telegram/webhook"], BOT_USERNAME).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with('✓'));
+    let call = &fake.fake.calls_to("setWebhook")[0];
+    assert_eq!(call.params["url"], "https://telegate.example/api/telegram/webhook");
+    assert_eq!(call.params["secret_token"], WEBHOOK_SECRET);
+    assert_eq!(call.params["allowed_updates"], json!(["message", "chat_member", "chat_join_request"]));
+
+    let (code, out, _) = telegate(&fake, &["doctor"], BOT_USERNAME).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("webhook: https://telegate.example/api/telegram/webhook, allowed_updates message, chat_member, chat_join_request"));
+
+    let (code, _, _) = telegate(&fake, &["set-webhook", "--delete"], BOT_USERNAME).await;
+    assert_eq!(code, 0);
+    assert_eq!(fake.fake.calls_to("deleteWebhook").len(), 1);
+}
+
+#[tokio::test]
+async fn ops_commands_without_a_bot_token_stop_with_exit_2() {
+    let out =
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_telegate")).arg("doctor").env_clear().output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+}
