@@ -1,10 +1,39 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run) and as the README tells a newcomer to run it.
-# It installs nothing globally and fails loudly when something it needs is missing.
+# It installs what it needs into the checkout (a Python virtualenv for moto, the local AWS
+# stand-in), starts and stops it, and fails loudly when something cannot be had. Nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "test.sh: cargo is not installed (https://rustup.rs)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "test.sh: python3 is needed for the local AWS stand-in (moto)" >&2; exit 1; }
+
+VENV=.venv-moto
+MOTO_VERSION=5.2.5
+if [ ! -x "$VENV/bin/moto_server" ]; then
+  echo "==> installing the local AWS stand-in: moto[server]==$MOTO_VERSION into $VENV"
+  python3 -m venv "$VENV" || { echo "test.sh: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
+  "$VENV/bin/pip" install --quiet "moto[server]==$MOTO_VERSION" || { echo "test.sh: could not install moto from PyPI" >&2; exit 1; }
+fi
+
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p target
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" > target/moto.log 2>&1 &
+MOTO_PID=$!
+trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
+ready() { python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/moto-api/', timeout=1)" 2>/dev/null; }
+for _ in $(seq 1 150); do
+  ready && break
+  kill -0 "$MOTO_PID" 2>/dev/null || { echo "test.sh: moto exited at start-up:" >&2; cat target/moto.log >&2; exit 1; }
+  sleep 0.2
+done
+ready || { echo "test.sh: moto did not answer on 127.0.0.1:$PORT within 30 s:" >&2; cat target/moto.log >&2; exit 1; }
+echo "==> local AWS stand-in (moto $MOTO_VERSION) on 127.0.0.1:$PORT, pid $MOTO_PID"
+
+# The SDK reads these: every AWS call of the tests goes to the stand-in, never to an AWS account.
+export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-west-1
+unset AWS_PROFILE AWS_SESSION_TOKEN
 
 echo "==> formatting"
 cargo fmt --all -- --check
@@ -12,5 +41,5 @@ cargo fmt --all -- --check
 echo "==> lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "==> tests (unit, end-to-end over HTTP against the fake Telegram Bot API, SQLite)"
+echo "==> tests (unit; end to end over HTTP against the fake Telegram Bot API; SQLite; AWS adapters on moto)"
 cargo test --workspace --locked

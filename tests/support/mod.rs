@@ -240,3 +240,31 @@ async fn start(env: &HashMap<String, String>, data: &TempDir, polling: bool) -> 
 pub async fn start_polling(env: &HashMap<String, String>, data: &TempDir) -> Running {
     start(env, data, true).await
 }
+
+/// The local AWS stand-in that `infra/test.sh` starts (moto's server). Without it the AWS tests
+/// fail loudly: they never skip, and never talk to a real AWS account.
+pub fn aws_endpoint() -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:"),
+        "AWS_ENDPOINT_URL must point at the local AWS stand-in (got {endpoint:?}): run the tests with `bash infra/test.sh`, which starts it"
+    );
+    endpoint
+}
+
+pub fn unique(prefix: &str) -> String {
+    let mut rand = [0u8; 6];
+    getrandom::fill(&mut rand).expect("OS random source");
+    format!("{prefix}-{}", rand.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// A fresh DynamoDB table on the stand-in.
+pub async fn dynamo_store() -> telegate_core::adapters::dynamodb::DynamoStore {
+    use telegate_core::adapters::dynamodb::DynamoStore;
+    aws_endpoint();
+    let config = telegate_core::adapters::aws::sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("telegate");
+    DynamoStore::create_table(&client, &table).await.expect("create the table on the stand-in");
+    DynamoStore::new(client, table)
+}

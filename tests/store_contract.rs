@@ -1,0 +1,358 @@
+//! One contract for the store, run against every adapter: SQLite (the embedded default) and
+//! DynamoDB (on the local AWS stand-in).
+
+mod support;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use telegate_core::adapters::sqlite::SqliteStore;
+use telegate_core::domain::{
+    AccessToken, AuditAction, AuditEntry, AuditId, Lang, Membership, MembershipId, MembershipStatus, Notification,
+    NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenRecord, TokenStatus,
+    UserId,
+};
+use telegate_core::ports::{Applied, PageRequest, Review, Store, StoreError};
+
+#[tokio::test]
+async fn the_sqlite_store_keeps_the_contract() {
+    let dir = support::TempDir::new();
+    let store = SqliteStore::open(&dir.0.join("contract.sqlite3")).unwrap();
+    contract(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn the_dynamodb_store_keeps_the_contract() {
+    contract(Arc::new(support::dynamo_store().await)).await;
+}
+
+fn user(u: &str) -> UserId {
+    UserId::parse(u).unwrap()
+}
+
+fn account(a: i64) -> TelegramUserId {
+    TelegramUserId::parse(a).unwrap()
+}
+
+fn payment(who: &str, tx: &str, now: DateTime<Utc>) -> Payment {
+    Payment {
+        id: PaymentId::generate(now).unwrap(),
+        user_id: user(who),
+        email: Some(format!("{who}@example.com")),
+        offer_id: "monthly".into(),
+        transaction_id: tx.into(),
+        user_info: Some(serde_json::json!({"note": "x"})),
+        status: PaymentStatus::TransactionSubmitted,
+        admin_notes: None,
+        reject_reason: None,
+        created_at: now,
+        updated_at: now,
+        reviewed_by: None,
+        lang: Lang::En,
+    }
+}
+
+fn token(p: &Payment, now: DateTime<Utc>) -> (AccessToken, TokenRecord) {
+    let t = AccessToken::generate().unwrap();
+    let record = TokenRecord {
+        hash: t.hash(),
+        payment_id: p.id.clone(),
+        user_id: p.user_id.clone(),
+        offer_name: "Monthly".into(),
+        days: 30,
+        status: TokenStatus::Pending,
+        created_at: now,
+        expires_at: now + Duration::hours(24),
+        telegram_user_id: None,
+        membership_id: None,
+        used_at: None,
+    };
+    (t, record)
+}
+
+fn membership(r: &TokenRecord, who: TelegramUserId, now: DateTime<Utc>) -> Membership {
+    Membership {
+        id: MembershipId::generate(now).unwrap(),
+        user_id: r.user_id.clone(),
+        telegram_user_id: who,
+        telegram_username: Some("who".into()),
+        payment_id: r.payment_id.clone(),
+        offer_name: r.offer_name.clone(),
+        pending_days: r.days,
+        status: MembershipStatus::Pending,
+        created_at: now,
+        joined_at: None,
+        expires_at: None,
+        in_channel: false,
+        left_at: None,
+        invite_link: None,
+        invite_expires_at: None,
+        ended_at: None,
+        end_reason: None,
+    }
+}
+
+fn review(to: PaymentStatus, tx: Option<&str>, now: DateTime<Utc>) -> Review {
+    Review {
+        to,
+        by: user("support"),
+        admin_notes: Some("seen".into()),
+        reason: None,
+        transaction_id: tx.map(str::to_owned),
+        at: now,
+    }
+}
+
+async fn contract(store: Arc<dyn Store>) {
+    // Stores keep microseconds (RFC 3339 with 6 digits).
+    let now = Utc::now().trunc_subsecs(6);
+    payments(&store, now).await;
+    access(&store, now).await;
+    notifications(&store, now).await;
+    updates(&store, now).await;
+    lifecycle(&store, now).await;
+    audit(&store, now).await;
+}
+
+async fn payments(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let a = payment("pay-a", "TX-A", now);
+    let b = payment("pay-a", "TX-B", now + Duration::seconds(1));
+    store.insert_payment(&a).await.unwrap();
+    store.insert_payment(&b).await.unwrap();
+    let dup = payment("pay-b", "TX-A", now);
+    assert_eq!(store.insert_payment(&dup).await, Err(StoreError::Conflict("transaction_id_taken")));
+    assert_eq!(store.payment(&a.id).await.unwrap().unwrap(), a);
+    assert!(store.payment(&dup.id).await.unwrap().is_none(), "a refused payment leaves nothing");
+    let mine: Vec<PaymentId> = store.payments_of(&user("pay-a")).await.unwrap().into_iter().map(|p| p.id).collect();
+    assert_eq!(mine, [b.id.clone(), a.id.clone()], "newest first");
+
+    let first = store
+        .list_payments(Some(PaymentStatus::TransactionSubmitted), &PageRequest { limit: 1, after: None })
+        .await
+        .unwrap();
+    let all_submitted = store
+        .list_payments(Some(PaymentStatus::TransactionSubmitted), &PageRequest { limit: 100, after: None })
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 1);
+    assert!(first.next.is_some());
+    let rest = store
+        .list_payments(
+            Some(PaymentStatus::TransactionSubmitted),
+            &PageRequest { limit: 100, after: first.next.clone() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len() + 1, all_submitted.items.len());
+
+    // A validation that changes the transaction id to one already taken changes nothing.
+    assert_eq!(
+        store.review_payment(&b.id, &review(PaymentStatus::Validated, Some("TX-A"), now)).await,
+        Err(StoreError::Conflict("transaction_id_taken"))
+    );
+    let validated =
+        store.review_payment(&b.id, &review(PaymentStatus::Validated, Some("TX-B2"), now)).await.unwrap().unwrap();
+    assert_eq!((validated.status, validated.transaction_id.as_str()), (PaymentStatus::Validated, "TX-B2"));
+    assert!(store.review_payment(&b.id, &review(PaymentStatus::Validated, None, now)).await.unwrap().is_none(), "once");
+    store.insert_payment(&payment("pay-c", "TX-B", now)).await.expect("the old transaction id is free again");
+    assert_eq!(
+        store.insert_payment(&payment("pay-c", "TX-B2", now)).await,
+        Err(StoreError::Conflict("transaction_id_taken"))
+    );
+    let listed =
+        store.list_payments(Some(PaymentStatus::Validated), &PageRequest { limit: 100, after: None }).await.unwrap();
+    assert!(listed.items.iter().any(|p| p.id == b.id));
+}
+
+async fn access(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let p = payment("acc-a", "TX-ACC", now);
+    store.insert_payment(&p).await.unwrap();
+    let (_, first) = token(&p, now);
+    store.issue_token(&first).await.unwrap();
+    let (_, second) = token(&p, now);
+    store.issue_token(&second).await.unwrap();
+    assert_eq!(
+        store.token(&first.hash).await.unwrap().unwrap().status,
+        TokenStatus::Replaced,
+        "a new token replaces the unopened one"
+    );
+
+    let alice = account(910_001);
+    let mallory = account(910_002);
+    let bound = store.bind_token(&second.hash, alice, now).await.unwrap().expect("bound to alice");
+    assert_eq!((bound.status, bound.telegram_user_id), (TokenStatus::Bound, Some(alice)));
+    assert!(store.bind_token(&second.hash, mallory, now).await.unwrap().is_none(), "one account only");
+    assert!(store.bind_token(&second.hash, alice, now).await.unwrap().is_some(), "the same account again");
+    assert!(store.bind_token(&first.hash, alice, now).await.unwrap().is_none(), "a replaced token never binds");
+    let (_, third) = token(&p, now);
+    assert_eq!(store.issue_token(&third).await, Err(StoreError::Conflict("already_redeemed")));
+
+    let m = membership(&bound, alice, now);
+    assert_eq!(store.open_membership(&second.hash, &m).await.unwrap(), Applied::Now(Box::new(m.clone())));
+    let other = membership(&bound, alice, now);
+    assert_eq!(
+        store.open_membership(&second.hash, &other).await.unwrap(),
+        Applied::Already(m.id.clone()),
+        "once per token"
+    );
+    assert_eq!(store.current_membership(alice).await.unwrap().unwrap().id, m.id);
+    assert!(store.current_membership(mallory).await.unwrap().is_none());
+
+    store.set_invite(&m.id, "https://t.me/+contract1", now + Duration::minutes(5)).await.unwrap();
+    assert_eq!(store.membership_by_invite("https://t.me/+contract1").await.unwrap().unwrap().id, m.id);
+    assert!(store.membership_by_invite("https://t.me/+nobody").await.unwrap().is_none());
+
+    let active = store.activate_membership(&m.id, now, Some("alice_tg")).await.unwrap().expect("activated");
+    assert_eq!(active.status, MembershipStatus::Active);
+    assert_eq!(active.expires_at, Some(now + Duration::days(30)));
+    assert_eq!(active.telegram_username.as_deref(), Some("alice_tg"));
+    assert!(store.activate_membership(&m.id, now, None).await.unwrap().is_none(), "activated once");
+    assert_eq!(store.token(&second.hash).await.unwrap().unwrap().status, TokenStatus::Used);
+
+    // A renewal extends from the current end, once.
+    let renewal = payment("acc-a", "TX-ACC2", now);
+    store.insert_payment(&renewal).await.unwrap();
+    let (_, r) = token(&renewal, now);
+    store.issue_token(&r).await.unwrap();
+    store.bind_token(&r.hash, alice, now).await.unwrap().unwrap();
+    let later = now + Duration::days(5);
+    match store.extend_membership(&r.hash, &m.id, later).await.unwrap() {
+        Applied::Now(extended) => assert_eq!(extended.expires_at, Some(now + Duration::days(60))),
+        other => panic!("expected an extension, got {other:?}"),
+    }
+    assert_eq!(store.extend_membership(&r.hash, &m.id, later).await.unwrap(), Applied::Already(m.id.clone()));
+    assert_eq!(store.membership(&m.id).await.unwrap().unwrap().expires_at, Some(now + Duration::days(60)));
+
+    store.set_in_channel(&m.id, false, later).await.unwrap();
+    let left = store.membership(&m.id).await.unwrap().unwrap();
+    assert_eq!((left.in_channel, left.left_at), (false, Some(later)));
+    let mine = store.memberships_of(&user("acc-a")).await.unwrap();
+    assert_eq!(mine.len(), 1);
+}
+
+async fn notifications(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let owner = user("notes-a");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let n = Notification {
+            id: NotificationId::generate(now + Duration::seconds(i)).unwrap(),
+            user_id: owner.clone(),
+            kind: NotificationKind::PaymentVerified,
+            title: format!("t{i}"),
+            message: "m".into(),
+            action_url: Some("https://t.me/x".into()),
+            created_at: now + Duration::seconds(i),
+            read: false,
+        };
+        store.add_notification(&n).await.unwrap();
+        ids.push(n.id);
+    }
+    let first = store.notifications(&owner, &PageRequest { limit: 2, after: None }).await.unwrap();
+    assert_eq!(first.items.iter().map(|n| n.id.clone()).collect::<Vec<_>>(), [ids[2].clone(), ids[1].clone()]);
+    let second = store.notifications(&owner, &PageRequest { limit: 2, after: first.next.clone() }).await.unwrap();
+    assert_eq!(second.items.iter().map(|n| n.id.clone()).collect::<Vec<_>>(), [ids[0].clone()]);
+    assert!(second.next.is_none());
+    assert!(!store.mark_read(&user("notes-b"), &ids[0]).await.unwrap(), "not someone else's");
+    assert!(store.mark_read(&owner, &ids[0]).await.unwrap());
+    let all = store.notifications(&owner, &PageRequest { limit: 10, after: None }).await.unwrap();
+    assert!(all.items.iter().find(|n| n.id == ids[0]).unwrap().read);
+}
+
+async fn updates(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let id = 8_000_000 + (now.timestamp_subsec_micros() as i64);
+    assert!(store.claim_update(id, now).await.unwrap());
+    assert!(!store.claim_update(id, now).await.unwrap(), "a replay");
+    store.release_update(id).await.unwrap();
+    assert!(store.claim_update(id, now).await.unwrap(), "claimable again after a failure");
+}
+
+async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    // A member, and an unopened token that will expire.
+    let p = payment("life-a", "TX-LIFE", now);
+    store.insert_payment(&p).await.unwrap();
+    let (_, t) = token(&p, now);
+    store.issue_token(&t).await.unwrap();
+    let who = account(920_001);
+    let bound = store.bind_token(&t.hash, who, now).await.unwrap().unwrap();
+    let m = membership(&bound, who, now);
+    store.open_membership(&t.hash, &m).await.unwrap();
+    store.activate_membership(&m.id, now, None).await.unwrap().unwrap();
+    let q = payment("life-b", "TX-LIFE2", now);
+    store.insert_payment(&q).await.unwrap();
+    let (_, unopened) = token(&q, now);
+    store.issue_token(&unopened).await.unwrap();
+
+    let before = store.counters(now).await.unwrap();
+    assert!(before.members_active >= 1 && before.tokens_pending >= 1 && before.tokens_recent >= 1);
+
+    let day25 = now + Duration::hours(25);
+    assert!(store.expire_tokens(day25).await.unwrap() >= 1);
+    assert_eq!(store.token(&unopened.hash).await.unwrap().unwrap().status, TokenStatus::Expired);
+    assert_eq!(store.expire_tokens(day25).await.unwrap(), 0, "once");
+
+    let end = now + Duration::days(30);
+    let warned = store.ending_between(end - Duration::days(3), end, 100).await.unwrap();
+    assert!(warned.iter().any(|x| x.id == m.id));
+    assert!(store.claim_warning(&m.id, 3, end).await.unwrap());
+    assert!(!store.claim_warning(&m.id, 3, end).await.unwrap());
+
+    assert!(store.due_memberships(end - Duration::seconds(1), 100).await.unwrap().iter().all(|x| x.id != m.id));
+    let after = end + Duration::seconds(1);
+    assert!(store.due_memberships(after, 100).await.unwrap().iter().any(|x| x.id == m.id));
+    assert_eq!(store.expire_membership(&m.id, after).await.unwrap().unwrap().status, MembershipStatus::Expired);
+    assert!(store.expire_membership(&m.id, after).await.unwrap().is_none(), "once");
+    assert!(store.due_memberships(after, 100).await.unwrap().iter().all(|x| x.id != m.id));
+
+    let c = store.counters(after).await.unwrap();
+    assert_eq!(c.members_active, before.members_active - 1);
+    assert_eq!(c.tokens_pending, before.tokens_pending - 1);
+
+    // Revoke: pending and active memberships and unused tokens of one user.
+    let r = payment("life-c", "TX-LIFE3", now);
+    store.insert_payment(&r).await.unwrap();
+    let (_, rt) = token(&r, now);
+    store.issue_token(&rt).await.unwrap();
+    let rb = store.bind_token(&rt.hash, account(920_003), now).await.unwrap().unwrap();
+    let rm = membership(&rb, account(920_003), now);
+    store.open_membership(&rt.hash, &rm).await.unwrap();
+    store.activate_membership(&rm.id, now, None).await.unwrap().unwrap();
+    let revoked = store.revoke_user(&user("life-c"), "chargeback", now).await.unwrap();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!((revoked[0].status, revoked[0].end_reason.as_deref()), (MembershipStatus::Revoked, Some("chargeback")));
+    assert!(store.revoke_user(&user("life-c"), "again", now).await.unwrap().is_empty());
+
+    assert!(store.last_job_run("contract-job").await.unwrap().is_none());
+    store.record_job_run("contract-job", now).await.unwrap();
+    let at = store.last_job_run("contract-job").await.unwrap().unwrap();
+    assert!((at - now).num_milliseconds().abs() < 1);
+}
+
+async fn audit(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let who = user("audit-a");
+    let mut ids = Vec::new();
+    for (i, action) in
+        [AuditAction::PaymentSubmitted, AuditAction::PaymentValidated, AuditAction::TokenIssued].into_iter().enumerate()
+    {
+        let e = AuditEntry {
+            id: AuditId::generate(now + Duration::milliseconds(i as i64)).unwrap(),
+            at: now,
+            actor: "user:support".into(),
+            action,
+            user_id: Some(who.clone()),
+            telegram_user_id: Some(account(930_001)),
+            details: serde_json::json!({"i": i}),
+        };
+        store.record(&e).await.unwrap();
+        ids.push(e.id);
+    }
+    let page = store.audit(Some(&who), &PageRequest { limit: 2, after: None }).await.unwrap();
+    assert_eq!(
+        page.items.iter().map(|e| e.action).collect::<Vec<_>>(),
+        [AuditAction::TokenIssued, AuditAction::PaymentValidated]
+    );
+    let rest = store.audit(Some(&who), &PageRequest { limit: 2, after: page.next.clone() }).await.unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.items[0].details, serde_json::json!({"i": 0}));
+    let everyone = store.audit(None, &PageRequest { limit: 100, after: None }).await.unwrap();
+    assert!(ids.iter().all(|id| everyone.items.iter().any(|e| &e.id == id)));
+}
