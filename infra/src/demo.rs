@@ -150,7 +150,7 @@ async fn story(running: &Running, fake: &FakeTelegram) -> Result<(), String> {
 
     step(5, "Mallory also tries Alice's invite link: Telegram asks the bot to approve.");
     api.telegram(updates::join_request(3, CHANNEL, MALLORY_TG, &invite_url)).await?;
-    running.queue.drain().await;
+    running.effects.drain().await;
     expect(
         fake.calls_to("declineChatJoinRequest").iter().any(|c| c.params["user_id"] == json!(MALLORY_TG)),
         "Mallory declined",
@@ -159,7 +159,7 @@ async fn story(running: &Running, fake: &FakeTelegram) -> Result<(), String> {
 
     step(6, "Alice taps « Rejoindre le canal »: her join request is approved.");
     api.telegram(updates::join_request(4, CHANNEL, ALICE_TG, &invite_url)).await?;
-    running.queue.drain().await;
+    running.effects.drain().await;
     expect(
         fake.calls_to("approveChatJoinRequest").iter().any(|c| c.params["user_id"] == json!(ALICE_TG)),
         "Alice approved",
@@ -168,7 +168,7 @@ async fn story(running: &Running, fake: &FakeTelegram) -> Result<(), String> {
 
     step(7, "Telegram reports that Alice joined the channel.");
     api.telegram(updates::joined(5, CHANNEL, ALICE_TG, Some(&invite_url))).await?;
-    running.queue.drain().await;
+    running.effects.drain().await;
     println!("   → membership starts now for 30 days; the invite link is revoked; bot says:");
     println!("     « {} »", last_text(fake, ALICE_TG));
 

@@ -11,17 +11,21 @@ use axum::extract::State;
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
+use telegate_core::adapters::aws::sdk_config;
 use telegate_core::adapters::clock::{SystemClock, TestClock};
-use telegate_core::adapters::local_queue::LocalQueue;
+use telegate_core::adapters::dynamodb::DynamoStore;
+use telegate_core::adapters::local_queue::{DeadLetter, LocalQueue};
 use telegate_core::adapters::outbox::{OutboxMailer, OutboxTelegram};
+use telegate_core::adapters::ses::SesMailer;
 use telegate_core::adapters::sqlite::SqliteStore;
+use telegate_core::adapters::sqs::SqsQueue;
 use telegate_core::adapters::telegram::BotApi;
 use telegate_core::app::App;
-use telegate_core::app::effects::EffectRunner;
+use telegate_core::app::effects::{Consumer, EffectRunner};
 use telegate_core::auth::JwtVerifier;
 use telegate_core::config::Settings;
 use telegate_core::http::{self, HttpState, JsonBody};
-use telegate_core::ports::{Clock, Telegram, TelegramError};
+use telegate_core::ports::{Clock, Mailer, Queue, Store, Telegram, TelegramError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -34,12 +38,53 @@ pub struct Options {
     pub scheduler: bool,
 }
 
+/// Where decided side effects go, and who carries them out.
+#[derive(Clone)]
+pub enum Effects {
+    /// The in-process queue of the embedded default.
+    Local(LocalQueue),
+    /// SQS, consumed here by long polling (in AWS, by the side-effects function).
+    Sqs(Arc<SqsQueue>, Arc<Consumer>),
+}
+
+impl Effects {
+    fn queue(&self) -> Arc<dyn Queue> {
+        match self {
+            Self::Local(q) => Arc::new(q.clone()),
+            Self::Sqs(q, _) => q.clone(),
+        }
+    }
+
+    /// Waits until every decided effect has been carried out (or dead-lettered).
+    pub async fn drain(&self) {
+        match self {
+            Self::Local(q) => q.drain().await,
+            Self::Sqs(q, _) => {
+                for _ in 0..600 {
+                    if q.backlog().await.is_ok_and(|n| n == 0) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                tracing::warn!("the SQS backlog did not empty within 30 s");
+            }
+        }
+    }
+
+    pub async fn dead_letters(&self) -> Vec<DeadLetter> {
+        match self {
+            Self::Local(q) => q.dead_letters().await,
+            Self::Sqs(..) => Vec::new(),
+        }
+    }
+}
+
 pub struct Host {
     pub app: App,
     /// Serialises scheduler ticks (the periodic one and the test clock's).
     jobs: Arc<tokio::sync::Mutex<()>>,
     options: Options,
-    pub queue: LocalQueue,
+    pub effects: Effects,
     pub test_clock: Option<Arc<TestClock>>,
     /// The real Bot API client, when a bot token is configured.
     pub bot: Option<Arc<BotApi>>,
@@ -48,11 +93,10 @@ pub struct Host {
 }
 
 impl Host {
-    /// Opens the store in `data` and builds every adapter once. Needs a Tokio runtime (the queue worker).
-    pub fn build(settings: Settings, data: &Path, options: Options) -> Result<Self, String> {
+    /// Builds every adapter once: the embedded store, local queue and outboxes in `data`, or
+    /// DynamoDB, SQS and SES when the settings name AWS resources. Needs a Tokio runtime.
+    pub async fn build(settings: Settings, data: &Path, options: Options) -> Result<Self, String> {
         std::fs::create_dir_all(data).map_err(|e| format!("cannot create the data folder {}: {e}", data.display()))?;
-        let store =
-            SqliteStore::open(&data.join("telegate.sqlite3")).map_err(|e| format!("cannot open the store: {e}"))?;
         let bot = match &settings.bot_token {
             Some(token) => Some(Arc::new(BotApi::new(
                 token,
@@ -69,25 +113,37 @@ impl Host {
                     .map_err(|e| format!("cannot open the Telegram outbox: {e}"))?,
             ),
         };
-        let from = std::env::var("MAIL_FROM").unwrap_or_else(|_| "telegate <no-reply@localhost>".into());
-        let mailer = Arc::new(
-            OutboxMailer::new(data.join("outbox"), from).map_err(|e| format!("cannot create the mail outbox: {e}"))?,
-        );
-        let queue = LocalQueue::start(Arc::new(EffectRunner::new(telegram.clone(), mailer)));
         let test_clock = settings.test_clock.then(|| Arc::new(TestClock::default()));
         let clock: Arc<dyn Clock> = match &test_clock {
             Some(c) => c.clone(),
             None => Arc::new(SystemClock),
         };
-        let verifier = Arc::new(JwtVerifier::new(&settings.jwt).map_err(|e| e.to_string())?);
-        let app = App {
-            settings: Arc::new(settings),
-            store: Arc::new(store),
-            telegram,
-            queue: Arc::new(queue.clone()),
-            clock,
+        let (store, mailer, effects): (Arc<dyn Store>, Arc<dyn Mailer>, _) = match &settings.aws {
+            None => {
+                let store = SqliteStore::open(&data.join("telegate.sqlite3"))
+                    .map_err(|e| format!("cannot open the store: {e}"))?;
+                let from = std::env::var("MAIL_FROM").unwrap_or_else(|_| "telegate <no-reply@localhost>".into());
+                let mailer = OutboxMailer::new(data.join("outbox"), from)
+                    .map_err(|e| format!("cannot create the mail outbox: {e}"))?;
+                (Arc::new(store), Arc::new(mailer), None)
+            }
+            Some(aws) => {
+                let config = sdk_config().await;
+                let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &aws.table);
+                let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&config), &aws.mail_from);
+                let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), &aws.queue_url);
+                (Arc::new(store), Arc::new(mailer), Some(Arc::new(queue)))
+            }
         };
-        Ok(Self { app, jobs: Arc::default(), options, queue, test_clock, bot, data: data.to_owned(), verifier })
+        let consumer =
+            Arc::new(Consumer::new(EffectRunner::new(telegram.clone(), mailer), store.clone(), clock.clone()));
+        let effects = match effects {
+            None => Effects::Local(LocalQueue::start(consumer)),
+            Some(queue) => Effects::Sqs(queue, consumer),
+        };
+        let verifier = Arc::new(JwtVerifier::new(&settings.jwt).map_err(|e| e.to_string())?);
+        let app = App { settings: Arc::new(settings), store, telegram, queue: effects.queue(), clock };
+        Ok(Self { app, jobs: Arc::default(), options, effects, test_clock, bot, data: data.to_owned(), verifier })
     }
 
     /// Every route of the contract, plus `/_local/clock/advance` when the test clock is on.
@@ -122,6 +178,12 @@ impl Host {
             .options
             .scheduler
             .then(|| tokio::spawn(schedule(self.app.clone(), self.jobs.clone(), stop_rx.clone())));
+        let consumer_task = match &self.effects {
+            Effects::Sqs(queue, consumer) => {
+                Some(tokio::spawn(consume_sqs(queue.clone(), consumer.clone(), stop_rx.clone())))
+            }
+            Effects::Local(_) => None,
+        };
         let router = self.router();
         let mut stop = stop_rx.clone();
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -132,11 +194,14 @@ impl Host {
             let _ = stop_tx.send(true);
         });
         server.await?;
+        // Effects already decided are carried out before the process ends.
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.effects.drain()).await;
+        if let Some(task) = consumer_task {
+            task.abort();
+        }
         for task in [poller, ticker].into_iter().flatten() {
             let _ = task.await;
         }
-        // Effects already decided are carried out before the process ends.
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.queue.drain()).await;
         Ok(())
     }
 }
@@ -177,6 +242,20 @@ struct ClockState {
     app: App,
     jobs: Arc<tokio::sync::Mutex<()>>,
     scheduler: bool,
+}
+
+/// The SQS consumer of the local host when it runs on AWS resources.
+async fn consume_sqs(queue: Arc<SqsQueue>, consumer: Arc<Consumer>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let polled = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            r = queue.poll(&consumer, 1) => r,
+        };
+        if let Err(e) = polled {
+            tracing::warn!(error = %e, "SQS poll failed");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
 }
 
 /// The local Celery beat: checks every 30 s which jobs are due on the app's clock.
@@ -254,7 +333,7 @@ async fn poll(bot: Arc<BotApi>, app: App, mut stop: watch::Receiver<bool>) {
 pub struct Running {
     pub base_url: String,
     pub app: App,
-    pub queue: LocalQueue,
+    pub effects: Effects,
     pub test_clock: Option<Arc<TestClock>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -262,15 +341,15 @@ pub struct Running {
 
 impl Running {
     pub async fn spawn(settings: Settings, data: &Path, options: Options) -> Result<Self, String> {
-        let host = Host::build(settings, data, options)?;
+        let host = Host::build(settings, data, options).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
         let base_url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
-        let (app, queue, test_clock) = (host.app.clone(), host.queue.clone(), host.test_clock.clone());
+        let (app, effects, test_clock) = (host.app.clone(), host.effects.clone(), host.test_clock.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(host.run(listener, async move {
             let _ = rx.await;
         }));
-        Ok(Self { base_url, app, queue, test_clock, stop: Some(tx), task })
+        Ok(Self { base_url, app, effects, test_clock, stop: Some(tx), task })
     }
 
     /// Graceful stop: in-flight requests finish, queued effects are carried out.

@@ -157,7 +157,7 @@ async fn serve(bind: String, data: PathBuf) -> ExitCode {
         scheduler: std::env::var("TELEGATE_SCHEDULER").as_deref() != Ok("0"),
     };
     let has_bot = settings.bot_token.is_some();
-    let host = match Host::build(settings, &data, options) {
+    let host = match Host::build(settings, &data, options).await {
         Ok(h) => h,
         Err(e) => {
             eprintln!("telegate: {e}");

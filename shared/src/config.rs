@@ -40,6 +40,15 @@ pub struct JwtSettings {
     pub audience: Option<String>,
 }
 
+/// The AWS resources, as template.yaml passes them: with them, the store is DynamoDB, side
+/// effects go through SQS and mail through SES.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AwsResources {
+    pub table: String,
+    pub queue_url: String,
+    pub mail_from: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub bot_token: Option<Secret>,
@@ -55,6 +64,7 @@ pub struct Settings {
     pub invite_mode: InviteMode,
     pub jwt: JwtSettings,
     pub offers: Offers,
+    pub aws: Option<AwsResources>,
     /// When each job runs (`SCHEDULE_<JOB>`), for the local scheduler; EventBridge has its own.
     pub schedules: HashMap<Job, Schedule>,
     /// `TELEGATE_TEST_CLOCK=1`: the clock can be moved through `/_local/clock/advance`. Never in Lambda.
@@ -116,6 +126,7 @@ impl Settings {
             jwt: jwt_settings(&get)?,
             offers,
             schedules: schedules(&get)?,
+            aws: aws_resources(&get)?,
             test_clock: get("TELEGATE_TEST_CLOCK").as_deref() == Some("1"),
         })
     }
@@ -134,6 +145,23 @@ fn number(
             Ok(v) if (min..=max).contains(&v) => Ok(v),
             _ => Err(ConfigError(format!("bad setting {name}: {raw:?} (a whole number from {min} to {max})"))),
         },
+    }
+}
+
+fn aws_resources(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<AwsResources>, ConfigError> {
+    match (get("TABLE_NAME"), get("QUEUE_URL")) {
+        (None, None) => Ok(None),
+        (Some(table), Some(queue_url)) => {
+            let mail_from = get("MAIL_FROM")
+                .ok_or_else(|| ConfigError("missing setting MAIL_FROM: the SES-verified sender address".into()))?;
+            Ok(Some(AwsResources { table, queue_url, mail_from }))
+        }
+        (Some(_), None) => {
+            Err(ConfigError("missing setting QUEUE_URL: TABLE_NAME is set, so the SQS queue is needed too".into()))
+        }
+        (None, Some(_)) => {
+            Err(ConfigError("missing setting TABLE_NAME: QUEUE_URL is set, so the DynamoDB table is needed too".into()))
+        }
     }
 }
 

@@ -127,6 +127,13 @@ pub trait UpdateLog: Send + Sync {
     async fn claim_update(&self, update_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Gives a claim back after a failure, so that Telegram's retry is processed.
     async fn release_update(&self, update_id: i64) -> Result<(), StoreError>;
+    /// Claims a queued effect by its idempotency key for `lease`: `false` when it is done, or
+    /// claimed by a consumer whose lease has not run out (a consumer that died loses its claim).
+    async fn claim_effect(&self, key: &str, now: DateTime<Utc>, lease: chrono::Duration) -> Result<bool, StoreError>;
+    /// The effect happened: its key stays claimed for good (a week, then TTL).
+    async fn complete_effect(&self, key: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// The effect failed: the next delivery may try again.
+    async fn release_effect(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// Counters kept up to date as events happen, so that reading them costs the same at any size.

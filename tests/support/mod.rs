@@ -55,6 +55,13 @@ impl TestApp {
         Self::spawn_with(&[]).await
     }
 
+    /// The same host on DynamoDB, SQS and SES, on the local AWS stand-in.
+    pub async fn spawn_aws() -> Self {
+        let resources = aws_resources().await;
+        let extra: Vec<(&str, &str)> = resources.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Self::spawn_with(&extra).await
+    }
+
     /// Spawns with extra (or overriding) settings.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
         let telegram = FakeTelegram::start().await.expect("fake Telegram");
@@ -166,7 +173,7 @@ impl TestApp {
 
     /// Waits until queued side effects have been carried out.
     pub async fn drain(&self) {
-        self.running().queue.drain().await;
+        self.running().effects.drain().await;
     }
 
     /// Submits a payment for `user` and has support validate it: the validation answer.
@@ -267,4 +274,68 @@ pub async fn dynamo_store() -> telegate_core::adapters::dynamodb::DynamoStore {
     let table = unique("telegate");
     DynamoStore::create_table(&client, &table).await.expect("create the table on the stand-in");
     DynamoStore::new(client, table)
+}
+
+pub const MAIL_FROM: &str = "telegate@example.com";
+
+/// A fresh table, queue (with its dead-letter queue, redrive after 5) and verified sender on
+/// the stand-in, as the settings name them.
+pub async fn aws_resources() -> Vec<(&'static str, String)> {
+    let store = dynamo_store_table().await;
+    let config = telegate_core::adapters::aws::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let dlq = sqs.create_queue().queue_name(unique("telegate-dlq")).send().await.expect("create the DLQ");
+    let dlq_url = dlq.queue_url.expect("DLQ url");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("DLQ arn")
+        .attributes
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .expect("DLQ arn");
+    let queue = sqs
+        .create_queue()
+        .queue_name(unique("telegate-effects"))
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": 5}).to_string(),
+        )
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await
+        .expect("create the queue");
+    aws_sdk_sesv2::Client::new(&config)
+        .create_email_identity()
+        .email_identity(MAIL_FROM)
+        .send()
+        .await
+        .expect("verify the sender");
+    vec![("TABLE_NAME", store), ("QUEUE_URL", queue.queue_url.expect("queue url")), ("MAIL_FROM", MAIL_FROM.to_owned())]
+}
+
+async fn dynamo_store_table() -> String {
+    aws_endpoint();
+    let config = telegate_core::adapters::aws::sdk_config().await;
+    let table = unique("telegate");
+    telegate_core::adapters::dynamodb::DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&config), &table)
+        .await
+        .expect("create the table on the stand-in");
+    table
+}
+
+/// Mails SES accepted for `to`, as the stand-in recorded them (subject, body).
+pub async fn ses_mails_to(to: &str) -> Vec<(String, String)> {
+    let data: Value =
+        reqwest::get(format!("{}/moto-api/data.json", aws_endpoint())).await.unwrap().json().await.unwrap();
+    data["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|x| x == to)))
+        .map(|m| (m["subject"].as_str().unwrap_or("").to_owned(), m["body"].as_str().unwrap_or("").to_owned()))
+        .collect()
 }

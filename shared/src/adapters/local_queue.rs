@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{Mutex, Notify, mpsc};
 
-use crate::app::effects::{EffectError, EffectRunner};
+use crate::app::effects::{Consumer, Outcome};
 use crate::ports::{Envelope, Queue, QueueError};
 
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -33,14 +33,14 @@ pub struct LocalQueue {
 
 impl LocalQueue {
     /// Starts the worker on the current runtime.
-    pub fn start(runner: Arc<EffectRunner>) -> Self {
+    pub fn start(consumer: Arc<Consumer>) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Envelope, u32)>();
         let shared =
             Arc::new(Shared { tx, in_flight: AtomicUsize::new(0), idle: Notify::new(), dead: Mutex::default() });
         let worker = Arc::clone(&shared);
         tokio::spawn(async move {
             while let Some((envelope, attempt)) = rx.recv().await {
-                let result = runner.run(&envelope).await;
+                let result = consumer.handle(&envelope).await;
                 worker.settle(envelope, attempt, result).await;
             }
         });
@@ -64,10 +64,10 @@ impl LocalQueue {
 }
 
 impl Shared {
-    async fn settle(self: &Arc<Self>, envelope: Envelope, attempt: u32, result: Result<(), EffectError>) {
+    async fn settle(self: &Arc<Self>, envelope: Envelope, attempt: u32, result: Outcome) {
         match result {
-            Ok(()) => self.done(),
-            Err(EffectError::Retry { after, reason }) if attempt < MAX_ATTEMPTS => {
+            Outcome::Done | Outcome::AlreadyDone => self.done(),
+            Outcome::Retry { after, reason } if attempt < MAX_ATTEMPTS => {
                 let delay = after.unwrap_or_else(|| Duration::from_millis(200 * 2u64.pow(attempt)));
                 tracing::warn!(key = %envelope.idempotency_key, attempt, reason, delay_ms = delay.as_millis() as u64, "effect will be retried");
                 let shared = Arc::clone(self);
@@ -78,9 +78,9 @@ impl Shared {
                     }
                 });
             }
-            Err(e) => {
-                tracing::error!(key = %envelope.idempotency_key, attempt, error = %e, "effect dead-lettered");
-                self.dead.lock().await.push(DeadLetter { envelope, error: e.to_string() });
+            Outcome::Retry { reason: error, .. } | Outcome::Failed(error) => {
+                tracing::error!(key = %envelope.idempotency_key, attempt, error, "effect dead-lettered");
+                self.dead.lock().await.push(DeadLetter { envelope, error });
                 self.done();
             }
         }

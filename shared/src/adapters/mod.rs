@@ -7,6 +7,10 @@ pub mod clock;
 pub mod dynamodb;
 pub mod local_queue;
 pub mod outbox;
+#[cfg(feature = "aws")]
+pub mod ses;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "aws")]
+pub mod sqs;
 pub mod telegram;

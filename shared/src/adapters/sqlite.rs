@@ -19,7 +19,7 @@ use crate::ports::{
 };
 
 /// Each step brings the schema from version i to i + 1; a store is migrated on open.
-const MIGRATIONS: [&str; 2] = [V1, V2];
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 const V1: &str = "
@@ -121,6 +121,14 @@ CREATE TABLE audit (
   details TEXT NOT NULL
 );
 CREATE INDEX audit_by_user ON audit(user_id, id);
+";
+
+const V3: &str = "
+CREATE TABLE effects (
+  key TEXT PRIMARY KEY,
+  done INTEGER NOT NULL,
+  lease_until TEXT NOT NULL
+);
 ";
 
 pub struct SqliteStore {
@@ -743,6 +751,29 @@ impl UpdateLog for SqliteStore {
     async fn release_update(&self, update_id: i64) -> Result<(), StoreError> {
         self.with(|conn| {
             conn.execute("DELETE FROM processed_updates WHERE update_id = ?1", [update_id]).map(drop).map_err(fault)
+        })
+    }
+
+    async fn claim_effect(&self, key: &str, now: DateTime<Utc>, lease: Duration) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO effects (key, done, lease_until) VALUES (?1, 0, ?2)
+                 ON CONFLICT(key) DO UPDATE SET lease_until = excluded.lease_until
+                 WHERE effects.done = 0 AND effects.lease_until < ?3",
+                params![key, ts(now + lease), ts(now)],
+            )
+            .map(|n| n == 1)
+            .map_err(fault)
+        })
+    }
+
+    async fn complete_effect(&self, key: &str, _now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.with(|conn| conn.execute("UPDATE effects SET done = 1 WHERE key = ?1", [key]).map(drop).map_err(fault))
+    }
+
+    async fn release_effect(&self, key: &str) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute("DELETE FROM effects WHERE key = ?1 AND done = 0", [key]).map(drop).map_err(fault)
         })
     }
 }

@@ -84,3 +84,57 @@ fn already_done_is_done(result: Result<(), TelegramError>) -> Result<(), Telegra
         other => other,
     }
 }
+
+/// What became of one delivery of a queued effect.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Done,
+    /// Done before (a redelivery), or being done by another consumer right now.
+    AlreadyDone,
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// Will not succeed; the queue keeps it until its dead-letter rule takes it.
+    Failed(String),
+}
+
+/// How long a consumer holds an effect's key: longer than a Lambda invocation may run.
+const LEASE_SECONDS: i64 = 120;
+
+/// Applies each effect at most once in effect: its idempotency key is claimed (with a lease, so a
+/// consumer that dies mid-way does not lose it), then marked done, or released on failure.
+pub struct Consumer {
+    runner: EffectRunner,
+    store: Arc<dyn crate::ports::Store>,
+    clock: Arc<dyn crate::ports::Clock>,
+}
+
+impl Consumer {
+    pub fn new(runner: EffectRunner, store: Arc<dyn crate::ports::Store>, clock: Arc<dyn crate::ports::Clock>) -> Self {
+        Self { runner, store, clock }
+    }
+
+    pub async fn handle(&self, envelope: &Envelope) -> Outcome {
+        let key = &envelope.idempotency_key;
+        let now = self.clock.now();
+        match self.store.claim_effect(key, now, chrono::Duration::seconds(LEASE_SECONDS)).await {
+            Ok(true) => {}
+            Ok(false) => return Outcome::AlreadyDone,
+            Err(e) => return Outcome::Retry { after: None, reason: e.to_string() },
+        }
+        let result = self.runner.run(envelope).await;
+        let settled = match &result {
+            Ok(()) => self.store.complete_effect(key, self.clock.now()).await,
+            Err(_) => self.store.release_effect(key).await,
+        };
+        if let Err(e) = settled {
+            tracing::error!(key = %key, error = %e, "could not record the effect's outcome");
+        }
+        match result {
+            Ok(()) => Outcome::Done,
+            Err(EffectError::Retry { after, reason }) => Outcome::Retry { after, reason },
+            Err(EffectError::Permanent(reason)) => Outcome::Failed(reason),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Side effects on SQS: typed JSON envelopes out; in, each message goes through the `Consumer`
+//! and is settled: deleted when done, made visible again after Telegram's `retry_after` (never a
+//! sleep in the function), or after a backoff; after 5 receives the queue's redrive policy moves it
+//! to the dead-letter queue, and its last error is in the log.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
+
+use crate::app::effects::{Consumer, Outcome};
+use crate::ports::{Envelope, Queue, QueueError};
+
+/// Receives after which the redrive policy moves a message to the dead-letter queue.
+pub const MAX_RECEIVES: u32 = 5;
+
+pub struct SqsQueue {
+    client: Client,
+    url: String,
+}
+
+/// One received message, as SQS (or a Lambda SQS event) hands it over.
+pub struct Delivery {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub receive_count: u32,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self { client, url: url.into() }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Receives up to 10 messages (long polling `wait` seconds), handles and settles each.
+    /// Returns how many were received.
+    pub async fn poll(&self, consumer: &Consumer, wait: i32) -> Result<usize, QueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| QueueError(format!("SQS receive: {e:?}")))?;
+        let messages = out.messages.unwrap_or_default();
+        for m in &messages {
+            let delivery = Delivery {
+                message_id: m.message_id.clone().unwrap_or_default(),
+                receipt_handle: m.receipt_handle.clone().unwrap_or_default(),
+                body: m.body.clone().unwrap_or_default(),
+                receive_count: m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+            };
+            let done = self.handle(consumer, &delivery).await?;
+            if done {
+                self.client
+                    .delete_message()
+                    .queue_url(&self.url)
+                    .receipt_handle(&delivery.receipt_handle)
+                    .send()
+                    .await
+                    .map_err(|e| QueueError(format!("SQS delete: {e:?}")))?;
+            }
+        }
+        Ok(messages.len())
+    }
+
+    /// Handles one delivery: `true` when it is settled for good (delete it, or report success);
+    /// `false` leaves it on the queue, visible again after the delay this decides.
+    pub async fn handle(&self, consumer: &Consumer, delivery: &Delivery) -> Result<bool, QueueError> {
+        let envelope: Envelope = match serde_json::from_str(&delivery.body) {
+            Ok(e) => e,
+            Err(e) => {
+                // A poison message: it never blocks the others and ends in the dead-letter queue.
+                tracing::error!(message = %delivery.message_id, receives = delivery.receive_count, error = %e, "not an effect envelope");
+                return Ok(false);
+            }
+        };
+        let delay = match consumer.handle(&envelope).await {
+            Outcome::Done | Outcome::AlreadyDone => return Ok(true),
+            Outcome::Retry { after: Some(after), reason } => {
+                tracing::warn!(key = %envelope.idempotency_key, receives = delivery.receive_count, reason, "retry after Telegram's delay");
+                after
+            }
+            Outcome::Retry { after: None, reason } | Outcome::Failed(reason) => {
+                let last = delivery.receive_count >= MAX_RECEIVES;
+                if last {
+                    tracing::error!(key = %envelope.idempotency_key, receives = delivery.receive_count, reason, "effect goes to the dead-letter queue");
+                } else {
+                    tracing::warn!(key = %envelope.idempotency_key, receives = delivery.receive_count, reason, "effect will be retried");
+                }
+                backoff(delivery.receive_count)
+            }
+        };
+        self.retry_later(&delivery.receipt_handle, delay).await?;
+        Ok(false)
+    }
+
+    pub async fn retry_later(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(delay.as_secs().min(43_200) as i32)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| QueueError(format!("SQS visibility: {e:?}")))
+    }
+
+    /// Messages waiting plus messages being handled (approximate, as SQS counts them).
+    pub async fn backlog(&self) -> Result<u64, QueueError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| QueueError(format!("SQS attributes: {e:?}")))?;
+        let attrs = out.attributes.unwrap_or_default();
+        Ok([QueueAttributeName::ApproximateNumberOfMessages, QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
+            .iter()
+            .filter_map(|k| attrs.get(k).and_then(|v| v.parse::<u64>().ok()))
+            .sum())
+    }
+}
+
+/// 2, 4, 8, 16 s… capped at 5 minutes.
+fn backoff(receives: u32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(receives.clamp(1, 8)).min(300))
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn enqueue(&self, envelopes: Vec<Envelope>) -> Result<(), QueueError> {
+        for chunk in envelopes.chunks(10) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (i, envelope) in chunk.iter().enumerate() {
+                let body = serde_json::to_string(envelope).map_err(|e| QueueError(e.to_string()))?;
+                entries.push(
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .map_err(|e| QueueError(e.to_string()))?,
+                );
+            }
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| QueueError(format!("SQS send: {e:?}")))?;
+            if !out.failed.is_empty() {
+                return Err(QueueError(format!("SQS refused {} of {} messages", out.failed.len(), chunk.len())));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! The AWS back end (DynamoDB + SQS + SES on the local stand-in) runs the same flow as the
+//! embedded one; the queue and mailer contracts run against both.
+
+mod support;
+
+use serde_json::json;
+use support::{CHANNEL, Fault, TestApp, updates};
+use telegate_core::domain::TelegramUserId;
+use telegate_core::ports::{Effect, Email, Envelope};
+
+const ALICE: i64 = 7001;
+
+#[tokio::test]
+async fn the_whole_access_flow_runs_on_dynamodb_sqs_and_ses() {
+    let app = TestApp::spawn_aws().await;
+    let issued = app.paid("alice", "TX-AWS1").await;
+    let token = issued["token"].as_str().unwrap();
+    app.start_command(ALICE, token).await;
+    app.start_command(ALICE + 1, token).await; // another account: refused
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1);
+    let link = app.last_invite_link().unwrap();
+    app.webhook(updates::join_request(app.update_id(), CHANNEL, ALICE + 1, &link)).await;
+    app.webhook(updates::join_request(app.update_id(), CHANNEL, ALICE, &link)).await;
+    app.drain().await;
+    assert_eq!(app.calls_for_user("approveChatJoinRequest", ALICE).len(), 1, "approved through SQS");
+    assert_eq!(app.calls_for_user("declineChatJoinRequest", ALICE + 1).len(), 1);
+    app.webhook(updates::joined(app.update_id(), CHANNEL, ALICE, Some(&link))).await;
+    app.drain().await;
+
+    let status = app.status_of("alice").await;
+    assert_eq!(status["has_active_subscription"], true);
+    assert_eq!(status["memberships"][0]["days_remaining"], 30);
+    let mails = support::ses_mails_to("alice@example.com").await;
+    assert_eq!(mails.len(), 2, "validation and access granted, through SES: {mails:?}");
+    assert!(mails.iter().any(|(_, body)| body.contains(token)), "the validation mail carries the link");
+
+    // The lifecycle on the same back end: expiry sweeps through the end-date index.
+    app.advance(31 * 86_400).await;
+    app.drain().await;
+    assert_eq!(app.status_of("alice").await["memberships"][0]["status"], "expired");
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1);
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
+    assert_eq!(stats["members"], json!({"total": 1, "active": 0, "recent_joins": 0}));
+}
+
+fn envelope(key: &str, effect: Effect) -> Envelope {
+    Envelope { idempotency_key: key.into(), effect }
+}
+
+/// The queue contract: effects are carried out, each key once, Telegram's 429 is waited out.
+async fn queue_contract(app: TestApp) {
+    let who = TelegramUserId::parse(ALICE).unwrap();
+    app.fake().fail_next("banChatMember", Fault::RetryAfter(1), 1);
+    let queue = app.running().app.queue.clone();
+    queue
+        .enqueue(vec![
+            envelope("c-msg", Effect::SendMessage { chat_id: ALICE, text: "hello".into() }),
+            envelope("c-msg", Effect::SendMessage { chat_id: ALICE, text: "hello".into() }),
+            envelope("c-remove", Effect::RemoveMember { telegram_user_id: who, keep_banned: false }),
+        ])
+        .await
+        .unwrap();
+    app.drain().await;
+    queue.enqueue(vec![envelope("c-msg", Effect::SendMessage { chat_id: ALICE, text: "hello".into() })]).await.unwrap();
+    app.drain().await;
+    assert_eq!(app.texts_to(ALICE), ["hello"], "one key, one message, however often it is delivered");
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 2, "429, then again after retry_after");
+    assert_eq!(app.calls_for_user("unbanChatMember", ALICE).len(), 1);
+}
+
+#[tokio::test]
+async fn the_local_queue_keeps_the_queue_contract() {
+    queue_contract(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn sqs_keeps_the_queue_contract() {
+    queue_contract(TestApp::spawn_aws().await).await;
+}
+
+fn mail(to: &str) -> Email {
+    Email {
+        to: to.into(), subject: "Accès accordé".into(), text: "Bienvenue".into(), html: "<p>Bienvenue</p>".into()
+    }
+}
+
+#[tokio::test]
+async fn the_outbox_mailer_keeps_the_mailer_contract() {
+    let app = TestApp::spawn().await;
+    app.running()
+        .app
+        .queue
+        .enqueue(vec![envelope("m1", Effect::SendEmail { email: mail("bob@example.com") })])
+        .await
+        .unwrap();
+    app.drain().await;
+    let files: Vec<_> = std::fs::read_dir(app.data.0.join("outbox")).unwrap().map(|f| f.unwrap().path()).collect();
+    assert_eq!(files.len(), 1);
+    let eml = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(eml.contains("To: bob@example.com"));
+    assert!(eml.contains("Subject: =?utf-8?B?"), "a non-ASCII subject is encoded");
+    assert!(eml.contains("text/plain") && eml.contains("text/html") && eml.contains("<p>Bienvenue</p>"));
+}
+
+#[tokio::test]
+async fn the_ses_mailer_keeps_the_mailer_contract() {
+    let app = TestApp::spawn_aws().await;
+    let to = format!("{}@example.com", support::unique("bob"));
+    app.running().app.queue.enqueue(vec![envelope("m1", Effect::SendEmail { email: mail(&to) })]).await.unwrap();
+    app.drain().await;
+    let mails = support::ses_mails_to(&to).await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].0, "Accès accordé");
+    assert!(mails[0].1.contains("Bienvenue"));
+}
