@@ -35,11 +35,14 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-west-1
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
-echo "==> formatting"
+phase() { echo "==> $1 (at ${SECONDS}s)"; }
+
+phase "formatting"
 cargo fmt --all -- --check
 
-echo "==> lints"
+phase "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "==> tests (unit; end to end over HTTP against the fake Telegram Bot API; SQLite; AWS adapters on moto)"
+phase "tests (unit; end to end over HTTP against the fake Telegram Bot API; SQLite; AWS adapters on moto; Lambda events)"
 cargo test --workspace --locked
+phase "done"

@@ -281,3 +281,21 @@ async fn a_blocked_bot_does_not_stop_the_join_from_being_recorded() {
     assert_eq!(app.status_of("alice").await["has_active_subscription"], true);
     assert!(app.running().effects.dead_letters().await.is_empty(), "an unreachable user is not a failure to retry");
 }
+
+#[tokio::test]
+async fn two_join_requests_in_the_same_second_are_two_decisions() {
+    let app = TestApp::spawn().await;
+    let issued = app.paid("alice", "TX-14").await;
+    let token = issued["token"].as_str().unwrap();
+    app.start_command(ALICE, token).await;
+    let first = app.last_invite_link().unwrap();
+    app.start_command(ALICE, token).await;
+    let second = app.last_invite_link().unwrap();
+    for link in [first, second] {
+        let mut request = updates::join_request(app.update_id(), CHANNEL, ALICE, &link);
+        request["chat_join_request"]["date"] = json!(1_795_608_000);
+        app.webhook(request).await;
+    }
+    app.drain().await;
+    assert_eq!(app.calls_for_user("approveChatJoinRequest", ALICE).len(), 2, "each update decides its own effect");
+}

@@ -15,8 +15,12 @@ impl App {
         }
         let result = match update.kind() {
             UpdateKind::Message(m) => self.on_message(m).await,
-            UpdateKind::ChatMember(c) if c.chat.id == self.settings.channel_id => self.on_chat_member(c).await,
-            UpdateKind::JoinRequest(j) if j.chat.id == self.settings.channel_id => self.on_join_request(j).await,
+            UpdateKind::ChatMember(c) if c.chat.id == self.settings.channel_id => {
+                self.on_chat_member(update.update_id, c).await
+            }
+            UpdateKind::JoinRequest(j) if j.chat.id == self.settings.channel_id => {
+                self.on_join_request(update.update_id, j).await
+            }
             _ => Ok(()),
         };
         if let Err(e) = &result {

@@ -11,7 +11,7 @@ use crate::ports::Effect;
 impl App {
     /// Approves only an account that redeemed a token (an invite still open, or an active
     /// membership); declines anyone else and, when the link was one of ours, records whose it was.
-    pub(crate) async fn on_join_request(&self, request: &ChatJoinRequest) -> Result<(), AppError> {
+    pub(crate) async fn on_join_request(&self, update_id: i64, request: &ChatJoinRequest) -> Result<(), AppError> {
         let Ok(account) = TelegramUserId::parse(request.from.id) else {
             return Ok(());
         };
@@ -26,7 +26,8 @@ impl App {
             m.is_active(now)
                 || (m.status == MembershipStatus::Pending && m.invite_expires_at.is_some_and(|end| end > now))
         });
-        let key = format!("join-request:{account}:{}", request.date);
+        // The effects an update decides are keyed by its id: Telegram's retries of it are one event.
+        let key = format!("update:{update_id}:join-request");
         let actor = telegram_actor(account);
         if let Some(m) = entitled {
             tracing::info!(telegram_user = %account, membership = %m.id, "join request approved");
@@ -67,7 +68,7 @@ impl App {
         self.enqueue(vec![(key, Effect::DeclineJoinRequest { telegram_user_id: account })]).await
     }
 
-    pub(crate) async fn on_chat_member(&self, update: &ChatMemberUpdated) -> Result<(), AppError> {
+    pub(crate) async fn on_chat_member(&self, update_id: i64, update: &ChatMemberUpdated) -> Result<(), AppError> {
         let user = &update.new_chat_member.user;
         let Ok(account) = TelegramUserId::parse(user.id) else {
             return Ok(());
@@ -78,13 +79,18 @@ impl App {
             return Ok(());
         }
         match (before.is_in_chat(), after.is_in_chat()) {
-            (false, true) => self.on_join(update, account).await,
+            (false, true) => self.on_join(update_id, update, account).await,
             (true, false) => self.on_leave(account).await,
             _ => Ok(()),
         }
     }
 
-    async fn on_join(&self, update: &ChatMemberUpdated, account: TelegramUserId) -> Result<(), AppError> {
+    async fn on_join(
+        &self,
+        update_id: i64,
+        update: &ChatMemberUpdated,
+        account: TelegramUserId,
+    ) -> Result<(), AppError> {
         let now = self.clock.now();
         let user = &update.new_chat_member.user;
         let actor = telegram_actor(account);
@@ -142,7 +148,7 @@ impl App {
                 )
                 .await?;
                 self.enqueue(vec![(
-                    format!("remove-stranger:{account}:{}", update.date),
+                    format!("update:{update_id}:remove-stranger"),
                     Effect::RemoveMember { telegram_user_id: account, keep_banned: false },
                 )])
                 .await

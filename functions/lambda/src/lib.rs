@@ -1,0 +1,192 @@
+//! The Lambda side of telegate: each function's `main` calls one of `serve_http`, `serve_sqs` or
+//! `serve_schedule`, which build the settings and AWS clients once per container and then run
+//! the same core use cases as `telegate serve`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use axum::Router;
+use serde_json::{Value, json};
+use telegate_core::adapters::aws::sdk_config;
+use telegate_core::adapters::clock::SystemClock;
+use telegate_core::adapters::dynamodb::DynamoStore;
+use telegate_core::adapters::ses::SesMailer;
+use telegate_core::adapters::sqs::{Delivery, SqsQueue};
+use telegate_core::adapters::telegram::BotApi;
+use telegate_core::app::App;
+use telegate_core::app::effects::{Consumer, EffectRunner};
+use telegate_core::auth::JwtVerifier;
+use telegate_core::config::Settings;
+use telegate_core::domain::Job;
+use telegate_core::http::{HttpState, finish};
+
+pub type Error = lambda_runtime::Error;
+
+/// Everything a function needs, built once per container.
+pub struct Wiring {
+    pub app: App,
+    pub verifier: Arc<JwtVerifier>,
+    pub queue: Arc<SqsQueue>,
+    pub consumer: Arc<Consumer>,
+}
+
+impl Wiring {
+    /// From the settings: a missing one is one clear line in the log and the function fails to start.
+    pub async fn build(settings: Settings) -> Result<Self, String> {
+        if settings.test_clock {
+            return Err("TELEGATE_TEST_CLOCK is for the local host only, never in Lambda".into());
+        }
+        let aws = settings
+            .aws
+            .clone()
+            .ok_or("missing setting TABLE_NAME (and QUEUE_URL, MAIL_FROM): the template passes them")?;
+        let token = settings.bot_token.clone().ok_or("missing setting TELEGRAM_BOT_TOKEN")?;
+        let config = sdk_config().await;
+        let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &aws.table));
+        let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config), &aws.queue_url));
+        let mailer = Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&config), &aws.mail_from));
+        // Within API Gateway's 29 s and the functions' timeouts.
+        let telegram =
+            Arc::new(BotApi::new(&token, &settings.telegram_api_url, settings.channel_id, Duration::from_secs(10))?);
+        let clock = Arc::new(SystemClock);
+        let consumer =
+            Arc::new(Consumer::new(EffectRunner::new(telegram.clone(), mailer), store.clone(), clock.clone()));
+        let verifier = Arc::new(JwtVerifier::new(&settings.jwt).map_err(|e| e.to_string())?);
+        let app = App { settings: Arc::new(settings), store, telegram, queue: queue.clone(), clock };
+        Ok(Self { app, verifier, queue, consumer })
+    }
+
+    pub async fn from_env() -> Result<Self, Error> {
+        let settings = Settings::from_env(&|k| std::env::var(k).ok()).map_err(|e| {
+            tracing::error!("{e}");
+            Error::from(e.to_string())
+        })?;
+        Self::build(settings).await.map_err(|e| {
+            tracing::error!("{e}");
+            Error::from(e)
+        })
+    }
+
+    /// One function's routes, finished with the JSON 404/405 answers.
+    pub fn router(&self, routes: Router<HttpState>) -> Router {
+        finish(routes, HttpState { app: self.app.clone(), verifier: self.verifier.clone() })
+    }
+}
+
+/// What a function is, by name (the folder under `functions/`).
+pub enum Function {
+    Http(Router<HttpState>),
+    Sqs,
+    Schedule,
+}
+
+pub const FUNCTIONS: [&str; 9] = [
+    "payments",
+    "generate-token",
+    "notifications",
+    "status",
+    "revoke",
+    "stats",
+    "telegram-webhook",
+    "side-effects",
+    "scheduled-jobs",
+];
+
+pub fn function(name: &str) -> Option<Function> {
+    use telegate_core::http::*;
+    Some(match name {
+        "payments" => Function::Http(payments_routes()),
+        "generate-token" => Function::Http(generate_token_routes()),
+        "notifications" => Function::Http(notifications_routes()),
+        "status" => Function::Http(status_routes()),
+        "revoke" => Function::Http(revoke_routes()),
+        // The admin side: statistics, audit log, running a job now.
+        "stats" => Function::Http(stats_routes().merge(jobs_routes())),
+        "telegram-webhook" => Function::Http(webhook_routes()),
+        "side-effects" => Function::Sqs,
+        "scheduled-jobs" => Function::Schedule,
+        _ => return None,
+    })
+}
+
+/// A function's `main`.
+pub async fn run(name: &str) -> Result<(), Error> {
+    match function(name) {
+        Some(Function::Http(routes)) => serve_http(routes).await,
+        Some(Function::Sqs) => serve_sqs().await,
+        Some(Function::Schedule) => serve_schedule().await,
+        None => Err(Error::from(format!("no function named {name}"))),
+    }
+}
+
+/// JSON logs to CloudWatch (`RUST_LOG` / `AWS_LAMBDA_LOG_LEVEL` pick the level).
+pub fn init_logs() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
+
+/// An API Gateway (HTTP API) function serving `routes`.
+pub async fn serve_http(routes: Router<HttpState>) -> Result<(), Error> {
+    init_logs();
+    let wiring = Wiring::from_env().await?;
+    lambda_http::run(wiring.router(routes)).await
+}
+
+/// The SQS consumer: each record is handled and settled; the failures are reported so that only
+/// they come back (`ReportBatchItemFailures`).
+pub async fn handle_sqs(wiring: &Wiring, event: SqsEvent) -> SqsBatchResponse {
+    let mut failures = Vec::new();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let delivery = Delivery {
+            message_id: id.clone(),
+            receipt_handle: record.receipt_handle.unwrap_or_default(),
+            body: record.body.unwrap_or_default(),
+            receive_count: record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1),
+        };
+        let settled = match wiring.queue.handle(&wiring.consumer, &delivery).await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(message = %id, error = %e, "could not settle the message");
+                false
+            }
+        };
+        if !settled {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failures.push(failure);
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures;
+    response
+}
+
+pub async fn serve_sqs() -> Result<(), Error> {
+    init_logs();
+    let wiring = Arc::new(Wiring::from_env().await?);
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+        let wiring = wiring.clone();
+        async move { Ok::<_, Error>(handle_sqs(&wiring, event.payload).await) }
+    }))
+    .await
+}
+
+/// An EventBridge schedule: the rule's input names the job (`{"job": "expire-tokens"}`); an
+/// EventBridge event with `detail.job` works too.
+pub async fn handle_schedule(wiring: &Wiring, event: Value) -> Result<Value, Error> {
+    let name = event["job"].as_str().or_else(|| event["detail"]["job"].as_str()).unwrap_or_default();
+    let job = Job::parse(name).map_err(|e| Error::from(format!("{e}: {name:?}")))?;
+    let processed = wiring.app.run_job(job, "eventbridge").await.map_err(|e| Error::from(e.to_string()))?;
+    Ok(json!({ "job": job.name(), "processed": processed }))
+}
+
+pub async fn serve_schedule() -> Result<(), Error> {
+    init_logs();
+    let wiring = Arc::new(Wiring::from_env().await?);
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| {
+        let wiring = wiring.clone();
+        async move { handle_schedule(&wiring, event.payload).await }
+    }))
+    .await
+}

@@ -1,0 +1,156 @@
+//! Every file in events/ goes to its function's handler (the same `telegate_lambda::function`
+//! each Lambda `main` runs), on DynamoDB/SQS/SES on the stand-in and the fake Bot API.
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use serde_json::Value;
+use telegate::fake_telegram::FakeTelegram;
+use telegate_core::config::Settings;
+use telegate_core::domain::{
+    Lang, Notification, NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus, UserId,
+};
+use telegate_lambda::{Function, Wiring, function, handle_schedule, handle_sqs};
+use tower::ServiceExt;
+
+const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
+
+async fn seed(wiring: &Wiring) {
+    let now = chrono::Utc::now();
+    for (id, tx) in [("01a2000000000000000000a1", "TX-SEED-A"), ("01a2000000000000000000a2", "TX-SEED-B")] {
+        let p = Payment {
+            id: PaymentId::parse(id).unwrap(),
+            user_id: UserId::parse("alice").unwrap(),
+            email: Some("alice@example.com".into()),
+            offer_id: "monthly".into(),
+            transaction_id: tx.into(),
+            user_info: None,
+            status: PaymentStatus::TransactionSubmitted,
+            admin_notes: None,
+            reject_reason: None,
+            created_at: now,
+            updated_at: now,
+            reviewed_by: None,
+            lang: Lang::Fr,
+        };
+        wiring.app.store.insert_payment(&p).await.unwrap();
+    }
+    let note = Notification {
+        id: NotificationId::parse("01a2000000000000000000b1").unwrap(),
+        user_id: UserId::parse("alice").unwrap(),
+        kind: NotificationKind::PaymentVerified,
+        title: "t".into(),
+        message: "m".into(),
+        action_url: None,
+        created_at: now,
+        read: false,
+    };
+    wiring.app.store.add_notification(&note).await.unwrap();
+}
+
+#[tokio::test]
+async fn every_sample_event_gets_the_expected_answer_from_its_function() {
+    let telegram = FakeTelegram::start().await.unwrap();
+    let mut env: HashMap<&str, String> = support::aws_resources().await.into_iter().collect();
+    for (k, v) in [
+        ("TELEGRAM_BOT_TOKEN", "123456:EVENTS"),
+        ("TELEGRAM_BOT_USERNAME", "telegate_fake_bot"),
+        ("TELEGRAM_CHANNEL_ID", "-1001234567890"),
+        ("TELEGRAM_WEBHOOK_SECRET", "events-webhook-secret"),
+        ("JWT_HS256_SECRET", "events-secret-not-for-production-0123456789"),
+    ] {
+        env.insert(k, v.to_owned());
+    }
+    env.insert("TELEGRAM_API_URL", telegram.url.clone());
+    let settings = Settings::from_env(&|k| env.get(k).cloned()).unwrap();
+    let wiring = Wiring::build(settings).await.unwrap();
+    seed(&wiring).await;
+
+    let expected: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(format!("{EVENTS}/expected.json")).unwrap()).unwrap();
+    let mut covered = BTreeSet::new();
+    for case in &expected {
+        let file = case["file"].as_str().unwrap();
+        let name = case["function"].as_str().unwrap();
+        let text = std::fs::read_to_string(format!("{EVENTS}/{file}")).unwrap();
+        match function(name).unwrap_or_else(|| panic!("no function {name}")) {
+            Function::Http(routes) => {
+                let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+                let response = wiring.router(routes).oneshot(request).await.unwrap();
+                let status = response.status().as_u16();
+                let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+                assert_eq!(
+                    status,
+                    case["status"].as_u64().unwrap() as u16,
+                    "{file}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+            Function::Sqs => {
+                let event: SqsEvent = serde_json::from_str(&text).unwrap();
+                let response = handle_sqs(&wiring, event).await;
+                let failed: Vec<&str> =
+                    response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+                let want: Vec<&str> =
+                    case["failures"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+                assert_eq!(failed, want, "{file}: only the poison message comes back");
+            }
+            Function::Schedule => {
+                let answer = handle_schedule(&wiring, serde_json::from_str(&text).unwrap()).await.unwrap();
+                assert_eq!(answer["job"], case["job"], "{file}");
+                assert!(answer["processed"].is_u64());
+            }
+        }
+        covered.insert(file.to_owned());
+    }
+
+    // What the events made happen, as the Bot API saw it.
+    let fake = &telegram.fake;
+    assert!(
+        fake.calls_to("sendMessage").iter().any(|c| c.params["text"] == "Bonjour"),
+        "the SQS record was carried out"
+    );
+    assert!(fake.calls_to("banChatMember").iter().any(|c| c.params["user_id"] == 424242));
+    assert!(fake.calls_to("declineChatJoinRequest").is_empty(), "join requests are decided through the queue");
+
+    // No sample goes untested.
+    let mut on_disk = BTreeSet::new();
+    for dir in std::fs::read_dir(EVENTS).unwrap() {
+        let dir = dir.unwrap().path();
+        if dir.is_dir() {
+            for f in std::fs::read_dir(&dir).unwrap() {
+                let f = f.unwrap().path();
+                on_disk.insert(format!(
+                    "{}/{}",
+                    dir.file_name().unwrap().to_string_lossy(),
+                    f.file_name().unwrap().to_string_lossy()
+                ));
+            }
+        }
+    }
+    assert_eq!(on_disk, covered, "every file in events/ is listed in expected.json");
+    let names: BTreeSet<&str> = expected.iter().map(|c| c["function"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), telegate_lambda::FUNCTIONS.len(), "every function has sample events");
+}
+
+#[tokio::test]
+async fn a_function_refuses_to_start_with_the_test_clock_or_without_aws_resources() {
+    let base = [
+        ("TELEGRAM_BOT_TOKEN", "1:x"),
+        ("TELEGRAM_BOT_USERNAME", "b"),
+        ("TELEGRAM_CHANNEL_ID", "-100"),
+        ("TELEGRAM_WEBHOOK_SECRET", "s"),
+        ("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
+    ];
+    let settings = |extra: &[(&str, &str)]| {
+        let map: HashMap<&str, &str> = base.iter().chain(extra).copied().collect();
+        Settings::from_env(&|k| map.get(k).map(|v| v.to_string())).unwrap()
+    };
+    let Err(e) = Wiring::build(settings(&[])).await else { panic!("started without AWS resources") };
+    assert!(e.contains("TABLE_NAME"), "{e}");
+    let aws = [("TABLE_NAME", "t"), ("QUEUE_URL", "http://q"), ("MAIL_FROM", "a@b.c"), ("TELEGATE_TEST_CLOCK", "1")];
+    let Err(e) = Wiring::build(settings(&aws)).await else { panic!("started with the test clock") };
+    assert!(e.contains("TELEGATE_TEST_CLOCK"), "{e}");
+}
