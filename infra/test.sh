@@ -10,10 +10,12 @@ command -v python3 >/dev/null || { echo "test.sh: python3 is needed for the loca
 
 VENV=.venv-moto
 MOTO_VERSION=5.2.5
-if [ ! -x "$VENV/bin/moto_server" ]; then
-  echo "==> installing the local AWS stand-in: moto[server]==$MOTO_VERSION into $VENV"
+CFN_LINT_VERSION=1.58.0
+if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/cfn-lint" ]; then
+  echo "==> installing moto[server]==$MOTO_VERSION (the local AWS stand-in) and cfn-lint==$CFN_LINT_VERSION into $VENV"
   python3 -m venv "$VENV" || { echo "test.sh: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
-  "$VENV/bin/pip" install --quiet "moto[server]==$MOTO_VERSION" || { echo "test.sh: could not install moto from PyPI" >&2; exit 1; }
+  "$VENV/bin/pip" install --quiet "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" \
+    || { echo "test.sh: could not install moto and cfn-lint from PyPI" >&2; exit 1; }
 fi
 
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -42,6 +44,7 @@ cargo fmt --all -- --check
 
 phase "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+"$VENV/bin/cfn-lint" template.yaml
 
 phase "tests (unit; end to end over HTTP against the fake Telegram Bot API; SQLite; AWS adapters on moto; Lambda events)"
 cargo test --workspace --locked
