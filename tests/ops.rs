@@ -7,9 +7,19 @@ use support::{BOT_TOKEN, CHANNEL, JWT_SECRET, WEBHOOK_SECRET};
 use telegate::fake_telegram::{BOT_USERNAME, FakeTelegram, RunningFake};
 
 async fn telegate(fake: &RunningFake, args: &[&str], username: &str) -> (i32, String, String) {
+    telegate_with(fake, args, username, &[]).await
+}
+
+async fn telegate_with(
+    fake: &RunningFake,
+    args: &[&str],
+    username: &str,
+    extra: &[(&str, String)],
+) -> (i32, String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_telegate"))
         .args(args)
         .env_clear()
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
         .env("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
         .env("TELEGRAM_BOT_USERNAME", username)
         .env("TELEGRAM_CHANNEL_ID", CHANNEL.to_string())
@@ -79,4 +89,25 @@ async fn ops_commands_without_a_bot_token_stop_with_exit_2() {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_telegate")).arg("doctor").env_clear().output().await.unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+}
+
+#[tokio::test]
+async fn doctor_checks_the_table_and_the_queue_when_aws_settings_are_given() {
+    let fake = FakeTelegram::start().await.unwrap();
+    let mut env: Vec<(&str, String)> = support::aws_resources().await;
+    for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+        env.push((k, std::env::var(k).unwrap()));
+    }
+    let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("✓ DynamoDB table") && out.contains("✓ SQS queue reachable"), "{out}");
+
+    for (k, v) in env.iter_mut() {
+        if *k == "TABLE_NAME" {
+            *v = "no-such-table".into();
+        }
+    }
+    let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("✗ DynamoDB table no-such-table does not exist → fix"), "{out}");
 }

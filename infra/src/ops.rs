@@ -1,5 +1,9 @@
-//! Ops commands: `telegate set-webhook` and `telegate doctor`, one clear line per check.
+//! Ops commands: `telegate set-webhook` and `telegate doctor`, one clear line per check (the bot,
+//! the channel, the bot's rights, the webhook, and with AWS settings the table and the queue).
 
+use telegate_core::adapters::aws::sdk_config;
+use telegate_core::adapters::dynamodb::DynamoStore;
+use telegate_core::adapters::sqs::SqsQueue;
 use telegate_core::adapters::telegram::{BotApi, allowed_updates};
 use telegate_core::config::Settings;
 
@@ -130,6 +134,32 @@ pub async fn doctor(bot: &BotApi, settings: &Settings) -> (Vec<String>, bool) {
             }
         },
         Err(e) => check(false, format!("webhook: getWebhookInfo failed ({e})")),
+    }
+
+    if let Some(aws) = &settings.aws {
+        let config = sdk_config().await;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &aws.table);
+        match store.table_exists().await {
+            Ok(true) => check(true, format!("DynamoDB table {} exists", aws.table)),
+            Ok(false) => check(
+                false,
+                format!(
+                    "DynamoDB table {} does not exist → fix: deploy template.yaml (sam deploy) or correct TABLE_NAME",
+                    aws.table
+                ),
+            ),
+            Err(e) => {
+                check(false, format!("DynamoDB table {}: {e} → fix: check the region and credentials", aws.table))
+            }
+        }
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), &aws.queue_url);
+        match queue.backlog().await {
+            Ok(n) => check(true, format!("SQS queue reachable, {n} effect(s) waiting")),
+            Err(e) => check(
+                false,
+                format!("SQS queue {}: {e} → fix: deploy template.yaml or correct QUEUE_URL", aws.queue_url),
+            ),
+        }
     }
     (lines, ok)
 }
