@@ -14,8 +14,9 @@ CFN_LINT_VERSION=1.58.0
 if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/cfn-lint" ]; then
   echo "==> installing moto[server]==$MOTO_VERSION (the local AWS stand-in) and cfn-lint==$CFN_LINT_VERSION into $VENV"
   python3 -m venv "$VENV" || { echo "test.sh: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
-  "$VENV/bin/pip" install --quiet "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" \
-    || { echo "test.sh: could not install moto and cfn-lint from PyPI" >&2; exit 1; }
+  # Two installs: resolved together, pip backtracks for minutes over their shared dependencies.
+  "$VENV/bin/pip" install --quiet "moto[server]==$MOTO_VERSION" || { echo "test.sh: could not install moto from PyPI" >&2; exit 1; }
+  "$VENV/bin/pip" install --quiet "cfn-lint==$CFN_LINT_VERSION" || { echo "test.sh: could not install cfn-lint from PyPI" >&2; exit 1; }
 fi
 
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
