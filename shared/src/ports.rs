@@ -67,6 +67,8 @@ pub trait PaymentStore: Send + Sync {
 pub enum Applied {
     Now(Box<Membership>),
     Already(MembershipId),
+    /// The membership ended (expired, revoked) before the token could extend it; nothing changed.
+    Ended,
 }
 
 #[async_trait]
@@ -86,7 +88,8 @@ pub trait AccessStore: Send + Sync {
     /// Opens a pending membership with the token's period, once per token.
     async fn open_membership(&self, hash: &TokenHash, membership: &Membership) -> Result<Applied, StoreError>;
     /// Adds the token's days to an existing membership (pending: to the days not yet started;
-    /// active: from the later of now and its end), once per token.
+    /// active: from the later of now and its end), once per token; `Ended` when the membership is
+    /// no longer pending or active (an expiry sweep won the race).
     async fn extend_membership(
         &self,
         hash: &TokenHash,

@@ -765,6 +765,9 @@ impl AccessStore for DynamoStore {
                 .membership_record(id.as_str())
                 .await?
                 .ok_or(StoreError::Unavailable("membership vanished".into()))?;
+            if !matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active) {
+                return Ok(Applied::Ended);
+            }
             let hashes = AttributeValue::Ss(vec![hash.as_str().to_owned()]);
             let items = if m.status == MembershipStatus::Active {
                 let end = extended_end(m.expires_at, now, token.days);

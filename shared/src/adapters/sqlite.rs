@@ -550,6 +550,9 @@ impl AccessStore for SqliteStore {
             let Some(m) = get_membership(&tx, id.as_str())? else {
                 return Err(StoreError::Unavailable(format!("membership {id} vanished")));
             };
+            if !matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active) {
+                return Ok(Applied::Ended);
+            }
             let active = m.status == MembershipStatus::Active;
             let claimed = tx
                 .execute(

@@ -219,9 +219,13 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<(Option<Membership>, bool), AppError> {
         let current = self.store.current_membership(account).await?;
-        let applied = match &current {
+        let extended = match &current {
             Some(m) => self.store.extend_membership(&record.hash, &m.id, now).await?,
-            None => {
+            None => Applied::Ended,
+        };
+        let (applied, extending) = match extended {
+            // No membership to extend, or it ended meanwhile: the token opens a new one.
+            Applied::Ended => {
                 let m = Membership {
                     id: MembershipId::generate(now)?,
                     user_id: record.user_id.clone(),
@@ -241,12 +245,13 @@ impl App {
                     ended_at: None,
                     end_reason: None,
                 };
-                self.store.open_membership(&record.hash, &m).await?
+                (self.store.open_membership(&record.hash, &m).await?, false)
             }
+            other => (other, current.is_some_and(|c| c.status == MembershipStatus::Active)),
         };
         Ok(match applied {
             Applied::Now(m) => {
-                let extended = current.is_some_and(|c| c.status == MembershipStatus::Active);
+                let extended = extending;
                 if extended {
                     tracing::info!(membership = %m.id, end = ?m.expires_at, "membership extended");
                     self.audit(
@@ -261,6 +266,7 @@ impl App {
                 (Some(*m), extended)
             }
             Applied::Already(id) => (self.store.membership(&id).await?, false),
+            Applied::Ended => (None, false),
         })
     }
 

@@ -1,0 +1,135 @@
+//! Races, on the embedded store and on DynamoDB + SQS: concurrency never admits a second account,
+//! never makes a second payment or token, never applies an update twice, never loses a renewal.
+
+mod support;
+
+use futures_util::future::join_all;
+use serde_json::json;
+use support::{CHANNEL, TestApp, updates};
+
+const ALICE: i64 = 8001;
+
+async fn fifty_starts_with_one_token_bind_one_account(app: TestApp) {
+    let issued = app.paid("alice", "TX-RACE1").await;
+    let token = issued["token"].as_str().unwrap();
+    let statuses = join_all((0..50).map(|i| app.start_command(10_000 + i, token))).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "one invite");
+    let invited: Vec<_> =
+        app.fake().calls_to("sendMessage").into_iter().filter(|c| !c.params["reply_markup"].is_null()).collect();
+    assert_eq!(invited.len(), 1, "one account got the button");
+    let winner = invited[0].params["chat_id"].as_i64().unwrap();
+    assert_eq!(app.calls_for_user("unbanChatMember", winner).len(), 1);
+    assert_eq!(app.fake().calls_to("unbanChatMember").len(), 1, "nobody else was even unbanned");
+}
+
+async fn twenty_validations_make_one_token(app: TestApp) {
+    let (_, p) = app
+        .post(
+            "/api/payments/pending-payments/create/",
+            &app.jwt("alice", "user"),
+            json!({"offer_id": "m", "transaction_id": "TX-RACE2"}),
+        )
+        .await;
+    let path = format!("/api/payments/admin/pending-payments/{}/validate/", p["id"].as_str().unwrap());
+    let support = app.jwt("s", "support");
+    let answers = join_all((0..20).map(|_| app.post(&path, &support, json!({})))).await;
+    assert_eq!(answers.iter().filter(|(s, _)| *s == 200).count(), 1);
+    assert!(answers.iter().all(|(s, _)| *s == 200 || *s == 409));
+    let (_, mine) = app.get("/api/payments/pending-payments/", &app.jwt("alice", "user")).await;
+    assert_eq!(mine.as_array().unwrap().len(), 1, "one payment");
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
+    assert_eq!(stats["tokens"]["total"], 1, "one token");
+}
+
+async fn ten_deliveries_of_one_update_have_one_effect(app: TestApp) {
+    let issued = app.paid("alice", "TX-RACE3").await;
+    app.start_command(ALICE, issued["token"].as_str().unwrap()).await;
+    let link = app.last_invite_link().unwrap();
+    let join = updates::joined(777_001, CHANNEL, ALICE, Some(&link));
+    let statuses = join_all((0..10).map(|_| app.webhook(join.clone()))).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    app.drain().await;
+    let welcome = app.texts_to(ALICE).into_iter().filter(|t| t.contains("Bienvenue")).count();
+    assert_eq!(welcome, 1, "one welcome");
+    assert_eq!(app.fake().calls_to("revokeChatInviteLink").len(), 1);
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
+    assert_eq!(stats["members"]["total"], 1);
+}
+
+/// A renewal racing the expiry sweep: whichever wins, the payer ends with the days they paid for.
+async fn a_renewal_racing_the_sweep_is_never_lost(app: TestApp) {
+    app.member("alice", "TX-RACE4", ALICE).await;
+    app.advance(30 * 86_400 + 60).await; // just past the end, not yet swept
+    let renewal = app.paid("alice", "TX-RACE5").await;
+    let admin = app.jwt("root", "admin");
+    let (start, (sweep, _)) = tokio::join!(
+        app.start_command(ALICE, renewal["token"].as_str().unwrap()),
+        app.post("/api/telegram/admin/jobs/expire-subscriptions/run/", &admin, json!({}))
+    );
+    assert_eq!((start, sweep), (200, 200));
+    app.drain().await;
+    let status = app.status_of("alice").await;
+    let memberships = status["memberships"].as_array().unwrap();
+    let active = memberships.iter().find(|m| m["status"] == "active");
+    let pending = memberships.iter().find(|m| m["status"] == "pending");
+    match (active, pending) {
+        // The renewal won: extended from now, never swept.
+        (Some(m), None) => {
+            assert_eq!(m["days_remaining"], 30);
+            assert!(app.calls_for_user("banChatMember", ALICE).is_empty());
+        }
+        // The sweep won: a new membership waits for the join, and its invite came after an unban.
+        (None, Some(_)) => {
+            assert_eq!(memberships.iter().filter(|m| m["status"] == "expired").count(), 1);
+            let calls: Vec<String> = app.fake().calls().iter().map(|c| c.method.clone()).collect();
+            let unban = calls.iter().rposition(|m| m == "unbanChatMember").expect("ban lifted");
+            let invite = calls.iter().rposition(|m| m == "createChatInviteLink").expect("invite");
+            assert!(unban < invite);
+        }
+        other => panic!("an inconsistent end state: {other:?} in {status}"),
+    }
+}
+
+#[tokio::test]
+async fn fifty_concurrent_starts_bind_one_account_on_sqlite() {
+    fifty_starts_with_one_token_bind_one_account(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_starts_bind_one_account_on_dynamodb() {
+    fifty_starts_with_one_token_bind_one_account(TestApp::spawn_aws().await).await;
+}
+
+#[tokio::test]
+async fn twenty_concurrent_validations_make_one_token_on_sqlite() {
+    twenty_validations_make_one_token(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn twenty_concurrent_validations_make_one_token_on_dynamodb() {
+    twenty_validations_make_one_token(TestApp::spawn_aws().await).await;
+}
+
+#[tokio::test]
+async fn ten_concurrent_deliveries_of_an_update_have_one_effect_on_sqlite() {
+    ten_deliveries_of_one_update_have_one_effect(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn ten_concurrent_deliveries_of_an_update_have_one_effect_on_dynamodb() {
+    ten_deliveries_of_one_update_have_one_effect(TestApp::spawn_aws().await).await;
+}
+
+#[tokio::test]
+async fn a_renewal_racing_the_expiry_sweep_is_never_lost_on_sqlite() {
+    a_renewal_racing_the_sweep_is_never_lost(TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0")]).await).await;
+}
+
+#[tokio::test]
+async fn a_renewal_racing_the_expiry_sweep_is_never_lost_on_dynamodb() {
+    let resources = support::aws_resources().await;
+    let mut env: Vec<(&str, &str)> = resources.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("TELEGATE_SCHEDULER", "0"));
+    a_renewal_racing_the_sweep_is_never_lost(TestApp::spawn_with(&env).await).await;
+}
