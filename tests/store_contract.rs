@@ -112,6 +112,17 @@ async fn contract(store: Arc<dyn Store>) {
     updates(&store, now).await;
     lifecycle(&store, now).await;
     audit(&store, now).await;
+    limits(&store, now).await;
+}
+
+async fn limits(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let key = format!("contract:{}", now.timestamp_micros());
+    assert_eq!(store.hits(&key, now).await.unwrap(), 0);
+    let until = now + Duration::hours(2);
+    assert_eq!(store.hit(&key, until).await.unwrap(), 1);
+    assert_eq!(store.hit(&key, until).await.unwrap(), 2);
+    assert_eq!(store.hits(&key, now).await.unwrap(), 2);
+    assert_eq!(store.hits(&key, until + Duration::seconds(1)).await.unwrap(), 0, "forgotten after its window");
 }
 
 async fn payments(store: &Arc<dyn Store>, now: DateTime<Utc>) {

@@ -49,6 +49,13 @@ pub struct AwsResources {
     pub mail_from: String,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    pub start_failures_per_account: u32,
+    pub start_failures_per_token: u32,
+    pub generated_tokens_per_payment: u32,
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub bot_token: Option<Secret>,
@@ -65,6 +72,9 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub offers: Offers,
     pub aws: Option<AwsResources>,
+    /// Abuse limits, per hour: failed `/start` per Telegram account and per token, and tokens a
+    /// payment's owner may generate.
+    pub limits: Limits,
     /// When each job runs (`SCHEDULE_<JOB>`), for the local scheduler; EventBridge has its own.
     pub schedules: HashMap<Job, Schedule>,
     /// `TELEGATE_TEST_CLOCK=1`: the clock can be moved through `/_local/clock/advance`. Never in Lambda.
@@ -127,6 +137,11 @@ impl Settings {
             offers,
             schedules: schedules(&get)?,
             aws: aws_resources(&get)?,
+            limits: Limits {
+                start_failures_per_account: number(&get, "START_FAILURES_PER_HOUR", 5, 1, 10_000)?,
+                start_failures_per_token: number(&get, "TOKEN_FAILURES_PER_HOUR", 10, 1, 10_000)?,
+                generated_tokens_per_payment: number(&get, "GENERATE_TOKEN_PER_HOUR", 5, 1, 10_000)?,
+            },
             test_clock: get("TELEGATE_TEST_CLOCK").as_deref() == Some("1"),
         })
     }

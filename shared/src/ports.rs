@@ -201,9 +201,24 @@ pub trait AuditLog: Send + Sync {
     async fn audit(&self, user: Option<&UserId>, page: &PageRequest) -> Result<Page<AuditEntry>, StoreError>;
 }
 
+/// Counters for abuse limits, in fixed windows named by the caller (the key includes the window).
+#[async_trait]
+pub trait RateLimits: Send + Sync {
+    /// Counts one more attempt under `key`, kept until `until`; returns the count with this one.
+    async fn hit(&self, key: &str, until: DateTime<Utc>) -> Result<u32, StoreError>;
+    /// The attempts counted so far under `key` (0 once `now` is past its `until`).
+    async fn hits(&self, key: &str, now: DateTime<Utc>) -> Result<u32, StoreError>;
+}
+
 /// Everything the use cases store. Each adapter implements the parts.
-pub trait Store: PaymentStore + AccessStore + NotificationStore + UpdateLog + LifecycleStore + AuditLog {}
-impl<T: PaymentStore + AccessStore + NotificationStore + UpdateLog + LifecycleStore + AuditLog> Store for T {}
+pub trait Store:
+    PaymentStore + AccessStore + NotificationStore + UpdateLog + LifecycleStore + AuditLog + RateLimits
+{
+}
+impl<T: PaymentStore + AccessStore + NotificationStore + UpdateLog + LifecycleStore + AuditLog + RateLimits> Store
+    for T
+{
+}
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum TelegramError {

@@ -23,7 +23,7 @@ use crate::domain::{
 };
 use crate::ports::{
     AccessStore, Applied, AuditLog, Counters, LifecycleStore, NotificationStore, Page, PageRequest, PaymentStore,
-    Review, StoreError, UpdateLog,
+    RateLimits, Review, StoreError, UpdateLog,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -1511,5 +1511,36 @@ impl AuditLog for DynamoStore {
         let items = self.query(Query::on(Some(index), &condition, values).limit(p.limit + 1)).await?;
         let entries = items.iter().map(audit_from).collect::<Result<Vec<_>, _>>()?;
         Ok(page(entries, p.limit, |e| e.id.to_string()))
+    }
+}
+
+// ---- abuse limits ----
+
+#[async_trait]
+impl RateLimits for DynamoStore {
+    async fn hit(&self, key: &str, until: DateTime<Utc>) -> Result<u32, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("RATE#{key}")))
+            .key("sk", s("RATE"))
+            .update_expression("ADD #v :one SET #ttl = :ttl")
+            .expression_attribute_names("#v", "value")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":ttl", n(until.timestamp()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(fault)?;
+        get_n(&out.attributes.unwrap_or_default(), "value")
+    }
+
+    async fn hits(&self, key: &str, now: DateTime<Utc>) -> Result<u32, StoreError> {
+        match self.get(&format!("RATE#{key}"), "RATE").await? {
+            Some(item) if alive(&item, now) => get_n(&item, "value"),
+            _ => Ok(0),
+        }
     }
 }

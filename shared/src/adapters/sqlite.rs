@@ -15,11 +15,11 @@ use crate::domain::{
 };
 use crate::ports::{
     AccessStore, Applied, AuditLog, Counters, LifecycleStore, NotificationStore, Page, PageRequest, PaymentStore,
-    Review, StoreError, UpdateLog,
+    RateLimits, Review, StoreError, UpdateLog,
 };
 
 /// Each step brings the schema from version i to i + 1; a store is migrated on open.
-const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 const V1: &str = "
@@ -128,6 +128,14 @@ CREATE TABLE effects (
   key TEXT PRIMARY KEY,
   done INTEGER NOT NULL,
   lease_until TEXT NOT NULL
+);
+";
+
+const V4: &str = "
+CREATE TABLE rate_limits (
+  key TEXT PRIMARY KEY,
+  count INTEGER NOT NULL,
+  until TEXT NOT NULL
 );
 ";
 
@@ -1046,6 +1054,32 @@ impl AuditLog for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(fault)?;
             Ok(page_of(rows, page.limit, |e| e.id.to_string()))
+        })
+    }
+}
+
+#[async_trait]
+impl RateLimits for SqliteStore {
+    async fn hit(&self, key: &str, until: DateTime<Utc>) -> Result<u32, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "INSERT INTO rate_limits (key, count, until) VALUES (?1, 1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET count = count + 1 RETURNING count",
+                params![key, ts(until)],
+                |r| r.get(0),
+            )
+            .map_err(fault)
+        })
+    }
+
+    async fn hits(&self, key: &str, now: DateTime<Utc>) -> Result<u32, StoreError> {
+        self.with(|conn| {
+            conn.query_row("SELECT count FROM rate_limits WHERE key = ?1 AND until > ?2", params![key, ts(now)], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map(|c| c.unwrap_or(0))
+            .map_err(fault)
         })
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use serde_json::json;
 
-use super::{App, AppError, Notice, actor, telegram_actor};
+use super::{App, AppError, Notice, actor, hour_window, telegram_actor};
 use crate::auth::{Caller, Role};
 use crate::domain::{
     AccessToken, AuditAction, Membership, MembershipId, MembershipStatus, NotificationId, NotificationKind, Payment,
@@ -64,6 +64,15 @@ impl App {
             && tx.trim() != payment.transaction_id
         {
             return Err(AppError::Invalid("transaction_id does not match this payment".into()));
+        }
+        if !caller.has(Role::Support) {
+            let (window, until) = hour_window(self.clock.now());
+            let count = self.store.hit(&format!("generate:{}:{window}", payment.id), until).await?;
+            if count > self.settings.limits.generated_tokens_per_payment {
+                return Err(AppError::RateLimited(
+                    "too many new links for this payment in the last hour; try again later",
+                ));
+            }
         }
         if payment.status != PaymentStatus::Validated {
             return Err(AppError::Conflict {

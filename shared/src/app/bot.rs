@@ -48,8 +48,15 @@ impl App {
         let command = command.split_once('@').map_or(command, |(c, _)| c);
         let channel = &self.settings.channel_name;
         let (reply, button) = match (command, words.next()) {
+            ("/start", Some(token)) if self.start_is_silenced(account, token).await? => {
+                tracing::info!(telegram_user = %account, "too many failed /start: silent until the window passes");
+                return Ok(());
+            }
             ("/start", Some(token)) => match self.redeem(from, account, token).await? {
-                Redemption::Refused => (texts::refusal(lang), None),
+                Redemption::Refused => {
+                    self.count_start_failure(account, token).await?;
+                    (texts::refusal(lang), None)
+                }
                 Redemption::Invite { link } => (
                     texts::invite(lang, channel, u64::from(self.settings.invite_ttl_seconds).div_ceil(60)),
                     Some(LinkButton { text: texts::join_button(lang).into(), url: link }),

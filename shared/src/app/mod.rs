@@ -6,6 +6,7 @@ mod admin;
 mod bot;
 pub mod effects;
 mod jobs;
+mod limits;
 mod members;
 mod notifications;
 mod payments;
@@ -51,6 +52,8 @@ pub enum AppError {
     NotFound(&'static str),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    #[error("{0}")]
+    RateLimited(&'static str),
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
     /// A dependency we cannot do without is down (e.g. the JWKS endpoint).
@@ -209,4 +212,10 @@ pub(crate) fn actor(caller: &Caller) -> String {
 
 pub(crate) fn telegram_actor(account: TelegramUserId) -> String {
     format!("telegram:{account}")
+}
+
+/// The fixed one-hour window an attempt counts in, and when its counter may be forgotten.
+pub(crate) fn hour_window(now: chrono::DateTime<chrono::Utc>) -> (String, chrono::DateTime<chrono::Utc>) {
+    let start = now.format("%Y%m%d%H").to_string();
+    (start, now + chrono::Duration::hours(2))
 }
