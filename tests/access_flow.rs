@@ -299,3 +299,16 @@ async fn two_join_requests_in_the_same_second_are_two_decisions() {
     app.drain().await;
     assert_eq!(app.calls_for_user("approveChatJoinRequest", ALICE).len(), 2, "each update decides its own effect");
 }
+
+#[tokio::test]
+async fn a_telegram_timeout_on_an_approval_is_retried() {
+    let app = TestApp::spawn_with(&[("TELEGRAM_TIMEOUT_SECONDS", "1")]).await;
+    let issued = app.paid("alice", "TX-15").await;
+    app.start_command(ALICE, issued["token"].as_str().unwrap()).await;
+    let link = app.last_invite_link().unwrap();
+    app.fake().fail_next("approveChatJoinRequest", support::Fault::Slow(2_500), 1);
+    app.webhook(updates::join_request(app.update_id(), CHANNEL, ALICE, &link)).await;
+    app.drain().await;
+    assert_eq!(app.calls_for_user("approveChatJoinRequest", ALICE).len(), 2, "timed out, then done");
+    assert!(app.running().effects.dead_letters().await.is_empty());
+}

@@ -284,3 +284,19 @@ async fn the_audit_log_tells_a_whole_flow_newest_first() {
     let (s, _) = app.get("/api/telegram/admin/audit/", &app.jwt("s", "support")).await;
     assert_eq!(s, 403);
 }
+
+#[tokio::test]
+async fn a_member_who_blocked_the_bot_is_still_warned_in_the_app_and_by_mail() {
+    let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0")]).await;
+    app.member("alice", "TX-BL1", ALICE).await;
+    app.drain().await;
+    let mails_before = std::fs::read_dir(app.data.0.join("outbox")).unwrap().count();
+    app.fake().fail_next("sendMessage", support::Fault::BotBlocked, 10);
+    app.advance(28 * DAY).await;
+    assert_eq!(run_job(&app, "expiration-warnings").await, 1);
+    app.drain().await;
+    assert!(app.running().effects.dead_letters().await.is_empty(), "a blocked bot is not retried");
+    assert_eq!(kinds(&notifications(&app, "alice").await)[0], "expiration_warning");
+    let mails_after = std::fs::read_dir(app.data.0.join("outbox")).unwrap().count();
+    assert_eq!(mails_after, mails_before + 1, "the warning went by mail");
+}

@@ -32,6 +32,8 @@ pub enum Fault {
     RetryAfter(u32),
     ServerError,
     BotBlocked,
+    /// Answers only after this many milliseconds (longer than the client waits: a timeout).
+    Slow(u64),
 }
 
 #[derive(Default)]
@@ -157,6 +159,10 @@ async fn handle(
         ),
         Some(Fault::ServerError) => {
             error(500, json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}))
+        }
+        Some(Fault::Slow(ms)) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            ok(without_nulls(answer(&fake, &method, &params)))
         }
         Some(Fault::BotBlocked) => {
             error(403, json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}))

@@ -97,17 +97,17 @@ impl Host {
     /// DynamoDB, SQS and SES when the settings name AWS resources. Needs a Tokio runtime.
     pub async fn build(settings: Settings, data: &Path, options: Options) -> Result<Self, String> {
         std::fs::create_dir_all(data).map_err(|e| format!("cannot create the data folder {}: {e}", data.display()))?;
-        let bot = match &settings.bot_token {
-            Some(token) => Some(Arc::new(BotApi::new(
-                token,
-                &settings.telegram_api_url,
-                settings.channel_id,
-                Duration::from_secs(40),
-            )?)),
-            None => None,
+        // Two clients: calls bounded by TELEGRAM_TIMEOUT_SECONDS, long polls by their own 25 s + margin.
+        let (bot, calls) = match &settings.bot_token {
+            Some(token) => {
+                let api = |timeout| BotApi::new(token, &settings.telegram_api_url, settings.channel_id, timeout);
+                let calls = Arc::new(api(Duration::from_secs(u64::from(settings.telegram_timeout_seconds)))?);
+                (Some(Arc::new(api(Duration::from_secs(40))?)), Some(calls))
+            }
+            None => (None, None),
         };
-        let telegram: Arc<dyn Telegram> = match &bot {
-            Some(b) => b.clone(),
+        let telegram: Arc<dyn Telegram> = match calls {
+            Some(b) => b,
             None => Arc::new(
                 OutboxTelegram::new(data.join("telegram-outbox.jsonl"))
                     .map_err(|e| format!("cannot open the Telegram outbox: {e}"))?,

@@ -64,6 +64,8 @@ pub struct Settings {
     pub channel_name: String,
     pub webhook_secret: Secret,
     pub telegram_api_url: String,
+    /// Bound on each Bot API call (long polling excepted); a timeout is retried like a 5xx.
+    pub telegram_timeout_seconds: u32,
     pub token_ttl_hours: u32,
     pub invite_ttl_seconds: u32,
     pub subscription_days: u32,
@@ -120,6 +122,7 @@ impl Settings {
                 "the secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (1-256 of A-Z a-z 0-9 _ -)",
             )?),
             telegram_api_url: get("TELEGRAM_API_URL").unwrap_or_else(|| "https://api.telegram.org".into()),
+            telegram_timeout_seconds: number(&get, "TELEGRAM_TIMEOUT_SECONDS", 10, 1, 120)?,
             token_ttl_hours: number(&get, "TOKEN_TTL_HOURS", 24, 1, 24 * 365)?,
             invite_ttl_seconds: number(&get, "INVITE_TTL_SECONDS", 300, 30, 86_400)?,
             subscription_days,

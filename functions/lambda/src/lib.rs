@@ -46,9 +46,8 @@ impl Wiring {
         let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &aws.table));
         let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config), &aws.queue_url));
         let mailer = Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&config), &aws.mail_from));
-        // Within API Gateway's 29 s and the functions' timeouts.
-        let telegram =
-            Arc::new(BotApi::new(&token, &settings.telegram_api_url, settings.channel_id, Duration::from_secs(10))?);
+        let timeout = Duration::from_secs(u64::from(settings.telegram_timeout_seconds));
+        let telegram = Arc::new(BotApi::new(&token, &settings.telegram_api_url, settings.channel_id, timeout)?);
         let clock = Arc::new(SystemClock);
         let consumer =
             Arc::new(Consumer::new(EffectRunner::new(telegram.clone(), mailer), store.clone(), clock.clone()));
