@@ -262,7 +262,11 @@ fn page_request(q: &HashMap<String, String>) -> Result<PageRequest, AppError> {
             .ok_or(AppError::Invalid("limit must be a whole number from 1 to 100".into()))?,
     };
     let after = q.get("cursor").filter(|v| !v.is_empty()).cloned();
-    if after.as_ref().is_some_and(|c| c.len() > 128) {
+    // Cursors are ids we issued: anything else is refused rather than quietly matching nothing.
+    if after
+        .as_ref()
+        .is_some_and(|c| c.len() > 64 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
         return Err(AppError::Invalid("cursor is not one we issued".into()));
     }
     Ok(PageRequest { limit, after })
