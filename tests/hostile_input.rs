@@ -55,11 +55,11 @@ fn hostile_body(rng: &mut Rng, fields: &[&str]) -> String {
         _ => {
             let mut body = serde_json::Map::new();
             for f in fields {
-                if rng.next() % 4 != 0 {
+                if !rng.next().is_multiple_of(4) {
                     body.insert((*f).into(), hostile_values(rng));
                 }
             }
-            if rng.next() % 5 == 0 {
+            if rng.next().is_multiple_of(5) {
                 body.insert("unexpected".into(), json!(1));
             }
             Value::Object(body).to_string()
