@@ -300,3 +300,38 @@ async fn a_member_who_blocked_the_bot_is_still_warned_in_the_app_and_by_mail() {
     let mails_after = std::fs::read_dir(app.data.0.join("outbox")).unwrap().count();
     assert_eq!(mails_after, mails_before + 1, "the warning went by mail");
 }
+
+#[tokio::test]
+async fn reconciliation_removes_who_is_still_in_and_records_who_left() {
+    let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0"), ("RECONCILE_PER_SECOND", "1000")]).await;
+    app.member("alice", "TX-RC1", ALICE).await;
+    app.member("bob", "TX-RC2", BOB).await;
+    app.post(
+        "/api/telegram/revoke-access/",
+        &app.jwt("root", "admin"),
+        json!({"user_id": "alice", "reason": "refund"}),
+    )
+    .await;
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1);
+    // Suppose the ban did not hold (an admin re-added her), and Bob left without us noticing.
+    app.fake().set_member_status(ALICE, "member");
+    app.fake().set_member_status(BOB, "left");
+    app.advance(3600).await;
+
+    // Flood control on the first check: the run stops without guessing anything.
+    app.fake().fail_next("getChatMember", support::Fault::RetryAfter(1), 1);
+    assert_eq!(run_job(&app, "reconcile-members").await, 0, "nothing checked, nothing changed");
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1);
+
+    assert_eq!(run_job(&app, "reconcile-members").await, 2, "one removal, one departure recorded");
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 2, "removed again");
+    assert!(!app.calls_for_user("getChatMember", ALICE).is_empty());
+    let (_, audit) = app.get("/api/telegram/admin/audit/?user_id=bob", &app.jwt("root", "admin")).await;
+    assert_eq!(audit[0]["action"], "member_left");
+    assert_eq!(audit[0]["details"]["noticed_by"], "reconciliation");
+
+    // Now consistent: a second run fixes nothing.
+    assert_eq!(run_job(&app, "reconcile-members").await, 0);
+}

@@ -313,6 +313,8 @@ async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert_eq!(store.token(&unopened.hash).await.unwrap().unwrap().status, TokenStatus::Expired);
     assert_eq!(store.expire_tokens(day25).await.unwrap(), 0, "once");
 
+    assert!(store.active_in_channel(10_000).await.unwrap().iter().any(|x| x.id == m.id), "in the channel");
+
     let end = now + Duration::days(30);
     let warned = store.ending_between(end - Duration::days(3), end, 100).await.unwrap();
     assert!(warned.iter().any(|x| x.id == m.id));
@@ -343,6 +345,14 @@ async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert_eq!(revoked.len(), 1);
     assert_eq!((revoked[0].status, revoked[0].end_reason.as_deref()), (MembershipStatus::Revoked, Some("chargeback")));
     assert!(store.revoke_user(&user("life-c"), "again", now).await.unwrap().is_empty());
+
+    // Reconciliation reads who ended since a time, and who is active in the channel.
+    let ended: Vec<_> = store.ended_since(now, 10_000).await.unwrap().into_iter().map(|x| x.id).collect();
+    assert!(ended.contains(&m.id) && ended.contains(&rm.id), "expired and revoked both count");
+    let later: Vec<_> = store.ended_since(after + Duration::seconds(1), 10_000).await.unwrap();
+    assert!(later.iter().all(|x| x.id != m.id && x.id != rm.id), "ended before the window");
+    let in_channel = store.active_in_channel(10_000).await.unwrap();
+    assert!(in_channel.iter().all(|x| x.id != m.id && x.id != rm.id), "ended memberships are not active");
 
     assert!(store.last_job_run("contract-job").await.unwrap().is_none());
     store.record_job_run("contract-job", now).await.unwrap();

@@ -16,7 +16,7 @@ use telegate_core::app::App;
 use telegate_core::auth::{Caller, Role};
 use telegate_core::config::Settings;
 use telegate_core::domain::{Job, TelegramUserId, UserId};
-use telegate_core::ports::{Envelope, InviteRequest, LinkButton, Queue, QueueError, Telegram, TelegramError};
+use telegate_core::ports::{Envelope, InviteRequest, LinkButton, Presence, Queue, QueueError, Telegram, TelegramError};
 
 const DUE: usize = 100;
 const RUNS: usize = 5;
@@ -57,6 +57,9 @@ impl Telegram for NoTelegram {
     }
     async fn decline_join_request(&self, _: TelegramUserId) -> Result<(), TelegramError> {
         Ok(())
+    }
+    async fn presence(&self, _: TelegramUserId) -> Result<Presence, TelegramError> {
+        Ok(Presence::Out)
     }
 }
 

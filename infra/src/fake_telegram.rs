@@ -120,6 +120,21 @@ impl FakeTelegram {
         self.lock().member_status.insert(user_id, status.to_owned());
     }
 
+    /// What `getChatMember` answers follows the calls that change it, as in Telegram.
+    fn follow_presence(&self, method: &str, p: &Value) {
+        let Some(user) = p["user_id"].as_i64() else { return };
+        let mut inner = self.lock();
+        let now = inner.member_status.get(&user).cloned().unwrap_or_else(|| "left".into());
+        let next = match method {
+            "approveChatJoinRequest" => "member",
+            "banChatMember" => "kicked",
+            "unbanChatMember" if p["only_if_banned"] == json!(true) && now != "kicked" => return,
+            "unbanChatMember" => "left",
+            _ => return,
+        };
+        inner.member_status.insert(user, next.into());
+    }
+
     /// Queues an update for `getUpdates` (long polling).
     pub fn push_update(&self, update: Value) {
         self.lock().updates.push(update);
@@ -152,6 +167,9 @@ async fn handle(
         inner.calls.push(Call { method: method.clone(), params: params.clone(), bot_segment: bot });
         inner.faults.get_mut(&method).and_then(VecDeque::pop_front)
     };
+    if fault.is_none() {
+        fake.follow_presence(&method, &params);
+    }
     match fault {
         Some(Fault::RetryAfter(s)) => error(
             429,

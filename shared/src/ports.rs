@@ -190,6 +190,10 @@ pub trait LifecycleStore: Send + Sync {
     async fn revoke_user(&self, user: &UserId, reason: &str, now: DateTime<Utc>)
     -> Result<Vec<Membership>, StoreError>;
     async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError>;
+    /// Memberships that expired or were revoked at or after `since` (for reconciliation).
+    async fn ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError>;
+    /// Active memberships believed to be in the channel, earliest end first.
+    async fn active_in_channel(&self, limit: u32) -> Result<Vec<Membership>, StoreError>;
     async fn last_job_run(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     async fn record_job_run(&self, job: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
 }
@@ -268,6 +272,16 @@ pub trait Telegram: Send + Sync {
     async fn ban(&self, user: TelegramUserId) -> Result<(), TelegramError>;
     async fn approve_join_request(&self, user: TelegramUserId) -> Result<(), TelegramError>;
     async fn decline_join_request(&self, user: TelegramUserId) -> Result<(), TelegramError>;
+    /// Whether the account is in the channel now (`getChatMember`).
+    async fn presence(&self, user: TelegramUserId) -> Result<Presence, TelegramError>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    In,
+    Out,
+    /// An administrator or the owner: never touched.
+    Staff,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

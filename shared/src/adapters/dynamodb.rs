@@ -1218,7 +1218,7 @@ impl LifecycleStore for DynamoStore {
         let items = vec![
             self.update(
                 (&format!("MEM#{id}"), "MEM"),
-                "SET #status = :expired, ended_at = :now, end_reason = :why, in_channel = :no, gsi2pk = :g",
+                "SET #status = :expired, ended_at = :now, end_reason = :why, in_channel = :no, gsi2pk = :g, gsi2sk = :now",
                 Some("#status = :active AND expires_at <= :now"),
                 vec![
                     (":expired", s("expired")),
@@ -1334,7 +1334,7 @@ impl LifecycleStore for DynamoStore {
             }
             let mut items = vec![self.update(
                 (&format!("MEM#{}", m.id), "MEM"),
-                "SET #status = :revoked, ended_at = :now, end_reason = :why, in_channel = :no, gsi2pk = :g",
+                "SET #status = :revoked, ended_at = :now, end_reason = :why, in_channel = :no, gsi2pk = :g, gsi2sk = :now",
                 Some("#status = :was"),
                 vec![
                     (":revoked", s("revoked")),
@@ -1427,6 +1427,45 @@ impl LifecycleStore for DynamoStore {
             members_active: get("members.active"),
             members_recent_joins: days.iter().map(|d| get(d)).sum(),
         })
+    }
+
+    async fn ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError> {
+        let mut ended = Vec::new();
+        for group in ["MEMSTATUS#expired", "MEMSTATUS#revoked"] {
+            let items = self
+                .query(
+                    Query::on(
+                        Some("gsi2"),
+                        "gsi2pk = :p AND gsi2sk >= :s",
+                        vec![(":p", s(group)), (":s", s(ts(since)))],
+                    )
+                    .oldest_first()
+                    .limit(limit),
+                )
+                .await?;
+            for item in &items {
+                ended.push(membership_from(item)?);
+            }
+        }
+        ended.truncate(limit as usize);
+        Ok(ended)
+    }
+
+    async fn active_in_channel(&self, limit: u32) -> Result<Vec<Membership>, StoreError> {
+        // Reads at most `limit` items: nearly every active member is in the channel.
+        let items = self
+            .query(
+                Query::on(Some("gsi2"), "gsi2pk = :p", vec![(":p", s("MEMSTATUS#active"))]).oldest_first().limit(limit),
+            )
+            .await?;
+        let mut list = Vec::new();
+        for item in &items {
+            let m = membership_from(item)?;
+            if m.in_channel {
+                list.push(m);
+            }
+        }
+        Ok(list)
     }
 
     async fn last_job_run(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {

@@ -12,7 +12,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::domain::TelegramUserId;
-use crate::ports::{Email, InviteRequest, LinkButton, MailError, Mailer, Telegram, TelegramError};
+use crate::ports::{Email, InviteRequest, LinkButton, MailError, Mailer, Presence, Telegram, TelegramError};
 
 pub struct OutboxMailer {
     dir: PathBuf,
@@ -108,6 +108,12 @@ impl Telegram for OutboxTelegram {
     async fn approve_join_request(&self, user: TelegramUserId) -> Result<(), TelegramError> {
         self.record("approveChatJoinRequest", json!({ "user_id": user }))
     }
+    async fn presence(&self, user: TelegramUserId) -> Result<Presence, TelegramError> {
+        // Without a bot nobody can be in the channel; recorded like every other call.
+        self.record("getChatMember", json!({ "user_id": user }))?;
+        Ok(Presence::Out)
+    }
+
     async fn decline_join_request(&self, user: TelegramUserId) -> Result<(), TelegramError> {
         self.record("declineChatJoinRequest", json!({ "user_id": user }))
     }

@@ -19,7 +19,7 @@ use crate::ports::{
 };
 
 /// Each step brings the schema from version i to i + 1; a store is migrated on open.
-const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
+const MIGRATIONS: [&str; 5] = [V1, V2, V3, V4, V5];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 const V1: &str = "
@@ -137,6 +137,10 @@ CREATE TABLE rate_limits (
   count INTEGER NOT NULL,
   until TEXT NOT NULL
 );
+";
+
+const V5: &str = "
+CREATE INDEX memberships_by_ended ON memberships(ended_at) WHERE ended_at IS NOT NULL;
 ";
 
 pub struct SqliteStore {
@@ -983,6 +987,27 @@ impl LifecycleStore for SqliteStore {
                 members_active: get("members.active")?,
                 members_recent_joins,
             })
+        })
+    }
+
+    async fn ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError> {
+        self.with(|conn| {
+            memberships_where(
+                conn,
+                "SELECT * FROM memberships WHERE ended_at >= ?1 AND status IN ('expired', 'revoked')
+                 ORDER BY ended_at LIMIT ?2",
+                params![ts(since), limit],
+            )
+        })
+    }
+
+    async fn active_in_channel(&self, limit: u32) -> Result<Vec<Membership>, StoreError> {
+        self.with(|conn| {
+            memberships_where(
+                conn,
+                "SELECT * FROM memberships WHERE status = 'active' AND in_channel = 1 ORDER BY expires_at LIMIT ?1",
+                params![limit],
+            )
         })
     }
 

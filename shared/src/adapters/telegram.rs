@@ -11,7 +11,7 @@ use teloxide_core::types::{AllowedUpdate, ChatId, ChatMemberKind, InlineKeyboard
 
 use crate::config::Secret;
 use crate::domain::{TelegramUserId, Update};
-use crate::ports::{InviteMode, InviteRequest, LinkButton, Telegram, TelegramError};
+use crate::ports::{InviteMode, InviteRequest, LinkButton, Presence, Telegram, TelegramError};
 
 pub struct BotApi {
     bot: Bot,
@@ -184,6 +184,21 @@ impl Telegram for BotApi {
 
     async fn approve_join_request(&self, id: TelegramUserId) -> Result<(), TelegramError> {
         self.bot.approve_chat_join_request(self.channel, user(id)).send().await.map(drop).map_err(map_error)
+    }
+
+    async fn presence(&self, id: TelegramUserId) -> Result<Presence, TelegramError> {
+        let member = match self.bot.get_chat_member(self.channel, user(id)).send().await {
+            Ok(member) => member,
+            // A deleted account is out of every chat.
+            Err(RequestError::Api(ApiError::UserNotFound | ApiError::UserDeactivated)) => return Ok(Presence::Out),
+            Err(e) => return Err(map_error(e)),
+        };
+        Ok(match member.kind {
+            ChatMemberKind::Owner(_) | ChatMemberKind::Administrator(_) => Presence::Staff,
+            ChatMemberKind::Member(_) => Presence::In,
+            ChatMemberKind::Restricted(r) if r.is_member => Presence::In,
+            _ => Presence::Out,
+        })
     }
 
     async fn decline_join_request(&self, id: TelegramUserId) -> Result<(), TelegramError> {

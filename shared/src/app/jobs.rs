@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{App, AppError, require};
 use crate::auth::{Caller, Role};
 use crate::domain::{AuditAction, Job, Lang, Membership, NotificationKind, texts};
-use crate::ports::Effect;
+use crate::ports::{Effect, Presence};
 
 /// Rows read per round of a sweep.
 const BATCH: u32 = 500;
@@ -26,6 +26,7 @@ impl App {
             Job::ExpireTokens => self.store.expire_tokens(now).await?,
             Job::ExpireSubscriptions => self.expire_subscriptions(now).await?,
             Job::ExpirationWarnings => self.expiration_warnings(now).await?,
+            Job::ReconcileMembers => self.reconcile_members(now).await?,
             Job::CleanupNotifications => {
                 self.store.delete_old_notifications(now - Duration::days(30), now - Duration::days(90)).await?
             }
@@ -157,6 +158,82 @@ impl App {
         .await?;
         self.notify_member(m, kind, &text, &format!("{}:{}", action.as_str(), m.id)).await?;
         self.audit(actor, action, Some(&m.user_id), Some(m.telegram_user_id), details).await
+    }
+}
+
+impl App {
+    /// Telegram against the store: people whose membership ended or was revoked in the last 7 days
+    /// are confirmed out of the channel (removed again if not); active members believed to be in
+    /// the channel are checked too (up to a limit per run) and those who left are recorded. Paced to
+    /// stay under Telegram's limits. Returns how many it fixed.
+    async fn reconcile_members(&self, now: DateTime<Utc>) -> Result<u64, AppError> {
+        let limits = self.settings.limits;
+        let pace = std::time::Duration::from_millis(1000 / u64::from(limits.reconcile_per_second.max(1)));
+        let mut fixed = 0;
+        let mut seen = std::collections::HashSet::new();
+        for m in self.store.ended_since(now - Duration::days(7), 10_000).await? {
+            // Just ended: its removal is still on the queue.
+            if m.ended_at.is_some_and(|at| at > now - Duration::minutes(10)) || !seen.insert(m.telegram_user_id) {
+                continue;
+            }
+            // Paid again since: the current membership decides.
+            if self.store.current_membership(m.telegram_user_id).await?.is_some() {
+                continue;
+            }
+            let Some(presence) = self.presence_paced(m.telegram_user_id, pace).await else { return Ok(fixed) };
+            if presence == Presence::In {
+                fixed += 1;
+                tracing::warn!(membership = %m.id, telegram_user = %m.telegram_user_id, "still in the channel after its membership ended: removing");
+                self.enqueue(vec![(
+                    format!("reconcile:{}:{}", m.id, now.format("%Y%m%d")),
+                    Effect::RemoveMember { telegram_user_id: m.telegram_user_id, keep_banned: true },
+                )])
+                .await?;
+                self.audit(
+                    "job:reconcile-members",
+                    AuditAction::MemberRemoved,
+                    Some(&m.user_id),
+                    Some(m.telegram_user_id),
+                    json!({ "membership_id": m.id, "reason": "still in the channel after its membership ended" }),
+                )
+                .await?;
+            }
+        }
+        for m in self.store.active_in_channel(limits.reconcile_active_per_run).await? {
+            let Some(presence) = self.presence_paced(m.telegram_user_id, pace).await else { return Ok(fixed) };
+            if presence == Presence::Out {
+                fixed += 1;
+                self.store.set_in_channel(&m.id, false, now).await?;
+                self.audit(
+                    "job:reconcile-members",
+                    AuditAction::MemberLeft,
+                    Some(&m.user_id),
+                    Some(m.telegram_user_id),
+                    json!({ "membership_id": m.id, "noticed_by": "reconciliation" }),
+                )
+                .await?;
+            }
+        }
+        Ok(fixed)
+    }
+
+    /// One `getChatMember`, then the pause that keeps the job under Telegram's rate. `None` stops
+    /// the run (flood control, Telegram down, or the bot cannot see the channel): what could not be
+    /// checked is never guessed, and the next run picks up the rest.
+    async fn presence_paced(
+        &self,
+        account: crate::domain::TelegramUserId,
+        pace: std::time::Duration,
+    ) -> Option<Presence> {
+        let result = self.telegram.presence(account).await;
+        tokio::time::sleep(pace).await;
+        match result {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciliation stopped early; the next run continues");
+                None
+            }
+        }
     }
 }
 

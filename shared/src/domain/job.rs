@@ -10,11 +10,17 @@ pub enum Job {
     ExpireSubscriptions,
     ExpirationWarnings,
     CleanupNotifications,
+    ReconcileMembers,
 }
 
 impl Job {
-    pub const ALL: [Job; 4] =
-        [Job::ExpireTokens, Job::ExpireSubscriptions, Job::ExpirationWarnings, Job::CleanupNotifications];
+    pub const ALL: [Job; 5] = [
+        Job::ExpireTokens,
+        Job::ExpireSubscriptions,
+        Job::ExpirationWarnings,
+        Job::CleanupNotifications,
+        Job::ReconcileMembers,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -22,13 +28,14 @@ impl Job {
             Self::ExpireSubscriptions => "expire-subscriptions",
             Self::ExpirationWarnings => "expiration-warnings",
             Self::CleanupNotifications => "cleanup-notifications",
+            Self::ReconcileMembers => "reconcile-members",
         }
     }
 
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         Self::ALL.into_iter().find(|j| j.name() == raw).ok_or(DomainError::invalid(
             "job",
-            "must be expire-tokens, expire-subscriptions, expiration-warnings or cleanup-notifications",
+            "must be expire-tokens, expire-subscriptions, expiration-warnings, cleanup-notifications or reconcile-members",
         ))
     }
 
@@ -39,6 +46,7 @@ impl Job {
             Self::ExpireSubscriptions => Schedule::Daily { at: hm(0, 0) },
             Self::ExpirationWarnings => Schedule::Daily { at: hm(9, 0) },
             Self::CleanupNotifications => Schedule::Weekly { day: Weekday::Mon, at: hm(3, 0) },
+            Self::ReconcileMembers => Schedule::Daily { at: hm(4, 0) },
         }
     }
 
