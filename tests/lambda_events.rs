@@ -9,46 +9,10 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
 use telegate::fake_telegram::FakeTelegram;
 use telegate_core::config::Settings;
-use telegate_core::domain::{
-    Lang, Notification, NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus, UserId,
-};
 use telegate_lambda::{Function, Wiring, function, handle_schedule, handle_sqs};
 use tower::ServiceExt;
 
 const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
-
-async fn seed(wiring: &Wiring) {
-    let now = chrono::Utc::now();
-    for (id, tx) in [("01a2000000000000000000a1", "TX-SEED-A"), ("01a2000000000000000000a2", "TX-SEED-B")] {
-        let p = Payment {
-            id: PaymentId::parse(id).unwrap(),
-            user_id: UserId::parse("alice").unwrap(),
-            email: Some("alice@example.com".into()),
-            offer_id: "monthly".into(),
-            transaction_id: tx.into(),
-            user_info: None,
-            status: PaymentStatus::TransactionSubmitted,
-            admin_notes: None,
-            reject_reason: None,
-            created_at: now,
-            updated_at: now,
-            reviewed_by: None,
-            lang: Lang::Fr,
-        };
-        wiring.app.store.insert_payment(&p).await.unwrap();
-    }
-    let note = Notification {
-        id: NotificationId::parse("01a2000000000000000000b1").unwrap(),
-        user_id: UserId::parse("alice").unwrap(),
-        kind: NotificationKind::PaymentVerified,
-        title: "t".into(),
-        message: "m".into(),
-        action_url: None,
-        created_at: now,
-        read: false,
-    };
-    wiring.app.store.add_notification(&note).await.unwrap();
-}
 
 #[tokio::test]
 async fn every_sample_event_gets_the_expected_answer_from_its_function() {
@@ -66,7 +30,7 @@ async fn every_sample_event_gets_the_expected_answer_from_its_function() {
     env.insert("TELEGRAM_API_URL", telegram.url.clone());
     let settings = Settings::from_env(&|k| env.get(k).cloned()).unwrap();
     let wiring = Wiring::build(settings).await.unwrap();
-    seed(&wiring).await;
+    telegate::samples::seed(wiring.app.store.as_ref()).await.unwrap();
 
     let expected: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(format!("{EVENTS}/expected.json")).unwrap()).unwrap();

@@ -4,7 +4,10 @@
 
 pub mod demo;
 pub mod fake_telegram;
+pub mod fuzzing;
 pub mod host;
 pub mod jwt;
+pub mod local_aws;
 pub mod local_env;
 pub mod ops;
+pub mod samples;

@@ -259,11 +259,7 @@ pub fn aws_endpoint() -> String {
     endpoint
 }
 
-pub fn unique(prefix: &str) -> String {
-    let mut rand = [0u8; 6];
-    getrandom::fill(&mut rand).expect("OS random source");
-    format!("{prefix}-{}", rand.iter().map(|b| format!("{b:02x}")).collect::<String>())
-}
+pub use telegate::local_aws::unique;
 
 /// A fresh DynamoDB table on the stand-in.
 pub async fn dynamo_store() -> telegate_core::adapters::dynamodb::DynamoStore {
@@ -276,54 +272,11 @@ pub async fn dynamo_store() -> telegate_core::adapters::dynamodb::DynamoStore {
     DynamoStore::new(client, table)
 }
 
-pub const MAIL_FROM: &str = "telegate@example.com";
-
 /// A fresh table, queue (with its dead-letter queue, redrive after 5) and verified sender on
 /// the stand-in, as the settings name them.
 pub async fn aws_resources() -> Vec<(&'static str, String)> {
-    let store = dynamo_store_table().await;
-    let config = telegate_core::adapters::aws::sdk_config().await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let dlq = sqs.create_queue().queue_name(unique("telegate-dlq")).send().await.expect("create the DLQ");
-    let dlq_url = dlq.queue_url.expect("DLQ url");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("DLQ arn")
-        .attributes
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
-        .expect("DLQ arn");
-    let queue = sqs
-        .create_queue()
-        .queue_name(unique("telegate-effects"))
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
-            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": 5}).to_string(),
-        )
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "30")
-        .send()
-        .await
-        .expect("create the queue");
-    aws_sdk_sesv2::Client::new(&config)
-        .create_email_identity()
-        .email_identity(MAIL_FROM)
-        .send()
-        .await
-        .expect("verify the sender");
-    vec![("TABLE_NAME", store), ("QUEUE_URL", queue.queue_url.expect("queue url")), ("MAIL_FROM", MAIL_FROM.to_owned())]
-}
-
-async fn dynamo_store_table() -> String {
     aws_endpoint();
-    let config = telegate_core::adapters::aws::sdk_config().await;
-    let table = unique("telegate");
-    telegate_core::adapters::dynamodb::DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&config), &table)
-        .await
-        .expect("create the table on the stand-in");
-    table
+    telegate::local_aws::provision().await.expect("AWS resources on the stand-in")
 }
 
 /// Mails SES accepted for `to`, as the stand-in recorded them (subject, body).

@@ -1,0 +1,62 @@
+//! Fresh AWS resources on a local stand-in (moto), as `template.yaml` would create them in an
+//! account: the table, the effects queue with its dead-letter queue (redrive after 5) and a
+//! verified sender. Used by the tests and the benchmarks; never by the product.
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use telegate_core::adapters::aws::sdk_config;
+use telegate_core::adapters::dynamodb::DynamoStore;
+
+pub const MAIL_FROM: &str = "telegate@example.com";
+
+/// `prefix-` and 12 random hex digits: names that do not collide on a shared stand-in.
+pub fn unique(prefix: &str) -> String {
+    let mut rand = [0u8; 6];
+    getrandom::fill(&mut rand).expect("OS random source");
+    format!("{prefix}-{}", rand.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// A fresh table; its name.
+pub async fn table() -> Result<String, String> {
+    let config = sdk_config().await;
+    let table = unique("telegate");
+    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&config), &table)
+        .await
+        .map_err(|e| format!("create the table: {e}"))?;
+    Ok(table)
+}
+
+/// A fresh table, queue and sender, as the settings name them (`TABLE_NAME`, `QUEUE_URL`, `MAIL_FROM`).
+pub async fn provision() -> Result<Vec<(&'static str, String)>, String> {
+    let table = table().await?;
+    let config = sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let dlq = sqs.create_queue().queue_name(unique("telegate-dlq")).send().await.map_err(|e| format!("DLQ: {e}"))?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(dlq.queue_url.unwrap_or_default())
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| format!("DLQ arn: {e}"))?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or("the DLQ has no arn")?;
+    let queue = sqs
+        .create_queue()
+        .queue_name(unique("telegate-effects"))
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": 5}).to_string(),
+        )
+        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await
+        .map_err(|e| format!("create the queue: {e}"))?;
+    aws_sdk_sesv2::Client::new(&config)
+        .create_email_identity()
+        .email_identity(MAIL_FROM)
+        .send()
+        .await
+        .map_err(|e| format!("verify the sender: {e}"))?;
+    Ok(vec![("TABLE_NAME", table), ("QUEUE_URL", queue.queue_url.unwrap_or_default()), ("MAIL_FROM", MAIL_FROM.into())])
+}
