@@ -189,14 +189,9 @@ impl App {
                     Effect::RemoveMember { telegram_user_id: m.telegram_user_id, keep_banned: true },
                 )])
                 .await?;
-                self.audit(
-                    "job:reconcile-members",
-                    AuditAction::MemberRemoved,
-                    Some(&m.user_id),
-                    Some(m.telegram_user_id),
-                    json!({ "membership_id": m.id, "reason": "still in the channel after its membership ended" }),
-                )
-                .await?;
+                let why = "still in the channel after its membership ended";
+                self.audit_reconciled(&m, AuditAction::MemberRemoved, json!({ "membership_id": m.id, "reason": why }))
+                    .await?;
             }
         }
         for m in self.store.active_in_channel(limits.reconcile_active_per_run).await? {
@@ -204,17 +199,20 @@ impl App {
             if presence == Presence::Out {
                 fixed += 1;
                 self.store.set_in_channel(&m.id, false, now).await?;
-                self.audit(
-                    "job:reconcile-members",
-                    AuditAction::MemberLeft,
-                    Some(&m.user_id),
-                    Some(m.telegram_user_id),
-                    json!({ "membership_id": m.id, "noticed_by": "reconciliation" }),
-                )
-                .await?;
+                let details = json!({ "membership_id": m.id, "noticed_by": "reconciliation" });
+                self.audit_reconciled(&m, AuditAction::MemberLeft, details).await?;
             }
         }
         Ok(fixed)
+    }
+
+    async fn audit_reconciled(
+        &self,
+        m: &Membership,
+        action: AuditAction,
+        details: serde_json::Value,
+    ) -> Result<(), AppError> {
+        self.audit("job:reconcile-members", action, Some(&m.user_id), Some(m.telegram_user_id), details).await
     }
 
     /// One `getChatMember`, then the pause that keeps the job under Telegram's rate. `None` stops
