@@ -70,7 +70,7 @@ mem_gib = round(int(sh("awk '/MemTotal/ {print $2}' /proc/meminfo") or 0) / 1048
 machine = "\n".join([
     f"- date: {datetime.date.today().isoformat()}; {sh('nproc')} cores ({cpu}), {mem_gib} GiB; {platform.platform()}",
     f"- {sh('rustc --version')}; {sh('.venv-bench/bin/cargo-lambda lambda --version')}; {sh('wrk --version 2>&1 | head -1')}",
-    f"- release profile: lto = true, codegen-units = 1, strip = true, panic = unwind; {runs} cold starts per binary",
+    f"- release profile: opt-level = 's', lto = true, codegen-units = 1, strip = true, panic = unwind; {runs} cold starts per binary",
 ])
 
 sections = {"machine": machine, "targets": targets, "coldstart": coldstart.strip(), "warm": warm.strip(), "sweep": sweep.strip()}
