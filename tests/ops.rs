@@ -98,6 +98,10 @@ async fn doctor_checks_the_table_and_the_queue_when_aws_settings_are_given() {
     for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
         env.push((k, std::env::var(k).unwrap()));
     }
+    // DynamoDB may be on its own stand-in (infra/test.sh's second pass, on DynamoDB Local).
+    if let Ok(dynamodb) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
+        env.push(("AWS_ENDPOINT_URL_DYNAMODB", dynamodb));
+    }
     let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("✓ DynamoDB table") && out.contains("✓ SQS queue reachable"), "{out}");
