@@ -335,3 +335,22 @@ async fn reconciliation_removes_who_is_still_in_and_records_who_left() {
     // Now consistent: a second run fixes nothing.
     assert_eq!(run_job(&app, "reconcile-members").await, 0);
 }
+
+#[tokio::test]
+async fn reconciliation_stops_when_its_time_is_up_without_guessing() {
+    let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0"), ("RECONCILE_MAX_SECONDS", "0")]).await;
+    app.member("alice", "TX-RC3", ALICE).await;
+    app.post(
+        "/api/telegram/revoke-access/",
+        &app.jwt("root", "admin"),
+        json!({"user_id": "alice", "reason": "refund"}),
+    )
+    .await;
+    app.drain().await;
+    app.fake().set_member_status(ALICE, "member");
+    app.advance(3600).await;
+
+    assert_eq!(run_job(&app, "reconcile-members").await, 0, "no time to check anyone");
+    assert!(app.calls_for_user("getChatMember", ALICE).is_empty(), "nothing checked");
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1, "only the revoke's removal");
+}

@@ -349,6 +349,8 @@ async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     // Reconciliation reads who ended since a time, and who is active in the channel.
     let ended: Vec<_> = store.ended_since(now, 10_000).await.unwrap().into_iter().map(|x| x.id).collect();
     assert!(ended.contains(&m.id) && ended.contains(&rm.id), "expired and revoked both count");
+    let at = |id: &MembershipId| ended.iter().position(|x| x == id);
+    assert!(at(&m.id) < at(&rm.id), "the most recently ended first (m expired after rm was revoked)");
     let later: Vec<_> = store.ended_since(after + Duration::seconds(1), 10_000).await.unwrap();
     assert!(later.iter().all(|x| x.id != m.id && x.id != rm.id), "ended before the window");
     let in_channel = store.active_in_channel(10_000).await.unwrap();

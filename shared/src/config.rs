@@ -57,6 +57,8 @@ pub struct Limits {
     /// `getChatMember` calls per second during reconciliation, and active members checked per run.
     pub reconcile_per_second: u32,
     pub reconcile_active_per_run: u32,
+    /// Seconds a reconciliation run may spend before it stops and reports (under the function's timeout).
+    pub reconcile_max_seconds: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -149,6 +151,7 @@ impl Settings {
                 generated_tokens_per_payment: number(&get, "GENERATE_TOKEN_PER_HOUR", 5, 1, 10_000)?,
                 reconcile_per_second: number(&get, "RECONCILE_PER_SECOND", 20, 1, 1000)?,
                 reconcile_active_per_run: number(&get, "RECONCILE_ACTIVE_PER_RUN", 2000, 0, 1_000_000)?,
+                reconcile_max_seconds: number(&get, "RECONCILE_MAX_SECONDS", 240, 0, 3600)?,
             },
             test_clock: get("TELEGATE_TEST_CLOCK").as_deref() == Some("1"),
         })

@@ -190,7 +190,8 @@ pub trait LifecycleStore: Send + Sync {
     async fn revoke_user(&self, user: &UserId, reason: &str, now: DateTime<Utc>)
     -> Result<Vec<Membership>, StoreError>;
     async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError>;
-    /// Memberships that expired or were revoked at or after `since` (for reconciliation).
+    /// Memberships that expired or were revoked at or after `since`, most recently ended first (for
+    /// reconciliation).
     async fn ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError>;
     /// Active memberships believed to be in the channel, earliest end first.
     async fn active_in_channel(&self, limit: u32) -> Result<Vec<Membership>, StoreError>;

@@ -1439,7 +1439,6 @@ impl LifecycleStore for DynamoStore {
                         "gsi2pk = :p AND gsi2sk >= :s",
                         vec![(":p", s(group)), (":s", s(ts(since)))],
                     )
-                    .oldest_first()
                     .limit(limit),
                 )
                 .await?;
@@ -1447,6 +1446,7 @@ impl LifecycleStore for DynamoStore {
                 ended.push(membership_from(item)?);
             }
         }
+        ended.sort_by_key(|m| std::cmp::Reverse(m.ended_at));
         ended.truncate(limit as usize);
         Ok(ended)
     }

@@ -995,7 +995,7 @@ impl LifecycleStore for SqliteStore {
             memberships_where(
                 conn,
                 "SELECT * FROM memberships WHERE ended_at >= ?1 AND status IN ('expired', 'revoked')
-                 ORDER BY ended_at LIMIT ?2",
+                 ORDER BY ended_at DESC LIMIT ?2",
                 params![ts(since), limit],
             )
         })

@@ -1,5 +1,7 @@
 //! The scheduled jobs: each idempotent, each returning how many items it processed.
 
+use std::time::Instant;
+
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
@@ -169,6 +171,7 @@ impl App {
     async fn reconcile_members(&self, now: DateTime<Utc>) -> Result<u64, AppError> {
         let limits = self.settings.limits;
         let pace = std::time::Duration::from_millis(1000 / u64::from(limits.reconcile_per_second.max(1)));
+        let deadline = Instant::now() + std::time::Duration::from_secs(u64::from(limits.reconcile_max_seconds));
         let mut fixed = 0;
         let mut seen = std::collections::HashSet::new();
         for m in self.store.ended_since(now - Duration::days(7), 10_000).await? {
@@ -180,7 +183,9 @@ impl App {
             if self.store.current_membership(m.telegram_user_id).await?.is_some() {
                 continue;
             }
-            let Some(presence) = self.presence_paced(m.telegram_user_id, pace).await else { return Ok(fixed) };
+            let Some(presence) = self.presence_paced(m.telegram_user_id, pace, deadline).await else {
+                return Ok(fixed);
+            };
             if presence == Presence::In {
                 fixed += 1;
                 tracing::warn!(membership = %m.id, telegram_user = %m.telegram_user_id, "still in the channel after its membership ended: removing");
@@ -195,7 +200,9 @@ impl App {
             }
         }
         for m in self.store.active_in_channel(limits.reconcile_active_per_run).await? {
-            let Some(presence) = self.presence_paced(m.telegram_user_id, pace).await else { return Ok(fixed) };
+            let Some(presence) = self.presence_paced(m.telegram_user_id, pace, deadline).await else {
+                return Ok(fixed);
+            };
             if presence == Presence::Out {
                 fixed += 1;
                 self.store.set_in_channel(&m.id, false, now).await?;
@@ -216,13 +223,18 @@ impl App {
     }
 
     /// One `getChatMember`, then the pause that keeps the job under Telegram's rate. `None` stops
-    /// the run (flood control, Telegram down, or the bot cannot see the channel): what could not be
-    /// checked is never guessed, and the next run picks up the rest.
+    /// the run (its time is up, flood control, Telegram down, or the bot cannot see the channel):
+    /// what could not be checked is never guessed, and the next run picks up the rest.
     async fn presence_paced(
         &self,
         account: crate::domain::TelegramUserId,
         pace: std::time::Duration,
+        deadline: Instant,
     ) -> Option<Presence> {
+        if Instant::now() >= deadline {
+            tracing::warn!("reconciliation stopped: RECONCILE_MAX_SECONDS reached; the next run continues");
+            return None;
+        }
         let result = self.telegram.presence(account).await;
         tokio::time::sleep(pace).await;
         match result {
