@@ -18,10 +18,9 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
 use telegate::fake_telegram::{BOT_USERNAME, FakeTelegram, updates};
-use telegate::host::{Host, Options};
+use telegate::host::{Host, Options, answer};
 use telegate::jwt::mint;
 use telegate_core::config::Settings;
-use tower::ServiceExt;
 
 const CHANNEL: i64 = -1_001_234_567_890;
 const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-01";
@@ -44,10 +43,7 @@ impl Target {
                     req = req.header(*k, *v);
                 }
                 let body = body.map_or(Body::empty(), |b| Body::from(b.to_string()));
-                let res = router.clone().oneshot(req.body(body).expect("a request")).await.expect("infallible");
-                let status = res.status().as_u16();
-                let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap_or_default();
-                (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+                answer(router, req.body(body).expect("a request")).await
             }
             Self::Http(client, base) => {
                 let mut req = client.request(method.parse().expect("a method"), format!("{base}{path}"));

@@ -11,12 +11,10 @@ use std::path::PathBuf;
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
-use serde_json::Value;
 use telegate_core::config::Settings;
 use telegate_core::domain::{Update, UpdateKind};
-use tower::ServiceExt;
 
-use crate::host::{Host, Options};
+use crate::host::{Host, Options, answer};
 use crate::jwt::mint;
 
 const JWT_SECRET: &str = "fuzz-secret-fuzz-secret-fuzz-secret-0123";
@@ -61,7 +59,7 @@ impl ApiTarget {
     /// to the local outbox) and one submitted payment to aim at.
     pub fn new() -> Self {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-        let data = std::env::temp_dir().join(format!("telegate-fuzz-{}-{}", std::process::id(), rand_suffix()));
+        let data = std::env::temp_dir().join(crate::local_aws::unique("telegate-fuzz"));
         let env = [
             ("JWT_HS256_SECRET", JWT_SECRET),
             ("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET),
@@ -86,7 +84,7 @@ impl ApiTarget {
                 .header("content-type", "application/json")
                 .body(Body::from(r#"{"offer_id": "monthly", "transaction_id": "TX-FUZZ-1"}"#))
                 .expect("a request");
-            let (status, body) = call(&router, create).await;
+            let (status, body) = answer(&router, create).await;
             assert_eq!(status, 201, "{body}");
             (router, body["id"].as_str().unwrap_or_default().to_owned())
         });
@@ -107,7 +105,7 @@ impl ApiTarget {
             request = request.header("x-telegram-bot-api-secret-token", WEBHOOK_SECRET);
         }
         let request = request.body(Body::from(body.to_vec())).expect("a request");
-        let (status, answer) = self.runtime.block_on(call(&self.router, request));
+        let (status, answer) = self.runtime.block_on(answer(&self.router, request));
         assert!(status < 500, "{method} {path} with {:?} → {status} {answer}", String::from_utf8_lossy(body));
         if status >= 400 {
             assert!(
@@ -129,17 +127,4 @@ impl Drop for ApiTarget {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.data);
     }
-}
-
-async fn call(router: &Router, request: Request<Body>) -> (u16, Value) {
-    let response = router.clone().oneshot(request).await.expect("infallible");
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
-fn rand_suffix() -> String {
-    let mut rand = [0u8; 4];
-    getrandom::fill(&mut rand).expect("OS random source");
-    rand.iter().map(|b| format!("{b:02x}")).collect()
 }

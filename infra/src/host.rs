@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use telegate_core::adapters::aws::sdk_config;
 use telegate_core::adapters::clock::{SystemClock, TestClock};
 use telegate_core::adapters::dynamodb::DynamoStore;
@@ -362,4 +362,14 @@ impl Running {
             Err(e) => Err(e.to_string()),
         }
     }
+}
+
+/// One request to a router in process: the status and the JSON body (`Null` when it is not JSON).
+/// For the benchmarks and the fuzz targets, which call the router without a socket.
+pub async fn answer(router: &Router, request: axum::http::Request<axum::body::Body>) -> (u16, Value) {
+    use tower::ServiceExt;
+    let response = router.clone().oneshot(request).await.expect("a router's error type is Infallible");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
