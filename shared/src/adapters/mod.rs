@@ -13,4 +13,6 @@ pub mod ses;
 pub mod sqlite;
 #[cfg(feature = "aws")]
 pub mod sqs;
+#[cfg(any(feature = "sqlite", feature = "aws"))]
+mod stored;
 pub mod telegram;

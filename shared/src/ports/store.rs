@@ -1,9 +1,9 @@
-//! The ports: what the use cases need from the outside world, named by role. Adapters implement
-//! them (SQLite, Telegram via teloxide-core, the local outbox and queue; AWS later).
+//! What the use cases store, cut by role. Each adapter (SQLite, DynamoDB) implements every role,
+//! and one contract-test body per role runs against both.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::domain::{
     AuditEntry, Membership, MembershipId, Notification, NotificationId, Payment, PaymentId, PaymentStatus,
@@ -42,6 +42,17 @@ pub struct PageRequest {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Keyset pagination: `rows` holds up to `limit + 1` items after the cursor; the extra one only
+    /// tells that there is a next page, whose cursor is the id of this page's last item.
+    pub fn of(mut rows: Vec<T>, limit: u32, id_of: impl Fn(&T) -> String) -> Self {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = if more { rows.last().map(id_of) } else { None };
+        Self { items: rows, next }
+    }
 }
 
 #[async_trait]
@@ -122,7 +133,19 @@ pub trait NotificationStore: Send + Sync {
     async fn notifications(&self, user: &UserId, page: &PageRequest) -> Result<Page<Notification>, StoreError>;
     /// `false` when the user has no such notification.
     async fn mark_read(&self, user: &UserId, id: &NotificationId) -> Result<bool, StoreError>;
+    /// Deletes read notifications created before `read_before` and unread ones before `unread_before`.
+    async fn delete_old_notifications(
+        &self,
+        read_before: DateTime<Utc>,
+        unread_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 }
+
+/// How long a processed Telegram `update_id` is remembered: Telegram stops retrying an update
+/// long before (it keeps undelivered updates for 24 hours).
+pub const UPDATE_RETENTION: chrono::Duration = chrono::Duration::hours(24);
+/// How long a completed effect's key is remembered: longer than any queue redelivery.
+pub const EFFECT_RETENTION: chrono::Duration = chrono::Duration::days(7);
 
 #[async_trait]
 pub trait UpdateLog: Send + Sync {
@@ -130,10 +153,15 @@ pub trait UpdateLog: Send + Sync {
     async fn claim_update(&self, update_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Gives a claim back after a failure, so that Telegram's retry is processed.
     async fn release_update(&self, update_id: i64) -> Result<(), StoreError>;
+}
+
+/// The queued effects' idempotency keys: what makes a redelivery harmless.
+#[async_trait]
+pub trait EffectLog: Send + Sync {
     /// Claims a queued effect by its idempotency key for `lease`: `false` when it is done, or
     /// claimed by a consumer whose lease has not run out (a consumer that died loses its claim).
     async fn claim_effect(&self, key: &str, now: DateTime<Utc>, lease: chrono::Duration) -> Result<bool, StoreError>;
-    /// The effect happened: its key stays claimed for good (a week, then TTL).
+    /// The effect happened: its key stays claimed for `EFFECT_RETENTION`.
     async fn complete_effect(&self, key: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// The effect failed: the next delivery may try again.
     async fn release_effect(&self, key: &str) -> Result<(), StoreError>;
@@ -180,21 +208,25 @@ pub trait LifecycleStore: Send + Sync {
         threshold_days: u32,
         period_end: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    /// Deletes read notifications created before `read_before` and unread ones before `unread_before`.
-    async fn delete_old_notifications(
-        &self,
-        read_before: DateTime<Utc>,
-        unread_before: DateTime<Utc>,
-    ) -> Result<u64, StoreError>;
     /// Revokes the user's pending and active memberships and unused tokens; returns the memberships revoked.
     async fn revoke_user(&self, user: &UserId, reason: &str, now: DateTime<Utc>)
     -> Result<Vec<Membership>, StoreError>;
-    async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError>;
     /// Memberships that expired or were revoked at or after `since`, most recently ended first (for
     /// reconciliation).
     async fn ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError>;
     /// Active memberships believed to be in the channel, earliest end first.
     async fn active_in_channel(&self, limit: u32) -> Result<Vec<Membership>, StoreError>;
+}
+
+/// The statistics, read from counters kept in the same writes as the events they count.
+#[async_trait]
+pub trait Stats: Send + Sync {
+    async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError>;
+}
+
+/// When each scheduled job last ran (the local scheduler and `doctor` read it).
+#[async_trait]
+pub trait JobLog: Send + Sync {
     async fn last_job_run(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     async fn record_job_run(&self, job: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
 }
@@ -217,137 +249,28 @@ pub trait RateLimits: Send + Sync {
 
 /// Everything the use cases store. Each adapter implements the parts.
 pub trait Store:
-    PaymentStore + AccessStore + NotificationStore + UpdateLog + LifecycleStore + AuditLog + RateLimits
+    PaymentStore
+    + AccessStore
+    + NotificationStore
+    + UpdateLog
+    + EffectLog
+    + LifecycleStore
+    + Stats
+    + JobLog
+    + AuditLog
+    + RateLimits
 {
 }
-impl<T: PaymentStore + AccessStore + NotificationStore + UpdateLog + LifecycleStore + AuditLog + RateLimits> Store
-    for T
+impl<T> Store for T where
+    T: PaymentStore
+        + AccessStore
+        + NotificationStore
+        + UpdateLog
+        + EffectLog
+        + LifecycleStore
+        + Stats
+        + JobLog
+        + AuditLog
+        + RateLimits
 {
-}
-
-#[derive(Debug, thiserror::Error, Clone, PartialEq)]
-pub enum TelegramError {
-    /// Flood control: try again after this many seconds.
-    #[error("Telegram asks to retry after {0} s")]
-    RetryAfter(u32),
-    /// The user blocked the bot or no longer exists: messages cannot reach them.
-    #[error("the user cannot be reached: {0}")]
-    Unreachable(String),
-    /// A permanent refusal (bad request, missing rights).
-    #[error("Telegram refused: {0}")]
-    Refused(String),
-    /// Network faults, timeouts and 5xx: worth retrying.
-    #[error("Telegram unavailable: {0}")]
-    Unavailable(String),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InviteMode {
-    /// `creates_join_request`: only the account that redeemed the token is approved.
-    JoinRequest,
-    /// The guide's `member_limit = 1` link.
-    MemberLimit,
-}
-
-#[derive(Clone, Debug)]
-pub struct InviteRequest {
-    pub name: String,
-    pub expire_at: DateTime<Utc>,
-    pub mode: InviteMode,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LinkButton {
-    pub text: String,
-    pub url: String,
-}
-
-/// The Bot API calls telegate makes, on the one configured channel.
-#[async_trait]
-pub trait Telegram: Send + Sync {
-    async fn send_message(&self, chat_id: i64, text: &str, button: Option<&LinkButton>) -> Result<(), TelegramError>;
-    async fn create_invite(&self, request: &InviteRequest) -> Result<String, TelegramError>;
-    async fn revoke_invite(&self, link: &str) -> Result<(), TelegramError>;
-    async fn unban(&self, user: TelegramUserId, only_if_banned: bool) -> Result<(), TelegramError>;
-    async fn ban(&self, user: TelegramUserId) -> Result<(), TelegramError>;
-    async fn approve_join_request(&self, user: TelegramUserId) -> Result<(), TelegramError>;
-    async fn decline_join_request(&self, user: TelegramUserId) -> Result<(), TelegramError>;
-    /// Whether the account is in the channel now (`getChatMember`).
-    async fn presence(&self, user: TelegramUserId) -> Result<Presence, TelegramError>;
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Presence {
-    In,
-    Out,
-    /// An administrator or the owner: never touched.
-    Staff,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Email {
-    pub to: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("mail not sent: {0}")]
-pub struct MailError(pub String);
-
-#[async_trait]
-pub trait Mailer: Send + Sync {
-    async fn send(&self, email: &Email) -> Result<(), MailError>;
-}
-
-/// A side effect to carry out after the request that decided it: at most once in effect.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Effect {
-    SendMessage {
-        chat_id: i64,
-        text: String,
-    },
-    SendEmail {
-        email: Email,
-    },
-    /// Out of the channel. `keep_banned: false` bans then unbans, so the person can come back after paying.
-    RemoveMember {
-        telegram_user_id: TelegramUserId,
-        keep_banned: bool,
-    },
-    LiftBan {
-        telegram_user_id: TelegramUserId,
-    },
-    ApproveJoinRequest {
-        telegram_user_id: TelegramUserId,
-    },
-    DeclineJoinRequest {
-        telegram_user_id: TelegramUserId,
-    },
-    RevokeInvite {
-        link: String,
-    },
-}
-
-/// An effect with the key that makes redelivery harmless.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Envelope {
-    pub idempotency_key: String,
-    pub effect: Effect,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("queue unavailable: {0}")]
-pub struct QueueError(pub String);
-
-#[async_trait]
-pub trait Queue: Send + Sync {
-    async fn enqueue(&self, envelopes: Vec<Envelope>) -> Result<(), QueueError>;
-}
-
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
 }

@@ -1,0 +1,231 @@
+//! The DynamoDB store: one table, items told apart by key prefix (see infra/TABLES.md and keys.rs).
+//! Every state change that must happen once is a conditional write or a transaction; the sweeps
+//! query an index by end date; TTL removes tokens, update ids, warnings and old notifications,
+//! and reads treat an item past its expiry as gone. One file per role.
+
+mod access;
+mod audit;
+mod codec;
+mod keys;
+mod lifecycle;
+mod notifications;
+mod payments;
+mod schema;
+mod updates;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Membership, Payment, TokenRecord};
+use crate::ports::StoreError;
+use codec::*;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The three general-purpose indexes; each item type fills the ones its access patterns need.
+pub const GSI: [&str; 3] = ["gsi1", "gsi2", "gsi3"];
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(fault)?;
+        Ok(out.item)
+    }
+
+    /// A query on the table or an index, newest (highest sort key) first unless `forward`.
+    async fn query(&self, q: Query<'_>) -> Result<Vec<Item>, StoreError> {
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(q.condition)
+            .scan_index_forward(q.forward)
+            .set_index_name(q.index.map(str::to_owned));
+        for (k, v) in q.values {
+            request = request.expression_attribute_values(k, v);
+        }
+        request = request.set_expression_attribute_names(aliases(&[q.condition]));
+        if let Some(limit) = q.limit {
+            request = request.limit(limit as i32);
+        }
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = request.clone().set_exclusive_start_key(start.take()).send().await.map_err(fault)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if q.limit.is_none_or(|l| items.len() < l as usize) => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), Cancelled> {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let reasons = match e.as_service_error() {
+                    Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t)) => t
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                        .collect::<Vec<_>>(),
+                    _ => return Err(Cancelled::Fault(fault(e))),
+                };
+                if reasons.iter().any(|c| *c) {
+                    Err(Cancelled::Condition(reasons))
+                } else {
+                    Err(Cancelled::Fault(fault(e)))
+                }
+            }
+        }
+    }
+
+    fn put(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names(aliases(&[condition.unwrap_or_default()]));
+        for (k, v) in values {
+            put = put.expression_attribute_values(k, v);
+        }
+        Ok(TransactWriteItem::builder().put(put.build().map_err(fault)?).build())
+    }
+
+    fn update(
+        &self,
+        key: (&str, &str),
+        expression: &str,
+        condition: Option<&str>,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(key.0))
+            .key("sk", s(key.1))
+            .update_expression(expression)
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names(aliases(&[expression, condition.unwrap_or_default()]));
+        for (k, v) in values {
+            update = update.expression_attribute_values(k, v);
+        }
+        Ok(TransactWriteItem::builder().update(update.build().map_err(fault)?).build())
+    }
+
+    fn delete(&self, key: (&str, &str)) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder().table_name(&self.table).key("pk", s(key.0)).key("sk", s(key.1));
+        Ok(TransactWriteItem::builder().delete(delete.build().map_err(fault)?).build())
+    }
+
+    /// `ADD value :d` on a counter, as one item of a transaction (buckets expire with a TTL).
+    fn bump(&self, name: &str, delta: i64, ttl: Option<DateTime<Utc>>) -> Result<TransactWriteItem, StoreError> {
+        let key = keys::counter(name);
+        match ttl {
+            Some(t) => self.update(
+                (&key, "COUNTER"),
+                "ADD #v :d SET #ttl = :ttl",
+                None,
+                vec![(":d", n(delta)), (":ttl", n(t.timestamp()))],
+            ),
+            None => self.update((&key, "COUNTER"), "ADD #v :d", None, vec![(":d", n(delta))]),
+        }
+    }
+
+    async fn token_record(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.get(&keys::token(hash), "TOKEN").await?.map(|i| token_from(&i)).transpose()
+    }
+
+    async fn membership_record(&self, id: &str) -> Result<Option<Membership>, StoreError> {
+        self.get(&keys::membership(id), "MEM").await?.map(|i| membership_from(&i)).transpose()
+    }
+
+    async fn payment_record(&self, id: &str) -> Result<Option<Payment>, StoreError> {
+        self.get(&keys::payment(id), "PAY").await?.map(|i| payment_from(&i)).transpose()
+    }
+}
+
+enum Cancelled {
+    /// Which items' conditions failed, in order.
+    Condition(Vec<bool>),
+    Fault(StoreError),
+}
+
+impl From<StoreError> for Cancelled {
+    fn from(e: StoreError) -> Self {
+        Self::Fault(e)
+    }
+}
+
+struct Query<'a> {
+    index: Option<&'a str>,
+    condition: &'a str,
+    values: Vec<(&'a str, AttributeValue)>,
+    forward: bool,
+    limit: Option<u32>,
+}
+
+impl<'a> Query<'a> {
+    fn on(index: Option<&'a str>, condition: &'a str, values: Vec<(&'a str, AttributeValue)>) -> Self {
+        Self { index, condition, values, forward: false, limit: None }
+    }
+    fn limit(mut self, limit: u32) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+    fn oldest_first(mut self) -> Self {
+        self.forward = true;
+        self
+    }
+}
+
+/// Attribute names that are reserved words in DynamoDB expressions get a `#` alias.
+const ALIASES: [(&str, &str); 6] =
+    [("#status", "status"), ("#ttl", "ttl"), ("#v", "value"), ("#read", "read"), ("#name", "name"), ("#days", "days")];
+
+fn aliases(expressions: &[&str]) -> Option<HashMap<String, String>> {
+    let used: HashMap<String, String> = ALIASES
+        .iter()
+        .filter(|(alias, _)| {
+            expressions
+                .iter()
+                .any(|e| e.split(|c: char| !(c.is_alphanumeric() || c == '#' || c == '_')).any(|w| w == *alias))
+        })
+        .map(|(a, n)| (a.to_string(), n.to_string()))
+        .collect();
+    (!used.is_empty()).then_some(used)
+}
+
+fn fault<E: std::fmt::Debug>(e: E) -> StoreError {
+    StoreError::Unavailable(format!("DynamoDB: {e:?}"))
+}
+
+fn is_condition<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException")
+}

@@ -1,0 +1,81 @@
+//! Payments and their unique transaction ids (`PAY#`, `TX#`).
+
+use async_trait::async_trait;
+
+use super::codec::*;
+use super::{Cancelled, DynamoStore, Query, keys};
+use crate::domain::{Payment, PaymentId, PaymentStatus, UserId};
+use crate::ports::*;
+
+#[async_trait]
+impl PaymentStore for DynamoStore {
+    async fn insert_payment(&self, p: &Payment) -> Result<(), StoreError> {
+        let items = vec![
+            self.put(payment_item(p), Some("attribute_not_exists(pk)"), vec![])?,
+            self.put(tx_item(&p.transaction_id, &p.id), Some("attribute_not_exists(pk)"), vec![])?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(Cancelled::Condition(_)) => Err(StoreError::Conflict("transaction_id_taken")),
+            Err(Cancelled::Fault(e)) => Err(e),
+        }
+    }
+
+    async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
+        self.payment_record(id.as_str()).await
+    }
+
+    async fn payments_of(&self, user: &UserId) -> Result<Vec<Payment>, StoreError> {
+        let items =
+            self.query(Query::on(Some("gsi1"), "gsi1pk = :p", vec![(":p", s(keys::payments_of_user(user)))])).await?;
+        items.iter().map(payment_from).collect()
+    }
+
+    async fn list_payments(&self, status: Option<PaymentStatus>, p: &PageRequest) -> Result<Page<Payment>, StoreError> {
+        let (index, pk_name, pk) = match status {
+            Some(st) => ("gsi2", "gsi2pk", keys::payments_by_status(st.as_str())),
+            None => ("gsi3", "gsi3pk", keys::ALL_PAYMENTS.to_owned()),
+        };
+        let sk_name = if index == "gsi2" { "gsi2sk" } else { "gsi3sk" };
+        let mut values = vec![(":p", s(pk))];
+        let condition = match &p.after {
+            Some(after) => {
+                values.push((":c", s(after.as_str())));
+                format!("{pk_name} = :p AND {sk_name} < :c")
+            }
+            None => format!("{pk_name} = :p"),
+        };
+        let items = self.query(Query::on(Some(index), &condition, values).limit(p.limit + 1)).await?;
+        let payments = items.iter().map(payment_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::of(payments, p.limit, |x| x.id.to_string()))
+    }
+
+    async fn review_payment(&self, id: &PaymentId, r: &Review) -> Result<Option<Payment>, StoreError> {
+        let Some(current) = self.payment_record(id.as_str()).await? else { return Ok(None) };
+        if current.status != PaymentStatus::TransactionSubmitted {
+            return Ok(None);
+        }
+        let mut reviewed = current.clone();
+        reviewed.status = r.to;
+        reviewed.reviewed_by = Some(r.by.clone());
+        reviewed.admin_notes = r.admin_notes.clone().or(current.admin_notes.clone());
+        reviewed.reject_reason = r.reason.clone();
+        reviewed.updated_at = r.at;
+        let submitted = || vec![(":submitted", s(PaymentStatus::TransactionSubmitted.as_str()))];
+        let new_tx = r.transaction_id.as_ref().filter(|t| **t != current.transaction_id);
+        if let Some(tx) = new_tx {
+            reviewed.transaction_id = tx.clone();
+        }
+        let mut items = vec![self.put(payment_item(&reviewed), Some("#status = :submitted"), submitted())?];
+        if let Some(tx) = new_tx {
+            items.push(self.put(tx_item(tx, id), Some("attribute_not_exists(pk)"), vec![])?);
+            items.push(self.delete((&keys::transaction(current.transaction_id), "TX"))?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(reviewed)),
+            Err(Cancelled::Condition(reasons)) if reasons.first() == Some(&true) => Ok(None),
+            Err(Cancelled::Condition(_)) => Err(StoreError::Conflict("transaction_id_taken")),
+            Err(Cancelled::Fault(e)) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Telegram update ids (`UPD#`) and queued effects' keys (`EFFECT#`): what makes a retry harmless.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use super::codec::*;
+use super::{DynamoStore, fault, is_condition, keys};
+use crate::adapters::stored::ts;
+use crate::ports::*;
+
+#[async_trait]
+impl UpdateLog for DynamoStore {
+    async fn claim_update(&self, update_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(keys::update(update_id)))
+            .item("sk", s("UPD"))
+            .item("ttl", n((now + Duration::hours(24)).timestamp()))
+            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition(&e) => Ok(false),
+            Err(e) => Err(fault(e)),
+        }
+    }
+
+    async fn release_update(&self, update_id: i64) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::update(update_id)))
+            .key("sk", s("UPD"))
+            .send()
+            .await
+            .map(drop)
+            .map_err(fault)
+    }
+}
+
+#[async_trait]
+impl EffectLog for DynamoStore {
+    async fn claim_effect(&self, key: &str, now: DateTime<Utc>, lease: Duration) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(keys::effect(key)))
+            .item("sk", s("EFFECT"))
+            .item("done", b(false))
+            .item("lease_until", s(ts(now + lease)))
+            .item("ttl", n((now + Duration::days(7)).timestamp()))
+            .condition_expression("attribute_not_exists(pk) OR (done = :no AND lease_until < :now)")
+            .expression_attribute_values(":no", b(false))
+            .expression_attribute_values(":now", s(ts(now)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition(&e) => Ok(false),
+            Err(e) => Err(fault(e)),
+        }
+    }
+
+    async fn complete_effect(&self, key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::effect(key)))
+            .key("sk", s("EFFECT"))
+            .update_expression("SET done = :yes, #ttl = :ttl")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":yes", b(true))
+            .expression_attribute_values(":ttl", n((now + Duration::days(7)).timestamp()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(fault)
+    }
+
+    async fn release_effect(&self, key: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::effect(key)))
+            .key("sk", s("EFFECT"))
+            .condition_expression("done = :no")
+            .expression_attribute_values(":no", b(false))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition(&e) => Ok(()),
+            Err(e) => Err(fault(e)),
+        }
+    }
+}

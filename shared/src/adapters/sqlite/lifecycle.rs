@@ -1,0 +1,217 @@
+//! The scheduled jobs' reads and writes, statistics and the job log.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::rows::*;
+use super::{SqliteStore, bump, fault, get_membership, memberships_where};
+use crate::adapters::stored::{recent_buckets, ts};
+use crate::domain::{Membership, MembershipId, MembershipStatus, UserId};
+use crate::ports::*;
+
+#[async_trait]
+impl LifecycleStore for SqliteStore {
+    async fn expire_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let now = ts(now);
+            // Memberships opened by a token that expires before the join never start, unless a
+            // live token still backs them.
+            tx.execute(
+                "UPDATE memberships SET status = 'expired', ended_at = ?1, end_reason = 'token expired before joining'
+                 WHERE status = 'pending'
+                   AND id IN (SELECT membership_id FROM tokens
+                              WHERE status = 'bound' AND expires_at <= ?1 AND membership_id IS NOT NULL)
+                   AND NOT EXISTS (SELECT 1 FROM tokens t
+                                   WHERE t.membership_id = memberships.id AND t.status = 'bound' AND t.expires_at > ?1)",
+                [&now],
+            )
+            .map_err(fault)?;
+            let expired = tx
+                .execute(
+                    "UPDATE tokens SET status = 'expired' WHERE status IN ('pending', 'bound') AND expires_at <= ?1",
+                    [&now],
+                )
+                .map_err(fault)?;
+            bump(&tx, "tokens.pending", -(expired as i64))?;
+            tx.commit().map_err(fault)?;
+            Ok(expired as u64)
+        })
+    }
+
+    async fn due_memberships(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError> {
+        self.with(|conn| {
+            memberships_where(
+                conn,
+                "SELECT * FROM memberships WHERE status = 'active' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
+                params![ts(now), limit],
+            )
+        })
+    }
+
+    async fn expire_membership(&self, id: &MembershipId, now: DateTime<Utc>) -> Result<Option<Membership>, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let changed = tx
+                .execute(
+                    "UPDATE memberships SET status = 'expired', ended_at = ?1, end_reason = 'subscription ended', in_channel = 0
+                     WHERE id = ?2 AND status = 'active' AND expires_at <= ?1",
+                    params![ts(now), id.as_str()],
+                )
+                .map_err(fault)?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            bump(&tx, "members.active", -1)?;
+            let m = get_membership(&tx, id.as_str())?;
+            tx.commit().map_err(fault)?;
+            Ok(m)
+        })
+    }
+
+    async fn ending_between(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Membership>, StoreError> {
+        self.with(|conn| {
+            memberships_where(
+                conn,
+                "SELECT * FROM memberships WHERE status = 'active' AND expires_at > ?1 AND expires_at <= ?2
+                 ORDER BY expires_at LIMIT ?3",
+                params![ts(from), ts(until), limit],
+            )
+        })
+    }
+
+    async fn claim_warning(
+        &self,
+        id: &MembershipId,
+        threshold_days: u32,
+        period_end: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO warnings (membership_id, threshold, period_end) VALUES (?1, ?2, ?3)",
+                params![id.as_str(), threshold_days, ts(period_end)],
+            )
+            .map(|n| n == 1)
+            .map_err(fault)
+        })
+    }
+
+    async fn revoke_user(
+        &self,
+        user: &UserId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Membership>, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let targets = memberships_where(
+                &tx,
+                "SELECT * FROM memberships WHERE user_id = ?1 AND status IN ('pending', 'active')",
+                [user.as_str()],
+            )?;
+            tx.execute(
+                "UPDATE memberships SET status = 'revoked', ended_at = ?1, end_reason = ?2, in_channel = 0
+                 WHERE user_id = ?3 AND status IN ('pending', 'active')",
+                params![ts(now), reason, user.as_str()],
+            )
+            .map_err(fault)?;
+            let active = targets.iter().filter(|m| m.status == MembershipStatus::Active).count() as i64;
+            bump(&tx, "members.active", -active)?;
+            let tokens = tx
+                .execute(
+                    "UPDATE tokens SET status = 'revoked' WHERE user_id = ?1 AND status IN ('pending', 'bound')",
+                    [user.as_str()],
+                )
+                .map_err(fault)?;
+            bump(&tx, "tokens.pending", -(tokens as i64))?;
+            let mut revoked = Vec::with_capacity(targets.len());
+            for m in &targets {
+                if let Some(r) = get_membership(&tx, m.id.as_str())? {
+                    revoked.push(r);
+                }
+            }
+            tx.commit().map_err(fault)?;
+            Ok(revoked)
+        })
+    }
+
+    async fn ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError> {
+        self.with(|conn| {
+            memberships_where(
+                conn,
+                "SELECT * FROM memberships WHERE ended_at >= ?1 AND status IN ('expired', 'revoked')
+                 ORDER BY ended_at DESC LIMIT ?2",
+                params![ts(since), limit],
+            )
+        })
+    }
+
+    async fn active_in_channel(&self, limit: u32) -> Result<Vec<Membership>, StoreError> {
+        self.with(|conn| {
+            memberships_where(
+                conn,
+                "SELECT * FROM memberships WHERE status = 'active' AND in_channel = 1 ORDER BY expires_at LIMIT ?1",
+                params![limit],
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl Stats for SqliteStore {
+    async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError> {
+        self.with(|conn| {
+            let (hours, days) = recent_buckets(now);
+            let mut stmt = conn.prepare("SELECT value FROM counters WHERE name = ?1").map_err(fault)?;
+            let mut get = |name: &str| -> Result<i64, StoreError> {
+                stmt.query_row([name], |r| r.get::<_, i64>(0)).optional().map(|v| v.unwrap_or(0)).map_err(fault)
+            };
+            let mut sum = |names: &[String]| -> Result<i64, StoreError> {
+                let mut total = 0;
+                for n in names {
+                    total += get(n)?;
+                }
+                Ok(total)
+            };
+            let tokens_recent = sum(&hours)?;
+            let members_recent_joins = sum(&days)?;
+            Ok(Counters {
+                tokens_total: get("tokens.total")?,
+                tokens_pending: get("tokens.pending")?,
+                tokens_used: get("tokens.used")?,
+                tokens_recent,
+                invites_total: get("invites.total")?,
+                invites_accepted: get("invites.accepted")?,
+                members_total: get("members.total")?,
+                members_active: get("members.active")?,
+                members_recent_joins,
+            })
+        })
+    }
+}
+
+#[async_trait]
+impl JobLog for SqliteStore {
+    async fn last_job_run(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.with(|conn| {
+            conn.query_row("SELECT at FROM job_runs WHERE job = ?1", [job], |r| time(r, "at")).optional().map_err(fault)
+        })
+    }
+
+    async fn record_job_run(&self, job: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO job_runs (job, at) VALUES (?1, ?2) ON CONFLICT(job) DO UPDATE SET at = excluded.at",
+                params![job, ts(at)],
+            )
+            .map(drop)
+            .map_err(fault)
+        })
+    }
+}

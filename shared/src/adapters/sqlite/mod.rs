@@ -1,0 +1,137 @@
+//! The embedded store: one SQLite file. Every state change that must happen once is a single
+//! conditional statement or a transaction under the connection's lock. One file per role.
+
+mod access;
+mod audit;
+mod lifecycle;
+mod notifications;
+mod payments;
+mod rows;
+mod updates;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::adapters::stored::ts;
+use crate::domain::{Membership, TokenRecord};
+use crate::ports::StoreError;
+use rows::{membership_from, token_from};
+
+/// Each step brings the schema from version i to i + 1; a store is migrated on open.
+const MIGRATIONS: [&str; 5] = [
+    include_str!("migrations/v1.sql"),
+    include_str!("migrations/v2.sql"),
+    include_str!("migrations/v3.sql"),
+    include_str!("migrations/v4.sql"),
+    include_str!("migrations/v5.sql"),
+];
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (and creates or migrates) the store file.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(fault)?;
+        Self::init(conn)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(fault)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(fault)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(fault)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(fault)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(fault)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Unavailable(format!(
+                "the store was written by a newer telegate (schema {version}, this one knows {SCHEMA_VERSION})"
+            )));
+        }
+        for (from, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction().map_err(fault)?;
+            tx.execute_batch(step).map_err(fault)?;
+            tx.pragma_update(None, "user_version", from as i64 + 1).map_err(fault)?;
+            tx.commit().map_err(fault)?;
+        }
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+        f(&mut conn)
+    }
+}
+
+fn fault(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+fn get_membership(conn: &Connection, id: &str) -> Result<Option<Membership>, StoreError> {
+    conn.query_row("SELECT * FROM memberships WHERE id = ?1", [id], membership_from).optional().map_err(fault)
+}
+
+fn get_token(conn: &Connection, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+    conn.query_row("SELECT * FROM tokens WHERE hash = ?1", [hash], token_from).optional().map_err(fault)
+}
+
+fn insert_membership(conn: &Connection, m: &Membership) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO memberships (id, user_id, telegram_user_id, telegram_username, payment_id, offer_name, pending_days,
+           status, created_at, joined_at, expires_at, in_channel, left_at, invite_link, invite_expires_at,
+           ended_at, end_reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        params![
+            m.id.as_str(),
+            m.user_id.as_str(),
+            m.telegram_user_id.get(),
+            m.telegram_username,
+            m.payment_id.as_str(),
+            m.offer_name,
+            m.pending_days,
+            m.status.as_str(),
+            ts(m.created_at),
+            m.joined_at.map(ts),
+            m.expires_at.map(ts),
+            m.in_channel,
+            m.left_at.map(ts),
+            m.invite_link,
+            m.invite_expires_at.map(ts),
+            m.ended_at.map(ts),
+            m.end_reason,
+        ],
+    )
+    .map(drop)
+    .map_err(fault)
+}
+
+/// Adds `delta` to a counter, in the caller's transaction.
+fn bump(conn: &Connection, name: &str, delta: i64) -> Result<(), StoreError> {
+    if delta == 0 {
+        return Ok(());
+    }
+    conn.execute(
+        "INSERT INTO counters (name, value) VALUES (?1, ?2)
+         ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+        params![name, delta],
+    )
+    .map(drop)
+    .map_err(fault)
+}
+
+fn memberships_where(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Membership>, StoreError> {
+    let mut stmt = conn.prepare(sql).map_err(fault)?;
+    let rows = stmt.query_map(params, membership_from).map_err(fault)?;
+    rows.collect::<Result<_, _>>().map_err(fault)
+}

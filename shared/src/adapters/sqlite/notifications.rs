@@ -1,0 +1,85 @@
+//! In-app notifications and their clean-up.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::rows::*;
+use super::{SqliteStore, fault};
+use crate::adapters::stored::{day_bucket, hour_bucket, ts};
+use crate::domain::{Notification, NotificationId, UserId};
+use crate::ports::*;
+
+#[async_trait]
+impl NotificationStore for SqliteStore {
+    async fn add_notification(&self, n: &Notification) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO notifications (id, user_id, kind, title, message, action_url, created_at, read)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    n.id.as_str(),
+                    n.user_id.as_str(),
+                    n.kind.as_str(),
+                    n.title,
+                    n.message,
+                    n.action_url,
+                    ts(n.created_at),
+                    n.read
+                ],
+            )
+            .map(drop)
+            .map_err(fault)
+        })
+    }
+
+    async fn notifications(&self, user: &UserId, page: &PageRequest) -> Result<Page<Notification>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT * FROM notifications WHERE user_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3")
+                .map_err(fault)?;
+            let rows = stmt
+                .query_map(params![user.as_str(), page.after, page.limit + 1], notification_from)
+                .map_err(fault)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(fault)?;
+            Ok(Page::of(rows, page.limit, |n| n.id.to_string()))
+        })
+    }
+
+    async fn mark_read(&self, user: &UserId, id: &NotificationId) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE notifications SET read = 1 WHERE id = ?1 AND user_id = ?2",
+                params![id.as_str(), user.as_str()],
+            )
+            .map(|n| n == 1)
+            .map_err(fault)
+        })
+    }
+
+    async fn delete_old_notifications(
+        &self,
+        read_before: DateTime<Utc>,
+        unread_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let read = tx
+                .execute("DELETE FROM notifications WHERE read = 1 AND created_at < ?1", [ts(read_before)])
+                .map_err(fault)?;
+            let unread = tx
+                .execute("DELETE FROM notifications WHERE read = 0 AND created_at < ?1", [ts(unread_before)])
+                .map_err(fault)?;
+            // Stats buckets older than any window that reads them.
+            tx.execute(
+                "DELETE FROM counters WHERE (name LIKE 'tokens.issued.h%' AND name < ?1)
+                    OR (name LIKE 'members.joined.d%' AND name < ?2)",
+                params![hour_bucket(read_before), day_bucket(read_before)],
+            )
+            .map_err(fault)?;
+            tx.commit().map_err(fault)?;
+            Ok((read + unread) as u64)
+        })
+    }
+}

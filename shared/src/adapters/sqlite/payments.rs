@@ -1,0 +1,107 @@
+//! Payments and their unique transaction ids.
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+
+use super::rows::*;
+use super::{SqliteStore, fault, is_unique_violation};
+use crate::adapters::stored::ts;
+use crate::domain::{Payment, PaymentId, PaymentStatus, UserId};
+use crate::ports::*;
+
+#[async_trait]
+impl PaymentStore for SqliteStore {
+    async fn insert_payment(&self, p: &Payment) -> Result<(), StoreError> {
+        self.with(|conn| {
+            let user_info = p.user_info.as_ref().map(|v| v.to_string());
+            conn.execute(
+                "INSERT INTO payments (id, user_id, email, offer_id, transaction_id, user_info, status, admin_notes,
+                   reject_reason, created_at, updated_at, reviewed_by, lang)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    p.id.as_str(),
+                    p.user_id.as_str(),
+                    p.email,
+                    p.offer_id,
+                    p.transaction_id,
+                    user_info,
+                    p.status.as_str(),
+                    p.admin_notes,
+                    p.reject_reason,
+                    ts(p.created_at),
+                    ts(p.updated_at),
+                    p.reviewed_by.as_ref().map(UserId::as_str),
+                    p.lang.as_str(),
+                ],
+            )
+            .map(drop)
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("transaction_id_taken") } else { fault(e) })
+        })
+    }
+
+    async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
+        self.with(|conn| {
+            conn.query_row("SELECT * FROM payments WHERE id = ?1", [id.as_str()], payment_from)
+                .optional()
+                .map_err(fault)
+        })
+    }
+
+    async fn payments_of(&self, user: &UserId) -> Result<Vec<Payment>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare("SELECT * FROM payments WHERE user_id = ?1 ORDER BY id DESC").map_err(fault)?;
+            let rows = stmt.query_map([user.as_str()], payment_from).map_err(fault)?;
+            rows.collect::<Result<_, _>>().map_err(fault)
+        })
+    }
+
+    async fn list_payments(
+        &self,
+        status: Option<PaymentStatus>,
+        page: &PageRequest,
+    ) -> Result<Page<Payment>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT * FROM payments WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR id < ?2)
+                     ORDER BY id DESC LIMIT ?3",
+                )
+                .map_err(fault)?;
+            let rows = stmt
+                .query_map(params![status.map(PaymentStatus::as_str), page.after, page.limit + 1], payment_from)
+                .map_err(fault)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(fault)?;
+            Ok(Page::of(rows, page.limit, |p| p.id.to_string()))
+        })
+    }
+
+    async fn review_payment(&self, id: &PaymentId, r: &Review) -> Result<Option<Payment>, StoreError> {
+        self.with(|conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE payments SET status = ?1, reviewed_by = ?2, admin_notes = COALESCE(?3, admin_notes),
+                       reject_reason = ?4, transaction_id = COALESCE(?5, transaction_id), updated_at = ?6
+                     WHERE id = ?7 AND status = 'transaction_submitted'",
+                    params![
+                        r.to.as_str(),
+                        r.by.as_str(),
+                        r.admin_notes,
+                        r.reason,
+                        r.transaction_id,
+                        ts(r.at),
+                        id.as_str()
+                    ],
+                )
+                .map_err(|e| {
+                    if is_unique_violation(&e) { StoreError::Conflict("transaction_id_taken") } else { fault(e) }
+                })?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            conn.query_row("SELECT * FROM payments WHERE id = ?1", [id.as_str()], payment_from)
+                .optional()
+                .map_err(fault)
+        })
+    }
+}

@@ -1,0 +1,55 @@
+//! Telegram update ids and queued effects' keys: what makes a retry harmless.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::params;
+
+use super::{SqliteStore, fault};
+use crate::adapters::stored::ts;
+use crate::ports::*;
+
+#[async_trait]
+impl UpdateLog for SqliteStore {
+    async fn claim_update(&self, update_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO processed_updates (update_id, at) VALUES (?1, ?2)",
+                params![update_id, ts(now)],
+            )
+            .map(|n| n == 1)
+            .map_err(fault)
+        })
+    }
+
+    async fn release_update(&self, update_id: i64) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute("DELETE FROM processed_updates WHERE update_id = ?1", [update_id]).map(drop).map_err(fault)
+        })
+    }
+}
+
+#[async_trait]
+impl EffectLog for SqliteStore {
+    async fn claim_effect(&self, key: &str, now: DateTime<Utc>, lease: Duration) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO effects (key, done, lease_until) VALUES (?1, 0, ?2)
+                 ON CONFLICT(key) DO UPDATE SET lease_until = excluded.lease_until
+                 WHERE effects.done = 0 AND effects.lease_until < ?3",
+                params![key, ts(now + lease), ts(now)],
+            )
+            .map(|n| n == 1)
+            .map_err(fault)
+        })
+    }
+
+    async fn complete_effect(&self, key: &str, _now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.with(|conn| conn.execute("UPDATE effects SET done = 1 WHERE key = ?1", [key]).map(drop).map_err(fault))
+    }
+
+    async fn release_effect(&self, key: &str) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute("DELETE FROM effects WHERE key = ?1 AND done = 0", [key]).map(drop).map_err(fault)
+        })
+    }
+}

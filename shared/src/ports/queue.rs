@@ -1,0 +1,53 @@
+//! Side effects queued by a request and carried out after it (SQS in AWS, in process locally).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::Email;
+use crate::domain::TelegramUserId;
+
+/// A side effect to carry out after the request that decided it: at most once in effect.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Effect {
+    SendMessage {
+        chat_id: i64,
+        text: String,
+    },
+    SendEmail {
+        email: Email,
+    },
+    /// Out of the channel. `keep_banned: false` bans then unbans, so the person can come back after paying.
+    RemoveMember {
+        telegram_user_id: TelegramUserId,
+        keep_banned: bool,
+    },
+    LiftBan {
+        telegram_user_id: TelegramUserId,
+    },
+    ApproveJoinRequest {
+        telegram_user_id: TelegramUserId,
+    },
+    DeclineJoinRequest {
+        telegram_user_id: TelegramUserId,
+    },
+    RevokeInvite {
+        link: String,
+    },
+}
+
+/// An effect with the key that makes redelivery harmless.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub idempotency_key: String,
+    pub effect: Effect,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("queue unavailable: {0}")]
+pub struct QueueError(pub String);
+
+#[async_trait]
+pub trait Queue: Send + Sync {
+    async fn enqueue(&self, envelopes: Vec<Envelope>) -> Result<(), QueueError>;
+}
