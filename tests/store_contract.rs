@@ -6,24 +6,54 @@ mod support;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use telegate_core::adapters::sqlite::SqliteStore;
 use telegate_core::domain::{
     AccessToken, AuditAction, AuditEntry, AuditId, Lang, Membership, MembershipId, MembershipStatus, Notification,
     NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenRecord, TokenStatus,
     UserId,
 };
-use telegate_core::ports::{Applied, PageRequest, Review, Store, StoreError};
+use telegate_core::ports::{Applied, Effect, Envelope, PageRequest, Review, Store, StoreError};
 
-#[tokio::test]
-async fn the_sqlite_store_keeps_the_contract() {
-    let dir = support::TempDir::new();
-    let store = SqliteStore::open(&dir.0.join("contract.sqlite3")).unwrap();
-    contract(Arc::new(store)).await;
+/// One test per section and per store: a failing section does not hide the others.
+macro_rules! contract {
+    ($($section:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $section() {
+                    let dir = crate::support::TempDir::new();
+                    let store = telegate_core::adapters::sqlite::SqliteStore::open(&dir.0.join("contract.sqlite3"))
+                        .expect("open the store");
+                    super::$section(&(std::sync::Arc::new(store) as super::Arc<dyn super::Store>), super::now()).await;
+                }
+            )*
+        }
+        mod on_dynamodb {
+            $(
+                #[tokio::test]
+                async fn $section() {
+                    let store = crate::support::dynamo_store().await;
+                    super::$section(&(std::sync::Arc::new(store) as super::Arc<dyn super::Store>), super::now()).await;
+                }
+            )*
+        }
+    };
 }
 
-#[tokio::test]
-async fn the_dynamodb_store_keeps_the_contract() {
-    contract(Arc::new(support::dynamo_store().await)).await;
+contract!(
+    payments,
+    access,
+    revoke_between_binding_and_opening,
+    notifications,
+    updates,
+    lifecycle,
+    intents,
+    audit,
+    limits
+);
+
+/// Stores keep microseconds (RFC 3339 with 6 digits).
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
 }
 
 fn user(u: &str) -> UserId {
@@ -103,16 +133,98 @@ fn review(to: PaymentStatus, tx: Option<&str>, now: DateTime<Utc>) -> Review {
     }
 }
 
-async fn contract(store: Arc<dyn Store>) {
-    // Stores keep microseconds (RFC 3339 with 6 digits).
-    let now = Utc::now().trunc_subsecs(6);
-    payments(&store, now).await;
-    access(&store, now).await;
-    notifications(&store, now).await;
-    updates(&store, now).await;
-    lifecycle(&store, now).await;
-    audit(&store, now).await;
-    limits(&store, now).await;
+/// A revoke that lands between `/start`'s binding and its opening of the membership wins: the
+/// token no longer opens or extends anything (defect: one intruder in 200 start/revoke pairs).
+async fn revoke_between_binding_and_opening(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let p = payment("race-a", "TX-RACE-OPEN", now);
+    store.insert_payment(&p).await.unwrap();
+    let (_, t) = token(&p, now);
+    store.issue_token(&t).await.unwrap();
+    let who = account(930_001);
+    let bound = store.bind_token(&t.hash, who, now).await.unwrap().expect("bound");
+    assert!(store.revoke_user(&user("race-a"), "chargeback", now, &|_| vec![]).await.unwrap().is_empty());
+    assert_eq!(store.token(&t.hash).await.unwrap().unwrap().status, TokenStatus::Revoked);
+    let m = membership(&bound, who, now);
+    assert_eq!(store.open_membership(&t.hash, &m).await.unwrap(), Applied::Ended, "a revoked token opens nothing");
+    assert!(store.current_membership(who).await.unwrap().is_none());
+
+    // Nor does it extend the account's current membership (of another payment).
+    let q = payment("race-b", "TX-RACE-EXT", now);
+    store.insert_payment(&q).await.unwrap();
+    let (_, own) = token(&q, now);
+    store.issue_token(&own).await.unwrap();
+    let own_bound = store.bind_token(&own.hash, who, now).await.unwrap().unwrap();
+    let current = membership(&own_bound, who, now);
+    store.open_membership(&own.hash, &current).await.unwrap();
+    let r = payment("race-c", "TX-RACE-EXT2", now);
+    store.insert_payment(&r).await.unwrap();
+    let (_, renewal) = token(&r, now);
+    store.issue_token(&renewal).await.unwrap();
+    store.bind_token(&renewal.hash, who, now).await.unwrap().unwrap();
+    store.revoke_user(&user("race-c"), "chargeback", now, &|_| vec![]).await.unwrap();
+    assert_eq!(store.extend_membership(&renewal.hash, &current.id, now).await.unwrap(), Applied::Ended);
+    assert_eq!(store.membership(&current.id).await.unwrap().unwrap().pending_days, 30, "no days added");
+
+    // A membership opened a moment before the revoke is revoked with it (read from the token).
+    let s2 = payment("race-d", "TX-RACE-FRESH", now);
+    store.insert_payment(&s2).await.unwrap();
+    let (_, fresh) = token(&s2, now);
+    store.issue_token(&fresh).await.unwrap();
+    let other = account(930_002);
+    let fresh_bound = store.bind_token(&fresh.hash, other, now).await.unwrap().unwrap();
+    let opened = membership(&fresh_bound, other, now);
+    store.open_membership(&fresh.hash, &opened).await.unwrap();
+    let revoked = store.revoke_user(&user("race-d"), "chargeback", now, &|_| vec![]).await.unwrap();
+    assert_eq!(revoked.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), vec![opened.id.clone()]);
+}
+
+/// Effect intents are written with the state change, listed once old enough, and settled once.
+async fn intents(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let p = payment("intent-a", "TX-INTENT", now);
+    store.insert_payment(&p).await.unwrap();
+    let (_, t) = token(&p, now);
+    store.issue_token(&t).await.unwrap();
+    let who = account(940_001);
+    let bound = store.bind_token(&t.hash, who, now).await.unwrap().unwrap();
+    let m = membership(&bound, who, now);
+    store.open_membership(&t.hash, &m).await.unwrap();
+    store.activate_membership(&m.id, now, None).await.unwrap().unwrap();
+    let removal = |key: &str| Envelope {
+        idempotency_key: key.into(),
+        effect: Effect::RemoveMember { telegram_user_id: who, keep_banned: true },
+    };
+    let end = now + Duration::days(30) + Duration::seconds(1);
+    // A renewal won: the conditional expiry changes nothing and writes no intent.
+    assert!(store.expire_membership(&m.id, now, &[removal("early")]).await.unwrap().is_none());
+    store.expire_membership(&m.id, end, &[removal("remove:expired")]).await.unwrap().expect("expired");
+    assert!(store.pending_intents(end, 10).await.unwrap().is_empty(), "not before it is old enough");
+    let later = end + Duration::minutes(6);
+    assert_eq!(store.pending_intents(later, 10).await.unwrap(), vec![removal("remove:expired")]);
+
+    // Revoke writes one intent per membership it revokes, in the same transaction.
+    let q = payment("intent-b", "TX-INTENT2", now);
+    store.insert_payment(&q).await.unwrap();
+    let (_, u) = token(&q, now);
+    store.issue_token(&u).await.unwrap();
+    let who2 = account(940_002);
+    let b2 = store.bind_token(&u.hash, who2, now).await.unwrap().unwrap();
+    store.open_membership(&u.hash, &membership(&b2, who2, now)).await.unwrap();
+    let revoked = store
+        .revoke_user(&user("intent-b"), "chargeback", end + Duration::seconds(1), &|m| {
+            vec![removal(&format!("remove:{}", m.id))]
+        })
+        .await
+        .unwrap();
+    assert_eq!(revoked.len(), 1);
+    let pending: Vec<String> =
+        store.pending_intents(later, 10).await.unwrap().into_iter().map(|e| e.idempotency_key).collect();
+    assert_eq!(pending, vec!["remove:expired".to_owned(), format!("remove:{}", revoked[0].id)], "oldest first");
+    assert_eq!(store.pending_intents(later, 1).await.unwrap().len(), 1, "at most the limit");
+
+    store.settle_intent("remove:expired").await.unwrap();
+    store.settle_intent("remove:expired").await.unwrap();
+    store.settle_intent(&format!("remove:{}", revoked[0].id)).await.unwrap();
+    assert!(store.pending_intents(later, 10).await.unwrap().is_empty(), "settled");
 }
 
 async fn limits(store: &Arc<dyn Store>, now: DateTime<Utc>) {
@@ -236,7 +348,7 @@ async fn access(store: &Arc<dyn Store>, now: DateTime<Utc>) {
 
     // A membership that ended (an expiry sweep won the race) is not extended: the token stays free.
     let swept = now + Duration::days(61);
-    store.expire_membership(&m.id, swept).await.unwrap().expect("expired");
+    store.expire_membership(&m.id, swept, &[]).await.unwrap().expect("expired");
     let late = payment("acc-a", "TX-ACC3", now);
     store.insert_payment(&late).await.unwrap();
     let (_, lt) = token(&late, now);
@@ -324,8 +436,8 @@ async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert!(store.due_memberships(end - Duration::seconds(1), 100).await.unwrap().iter().all(|x| x.id != m.id));
     let after = end + Duration::seconds(1);
     assert!(store.due_memberships(after, 100).await.unwrap().iter().any(|x| x.id == m.id));
-    assert_eq!(store.expire_membership(&m.id, after).await.unwrap().unwrap().status, MembershipStatus::Expired);
-    assert!(store.expire_membership(&m.id, after).await.unwrap().is_none(), "once");
+    assert_eq!(store.expire_membership(&m.id, after, &[]).await.unwrap().unwrap().status, MembershipStatus::Expired);
+    assert!(store.expire_membership(&m.id, after, &[]).await.unwrap().is_none(), "once");
     assert!(store.due_memberships(after, 100).await.unwrap().iter().all(|x| x.id != m.id));
 
     let c = store.counters(after).await.unwrap();
@@ -341,10 +453,10 @@ async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     let rm = membership(&rb, account(920_003), now);
     store.open_membership(&rt.hash, &rm).await.unwrap();
     store.activate_membership(&rm.id, now, None).await.unwrap().unwrap();
-    let revoked = store.revoke_user(&user("life-c"), "chargeback", now).await.unwrap();
+    let revoked = store.revoke_user(&user("life-c"), "chargeback", now, &|_| vec![]).await.unwrap();
     assert_eq!(revoked.len(), 1);
     assert_eq!((revoked[0].status, revoked[0].end_reason.as_deref()), (MembershipStatus::Revoked, Some("chargeback")));
-    assert!(store.revoke_user(&user("life-c"), "again", now).await.unwrap().is_empty());
+    assert!(store.revoke_user(&user("life-c"), "again", now, &|_| vec![]).await.unwrap().is_empty());
 
     // Reconciliation reads who ended since a time, and who is active in the channel.
     let ended: Vec<_> = store.ended_since(now, 10_000).await.unwrap().into_iter().map(|x| x.id).collect();

@@ -120,6 +120,11 @@ impl FakeTelegram {
         self.lock().member_status.insert(user_id, status.to_owned());
     }
 
+    /// Whether the account is in the channel as far as this fake knows: `member`, `kicked`, `left`…
+    pub fn member_status(&self, user_id: i64) -> String {
+        self.lock().member_status.get(&user_id).cloned().unwrap_or_else(|| "left".into())
+    }
+
     /// What `getChatMember` answers follows the calls that change it, as in Telegram.
     fn follow_presence(&self, method: &str, p: &Value) {
         let Some(user) = p["user_id"].as_i64() else { return };

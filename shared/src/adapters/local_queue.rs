@@ -66,7 +66,7 @@ impl LocalQueue {
 impl Shared {
     async fn settle(self: &Arc<Self>, envelope: Envelope, attempt: u32, result: Outcome) {
         match result {
-            Outcome::Done | Outcome::AlreadyDone => self.done(),
+            Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => self.done(),
             Outcome::Retry { after, reason } if attempt < MAX_ATTEMPTS => {
                 let delay = after.unwrap_or_else(|| Duration::from_millis(200 * 2u64.pow(attempt)));
                 tracing::warn!(key = %envelope.idempotency_key, attempt, reason, delay_ms = delay.as_millis() as u64, "effect will be retried");

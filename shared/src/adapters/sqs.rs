@@ -89,7 +89,7 @@ impl SqsQueue {
             }
         };
         let delay = match consumer.handle(&envelope).await {
-            Outcome::Done | Outcome::AlreadyDone => return Ok(true),
+            Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => return Ok(true),
             Outcome::Retry { after: Some(after), reason } => {
                 tracing::warn!(key = %envelope.idempotency_key, receives = delivery.receive_count, reason, "retry after Telegram's delay");
                 after

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::jobs::Ending;
+use super::jobs::{Ending, removal};
 use super::{App, AppError, actor, require};
 use crate::auth::{Caller, Role};
 use crate::domain::{AuditEntry, UserId};
@@ -48,9 +48,11 @@ impl App {
         if reason.is_empty() || reason.chars().count() > 500 {
             return Err(AppError::Invalid("reason must be 1 to 500 characters".into()));
         }
-        let revoked = self.store.revoke_user(&user, reason, self.clock.now()).await?;
+        let how = Ending::Revoked(reason);
+        let intents = move |m: &crate::domain::Membership| vec![removal(m, how)];
+        let revoked = self.store.revoke_user(&user, reason, self.clock.now(), &intents).await?;
         for m in &revoked {
-            self.end_access(m, &actor(caller), Ending::Revoked(reason)).await?;
+            self.end_access(m, &actor(caller), how, intents(m)).await?;
         }
         tracing::info!(user = %user, by = %caller.user_id, count = revoked.len(), "access revoked");
         Ok(revoked.len())

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ports::{Effect, Envelope, Mailer, Telegram, TelegramError};
+use crate::domain::{AuditAction, AuditEntry, AuditId};
+use crate::ports::{Clock, Effect, Envelope, Mailer, Store, StoreError, Telegram, TelegramError};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EffectError {
@@ -25,13 +26,13 @@ impl EffectRunner {
         Self { telegram, mailer }
     }
 
-    pub async fn run(&self, envelope: &Envelope) -> Result<(), EffectError> {
-        let result = match &envelope.effect {
+    pub async fn run(&self, key: &str, effect: &Effect) -> Result<(), EffectError> {
+        let result = match effect {
             Effect::SendMessage { chat_id, text } => {
                 match self.telegram.send_message(*chat_id, text, None).await {
                     // Someone who blocked the bot cannot be messaged; nothing to retry.
                     Err(TelegramError::Unreachable(why)) => {
-                        tracing::info!(key = %envelope.idempotency_key, why, "message not delivered: user unreachable");
+                        tracing::info!(key, why, "message not delivered: user unreachable");
                         Ok(())
                     }
                     other => other,
@@ -91,6 +92,8 @@ pub enum Outcome {
     Done,
     /// Done before (a redelivery), or being done by another consumer right now.
     AlreadyDone,
+    /// A later change made it stale: not carried out (see `Consumer::current_effect`).
+    Dropped(&'static str),
     Retry {
         after: Option<Duration>,
         reason: String,
@@ -104,14 +107,15 @@ const LEASE_SECONDS: i64 = 120;
 
 /// Applies each effect at most once in effect: its idempotency key is claimed (with a lease, so a
 /// consumer that dies mid-way does not lose it), then marked done, or released on failure.
+/// Channel effects are level-triggered: each is checked against the membership as it is now.
 pub struct Consumer {
     runner: EffectRunner,
-    store: Arc<dyn crate::ports::Store>,
-    clock: Arc<dyn crate::ports::Clock>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Consumer {
-    pub fn new(runner: EffectRunner, store: Arc<dyn crate::ports::Store>, clock: Arc<dyn crate::ports::Clock>) -> Self {
+    pub fn new(runner: EffectRunner, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         Self { runner, store, clock }
     }
 
@@ -120,21 +124,89 @@ impl Consumer {
         let now = self.clock.now();
         match self.store.claim_effect(key, now, chrono::Duration::seconds(LEASE_SECONDS)).await {
             Ok(true) => {}
-            Ok(false) => return Outcome::AlreadyDone,
+            Ok(false) => {
+                self.settle_intent(key).await;
+                return Outcome::AlreadyDone;
+            }
             Err(e) => return Outcome::Retry { after: None, reason: e.to_string() },
         }
-        let result = self.runner.run(envelope).await;
+        let result = match self.current_effect(&envelope.effect).await {
+            Ok(Current::Run(effect)) => self.runner.run(key, &effect).await.map(|()| Outcome::Done),
+            Ok(Current::Drop(why)) => self.dropped(envelope, why).await.map(|()| Outcome::Dropped(why)),
+            Err(e) => Err(EffectError::Retry { after: None, reason: e.to_string() }),
+        };
         let settled = match &result {
-            Ok(()) => self.store.complete_effect(key, self.clock.now()).await,
+            Ok(_) => self.store.complete_effect(key, self.clock.now()).await,
             Err(_) => self.store.release_effect(key).await,
         };
         if let Err(e) = settled {
             tracing::error!(key = %key, error = %e, "could not record the effect's outcome");
         }
         match result {
-            Ok(()) => Outcome::Done,
+            Ok(outcome) => {
+                self.settle_intent(key).await;
+                outcome
+            }
             Err(EffectError::Retry { after, reason }) => Outcome::Retry { after, reason },
             Err(EffectError::Permanent(reason)) => Outcome::Failed(reason),
         }
     }
+
+    /// What the channel effect must be now, read from the store: a removal of an account that a
+    /// later payment let back in is dropped; an approval for an account that may no longer enter
+    /// becomes a decline. Other effects run as queued.
+    async fn current_effect(&self, effect: &Effect) -> Result<Current, StoreError> {
+        let account = match effect {
+            Effect::RemoveMember { telegram_user_id, .. }
+            | Effect::ApproveJoinRequest { telegram_user_id }
+            | Effect::LiftBan { telegram_user_id } => *telegram_user_id,
+            _ => return Ok(Current::Run(effect.clone())),
+        };
+        let now = self.clock.now();
+        let current = self.store.current_membership(account).await?;
+        let holds_place = current.as_ref().is_some_and(|m| m.holds_place(now));
+        let admitted = current.as_ref().is_some_and(|m| m.admits(now));
+        Ok(match effect {
+            Effect::RemoveMember { .. } if holds_place => Current::Drop("the account has a current membership"),
+            Effect::ApproveJoinRequest { .. } if !admitted => {
+                Current::Run(Effect::DeclineJoinRequest { telegram_user_id: account })
+            }
+            Effect::LiftBan { .. } if !holds_place => Current::Drop("the account has no current membership"),
+            _ => Current::Run(effect.clone()),
+        })
+    }
+
+    async fn dropped(&self, envelope: &Envelope, why: &'static str) -> Result<(), EffectError> {
+        tracing::info!(key = %envelope.idempotency_key, why, "stale effect dropped");
+        let at = self.clock.now();
+        let account = match &envelope.effect {
+            Effect::RemoveMember { telegram_user_id, .. } | Effect::LiftBan { telegram_user_id } => {
+                Some(*telegram_user_id)
+            }
+            _ => None,
+        };
+        let entry = AuditEntry {
+            id: AuditId::generate(at).map_err(|e| EffectError::Retry { after: None, reason: e.to_string() })?,
+            at,
+            actor: "queue".into(),
+            action: AuditAction::EffectDropped,
+            user_id: None,
+            telegram_user_id: account,
+            details: serde_json::json!({ "key": envelope.idempotency_key, "effect": envelope.effect, "why": why }),
+        };
+        self.store.record(&entry).await.map_err(|e| EffectError::Retry { after: None, reason: e.to_string() })
+    }
+
+    /// The effect's intent, if it had one, is settled (a failure here only means the sweep queues
+    /// it once more, and the claim makes that harmless).
+    async fn settle_intent(&self, key: &str) {
+        if let Err(e) = self.store.settle_intent(key).await {
+            tracing::warn!(key, error = %e, "could not settle the effect's intent");
+        }
+    }
+}
+
+enum Current {
+    Run(Effect),
+    Drop(&'static str),
 }

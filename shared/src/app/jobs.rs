@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{App, AppError, require};
 use crate::auth::{Caller, Role};
 use crate::domain::{AuditAction, Job, Lang, Membership, NotificationKind, texts};
-use crate::ports::{Effect, Presence};
+use crate::ports::{Effect, Envelope, Presence};
 
 /// Rows read per round of a sweep.
 const BATCH: u32 = 500;
@@ -24,6 +24,8 @@ impl App {
     /// Runs one job now (EventBridge, the local scheduler, or an admin) and records the run.
     pub async fn run_job(&self, job: Job, actor: &str) -> Result<u64, AppError> {
         let now = self.clock.now();
+        // Every run (hourly at least) first relays what a crashed process left between commit and queue.
+        self.relay_intents(now).await?;
         let processed = match job {
             Job::ExpireTokens => self.store.expire_tokens(now).await?,
             Job::ExpireSubscriptions => self.expire_subscriptions(now).await?,
@@ -65,10 +67,11 @@ impl App {
             let mut progressed = false;
             for m in &due {
                 // Conditional: a renewal that landed since the read keeps the membership.
-                if let Some(expired) = self.store.expire_membership(&m.id, now).await? {
+                let intents = [removal(m, Ending::Expired)];
+                if let Some(expired) = self.store.expire_membership(&m.id, now, &intents).await? {
                     progressed = true;
                     processed += 1;
-                    self.end_access(&expired, "job:expire-subscriptions", Ending::Expired).await?;
+                    self.end_access(&expired, "job:expire-subscriptions", Ending::Expired, intents.to_vec()).await?;
                 }
             }
             if due.len() < BATCH as usize || !progressed {
@@ -135,8 +138,16 @@ impl App {
         Ok(self.store.payment(&m.payment_id).await?.map(|p| p.lang).unwrap_or_default())
     }
 
-    /// Out of the channel (banned until a new payment lifts it), notified in the app, by Telegram and email.
-    pub(crate) async fn end_access(&self, m: &Membership, actor: &str, how: Ending<'_>) -> Result<(), AppError> {
+    /// Out of the channel (banned until a new payment lifts it), notified in the app, by Telegram
+    /// and email. The removal's intent was written with the state change; it is queued now, and if
+    /// that fails the next job run queues it again (`relay_intents`).
+    pub(crate) async fn end_access(
+        &self,
+        m: &Membership,
+        actor: &str,
+        how: Ending<'_>,
+        intents: Vec<Envelope>,
+    ) -> Result<(), AppError> {
         let lang = self.payer_lang(m).await?;
         let channel = &self.settings.channel_name;
         let (kind, text, action, details) = match how {
@@ -153,11 +164,9 @@ impl App {
                 json!({ "membership_id": m.id, "reason": reason }),
             ),
         };
-        self.enqueue(vec![(
-            format!("remove:{}:{}", m.id, action.as_str()),
-            Effect::RemoveMember { telegram_user_id: m.telegram_user_id, keep_banned: true },
-        )])
-        .await?;
+        if let Err(e) = self.queue.enqueue(intents).await {
+            tracing::warn!(membership = %m.id, error = %e, "removal not queued; its intent is queued by the next job run");
+        }
         self.notify_member(m, kind, &text, &format!("{}:{}", action.as_str(), m.id)).await?;
         self.audit(actor, action, Some(&m.user_id), Some(m.telegram_user_id), details).await
     }
@@ -247,7 +256,44 @@ impl App {
     }
 }
 
+#[derive(Clone, Copy)]
 pub(crate) enum Ending<'a> {
     Expired,
     Revoked(&'a str),
+}
+
+impl Ending<'_> {
+    fn action(self) -> AuditAction {
+        match self {
+            Self::Expired => AuditAction::AccessExpired,
+            Self::Revoked(_) => AuditAction::AccessRevoked,
+        }
+    }
+}
+
+/// The effect that takes an ended membership's account out of the channel, kept banned until a
+/// new payment lifts the ban. One per membership and ending.
+pub(crate) fn removal(m: &Membership, how: Ending<'_>) -> Envelope {
+    Envelope {
+        idempotency_key: format!("remove:{}:{}", m.id, how.action().as_str()),
+        effect: Effect::RemoveMember { telegram_user_id: m.telegram_user_id, keep_banned: true },
+    }
+}
+
+/// How old an intent must be before the sweep queues it again: longer than a request takes to
+/// queue it itself.
+const INTENT_GRACE: Duration = Duration::minutes(5);
+
+impl App {
+    /// Queues again every intent older than `INTENT_GRACE` that no consumer has settled: what a
+    /// process that died between its commit and its queue left behind. Returns how many.
+    pub(crate) async fn relay_intents(&self, now: DateTime<Utc>) -> Result<u64, AppError> {
+        let pending = self.store.pending_intents(now - INTENT_GRACE, BATCH).await?;
+        let count = pending.len() as u64;
+        if count > 0 {
+            tracing::warn!(count, "queuing again effects whose intent was not settled");
+            self.queue.enqueue(pending).await?;
+        }
+        Ok(count)
+    }
 }

@@ -22,10 +22,7 @@ impl App {
             None => None,
         };
         let current = self.store.current_membership(account).await?;
-        let entitled = current.as_ref().filter(|m| {
-            m.is_active(now)
-                || (m.status == MembershipStatus::Pending && m.invite_expires_at.is_some_and(|end| end > now))
-        });
+        let entitled = current.as_ref().filter(|m| m.admits(now));
         // The effects an update decides are keyed by its id: Telegram's retries of it are one event.
         let key = format!("update:{update_id}:join-request");
         let actor = telegram_actor(account);

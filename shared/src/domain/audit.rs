@@ -24,6 +24,8 @@ pub enum AuditAction {
     AccessExpired,
     AccessRevoked,
     JobRun,
+    /// A queued channel effect that a later change made stale was not carried out.
+    EffectDropped,
 }
 
 impl AuditAction {
@@ -46,11 +48,12 @@ impl AuditAction {
             Self::AccessExpired => "access_expired",
             Self::AccessRevoked => "access_revoked",
             Self::JobRun => "job_run",
+            Self::EffectDropped => "effect_dropped",
         }
     }
 
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        const ALL: [AuditAction; 17] = [
+        const ALL: [AuditAction; 18] = [
             AuditAction::PaymentSubmitted,
             AuditAction::PaymentValidated,
             AuditAction::PaymentRejected,
@@ -68,6 +71,7 @@ impl AuditAction {
             AuditAction::AccessExpired,
             AuditAction::AccessRevoked,
             AuditAction::JobRun,
+            AuditAction::EffectDropped,
         ];
         ALL.into_iter().find(|a| a.as_str() == raw).ok_or(DomainError::invalid("audit action", "unknown"))
     }

@@ -63,6 +63,19 @@ impl Membership {
         self.status == MembershipStatus::Active && self.expires_at.is_some_and(|end| end > now)
     }
 
+    /// May this account be let into the channel now: an active period, or a pending one whose
+    /// personal invite is still open.
+    pub fn admits(&self, now: DateTime<Utc>) -> bool {
+        self.is_active(now)
+            || (self.status == MembershipStatus::Pending && self.invite_expires_at.is_some_and(|end| end > now))
+    }
+
+    /// Does this membership still hold the account's place: an active period, or a pending one
+    /// (paid for, waiting for the join). A removal of the account is stale while one does.
+    pub fn holds_place(&self, now: DateTime<Utc>) -> bool {
+        self.is_active(now) || self.status == MembershipStatus::Pending
+    }
+
     /// Whole days left, rounded up, never negative.
     pub fn days_remaining(&self, now: DateTime<Utc>) -> i64 {
         match self.expires_at {

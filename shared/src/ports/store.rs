@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::Envelope;
 use crate::domain::{
     AuditEntry, Membership, MembershipId, Notification, NotificationId, Payment, PaymentId, PaymentStatus,
     TelegramUserId, TokenHash, TokenRecord, UserId,
@@ -78,8 +79,18 @@ pub trait PaymentStore: Send + Sync {
 pub enum Applied {
     Now(Box<Membership>),
     Already(MembershipId),
-    /// The membership ended (expired, revoked) before the token could extend it; nothing changed.
+    /// Nothing changed: the membership ended (expired, revoked) before the token could extend it,
+    /// or the token itself is no longer bound (revoked or expired since it was bound).
     Ended,
+}
+
+/// Why a token's period was not applied when its conditional write failed: it was applied before
+/// (to the membership it names), or it is no longer bound (revoked or expired meanwhile).
+pub fn applied_before(token: &TokenRecord) -> Applied {
+    match &token.membership_id {
+        Some(id) => Applied::Already(id.clone()),
+        None => Applied::Ended,
+    }
 }
 
 #[async_trait]
@@ -96,7 +107,8 @@ pub trait AccessStore: Send + Sync {
         account: TelegramUserId,
         now: DateTime<Utc>,
     ) -> Result<Option<TokenRecord>, StoreError>;
-    /// Opens a pending membership with the token's period, once per token.
+    /// Opens a pending membership with the token's period, once per token, only while the token
+    /// is still bound (`Ended` otherwise).
     async fn open_membership(&self, hash: &TokenHash, membership: &Membership) -> Result<Applied, StoreError>;
     /// Adds the token's days to an existing membership (pending: to the days not yet started;
     /// active: from the later of now and its end), once per token; `Ended` when the membership is
@@ -193,7 +205,13 @@ pub trait LifecycleStore: Send + Sync {
     /// Active memberships whose end is at or before `now`, earliest end first, at most `limit`.
     async fn due_memberships(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError>;
     /// Active → expired, only while it is still active and still past its end (a renewal wins).
-    async fn expire_membership(&self, id: &MembershipId, now: DateTime<Utc>) -> Result<Option<Membership>, StoreError>;
+    /// `intents` (the removal from the channel) are written in the same transaction: see `EffectOutbox`.
+    async fn expire_membership(
+        &self,
+        id: &MembershipId,
+        now: DateTime<Utc>,
+        intents: &[Envelope],
+    ) -> Result<Option<Membership>, StoreError>;
     /// Active memberships ending in `(from, until]`, earliest end first.
     async fn ending_between(
         &self,
@@ -208,14 +226,37 @@ pub trait LifecycleStore: Send + Sync {
         threshold_days: u32,
         period_end: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    /// Revokes the user's pending and active memberships and unused tokens; returns the memberships revoked.
-    async fn revoke_user(&self, user: &UserId, reason: &str, now: DateTime<Utc>)
-    -> Result<Vec<Membership>, StoreError>;
+    /// Revokes the user's unused tokens, then their pending and active memberships (those the
+    /// tokens opened included, however fresh); returns the memberships revoked. Each revocation
+    /// writes `intents(membership)` in its own transaction (see `EffectOutbox`). Decisions read
+    /// the items themselves, never an index alone.
+    async fn revoke_user(
+        &self,
+        user: &UserId,
+        reason: &str,
+        now: DateTime<Utc>,
+        intents: &IntentsFor<'_>,
+    ) -> Result<Vec<Membership>, StoreError>;
     /// Memberships that expired or were revoked at or after `since`, most recently ended first (for
     /// reconciliation).
     async fn ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError>;
     /// Active memberships believed to be in the channel, earliest end first.
     async fn active_in_channel(&self, limit: u32) -> Result<Vec<Membership>, StoreError>;
+}
+
+/// The effects a state change must not lose, given the membership it changed.
+pub type IntentsFor<'a> = dyn Fn(&Membership) -> Vec<Envelope> + Send + Sync + 'a;
+
+/// Effect intents: an effect the store must not lose (removing an ended member) is written in the
+/// same transaction as the state change that decided it, then queued. It stays until the consumer
+/// settles it (carried out, already done, or found stale); a sweep queues again every intent
+/// older than a few minutes, so a process that dies between the commit and the queue loses nothing.
+#[async_trait]
+pub trait EffectOutbox: Send + Sync {
+    /// Intents written before `before`, oldest first, at most `limit`.
+    async fn pending_intents(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Envelope>, StoreError>;
+    /// The effect with this idempotency key is settled: its intent goes (no-op when there is none).
+    async fn settle_intent(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// The statistics, read from counters kept in the same writes as the events they count.
@@ -254,6 +295,7 @@ pub trait Store:
     + NotificationStore
     + UpdateLog
     + EffectLog
+    + EffectOutbox
     + LifecycleStore
     + Stats
     + JobLog
@@ -267,6 +309,7 @@ impl<T> Store for T where
         + NotificationStore
         + UpdateLog
         + EffectLog
+        + EffectOutbox
         + LifecycleStore
         + Stats
         + JobLog

@@ -14,6 +14,10 @@ use crate::domain::{
 };
 use crate::ports::*;
 
+/// A token applies its period once, and only while it is bound: a revoke that lands between the
+/// binding and the opening wins.
+const TOKEN_STILL_BOUND: &str = "attribute_not_exists(membership_id) AND #status = :bound";
+
 const TOKEN_USED: &str = "SET #status = :used, used_at = :now REMOVE gsi2pk, gsi2sk, #ttl";
 
 impl DynamoStore {
@@ -75,12 +79,10 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Why a token's period was not applied (see `applied_before`).
     async fn already(&self, hash: &TokenHash) -> Result<Applied, StoreError> {
-        self.token_record(hash.as_str())
-            .await?
-            .and_then(|t| t.membership_id)
-            .map(Applied::Already)
-            .ok_or(StoreError::Unavailable("token vanished".into()))
+        let token = self.token_record(hash.as_str()).await?.ok_or(StoreError::Unavailable("token vanished".into()))?;
+        Ok(applied_before(&token))
     }
 }
 
@@ -154,8 +156,8 @@ impl AccessStore for DynamoStore {
             self.update(
                 (&keys::token(hash.as_str()), "TOKEN"),
                 "SET membership_id = :m",
-                Some("attribute_not_exists(membership_id)"),
-                vec![(":m", s(m.id.as_str()))],
+                Some(TOKEN_STILL_BOUND),
+                vec![(":m", s(m.id.as_str())), (":bound", s("bound"))],
             )?,
             self.put(membership_item(m, hash), Some("attribute_not_exists(pk)"), vec![])?,
         ];
@@ -177,8 +179,8 @@ impl AccessStore for DynamoStore {
         for _ in 0..3 {
             let token =
                 self.token_record(hash.as_str()).await?.ok_or(StoreError::Unavailable("token vanished".into()))?;
-            if let Some(existing) = token.membership_id {
-                return Ok(Applied::Already(existing));
+            if token.membership_id.is_some() || token.status != TokenStatus::Bound {
+                return Ok(applied_before(&token));
             }
             let m = self
                 .membership_record(id.as_str())
@@ -195,8 +197,13 @@ impl AccessStore for DynamoStore {
                     self.update(
                         (&token_key, "TOKEN"),
                         "SET membership_id = :m, #status = :used, used_at = :now REMOVE gsi2pk, gsi2sk, #ttl",
-                        Some("attribute_not_exists(membership_id)"),
-                        vec![(":m", s(id.as_str())), (":used", s("used")), (":now", s(ts(now)))],
+                        Some(TOKEN_STILL_BOUND),
+                        vec![
+                            (":m", s(id.as_str())),
+                            (":used", s("used")),
+                            (":now", s(ts(now))),
+                            (":bound", s("bound")),
+                        ],
                     )?,
                     self.update(
                         (&mem_key, "MEM"),
@@ -212,8 +219,8 @@ impl AccessStore for DynamoStore {
                     self.update(
                         (&token_key, "TOKEN"),
                         "SET membership_id = :m",
-                        Some("attribute_not_exists(membership_id)"),
-                        vec![(":m", s(id.as_str()))],
+                        Some(TOKEN_STILL_BOUND),
+                        vec![(":m", s(id.as_str())), (":bound", s("bound"))],
                     )?,
                     self.update(
                         (&mem_key, "MEM"),

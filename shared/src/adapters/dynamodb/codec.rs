@@ -12,7 +12,7 @@ use crate::domain::{
     AuditAction, AuditEntry, AuditId, Lang, Membership, MembershipId, MembershipStatus, Notification, NotificationId,
     NotificationKind, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenHash, TokenRecord, TokenStatus, UserId,
 };
-use crate::ports::StoreError;
+use crate::ports::{Envelope, StoreError};
 
 pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -296,4 +296,19 @@ pub(super) fn audit_from(i: &Item) -> Result<AuditEntry, StoreError> {
         telegram_user_id: opt_n::<i64>(i, "telegram_user_id")?.map(|t| parsed(TelegramUserId::parse(t))).transpose()?,
         details: parsed(serde_json::from_str(&get_s(i, "details")?))?,
     })
+}
+
+/// An effect intent (see `EffectOutbox`), written in the transaction of the state change.
+pub(super) fn intent_item(e: &Envelope, now: DateTime<Utc>) -> Result<Item, StoreError> {
+    let body = serde_json::to_string(e).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    Ok(HashMap::from([
+        ("pk".into(), s(keys::INTENTS)),
+        ("sk".into(), s(&e.idempotency_key)),
+        ("body".into(), s(body)),
+        ("created_at".into(), s(ts(now))),
+    ]))
+}
+
+pub(super) fn intent_from(i: &Item) -> Result<Envelope, StoreError> {
+    parsed(serde_json::from_str(&get_s(i, "body")?))
 }

@@ -49,6 +49,9 @@ prefixed! {
 pub(super) const NOTIFICATION_PREFIX: &str = "NOTIF#";
 /// Every payment, for the admin list (gsi3).
 pub(super) const ALL_PAYMENTS: &str = "PAYALL";
+/// The partition of effect intents (sort key: the effect's idempotency key); small, since intents
+/// live only until their effect is settled.
+pub(super) const INTENTS: &str = "INTENT";
 /// Every audit entry (gsi3).
 pub(super) const ALL_AUDIT: &str = "AUDIT";
 

@@ -88,8 +88,13 @@ impl LifecycleStore for DynamoStore {
         items.iter().map(membership_from).collect()
     }
 
-    async fn expire_membership(&self, id: &MembershipId, now: DateTime<Utc>) -> Result<Option<Membership>, StoreError> {
-        let items = vec![
+    async fn expire_membership(
+        &self,
+        id: &MembershipId,
+        now: DateTime<Utc>,
+        intents: &[Envelope],
+    ) -> Result<Option<Membership>, StoreError> {
+        let mut items = vec![
             self.update(
                 (&keys::membership(id), "MEM"),
                 "SET #status = :expired, ended_at = :now, end_reason = :why, in_channel = :no, gsi2pk = :g, gsi2sk = :now",
@@ -105,6 +110,7 @@ impl LifecycleStore for DynamoStore {
             )?,
             self.bump("members.active", -1, None)?,
         ];
+        items.extend(self.intents(intents, now)?);
         match self.transact(items).await {
             Ok(()) => self.membership_record(id.as_str()).await,
             Err(Cancelled::Condition(_)) => Ok(None),
@@ -167,57 +173,20 @@ impl LifecycleStore for DynamoStore {
         user: &UserId,
         reason: &str,
         now: DateTime<Utc>,
+        intents: &IntentsFor<'_>,
     ) -> Result<Vec<Membership>, StoreError> {
-        let mut revoked = Vec::new();
+        // Tokens first: once revoked, none can open a membership (that needs it bound), and the
+        // memberships they opened are known from the token items themselves, however fresh.
+        let mut ids = self.revoke_tokens(user).await?;
         for m in self.memberships_of(user).await? {
-            if !matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active) {
-                continue;
-            }
-            let mut items = vec![self.update(
-                (&keys::membership(&m.id), "MEM"),
-                "SET #status = :revoked, ended_at = :now, end_reason = :why, in_channel = :no, gsi2pk = :g, gsi2sk = :now",
-                Some("#status = :was"),
-                vec![
-                    (":revoked", s("revoked")),
-                    (":now", s(ts(now))),
-                    (":why", s(reason)),
-                    (":no", b(false)),
-                    (":g", s(keys::memberships_by_status("revoked"))),
-                    (":was", s(m.status.as_str())),
-                ],
-            )?];
-            if m.status == MembershipStatus::Active {
-                items.push(self.bump("members.active", -1, None)?);
-            }
-            match self.transact(items).await {
-                Ok(()) => {
-                    if let Some(r) = self.membership_record(m.id.as_str()).await? {
-                        revoked.push(r);
-                    }
-                }
-                Err(Cancelled::Condition(_)) => {}
-                Err(Cancelled::Fault(e)) => return Err(e),
+            if !ids.contains(&m.id) {
+                ids.push(m.id);
             }
         }
-        let tokens =
-            self.query(Query::on(Some("gsi3"), "gsi3pk = :p", vec![(":p", s(keys::tokens_of_user(user)))])).await?;
-        for item in &tokens {
-            let t = token_from(item)?;
-            if !matches!(t.status, TokenStatus::Pending | TokenStatus::Bound) {
-                continue;
-            }
-            let items = vec![
-                self.update(
-                    (&keys::token(t.hash.as_str()), "TOKEN"),
-                    "SET #status = :revoked REMOVE gsi2pk, gsi2sk",
-                    Some("#status = :was"),
-                    vec![(":revoked", s("revoked")), (":was", s(t.status.as_str()))],
-                )?,
-                self.bump("tokens.pending", -1, None)?,
-            ];
-            match self.transact(items).await {
-                Ok(()) | Err(Cancelled::Condition(_)) => {}
-                Err(Cancelled::Fault(e)) => return Err(e),
+        let mut revoked = Vec::new();
+        for id in &ids {
+            if let Some(m) = self.revoke_membership(id, user, reason, now, intents).await? {
+                revoked.push(m);
             }
         }
         Ok(revoked)
@@ -330,5 +299,107 @@ impl JobLog for DynamoStore {
             .await
             .map(drop)
             .map_err(fault)
+    }
+}
+
+impl DynamoStore {
+    /// Revokes the user's pending and bound tokens; returns the memberships the bound ones opened.
+    /// Each token is read with a consistent read and written only if it is still as read.
+    async fn revoke_tokens(&self, user: &UserId) -> Result<Vec<MembershipId>, StoreError> {
+        let listed =
+            self.query(Query::on(Some("gsi3"), "gsi3pk = :p", vec![(":p", s(keys::tokens_of_user(user)))])).await?;
+        let mut opened = Vec::new();
+        for item in &listed {
+            let hash = token_from(item)?.hash;
+            for attempt in 0.. {
+                let Some(t) = self.token_record(hash.as_str()).await? else { break };
+                if !matches!(t.status, TokenStatus::Pending | TokenStatus::Bound) {
+                    break;
+                }
+                // The membership the token opened (if any) must be the one read: an opening that
+                // commits in between fails this condition, and the next read sees it.
+                let (condition, mut values) = match &t.membership_id {
+                    Some(m) => ("#status = :was AND membership_id = :m", vec![(":m", s(m.as_str()))]),
+                    None => ("#status = :was AND attribute_not_exists(membership_id)", vec![]),
+                };
+                values.extend([(":revoked", s("revoked")), (":was", s(t.status.as_str()))]);
+                let items = vec![
+                    self.update(
+                        (&keys::token(hash.as_str()), "TOKEN"),
+                        "SET #status = :revoked REMOVE gsi2pk, gsi2sk",
+                        Some(condition),
+                        values,
+                    )?,
+                    self.bump("tokens.pending", -1, None)?,
+                ];
+                match self.transact(items).await {
+                    Ok(()) => {
+                        opened.extend(t.membership_id);
+                        break;
+                    }
+                    Err(Cancelled::Condition(_)) if attempt < 5 => continue,
+                    Err(Cancelled::Condition(_)) => {
+                        return Err(StoreError::Unavailable("a token kept changing during the revoke".into()));
+                    }
+                    Err(Cancelled::Fault(e)) => return Err(e),
+                }
+            }
+        }
+        Ok(opened)
+    }
+
+    /// Pending or active → revoked, decided on a consistent read of the item and written only if
+    /// it is still as read (a join or renewal landing in between is read again, never ignored).
+    async fn revoke_membership(
+        &self,
+        id: &MembershipId,
+        user: &UserId,
+        reason: &str,
+        now: DateTime<Utc>,
+        intents: &IntentsFor<'_>,
+    ) -> Result<Option<Membership>, StoreError> {
+        for _ in 0..5 {
+            let Some(m) = self.membership_record(id.as_str()).await? else { return Ok(None) };
+            if &m.user_id != user || !matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active) {
+                return Ok(None);
+            }
+            let mut revoked = m.clone();
+            revoked.status = MembershipStatus::Revoked;
+            revoked.ended_at = Some(now);
+            revoked.end_reason = Some(reason.to_owned());
+            revoked.in_channel = false;
+            // Still as read: same status, same end (a renewal moves it).
+            let mut values = vec![
+                (":revoked", s("revoked")),
+                (":now", s(ts(now))),
+                (":why", s(reason)),
+                (":no", b(false)),
+                (":g", s(keys::memberships_by_status("revoked"))),
+                (":was", s(m.status.as_str())),
+            ];
+            let condition = match m.expires_at {
+                Some(end) => {
+                    values.push((":end", s(ts(end))));
+                    "#status = :was AND expires_at = :end"
+                }
+                None => "#status = :was AND attribute_not_exists(expires_at)",
+            };
+            let mut items = vec![self.update(
+                (&keys::membership(&m.id), "MEM"),
+                "SET #status = :revoked, ended_at = :now, end_reason = :why, in_channel = :no, gsi2pk = :g, gsi2sk = :now",
+                Some(condition),
+                values,
+            )?];
+            if m.status == MembershipStatus::Active {
+                items.push(self.bump("members.active", -1, None)?);
+            }
+            items.extend(self.intents(&intents(&revoked), now)?);
+            match self.transact(items).await {
+                Ok(()) => return self.membership_record(id.as_str()).await,
+                Err(Cancelled::Condition(_)) => continue,
+                Err(Cancelled::Fault(e)) => return Err(e),
+            }
+        }
+        Err(StoreError::Unavailable("the membership kept changing during the revoke".into()))
     }
 }

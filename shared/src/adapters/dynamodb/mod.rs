@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use chrono::{DateTime, Utc};
 
 use crate::domain::{Membership, Payment, TokenRecord};
-use crate::ports::StoreError;
+use crate::ports::{Envelope, StoreError};
 use codec::*;
 
 type Item = HashMap<String, AttributeValue>;
@@ -117,6 +117,11 @@ impl DynamoStore {
             put = put.expression_attribute_values(k, v);
         }
         Ok(TransactWriteItem::builder().put(put.build().map_err(fault)?).build())
+    }
+
+    /// Puts of effect intents, for the transaction of the state change that decided them.
+    fn intents(&self, intents: &[Envelope], now: DateTime<Utc>) -> Result<Vec<TransactWriteItem>, StoreError> {
+        intents.iter().map(|e| self.put(intent_item(e, now)?, None, vec![])).collect()
     }
 
     fn update(

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
 use super::codec::*;
-use super::{DynamoStore, fault, is_condition, keys};
+use super::{DynamoStore, Query, fault, is_condition, keys};
 use crate::adapters::stored::ts;
 use crate::ports::*;
 
@@ -99,5 +99,34 @@ impl EffectLog for DynamoStore {
             Err(e) if is_condition(&e) => Ok(()),
             Err(e) => Err(fault(e)),
         }
+    }
+}
+
+#[async_trait]
+impl EffectOutbox for DynamoStore {
+    async fn pending_intents(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Envelope>, StoreError> {
+        // The partition holds only unsettled intents: reading it whole is reading what is due.
+        let items = self.query(Query::on(None, "pk = :p", vec![(":p", s(keys::INTENTS))]).oldest_first()).await?;
+        let mut due: Vec<(String, Envelope)> = Vec::new();
+        for item in &items {
+            let at = get_s(item, "created_at")?;
+            if at < ts(before) {
+                due.push((at, intent_from(item)?));
+            }
+        }
+        due.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(due.into_iter().take(limit as usize).map(|(_, e)| e).collect())
+    }
+
+    async fn settle_intent(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::INTENTS))
+            .key("sk", s(key))
+            .send()
+            .await
+            .map(drop)
+            .map_err(fault)
     }
 }

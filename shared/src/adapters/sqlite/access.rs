@@ -95,7 +95,7 @@ impl AccessStore for SqliteStore {
             let tx = conn.transaction().map_err(fault)?;
             let claimed = tx
                 .execute(
-                    "UPDATE tokens SET membership_id = ?1 WHERE hash = ?2 AND membership_id IS NULL",
+                    "UPDATE tokens SET membership_id = ?1 WHERE hash = ?2 AND membership_id IS NULL AND status = 'bound'",
                     params![m.id.as_str(), hash.as_str()],
                 )
                 .map_err(fault)?;
@@ -128,7 +128,7 @@ impl AccessStore for SqliteStore {
                     "UPDATE tokens SET membership_id = ?1,
                        status = CASE WHEN ?2 THEN 'used' ELSE status END,
                        used_at = CASE WHEN ?2 THEN ?3 ELSE used_at END
-                     WHERE hash = ?4 AND membership_id IS NULL",
+                     WHERE hash = ?4 AND membership_id IS NULL AND status = 'bound'",
                     params![id.as_str(), active, ts(now), hash.as_str()],
                 )
                 .map_err(fault)?;
@@ -251,9 +251,9 @@ impl AccessStore for SqliteStore {
     }
 }
 
+/// Why a token's period was not applied: it was already (by a concurrent or earlier call), or the
+/// token is no longer bound (revoked or expired since it was bound), so it opens nothing.
 fn already(conn: &Connection, hash: &TokenHash) -> Result<Applied, StoreError> {
-    get_token(conn, hash.as_str())?
-        .and_then(|t| t.membership_id)
-        .map(Applied::Already)
-        .ok_or(StoreError::Unavailable("token vanished".into()))
+    let token = get_token(conn, hash.as_str())?.ok_or(StoreError::Unavailable("token vanished".into()))?;
+    Ok(applied_before(&token))
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::rows::*;
-use super::{SqliteStore, bump, fault, get_membership, memberships_where};
+use super::{SqliteStore, bump, fault, get_membership, memberships_where, write_intents};
 use crate::adapters::stored::{recent_buckets, ts};
 use crate::domain::{Membership, MembershipId, MembershipStatus, UserId};
 use crate::ports::*;
@@ -50,7 +50,12 @@ impl LifecycleStore for SqliteStore {
         })
     }
 
-    async fn expire_membership(&self, id: &MembershipId, now: DateTime<Utc>) -> Result<Option<Membership>, StoreError> {
+    async fn expire_membership(
+        &self,
+        id: &MembershipId,
+        now: DateTime<Utc>,
+        intents: &[Envelope],
+    ) -> Result<Option<Membership>, StoreError> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(fault)?;
             let changed = tx
@@ -64,6 +69,7 @@ impl LifecycleStore for SqliteStore {
                 return Ok(None);
             }
             bump(&tx, "members.active", -1)?;
+            write_intents(&tx, intents, now)?;
             let m = get_membership(&tx, id.as_str())?;
             tx.commit().map_err(fault)?;
             Ok(m)
@@ -107,6 +113,7 @@ impl LifecycleStore for SqliteStore {
         user: &UserId,
         reason: &str,
         now: DateTime<Utc>,
+        intents: &IntentsFor<'_>,
     ) -> Result<Vec<Membership>, StoreError> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(fault)?;
@@ -133,6 +140,7 @@ impl LifecycleStore for SqliteStore {
             let mut revoked = Vec::with_capacity(targets.len());
             for m in &targets {
                 if let Some(r) = get_membership(&tx, m.id.as_str())? {
+                    write_intents(&tx, &intents(&r), now)?;
                     revoked.push(r);
                 }
             }

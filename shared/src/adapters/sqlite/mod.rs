@@ -12,20 +12,22 @@ mod updates;
 use std::path::Path;
 use std::sync::Mutex;
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::adapters::stored::ts;
 use crate::domain::{Membership, TokenRecord};
-use crate::ports::StoreError;
+use crate::ports::{Envelope, StoreError};
 use rows::{membership_from, token_from};
 
 /// Each step brings the schema from version i to i + 1; a store is migrated on open.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("migrations/v1.sql"),
     include_str!("migrations/v2.sql"),
     include_str!("migrations/v3.sql"),
     include_str!("migrations/v4.sql"),
     include_str!("migrations/v5.sql"),
+    include_str!("migrations/v6.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -110,6 +112,19 @@ fn insert_membership(conn: &Connection, m: &Membership) -> Result<(), StoreError
     )
     .map(drop)
     .map_err(fault)
+}
+
+/// Writes effect intents in the caller's transaction (a second write of the same key keeps the first).
+fn write_intents(conn: &Connection, intents: &[Envelope], now: DateTime<Utc>) -> Result<(), StoreError> {
+    for envelope in intents {
+        let body = serde_json::to_string(envelope).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        conn.execute(
+            "INSERT OR IGNORE INTO intents (key, body, created_at) VALUES (?1, ?2, ?3)",
+            params![envelope.idempotency_key, body, ts(now)],
+        )
+        .map_err(fault)?;
+    }
+    Ok(())
 }
 
 /// Adds `delta` to a counter, in the caller's transaction.

@@ -53,3 +53,27 @@ impl EffectLog for SqliteStore {
         })
     }
 }
+
+#[async_trait]
+impl EffectOutbox for SqliteStore {
+    async fn pending_intents(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Envelope>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT body FROM intents WHERE created_at < ?1 ORDER BY created_at LIMIT ?2")
+                .map_err(fault)?;
+            let bodies = stmt
+                .query_map(params![ts(before), limit], |r| r.get::<_, String>(0))
+                .map_err(fault)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(fault)?;
+            bodies
+                .iter()
+                .map(|b| serde_json::from_str(b).map_err(|e| StoreError::Unavailable(format!("corrupt intent: {e}"))))
+                .collect()
+        })
+    }
+
+    async fn settle_intent(&self, key: &str) -> Result<(), StoreError> {
+        self.with(|conn| conn.execute("DELETE FROM intents WHERE key = ?1", [key]).map(drop).map_err(fault))
+    }
+}
