@@ -89,3 +89,192 @@ async fn an_approval_queued_before_a_revoke_becomes_a_decline_on_sqlite() {
 async fn an_approval_queued_before_a_revoke_becomes_a_decline_on_dynamodb() {
     an_approval_queued_before_a_revoke_becomes_a_decline(TestApp::spawn_aws().await).await;
 }
+
+mod lost_between_commit_and_queue {
+    //! The process dies (or the queue refuses) right after expiry or revoke committed: the
+    //! removal's intent, written in the same transaction, is queued again by the next job run.
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use chrono::{Duration, Utc};
+    use telegate::fake_telegram::FakeTelegram;
+    use telegate_core::adapters::clock::TestClock;
+    use telegate_core::adapters::outbox::OutboxMailer;
+    use telegate_core::adapters::telegram::BotApi;
+    use telegate_core::app::App;
+    use telegate_core::app::effects::{Consumer, EffectRunner, Outcome};
+    use telegate_core::auth::{Caller, Role};
+    use telegate_core::config::{Secret, Settings};
+    use telegate_core::domain::{
+        AccessToken, Job, Lang, Membership, MembershipId, MembershipStatus, Payment, PaymentId, PaymentStatus,
+        TelegramUserId, TokenRecord, TokenStatus, UserId,
+    };
+    use telegate_core::ports::{Clock, Effect, Envelope, Queue, QueueError, Store};
+
+    use crate::support::{self, BOT_TOKEN, CHANNEL, JWT_SECRET, WEBHOOK_SECRET};
+
+    /// A queue that refuses while `down`, and keeps what it accepted.
+    #[derive(Default)]
+    struct FlakyQueue {
+        down: AtomicBool,
+        sent: std::sync::Mutex<Vec<Envelope>>,
+    }
+
+    #[async_trait]
+    impl Queue for FlakyQueue {
+        async fn enqueue(&self, envelopes: Vec<Envelope>) -> Result<(), QueueError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(QueueError("injected: the queue is down".into()));
+            }
+            self.sent.lock().unwrap().extend(envelopes);
+            Ok(())
+        }
+    }
+
+    impl FlakyQueue {
+        fn removals_of(&self, account: i64) -> Vec<Envelope> {
+            self.sent
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| matches!(e.effect, Effect::RemoveMember { telegram_user_id, .. } if telegram_user_id.get() == account))
+                .cloned()
+                .collect()
+        }
+    }
+
+    /// An active member of `user` on `account`, written through the store's own operations.
+    async fn active_member(store: &Arc<dyn Store>, user: &str, account: i64) -> Membership {
+        let now = Utc::now();
+        let payment = Payment {
+            id: PaymentId::generate(now).unwrap(),
+            user_id: UserId::parse(user).unwrap(),
+            email: None,
+            offer_id: "monthly".into(),
+            transaction_id: format!("TX-LOST-{user}"),
+            user_info: None,
+            status: PaymentStatus::Validated,
+            admin_notes: None,
+            reject_reason: None,
+            created_at: now,
+            updated_at: now,
+            reviewed_by: None,
+            lang: Lang::Fr,
+        };
+        store.insert_payment(&payment).await.unwrap();
+        let token = AccessToken::generate().unwrap();
+        let record = TokenRecord {
+            hash: token.hash(),
+            payment_id: payment.id.clone(),
+            user_id: payment.user_id.clone(),
+            offer_name: "Monthly".into(),
+            days: 30,
+            status: TokenStatus::Pending,
+            created_at: now,
+            expires_at: now + Duration::hours(24),
+            telegram_user_id: None,
+            membership_id: None,
+            used_at: None,
+        };
+        store.issue_token(&record).await.unwrap();
+        let who = TelegramUserId::parse(account).unwrap();
+        let bound = store.bind_token(&record.hash, who, now).await.unwrap().unwrap();
+        let m = Membership {
+            id: MembershipId::generate(now).unwrap(),
+            user_id: bound.user_id.clone(),
+            telegram_user_id: who,
+            telegram_username: None,
+            payment_id: bound.payment_id.clone(),
+            offer_name: bound.offer_name.clone(),
+            pending_days: bound.days,
+            status: MembershipStatus::Pending,
+            created_at: now,
+            joined_at: None,
+            expires_at: None,
+            in_channel: false,
+            left_at: None,
+            invite_link: None,
+            invite_expires_at: None,
+            ended_at: None,
+            end_reason: None,
+        };
+        store.open_membership(&record.hash, &m).await.unwrap();
+        store.activate_membership(&m.id, now, None).await.unwrap().unwrap()
+    }
+
+    async fn no_ban_is_lost(store: Arc<dyn Store>) {
+        let running = FakeTelegram::start().await.unwrap();
+        let fake = &running.fake;
+        let env = [
+            ("TELEGRAM_BOT_TOKEN", BOT_TOKEN.to_owned()),
+            ("TELEGRAM_BOT_USERNAME", "telegate_fake_bot".to_owned()),
+            ("TELEGRAM_CHANNEL_ID", CHANNEL.to_string()),
+            ("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+            ("TELEGRAM_API_URL", running.url.clone()),
+            ("JWT_HS256_SECRET", JWT_SECRET.to_owned()),
+        ];
+        let settings = Settings::from_env(&|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+        let telegram = Arc::new(
+            BotApi::new(&Secret::new(BOT_TOKEN), &running.url, CHANNEL, std::time::Duration::from_secs(5)).unwrap(),
+        );
+        let clock = Arc::new(TestClock::default());
+        let queue = Arc::new(FlakyQueue::default());
+        let app = App {
+            settings: Arc::new(settings),
+            store: store.clone(),
+            telegram: telegram.clone(),
+            queue: queue.clone(),
+            clock: clock.clone(),
+        };
+        let outbox = support::TempDir::new();
+        let mailer = Arc::new(OutboxMailer::new(outbox.0.clone(), "t <t@localhost>").unwrap());
+        let consumer = Consumer::new(EffectRunner::new(telegram, mailer), store.clone(), clock.clone());
+        let (alice, bob) = (8301, 8302);
+        active_member(&store, "lost-alice", alice).await;
+        active_member(&store, "lost-bob", bob).await;
+        fake.set_member_status(alice, "member");
+        fake.set_member_status(bob, "member");
+
+        // The queue is down right after each commit: expiry of alice, revoke of bob.
+        queue.down.store(true, Ordering::SeqCst);
+        let admin = Caller { user_id: UserId::parse("root").unwrap(), email: None, role: Role::Admin };
+        assert!(app.revoke_access(&admin, "lost-bob", "chargeback").await.is_err(), "the queue fault is reported");
+        clock.advance(31 * 86_400);
+        assert!(app.run_job(Job::ExpireSubscriptions, "test").await.is_err(), "the queue fault is reported");
+        assert!(app.revoke_access(&admin, "lost-bob", "again").await.unwrap() == 0, "a retry finds nothing to do");
+        assert_eq!(app.run_job(Job::ExpireSubscriptions, "test").await.unwrap(), 0, "a job with the queue down");
+        assert!(queue.sent.lock().unwrap().is_empty());
+
+        // The queue is back: the next job run, a few minutes later, queues both removals again.
+        queue.down.store(false, Ordering::SeqCst);
+        clock.advance(6 * 60);
+        app.run_job(Job::ExpireTokens, "test").await.unwrap();
+        let removals: Vec<Envelope> = [queue.removals_of(alice), queue.removals_of(bob)].concat();
+        assert_eq!(removals.len(), 2, "both removals relayed: {removals:?}");
+        for envelope in &removals {
+            assert_eq!(consumer.handle(envelope).await, Outcome::Done);
+        }
+        assert_eq!((fake.member_status(alice).as_str(), fake.member_status(bob).as_str()), ("kicked", "kicked"));
+
+        // Settled: nothing is relayed again, and a redelivery does nothing.
+        assert!(store.pending_intents(clock.now() + Duration::days(1), 100).await.unwrap().is_empty());
+        app.run_job(Job::ExpireTokens, "test").await.unwrap();
+        assert_eq!(queue.removals_of(alice).len() + queue.removals_of(bob).len(), 2, "not relayed twice");
+        assert_eq!(consumer.handle(&removals[0]).await, Outcome::AlreadyDone);
+        assert_eq!(fake.calls_to("banChatMember").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn no_ban_is_lost_between_commit_and_queue_on_sqlite() {
+        let dir = support::TempDir::new();
+        let store = telegate_core::adapters::sqlite::SqliteStore::open(&dir.0.join("lost.sqlite3")).unwrap();
+        no_ban_is_lost(Arc::new(store)).await;
+    }
+
+    #[tokio::test]
+    async fn no_ban_is_lost_between_commit_and_queue_on_dynamodb() {
+        no_ban_is_lost(Arc::new(support::dynamo_store().await)).await;
+    }
+}

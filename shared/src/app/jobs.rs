@@ -24,8 +24,11 @@ impl App {
     /// Runs one job now (EventBridge, the local scheduler, or an admin) and records the run.
     pub async fn run_job(&self, job: Job, actor: &str) -> Result<u64, AppError> {
         let now = self.clock.now();
-        // Every run (hourly at least) first relays what a crashed process left between commit and queue.
-        self.relay_intents(now).await?;
+        // Every run (hourly at least) first relays what a crashed process left between commit and
+        // queue; a queue still down does not stop the job itself.
+        if let Err(e) = self.relay_intents(now).await {
+            tracing::error!(error = %e, "could not relay pending effect intents; the next job run tries again");
+        }
         let processed = match job {
             Job::ExpireTokens => self.store.expire_tokens(now).await?,
             Job::ExpireSubscriptions => self.expire_subscriptions(now).await?,
