@@ -68,6 +68,39 @@ async fn queue_contract(app: TestApp) {
     assert_eq!(app.calls_for_user("unbanChatMember", ALICE).len(), 1);
 }
 
+/// Telegram's flood control delays an effect as often as it says so; it never spends the
+/// attempts that lead to the dead letters (5 on both queues).
+async fn flood_control_never_dead_letters(app: TestApp) {
+    let who = TelegramUserId::parse(ALICE).unwrap();
+    app.fake().fail_next("banChatMember", Fault::RetryAfter(1), 7);
+    let queue = app.running().app.queue.clone();
+    queue
+        .enqueue(vec![envelope("flood-remove", Effect::RemoveMember { telegram_user_id: who, keep_banned: true })])
+        .await
+        .unwrap();
+    app.drain().await;
+    // SQS's counts are approximate: wait (boundedly) for the last delayed copy too.
+    for _ in 0..100 {
+        if app.calls_for_user("banChatMember", ALICE).len() >= 8 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 8, "seven 429s waited out, then done");
+    assert_eq!(app.fake().member_status(ALICE), "kicked");
+    assert!(app.running().effects.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
+async fn flood_control_never_dead_letters_on_the_local_queue() {
+    flood_control_never_dead_letters(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn flood_control_never_dead_letters_on_sqs() {
+    flood_control_never_dead_letters(TestApp::spawn_aws().await).await;
+}
+
 #[tokio::test]
 async fn the_local_queue_keeps_the_queue_contract() {
     queue_contract(TestApp::spawn().await).await;

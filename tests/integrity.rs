@@ -230,7 +230,7 @@ mod lost_between_commit_and_queue {
         };
         let outbox = support::TempDir::new();
         let mailer = Arc::new(OutboxMailer::new(outbox.0.clone(), "t <t@localhost>").unwrap());
-        let consumer = Consumer::new(EffectRunner::new(telegram, mailer), store.clone(), clock.clone());
+        let consumer = Consumer::new(EffectRunner::new(telegram, mailer, 1000), store.clone(), clock.clone());
         let (alice, bob) = (8301, 8302);
         active_member(&store, "lost-alice", alice).await;
         active_member(&store, "lost-bob", bob).await;

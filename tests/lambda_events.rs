@@ -54,7 +54,8 @@ async fn every_sample_event_gets_the_expected_answer_from_its_function() {
             }
             Function::Sqs => {
                 let event: SqsEvent = serde_json::from_str(&text).unwrap();
-                let response = handle_sqs(&wiring, event).await;
+                let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(30);
+                let response = handle_sqs(&wiring, event, deadline).await;
                 let failed: Vec<&str> =
                     response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
                 let want: Vec<&str> =
@@ -117,4 +118,30 @@ async fn a_function_refuses_to_start_with_the_test_clock_or_without_aws_resource
     let aws = [("TABLE_NAME", "t"), ("QUEUE_URL", "http://q"), ("MAIL_FROM", "a@b.c"), ("TELEGATE_TEST_CLOCK", "1")];
     let Err(e) = Wiring::build(settings(&aws)).await else { panic!("started with the test clock") };
     assert!(e.contains("TELEGATE_TEST_CLOCK"), "{e}");
+}
+
+#[tokio::test]
+async fn a_batch_that_runs_out_of_time_reports_its_unstarted_records_as_failures() {
+    let telegram = FakeTelegram::start().await.unwrap();
+    let mut env: HashMap<&str, String> = support::aws_resources().await.into_iter().collect();
+    for (k, v) in [
+        ("TELEGRAM_BOT_TOKEN", "123456:EVENTS"),
+        ("TELEGRAM_BOT_USERNAME", "telegate_fake_bot"),
+        ("TELEGRAM_CHANNEL_ID", "-1001234567890"),
+        ("TELEGRAM_WEBHOOK_SECRET", "events-webhook-secret"),
+        ("JWT_HS256_SECRET", "events-secret-not-for-production-0123456789"),
+    ] {
+        env.insert(k, v.to_owned());
+    }
+    env.insert("TELEGRAM_API_URL", telegram.url.clone());
+    let wiring = Wiring::build(Settings::from_env(&|k| env.get(k).cloned()).unwrap()).await.unwrap();
+    let text = std::fs::read_to_string(format!("{EVENTS}/side-effects/batch.json")).unwrap();
+    let event: SqsEvent = serde_json::from_str(&text).unwrap();
+    let ids: Vec<String> = event.records.iter().map(|r| r.message_id.clone().unwrap()).collect();
+    // Less time left than one record may need (two Bot API calls of TELEGRAM_TIMEOUT_SECONDS).
+    let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    let response = handle_sqs(&wiring, event, deadline).await;
+    let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    assert_eq!(failed, ids, "every record comes back whole");
+    assert!(telegram.fake.calls().is_empty(), "none was started");
 }

@@ -135,8 +135,11 @@ impl Host {
                 (Arc::new(store), Arc::new(mailer), Some(Arc::new(queue)))
             }
         };
-        let consumer =
-            Arc::new(Consumer::new(EffectRunner::new(telegram.clone(), mailer), store.clone(), clock.clone()));
+        let consumer = Arc::new(Consumer::new(
+            EffectRunner::new(telegram.clone(), mailer, settings.limits.effects_per_second),
+            store.clone(),
+            clock.clone(),
+        ));
         let effects = match effects {
             None => Effects::Local(LocalQueue::start(consumer)),
             Some(queue) => Effects::Sqs(queue, consumer),

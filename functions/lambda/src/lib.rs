@@ -3,7 +3,7 @@
 //! the same core use cases as `telegate serve`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use axum::Router;
@@ -20,6 +20,7 @@ use telegate_core::auth::JwtVerifier;
 use telegate_core::config::Settings;
 use telegate_core::domain::Job;
 use telegate_core::http::{HttpState, finish};
+use tracing::Instrument;
 
 pub type Error = lambda_runtime::Error;
 
@@ -49,8 +50,11 @@ impl Wiring {
         let timeout = Duration::from_secs(u64::from(settings.telegram_timeout_seconds));
         let telegram = Arc::new(BotApi::new(&token, &settings.telegram_api_url, settings.channel_id, timeout)?);
         let clock = Arc::new(SystemClock);
-        let consumer =
-            Arc::new(Consumer::new(EffectRunner::new(telegram.clone(), mailer), store.clone(), clock.clone()));
+        let consumer = Arc::new(Consumer::new(
+            EffectRunner::new(telegram.clone(), mailer, settings.limits.effects_per_second),
+            store.clone(),
+            clock.clone(),
+        ));
         let verifier = Arc::new(JwtVerifier::new(&settings.jwt).map_err(|e| e.to_string())?);
         let app = App { settings: Arc::new(settings), store, telegram, queue: queue.clone(), clock };
         Ok(Self { app, verifier, queue, consumer })
@@ -132,22 +136,36 @@ pub async fn serve_http(routes: Router<HttpState>) -> Result<(), Error> {
 }
 
 /// The SQS consumer: each record is handled and settled; the failures are reported so that only
-/// they come back (`ReportBatchItemFailures`).
-pub async fn handle_sqs(wiring: &Wiring, event: SqsEvent) -> SqsBatchResponse {
+/// they come back (`ReportBatchItemFailures`). A record is started only while the invocation has
+/// time left for it (`deadline`): the ones it cannot start are reported as failures, so they come
+/// back whole instead of being cut off half-way.
+pub async fn handle_sqs(wiring: &Wiring, event: SqsEvent, deadline: SystemTime) -> SqsBatchResponse {
     let mut failures = Vec::new();
+    // One record may take a Bot API call or two, each bounded by TELEGRAM_TIMEOUT_SECONDS.
+    let needs = Duration::from_secs(2 * u64::from(wiring.app.settings.telegram_timeout_seconds) + 1);
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        let delivery = Delivery {
-            message_id: id.clone(),
-            receipt_handle: record.receipt_handle.unwrap_or_default(),
-            body: record.body.unwrap_or_default(),
-            receive_count: record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1),
-        };
-        let settled = match wiring.queue.handle(&wiring.consumer, &delivery).await {
-            Ok(done) => done,
-            Err(e) => {
-                tracing::error!(message = %id, error = %e, "could not settle the message");
-                false
+        let span = tracing::info_span!("sqs_record", message = %id);
+        let settled = if SystemTime::now() + needs > deadline {
+            span.in_scope(|| tracing::warn!("not started: the invocation is running out of time"));
+            false
+        } else {
+            let delivery = Delivery {
+                message_id: id.clone(),
+                receipt_handle: record.receipt_handle.unwrap_or_default(),
+                body: record.body.unwrap_or_default(),
+                receive_count: record
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+            };
+            match wiring.queue.handle(&wiring.consumer, &delivery).instrument(span.clone()).await {
+                Ok(done) => done,
+                Err(e) => {
+                    span.in_scope(|| tracing::error!(error = %e, "could not settle the message"));
+                    false
+                }
             }
         };
         if !settled {
@@ -166,7 +184,8 @@ pub async fn serve_sqs() -> Result<(), Error> {
     let wiring = Arc::new(Wiring::from_env().await?);
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
         let wiring = wiring.clone();
-        async move { Ok::<_, Error>(handle_sqs(&wiring, event.payload).await) }
+        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+        async move { Ok::<_, Error>(handle_sqs(&wiring, event.payload, deadline).await) }
     }))
     .await
 }

@@ -67,16 +67,11 @@ impl Shared {
     async fn settle(self: &Arc<Self>, envelope: Envelope, attempt: u32, result: Outcome) {
         match result {
             Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => self.done(),
-            Outcome::Retry { after, reason } if attempt < MAX_ATTEMPTS => {
-                let delay = after.unwrap_or_else(|| Duration::from_millis(200 * 2u64.pow(attempt)));
-                tracing::warn!(key = %envelope.idempotency_key, attempt, reason, delay_ms = delay.as_millis() as u64, "effect will be retried");
-                let shared = Arc::clone(self);
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    if shared.tx.send((envelope, attempt + 1)).is_err() {
-                        shared.done();
-                    }
-                });
+            // Flood control delays an effect; it never uses up its attempts.
+            Outcome::Retry { after: Some(delay), reason } => self.retry(envelope, attempt, delay, reason),
+            Outcome::Retry { after: None, reason } if attempt < MAX_ATTEMPTS => {
+                let delay = Duration::from_millis(200 * 2u64.pow(attempt));
+                self.retry(envelope, attempt + 1, delay, reason)
             }
             Outcome::Retry { reason: error, .. } | Outcome::Failed(error) => {
                 tracing::error!(key = %envelope.idempotency_key, attempt, error, "effect dead-lettered");
@@ -84,6 +79,17 @@ impl Shared {
                 self.done();
             }
         }
+    }
+
+    fn retry(self: &Arc<Self>, envelope: Envelope, attempt: u32, delay: Duration, reason: String) {
+        tracing::warn!(key = %envelope.idempotency_key, attempt, reason, delay_ms = delay.as_millis() as u64, "effect will be retried");
+        let shared = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if shared.tx.send((envelope, attempt)).is_err() {
+                shared.done();
+            }
+        });
     }
 
     fn done(&self) {

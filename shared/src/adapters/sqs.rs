@@ -1,7 +1,8 @@
 //! Side effects on SQS: typed JSON envelopes out; in, each message goes through the `Consumer`
-//! and is settled: deleted when done, made visible again after Telegram's `retry_after` (never a
-//! sleep in the function), or after a backoff; after 5 receives the queue's redrive policy moves it
-//! to the dead-letter queue, and its last error is in the log.
+//! and is settled: deleted when done; under Telegram's flood control, sent again as a fresh copy
+//! delayed by `retry_after` (never a sleep in the function, and never a receive counted towards
+//! the dead-letter queue); after other failures made visible again after a backoff, and after 5
+//! receives the queue's redrive policy moves it to the dead-letter queue, its last error logged.
 
 use std::time::Duration;
 
@@ -91,8 +92,16 @@ impl SqsQueue {
         let delay = match consumer.handle(&envelope).await {
             Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => return Ok(true),
             Outcome::Retry { after: Some(after), reason } => {
-                tracing::warn!(key = %envelope.idempotency_key, receives = delivery.receive_count, reason, "retry after Telegram's delay");
-                after
+                // Flood control must not use up the receives that lead to the dead-letter queue: a
+                // fresh copy waits out Telegram's delay, and this delivery is settled.
+                tracing::warn!(key = %envelope.idempotency_key, reason, "flood control: sent again after Telegram's delay");
+                match self.send_after(&delivery.body, after).await {
+                    Ok(()) => return Ok(true),
+                    Err(e) => {
+                        tracing::warn!(key = %envelope.idempotency_key, error = %e, "could not send a delayed copy");
+                        after
+                    }
+                }
             }
             Outcome::Retry { after: None, reason } | Outcome::Failed(reason) => {
                 let last = delivery.receive_count >= MAX_RECEIVES;
@@ -108,6 +117,20 @@ impl SqsQueue {
         Ok(false)
     }
 
+    /// The same message again, delivered after `delay` (SQS delays at most 15 minutes; an effect
+    /// still under flood control then is simply sent again).
+    async fn send_after(&self, body: &str, delay: Duration) -> Result<(), QueueError> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(delay.as_secs().clamp(1, 900) as i32)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| QueueError(format!("SQS send: {e:?}")))
+    }
+
     pub async fn retry_later(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError> {
         self.client
             .change_message_visibility()
@@ -120,7 +143,7 @@ impl SqsQueue {
             .map_err(|e| QueueError(format!("SQS visibility: {e:?}")))
     }
 
-    /// Messages waiting plus messages being handled (approximate, as SQS counts them).
+    /// Messages waiting, delayed or being handled (approximate, as SQS counts them).
     pub async fn backlog(&self) -> Result<u64, QueueError> {
         let out = self
             .client
@@ -128,14 +151,19 @@ impl SqsQueue {
             .queue_url(&self.url)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
             .send()
             .await
             .map_err(|e| QueueError(format!("SQS attributes: {e:?}")))?;
         let attrs = out.attributes.unwrap_or_default();
-        Ok([QueueAttributeName::ApproximateNumberOfMessages, QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
-            .iter()
-            .filter_map(|k| attrs.get(k).and_then(|v| v.parse::<u64>().ok()))
-            .sum())
+        Ok([
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+        ]
+        .iter()
+        .filter_map(|k| attrs.get(k).and_then(|v| v.parse::<u64>().ok()))
+        .sum())
     }
 }
 

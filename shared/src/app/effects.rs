@@ -19,14 +19,22 @@ pub enum EffectError {
 pub struct EffectRunner {
     telegram: Arc<dyn Telegram>,
     mailer: Arc<dyn Mailer>,
+    pacer: Pacer,
 }
 
 impl EffectRunner {
-    pub fn new(telegram: Arc<dyn Telegram>, mailer: Arc<dyn Mailer>) -> Self {
-        Self { telegram, mailer }
+    /// `per_second`: Bot API calls this runner makes at most (`EFFECTS_PER_SECOND`).
+    pub fn new(telegram: Arc<dyn Telegram>, mailer: Arc<dyn Mailer>, per_second: u32) -> Self {
+        Self { telegram, mailer, pacer: Pacer::new(per_second) }
     }
 
     pub async fn run(&self, key: &str, effect: &Effect) -> Result<(), EffectError> {
+        let calls = match effect {
+            Effect::SendEmail { .. } => 0,
+            Effect::RemoveMember { keep_banned: false, .. } => 2,
+            _ => 1,
+        };
+        self.pacer.wait(calls).await;
         let result = match effect {
             Effect::SendMessage { chat_id, text } => {
                 match self.telegram.send_message(*chat_id, text, None).await {
@@ -68,6 +76,33 @@ impl EffectRunner {
             TelegramError::Unavailable(_) => EffectError::Retry { after: None, reason: e.to_string() },
             TelegramError::Refused(_) | TelegramError::Unreachable(_) => EffectError::Permanent(e.to_string()),
         })
+    }
+}
+
+/// Spaces Bot API calls evenly: each call takes the next free slot, `1 / per_second` apart.
+struct Pacer {
+    every: Duration,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Pacer {
+    fn new(per_second: u32) -> Self {
+        let every = Duration::from_secs(1) / per_second.max(1);
+        Self { every, next: tokio::sync::Mutex::new(tokio::time::Instant::now()) }
+    }
+
+    async fn wait(&self, calls: u32) {
+        if calls == 0 {
+            return;
+        }
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = tokio::time::Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + self.every * calls;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
     }
 }
 
@@ -209,4 +244,23 @@ impl Consumer {
 enum Current {
     Run(Effect),
     Drop(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pacer;
+
+    /// On Tokio's paused clock: calls are spaced `1 / per_second` apart, whoever asks.
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_spaces_calls_evenly() {
+        let pacer = Pacer::new(10);
+        let start = tokio::time::Instant::now();
+        pacer.wait(1).await; // the first call goes at once
+        assert_eq!(start.elapsed(), std::time::Duration::ZERO);
+        pacer.wait(2).await; // a removal: ban and unban
+        pacer.wait(1).await;
+        assert_eq!(start.elapsed(), std::time::Duration::from_millis(300));
+        pacer.wait(0).await; // an email: no Bot API call
+        assert_eq!(start.elapsed(), std::time::Duration::from_millis(300));
+    }
 }
