@@ -17,7 +17,7 @@ pub use job::{Job, Schedule};
 pub use membership::{Membership, MembershipStatus, extended_end};
 pub use notification::{Notification, NotificationKind};
 pub use offer::{Offer, Offers};
-pub use payment::{Payment, PaymentStatus, parse_transaction_id};
+pub use payment::{Payment, PaymentStatus, parse_transaction_id, transaction_key};
 pub use texts::Lang;
 pub use token::{AccessToken, TokenHash, TokenRecord, TokenStatus};
 pub use update::{

@@ -53,15 +53,53 @@ pub struct Payment {
 /// A transaction id as the payer typed it: trimmed, 1 to 128 printable characters.
 pub fn parse_transaction_id(raw: &str) -> Result<String, DomainError> {
     let t = raw.trim();
-    if t.is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
+    if transaction_key(t).is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
         return Err(DomainError::invalid("transaction_id", "must be 1 to 128 printable characters"));
     }
     Ok(t.to_owned())
 }
 
+/// The form of a transaction id that uniqueness is decided on: Unicode compatibility form (NFKC:
+/// full-width letters, ligatures and no-break spaces become plain ones), without whitespace or
+/// invisible format characters (zero-width spaces and joiners, soft hyphens, BOM), in lower case.
+/// `TX-1`, `tx-1`, `TX-1` + U+200B and `TX<NBSP>-1` are one transaction; what the payer typed is
+/// kept for display.
+pub fn transaction_key(transaction_id: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    transaction_id
+        .nfkc()
+        .filter(|c| !c.is_whitespace() && !is_invisible_format(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Unicode's format characters (category Cf) that commonly hide in pasted text.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+impl Payment {
+    /// See `transaction_key`.
+    pub fn transaction_key(&self) -> String {
+        transaction_key(&self.transaction_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transaction_ids_that_look_alike_have_one_key() {
+        let key = transaction_key("TX-1");
+        for alike in ["tx-1", "TX-1\u{200B}", "TX\u{00A0}-1", "ＴＸ－１", " T X-1 ", "TX\u{FEFF}-1", "Tx-\u{2060}1"]
+        {
+            assert_eq!(transaction_key(alike), key, "{alike:?}");
+        }
+        assert_ne!(transaction_key("TX-2"), key);
+        assert_ne!(transaction_key("TX1"), transaction_key("TX-1"), "punctuation that shows is kept");
+    }
 
     #[test]
     fn transaction_ids_are_trimmed_and_bounded() {

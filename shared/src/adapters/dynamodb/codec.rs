@@ -125,9 +125,10 @@ pub(super) fn payment_from(i: &Item) -> Result<Payment, StoreError> {
     })
 }
 
-pub(super) fn tx_item(transaction_id: &str, payment: &PaymentId) -> Item {
+/// The item that keeps a transaction id unique, keyed by its `transaction_key`.
+pub(super) fn tx_item(transaction_key: &str, payment: &PaymentId) -> Item {
     HashMap::from([
-        ("pk".into(), s(keys::transaction(transaction_id))),
+        ("pk".into(), s(keys::transaction(transaction_key))),
         ("sk".into(), s("TX")),
         ("payment_id".into(), s(payment.as_str())),
     ])

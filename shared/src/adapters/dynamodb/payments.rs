@@ -12,7 +12,7 @@ impl PaymentStore for DynamoStore {
     async fn insert_payment(&self, p: &Payment) -> Result<(), StoreError> {
         let items = vec![
             self.put(payment_item(p), Some("attribute_not_exists(pk)"), vec![])?,
-            self.put(tx_item(&p.transaction_id, &p.id), Some("attribute_not_exists(pk)"), vec![])?,
+            self.put(tx_item(&p.transaction_key(), &p.id), Some("attribute_not_exists(pk)"), vec![])?,
         ];
         match self.transact(items).await {
             Ok(()) => Ok(()),
@@ -62,14 +62,15 @@ impl PaymentStore for DynamoStore {
         reviewed.reject_reason = r.reason.clone();
         reviewed.updated_at = r.at;
         let submitted = || vec![(":submitted", s(PaymentStatus::TransactionSubmitted.as_str()))];
-        let new_tx = r.transaction_id.as_ref().filter(|t| **t != current.transaction_id);
-        if let Some(tx) = new_tx {
+        if let Some(tx) = &r.transaction_id {
             reviewed.transaction_id = tx.clone();
         }
+        // The `TX#` item moves only when the key does (a corrected case or space keeps it).
+        let new_key = Some(reviewed.transaction_key()).filter(|k| *k != current.transaction_key());
         let mut items = vec![self.put(payment_item(&reviewed), Some("#status = :submitted"), submitted())?];
-        if let Some(tx) = new_tx {
-            items.push(self.put(tx_item(tx, id), Some("attribute_not_exists(pk)"), vec![])?);
-            items.push(self.delete((&keys::transaction(current.transaction_id), "TX"))?);
+        if let Some(key) = new_key {
+            items.push(self.put(tx_item(&key, id), Some("attribute_not_exists(pk)"), vec![])?);
+            items.push(self.delete((&keys::transaction(current.transaction_key()), "TX"))?);
         }
         match self.transact(items).await {
             Ok(()) => Ok(Some(reviewed)),

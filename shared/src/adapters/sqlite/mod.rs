@@ -16,18 +16,19 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::adapters::stored::ts;
-use crate::domain::{Membership, TokenRecord};
+use crate::domain::{Membership, TokenRecord, transaction_key};
 use crate::ports::{Envelope, StoreError};
 use rows::{membership_from, token_from};
 
 /// Each step brings the schema from version i to i + 1; a store is migrated on open.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     include_str!("migrations/v1.sql"),
     include_str!("migrations/v2.sql"),
     include_str!("migrations/v3.sql"),
     include_str!("migrations/v4.sql"),
     include_str!("migrations/v5.sql"),
     include_str!("migrations/v6.sql"),
+    include_str!("migrations/v7.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -56,6 +57,9 @@ impl SqliteStore {
         for (from, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.transaction().map_err(fault)?;
             tx.execute_batch(step).map_err(fault)?;
+            if from + 1 == 7 {
+                fill_transaction_keys(&tx)?;
+            }
             tx.pragma_update(None, "user_version", from as i64 + 1).map_err(fault)?;
             tx.commit().map_err(fault)?;
         }
@@ -112,6 +116,25 @@ fn insert_membership(conn: &Connection, m: &Membership) -> Result<(), StoreError
     )
     .map(drop)
     .map_err(fault)
+}
+
+/// Schema 7: the normalised key of every existing transaction id. Two old payments whose ids
+/// normalise alike (accepted before) keep both: the later one's key is made unique by its id.
+fn fill_transaction_keys(conn: &Connection) -> Result<(), StoreError> {
+    let rows: Vec<(String, String)> = {
+        let mut stmt = conn.prepare("SELECT id, transaction_id FROM payments ORDER BY id").map_err(fault)?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(fault)?;
+        rows.collect::<Result<_, _>>().map_err(fault)?
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (id, tx) in rows {
+        let mut key = transaction_key(&tx);
+        if !seen.insert(key.clone()) {
+            key = format!("{key}#{id}");
+        }
+        conn.execute("UPDATE payments SET transaction_key = ?1 WHERE id = ?2", params![key, id]).map_err(fault)?;
+    }
+    Ok(())
 }
 
 /// Writes effect intents in the caller's transaction (a second write of the same key keeps the first).

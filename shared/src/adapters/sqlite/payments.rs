@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use super::rows::*;
 use super::{SqliteStore, fault, is_unique_violation};
 use crate::adapters::stored::ts;
-use crate::domain::{Payment, PaymentId, PaymentStatus, UserId};
+use crate::domain::{Payment, PaymentId, PaymentStatus, UserId, transaction_key};
 use crate::ports::*;
 
 #[async_trait]
@@ -16,8 +16,8 @@ impl PaymentStore for SqliteStore {
             let user_info = p.user_info.as_ref().map(|v| v.to_string());
             conn.execute(
                 "INSERT INTO payments (id, user_id, email, offer_id, transaction_id, user_info, status, admin_notes,
-                   reject_reason, created_at, updated_at, reviewed_by, lang)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                   reject_reason, created_at, updated_at, reviewed_by, lang, transaction_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     p.id.as_str(),
                     p.user_id.as_str(),
@@ -32,6 +32,7 @@ impl PaymentStore for SqliteStore {
                     ts(p.updated_at),
                     p.reviewed_by.as_ref().map(UserId::as_str),
                     p.lang.as_str(),
+                    p.transaction_key(),
                 ],
             )
             .map(drop)
@@ -81,7 +82,8 @@ impl PaymentStore for SqliteStore {
             let changed = conn
                 .execute(
                     "UPDATE payments SET status = ?1, reviewed_by = ?2, admin_notes = COALESCE(?3, admin_notes),
-                       reject_reason = ?4, transaction_id = COALESCE(?5, transaction_id), updated_at = ?6
+                       reject_reason = ?4, transaction_id = COALESCE(?5, transaction_id), updated_at = ?6,
+                       transaction_key = COALESCE(?8, transaction_key)
                      WHERE id = ?7 AND status = 'transaction_submitted'",
                     params![
                         r.to.as_str(),
@@ -90,7 +92,8 @@ impl PaymentStore for SqliteStore {
                         r.reason,
                         r.transaction_id,
                         ts(r.at),
-                        id.as_str()
+                        id.as_str(),
+                        r.transaction_id.as_deref().map(transaction_key),
                     ],
                 )
                 .map_err(|e| {
