@@ -66,3 +66,41 @@ async fn a_jwks_endpoint_provides_the_keys_and_cognito_groups_give_roles() {
     let (s, _) = app.get("/api/payments/admin/pending-payments/", &rs256(claims("support"), Some("test-key-1"))).await;
     assert_eq!(s, 200, "cognito:groups [support] is the support role");
 }
+
+#[tokio::test]
+async fn refresh_tokens_and_id_tokens_are_refused_where_an_access_token_is_expected() {
+    let app = TestApp::spawn().await;
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let simplejwt = |kind: &str| hs256(json!({"user_id": 42, "exp": exp, "token_type": kind}), JWT_SECRET);
+    assert_eq!(status_code(&app, &simplejwt("access")).await, 200);
+    assert_eq!(status_code(&app, &simplejwt("refresh")).await, 401, "a simplejwt refresh token");
+    let cognito = |kind: &str| hs256(json!({"sub": "carol", "exp": exp, "token_use": kind}), JWT_SECRET);
+    assert_eq!(status_code(&app, &cognito("access")).await, 200);
+    assert_eq!(status_code(&app, &cognito("id")).await, 401, "a Cognito ID token");
+}
+
+/// A JWKS endpoint that is down is asked once, not once per request naming an unknown key.
+#[tokio::test]
+async fn a_jwks_endpoint_that_is_down_is_not_asked_again_by_every_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        let app = Router::new().route(
+            "/.well-known/jwks.json",
+            get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { axum::http::StatusCode::SERVICE_UNAVAILABLE }
+            }),
+        );
+        axum::serve(listener, app).await.unwrap();
+    });
+    let app = TestApp::spawn_with(&[("JWT_HS256_SECRET", ""), ("JWT_JWKS_URL", &url)]).await;
+    let token = rs256(claims("user"), Some("test-key-1"));
+    let answers = futures_util::future::join_all((0..20).map(|_| status_code(&app, &token))).await;
+    assert!(answers.iter().all(|s| *s == 503), "{answers:?}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "one fetch for twenty requests");
+}

@@ -53,11 +53,15 @@ enum Keys {
 #[derive(Default)]
 struct JwksCache {
     keys: HashMap<String, DecodingKey>,
-    fetched: Option<Instant>,
+    /// The last fetch, and its error if it failed: while it is recent, no other fetch is made.
+    fetched: Option<(Instant, Option<String>)>,
 }
 
 /// How long an unknown `kid` waits before the key set is fetched again.
 const JWKS_REFRESH: Duration = Duration::from_secs(60);
+/// After a failed fetch, requests naming an unknown key are answered 503 at once for this long
+/// instead of each waiting on the endpoint again.
+const JWKS_RETRY: Duration = Duration::from_secs(10);
 
 pub struct JwtVerifier {
     keys: Keys,
@@ -142,17 +146,27 @@ async fn refresh_jwks(
     cache: &RwLock<JwksCache>,
     kid: &str,
 ) -> Result<Option<DecodingKey>, AuthError> {
+    // One fetch in flight: the write lock is held across it, and whoever waited finds its outcome.
     let mut cache = cache.write().await;
     if let Some(k) = cache.keys.get(kid) {
         return Ok(Some(k.clone()));
     }
-    if cache.fetched.is_some_and(|at| at.elapsed() < JWKS_REFRESH) {
-        return Ok(None);
+    match &cache.fetched {
+        Some((at, Some(error))) if at.elapsed() < JWKS_RETRY => return Err(AuthError::KeysUnavailable(error.clone())),
+        Some((at, None)) if at.elapsed() < JWKS_REFRESH => return Ok(None),
+        _ => {}
     }
-    let set: JwkSet = async { client.get(url).send().await?.error_for_status()?.json().await }
-        .await
-        .map_err(|e: reqwest::Error| AuthError::KeysUnavailable(e.without_url().to_string()))?;
-    cache.fetched = Some(Instant::now());
+    let fetched: Result<JwkSet, reqwest::Error> =
+        async { client.get(url).send().await?.error_for_status()?.json().await }.await;
+    let set = match fetched {
+        Ok(set) => set,
+        Err(e) => {
+            let error = e.without_url().to_string();
+            cache.fetched = Some((Instant::now(), Some(error.clone())));
+            return Err(AuthError::KeysUnavailable(error));
+        }
+    };
+    cache.fetched = Some((Instant::now(), None));
     cache.keys = set
         .keys
         .iter()
@@ -162,6 +176,13 @@ async fn refresh_jwks(
 }
 
 fn caller_from(claims: &Value) -> Result<Caller, AuthError> {
+    // Only access tokens open the API: simplejwt's refresh tokens (`token_type`) and Cognito's ID
+    // tokens (`token_use`) are signed by the same key but are not for this.
+    for kind in ["token_type", "token_use"] {
+        if claims.get(kind).is_some_and(|v| v != "access") {
+            return Err(AuthError::Invalid);
+        }
+    }
     let subject = match (claims.get("sub"), claims.get("user_id")) {
         (Some(Value::String(s)), _) => s.clone(),
         (None, Some(Value::String(s))) => s.clone(),
