@@ -222,7 +222,9 @@ async fn advance_clock(State(s): State<ClockState>, JsonBody(body): JsonBody<Adv
     if body.seconds < 0 {
         return http::error_body(axum::http::StatusCode::BAD_REQUEST, "invalid_input", "the clock only moves forward");
     }
-    s.clock.advance(body.seconds);
+    if let Err(why) = s.clock.advance(body.seconds) {
+        return http::error_body(axum::http::StatusCode::BAD_REQUEST, "invalid_input", why);
+    }
     let mut ran = Vec::new();
     if s.scheduler {
         let _guard = s.jobs.lock().await;

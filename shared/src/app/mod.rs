@@ -27,7 +27,7 @@ use crate::ports::{Clock, Effect, Email, Envelope, Queue, Store, StoreError, Tel
 
 pub use access::Issued;
 pub use admin::StatsView;
-pub use payments::SubmitPayment;
+pub use payments::{OwnPayment, SubmitPayment};
 pub use status::{MembershipView, StatusView};
 
 /// The application: settings and ports, built once per process.

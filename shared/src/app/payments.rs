@@ -67,8 +67,9 @@ impl App {
         Ok(payment)
     }
 
-    pub async fn my_payments(&self, caller: &Caller) -> Result<Vec<Payment>, AppError> {
-        Ok(self.store.payments_of(&caller.user_id).await?)
+    /// The caller's own payments, as the payer sees them: no internal notes, no reviewer.
+    pub async fn my_payments(&self, caller: &Caller) -> Result<Vec<OwnPayment>, AppError> {
+        Ok(self.store.payments_of(&caller.user_id).await?.into_iter().map(OwnPayment::from).collect())
     }
 
     pub async fn list_payments(
@@ -180,5 +181,34 @@ fn bounded(field: &str, value: Option<String>) -> Result<Option<String>, AppErro
             Err(AppError::Invalid(format!("{field} must be at most 2000 characters")))
         }
         other => Ok(other),
+    }
+}
+
+/// A payment as its payer sees it: status and, when rejected, the reason given to them; support's
+/// `admin_notes` and the reviewer's id stay internal.
+#[derive(Debug, serde::Serialize)]
+pub struct OwnPayment {
+    pub id: PaymentId,
+    pub offer_id: String,
+    pub transaction_id: String,
+    pub user_info: Option<serde_json::Value>,
+    pub status: PaymentStatus,
+    pub reject_reason: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Payment> for OwnPayment {
+    fn from(p: Payment) -> Self {
+        Self {
+            id: p.id,
+            offer_id: p.offer_id,
+            transaction_id: p.transaction_id,
+            user_info: p.user_info,
+            status: p.status,
+            reject_reason: p.reject_reason,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
     }
 }

@@ -71,3 +71,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         serde_json::from_slice(bytes).map(JsonBody).map_err(|e| AppError::Invalid(format!("invalid JSON body: {e}")))
     }
 }
+
+/// One path parameter; a segment that is not valid UTF-8 (`%FF`) is a 400 in the JSON error shape,
+/// like every other refusal.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(p)| Self(p))
+            .map_err(|_| AppError::Invalid("the path holds an invalid parameter".into()))
+    }
+}

@@ -6,7 +6,7 @@ mod extract;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -16,7 +16,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 pub use error::error_body;
-pub use extract::{BODY_LIMIT, JsonBody, LimitedBody};
+pub use extract::{BODY_LIMIT, JsonBody, LimitedBody, PathParam};
 
 use crate::app::{App, AppError, SubmitPayment};
 use crate::auth::{Caller, JwtVerifier};
@@ -141,7 +141,7 @@ struct ValidateBody {
 async fn validate_payment(
     State(s): State<HttpState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     JsonBody(body): JsonBody<ValidateBody>,
 ) -> Result<Response, AppError> {
     let id = PaymentId::parse(&id).map_err(|_| AppError::NotFound("no such payment"))?;
@@ -158,7 +158,7 @@ struct RejectBody {
 async fn reject_payment(
     State(s): State<HttpState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     JsonBody(body): JsonBody<RejectBody>,
 ) -> Result<Response, AppError> {
     let id = PaymentId::parse(&id).map_err(|_| AppError::NotFound("no such payment"))?;
@@ -191,7 +191,7 @@ async fn notifications(
     Ok(paged(s.app.notifications(&caller, &page_request(&q)?).await?))
 }
 
-async fn mark_read(State(s): State<HttpState>, caller: Caller, Path(id): Path<String>) -> Result<Response, AppError> {
+async fn mark_read(State(s): State<HttpState>, caller: Caller, PathParam(id): PathParam) -> Result<Response, AppError> {
     let id = NotificationId::parse(&id).map_err(|_| AppError::NotFound("no such notification"))?;
     s.app.mark_notification_read(&caller, &id).await?;
     Ok(Json(json!({ "success": true })).into_response())
@@ -230,22 +230,20 @@ async fn audit(
     Ok(paged(s.app.audit_log(&caller, user.map(String::as_str), &page_request(&q)?).await?))
 }
 
-async fn run_job(State(s): State<HttpState>, caller: Caller, Path(job): Path<String>) -> Result<Response, AppError> {
+async fn run_job(State(s): State<HttpState>, caller: Caller, PathParam(job): PathParam) -> Result<Response, AppError> {
     let processed = s.app.run_job_now(&caller, &job).await?;
     Ok(Json(json!({ "job": job, "processed": processed })).into_response())
 }
 
 /// Telegram's push. Without the right secret nothing is read; a body that is not an update is 400.
-async fn webhook(
-    State(s): State<HttpState>,
-    headers: HeaderMap,
-    LimitedBody(body): LimitedBody,
-) -> Result<Response, AppError> {
-    let given = headers.get("x-telegram-bot-api-secret-token").map(HeaderValue::as_bytes).unwrap_or_default();
+async fn webhook(State(s): State<HttpState>, request: axum::extract::Request) -> Result<Response, AppError> {
+    // The secret first: a caller without it gets its 401 before a byte of the body is read.
+    let given = request.headers().get("x-telegram-bot-api-secret-token").map(HeaderValue::as_bytes).unwrap_or_default();
     let expected = s.app.settings.webhook_secret.expose().as_bytes();
     if !bool::from(given.ct_eq(expected)) {
         return Err(AppError::Unauthorized("missing or wrong webhook secret"));
     }
+    let LimitedBody(body) = LimitedBody::from_request(request, &s).await?;
     let update: Update =
         serde_json::from_slice(&body).map_err(|e| AppError::Invalid(format!("not a Telegram update: {e}")))?;
     s.app.handle_update(&update).await?;
