@@ -381,15 +381,61 @@ async fn notifications(store: &Arc<dyn Store>, now: DateTime<Utc>) {
         store.add_notification(&n).await.unwrap();
         ids.push(n.id);
     }
-    let first = store.notifications(&owner, &PageRequest { limit: 2, after: None }).await.unwrap();
+    let first = store.notifications(&owner, &PageRequest { limit: 2, after: None }, now).await.unwrap();
     assert_eq!(first.items.iter().map(|n| n.id.clone()).collect::<Vec<_>>(), [ids[2].clone(), ids[1].clone()]);
-    let second = store.notifications(&owner, &PageRequest { limit: 2, after: first.next.clone() }).await.unwrap();
+    let second = store.notifications(&owner, &PageRequest { limit: 2, after: first.next.clone() }, now).await.unwrap();
     assert_eq!(second.items.iter().map(|n| n.id.clone()).collect::<Vec<_>>(), [ids[0].clone()]);
     assert!(second.next.is_none());
-    assert!(!store.mark_read(&user("notes-b"), &ids[0]).await.unwrap(), "not someone else's");
-    assert!(store.mark_read(&owner, &ids[0]).await.unwrap());
-    let all = store.notifications(&owner, &PageRequest { limit: 10, after: None }).await.unwrap();
+    assert!(!store.mark_read(&user("notes-b"), &ids[0], now).await.unwrap(), "not someone else's");
+    assert!(store.mark_read(&owner, &ids[0], now).await.unwrap());
+    let all = store.notifications(&owner, &PageRequest { limit: 10, after: None }, now).await.unwrap();
     assert!(all.items.iter().find(|n| n.id == ids[0]).unwrap().read);
+
+    // Retention: read ones go after 30 days, unread ones after 90, whether or not a clean-up ran;
+    // pages skip them and are short only at the end (a run of gone ones is read through).
+    let other = user("notes-c");
+    let at = |days: i64| now - Duration::days(days);
+    let mut add = |days: i64, read: bool| {
+        let created = at(days);
+        let n = Notification {
+            id: NotificationId::generate(created).unwrap(),
+            user_id: other.clone(),
+            kind: NotificationKind::PaymentVerified,
+            title: format!("{days} days, read: {read}"),
+            message: "m".into(),
+            action_url: None,
+            created_at: created,
+            read,
+        };
+        let store = store.clone();
+        async move {
+            store.add_notification(&n).await.unwrap();
+            n.id
+        }
+    };
+    let unread_old = add(60, false).await;
+    let mut gone = Vec::new();
+    for days in [50, 45, 40, 35] {
+        gone.push(add(days, true).await);
+    }
+    let newest = add(1, false).await;
+    let page1 = store.notifications(&other, &PageRequest { limit: 1, after: None }, now).await.unwrap();
+    assert_eq!(page1.items.iter().map(|n| n.id.clone()).collect::<Vec<_>>(), [newest]);
+    let page2 = store.notifications(&other, &PageRequest { limit: 1, after: page1.next.clone() }, now).await.unwrap();
+    assert_eq!(page2.items.iter().map(|n| n.id.clone()).collect::<Vec<_>>(), [unread_old.clone()], "read through");
+    assert!(page2.next.is_none());
+    assert!(!store.mark_read(&other, &gone[0], now).await.unwrap(), "past its retention");
+    let later = now + Duration::days(31);
+    assert!(
+        store
+            .notifications(&other, &PageRequest { limit: 10, after: None }, later)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .all(|n| n.id != unread_old),
+        "unread: 90 days"
+    );
 }
 
 async fn updates(store: &Arc<dyn Store>, now: DateTime<Utc>) {

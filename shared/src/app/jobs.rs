@@ -7,7 +7,9 @@ use serde_json::json;
 
 use super::{App, AppError, require};
 use crate::auth::{Caller, Role};
-use crate::domain::{AuditAction, Job, Lang, Membership, NotificationKind, texts};
+use crate::domain::{
+    AuditAction, Job, Lang, Membership, NotificationKind, READ_NOTIFICATION_DAYS, UNREAD_NOTIFICATION_DAYS, texts,
+};
 use crate::ports::{Effect, Envelope, Presence};
 
 /// Rows read per round of a sweep.
@@ -35,7 +37,8 @@ impl App {
             Job::ExpirationWarnings => self.expiration_warnings(now).await?,
             Job::ReconcileMembers => self.reconcile_members(now).await?,
             Job::CleanupNotifications => {
-                self.store.delete_old_notifications(now - Duration::days(30), now - Duration::days(90)).await?
+                let (read, unread) = (READ_NOTIFICATION_DAYS, UNREAD_NOTIFICATION_DAYS);
+                self.store.delete_old_notifications(now - Duration::days(read), now - Duration::days(unread)).await?
             }
         };
         self.store.record_job_run(job.name(), now).await?;

@@ -51,3 +51,16 @@ pub struct Notification {
     pub created_at: DateTime<Utc>,
     pub read: bool,
 }
+
+/// How long a notification is kept after it was created: read ones 30 days, unread ones 90 (the
+/// guide's clean-up). Both stores and the clean-up job follow these windows.
+pub const READ_NOTIFICATION_DAYS: i64 = 30;
+pub const UNREAD_NOTIFICATION_DAYS: i64 = 90;
+
+impl Notification {
+    /// The end of this notification's retention.
+    pub fn kept_until(&self) -> DateTime<Utc> {
+        let days = if self.read { READ_NOTIFICATION_DAYS } else { UNREAD_NOTIFICATION_DAYS };
+        self.created_at + chrono::Duration::days(days)
+    }
+}

@@ -141,10 +141,17 @@ pub trait AccessStore: Send + Sync {
 #[async_trait]
 pub trait NotificationStore: Send + Sync {
     async fn add_notification(&self, notification: &Notification) -> Result<(), StoreError>;
-    /// Newest first; `page.after` is the id of the last notification already seen.
-    async fn notifications(&self, user: &UserId, page: &PageRequest) -> Result<Page<Notification>, StoreError>;
-    /// `false` when the user has no such notification.
-    async fn mark_read(&self, user: &UserId, id: &NotificationId) -> Result<bool, StoreError>;
+    /// Newest first; `page.after` is the id of the last notification already seen. Notifications
+    /// past their retention (`Notification::kept_until`) at `now` are gone, whether or not a
+    /// clean-up removed them yet; a page is short only when nothing follows it.
+    async fn notifications(
+        &self,
+        user: &UserId,
+        page: &PageRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Page<Notification>, StoreError>;
+    /// `false` when the user has no such notification (or it is past its retention at `now`).
+    async fn mark_read(&self, user: &UserId, id: &NotificationId, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Deletes read notifications created before `read_before` and unread ones before `unread_before`.
     async fn delete_old_notifications(
         &self,

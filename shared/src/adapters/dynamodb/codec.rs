@@ -234,7 +234,6 @@ pub(super) fn token_hashes(i: &Item) -> Vec<String> {
 }
 
 pub(super) fn notification_item(x: &Notification) -> Item {
-    let kept = if x.read { 30 } else { 90 };
     let mut i: Item = HashMap::from([
         ("pk".into(), s(keys::user(&x.user_id))),
         ("sk".into(), s(keys::notification(&x.id))),
@@ -247,7 +246,7 @@ pub(super) fn notification_item(x: &Notification) -> Item {
         ("message".into(), s(&x.message)),
         ("created_at".into(), s(ts(x.created_at))),
         ("read".into(), b(x.read)),
-        ("ttl".into(), n((x.created_at + Duration::days(kept)).timestamp())),
+        ("ttl".into(), n(x.kept_until().timestamp())),
     ]);
     set(&mut i, "action_url", x.action_url.clone().map(s));
     i

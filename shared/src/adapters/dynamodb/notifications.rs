@@ -22,35 +22,50 @@ impl NotificationStore for DynamoStore {
             .map_err(fault)
     }
 
-    async fn notifications(&self, user: &UserId, p: &PageRequest) -> Result<Page<Notification>, StoreError> {
-        let mut values = vec![(":p", s(keys::user(user)))];
-        let condition = match &p.after {
-            Some(after) => {
-                values.push((":lo", s(keys::NOTIFICATION_PREFIX)));
-                values.push((":c", s(keys::notification(after))));
-                "pk = :p AND sk BETWEEN :lo AND :c"
+    async fn notifications(
+        &self,
+        user: &UserId,
+        p: &PageRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Page<Notification>, StoreError> {
+        // Items past their TTL may still be there: they are skipped, and reading goes on until the
+        // page is full (plus one, to know whether a next page exists) or the user has no more.
+        let mut list = Vec::new();
+        let mut after = p.after.clone();
+        loop {
+            let mut values = vec![(":p", s(keys::user(user))), (":lo", s(keys::NOTIFICATION_PREFIX))];
+            let condition = match &after {
+                Some(after) => {
+                    values.push((":c", s(keys::notification(after))));
+                    "pk = :p AND sk BETWEEN :lo AND :c"
+                }
+                None => "pk = :p AND begins_with(sk, :lo)",
+            };
+            let want = p.limit + 1 - list.len() as u32;
+            // BETWEEN includes the cursor itself: one more item is read to make up for it.
+            let items = self.query(Query::on(None, condition, values).limit(want + 1)).await?;
+            let read = items.len();
+            let mut last = None;
+            for item in &items {
+                let x = notification_from(item)?;
+                last = Some(x.id.to_string());
+                if after.as_deref() != Some(x.id.as_str()) && x.kept_until() > now {
+                    list.push(x);
+                }
             }
-            None => {
-                values.push((":lo", s(keys::NOTIFICATION_PREFIX)));
-                "pk = :p AND begins_with(sk, :lo)"
+            if list.len() > p.limit as usize || read < (want + 1) as usize {
+                break;
             }
-        };
-        let items = self.query(Query::on(None, condition, values).limit(p.limit + 2)).await?;
-        let now = Utc::now();
-        let list = items
-            .iter()
-            .filter(|i| alive(i, now))
-            .map(notification_from)
-            .filter(|x| x.as_ref().map_or(true, |x| p.after.as_deref() != Some(x.id.as_str())))
-            .collect::<Result<Vec<_>, _>>()?;
+            after = last;
+        }
         Ok(Page::of(list, p.limit, |x| x.id.to_string()))
     }
 
-    async fn mark_read(&self, user: &UserId, id: &NotificationId) -> Result<bool, StoreError> {
+    async fn mark_read(&self, user: &UserId, id: &NotificationId, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let (pk, sk) = (keys::user(user), keys::notification(id));
         let Some(item) = self.get(&pk, &sk).await? else { return Ok(false) };
         let mut x = notification_from(&item)?;
-        if !alive(&item, Utc::now()) {
+        if x.kept_until() <= now {
             return Ok(false);
         }
         x.read = true;

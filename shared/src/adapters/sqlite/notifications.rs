@@ -1,13 +1,13 @@
 //! In-app notifications and their clean-up.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rusqlite::params;
 
 use super::rows::*;
 use super::{SqliteStore, fault};
 use crate::adapters::stored::{day_bucket, hour_bucket, ts};
-use crate::domain::{Notification, NotificationId, UserId};
+use crate::domain::{Notification, NotificationId, READ_NOTIFICATION_DAYS, UNREAD_NOTIFICATION_DAYS, UserId};
 use crate::ports::*;
 
 #[async_trait]
@@ -33,13 +33,26 @@ impl NotificationStore for SqliteStore {
         })
     }
 
-    async fn notifications(&self, user: &UserId, page: &PageRequest) -> Result<Page<Notification>, StoreError> {
+    async fn notifications(
+        &self,
+        user: &UserId,
+        page: &PageRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Page<Notification>, StoreError> {
+        let (read_since, unread_since) = retention_cutoffs(now);
         self.with(|conn| {
             let mut stmt = conn
-                .prepare("SELECT * FROM notifications WHERE user_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3")
+                .prepare(
+                    "SELECT * FROM notifications WHERE user_id = ?1 AND (?2 IS NULL OR id < ?2)
+                       AND created_at >= CASE WHEN read = 1 THEN ?4 ELSE ?5 END
+                     ORDER BY id DESC LIMIT ?3",
+                )
                 .map_err(fault)?;
             let rows = stmt
-                .query_map(params![user.as_str(), page.after, page.limit + 1], notification_from)
+                .query_map(
+                    params![user.as_str(), page.after, page.limit + 1, read_since, unread_since],
+                    notification_from,
+                )
                 .map_err(fault)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(fault)?;
@@ -47,11 +60,13 @@ impl NotificationStore for SqliteStore {
         })
     }
 
-    async fn mark_read(&self, user: &UserId, id: &NotificationId) -> Result<bool, StoreError> {
+    async fn mark_read(&self, user: &UserId, id: &NotificationId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let (read_since, unread_since) = retention_cutoffs(now);
         self.with(|conn| {
             conn.execute(
-                "UPDATE notifications SET read = 1 WHERE id = ?1 AND user_id = ?2",
-                params![id.as_str(), user.as_str()],
+                "UPDATE notifications SET read = 1 WHERE id = ?1 AND user_id = ?2
+                   AND created_at >= CASE WHEN read = 1 THEN ?3 ELSE ?4 END",
+                params![id.as_str(), user.as_str(), read_since, unread_since],
             )
             .map(|n| n == 1)
             .map_err(fault)
@@ -82,4 +97,9 @@ impl NotificationStore for SqliteStore {
             Ok((read + unread) as u64)
         })
     }
+}
+
+/// The oldest creation times still kept at `now`, for read and for unread notifications.
+fn retention_cutoffs(now: DateTime<Utc>) -> (String, String) {
+    (ts(now - Duration::days(READ_NOTIFICATION_DAYS)), ts(now - Duration::days(UNREAD_NOTIFICATION_DAYS)))
 }
