@@ -395,7 +395,7 @@ async fn notifications(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     // pages skip them and are short only at the end (a run of gone ones is read through).
     let other = user("notes-c");
     let at = |days: i64| now - Duration::days(days);
-    let mut add = |days: i64, read: bool| {
+    let add = |days: i64, read: bool| {
         let created = at(days);
         let n = Notification {
             id: NotificationId::generate(created).unwrap(),
@@ -422,7 +422,7 @@ async fn notifications(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     let page1 = store.notifications(&other, &PageRequest { limit: 1, after: None }, now).await.unwrap();
     assert_eq!(page1.items.iter().map(|n| n.id.clone()).collect::<Vec<_>>(), [newest]);
     let page2 = store.notifications(&other, &PageRequest { limit: 1, after: page1.next.clone() }, now).await.unwrap();
-    assert_eq!(page2.items.iter().map(|n| n.id.clone()).collect::<Vec<_>>(), [unread_old.clone()], "read through");
+    assert_eq!(page2.items.iter().map(|n| &n.id).collect::<Vec<_>>(), [&unread_old], "read through");
     assert!(page2.next.is_none());
     assert!(!store.mark_read(&other, &gone[0], now).await.unwrap(), "past its retention");
     let later = now + Duration::days(31);
