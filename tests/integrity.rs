@@ -420,3 +420,30 @@ async fn the_test_clock_refuses_a_move_that_would_overflow_time() {
     assert_eq!(app.status_of("alice").await["has_active_subscription"], false);
     app.advance(86_400).await;
 }
+
+/// The webhook function is killed while it handles an update (its claim is never completed nor
+/// released): Telegram's retry after the function's timeout is processed, not eaten.
+async fn an_update_whose_handler_was_killed_is_processed_on_retry(app: TestApp) {
+    let issued = app.paid("alice", "TX-KILLED").await;
+    let id = app.update_id();
+    let start = updates::text(id, ALICE, "fr", &format!("/start {}", issued["token"].as_str().unwrap()));
+    let now = app.running().app.clock.now();
+    assert!(app.running().app.store.claim_update(id, now).await.unwrap(), "the killed handler's claim");
+    assert_eq!(app.webhook(start.clone()).await, 200);
+    assert!(app.fake().calls_to("createChatInviteLink").is_empty(), "not twice while the lease holds");
+    app.advance(31).await;
+    assert_eq!(app.webhook(start.clone()).await, 200);
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "the retry is processed");
+    assert_eq!(app.webhook(start).await, 200);
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "and only once");
+}
+
+#[tokio::test]
+async fn an_update_whose_handler_was_killed_is_processed_on_retry_on_sqlite() {
+    an_update_whose_handler_was_killed_is_processed_on_retry(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn an_update_whose_handler_was_killed_is_processed_on_retry_on_dynamodb() {
+    an_update_whose_handler_was_killed_is_processed_on_retry(TestApp::spawn_aws().await).await;
+}

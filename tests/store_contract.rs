@@ -441,9 +441,28 @@ async fn notifications(store: &Arc<dyn Store>, now: DateTime<Utc>) {
 async fn updates(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     let id = 8_000_000 + (now.timestamp_subsec_micros() as i64);
     assert!(store.claim_update(id, now).await.unwrap());
-    assert!(!store.claim_update(id, now).await.unwrap(), "a replay");
+    assert!(!store.claim_update(id, now).await.unwrap(), "being handled");
     store.release_update(id).await.unwrap();
     assert!(store.claim_update(id, now).await.unwrap(), "claimable again after a failure");
+    store.complete_update(id, now).await.unwrap();
+    assert!(!store.claim_update(id, now + Duration::minutes(5)).await.unwrap(), "a replay after it was handled");
+    assert!(store.claim_update(id, now + Duration::hours(25)).await.unwrap(), "forgotten after 24 hours");
+
+    // A handler that died (a killed function) loses its claim when the lease runs out.
+    let killed = id + 1;
+    assert!(store.claim_update(killed, now).await.unwrap());
+    assert!(!store.claim_update(killed, now + Duration::seconds(20)).await.unwrap(), "the lease holds");
+    assert!(store.claim_update(killed, now + Duration::seconds(31)).await.unwrap(), "Telegram's retry is processed");
+
+    // Effects' keys: claimed under a lease, done for a week, then forgotten.
+    let key = format!("contract-effect-{id}");
+    let lease = Duration::seconds(120);
+    assert!(store.claim_effect(&key, now, lease).await.unwrap());
+    assert!(!store.claim_effect(&key, now, lease).await.unwrap(), "claimed");
+    assert!(store.claim_effect(&key, now + Duration::seconds(121), lease).await.unwrap(), "the lease ran out");
+    store.complete_effect(&key, now).await.unwrap();
+    assert!(!store.claim_effect(&key, now + Duration::days(6), lease).await.unwrap(), "done");
+    assert!(store.claim_effect(&key, now + Duration::days(8), lease).await.unwrap(), "forgotten after a week");
 }
 
 async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {

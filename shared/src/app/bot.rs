@@ -6,8 +6,9 @@ use crate::domain::{IncomingMessage, Lang, TelegramUserId, Update, UpdateKind, t
 use crate::ports::LinkButton;
 
 impl App {
-    /// Handles an update unless its `update_id` was handled before. On failure the claim is given
-    /// back, so that Telegram's retry of the same update is processed.
+    /// Handles an update unless its `update_id` was handled before (or is being handled now). On
+    /// failure the claim is given back, and a handler killed mid-way loses it when its lease ends:
+    /// either way Telegram's retry of the same update is processed.
     pub async fn handle_update(&self, update: &Update) -> Result<(), AppError> {
         if !self.store.claim_update(update.update_id, self.clock.now()).await? {
             tracing::info!(update_id = update.update_id, "update already processed");
@@ -23,9 +24,12 @@ impl App {
             }
             _ => Ok(()),
         };
-        if let Err(e) = &result {
-            tracing::warn!(update_id = update.update_id, error = %e, "update failed; released for retry");
-            self.store.release_update(update.update_id).await?;
+        match &result {
+            Ok(()) => self.store.complete_update(update.update_id, self.clock.now()).await?,
+            Err(e) => {
+                tracing::warn!(update_id = update.update_id, error = %e, "update failed; released for retry");
+                self.store.release_update(update.update_id).await?;
+            }
         }
         result
     }

@@ -160,16 +160,24 @@ pub trait NotificationStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
+/// How long a claim on an update holds while it is being handled: longer than the webhook
+/// function's timeout (10 s), so a live handler is never doubled.
+pub const UPDATE_LEASE: chrono::Duration = chrono::Duration::seconds(30);
 /// How long a processed Telegram `update_id` is remembered: Telegram stops retrying an update
 /// long before (it keeps undelivered updates for 24 hours).
 pub const UPDATE_RETENTION: chrono::Duration = chrono::Duration::hours(24);
 /// How long a completed effect's key is remembered: longer than any queue redelivery.
 pub const EFFECT_RETENTION: chrono::Duration = chrono::Duration::days(7);
 
+/// Telegram's `update_id`s: each update has one effect, however often Telegram delivers it.
 #[async_trait]
 pub trait UpdateLog: Send + Sync {
-    /// Claims a Telegram `update_id`; `false` when it was claimed before (a retry or a replay).
+    /// Claims an update for `UPDATE_LEASE`: `false` when it was handled (a replay), or is being
+    /// handled under a lease that has not run out. A handler that died (a killed function) loses
+    /// its claim when the lease ends, so Telegram's retry is processed.
     async fn claim_update(&self, update_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// The update was handled: it stays claimed for `UPDATE_RETENTION`.
+    async fn complete_update(&self, update_id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Gives a claim back after a failure, so that Telegram's retry is processed.
     async fn release_update(&self, update_id: i64) -> Result<(), StoreError>;
 }

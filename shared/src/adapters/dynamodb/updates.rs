@@ -17,10 +17,14 @@ impl UpdateLog for DynamoStore {
             .table_name(&self.table)
             .item("pk", s(keys::update(update_id)))
             .item("sk", s("UPD"))
-            .item("ttl", n((now + Duration::hours(24)).timestamp()))
-            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+            .item("done", b(false))
+            .item("lease_until", s(ts(now + UPDATE_LEASE)))
+            .item("ttl", n((now + UPDATE_RETENTION).timestamp()))
+            .condition_expression("attribute_not_exists(pk) OR #ttl < :now OR (done = :no AND lease_until < :at)")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":now", n(now.timestamp()))
+            .expression_attribute_values(":no", b(false))
+            .expression_attribute_values(":at", s(ts(now)))
             .send()
             .await;
         match result {
@@ -28,6 +32,22 @@ impl UpdateLog for DynamoStore {
             Err(e) if is_condition(&e) => Ok(false),
             Err(e) => Err(fault(e)),
         }
+    }
+
+    async fn complete_update(&self, update_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::update(update_id)))
+            .key("sk", s("UPD"))
+            .update_expression("SET done = :yes, #ttl = :ttl")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":yes", b(true))
+            .expression_attribute_values(":ttl", n((now + UPDATE_RETENTION).timestamp()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(fault)
     }
 
     async fn release_update(&self, update_id: i64) -> Result<(), StoreError> {
@@ -54,10 +74,13 @@ impl EffectLog for DynamoStore {
             .item("sk", s("EFFECT"))
             .item("done", b(false))
             .item("lease_until", s(ts(now + lease)))
-            .item("ttl", n((now + Duration::days(7)).timestamp()))
-            .condition_expression("attribute_not_exists(pk) OR (done = :no AND lease_until < :now)")
+            .item("ttl", n((now + EFFECT_RETENTION).timestamp()))
+            // Past its TTL an item is gone, whether or not DynamoDB has deleted it yet.
+            .condition_expression("attribute_not_exists(pk) OR #ttl < :epoch OR (done = :no AND lease_until < :now)")
+            .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":no", b(false))
             .expression_attribute_values(":now", s(ts(now)))
+            .expression_attribute_values(":epoch", n(now.timestamp()))
             .send()
             .await;
         match result {
@@ -76,7 +99,7 @@ impl EffectLog for DynamoStore {
             .update_expression("SET done = :yes, #ttl = :ttl")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":yes", b(true))
-            .expression_attribute_values(":ttl", n((now + Duration::days(7)).timestamp()))
+            .expression_attribute_values(":ttl", n((now + EFFECT_RETENTION).timestamp()))
             .send()
             .await
             .map(drop)

@@ -21,7 +21,7 @@ use crate::ports::{Envelope, StoreError};
 use rows::{membership_from, token_from};
 
 /// Each step brings the schema from version i to i + 1; a store is migrated on open.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     include_str!("migrations/v1.sql"),
     include_str!("migrations/v2.sql"),
     include_str!("migrations/v3.sql"),
@@ -29,6 +29,7 @@ const MIGRATIONS: [&str; 7] = [
     include_str!("migrations/v5.sql"),
     include_str!("migrations/v6.sql"),
     include_str!("migrations/v7.sql"),
+    include_str!("migrations/v8.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
