@@ -62,3 +62,18 @@ async fn an_owner_generating_links_in_a_loop_gets_429_but_support_does_not() {
     app.advance(3600).await;
     assert_eq!(app.post("/api/telegram/generate-token/", &owner, body).await.0, 200, "a new hour");
 }
+
+#[tokio::test]
+async fn re_sending_a_valid_start_gets_fresh_invites_only_a_few_times_an_hour() {
+    let app = TestApp::spawn_with(&[("START_INVITES_PER_HOUR", "3")]).await;
+    let issued = app.paid("alice", "TX-AB4").await;
+    let token = issued["token"].as_str().unwrap();
+    for _ in 0..5 {
+        app.start_command(ALICE, token).await;
+    }
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 3, "three fresh invites, then silence");
+    assert_eq!(app.texts_to(ALICE).len(), 3);
+    app.advance(3600).await;
+    app.start_command(ALICE, token).await;
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 4, "the next hour, one more");
+}

@@ -53,7 +53,7 @@ impl App {
         let channel = &self.settings.channel_name;
         let (reply, button) = match (command, words.next()) {
             ("/start", Some(token)) if self.start_is_silenced(account, token).await? => {
-                tracing::info!(telegram_user = %account, "too many failed /start: silent until the window passes");
+                tracing::info!(telegram_user = %account, "too many /start this hour: silent until the window passes");
                 return Ok(());
             }
             ("/start", Some(token)) => match self.redeem(from, account, token).await? {
@@ -61,10 +61,13 @@ impl App {
                     self.count_start_failure(account, token).await?;
                     (texts::refusal(lang), None)
                 }
-                Redemption::Invite { link } => (
-                    texts::invite(lang, channel, u64::from(self.settings.invite_ttl_seconds).div_ceil(60)),
-                    Some(LinkButton { text: texts::join_button(lang).into(), url: link }),
-                ),
+                Redemption::Invite { link } => {
+                    self.count_invite(account).await?;
+                    (
+                        texts::invite(lang, channel, u64::from(self.settings.invite_ttl_seconds).div_ceil(60)),
+                        Some(LinkButton { text: texts::join_button(lang).into(), url: link }),
+                    )
+                }
                 Redemption::Extended { end } => (texts::extended(lang, channel, end), None),
                 Redemption::AlreadyMember { end } => (texts::already_member(lang, channel, end), None),
             },

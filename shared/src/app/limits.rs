@@ -1,4 +1,5 @@
-//! Abuse limits: failed `/start` attempts per Telegram account and per token, in one-hour windows.
+//! Abuse limits: failed `/start` attempts per Telegram account and per token, and fresh invites
+//! per account, in one-hour windows.
 //! Past a limit the bot stays silent until the window passes; the account a token is bound to is
 //! never locked out of it by strangers failing on it.
 
@@ -11,6 +12,10 @@ impl App {
         let (window, _) = hour_window(now);
         let limits = self.settings.limits;
         if self.store.hits(&format!("start-fail:{account}:{window}"), now).await? >= limits.start_failures_per_account {
+            return Ok(true);
+        }
+        // Each fresh invite costs four Bot API calls: one account may not spend the bot's rate.
+        if self.store.hits(&format!("start-invite:{account}:{window}"), now).await? >= limits.invites_per_account {
             return Ok(true);
         }
         let Ok(token) = AccessToken::parse(raw_token) else { return Ok(false) };
@@ -30,6 +35,13 @@ impl App {
         if let Ok(token) = AccessToken::parse(raw_token) {
             self.store.hit(&format!("token-fail:{}:{window}", token.hash().as_str()), until).await?;
         }
+        Ok(())
+    }
+
+    /// One more fresh invite sent to `account` this hour.
+    pub(crate) async fn count_invite(&self, account: TelegramUserId) -> Result<(), AppError> {
+        let (window, until) = hour_window(self.clock.now());
+        self.store.hit(&format!("start-invite:{account}:{window}"), until).await?;
         Ok(())
     }
 }
