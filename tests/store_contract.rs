@@ -568,3 +568,56 @@ async fn audit(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     let everyone = store.audit(None, &PageRequest { limit: 100, after: None }).await.unwrap();
     assert!(ids.iter().all(|id| everyone.items.iter().any(|e| &e.id == id)));
 }
+
+#[tokio::test]
+async fn activation_racing_a_renewal_on_sqlite() {
+    let dir = support::TempDir::new();
+    let store = telegate_core::adapters::sqlite::SqliteStore::open(&dir.0.join("race.sqlite3")).unwrap();
+    activation_racing_a_renewal(&(Arc::new(store) as Arc<dyn Store>), now(), true).await;
+}
+
+/// moto runs transactions without isolation (it snapshots whole tables and restores them on a
+/// failed condition), so the concurrent form runs on AWS's DynamoDB Local, in the test command's
+/// second pass (`AWS_ENDPOINT_URL_DYNAMODB`); on moto the two orders run one after the other.
+#[tokio::test]
+async fn activation_racing_a_renewal_on_dynamodb() {
+    let real_engine = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok();
+    let store = support::dynamo_store().await;
+    activation_racing_a_renewal(&(Arc::new(store) as Arc<dyn Store>), now(), real_engine).await;
+}
+
+/// A renewal landing while the first join activates the membership never loses its days (run
+/// many times: the window is small).
+async fn activation_racing_a_renewal(store: &Arc<dyn Store>, now: DateTime<Utc>, concurrent: bool) {
+    for i in 0..40 {
+        let who = account(950_000 + i);
+        let p = payment(&format!("act-{i}"), &format!("TX-ACT-{i}"), now);
+        store.insert_payment(&p).await.unwrap();
+        let (_, first) = token(&p, now);
+        store.issue_token(&first).await.unwrap();
+        let bound = store.bind_token(&first.hash, who, now).await.unwrap().unwrap();
+        let m = membership(&bound, who, now);
+        store.open_membership(&first.hash, &m).await.unwrap();
+        let q = payment(&format!("act-{i}"), &format!("TX-ACT-{i}-R"), now);
+        store.insert_payment(&q).await.unwrap();
+        let (_, renewal) = token(&q, now);
+        store.issue_token(&renewal).await.unwrap();
+        store.bind_token(&renewal.hash, who, now).await.unwrap().unwrap();
+        let (activated, extended) = if concurrent {
+            tokio::join!(
+                store.activate_membership(&m.id, now, None),
+                store.extend_membership(&renewal.hash, &m.id, now)
+            )
+        } else if i % 2 == 0 {
+            let a = store.activate_membership(&m.id, now, None).await;
+            (a, store.extend_membership(&renewal.hash, &m.id, now).await)
+        } else {
+            let e = store.extend_membership(&renewal.hash, &m.id, now).await;
+            (store.activate_membership(&m.id, now, None).await, e)
+        };
+        activated.unwrap().expect("activated");
+        assert!(matches!(extended.unwrap(), Applied::Now(_)));
+        let end = store.membership(&m.id).await.unwrap().unwrap().expires_at;
+        assert_eq!(end, Some(now + Duration::days(60)), "iteration {i}: both periods count");
+    }
+}

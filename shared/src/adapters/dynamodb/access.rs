@@ -307,40 +307,47 @@ impl AccessStore for DynamoStore {
         username: Option<&str>,
     ) -> Result<Option<Membership>, StoreError> {
         let key = keys::membership(id);
-        let Some(item) = self.get(&key, "MEM").await? else { return Ok(None) };
-        let m = membership_from(&item)?;
-        if m.status != MembershipStatus::Pending {
-            return Ok(None);
+        for _ in 0..5 {
+            let Some(item) = self.get(&key, "MEM").await? else { return Ok(None) };
+            let m = membership_from(&item)?;
+            if m.status != MembershipStatus::Pending {
+                return Ok(None);
+            }
+            // Written only if the days read are still the days there: a renewal that adds its days
+            // in between makes this fail, and the next read counts them.
+            let end = now + Duration::days(i64::from(m.pending_days));
+            let mut values = vec![
+                (":active", s("active")),
+                (":pending", s("pending")),
+                (":days", n(m.pending_days)),
+                (":now", s(ts(now))),
+                (":e", s(ts(end))),
+                (":zero", n(0)),
+                (":yes", b(true)),
+                (":g", s(keys::memberships_by_status("active"))),
+            ];
+            let mut expression = "SET #status = :active, joined_at = :now, expires_at = :e, pending_days = :zero, in_channel = :yes, gsi2pk = :g, gsi2sk = :e".to_owned();
+            if let Some(u) = username {
+                expression.push_str(", telegram_username = :u");
+                values.push((":u", s(u)));
+            }
+            let items = vec![
+                self.update((&key, "MEM"), &expression, Some("#status = :pending AND pending_days = :days"), values)?,
+                self.bump("invites.accepted", 1, None)?,
+                self.bump("members.total", 1, None)?,
+                self.bump("members.active", 1, None)?,
+                self.bump(&day_bucket(now), 1, Some(now + Duration::days(8)))?,
+            ];
+            match self.transact(items).await {
+                Ok(()) => {
+                    self.mark_tokens_used(&token_hashes(&item), now).await?;
+                    return self.membership_record(id.as_str()).await;
+                }
+                Err(Cancelled::Condition(_)) => continue,
+                Err(Cancelled::Fault(e)) => return Err(e),
+            }
         }
-        let end = now + Duration::days(i64::from(m.pending_days));
-        let mut values = vec![
-            (":active", s("active")),
-            (":pending", s("pending")),
-            (":now", s(ts(now))),
-            (":e", s(ts(end))),
-            (":zero", n(0)),
-            (":yes", b(true)),
-            (":g", s(keys::memberships_by_status("active"))),
-        ];
-        let mut expression = "SET #status = :active, joined_at = :now, expires_at = :e, pending_days = :zero, in_channel = :yes, gsi2pk = :g, gsi2sk = :e".to_owned();
-        if let Some(u) = username {
-            expression.push_str(", telegram_username = :u");
-            values.push((":u", s(u)));
-        }
-        let items = vec![
-            self.update((&key, "MEM"), &expression, Some("#status = :pending"), values)?,
-            self.bump("invites.accepted", 1, None)?,
-            self.bump("members.total", 1, None)?,
-            self.bump("members.active", 1, None)?,
-            self.bump(&day_bucket(now), 1, Some(now + Duration::days(8)))?,
-        ];
-        match self.transact(items).await {
-            Ok(()) => {}
-            Err(Cancelled::Condition(_)) => return Ok(None),
-            Err(Cancelled::Fault(e)) => return Err(e),
-        }
-        self.mark_tokens_used(&token_hashes(&item), now).await?;
-        self.membership_record(id.as_str()).await
+        Err(StoreError::Unavailable("the membership kept changing during its activation".into()))
     }
 
     async fn set_in_channel(&self, id: &MembershipId, in_channel: bool, now: DateTime<Utc>) -> Result<(), StoreError> {
