@@ -43,6 +43,7 @@ contract!(
     payments,
     access,
     revoke_between_binding_and_opening,
+    memberships_that_never_started_are_reconciled,
     notifications,
     updates,
     lifecycle,
@@ -620,4 +621,34 @@ async fn activation_racing_a_renewal(store: &Arc<dyn Store>, now: DateTime<Utc>,
         let end = store.membership(&m.id).await.unwrap().unwrap().expires_at;
         assert_eq!(end, Some(now + Duration::days(60)), "iteration {i}: both periods count");
     }
+}
+
+/// A pending membership closed because its token expired or was replaced before the join is
+/// "ended" like any other: reconciliation reads it on both stores.
+async fn memberships_that_never_started_are_reconciled(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let opened = |who: &'static str, tx: &'static str, tg: i64| {
+        let store = store.clone();
+        async move {
+            let p = payment(who, tx, now);
+            store.insert_payment(&p).await.unwrap();
+            let (_, t) = token(&p, now);
+            store.issue_token(&t).await.unwrap();
+            let bound = store.bind_token(&t.hash, account(tg), now).await.unwrap().unwrap();
+            let m = membership(&bound, account(tg), now);
+            store.open_membership(&t.hash, &m).await.unwrap();
+            (p, m)
+        }
+    };
+    let (_, by_expiry) = opened("never-a", "TX-NEVER-A", 960_001).await;
+    let (replaced_payment, by_replacement) = opened("never-b", "TX-NEVER-B", 960_002).await;
+    let day2 = now + Duration::hours(25);
+    let (_, fresh) = token(&replaced_payment, day2);
+    store.issue_token(&fresh).await.unwrap();
+    assert!(store.expire_tokens(day2).await.unwrap() >= 1);
+    for m in [&by_expiry, &by_replacement] {
+        assert_eq!(store.membership(&m.id).await.unwrap().unwrap().status, MembershipStatus::Expired);
+    }
+    let ended: Vec<_> = store.ended_since(now, 10_000).await.unwrap().into_iter().map(|x| x.id).collect();
+    assert!(ended.contains(&by_expiry.id), "closed by the token's expiry");
+    assert!(ended.contains(&by_replacement.id), "closed by the token's replacement");
 }

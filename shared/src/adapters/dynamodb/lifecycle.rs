@@ -52,13 +52,14 @@ impl LifecycleStore for DynamoStore {
                     if !others_live {
                         writes.push(self.update(
                             (&keys::membership(m), "MEM"),
-                            "SET #status = :expired, ended_at = :now, end_reason = :why",
+                            "SET #status = :expired, ended_at = :now, end_reason = :why, gsi2pk = :g, gsi2sk = :now",
                             Some("#status = :pending"),
                             vec![
                                 (":expired", s("expired")),
                                 (":now", s(ts(now))),
                                 (":why", s("token expired before joining")),
                                 (":pending", s("pending")),
+                                (":g", s(keys::memberships_by_status("expired"))),
                             ],
                         )?);
                     }
