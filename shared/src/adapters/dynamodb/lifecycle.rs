@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::codec::*;
 use super::{Cancelled, DynamoStore, Query, fault, is_condition, keys};
-use crate::adapters::stored::{day_bucket, hour_bucket, ts};
+use crate::adapters::stored::{recent_buckets, ts};
 use crate::domain::{Membership, MembershipId, MembershipStatus, TokenStatus, UserId};
 use crate::ports::*;
 
@@ -247,8 +247,7 @@ impl Stats for DynamoStore {
             "members.total",
             "members.active",
         ];
-        let hours: Vec<String> = (0..24).map(|h| hour_bucket(now - Duration::hours(h))).collect();
-        let days: Vec<String> = (0..7).map(|d| day_bucket(now - Duration::days(d))).collect();
+        let (hours, days) = recent_buckets(now);
         let names: Vec<String> =
             fixed.iter().map(|f| f.to_string()).chain(hours.iter().cloned()).chain(days.iter().cloned()).collect();
         let mut keys = KeysAndAttributes::builder().consistent_read(true);
@@ -256,17 +255,24 @@ impl Stats for DynamoStore {
             keys =
                 keys.keys(HashMap::from([("pk".to_owned(), s(keys::counter(name))), ("sk".to_owned(), s("COUNTER"))]));
         }
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table, keys.build().map_err(fault)?)
-            .send()
-            .await
-            .map_err(fault)?;
+        let mut request = Some(HashMap::from([(self.table.clone(), keys.build().map_err(fault)?)]));
         let mut values: HashMap<String, i64> = HashMap::new();
-        for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
-            let name = get_s(&item, "pk")?.trim_start_matches(&keys::counter("")).to_owned();
-            values.insert(name, get_n(&item, "value")?);
+        // Under throttling DynamoDB answers part of a batch: the rest comes back as unprocessed keys,
+        // asked again (with a pause) until every counter is read. Never a zero for a counter unread.
+        for attempt in 0u32.. {
+            let Some(items) = request.take().filter(|r| !r.is_empty()) else { break };
+            if attempt >= 8 {
+                return Err(StoreError::Unavailable("DynamoDB kept leaving counters unread".into()));
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+            let out = self.client.batch_get_item().set_request_items(Some(items)).send().await.map_err(fault)?;
+            for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                let name = get_s(&item, "pk")?.trim_start_matches(&keys::counter("")).to_owned();
+                values.insert(name, get_n(&item, "value")?);
+            }
+            request = out.unprocessed_keys;
         }
         let get = |k: &str| values.get(k).copied().unwrap_or(0);
         Ok(Counters {

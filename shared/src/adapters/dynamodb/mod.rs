@@ -39,6 +39,10 @@ impl DynamoStore {
         Self { client, table: table.into() }
     }
 
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
@@ -81,25 +85,38 @@ impl DynamoStore {
         }
     }
 
+    /// One transaction. Each call carries its own `ClientRequestToken`, so the SDK's retry of a
+    /// transaction that did commit (its answer lost) is answered as a success, not as a failed
+    /// condition. A `TransactionConflict` (another transaction on the same items, as on the hot
+    /// counters) is tried again after a jittered pause; a failed condition is the caller's answer.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), Cancelled> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let reasons = match e.as_service_error() {
-                    Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t)) => t
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code() == Some("ConditionalCheckFailed"))
-                        .collect::<Vec<_>>(),
-                    _ => return Err(Cancelled::Fault(fault(e))),
-                };
-                if reasons.iter().any(|c| *c) {
-                    Err(Cancelled::Condition(reasons))
-                } else {
-                    Err(Cancelled::Fault(fault(e)))
-                }
+        for attempt in 0..CONFLICT_RETRIES {
+            if attempt > 0 {
+                tokio::time::sleep(jitter(attempt)).await;
             }
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(request_token()?)
+                .send()
+                .await;
+            let Err(e) = result else { return Ok(()) };
+            let reasons: Vec<String> = match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t)) => {
+                    t.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect()
+                }
+                _ => return Err(Cancelled::Fault(fault(e))),
+            };
+            if reasons.iter().any(|c| c == "ConditionalCheckFailed") {
+                return Err(Cancelled::Condition(reasons.iter().map(|c| c == "ConditionalCheckFailed").collect()));
+            }
+            if !reasons.iter().any(|c| c == "TransactionConflict") {
+                return Err(Cancelled::Fault(fault(e)));
+            }
+            tracing::info!(attempt, "DynamoDB transaction conflict: trying again");
         }
+        Err(Cancelled::Fault(StoreError::Unavailable("DynamoDB transactions kept conflicting".into())))
     }
 
     fn put(
@@ -233,4 +250,22 @@ fn fault<E: std::fmt::Debug>(e: E) -> StoreError {
 
 fn is_condition<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException")
+}
+
+/// Tries of a transaction that meets `TransactionConflict`.
+const CONFLICT_RETRIES: u32 = 6;
+
+/// A random pause, growing with the attempt: 0–20 ms, 0–40 ms, … (full jitter).
+fn jitter(attempt: u32) -> std::time::Duration {
+    let mut b = [0u8; 2];
+    let r = getrandom::fill(&mut b).map(|()| u16::from_le_bytes(b)).unwrap_or(u16::MAX / 2);
+    let cap_ms = 10u64 << attempt.min(6);
+    std::time::Duration::from_millis(u64::from(r) % cap_ms.max(1))
+}
+
+/// A `ClientRequestToken`: 128 random bits in hex (DynamoDB allows 1–36 characters).
+fn request_token() -> Result<String, Cancelled> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| Cancelled::Fault(StoreError::Unavailable(format!("random source: {e}"))))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
