@@ -63,7 +63,8 @@ async fn every_sample_event_gets_the_expected_answer_from_its_function() {
                 assert_eq!(failed, want, "{file}: only the poison message comes back");
             }
             Function::Schedule => {
-                let answer = handle_schedule(&wiring, serde_json::from_str(&text).unwrap()).await.unwrap();
+                let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
+                let answer = handle_schedule(&wiring, serde_json::from_str(&text).unwrap(), deadline).await.unwrap();
                 assert_eq!(answer["job"], case["job"], "{file}");
                 assert!(answer["processed"].is_u64());
             }

@@ -44,6 +44,7 @@ contract!(
     access,
     revoke_between_binding_and_opening,
     memberships_that_never_started_are_reconciled,
+    batches,
     notifications,
     updates,
     lifecycle,
@@ -486,10 +487,10 @@ async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert!(before.members_active >= 1 && before.tokens_pending >= 1 && before.tokens_recent >= 1);
 
     let day25 = now + Duration::hours(25);
-    let expired = store.expire_tokens(day25).await.unwrap() as i64;
+    let expired = store.expire_tokens(day25, 1_000).await.unwrap() as i64;
     assert!(expired >= 1);
     assert_eq!(store.token(&unopened.hash).await.unwrap().unwrap().status, TokenStatus::Expired);
-    assert_eq!(store.expire_tokens(day25).await.unwrap(), 0, "once");
+    assert_eq!(store.expire_tokens(day25, 1_000).await.unwrap(), 0, "once");
 
     assert!(store.active_in_channel(10_000).await.unwrap().iter().any(|x| x.id == m.id), "in the channel");
 
@@ -644,11 +645,46 @@ async fn memberships_that_never_started_are_reconciled(store: &Arc<dyn Store>, n
     let day2 = now + Duration::hours(25);
     let (_, fresh) = token(&replaced_payment, day2);
     store.issue_token(&fresh).await.unwrap();
-    assert!(store.expire_tokens(day2).await.unwrap() >= 1);
+    assert!(store.expire_tokens(day2, 1_000).await.unwrap() >= 1);
     for m in [&by_expiry, &by_replacement] {
         assert_eq!(store.membership(&m.id).await.unwrap().unwrap().status, MembershipStatus::Expired);
     }
     let ended: Vec<_> = store.ended_since(now, 10_000).await.unwrap().into_iter().map(|x| x.id).collect();
     assert!(ended.contains(&by_expiry.id), "closed by the token's expiry");
     assert!(ended.contains(&by_replacement.id), "closed by the token's replacement");
+}
+
+/// The sweeps work in bounded batches: at most `limit` per call, the rest on the next call.
+async fn batches(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    // Far in the future, so that only this section's tokens and notifications are due.
+    let later = now + Duration::days(3_650);
+    for i in 0..3 {
+        let p = payment(&format!("batch-{i}"), &format!("TX-BATCH-{i}"), later);
+        store.insert_payment(&p).await.unwrap();
+        let (_, t) = token(&p, later);
+        store.issue_token(&t).await.unwrap();
+    }
+    let due = later + Duration::hours(25);
+    assert_eq!(store.expire_tokens(due, 2).await.unwrap(), 2);
+    assert_eq!(store.expire_tokens(due, 2).await.unwrap(), 1);
+    assert_eq!(store.expire_tokens(due, 2).await.unwrap(), 0);
+
+    let owner = user("batch-notes");
+    for i in 0..3 {
+        let n = Notification {
+            id: NotificationId::generate(later + Duration::seconds(i)).unwrap(),
+            user_id: owner.clone(),
+            kind: NotificationKind::AccessGranted,
+            title: "t".into(),
+            message: "m".into(),
+            action_url: None,
+            created_at: later + Duration::seconds(i),
+            read: i == 0,
+        };
+        store.add_notification(&n).await.unwrap();
+    }
+    let (read_before, unread_before) = (later + Duration::days(31), later + Duration::days(91));
+    assert_eq!(store.delete_old_notifications(read_before, unread_before, 2).await.unwrap(), 2);
+    assert_eq!(store.delete_old_notifications(read_before, unread_before, 2).await.unwrap(), 1);
+    assert_eq!(store.delete_old_notifications(read_before, unread_before, 2).await.unwrap(), 0);
 }

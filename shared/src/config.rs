@@ -61,6 +61,8 @@ pub struct Limits {
     pub reconcile_active_per_run: u32,
     /// Seconds a reconciliation run may spend before it stops and reports (under the function's timeout).
     pub reconcile_max_seconds: u32,
+    /// Seconds any other scheduled job may run before it stops starting new batches.
+    pub job_max_seconds: u32,
     /// Bot API calls per second one effect consumer makes (the queue's event source runs at most
     /// two consumers: together under Telegram's ~30 per second).
     pub effects_per_second: u32,
@@ -159,6 +161,7 @@ impl Settings {
                 reconcile_active_per_run: number(&get, "RECONCILE_ACTIVE_PER_RUN", 2000, 0, 1_000_000)?,
                 reconcile_max_seconds: number(&get, "RECONCILE_MAX_SECONDS", 240, 0, 3600)?,
                 effects_per_second: number(&get, "EFFECTS_PER_SECOND", 15, 1, 1000)?,
+                job_max_seconds: number(&get, "JOB_MAX_SECONDS", 240, 0, 3600)?,
             },
             test_clock: get("TELEGATE_TEST_CLOCK").as_deref() == Some("1"),
         })

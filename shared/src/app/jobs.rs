@@ -23,8 +23,17 @@ impl App {
         self.run_job(job, &format!("user:{}", caller.user_id)).await
     }
 
-    /// Runs one job now (EventBridge, the local scheduler, or an admin) and records the run.
+    /// Runs one job now (EventBridge, the local scheduler, or an admin) and records the run,
+    /// within `JOB_MAX_SECONDS`.
     pub async fn run_job(&self, job: Job, actor: &str) -> Result<u64, AppError> {
+        let limit = std::time::Duration::from_secs(u64::from(self.settings.limits.job_max_seconds));
+        self.run_job_until(job, actor, Instant::now() + limit).await
+    }
+
+    /// Runs one job, starting no new batch after `deadline` (the Lambda function passes its own
+    /// remaining time): a run cut short has done whole batches only, and the next run goes on from
+    /// what is still due.
+    pub async fn run_job_until(&self, job: Job, actor: &str, deadline: Instant) -> Result<u64, AppError> {
         let now = self.clock.now();
         // Every run (hourly at least) first relays what a crashed process left between commit and
         // queue; a queue still down does not stop the job itself.
@@ -32,13 +41,14 @@ impl App {
             tracing::error!(error = %e, "could not relay pending effect intents; the next job run tries again");
         }
         let processed = match job {
-            Job::ExpireTokens => self.store.expire_tokens(now).await?,
-            Job::ExpireSubscriptions => self.expire_subscriptions(now).await?,
-            Job::ExpirationWarnings => self.expiration_warnings(now).await?,
-            Job::ReconcileMembers => self.reconcile_members(now).await?,
+            Job::ExpireTokens => in_batches(deadline, || self.store.expire_tokens(now, BATCH)).await?,
+            Job::ExpireSubscriptions => self.expire_subscriptions(now, deadline).await?,
+            Job::ExpirationWarnings => self.expiration_warnings(now, deadline).await?,
+            Job::ReconcileMembers => self.reconcile_members(now, deadline).await?,
             Job::CleanupNotifications => {
-                let (read, unread) = (READ_NOTIFICATION_DAYS, UNREAD_NOTIFICATION_DAYS);
-                self.store.delete_old_notifications(now - Duration::days(read), now - Duration::days(unread)).await?
+                let read = now - Duration::days(READ_NOTIFICATION_DAYS);
+                let unread = now - Duration::days(UNREAD_NOTIFICATION_DAYS);
+                in_batches(deadline, || self.store.delete_old_notifications(read, unread, BATCH)).await?
             }
         };
         self.store.record_job_run(job.name(), now).await?;
@@ -66,9 +76,12 @@ impl App {
         Ok(ran)
     }
 
-    async fn expire_subscriptions(&self, now: DateTime<Utc>) -> Result<u64, AppError> {
+    async fn expire_subscriptions(&self, now: DateTime<Utc>, deadline: Instant) -> Result<u64, AppError> {
         let mut processed = 0;
         loop {
+            if out_of_time(deadline) {
+                return Ok(processed);
+            }
             let due = self.store.due_memberships(now, BATCH).await?;
             let mut progressed = false;
             for m in &due {
@@ -86,7 +99,7 @@ impl App {
         }
     }
 
-    async fn expiration_warnings(&self, now: DateTime<Utc>) -> Result<u64, AppError> {
+    async fn expiration_warnings(&self, now: DateTime<Utc>, deadline: Instant) -> Result<u64, AppError> {
         let mut thresholds = self.settings.expiry_warning_days.clone();
         thresholds.sort_unstable();
         let Some(&widest) = thresholds.last() else {
@@ -96,6 +109,10 @@ impl App {
         let mut sent = 0;
         let mut from = now;
         loop {
+            // A warning is claimed before it is sent: a run cut short here sends the rest next time.
+            if out_of_time(deadline) {
+                return Ok(sent);
+            }
             let ending = self.store.ending_between(from, until, BATCH).await?;
             for m in &ending {
                 let Some(end) = m.expires_at else { continue };
@@ -183,10 +200,11 @@ impl App {
     /// are confirmed out of the channel (removed again if not); active members believed to be in
     /// the channel are checked too (up to a limit per run) and those who left are recorded. Paced to
     /// stay under Telegram's limits. Returns how many it fixed.
-    async fn reconcile_members(&self, now: DateTime<Utc>) -> Result<u64, AppError> {
+    async fn reconcile_members(&self, now: DateTime<Utc>, deadline: Instant) -> Result<u64, AppError> {
         let limits = self.settings.limits;
         let pace = std::time::Duration::from_millis(1000 / u64::from(limits.reconcile_per_second.max(1)));
-        let deadline = Instant::now() + std::time::Duration::from_secs(u64::from(limits.reconcile_max_seconds));
+        let own = Instant::now() + std::time::Duration::from_secs(u64::from(limits.reconcile_max_seconds));
+        let deadline = deadline.min(own);
         let mut fixed = 0;
         let mut seen = std::collections::HashSet::new();
         for m in self.store.ended_since(now - Duration::days(7), 10_000).await? {
@@ -260,6 +278,32 @@ impl App {
             }
         }
     }
+}
+
+/// Whether a job must stop before its next batch.
+fn out_of_time(deadline: Instant) -> bool {
+    let over = Instant::now() >= deadline;
+    if over {
+        tracing::warn!("job cut short by its time limit; the next run goes on from what is still due");
+    }
+    over
+}
+
+/// Runs `batch` until it processes less than a full batch or the time is up; the total processed.
+async fn in_batches<F, Fut>(deadline: Instant, mut batch: F) -> Result<u64, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, crate::ports::StoreError>>,
+{
+    let mut total = 0;
+    while !out_of_time(deadline) {
+        let done = batch().await?;
+        total += done;
+        if done < u64::from(BATCH) {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 #[derive(Clone, Copy)]

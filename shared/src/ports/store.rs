@@ -152,11 +152,13 @@ pub trait NotificationStore: Send + Sync {
     ) -> Result<Page<Notification>, StoreError>;
     /// `false` when the user has no such notification (or it is past its retention at `now`).
     async fn mark_read(&self, user: &UserId, id: &NotificationId, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    /// Deletes read notifications created before `read_before` and unread ones before `unread_before`.
+    /// Deletes read notifications created before `read_before` and unread ones before
+    /// `unread_before`, at most `limit`; fewer than `limit` deleted means none is left.
     async fn delete_old_notifications(
         &self,
         read_before: DateTime<Utc>,
         unread_before: DateTime<Utc>,
+        limit: u32,
     ) -> Result<u64, StoreError>;
 }
 
@@ -214,9 +216,10 @@ pub struct Counters {
 /// touch the rows that are due, never the whole table.
 #[async_trait]
 pub trait LifecycleStore: Send + Sync {
-    /// Pending or bound tokens past their end become expired, with the memberships they opened
-    /// that never started. Returns the number of tokens expired.
-    async fn expire_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Pending or bound tokens past their end become expired (at most `limit`, earliest end
+    /// first), with the memberships they opened that never started. Returns the number expired:
+    /// fewer than `limit` means none is left.
+    async fn expire_tokens(&self, now: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
     /// Active memberships whose end is at or before `now`, earliest end first, at most `limit`.
     async fn due_memberships(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError>;
     /// Active → expired, only while it is still active and still past its end (a renewal wins).

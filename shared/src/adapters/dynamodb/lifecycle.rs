@@ -13,9 +13,13 @@ use crate::ports::*;
 
 #[async_trait]
 impl LifecycleStore for DynamoStore {
-    async fn expire_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn expire_tokens(&self, now: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
         let mut expired = 0;
         for status in [TokenStatus::Pending, TokenStatus::Bound] {
+            let left = limit.saturating_sub(expired as u32);
+            if left == 0 {
+                break;
+            }
             let pk = keys::tokens_by_status(status.as_str());
             let items = self
                 .query(
@@ -24,10 +28,11 @@ impl LifecycleStore for DynamoStore {
                         "gsi2pk = :p AND gsi2sk <= :now",
                         vec![(":p", s(pk)), (":now", s(ts(now)))],
                     )
-                    .oldest_first(),
+                    .oldest_first()
+                    .limit(left),
                 )
                 .await?;
-            for item in &items {
+            for item in items.iter().take(left as usize) {
                 let token = token_from(item)?;
                 let key = keys::token(token.hash.as_str());
                 let mut writes = vec![

@@ -1,6 +1,9 @@
 //! In-app notifications (`USER#` / `NOTIF#`) and their clean-up.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use chrono::{DateTime, Utc};
 
 use super::codec::*;
@@ -88,11 +91,18 @@ impl NotificationStore for DynamoStore {
         &self,
         read_before: DateTime<Utc>,
         unread_before: DateTime<Utc>,
+        limit: u32,
     ) -> Result<u64, StoreError> {
+        // TTL deletes them within a day or two anyway (and reads already hide them): this only
+        // hurries it, a bounded page at a time, 25 deletes per request.
         let mut deleted = 0;
         for (group, before) in
             [(keys::notifications_by_age("read"), read_before), (keys::notifications_by_age("unread"), unread_before)]
         {
+            let left = limit - deleted as u32;
+            if left == 0 {
+                break;
+            }
             let items = self
                 .query(
                     Query::on(
@@ -100,22 +110,44 @@ impl NotificationStore for DynamoStore {
                         "gsi2pk = :p AND gsi2sk < :b",
                         vec![(":p", s(group)), (":b", s(ts(before)))],
                     )
-                    .oldest_first(),
+                    .oldest_first()
+                    .limit(left),
                 )
                 .await?;
-            for item in &items {
-                let (pk, sk) = (get_s(item, "pk")?, get_s(item, "sk")?);
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .key("pk", s(pk))
-                    .key("sk", s(sk))
-                    .send()
-                    .await
-                    .map_err(fault)?;
-                deleted += 1;
+            let keys: Vec<(String, String)> = items
+                .iter()
+                .take(left as usize)
+                .map(|i| Ok((get_s(i, "pk")?, get_s(i, "sk")?)))
+                .collect::<Result<_, StoreError>>()?;
+            for chunk in keys.chunks(25) {
+                self.delete_batch(chunk).await?;
+                deleted += chunk.len() as u64;
             }
         }
         Ok(deleted)
+    }
+}
+
+impl DynamoStore {
+    /// Deletes up to 25 items in one `BatchWriteItem`, asking again for what it leaves unprocessed.
+    async fn delete_batch(&self, keys: &[(String, String)]) -> Result<(), StoreError> {
+        let mut requests = Vec::with_capacity(keys.len());
+        for (pk, sk) in keys {
+            let delete = DeleteRequest::builder().key("pk", s(pk)).key("sk", s(sk)).build().map_err(fault)?;
+            requests.push(WriteRequest::builder().delete_request(delete).build());
+        }
+        let mut pending = Some(HashMap::from([(self.table.clone(), requests)]));
+        for attempt in 0u32.. {
+            let Some(items) = pending.take().filter(|p| p.values().any(|v| !v.is_empty())) else { return Ok(()) };
+            if attempt >= 8 {
+                return Err(StoreError::Unavailable("DynamoDB kept leaving deletes unprocessed".into()));
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+            let out = self.client.batch_write_item().set_request_items(Some(items)).send().await.map_err(fault)?;
+            pending = out.unprocessed_items;
+        }
+        Ok(())
     }
 }

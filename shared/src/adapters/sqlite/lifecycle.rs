@@ -12,27 +12,28 @@ use crate::ports::*;
 
 #[async_trait]
 impl LifecycleStore for SqliteStore {
-    async fn expire_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn expire_tokens(&self, now: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(fault)?;
             let now = ts(now);
+            let batch = "SELECT hash FROM tokens WHERE status IN ('pending', 'bound') AND expires_at <= ?1
+                         ORDER BY expires_at LIMIT ?2";
             // Memberships opened by a token that expires before the join never start, unless a
             // live token still backs them.
             tx.execute(
-                "UPDATE memberships SET status = 'expired', ended_at = ?1, end_reason = 'token expired before joining'
-                 WHERE status = 'pending'
-                   AND id IN (SELECT membership_id FROM tokens
-                              WHERE status = 'bound' AND expires_at <= ?1 AND membership_id IS NOT NULL)
-                   AND NOT EXISTS (SELECT 1 FROM tokens t
-                                   WHERE t.membership_id = memberships.id AND t.status = 'bound' AND t.expires_at > ?1)",
-                [&now],
+                &format!(
+                    "UPDATE memberships SET status = 'expired', ended_at = ?1, end_reason = 'token expired before joining'
+                     WHERE status = 'pending'
+                       AND id IN (SELECT membership_id FROM tokens
+                                  WHERE hash IN ({batch}) AND status = 'bound' AND membership_id IS NOT NULL)
+                       AND NOT EXISTS (SELECT 1 FROM tokens t
+                                       WHERE t.membership_id = memberships.id AND t.status = 'bound' AND t.expires_at > ?1)"
+                ),
+                params![&now, limit],
             )
             .map_err(fault)?;
             let expired = tx
-                .execute(
-                    "UPDATE tokens SET status = 'expired' WHERE status IN ('pending', 'bound') AND expires_at <= ?1",
-                    [&now],
-                )
+                .execute(&format!("UPDATE tokens SET status = 'expired' WHERE hash IN ({batch})"), params![&now, limit])
                 .map_err(fault)?;
             bump(&tx, "tokens.pending", -(expired as i64))?;
             tx.commit().map_err(fault)?;

@@ -77,14 +77,23 @@ impl NotificationStore for SqliteStore {
         &self,
         read_before: DateTime<Utc>,
         unread_before: DateTime<Utc>,
+        limit: u32,
     ) -> Result<u64, StoreError> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(fault)?;
             let read = tx
-                .execute("DELETE FROM notifications WHERE read = 1 AND created_at < ?1", [ts(read_before)])
+                .execute(
+                    "DELETE FROM notifications WHERE id IN
+                       (SELECT id FROM notifications WHERE read = 1 AND created_at < ?1 LIMIT ?2)",
+                    params![ts(read_before), limit],
+                )
                 .map_err(fault)?;
             let unread = tx
-                .execute("DELETE FROM notifications WHERE read = 0 AND created_at < ?1", [ts(unread_before)])
+                .execute(
+                    "DELETE FROM notifications WHERE id IN
+                       (SELECT id FROM notifications WHERE read = 0 AND created_at < ?1 LIMIT ?2)",
+                    params![ts(unread_before), limit - read as u32],
+                )
                 .map_err(fault)?;
             // Stats buckets older than any window that reads them.
             tx.execute(
