@@ -474,3 +474,76 @@ async fn a_job_cut_short_by_its_time_limit_leaves_the_rest_to_the_next_run() {
     app.drain().await;
     assert_eq!(app.fake().member_status(ALICE), "kicked");
 }
+
+/// A channel administrator bans a member by hand: the bot respects it. The member's used link
+/// neither unbans nor re-invites them, their join request is declined, their membership ends, until
+/// support reinstates the account and the payment.
+async fn a_removal_by_a_channel_administrator_is_respected_until_support_reinstates(app: TestApp) {
+    const ADMIN: i64 = 4242;
+    let issued = app.member("alice", "TX-ADMIN-KICK", ALICE).await;
+    let token = issued["token"].as_str().unwrap().to_owned();
+    assert_eq!(app.webhook(updates::removed_by_admin(app.update_id(), CHANNEL, ALICE, ADMIN)).await, 200);
+    app.drain().await;
+    let status = app.status_of("alice").await;
+    assert_eq!(status["has_active_subscription"], false, "{status}");
+
+    let unbans = app.calls_for_user("unbanChatMember", ALICE).len();
+    assert_eq!(app.start_command(ALICE, &token).await, 200);
+    assert_eq!(app.calls_for_user("unbanChatMember", ALICE).len(), unbans, "the used link does not unban");
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "nor re-invite");
+    assert_eq!(app.webhook(updates::join_request(app.update_id(), CHANNEL, ALICE, "https://t.me/+old")).await, 200);
+    app.drain().await;
+    assert_eq!(app.calls_for_user("declineChatJoinRequest", ALICE).len(), 1);
+
+    // A new link for the same payment: refused until support reinstates it, with a true message.
+    let support = app.jwt("s", "support");
+    let body = json!({"payment_id": issued["payment_id"]});
+    let (status, answer) = app.post("/api/telegram/generate-token/", &support, body.clone()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("already_redeemed")));
+    assert!(answer["error"]["message"].as_str().unwrap().contains("reinstate"), "{answer}");
+    let reinstate = json!({"telegram_user_id": ALICE, "payment_id": issued["payment_id"], "reason": "appeal accepted"});
+    let (status, answer) = app.post("/api/telegram/admin/reinstate/", &app.jwt("bob", "user"), reinstate.clone()).await;
+    assert_eq!(status, 403, "support only: {answer}");
+    let (status, answer) = app.post("/api/telegram/admin/reinstate/", &support, reinstate).await;
+    assert_eq!((status, &answer["bar_lifted"], &answer["tokens_retired"]), (200, &json!(true), &json!(1)), "{answer}");
+    let (status, fresh) = app.post("/api/telegram/generate-token/", &support, body).await;
+    assert_eq!(status, 200, "{fresh}");
+    assert_eq!(app.start_command(ALICE, fresh["token"].as_str().unwrap()).await, 200);
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 2, "back in through support");
+    assert!(audit_actions(&app).await.contains(&"reinstated".to_owned()));
+}
+
+#[tokio::test]
+async fn a_removal_by_a_channel_administrator_is_respected_until_support_reinstates_on_sqlite() {
+    a_removal_by_a_channel_administrator_is_respected_until_support_reinstates(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn a_removal_by_a_channel_administrator_is_respected_until_support_reinstates_on_dynamodb() {
+    a_removal_by_a_channel_administrator_is_respected_until_support_reinstates(TestApp::spawn_aws().await).await;
+}
+
+/// After a revoke, a redeemed payment gets a new link once support reinstates it (defect: never).
+#[tokio::test]
+async fn a_revoked_payment_gets_a_new_link_once_support_reinstates_it() {
+    let app = TestApp::spawn().await;
+    let issued = app.member("alice", "TX-REINSTATE", ALICE).await;
+    let support = app.jwt("s", "support");
+    let body = json!({"payment_id": issued["payment_id"]});
+    let reinstate = json!({"payment_id": issued["payment_id"], "reason": "chargeback reversed"});
+    let (status, answer) = app.post("/api/telegram/admin/reinstate/", &support, reinstate.clone()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("access_still_open")), "revoke first");
+    let (status, _) = app
+        .post(
+            "/api/telegram/revoke-access/",
+            &app.jwt("root", "admin"),
+            json!({"user_id": "alice", "reason": "chargeback"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.post("/api/telegram/generate-token/", &support, body.clone()).await.0, 409);
+    let (status, answer) = app.post("/api/telegram/admin/reinstate/", &support, reinstate).await;
+    assert_eq!((status, &answer["tokens_retired"]), (200, &json!(1)), "{answer}");
+    let (status, fresh) = app.post("/api/telegram/generate-token/", &support, body).await;
+    assert_eq!(status, 200, "{fresh}");
+}

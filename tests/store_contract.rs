@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use telegate_core::domain::{
-    AccessToken, AuditAction, AuditEntry, AuditId, Lang, Membership, MembershipId, MembershipStatus, Notification,
-    NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenRecord, TokenStatus,
-    UserId,
+    AccessToken, AccountBar, AuditAction, AuditEntry, AuditId, Lang, Membership, MembershipId, MembershipStatus,
+    Notification, NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenRecord,
+    TokenStatus, UserId,
 };
 use telegate_core::ports::{Applied, Effect, Envelope, PageRequest, Review, Store, StoreError};
 
@@ -45,6 +45,7 @@ contract!(
     revoke_between_binding_and_opening,
     memberships_that_never_started_are_reconciled,
     batches,
+    bars,
     notifications,
     updates,
     lifecycle,
@@ -687,4 +688,34 @@ async fn batches(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert_eq!(store.delete_old_notifications(read_before, unread_before, 2).await.unwrap(), 2);
     assert_eq!(store.delete_old_notifications(read_before, unread_before, 2).await.unwrap(), 1);
     assert_eq!(store.delete_old_notifications(read_before, unread_before, 2).await.unwrap(), 0);
+}
+
+/// Account bars: set, read, replaced, lifted once; a payment reopened only once its access ended.
+async fn bars(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let who = account(970_001);
+    assert!(store.account_bar(who).await.unwrap().is_none());
+    let bar = AccountBar { telegram_user_id: who, reason: "spam".into(), by: "telegram:1".into(), at: now };
+    store.bar_account(&bar).await.unwrap();
+    assert_eq!(store.account_bar(who).await.unwrap(), Some(bar.clone()));
+    let again = AccountBar { reason: "again".into(), ..bar };
+    store.bar_account(&again).await.unwrap();
+    assert_eq!(store.account_bar(who).await.unwrap().unwrap().reason, "again");
+    assert!(store.lift_bar(who).await.unwrap());
+    assert!(!store.lift_bar(who).await.unwrap(), "lifted once");
+    assert!(store.account_bar(who).await.unwrap().is_none());
+
+    let p = payment("reopen-a", "TX-REOPEN", now);
+    store.insert_payment(&p).await.unwrap();
+    let (_, t) = token(&p, now);
+    store.issue_token(&t).await.unwrap();
+    let bound = store.bind_token(&t.hash, who, now).await.unwrap().unwrap();
+    let m = membership(&bound, who, now);
+    store.open_membership(&t.hash, &m).await.unwrap();
+    store.activate_membership(&m.id, now, None).await.unwrap().unwrap();
+    assert_eq!(store.reopen_payment(&p.id).await, Err(StoreError::Conflict("access_still_open")));
+    store.revoke_user(&user("reopen-a"), "chargeback", now, &|_| vec![]).await.unwrap();
+    assert_eq!(store.reopen_payment(&p.id).await.unwrap(), 1);
+    assert_eq!(store.token(&t.hash).await.unwrap().unwrap().status, TokenStatus::Revoked);
+    let (_, fresh) = token(&p, now);
+    store.issue_token(&fresh).await.expect("a new token once reopened");
 }

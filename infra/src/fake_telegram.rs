@@ -385,6 +385,13 @@ pub mod updates {
         member_update(update_id, channel, user_id, "member", "left", None)
     }
 
+    /// A channel administrator (`admin_id`) bans a member by hand in the Telegram app.
+    pub fn removed_by_admin(update_id: i64, channel: i64, user_id: i64, admin_id: i64) -> Value {
+        let mut update = member_update(update_id, channel, user_id, "member", "kicked", None);
+        update["chat_member"]["from"] = user(admin_id, "fr");
+        update
+    }
+
     pub fn admin_promoted(update_id: i64, channel: i64, user_id: i64) -> Value {
         member_update(update_id, channel, user_id, "left", "administrator", None)
     }

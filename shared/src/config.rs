@@ -100,6 +100,11 @@ pub struct Settings {
 pub struct ConfigError(pub String);
 
 impl Settings {
+    /// The bot's own Telegram id: the number before the `:` of its token (`None` without a bot).
+    pub fn bot_id(&self) -> Option<i64> {
+        self.bot_token.as_ref()?.expose().split_once(':')?.0.parse().ok()
+    }
+
     /// Reads every setting through `env` (the process environment, or a map in tests).
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());

@@ -110,7 +110,8 @@ impl App {
             Err(StoreError::Conflict(_)) => {
                 return Err(AppError::Conflict {
                     code: "already_redeemed",
-                    message: "this payment's link was already opened by a Telegram account; revoke that access first"
+                    message: "this payment's link was already opened by a Telegram account; to give it a new one, \
+                              revoke that access, then reinstate the payment (support)"
                         .into(),
                 });
             }
@@ -168,6 +169,11 @@ impl App {
         let Ok(token) = AccessToken::parse(raw) else {
             return Ok(Redemption::Refused);
         };
+        // A channel administrator removed this account by hand: no token lets it back by itself.
+        if self.store.account_bar(account).await?.is_some() {
+            tracing::info!(telegram_user = %account, "barred account: /start refused");
+            return Ok(Redemption::Refused);
+        }
         let hash = token.hash();
         let now = self.clock.now();
         let Some(record) = self.store.token(&hash).await? else {

@@ -5,8 +5,16 @@ use serde::Serialize;
 use super::jobs::{Ending, removal};
 use super::{App, AppError, actor, require};
 use crate::auth::{Caller, Role};
-use crate::domain::{AuditEntry, UserId};
-use crate::ports::{Page, PageRequest};
+use crate::domain::{AuditAction, AuditEntry, PaymentId, TelegramUserId, UserId};
+use crate::ports::{Page, PageRequest, StoreError};
+use serde_json::json;
+
+#[derive(Debug, Serialize)]
+pub struct Reinstated {
+    pub success: bool,
+    pub bar_lifted: bool,
+    pub tokens_retired: u64,
+}
 
 #[derive(Debug, Serialize)]
 pub struct StatsView {
@@ -56,6 +64,62 @@ impl App {
         }
         tracing::info!(user = %user, by = %caller.user_id, count = revoked.len(), "access revoked");
         Ok(revoked.len())
+    }
+
+    /// Support's way back, audited: lifts a channel administrator's removal of a Telegram account,
+    /// and/or lets a payment whose access was revoked or ended have a new link (its opened token is
+    /// retired; `409 access_still_open` while that access lasts).
+    pub async fn reinstate(
+        &self,
+        caller: &Caller,
+        telegram_user_id: Option<i64>,
+        payment_id: Option<&str>,
+        reason: &str,
+    ) -> Result<Reinstated, AppError> {
+        require(caller, Role::Support)?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(AppError::Invalid("reason must be 1 to 500 characters".into()));
+        }
+        if telegram_user_id.is_none() && payment_id.is_none() {
+            return Err(AppError::Invalid("give telegram_user_id, payment_id or both".into()));
+        }
+        let account = telegram_user_id.map(TelegramUserId::parse).transpose()?;
+        let payment = match payment_id {
+            Some(id) => {
+                let id = PaymentId::parse(id).map_err(|_| AppError::NotFound("no such payment"))?;
+                Some(self.store.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?)
+            }
+            None => None,
+        };
+        let tokens_retired = match &payment {
+            Some(p) => match self.store.reopen_payment(&p.id).await {
+                Ok(n) => n,
+                Err(StoreError::Conflict(_)) => {
+                    return Err(AppError::Conflict {
+                        code: "access_still_open",
+                        message: "the access this payment opened is still pending or active; revoke it first".into(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            },
+            None => 0,
+        };
+        let bar_lifted = match account {
+            Some(a) => self.store.lift_bar(a).await?,
+            None => false,
+        };
+        self.audit(
+            &actor(caller),
+            AuditAction::Reinstated,
+            payment.as_ref().map(|p| &p.user_id),
+            account,
+            json!({ "reason": reason, "payment_id": payment.as_ref().map(|p| p.id.clone()),
+                    "bar_lifted": bar_lifted, "tokens_retired": tokens_retired }),
+        )
+        .await?;
+        tracing::info!(by = %caller.user_id, bar_lifted, tokens_retired, "reinstated");
+        Ok(Reinstated { success: true, bar_lifted, tokens_retired })
     }
 
     pub async fn stats(&self, caller: &Caller) -> Result<StatsView, AppError> {

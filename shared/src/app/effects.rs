@@ -199,8 +199,9 @@ impl Consumer {
         };
         let now = self.clock.now();
         let current = self.store.current_membership(account).await?;
+        let barred = self.store.account_bar(account).await?.is_some();
         let holds_place = current.as_ref().is_some_and(|m| m.holds_place(now));
-        let admitted = current.as_ref().is_some_and(|m| m.admits(now));
+        let admitted = current.as_ref().is_some_and(|m| m.admits(now)) && !barred;
         Ok(match effect {
             Effect::RemoveMember { .. } if holds_place => Current::Drop("the account has a current membership"),
             Effect::ApproveJoinRequest { .. } if !admitted => {

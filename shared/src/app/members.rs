@@ -4,7 +4,8 @@ use serde_json::json;
 
 use super::{App, AppError, telegram_actor};
 use crate::domain::{
-    AuditAction, ChatJoinRequest, ChatMemberUpdated, Lang, MembershipStatus, NotificationKind, TelegramUserId, texts,
+    AccountBar, AuditAction, ChatJoinRequest, ChatMemberUpdated, Lang, MembershipStatus, NotificationKind,
+    TelegramUserId, texts,
 };
 use crate::ports::Effect;
 
@@ -22,7 +23,8 @@ impl App {
             None => None,
         };
         let current = self.store.current_membership(account).await?;
-        let entitled = current.as_ref().filter(|m| m.admits(now));
+        let barred = self.store.account_bar(account).await?.is_some();
+        let entitled = current.as_ref().filter(|m| m.admits(now) && !barred);
         // The effects an update decides are keyed by its id: Telegram's retries of it are one event.
         let key = format!("update:{update_id}:join-request");
         let actor = telegram_actor(account);
@@ -75,11 +77,57 @@ impl App {
         if before.is_staff() || after.is_staff() || user.is_bot {
             return Ok(());
         }
+        let by_an_administrator = update.new_chat_member.status == "kicked"
+            && !update.from.is_bot
+            && Some(update.from.id) != self.settings.bot_id()
+            && update.from.id != user.id;
         match (before.is_in_chat(), after.is_in_chat()) {
             (false, true) => self.on_join(update_id, update, account).await,
+            (_, false) if by_an_administrator => self.on_removal_by_administrator(update, account).await,
             (true, false) => self.on_leave(account).await,
             _ => Ok(()),
         }
+    }
+
+    /// A channel administrator banned the account by hand: that decision is respected. The
+    /// account is barred (no `/start`, approval or unban lets it back) and its membership ends,
+    /// until support reinstates it.
+    async fn on_removal_by_administrator(
+        &self,
+        update: &ChatMemberUpdated,
+        account: TelegramUserId,
+    ) -> Result<(), AppError> {
+        let now = self.clock.now();
+        let by = telegram_actor(TelegramUserId::parse(update.from.id)?);
+        let reason = "removed by a channel administrator";
+        self.store
+            .bar_account(&AccountBar { telegram_user_id: account, reason: reason.into(), by: by.clone(), at: now })
+            .await?;
+        let current = self.store.current_membership(account).await?;
+        tracing::warn!(telegram_user = %account, by = %by, "removed by a channel administrator: barred until support reinstates");
+        self.audit(
+            &by,
+            AuditAction::MemberRemoved,
+            current.as_ref().map(|m| &m.user_id),
+            Some(account),
+            json!({ "reason": reason, "membership_id": current.as_ref().map(|m| m.id.clone()) }),
+        )
+        .await?;
+        if let Some(m) = current {
+            // Already out of the channel: nothing to queue, only the store to bring in line.
+            for ended in self.store.revoke_user(&m.user_id, reason, now, &|_| Vec::new()).await? {
+                let lang = self.payer_lang(&ended).await?;
+                let text = texts::revoked(lang, &self.settings.channel_name, reason);
+                self.notify_member(
+                    &ended,
+                    NotificationKind::AccessRevoked,
+                    &text,
+                    &format!("access_revoked:{}", ended.id),
+                )
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     async fn on_join(

@@ -26,6 +26,8 @@ pub enum AuditAction {
     JobRun,
     /// A queued channel effect that a later change made stale was not carried out.
     EffectDropped,
+    /// Support lifted a channel administrator's removal, or let a redeemed payment have a new token.
+    Reinstated,
 }
 
 impl AuditAction {
@@ -49,11 +51,12 @@ impl AuditAction {
             Self::AccessRevoked => "access_revoked",
             Self::JobRun => "job_run",
             Self::EffectDropped => "effect_dropped",
+            Self::Reinstated => "reinstated",
         }
     }
 
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        const ALL: [AuditAction; 18] = [
+        const ALL: [AuditAction; 19] = [
             AuditAction::PaymentSubmitted,
             AuditAction::PaymentValidated,
             AuditAction::PaymentRejected,
@@ -72,6 +75,7 @@ impl AuditAction {
             AuditAction::AccessRevoked,
             AuditAction::JobRun,
             AuditAction::EffectDropped,
+            AuditAction::Reinstated,
         ];
         ALL.into_iter().find(|a| a.as_str() == raw).ok_or(DomainError::invalid("audit action", "unknown"))
     }

@@ -154,3 +154,14 @@ mod tests {
         assert_eq!(member(MembershipStatus::Revoked, at(10)).days_remaining(at(0)), 0);
     }
 }
+
+/// An account a channel administrator removed by hand: respected (no `/start`, no approval, no
+/// unban lets it back) until support lifts it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AccountBar {
+    pub telegram_user_id: super::TelegramUserId,
+    pub reason: String,
+    /// Who barred it: `telegram:<administrator id>`.
+    pub by: String,
+    pub at: DateTime<Utc>,
+}

@@ -83,8 +83,10 @@ pub fn status_routes() -> Router<HttpState> {
     route(Router::new(), "/api/telegram/status/", get(status))
 }
 
+/// Revoking access, and support's way back (reinstate).
 pub fn revoke_routes() -> Router<HttpState> {
-    route(Router::new(), "/api/telegram/revoke-access/", post(revoke_access))
+    let routes = route(Router::new(), "/api/telegram/revoke-access/", post(revoke_access));
+    route(routes, "/api/telegram/admin/reinstate/", post(reinstate))
 }
 
 /// Statistics and the audit log: the admin's read side.
@@ -215,6 +217,23 @@ async fn revoke_access(
 ) -> Result<Response, AppError> {
     let count = s.app.revoke_access(&caller, &body.user_id, &body.reason).await?;
     Ok(Json(json!({ "success": true, "revoked_count": count })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReinstateBody {
+    telegram_user_id: Option<i64>,
+    payment_id: Option<String>,
+    reason: String,
+}
+
+async fn reinstate(
+    State(s): State<HttpState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<ReinstateBody>,
+) -> Result<Response, AppError> {
+    let done = s.app.reinstate(&caller, body.telegram_user_id, body.payment_id.as_deref(), &body.reason).await?;
+    Ok(Json(done).into_response())
 }
 
 async fn stats(State(s): State<HttpState>, caller: Caller) -> Result<Response, AppError> {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Envelope;
 use crate::domain::{
-    AuditEntry, Membership, MembershipId, Notification, NotificationId, Payment, PaymentId, PaymentStatus,
+    AccountBar, AuditEntry, Membership, MembershipId, Notification, NotificationId, Payment, PaymentId, PaymentStatus,
     TelegramUserId, TokenHash, TokenRecord, UserId,
 };
 
@@ -277,6 +277,20 @@ pub trait EffectOutbox: Send + Sync {
     async fn settle_intent(&self, key: &str) -> Result<(), StoreError>;
 }
 
+/// Accounts a channel administrator removed by hand (see `AccountBar`), and support's way back.
+#[async_trait]
+pub trait AccountBars: Send + Sync {
+    /// Bars the account (a second bar replaces the first).
+    async fn bar_account(&self, bar: &AccountBar) -> Result<(), StoreError>;
+    async fn account_bar(&self, account: TelegramUserId) -> Result<Option<AccountBar>, StoreError>;
+    /// `false` when the account was not barred.
+    async fn lift_bar(&self, account: TelegramUserId) -> Result<bool, StoreError>;
+    /// Lets a redeemed payment have a new token: its used or bound tokens are retired (revoked),
+    /// only while none of the memberships they opened is pending or active
+    /// (`Conflict("access_still_open")`). Returns how many tokens were retired.
+    async fn reopen_payment(&self, payment: &PaymentId) -> Result<u64, StoreError>;
+}
+
 /// The statistics, read from counters kept in the same writes as the events they count.
 #[async_trait]
 pub trait Stats: Send + Sync {
@@ -314,6 +328,7 @@ pub trait Store:
     + UpdateLog
     + EffectLog
     + EffectOutbox
+    + AccountBars
     + LifecycleStore
     + Stats
     + JobLog
@@ -328,6 +343,7 @@ impl<T> Store for T where
         + UpdateLog
         + EffectLog
         + EffectOutbox
+        + AccountBars
         + LifecycleStore
         + Stats
         + JobLog

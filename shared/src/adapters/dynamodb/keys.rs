@@ -31,6 +31,7 @@ prefixed! {
     job => "JOB",
     audit => "AUDIT",
     rate => "RATE",
+    bar => "BAR",
     // Sort keys under `user`.
     notification => "NOTIF",
     // Index partitions (gsiNpk).

@@ -5,6 +5,7 @@
 
 mod access;
 mod audit;
+mod bars;
 mod codec;
 mod keys;
 mod lifecycle;

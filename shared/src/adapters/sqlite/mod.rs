@@ -3,6 +3,7 @@
 
 mod access;
 mod audit;
+mod bars;
 mod lifecycle;
 mod notifications;
 mod payments;
@@ -21,7 +22,7 @@ use crate::ports::{Envelope, StoreError};
 use rows::{membership_from, token_from};
 
 /// Each step brings the schema from version i to i + 1; a store is migrated on open.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     include_str!("migrations/v1.sql"),
     include_str!("migrations/v2.sql"),
     include_str!("migrations/v3.sql"),
@@ -30,6 +31,7 @@ const MIGRATIONS: [&str; 8] = [
     include_str!("migrations/v6.sql"),
     include_str!("migrations/v7.sql"),
     include_str!("migrations/v8.sql"),
+    include_str!("migrations/v9.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
