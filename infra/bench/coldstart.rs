@@ -15,22 +15,13 @@
 //! Runs are interleaved (every binary once, then again) so that noise spreads evenly. Prints
 //! Markdown tables: medians with min–max, and each function's ratio to the floor.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::routing::{get, post};
 use serde_json::Value;
 use telegate::fake_telegram::FakeTelegram;
-use tokio::sync::mpsc;
-
-const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
-const FLOOR: &str = "floor";
+use telegate::lambda_emulator::{FLOOR, Run, check, invoke, sample};
 
 /// Each function with the sample event of its first (timed) invocation.
 const CASES: [(&str, &str); 10] = [
@@ -45,148 +36,6 @@ const CASES: [(&str, &str); 10] = [
     ("side-effects", "side-effects/batch.json"),
     ("scheduled-jobs", "scheduled-jobs/expire-tokens.json"),
 ];
-
-enum Seen {
-    Next(Instant),
-    Response(Instant, String),
-    Error(String),
-}
-
-struct Runtime {
-    events: Mutex<VecDeque<String>>,
-    seen: mpsc::UnboundedSender<Seen>,
-}
-
-async fn next(State(rt): State<Arc<Runtime>>) -> (HeaderMap, String) {
-    let _ = rt.seen.send(Seen::Next(Instant::now()));
-    let event = rt.events.lock().unwrap().pop_front();
-    // No more events: hold the call, as Lambda does while a container is frozen.
-    let Some(event) = event else { std::future::pending().await };
-    let mut headers = HeaderMap::new();
-    let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
-    headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_static("bench-request"));
-    headers.insert("lambda-runtime-deadline-ms", HeaderValue::from(deadline));
-    headers.insert(
-        "lambda-runtime-invoked-function-arn",
-        HeaderValue::from_static("arn:aws:lambda:eu-west-1:123456789012:function:bench"),
-    );
-    headers.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
-    (headers, event)
-}
-
-async fn response(State(rt): State<Arc<Runtime>>, UrlPath(_id): UrlPath<String>, body: String) -> StatusCode {
-    let _ = rt.seen.send(Seen::Response(Instant::now(), body));
-    StatusCode::ACCEPTED
-}
-
-async fn error(State(rt): State<Arc<Runtime>>, body: String) -> StatusCode {
-    let _ = rt.seen.send(Seen::Error(body));
-    StatusCode::ACCEPTED
-}
-
-struct Run {
-    init: Duration,
-    first: Duration,
-    peak_rss_kib: u64,
-    answers: Vec<String>,
-}
-
-/// Starts `binary` under a fresh Runtime API, feeds it `events` one by one, and measures.
-async fn invoke(binary: &Path, env: &HashMap<String, String>, events: Vec<String>, log: &Path) -> Result<Run, String> {
-    let (seen, mut rx) = mpsc::unbounded_channel();
-    let count = events.len();
-    let runtime = Arc::new(Runtime { events: Mutex::new(events.into()), seen });
-    let app = Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
-        .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
-        .route("/2018-06-01/runtime/init/error", post(error))
-        .with_state(runtime);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let log = std::fs::File::create(log).map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(binary)
-        .env_clear()
-        .envs(env)
-        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
-        .stderr(log)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("{}: {e}", binary.display()))?;
-    let pid = child.id().ok_or("no pid")?;
-
-    let mut init = None;
-    let mut first = None;
-    let mut answers = Vec::new();
-    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(event) = rx.recv().await {
-            match event {
-                Seen::Next(at) => {
-                    init.get_or_insert(at - started);
-                }
-                Seen::Response(at, body) => {
-                    first.get_or_insert(at - started);
-                    answers.push(body);
-                    if answers.len() == count {
-                        return Ok(());
-                    }
-                }
-                Seen::Error(body) => return Err(format!("the function reported an error: {body}")),
-            }
-        }
-        Err("the emulator stopped".to_owned())
-    })
-    .await;
-    let peak_rss_kib = peak_rss_kib(pid);
-    let _ = child.kill().await;
-    server.abort();
-    outcome.map_err(|_| format!("{}: no answer within 60 s", binary.display()))??;
-    Ok(Run {
-        init: init.ok_or("no next call")?,
-        first: first.ok_or("no response")?,
-        peak_rss_kib: peak_rss_kib?,
-        answers,
-    })
-}
-
-fn peak_rss_kib(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmHWM".to_owned())
-}
-
-fn sample(file: &str) -> String {
-    std::fs::read_to_string(format!("{EVENTS}/{file}")).unwrap_or_else(|e| panic!("{file}: {e}"))
-}
-
-/// What `events/expected.json` says the answer to `file` is, checked on the function's answer.
-fn check(expected: &[Value], name: &str, file: &str, answer: &str) -> Result<String, String> {
-    let answer: Value = serde_json::from_str(answer).map_err(|e| format!("{name}: answer is not JSON: {e}"))?;
-    if name == FLOOR {
-        return Ok(answer["statusCode"].to_string());
-    }
-    let case = expected.iter().find(|c| c["file"] == file).ok_or(format!("{file} is not in expected.json"))?;
-    let (got, want) = if let Some(status) = case.get("status") {
-        (answer["statusCode"].clone(), status.clone())
-    } else if let Some(job) = case.get("job") {
-        (answer["job"].clone(), job.clone())
-    } else {
-        let failures: Vec<Value> = answer["batchItemFailures"]
-            .as_array()
-            .map(|a| a.iter().map(|f| f["itemIdentifier"].clone()).collect())
-            .unwrap_or_default();
-        (Value::from(failures), case["failures"].clone())
-    };
-    if got == want { Ok(got.to_string()) } else { Err(format!("{name} ({file}): answered {got}, expected {want}")) }
-}
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
@@ -243,6 +92,7 @@ async fn main() -> Result<(), String> {
         env.insert(k.to_owned(), std::env::var(k).map_err(|_| format!("{k} is not set"))?);
     }
     let bootstrap = |name: &str| packages.join(name).join("bootstrap");
+    let command = |name: &str| vec![bootstrap(name)];
     let env_for = |name: &str| {
         let mut env = env.clone();
         env.insert("AWS_LAMBDA_FUNCTION_NAME".into(), name.into());
@@ -256,7 +106,7 @@ async fn main() -> Result<(), String> {
         telegate_core::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &env["TABLE_NAME"]);
     telegate::samples::seed(&store).await.map_err(|e| e.to_string())?;
     let setup = invoke(
-        &bootstrap("payments"),
+        &command("payments"),
         &env_for("payments"),
         vec![sample("payments/validate.json")],
         &logs.join("setup.log"),
@@ -268,7 +118,7 @@ async fn main() -> Result<(), String> {
     let mut answers: HashMap<&str, String> = HashMap::new();
     for round in 0..runs {
         for (name, file) in CASES {
-            let run = invoke(&bootstrap(name), &env_for(name), vec![sample(file)], &logs.join(format!("{name}.log")))
+            let run = invoke(&command(name), &env_for(name), vec![sample(file)], &logs.join(format!("{name}.log")))
                 .await
                 .map_err(|e| format!("{name}, run {round}: {e} (log: target/bench-logs/{name}.log)"))?;
             answers.insert(name, check(&expected, name, file, &run.answers[0])?);

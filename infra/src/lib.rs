@@ -7,6 +7,7 @@ pub mod fake_telegram;
 pub mod fuzzing;
 pub mod host;
 pub mod jwt;
+pub mod lambda_emulator;
 pub mod local_aws;
 pub mod local_env;
 pub mod ops;

@@ -1,0 +1,191 @@
+//! Runs what `sam build` produced, as the template deploys it: every `AWS::Serverless::Function`
+//! of `template.yaml`, its `bootstrap` from the SAM build folder (arm64, run under qemu-user on an
+//! x86_64 machine), with the environment the template gives it — each `!Ref` and secret resolved to
+//! resources created on the local AWS stand-in and test values — under the Lambda Runtime API
+//! emulator, answering a sample event from `events/` as `events/expected.json` says.
+//!
+//! `bash infra/sam.sh` runs it after `sam build`:
+//! `cargo run --example deploy-check -- target/template.json .aws-sam/build`, where the JSON is
+//! the template decoded by cfn-lint (intrinsics as `{"Ref": …}`, `{"Fn::Sub": …}`).
+//! A variable the template passes that this check cannot resolve, a missing function or binary,
+//! a binary for another architecture, or a wrong answer is a failure. Prints `N passed, M failed`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use telegate::fake_telegram::FakeTelegram;
+use telegate::lambda_emulator::{check, invoke, sample};
+
+/// The functions of the design card and the sample each one answers.
+const CASES: [(&str, &str); 9] = [
+    ("payments", "payments/mine.json"),
+    ("generate-token", "generate-token/generate.json"),
+    ("notifications", "notifications/list.json"),
+    ("status", "status/status.json"),
+    ("revoke", "revoke/revoke.json"),
+    ("stats", "stats/stats.json"),
+    ("telegram-webhook", "telegram-webhook/start.json"),
+    ("side-effects", "side-effects/batch.json"),
+    ("scheduled-jobs", "scheduled-jobs/expire-tokens.json"),
+];
+
+/// The deployment's parameters and secrets, as an operator would give them.
+fn parameter(name: &str, resources: &HashMap<String, String>) -> Option<String> {
+    Some(match name {
+        "BotUsername" => "telegate_fake_bot".into(),
+        "ChannelId" => "-1001234567890".into(),
+        "ChannelName" => "telegate".into(),
+        "MailFrom" => resources.get("MAIL_FROM")?.clone(),
+        "SecretName" => "telegate".into(),
+        "JwtIssuer" | "JwtAudience" | "Offers" | "AlarmEmail" => String::new(),
+        _ => return None,
+    })
+}
+
+fn secret(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "bot_token" => "123456:DEPLOY-CHECK",
+        "webhook_secret" => "events-webhook-secret",
+        "jwt_hs256_secret" => "events-secret-not-for-production-0123456789",
+        _ => return None,
+    })
+}
+
+/// One environment value of the template, resolved; `Err` names what could not be.
+fn resolve(value: &Value, resources: &HashMap<String, String>) -> Result<String, String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Object(o) if o.contains_key("Ref") => {
+            let name = o["Ref"].as_str().unwrap_or_default();
+            match name {
+                "Table" => resources.get("TABLE_NAME").cloned().ok_or("no table".into()),
+                "EffectsQueue" => resources.get("QUEUE_URL").cloned().ok_or("no queue".into()),
+                _ => parameter(name, resources).ok_or(format!("!Ref {name}")),
+            }
+        }
+        Value::Object(o) if o.contains_key("Fn::Sub") => {
+            let text = o["Fn::Sub"].as_str().ok_or("Fn::Sub with variables")?;
+            // `{{resolve:secretsmanager:${SecretName}:SecretString:<key>}}`: the secret's value.
+            if let Some(key) = text.strip_prefix("{{resolve:secretsmanager:${SecretName}:SecretString:") {
+                let key = key.trim_end_matches("}}");
+                return secret(key).map(str::to_owned).ok_or(format!("the secret key {key}"));
+            }
+            Err(format!("Fn::Sub {text}"))
+        }
+        other => Err(format!("{other}")),
+    }
+}
+
+/// `Some("aarch64")` or `Some("x86_64")` from the ELF header.
+fn architecture(binary: &Path) -> Result<&'static str, String> {
+    let bytes = std::fs::read(binary).map_err(|e| format!("{}: {e}", binary.display()))?;
+    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
+        return Err(format!("{} is not an ELF binary", binary.display()));
+    }
+    match u16::from_le_bytes([bytes[18], bytes[19]]) {
+        0xB7 => Ok("aarch64"),
+        0x3E => Ok("x86_64"),
+        other => Err(format!("{}: unknown machine {other:#x}", binary.display())),
+    }
+}
+
+/// How to run `binary` here: directly, or under qemu-user when it is arm64 on another machine.
+fn command(binary: &Path) -> Result<Vec<PathBuf>, String> {
+    let arch = architecture(binary)?;
+    if arch == std::env::consts::ARCH {
+        return Ok(vec![binary.to_owned()]);
+    }
+    if arch != "aarch64" {
+        return Err(format!("{}: built for {arch}; the template deploys arm64", binary.display()));
+    }
+    Ok(vec!["qemu-aarch64".into(), "-L".into(), "/usr/aarch64-linux-gnu".into(), binary.to_owned()])
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(template), Some(build)) = (args.get(1), args.get(2)) else {
+        return Err("usage: deploy-check <template.json> <sam build folder>".into());
+    };
+    let template: Value = serde_json::from_str(&std::fs::read_to_string(template).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("template: {e}"))?;
+    if std::env::var("AWS_ENDPOINT_URL").is_err() {
+        return Err("AWS_ENDPOINT_URL must point at the local AWS stand-in (infra/moto.sh)".into());
+    }
+    let expected: Vec<Value> = serde_json::from_str(&sample("expected.json")).map_err(|e| e.to_string())?;
+    let logs = PathBuf::from("target/deploy-check");
+    std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
+
+    let telegram = FakeTelegram::start().await.map_err(|e| e.to_string())?;
+    let resources: HashMap<String, String> =
+        telegate::local_aws::provision().await?.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let globals = template["Globals"]["Function"]["Environment"]["Variables"].as_object().cloned().unwrap_or_default();
+    let functions: HashMap<String, (String, Value)> = template["Resources"]
+        .as_object()
+        .ok_or("the template has no Resources")?
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .filter_map(|(id, r)| {
+            let name = r["Properties"]["CodeUri"].as_str()?.rsplit('/').next()?.to_owned();
+            Some((name, (id.clone(), r["Properties"].clone())))
+        })
+        .collect();
+
+    let config = telegate_core::adapters::aws::sdk_config().await;
+    let store = telegate_core::adapters::dynamodb::DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        &resources["TABLE_NAME"],
+    );
+    telegate::samples::seed(&store).await.map_err(|e| e.to_string())?;
+
+    let mut failures = Vec::new();
+    let mut passed = 0;
+    // payments validates the payment that generate-token's sample needs: it goes first.
+    let mut cases: Vec<(&str, &str)> = vec![("payments", "payments/validate.json")];
+    cases.extend(CASES);
+    for (name, file) in cases {
+        let outcome = async {
+            let (id, properties) =
+                functions.get(name).ok_or(format!("the template has no function in functions/{name}"))?;
+            let mut env = HashMap::new();
+            let own = properties["Environment"]["Variables"].as_object().cloned().unwrap_or_default();
+            for (k, v) in globals.iter().chain(own.iter()) {
+                env.insert(k.clone(), resolve(v, &resources).map_err(|e| format!("{k}: cannot resolve {e}"))?);
+            }
+            // What Lambda and the account give every function, and Telegram as the fake Bot API.
+            for (k, v) in [
+                ("TELEGRAM_API_URL", telegram.url.as_str()),
+                ("AWS_LAMBDA_FUNCTION_NAME", id.as_str()),
+                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+                ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+                ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/deploy-check"),
+                ("AWS_LAMBDA_LOG_STREAM_NAME", "deploy-check"),
+                ("TZ", "UTC"),
+            ] {
+                env.insert(k.to_owned(), v.to_owned());
+            }
+            for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+                env.insert(k.to_owned(), std::env::var(k).map_err(|_| format!("{k} is not set"))?);
+            }
+            let binary = Path::new(build).join(id).join("bootstrap");
+            let run = invoke(&command(&binary)?, &env, vec![sample(file)], &logs.join(format!("{name}.log"))).await?;
+            check(&expected, name, file, &run.answers[0])
+                .map(|answer| format!("{id} ({}): {answer}", architecture(&binary).unwrap_or("?")))
+        }
+        .await;
+        match outcome {
+            Ok(line) => {
+                passed += 1;
+                println!("ok   {name} `{file}` — {line}");
+            }
+            Err(e) => {
+                println!("FAIL {name} `{file}` — {e} (log: target/deploy-check/{name}.log)");
+                failures.push(name);
+            }
+        }
+    }
+    println!("{passed} passed, {} failed", failures.len());
+    if failures.is_empty() { Ok(()) } else { Err(format!("the built functions failed: {failures:?}")) }
+}
