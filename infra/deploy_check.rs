@@ -15,20 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use telegate::fake_telegram::FakeTelegram;
-use telegate::lambda_emulator::{check, invoke, sample};
-
-/// The functions of the design card and the sample each one answers.
-const CASES: [(&str, &str); 9] = [
-    ("payments", "payments/mine.json"),
-    ("generate-token", "generate-token/generate.json"),
-    ("notifications", "notifications/list.json"),
-    ("status", "status/status.json"),
-    ("revoke", "revoke/revoke.json"),
-    ("stats", "stats/stats.json"),
-    ("telegram-webhook", "telegram-webhook/start.json"),
-    ("side-effects", "side-effects/batch.json"),
-    ("scheduled-jobs", "scheduled-jobs/expire-tokens.json"),
-];
+use telegate::lambda_emulator::{SAMPLES, check, invoke, sample};
 
 /// The deployment's parameters and secrets, as an operator would give them.
 fn parameter(name: &str, resources: &HashMap<String, String>) -> Option<String> {
@@ -144,7 +131,7 @@ async fn main() -> Result<(), String> {
     let mut passed = 0;
     // payments validates the payment that generate-token's sample needs: it goes first.
     let mut cases: Vec<(&str, &str)> = vec![("payments", "payments/validate.json")];
-    cases.extend(CASES);
+    cases.extend(SAMPLES);
     for (name, file) in cases {
         let outcome = async {
             let (id, properties) =

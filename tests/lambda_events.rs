@@ -14,8 +14,8 @@ use tower::ServiceExt;
 
 const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
 
-#[tokio::test]
-async fn every_sample_event_gets_the_expected_answer_from_its_function() {
+/// The functions' wiring on fresh resources of the stand-in, with Telegram as the fake Bot API.
+async fn wiring() -> (telegate::fake_telegram::RunningFake, Wiring) {
     let telegram = FakeTelegram::start().await.unwrap();
     let mut env: HashMap<&str, String> = support::aws_resources().await.into_iter().collect();
     for (k, v) in [
@@ -28,8 +28,13 @@ async fn every_sample_event_gets_the_expected_answer_from_its_function() {
         env.insert(k, v.to_owned());
     }
     env.insert("TELEGRAM_API_URL", telegram.url.clone());
-    let settings = Settings::from_env(&|k| env.get(k).cloned()).unwrap();
-    let wiring = Wiring::build(settings).await.unwrap();
+    let wiring = Wiring::build(Settings::from_env(&|k| env.get(k).cloned()).unwrap()).await.unwrap();
+    (telegram, wiring)
+}
+
+#[tokio::test]
+async fn every_sample_event_gets_the_expected_answer_from_its_function() {
+    let (telegram, wiring) = wiring().await;
     telegate::samples::seed(wiring.app.store.as_ref()).await.unwrap();
 
     let expected: Vec<Value> =
@@ -123,19 +128,7 @@ async fn a_function_refuses_to_start_with_the_test_clock_or_without_aws_resource
 
 #[tokio::test]
 async fn a_batch_that_runs_out_of_time_reports_its_unstarted_records_as_failures() {
-    let telegram = FakeTelegram::start().await.unwrap();
-    let mut env: HashMap<&str, String> = support::aws_resources().await.into_iter().collect();
-    for (k, v) in [
-        ("TELEGRAM_BOT_TOKEN", "123456:EVENTS"),
-        ("TELEGRAM_BOT_USERNAME", "telegate_fake_bot"),
-        ("TELEGRAM_CHANNEL_ID", "-1001234567890"),
-        ("TELEGRAM_WEBHOOK_SECRET", "events-webhook-secret"),
-        ("JWT_HS256_SECRET", "events-secret-not-for-production-0123456789"),
-    ] {
-        env.insert(k, v.to_owned());
-    }
-    env.insert("TELEGRAM_API_URL", telegram.url.clone());
-    let wiring = Wiring::build(Settings::from_env(&|k| env.get(k).cloned()).unwrap()).await.unwrap();
+    let (telegram, wiring) = wiring().await;
     let text = std::fs::read_to_string(format!("{EVENTS}/side-effects/batch.json")).unwrap();
     let event: SqsEvent = serde_json::from_str(&text).unwrap();
     let ids: Vec<String> = event.records.iter().map(|r| r.message_id.clone().unwrap()).collect();

@@ -44,19 +44,7 @@ impl DynamoStore {
         )?];
         // A pending membership opened by the token we replace will never start.
         if let Some(m) = &token.membership_id {
-            items.push(self.update(
-                (&keys::membership(m), "MEM"),
-                "SET #status = :expired, ended_at = :now, end_reason = :why, gsi2pk = :g, gsi2sk = :now",
-                Some("#status = :pending"),
-                vec![
-                    (":expired", s("expired")),
-                    (":now", s(ts(now))),
-                    (":why", s("token replaced")),
-                    (":pending", s("pending")),
-                    // Ended memberships are on the index reconciliation reads, however they ended.
-                    (":g", s(keys::memberships_by_status("expired"))),
-                ],
-            )?);
+            items.push(self.close_pending(m, "token replaced", now)?);
         }
         Ok((items, 1))
     }

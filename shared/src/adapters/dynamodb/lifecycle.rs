@@ -55,18 +55,7 @@ impl LifecycleStore for DynamoStore {
                         }
                     }
                     if !others_live {
-                        writes.push(self.update(
-                            (&keys::membership(m), "MEM"),
-                            "SET #status = :expired, ended_at = :now, end_reason = :why, gsi2pk = :g, gsi2sk = :now",
-                            Some("#status = :pending"),
-                            vec![
-                                (":expired", s("expired")),
-                                (":now", s(ts(now))),
-                                (":why", s("token expired before joining")),
-                                (":pending", s("pending")),
-                                (":g", s(keys::memberships_by_status("expired"))),
-                            ],
-                        )?);
+                        writes.push(self.close_pending(m, "token expired before joining", now)?);
                     }
                 }
                 match self.transact(writes).await {

@@ -137,6 +137,28 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put.build().map_err(fault)?).build())
     }
 
+    /// A pending membership that will never start (its token expired or was replaced) → expired,
+    /// on the ended-memberships index that reconciliation reads, however it ended.
+    fn close_pending(
+        &self,
+        id: &crate::domain::MembershipId,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        self.update(
+            (&keys::membership(id), "MEM"),
+            "SET #status = :expired, ended_at = :now, end_reason = :why, gsi2pk = :g, gsi2sk = :now",
+            Some("#status = :pending"),
+            vec![
+                (":expired", s("expired")),
+                (":now", s(crate::adapters::stored::ts(now))),
+                (":why", s(why)),
+                (":pending", s("pending")),
+                (":g", s(keys::memberships_by_status("expired"))),
+            ],
+        )
+    }
+
     /// Puts of effect intents, for the transaction of the state change that decided them.
     fn intents(&self, intents: &[Envelope], now: DateTime<Utc>) -> Result<Vec<TransactWriteItem>, StoreError> {
         intents.iter().map(|e| self.put(intent_item(e, now)?, None, vec![])).collect()
