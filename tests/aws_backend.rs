@@ -88,7 +88,7 @@ async fn flood_control_never_dead_letters(app: TestApp) {
     }
     assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 8, "seven 429s waited out, then done");
     assert_eq!(app.fake().member_status(ALICE), "kicked");
-    assert!(app.running().effects.dead_letters().await.is_empty());
+    assert!(app.running().effects.dead_letters().await.unwrap().is_empty());
 }
 
 #[tokio::test]

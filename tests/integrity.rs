@@ -547,3 +547,41 @@ async fn a_revoked_payment_gets_a_new_link_once_support_reinstates_it() {
     let (status, fresh) = app.post("/api/telegram/generate-token/", &support, body).await;
     assert_eq!(status, 200, "{fresh}");
 }
+
+/// `serve`'s queue keeps its effects in the store: what a crash left queued is carried out when
+/// the host starts again, and dead letters stay visible to admins, across restarts.
+#[tokio::test]
+async fn the_local_queue_survives_a_restart_and_shows_its_dead_letters() {
+    use telegate_core::adapters::local_queue::QueueLog;
+    use telegate_core::ports::{Effect, Envelope};
+    let mut app = TestApp::spawn().await;
+    app.running.take().expect("running").stop().await.expect("stopped");
+    {
+        // What a crash leaves: an effect queued and never carried out.
+        let store = telegate_core::adapters::sqlite::SqliteStore::open(&app.data.0.join("telegate.sqlite3")).unwrap();
+        let left = Envelope {
+            idempotency_key: "left-by-a-crash".into(),
+            effect: Effect::SendMessage { chat_id: ALICE, text: "still sent".into() },
+        };
+        store.push(&[left], chrono::Utc::now()).await.unwrap();
+    }
+    app.restart().await;
+    app.drain().await;
+    assert_eq!(app.texts_to(ALICE), ["still sent"]);
+
+    // A permanent refusal goes to the dead letters at once (a 5xx would take five tries).
+    app.fake().fail_next("declineChatJoinRequest", Fault::BotBlocked, 1);
+    let who = telegate_core::domain::TelegramUserId::parse(ALICE).unwrap();
+    let doomed =
+        Envelope { idempotency_key: "doomed".into(), effect: Effect::DeclineJoinRequest { telegram_user_id: who } };
+    app.running().app.queue.enqueue(vec![doomed]).await.unwrap();
+    app.drain().await;
+    app.restart().await;
+    let (status, dead) = app.get("/api/telegram/admin/dead-letters/", &app.jwt("root", "admin")).await;
+    assert_eq!(status, 200);
+    let dead = dead.as_array().expect("a list").clone();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["envelope"]["idempotency_key"], "doomed");
+    assert!(dead[0]["error"].as_str().unwrap().contains("cannot be reached"), "{dead:?}");
+    assert_eq!(app.get("/api/telegram/admin/dead-letters/", &app.jwt("bob", "user")).await.0, 403);
+}

@@ -295,7 +295,7 @@ async fn a_member_who_blocked_the_bot_is_still_warned_in_the_app_and_by_mail() {
     app.advance(28 * DAY).await;
     assert_eq!(run_job(&app, "expiration-warnings").await, 1);
     app.drain().await;
-    assert!(app.running().effects.dead_letters().await.is_empty(), "a blocked bot is not retried");
+    assert!(app.running().effects.dead_letters().await.unwrap().is_empty(), "a blocked bot is not retried");
     assert_eq!(kinds(&notifications(&app, "alice").await)[0], "expiration_warning");
     let mails_after = std::fs::read_dir(app.data.0.join("outbox")).unwrap().count();
     assert_eq!(mails_after, mails_before + 1, "the warning went by mail");

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use telegate_core::adapters::aws::sdk_config;
 use telegate_core::adapters::clock::{SystemClock, TestClock};
 use telegate_core::adapters::dynamodb::DynamoStore;
-use telegate_core::adapters::local_queue::{DeadLetter, LocalQueue};
+use telegate_core::adapters::local_queue::{DeadLetter, LocalQueue, QueueLog};
 use telegate_core::adapters::outbox::{OutboxMailer, OutboxTelegram};
 use telegate_core::adapters::ses::SesMailer;
 use telegate_core::adapters::sqlite::SqliteStore;
@@ -71,10 +71,12 @@ impl Effects {
         }
     }
 
-    pub async fn dead_letters(&self) -> Vec<DeadLetter> {
+    /// The effects that will not be carried out (locally; in AWS they are in the dead-letter queue,
+    /// alarmed). A store that cannot be read answers as an error, never as "none".
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, String> {
         match self {
-            Self::Local(q) => q.dead_letters().await,
-            Self::Sqs(..) => Vec::new(),
+            Self::Local(q) => q.dead_letters().await.map_err(|e| e.to_string()),
+            Self::Sqs(..) => Ok(Vec::new()),
         }
     }
 }
@@ -120,19 +122,23 @@ impl Host {
         };
         let (store, mailer, effects): (Arc<dyn Store>, Arc<dyn Mailer>, _) = match &settings.aws {
             None => {
-                let store = SqliteStore::open(&data.join("telegate.sqlite3"))
-                    .map_err(|e| format!("cannot open the store: {e}"))?;
+                let store = Arc::new(
+                    SqliteStore::open(&data.join("telegate.sqlite3"))
+                        .map_err(|e| format!("cannot open the store: {e}"))?,
+                );
                 let from = std::env::var("MAIL_FROM").unwrap_or_else(|_| "telegate <no-reply@localhost>".into());
                 let mailer = OutboxMailer::new(data.join("outbox"), from)
                     .map_err(|e| format!("cannot create the mail outbox: {e}"))?;
-                (Arc::new(store), Arc::new(mailer), None)
+                // The local queue keeps its effects in the same file: a crash or restart loses none.
+                let log: Arc<dyn QueueLog> = store.clone();
+                (store, Arc::new(mailer), Err(log))
             }
             Some(aws) => {
                 let config = sdk_config().await;
                 let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &aws.table);
                 let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&config), &aws.mail_from);
                 let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), &aws.queue_url);
-                (Arc::new(store), Arc::new(mailer), Some(Arc::new(queue)))
+                (Arc::new(store), Arc::new(mailer), Ok(Arc::new(queue)))
             }
         };
         let consumer = Arc::new(Consumer::new(
@@ -141,8 +147,8 @@ impl Host {
             clock.clone(),
         ));
         let effects = match effects {
-            None => Effects::Local(LocalQueue::start(consumer)),
-            Some(queue) => Effects::Sqs(queue, consumer),
+            Err(log) => Effects::Local(LocalQueue::start(consumer, log, clock.clone())),
+            Ok(queue) => Effects::Sqs(queue, consumer),
         };
         let verifier = Arc::new(JwtVerifier::new(&settings.jwt).map_err(|e| e.to_string())?);
         let app = App { settings: Arc::new(settings), store, telegram, queue: effects.queue(), clock };
@@ -162,6 +168,10 @@ impl Host {
             };
             router = router.merge(Router::new().route("/_local/clock/advance", post(advance_clock)).with_state(state));
         }
+        let dead = DeadLetterState { effects: self.effects.clone(), verifier: self.verifier.clone() };
+        router = router.merge(
+            Router::new().route("/api/telegram/admin/dead-letters/", axum::routing::get(dead_letters)).with_state(dead),
+        );
         router.merge(Router::new().route("/healthz", axum::routing::get(|| async { axum::Json(json!({"ok": true})) })))
     }
 
@@ -377,4 +387,33 @@ pub async fn answer(router: &Router, request: axum::http::Request<axum::body::Bo
     let status = response.status().as_u16();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[derive(Clone)]
+struct DeadLetterState {
+    effects: Effects,
+    verifier: Arc<JwtVerifier>,
+}
+
+/// `GET /api/telegram/admin/dead-letters/` (admin, local host): the effects the local queue gave up
+/// on, with their last error. In AWS they are in the SQS dead-letter queue (alarmed).
+async fn dead_letters(State(s): State<DeadLetterState>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let header = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let caller = match s.verifier.verify_header(header).await {
+        Ok(c) => c,
+        Err(_) => {
+            return http::error_body(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", "invalid or missing token");
+        }
+    };
+    if !caller.has(telegate_core::auth::Role::Admin) {
+        return http::error_body(axum::http::StatusCode::FORBIDDEN, "forbidden", "this action needs the admin role");
+    }
+    match s.effects.dead_letters().await {
+        Ok(dead) => axum::Json(dead).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the dead letters");
+            http::error_body(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        }
+    }
 }

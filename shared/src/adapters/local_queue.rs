@@ -1,100 +1,152 @@
-//! The in-process queue of `telegate serve`: the same effect runner as the SQS consumer, with
-//! retries (Telegram's `retry_after`, else backoff) and dead letters after 5 attempts.
+//! The queue of `telegate serve` on the embedded store: the same effect runner as the SQS consumer,
+//! with retries (Telegram's `retry_after`, which spends no attempt; else backoff) and dead letters
+//! after 5 attempts. Queued effects live in the store (`QueueLog`), so a crash or a restart loses
+//! none; dead letters stay there, visible (`dead_letters`, the admin route, the log).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{Mutex, Notify, mpsc};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::Notify;
 
 use crate::app::effects::{Consumer, Outcome};
-use crate::ports::{Envelope, Queue, QueueError};
+use crate::ports::{Clock, Envelope, Queue, QueueError, StoreError};
 
 pub const MAX_ATTEMPTS: u32 = 5;
 
-#[derive(Clone, Debug)]
+/// An effect that will not be carried out, with the last error.
+#[derive(Clone, Debug, Serialize)]
 pub struct DeadLetter {
     pub envelope: Envelope,
     pub error: String,
+    pub at: DateTime<Utc>,
 }
 
-struct Shared {
-    tx: mpsc::UnboundedSender<(Envelope, u32)>,
-    in_flight: AtomicUsize,
-    idle: Notify,
-    dead: Mutex<Vec<DeadLetter>>,
+/// One queued effect as the log holds it.
+#[derive(Clone, Debug)]
+pub struct Queued {
+    pub seq: i64,
+    pub envelope: Envelope,
+    /// Attempts made so far that count towards the dead letters (flood control does not).
+    pub attempt: u32,
+}
+
+/// Where the local queue keeps its effects (the SQLite store implements it).
+#[async_trait]
+pub trait QueueLog: Send + Sync {
+    async fn push(&self, envelopes: &[Envelope], at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Effects due at `now` (not dead), oldest first.
+    async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Queued>, StoreError>;
+    async fn retry_at(&self, seq: i64, attempt: u32, at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn remove(&self, seq: i64) -> Result<(), StoreError>;
+    async fn bury(&self, seq: i64, error: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Effects not yet carried out nor dead.
+    async fn waiting(&self) -> Result<u64, StoreError>;
+    /// The next time an effect waiting for its retry is due.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError>;
 }
 
 #[derive(Clone)]
 pub struct LocalQueue {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    log: Arc<dyn QueueLog>,
+    clock: Arc<dyn Clock>,
+    /// Something was queued: wakes the worker (a permit is kept if it is busy).
+    queued: Notify,
+    /// The worker settled a round: wakes whoever drains.
+    settled: Notify,
 }
 
 impl LocalQueue {
-    /// Starts the worker on the current runtime.
-    pub fn start(consumer: Arc<Consumer>) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(Envelope, u32)>();
-        let shared =
-            Arc::new(Shared { tx, in_flight: AtomicUsize::new(0), idle: Notify::new(), dead: Mutex::default() });
-        let worker = Arc::clone(&shared);
+    /// Starts the worker on the current runtime; effects left in the log by an earlier run (a
+    /// crash, a restart) are carried out first. The worker stops once the queue is dropped.
+    pub fn start(consumer: Arc<Consumer>, log: Arc<dyn QueueLog>, clock: Arc<dyn Clock>) -> Self {
+        let inner = Arc::new(Inner { log, clock, queued: Notify::new(), settled: Notify::new() });
+        let worker = Arc::downgrade(&inner);
         tokio::spawn(async move {
-            while let Some((envelope, attempt)) = rx.recv().await {
-                let result = consumer.handle(&envelope).await;
-                worker.settle(envelope, attempt, result).await;
+            while let Some(inner) = worker.upgrade() {
+                inner.round(&consumer).await;
             }
         });
-        Self { shared }
+        Self { inner }
     }
 
     /// Waits until every queued effect has been carried out or dead-lettered.
     pub async fn drain(&self) {
         loop {
-            let notified = self.shared.idle.notified();
-            if self.shared.in_flight.load(Ordering::SeqCst) == 0 {
-                return;
+            let notified = self.inner.settled.notified();
+            match self.inner.log.waiting().await {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "the local queue cannot count its effects"),
             }
-            notified.await;
+            let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
         }
     }
 
-    pub async fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.shared.dead.lock().await.clone()
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        self.inner.log.dead_letters().await
     }
 }
 
-impl Shared {
-    async fn settle(self: &Arc<Self>, envelope: Envelope, attempt: u32, result: Outcome) {
-        match result {
-            Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => self.done(),
-            // Flood control delays an effect; it never uses up its attempts.
-            Outcome::Retry { after: Some(delay), reason } => self.retry(envelope, attempt, delay, reason),
-            Outcome::Retry { after: None, reason } if attempt < MAX_ATTEMPTS => {
-                let delay = Duration::from_millis(200 * 2u64.pow(attempt));
-                self.retry(envelope, attempt + 1, delay, reason)
+impl Inner {
+    /// Carries out what is due, or waits for something to be.
+    async fn round(&self, consumer: &Consumer) {
+        let now = self.clock.now();
+        let due = match self.log.due(now, 10).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!(error = %e, "the local queue cannot read its log; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return;
             }
-            Outcome::Retry { reason: error, .. } | Outcome::Failed(error) => {
-                tracing::error!(key = %envelope.idempotency_key, attempt, error, "effect dead-lettered");
-                self.dead.lock().await.push(DeadLetter { envelope, error });
-                self.done();
+        };
+        if due.is_empty() {
+            return self.idle_until_next().await;
+        }
+        for queued in due {
+            let outcome = consumer.handle(&queued.envelope).await;
+            if let Err(e) = self.settle(&queued, outcome).await {
+                tracing::error!(key = %queued.envelope.idempotency_key, error = %e, "could not settle an effect; it runs again");
             }
         }
+        self.settled.notify_waiters();
     }
 
-    fn retry(self: &Arc<Self>, envelope: Envelope, attempt: u32, delay: Duration, reason: String) {
-        tracing::warn!(key = %envelope.idempotency_key, attempt, reason, delay_ms = delay.as_millis() as u64, "effect will be retried");
-        let shared = Arc::clone(self);
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            if shared.tx.send((envelope, attempt)).is_err() {
-                shared.done();
+    async fn idle_until_next(&self) {
+        let wait = match self.log.next_due().await {
+            Ok(Some(at)) => (at - self.clock.now()).to_std().unwrap_or_default().min(Duration::from_secs(1)),
+            _ => Duration::from_secs(1),
+        };
+        let _ = tokio::time::timeout(wait, self.queued.notified()).await;
+    }
+
+    async fn settle(&self, queued: &Queued, outcome: Outcome) -> Result<(), StoreError> {
+        let key = &queued.envelope.idempotency_key;
+        let now = self.clock.now();
+        let later = |d: Duration| now + chrono::Duration::from_std(d).unwrap_or_default();
+        match outcome {
+            Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => self.log.remove(queued.seq).await,
+            // Flood control delays an effect; it never uses up its attempts.
+            Outcome::Retry { after: Some(delay), reason } => {
+                tracing::warn!(key = %key, reason, delay_ms = delay.as_millis() as u64, "flood control: retried after Telegram's delay");
+                self.log.retry_at(queued.seq, queued.attempt, later(delay)).await
             }
-        });
-    }
-
-    fn done(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.idle.notify_waiters();
+            Outcome::Retry { after: None, reason } if queued.attempt + 1 < MAX_ATTEMPTS => {
+                let delay = Duration::from_millis(200 * 2u64.pow(queued.attempt + 1));
+                tracing::warn!(key = %key, attempt = queued.attempt + 1, reason, "effect will be retried");
+                self.log.retry_at(queued.seq, queued.attempt + 1, later(delay)).await
+            }
+            Outcome::Retry { reason: error, .. } | Outcome::Failed(error) => {
+                tracing::error!(key = %key, attempt = queued.attempt + 1, error, "effect dead-lettered");
+                self.log.bury(queued.seq, &error, now).await
+            }
         }
     }
 }
@@ -102,13 +154,9 @@ impl Shared {
 #[async_trait]
 impl Queue for LocalQueue {
     async fn enqueue(&self, envelopes: Vec<Envelope>) -> Result<(), QueueError> {
-        for envelope in envelopes {
-            self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
-            if self.shared.tx.send((envelope, 1)).is_err() {
-                self.shared.done();
-                return Err(QueueError("the local queue has stopped".into()));
-            }
-        }
+        let inner = &self.inner;
+        inner.log.push(&envelopes, inner.clock.now()).await.map_err(|e| QueueError(e.to_string()))?;
+        inner.queued.notify_one();
         Ok(())
     }
 }

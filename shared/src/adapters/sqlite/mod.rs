@@ -7,6 +7,7 @@ mod bars;
 mod lifecycle;
 mod notifications;
 mod payments;
+mod queue;
 mod rows;
 mod updates;
 
@@ -22,7 +23,7 @@ use crate::ports::{Envelope, StoreError};
 use rows::{membership_from, token_from};
 
 /// Each step brings the schema from version i to i + 1; a store is migrated on open.
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     include_str!("migrations/v1.sql"),
     include_str!("migrations/v2.sql"),
     include_str!("migrations/v3.sql"),
@@ -32,6 +33,7 @@ const MIGRATIONS: [&str; 9] = [
     include_str!("migrations/v7.sql"),
     include_str!("migrations/v8.sql"),
     include_str!("migrations/v9.sql"),
+    include_str!("migrations/v10.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
