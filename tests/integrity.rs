@@ -585,3 +585,33 @@ async fn the_local_queue_survives_a_restart_and_shows_its_dead_letters() {
     assert!(dead[0]["error"].as_str().unwrap().contains("cannot be reached"), "{dead:?}");
     assert_eq!(app.get("/api/telegram/admin/dead-letters/", &app.jwt("bob", "user")).await.0, 403);
 }
+
+/// A link paid by web user B, opened by a Telegram account whose membership user A paid for, does
+/// not extend A's membership: it stays unused, so every period is attributable to its payment and
+/// revoking B removes only what B paid for.
+#[tokio::test]
+async fn a_link_paid_by_another_user_does_not_extend_this_accounts_membership() {
+    const BOB: i64 = 8202;
+    let app = TestApp::spawn().await;
+    app.member("alice", "TX-PAYER-A", ALICE).await;
+    let before = app.status_of("alice").await["memberships"][0]["expires_at"].clone();
+    let bobs = app.paid("bob", "TX-PAYER-B").await;
+    let token = bobs["token"].as_str().unwrap();
+    assert_eq!(app.start_command(ALICE, token).await, 200);
+    assert!(app.texts_to(ALICE).last().unwrap().contains("payé par un autre compte"), "{:?}", app.texts_to(ALICE));
+    assert_eq!(app.status_of("alice").await["memberships"][0]["expires_at"], before, "alice's end unchanged");
+
+    // The link still works for bob's own Telegram account, and revoking bob leaves alice alone.
+    assert_eq!(app.start_command(BOB, token).await, 200);
+    assert!(app.last_invite_link().is_some());
+    assert_eq!(app.status_of("bob").await["memberships"].as_array().unwrap().len(), 1, "bob sees what he paid for");
+    let (status, body) = app
+        .post(
+            "/api/telegram/revoke-access/",
+            &app.jwt("root", "admin"),
+            json!({"user_id": "bob", "reason": "chargeback"}),
+        )
+        .await;
+    assert_eq!((status, &body["revoked_count"]), (200, &json!(1)));
+    assert_eq!(app.status_of("alice").await["has_active_subscription"], true);
+}

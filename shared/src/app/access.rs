@@ -44,6 +44,8 @@ pub enum Redemption {
     AlreadyMember {
         end: DateTime<Utc>,
     },
+    /// The account's current membership was paid by another web account: the token is not used.
+    OtherPayer,
 }
 
 impl App {
@@ -150,6 +152,17 @@ impl App {
         raw: &str,
     ) -> Result<Redemption, AppError> {
         let outcome = self.redeem_token(from, account, raw).await?;
+        if let Redemption::OtherPayer = outcome {
+            let token = AccessToken::parse(raw).map(|t| t.hash().label().to_owned()).unwrap_or_default();
+            self.audit(
+                &telegram_actor(account),
+                AuditAction::TokenRefused,
+                None,
+                Some(account),
+                json!({ "token": token, "reason": "the account's current membership has another payer" }),
+            )
+            .await?;
+        }
         if let Redemption::Refused = outcome {
             let token = AccessToken::parse(raw).map(|t| t.hash().label().to_owned()).unwrap_or_default();
             tracing::info!(telegram_user = %account, token, "token refused");
@@ -180,6 +193,17 @@ impl App {
             return Ok(Redemption::Refused);
         };
         let foreign = record.telegram_user_id.is_some_and(|t| t != account);
+        // One period, one payer: a token of another web account is never added to this account's
+        // current membership (revoking that payer would not remove what they paid for). It stays
+        // unbound, for another Telegram account or for after this membership ends.
+        if record.membership_id.is_none()
+            && let Some(current) = self.store.current_membership(account).await?
+            && current.user_id != record.user_id
+            && current.holds_place(now)
+        {
+            tracing::info!(telegram_user = %account, token = record.hash.label(), "token of another payer: not applied");
+            return Ok(Redemption::OtherPayer);
+        }
         let record = match record.status {
             _ if foreign => return Ok(Redemption::Refused),
             TokenStatus::Pending if !record.is_expired(now) => {

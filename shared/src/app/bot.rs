@@ -70,6 +70,7 @@ impl App {
                 }
                 Redemption::Extended { end } => (texts::extended(lang, channel, end), None),
                 Redemption::AlreadyMember { end } => (texts::already_member(lang, channel, end), None),
+                Redemption::OtherPayer => (texts::other_payer(lang, channel), None),
             },
             ("/start", None) => (texts::welcome(lang, channel), None),
             ("/status", _) => (self.status_text(account, lang).await?, None),

@@ -98,6 +98,19 @@ pub fn invite(lang: Lang, channel: &str, minutes: u64) -> String {
     }
 }
 
+pub fn other_payer(lang: Lang, channel: &str) -> String {
+    match lang {
+        Lang::Fr => format!(
+            "Ce compte Telegram a déjà un abonnement à « {channel} » payé par un autre compte. Ce lien n'a pas \
+             été utilisé : ouvrez-le depuis un autre compte Telegram, ou à la fin de cet abonnement."
+        ),
+        Lang::En => format!(
+            "This Telegram account already has a subscription to \"{channel}\" paid by another account. This \
+             link was not used: open it from another Telegram account, or once that subscription ends."
+        ),
+    }
+}
+
 pub fn extended(lang: Lang, channel: &str, end: DateTime<Utc>) -> String {
     match lang {
         Lang::Fr => format!("Merci ! Votre abonnement à « {channel} » est prolongé jusqu'au {}.", date(lang, end)),
