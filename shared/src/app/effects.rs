@@ -160,7 +160,7 @@ impl Consumer {
         match self.store.claim_effect(key, now, chrono::Duration::seconds(LEASE_SECONDS)).await {
             Ok(true) => {}
             Ok(false) => {
-                self.settle_intent(key).await;
+                self.settle_intent(envelope).await;
                 return Outcome::AlreadyDone;
             }
             Err(e) => return Outcome::Retry { after: None, reason: e.to_string() },
@@ -179,7 +179,7 @@ impl Consumer {
         }
         match result {
             Ok(outcome) => {
-                self.settle_intent(key).await;
+                self.settle_intent(envelope).await;
                 outcome
             }
             Err(EffectError::Retry { after, reason }) => Outcome::Retry { after, reason },
@@ -233,9 +233,13 @@ impl Consumer {
         self.store.record(&entry).await.map_err(|e| EffectError::Retry { after: None, reason: e.to_string() })
     }
 
-    /// The effect's intent, if it had one, is settled (a failure here only means the sweep queues
-    /// it once more, and the claim makes that harmless).
-    async fn settle_intent(&self, key: &str) {
+    /// The effect's intent is settled (a failure here only means the sweep queues it once more,
+    /// and the claim makes that harmless). Only removals have intents.
+    async fn settle_intent(&self, envelope: &Envelope) {
+        if !matches!(envelope.effect, Effect::RemoveMember { .. }) {
+            return;
+        }
+        let key = &envelope.idempotency_key;
         if let Err(e) = self.store.settle_intent(key).await {
             tracing::warn!(key, error = %e, "could not settle the effect's intent");
         }
