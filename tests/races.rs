@@ -133,3 +133,47 @@ async fn a_renewal_racing_the_expiry_sweep_is_never_lost_on_dynamodb() {
     env.push(("TELEGATE_SCHEDULER", "0"));
     a_renewal_racing_the_sweep_is_never_lost(TestApp::spawn_with(&env).await).await;
 }
+
+/// 200 pairs of `/start` and revoke racing, each on its own payer: whichever wins, nobody ends with
+/// a way in (the defect: a revoke landing between binding and opening left one intruder).
+#[tokio::test]
+async fn two_hundred_start_and_revoke_pairs_leave_no_revoked_account_inside_on_sqlite() {
+    let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0")]).await;
+    let admin = app.jwt("root", "admin");
+    let mut tokens = Vec::new();
+    for i in 0..200 {
+        let issued = app.paid(&format!("pair-{i}"), &format!("TX-PAIR-{i}")).await;
+        tokens.push(issued["token"].as_str().unwrap().to_owned());
+    }
+    let pairs = (0..200).map(|i| {
+        let (app, admin, token) = (&app, &admin, &tokens[i]);
+        async move {
+            let revoke = json!({"user_id": format!("pair-{i}"), "reason": "chargeback"});
+            tokio::join!(
+                app.start_command(30_000 + i as i64, token),
+                app.post("/api/telegram/revoke-access/", admin, revoke)
+            )
+        }
+    });
+    for (start, (revoked, _)) in join_all(pairs).await {
+        assert_eq!((start, revoked), (200, 200));
+    }
+    app.drain().await;
+    for i in 0..200 {
+        let status = app.status_of(&format!("pair-{i}")).await;
+        let open: Vec<_> = status["memberships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["status"] == "pending" || m["status"] == "active")
+            .collect();
+        assert!(open.is_empty(), "pair {i}: a revoked payer still has a way in: {status}");
+        let account = 30_000 + i as i64;
+        // A join request from any of them is declined.
+        let link = "https://t.me/+raced";
+        assert_eq!(app.webhook(updates::join_request(app.update_id(), CHANNEL, account, link)).await, 200);
+    }
+    app.drain().await;
+    assert!(app.fake().calls_to("approveChatJoinRequest").is_empty(), "nobody approved");
+    assert_eq!(app.fake().calls_to("declineChatJoinRequest").len(), 200);
+}
