@@ -7,8 +7,10 @@
 //! `bash infra/sam.sh` runs it after `sam build`:
 //! `cargo run --example deploy-check -- target/template.json .aws-sam/build`, where the JSON is
 //! the template decoded by cfn-lint (intrinsics as `{"Ref": …}`, `{"Fn::Sub": …}`).
-//! A variable the template passes that this check cannot resolve, a missing function or binary,
-//! a binary for another architecture, or a wrong answer is a failure. Prints `N passed, M failed`.
+//! A variable the template passes that this check cannot resolve, a sample whose method and path no
+//! HTTP API route of the template serves (or a Function URL request to a function without a URL), a
+//! missing function or binary, a binary for another architecture, or a wrong answer is a failure.
+//! Prints `N passed, M failed`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -63,6 +65,36 @@ fn resolve(value: &Value, resources: &HashMap<String, String>) -> Result<String,
         }
         other => Err(format!("{other}")),
     }
+}
+
+/// The way in the template gives the function for an HTTP sample: an HTTP API route matching its
+/// method and path (`{x}` one segment, `{proxy+}` the rest; the API routes `/x/` to `/x`), or the
+/// function's own URL for a request to a Lambda Function URL host. `Ok(None)` for other events.
+fn route(properties: &Value, event: &Value) -> Result<Option<String>, String> {
+    let (Some(method), Some(path)) = (event["requestContext"]["http"]["method"].as_str(), event["rawPath"].as_str())
+    else {
+        return Ok(None);
+    };
+    if event["requestContext"]["domainName"].as_str().is_some_and(|d| d.contains(".lambda-url.")) {
+        return match properties.get("FunctionUrlConfig") {
+            Some(_) => Ok(Some("the function URL".into())),
+            None => Err("a Function URL request, and the template gives the function no URL".into()),
+        };
+    }
+    let wanted: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let events = properties["Events"].as_object().cloned().unwrap_or_default();
+    for e in events.values().filter(|e| e["Type"] == "HttpApi") {
+        let (m, p) = (e["Properties"]["Method"].as_str().unwrap_or(""), e["Properties"]["Path"].as_str().unwrap_or(""));
+        let pattern: Vec<&str> = p.split('/').collect();
+        let same_path = pattern.iter().enumerate().all(|(i, seg)| {
+            (seg.ends_with("+}") && wanted.len() > i)
+                || wanted.get(i).is_some_and(|w| *seg == *w || (seg.starts_with('{') && !w.is_empty()))
+        }) && (pattern.last().is_some_and(|l| l.ends_with("+}")) || pattern.len() == wanted.len());
+        if same_path && (m.eq_ignore_ascii_case("ANY") || m.eq_ignore_ascii_case(method)) {
+            return Ok(Some(format!("{m} {p}")));
+        }
+    }
+    Err(format!("no route in the template for {method} {path}"))
 }
 
 /// `Some("aarch64")` or `Some("x86_64")` from the ELF header.
@@ -156,10 +188,16 @@ async fn main() -> Result<(), String> {
             for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
                 env.insert(k.to_owned(), std::env::var(k).map_err(|_| format!("{k} is not set"))?);
             }
+            let event = sample(file);
+            let way_in = route(properties, &serde_json::from_str(&event).map_err(|e| format!("{file}: {e}"))?)?;
             let binary = Path::new(build).join(id).join("bootstrap");
-            let run = invoke(&command(&binary)?, &env, vec![sample(file)], &logs.join(format!("{name}.log"))).await?;
-            check(&expected, name, file, &run.answers[0])
-                .map(|answer| format!("{id} ({}): {answer}", architecture(&binary).unwrap_or("?")))
+            let run = invoke(&command(&binary)?, &env, vec![event], &logs.join(format!("{name}.log"))).await?;
+            let answer = check(&expected, name, file, &run.answers[0])?;
+            let arch = architecture(&binary).unwrap_or("?");
+            Ok::<_, String>(match way_in {
+                Some(route) => format!("{id} ({arch}) via {route}: {answer}"),
+                None => format!("{id} ({arch}): {answer}"),
+            })
         }
         .await;
         match outcome {
