@@ -589,6 +589,53 @@ async fn activation_racing_a_renewal_on_dynamodb() {
     activation_racing_a_renewal(&(Arc::new(store) as Arc<dyn Store>), now(), real_engine).await;
 }
 
+#[tokio::test]
+async fn revoke_racing_activation_on_sqlite() {
+    let dir = support::TempDir::new();
+    let store = telegate_core::adapters::sqlite::SqliteStore::open(&dir.0.join("race.sqlite3")).unwrap();
+    revoke_racing_activation(&(Arc::new(store) as Arc<dyn Store>), now(), true).await;
+}
+
+/// See `activation_racing_a_renewal_on_dynamodb` for why moto runs the two orders in turn.
+#[tokio::test]
+async fn revoke_racing_activation_on_dynamodb() {
+    let real_engine = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok();
+    let store = support::dynamo_store().await;
+    revoke_racing_activation(&(Arc::new(store) as Arc<dyn Store>), now(), real_engine).await;
+}
+
+/// A revoke racing the first join never leaves the membership active (the defect: DynamoDB's
+/// revoke read a pending membership, the join activated it, the revoke's condition failed and was
+/// ignored: `revoked_count: 0` and the member stayed in).
+async fn revoke_racing_activation(store: &Arc<dyn Store>, now: DateTime<Utc>, concurrent: bool) {
+    for i in 0..40 {
+        let who = account(980_000 + i);
+        let payer = format!("rev-act-{i}");
+        let p = payment(&payer, &format!("TX-REV-ACT-{i}"), now);
+        store.insert_payment(&p).await.unwrap();
+        let (_, t) = token(&p, now);
+        store.issue_token(&t).await.unwrap();
+        let bound = store.bind_token(&t.hash, who, now).await.unwrap().unwrap();
+        let m = membership(&bound, who, now);
+        store.open_membership(&t.hash, &m).await.unwrap();
+        let (payer_id, none) = (user(&payer), |_: &Membership| vec![]);
+        let revoke = || store.revoke_user(&payer_id, "chargeback", now, &none);
+        let (activated, revoked) = if concurrent {
+            tokio::join!(store.activate_membership(&m.id, now, None), revoke())
+        } else if i % 2 == 0 {
+            let a = store.activate_membership(&m.id, now, None).await;
+            (a, revoke().await)
+        } else {
+            let r = revoke().await;
+            (store.activate_membership(&m.id, now, None).await, r)
+        };
+        activated.unwrap();
+        assert_eq!(revoked.unwrap().len(), 1, "iteration {i}: the membership is revoked, whichever came first");
+        let end = store.membership(&m.id).await.unwrap().unwrap();
+        assert_eq!(end.status, MembershipStatus::Revoked, "iteration {i}");
+    }
+}
+
 /// A renewal landing while the first join activates the membership never loses its days (run
 /// many times: the window is small).
 async fn activation_racing_a_renewal(store: &Arc<dyn Store>, now: DateTime<Utc>, concurrent: bool) {
