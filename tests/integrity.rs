@@ -152,6 +152,48 @@ mod lost_between_commit_and_queue {
         }
     }
 
+    /// The app on `store`, with the fake Bot API, a queue that can be down, the test clock, and
+    /// the consumer that carries out what the queue accepted.
+    pub(super) struct Rig {
+        pub(super) running: telegate::fake_telegram::RunningFake,
+        pub(super) app: App,
+        pub(super) queue: Arc<FlakyQueue>,
+        pub(super) clock: Arc<TestClock>,
+        pub(super) consumer: Consumer,
+        _outbox: support::TempDir,
+    }
+
+    impl Rig {
+        pub(super) async fn new(store: Arc<dyn Store>) -> Self {
+            let running = FakeTelegram::start().await.unwrap();
+            let env = [
+                ("TELEGRAM_BOT_TOKEN", BOT_TOKEN.to_owned()),
+                ("TELEGRAM_BOT_USERNAME", "telegate_fake_bot".to_owned()),
+                ("TELEGRAM_CHANNEL_ID", CHANNEL.to_string()),
+                ("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+                ("TELEGRAM_API_URL", running.url.clone()),
+                ("JWT_HS256_SECRET", JWT_SECRET.to_owned()),
+            ];
+            let settings = Settings::from_env(&|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+            let telegram = Arc::new(
+                BotApi::new(&Secret::new(BOT_TOKEN), &running.url, CHANNEL, std::time::Duration::from_secs(5)).unwrap(),
+            );
+            let clock = Arc::new(TestClock::default());
+            let queue = Arc::new(FlakyQueue::default());
+            let app = App {
+                settings: Arc::new(settings),
+                store: store.clone(),
+                telegram: telegram.clone(),
+                queue: queue.clone(),
+                clock: clock.clone(),
+            };
+            let outbox = support::TempDir::new();
+            let mailer = Arc::new(OutboxMailer::new(outbox.0.clone(), "t <t@localhost>").unwrap());
+            let consumer = Consumer::new(EffectRunner::new(telegram, mailer, 1000), store.clone(), clock.clone());
+            Self { running, app, queue, clock, consumer, _outbox: outbox }
+        }
+    }
+
     /// An active member of `user` on `account`, written through the store's own operations.
     async fn active_member(store: &Arc<dyn Store>, user: &str, account: i64) -> Membership {
         let now = Utc::now();
@@ -212,32 +254,8 @@ mod lost_between_commit_and_queue {
     }
 
     async fn no_ban_is_lost(store: Arc<dyn Store>) {
-        let running = FakeTelegram::start().await.unwrap();
-        let fake = &running.fake;
-        let env = [
-            ("TELEGRAM_BOT_TOKEN", BOT_TOKEN.to_owned()),
-            ("TELEGRAM_BOT_USERNAME", "telegate_fake_bot".to_owned()),
-            ("TELEGRAM_CHANNEL_ID", CHANNEL.to_string()),
-            ("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
-            ("TELEGRAM_API_URL", running.url.clone()),
-            ("JWT_HS256_SECRET", JWT_SECRET.to_owned()),
-        ];
-        let settings = Settings::from_env(&|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
-        let telegram = Arc::new(
-            BotApi::new(&Secret::new(BOT_TOKEN), &running.url, CHANNEL, std::time::Duration::from_secs(5)).unwrap(),
-        );
-        let clock = Arc::new(TestClock::default());
-        let queue = Arc::new(FlakyQueue::default());
-        let app = App {
-            settings: Arc::new(settings),
-            store: store.clone(),
-            telegram: telegram.clone(),
-            queue: queue.clone(),
-            clock: clock.clone(),
-        };
-        let outbox = support::TempDir::new();
-        let mailer = Arc::new(OutboxMailer::new(outbox.0.clone(), "t <t@localhost>").unwrap());
-        let consumer = Consumer::new(EffectRunner::new(telegram, mailer, 1000), store.clone(), clock.clone());
+        let rig = Rig::new(store.clone()).await;
+        let (fake, app, queue, clock, consumer) = (&rig.running.fake, &rig.app, &rig.queue, &rig.clock, &rig.consumer);
         let (alice, bob) = (8301, 8302);
         active_member(&store, "lost-alice", alice).await;
         active_member(&store, "lost-bob", bob).await;
@@ -627,19 +645,15 @@ mod whole_flow_under_faults {
 
     use chrono::Duration;
     use serde_json::Value;
-    use telegate::fake_telegram::FakeTelegram;
     use telegate_core::adapters::clock::TestClock;
-    use telegate_core::adapters::outbox::OutboxMailer;
-    use telegate_core::adapters::telegram::BotApi;
-    use telegate_core::app::effects::{Consumer, EffectRunner, Outcome};
+    use telegate_core::app::effects::{Consumer, Outcome};
     use telegate_core::app::{App, SubmitPayment};
     use telegate_core::auth::{Caller, Role};
-    use telegate_core::config::{Secret, Settings};
     use telegate_core::domain::{Job, Lang, TelegramUserId, Update, UserId};
     use telegate_core::ports::{Clock, Envelope, Store};
 
-    use super::lost_between_commit_and_queue::FlakyQueue;
-    use crate::support::{self, BOT_TOKEN, CHANNEL, Fault, JWT_SECRET, WEBHOOK_SECRET, updates};
+    use super::lost_between_commit_and_queue::{FlakyQueue, Rig};
+    use crate::support::{self, CHANNEL, Fault, updates};
 
     /// SQS as the consumer sees it: every accepted envelope is delivered until it is settled;
     /// a retry comes back on the next round. Returns the dead letters.
@@ -676,32 +690,8 @@ mod whole_flow_under_faults {
     }
 
     async fn flow(store: Arc<dyn Store>) {
-        let running = FakeTelegram::start().await.unwrap();
-        let fake = &running.fake;
-        let env = [
-            ("TELEGRAM_BOT_TOKEN", BOT_TOKEN.to_owned()),
-            ("TELEGRAM_BOT_USERNAME", "telegate_fake_bot".to_owned()),
-            ("TELEGRAM_CHANNEL_ID", CHANNEL.to_string()),
-            ("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
-            ("TELEGRAM_API_URL", running.url.clone()),
-            ("JWT_HS256_SECRET", JWT_SECRET.to_owned()),
-        ];
-        let settings = Settings::from_env(&|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
-        let telegram = Arc::new(
-            BotApi::new(&Secret::new(BOT_TOKEN), &running.url, CHANNEL, std::time::Duration::from_secs(5)).unwrap(),
-        );
-        let clock = Arc::new(TestClock::default());
-        let queue = Arc::new(FlakyQueue::default());
-        let app = App {
-            settings: Arc::new(settings),
-            store: store.clone(),
-            telegram: telegram.clone(),
-            queue: queue.clone(),
-            clock: clock.clone(),
-        };
-        let outbox = support::TempDir::new();
-        let mailer = Arc::new(OutboxMailer::new(outbox.0.clone(), "t <t@localhost>").unwrap());
-        let consumer = Consumer::new(EffectRunner::new(telegram, mailer, 1000), store.clone(), clock.clone());
+        let rig = Rig::new(store.clone()).await;
+        let (fake, app, queue, clock, consumer) = (&rig.running.fake, &rig.app, &rig.queue, &rig.clock, &rig.consumer);
         let support = Caller { user_id: UserId::parse("support").unwrap(), email: None, role: Role::Admin };
         let mut next_update = 5_000;
         let mut update_id = || {
@@ -721,7 +711,7 @@ mod whole_flow_under_faults {
             let payment = app.submit_payment(&payer, input, Lang::Fr).await.unwrap();
             let issued = app.validate_payment(&support, &payment.id, None, None).await.unwrap();
             let start = updates::text(update_id(), *account, "fr", &format!("/start {}", issued.token.expose()));
-            deliver(&app, start).await;
+            deliver(app, start).await;
             let link = fake
                 .calls_to("sendMessage")
                 .iter()
@@ -736,16 +726,16 @@ mod whole_flow_under_faults {
                 queue.down.store(false, Ordering::SeqCst);
             }
             app.handle_update(&request).await.unwrap();
-            pump(&queue, &consumer, &clock).await;
-            deliver(&app, updates::joined(update_id(), CHANNEL, *account, Some(&link))).await;
+            pump(queue, consumer, clock).await;
+            deliver(app, updates::joined(update_id(), CHANNEL, *account, Some(&link))).await;
         }
-        assert!(pump(&queue, &consumer, &clock).await.is_empty());
+        assert!(pump(queue, consumer, clock).await.is_empty());
 
         // A webhook dies holding a `/status` update; Telegram's retry after the lease is handled.
         let killed = update_id();
         assert!(store.claim_update(killed, clock.now()).await.unwrap());
         clock.advance(31).unwrap();
-        deliver(&app, updates::text(killed, 8404, "fr", "/status")).await;
+        deliver(app, updates::text(killed, 8404, "fr", "/status")).await;
 
         // w-a's subscription ends and w-b is revoked while the queue is down; flood control
         // answers the bans for a while; a consumer dies holding w-a's ban.
@@ -761,7 +751,7 @@ mod whole_flow_under_faults {
                 SubmitPayment { offer_id: "monthly".into(), transaction_id: format!("TX-WHOLE-R{i}"), user_info: None };
             let payment = app.submit_payment(&payer, input, Lang::Fr).await.unwrap();
             let issued = app.validate_payment(&support, &payment.id, None, None).await.unwrap();
-            deliver(&app, updates::text(update_id(), *account, "fr", &format!("/start {}", issued.token.expose())))
+            deliver(app, updates::text(update_id(), *account, "fr", &format!("/start {}", issued.token.expose())))
                 .await;
         }
         queue.down.store(true, Ordering::SeqCst);
@@ -773,7 +763,7 @@ mod whole_flow_under_faults {
         fake.fail_next("banChatMember", Fault::RetryAfter(1), 3);
         clock.advance(6 * 60).unwrap(); // past the dead consumer's lease and the intents' grace
         app.run_job(Job::ExpireTokens, "test").await.unwrap();
-        let dead = pump(&queue, &consumer, &clock).await;
+        let dead = pump(queue, consumer, clock).await;
         assert!(dead.is_empty(), "nothing dead-lettered: {dead:?}");
 
         // The channel matches the store.
