@@ -1,9 +1,12 @@
 //! DynamoDB's answers under contention and throttling, injected by a proxy in front of the local
 //! stand-in: a `TransactionConflict` is tried again, a transaction whose answer was lost is not
-//! reported as a conflict, and counters left unprocessed by `BatchGetItem` are read again.
+//! reported as a conflict, counters left unprocessed by `BatchGetItem` are read again, and a
+//! revoke decides on the items themselves while the indexes still show an older table.
 
 mod support;
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -13,8 +16,11 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{Value, json};
 use telegate_core::adapters::dynamodb::DynamoStore;
-use telegate_core::domain::{AccessToken, Lang, Payment, PaymentId, PaymentStatus, TokenRecord, TokenStatus, UserId};
-use telegate_core::ports::{AccessStore, PaymentStore, Stats};
+use telegate_core::domain::{
+    AccessToken, Lang, Membership, MembershipId, MembershipStatus, Payment, PaymentId, PaymentStatus, TelegramUserId,
+    TokenRecord, TokenStatus, UserId,
+};
+use telegate_core::ports::{AccessStore, Applied, LifecycleStore, PaymentStore, Stats};
 
 /// What the proxy does to the next calls of one DynamoDB operation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,6 +39,42 @@ struct Proxy {
     faults: Mutex<Vec<(String, Fault)>>,
     /// The bodies of the `TransactWriteItems` calls that reached the proxy.
     transactions: Mutex<Vec<Value>>,
+    /// While set, every item read is remembered as the indexes' picture of the table.
+    remember: AtomicBool,
+    /// While set, index queries answer from that picture: an item is shown as it was remembered,
+    /// and one never remembered has not reached the index yet (DynamoDB's GSIs lag the table).
+    stale_indexes: AtomicBool,
+    /// `pk/sk` → the item as the lagging indexes still show it.
+    picture: Mutex<HashMap<String, Value>>,
+}
+
+fn item_key(item: &Value) -> String {
+    format!("{}/{}", item["pk"]["S"].as_str().unwrap_or(""), item["sk"]["S"].as_str().unwrap_or(""))
+}
+
+impl Proxy {
+    fn remember(&self, answer: &Value) {
+        let mut picture = self.picture.lock().unwrap();
+        let items = answer["Items"].as_array().cloned().unwrap_or_default();
+        for item in items.into_iter().chain(answer.get("Item").cloned()) {
+            picture.insert(item_key(&item), item);
+        }
+    }
+
+    /// An index query's answer as an index that lags the table would give it.
+    fn as_stale_index(&self, mut answer: Value) -> Value {
+        let picture = self.picture.lock().unwrap();
+        let shown: Vec<Value> = answer["Items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| picture.get(&item_key(item)).cloned())
+            .collect();
+        answer["Count"] = json!(shown.len());
+        answer["Items"] = Value::Array(shown);
+        answer
+    }
 }
 
 async fn forward(State(p): State<Arc<Proxy>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
@@ -75,7 +117,19 @@ async fn forward(State(p): State<Arc<Proxy>>, method: Method, uri: Uri, headers:
             request = request.header(k, v);
         }
     }
+    let index_query = operation == "Query"
+        && serde_json::from_slice::<Value>(&body).map(|b| b.get("IndexName").is_some()).unwrap_or(false);
     let answer = request.body(body).send().await.expect("the stand-in answers");
+    if p.remember.load(Ordering::SeqCst) || (index_query && p.stale_indexes.load(Ordering::SeqCst)) {
+        let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+        let mut read: Value = answer.json().await.unwrap();
+        if p.remember.load(Ordering::SeqCst) {
+            p.remember(&read);
+        } else {
+            read = p.as_stale_index(read);
+        }
+        return json_error(status, read);
+    }
     if fault == Some(Fault::LoseAnswer) {
         return json_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -108,10 +162,14 @@ async fn store_behind_proxy() -> (DynamoStore, Arc<Proxy>) {
 }
 
 fn payment(tx: &str) -> Payment {
+    payment_of("faults", tx)
+}
+
+fn payment_of(user: &str, tx: &str) -> Payment {
     let now = Utc::now();
     Payment {
         id: PaymentId::generate(now).unwrap(),
-        user_id: UserId::parse("faults").unwrap(),
+        user_id: UserId::parse(user).unwrap(),
         email: None,
         offer_id: "m".into(),
         transaction_id: tx.into(),
@@ -154,31 +212,83 @@ async fn every_transaction_carries_a_request_token_that_the_sdks_retry_repeats()
     assert!(store.payment(&p.id).await.unwrap().is_some(), "committed once");
 }
 
+fn token_for(p: &Payment, now: chrono::DateTime<Utc>) -> TokenRecord {
+    TokenRecord {
+        hash: AccessToken::generate().unwrap().hash(),
+        payment_id: p.id.clone(),
+        user_id: p.user_id.clone(),
+        offer_name: "Monthly".into(),
+        days: 30,
+        status: TokenStatus::Pending,
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(24),
+        telegram_user_id: None,
+        membership_id: None,
+        used_at: None,
+    }
+}
+
 #[tokio::test]
 async fn counters_left_unprocessed_by_throttling_are_read_again() {
     let (store, proxy) = store_behind_proxy().await;
     let p = payment("TX-COUNT");
     store.insert_payment(&p).await.unwrap();
     let now = Utc::now();
-    let token = AccessToken::generate().unwrap();
-    store
-        .issue_token(&TokenRecord {
-            hash: token.hash(),
-            payment_id: p.id.clone(),
-            user_id: p.user_id.clone(),
-            offer_name: "Monthly".into(),
-            days: 30,
-            status: TokenStatus::Pending,
-            created_at: now,
-            expires_at: now + chrono::Duration::hours(24),
-            telegram_user_id: None,
-            membership_id: None,
-            used_at: None,
-        })
-        .await
-        .unwrap();
+    store.issue_token(&token_for(&p, now)).await.unwrap();
     let before = store.counters(now).await.unwrap();
     assert_eq!((before.tokens_total, before.tokens_pending, before.tokens_recent), (1, 1, 1));
     proxy.faults.lock().unwrap().extend(std::iter::repeat_n(("BatchGetItem".into(), Fault::Unprocessed), 2));
     assert_eq!(store.counters(now).await.unwrap(), before, "not zeros: the unprocessed keys were asked again");
+}
+
+/// Issue 11, defect 4: the indexes still show the token unbound and no membership at all (the
+/// join landed a moment before the revoke); the revoke reads the items themselves and ends it.
+#[tokio::test]
+async fn a_revoke_ends_a_membership_the_lagging_indexes_do_not_show_yet() {
+    let (store, proxy) = store_behind_proxy().await;
+    let p = payment_of("stale-index", "TX-STALE-INDEX");
+    store.insert_payment(&p).await.unwrap();
+    let now = Utc::now();
+    let token = token_for(&p, now);
+    store.issue_token(&token).await.unwrap();
+
+    // The indexes' picture: the token still pending, the user with no membership.
+    proxy.remember.store(true, Ordering::SeqCst);
+    assert_eq!(store.token(&token.hash).await.unwrap().unwrap().status, TokenStatus::Pending);
+    assert!(store.memberships_of(&p.user_id).await.unwrap().is_empty());
+    proxy.remember.store(false, Ordering::SeqCst);
+
+    // Then the account opens the link and joins.
+    let who = TelegramUserId::parse(950_001).unwrap();
+    let bound = store.bind_token(&token.hash, who, now).await.unwrap().unwrap();
+    let m = Membership {
+        id: MembershipId::generate(now).unwrap(),
+        user_id: bound.user_id.clone(),
+        telegram_user_id: who,
+        telegram_username: None,
+        payment_id: bound.payment_id.clone(),
+        offer_name: bound.offer_name.clone(),
+        pending_days: bound.days,
+        status: MembershipStatus::Pending,
+        created_at: now,
+        joined_at: None,
+        expires_at: None,
+        in_channel: false,
+        left_at: None,
+        invite_link: None,
+        invite_expires_at: None,
+        ended_at: None,
+        end_reason: None,
+    };
+    assert!(matches!(store.open_membership(&token.hash, &m).await.unwrap(), Applied::Now(_)));
+    store.activate_membership(&m.id, now, None).await.unwrap().unwrap();
+
+    proxy.stale_indexes.store(true, Ordering::SeqCst);
+    assert!(store.memberships_of(&p.user_id).await.unwrap().is_empty(), "the index lags: it shows no membership");
+    let revoked = store.revoke_user(&p.user_id, "chargeback", now, &|_| vec![]).await.unwrap();
+    proxy.stale_indexes.store(false, Ordering::SeqCst);
+
+    assert_eq!(revoked.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), vec![m.id.clone()], "revoked_count 1");
+    assert_eq!(store.membership(&m.id).await.unwrap().unwrap().status, MembershipStatus::Revoked);
+    assert_eq!(store.token(&token.hash).await.unwrap().unwrap().status, TokenStatus::Used, "spent, as on SQLite");
 }

@@ -304,7 +304,7 @@ impl JobLog for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Revokes the user's pending and bound tokens; returns the memberships the bound ones opened.
+    /// Revokes the user's pending and bound tokens; returns the memberships the bound and used ones opened.
     /// Each token is read with a consistent read and written only if it is still as read.
     async fn revoke_tokens(&self, user: &UserId) -> Result<Vec<MembershipId>, StoreError> {
         let listed =
@@ -315,6 +315,11 @@ impl DynamoStore {
             for attempt in 0.. {
                 let Some(t) = self.token_record(hash.as_str()).await? else { break };
                 if !matches!(t.status, TokenStatus::Pending | TokenStatus::Bound) {
+                    // Used: its membership started, perhaps a moment ago, where the user's
+                    // membership index may not show it yet.
+                    if t.status == TokenStatus::Used {
+                        opened.extend(t.membership_id);
+                    }
                     break;
                 }
                 // The membership the token opened (if any) must be the one read: an opening that
