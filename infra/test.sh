@@ -15,6 +15,8 @@ cargo fmt --all -- --check
 
 phase "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The binaries as `cargo run` builds them: without the tests' dev-dependency features.
+cargo check --workspace --bins --locked
 "$VENV/bin/cfn-lint" template.yaml
 
 phase "tests (unit; end to end over HTTP against the fake Telegram Bot API; SQLite; AWS adapters on moto; Lambda events)"
