@@ -1,11 +1,12 @@
 //! The `telegate` local host: runs the whole system on one machine (`serve`), shows it working
 //! against a built-in fake Telegram (`demo`), mints local API tokens (`jwt`), and registers and
-//! checks the bot (`set-webhook`, `doctor`).
+//! checks the bot (`set-webhook`, `doctor`), and moves in from the Django system (`import`).
 
 pub mod demo;
 pub mod fake_telegram;
 pub mod fuzzing;
 pub mod host;
+pub mod import;
 pub mod jwt;
 pub mod lambda_emulator;
 pub mod local_aws;

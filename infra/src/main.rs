@@ -38,6 +38,25 @@ enum Command {
     },
     /// Check the bot token, the channel, the bot's rights and the webhook; a fix for each ✗.
     Doctor,
+    /// Import the Django system's `manage.py dumpdata` fixture into the configured store.
+    Import {
+        /// The JSON fixture.
+        dump: PathBuf,
+        /// Field renames, user ids and offer ids for a dump that differs from the guide's.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Telegram ids of accounts to keep though no record covers them (one per line, or CSV).
+        #[arg(long)]
+        keep: Option<PathBuf>,
+        /// Print what would be imported and refused; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Compare the store with the dump instead of importing.
+        #[arg(long, conflicts_with = "dry_run")]
+        verify: bool,
+        #[arg(long, env = "TELEGATE_DATA", default_value = "./telegate-data")]
+        data: PathBuf,
+    },
     /// Print an API token signed with the local secret (JWT_HS256_SECRET, else the data folder's).
     Jwt {
         #[arg(long)]
@@ -82,6 +101,23 @@ fn main() -> ExitCode {
         })),
         Command::Doctor => {
             runtime.block_on(ops(|bot, settings| async move { telegate::ops::doctor(&bot, &settings).await }))
+        }
+        Command::Import { dump, mapping, keep, dry_run, verify, data } => {
+            let request = telegate::import::Request { dump, mapping, keep, dry_run, verify };
+            runtime.block_on(async move {
+                let settings = match local_settings(&data, &|k| std::env::var(k).ok()) {
+                    Ok(l) => l.settings,
+                    Err(e) => {
+                        eprintln!("telegate: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                let (lines, ok) = telegate::import::run(request, &settings, &data).await;
+                for line in lines {
+                    println!("{line}");
+                }
+                if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            })
         }
         Command::Jwt { sub, role, email, minutes, data } => {
             let secret = match std::env::var("JWT_HS256_SECRET") {

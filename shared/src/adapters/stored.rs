@@ -27,3 +27,39 @@ pub(crate) fn recent_buckets(now: DateTime<Utc>) -> (Vec<String>, Vec<String>) {
     let days = (0..7).map(|d| day_bucket(now - Duration::days(d))).collect();
     (hours, days)
 }
+
+/// A counter change an imported record brings; a time bucket carries the time its item may be
+/// dropped after (DynamoDB's TTL), the fixed counters none.
+pub(crate) type CounterChange = (String, i64, Option<DateTime<Utc>>);
+
+/// How long a time bucket is kept after its time: longer than the 7 days "recent" looks back.
+pub(crate) const BUCKET_KEEP_DAYS: i64 = 8;
+
+/// The counters an imported token adds, as issuing and redeeming it live would have.
+pub(crate) fn token_counters(t: &crate::domain::TokenRecord) -> Vec<CounterChange> {
+    use crate::domain::TokenStatus::*;
+    let keep = Some(t.created_at + chrono::Duration::days(BUCKET_KEEP_DAYS));
+    let mut c = vec![("tokens.total".to_owned(), 1, None), (hour_bucket(t.created_at), 1, keep)];
+    match t.status {
+        Pending | Bound => c.push(("tokens.pending".into(), 1, None)),
+        Used => c.push(("tokens.used".into(), 1, None)),
+        _ => {}
+    }
+    c
+}
+
+/// The counters an imported membership adds: one accepted invite and one member if it started,
+/// one active member while it is active.
+pub(crate) fn membership_counters(m: &crate::domain::Membership) -> Vec<CounterChange> {
+    let Some(joined) = m.joined_at else { return Vec::new() };
+    let mut c = vec![
+        ("invites.total".to_owned(), 1, None),
+        ("invites.accepted".to_owned(), 1, None),
+        ("members.total".to_owned(), 1, None),
+        (day_bucket(joined), 1, Some(joined + chrono::Duration::days(BUCKET_KEEP_DAYS))),
+    ];
+    if m.status == crate::domain::MembershipStatus::Active {
+        c.push(("members.active".into(), 1, None));
+    }
+    c
+}

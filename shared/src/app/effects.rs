@@ -188,7 +188,7 @@ impl Consumer {
     }
 
     /// What the channel effect must be now, read from the store: a removal of an account that a
-    /// later payment let back in is dropped; an approval for an account that may no longer enter
+    /// later payment let back in, or that was kept at the import, is dropped; an approval for an account that may no longer enter
     /// becomes a decline. Other effects run as queued.
     async fn current_effect(&self, effect: &Effect) -> Result<Current, StoreError> {
         let account = match effect {
@@ -202,8 +202,10 @@ impl Consumer {
         let barred = self.store.account_bar(account).await?.is_some();
         let holds_place = current.as_ref().is_some_and(|m| m.holds_place(now));
         let admitted = current.as_ref().is_some_and(|m| m.admits(now)) && !barred;
+        let exempt = matches!(effect, Effect::RemoveMember { .. }) && self.store.exemption(account).await?.is_some();
         Ok(match effect {
             Effect::RemoveMember { .. } if holds_place => Current::Drop("the account has a current membership"),
+            Effect::RemoveMember { .. } if exempt => Current::Drop("the account is exempt (kept at the import)"),
             Effect::ApproveJoinRequest { .. } if !admitted => {
                 Current::Run(Effect::DeclineJoinRequest { telegram_user_id: account })
             }

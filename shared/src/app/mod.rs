@@ -5,6 +5,7 @@ mod access;
 mod admin;
 mod bot;
 pub mod effects;
+pub mod import;
 mod jobs;
 mod limits;
 mod members;

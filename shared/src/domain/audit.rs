@@ -28,6 +28,8 @@ pub enum AuditAction {
     EffectDropped,
     /// Support lifted a channel administrator's removal, or let a redeemed payment have a new token.
     Reinstated,
+    /// Records brought over from the system telegate replaces (`telegate import`).
+    Imported,
 }
 
 impl AuditAction {
@@ -52,11 +54,12 @@ impl AuditAction {
             Self::JobRun => "job_run",
             Self::EffectDropped => "effect_dropped",
             Self::Reinstated => "reinstated",
+            Self::Imported => "imported",
         }
     }
 
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        const ALL: [AuditAction; 19] = [
+        const ALL: [AuditAction; 20] = [
             AuditAction::PaymentSubmitted,
             AuditAction::PaymentValidated,
             AuditAction::PaymentRejected,
@@ -76,6 +79,7 @@ impl AuditAction {
             AuditAction::JobRun,
             AuditAction::EffectDropped,
             AuditAction::Reinstated,
+            AuditAction::Imported,
         ];
         ALL.into_iter().find(|a| a.as_str() == raw).ok_or(DomainError::invalid("audit action", "unknown"))
     }

@@ -87,6 +87,11 @@ macro_rules! record_id {
             pub fn generate(now: DateTime<Utc>) -> Result<Self, DomainError> {
                 Ok(Self(time_ordered_id(now)?))
             }
+            /// A time-ordered id derived from a creation time and a name instead of randomness:
+            /// a record brought from another system gets the same id however often it is imported.
+            pub fn derived(at: DateTime<Utc>, name: &str) -> Self {
+                Self(derived_id(at, name))
+            }
             pub fn parse(raw: &str) -> Result<Self, DomainError> {
                 let ok = !raw.is_empty()
                     && raw.len() <= 64
@@ -153,6 +158,15 @@ fn time_ordered_id(now: DateTime<Utc>) -> Result<String, DomainError> {
     let mut rand = [0u8; 4];
     getrandom::fill(&mut rand).map_err(|e| DomainError::Random(e.to_string()))?;
     Ok(format!("{stamp:016x}{:08x}", u32::from_be_bytes(rand)))
+}
+
+/// As `time_ordered_id`, with the sequence and the random part taken from a hash of `name`.
+fn derived_id(at: DateTime<Utc>, name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0) & 0xffff_ffff_ffff;
+    let d = Sha256::digest(name.as_bytes());
+    let sequence = u64::from(u16::from_be_bytes([d[0], d[1]]));
+    format!("{:016x}{:08x}", (ms << 16) | sequence, u32::from_be_bytes([d[2], d[3], d[4], d[5]]))
 }
 
 #[cfg(test)]

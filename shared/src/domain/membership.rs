@@ -165,3 +165,12 @@ pub struct AccountBar {
     pub by: String,
     pub at: DateTime<Utc>,
 }
+
+/// An account already in the channel when telegate took over that no payment covers (staff,
+/// legacy free members): kept, never removed by telegate, never counted as paying.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Exemption {
+    pub telegram_user_id: super::TelegramUserId,
+    pub note: String,
+    pub at: DateTime<Utc>,
+}

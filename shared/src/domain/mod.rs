@@ -14,7 +14,7 @@ mod update;
 pub use audit::{AuditAction, AuditEntry};
 pub use ids::{AuditId, MembershipId, NotificationId, PaymentId, TelegramUserId, UserId};
 pub use job::{Job, Schedule};
-pub use membership::{AccountBar, Membership, MembershipStatus, extended_end};
+pub use membership::{AccountBar, Exemption, Membership, MembershipStatus, extended_end};
 pub use notification::{Notification, NotificationKind, READ_NOTIFICATION_DAYS, UNREAD_NOTIFICATION_DAYS};
 pub use offer::{Offer, Offers};
 pub use payment::{Payment, PaymentStatus, parse_transaction_id, transaction_key};

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::Envelope;
 use crate::domain::{
-    AccountBar, AuditEntry, Membership, MembershipId, Notification, NotificationId, Payment, PaymentId, PaymentStatus,
-    TelegramUserId, TokenHash, TokenRecord, UserId,
+    AccountBar, AuditEntry, Exemption, Membership, MembershipId, Notification, NotificationId, Payment, PaymentId,
+    PaymentStatus, TelegramUserId, TokenHash, TokenRecord, UserId,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -320,6 +320,44 @@ pub trait RateLimits: Send + Sync {
     async fn hits(&self, key: &str, now: DateTime<Utc>) -> Result<u32, StoreError>;
 }
 
+/// A record brought over from the system telegate replaces, written as it stands there rather
+/// than through the live flow's transitions.
+#[derive(Clone, Debug)]
+pub enum Imported {
+    /// `current_token`: the payment's latest token, the one a newly generated token replaces.
+    Payment {
+        payment: Payment,
+        current_token: Option<TokenHash>,
+    },
+    Token(TokenRecord),
+    /// `tokens`: the tokens whose periods it holds.
+    Membership {
+        membership: Membership,
+        tokens: Vec<TokenHash>,
+    },
+    Notification(Notification),
+    Exempt(Exemption),
+}
+
+/// What writing one imported record did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    New,
+    /// The same record (same id) was already there: nothing changed.
+    Already,
+    /// Not written; the code says why (`transaction_id_taken`).
+    Refused(&'static str),
+}
+
+#[async_trait]
+pub trait ImportStore: Send + Sync {
+    /// Writes each record once, keeping the counters live traffic keeps (tokens, members, invites
+    /// accepted) in the same writes: a rerun after a crash writes only what is missing and counts
+    /// nothing twice. Answers one `Written` per record, in order.
+    async fn import(&self, records: &[Imported]) -> Result<Vec<Written>, StoreError>;
+    async fn exemption(&self, account: TelegramUserId) -> Result<Option<Exemption>, StoreError>;
+}
+
 /// Everything the use cases store. Each adapter implements the parts.
 pub trait Store:
     PaymentStore
@@ -334,6 +372,7 @@ pub trait Store:
     + JobLog
     + AuditLog
     + RateLimits
+    + ImportStore
 {
 }
 impl<T> Store for T where
@@ -349,5 +388,6 @@ impl<T> Store for T where
         + JobLog
         + AuditLog
         + RateLimits
+        + ImportStore
 {
 }

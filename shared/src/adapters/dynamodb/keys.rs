@@ -32,6 +32,7 @@ prefixed! {
     audit => "AUDIT",
     rate => "RATE",
     bar => "BAR",
+    exempt => "EXEMPT",
     // Sort keys under `user`.
     notification => "NOTIF",
     // Index partitions (gsiNpk).

@@ -7,6 +7,7 @@ mod access;
 mod audit;
 mod bars;
 mod codec;
+mod import;
 mod keys;
 mod lifecycle;
 mod notifications;

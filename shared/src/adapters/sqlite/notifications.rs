@@ -13,24 +13,7 @@ use crate::ports::*;
 #[async_trait]
 impl NotificationStore for SqliteStore {
     async fn add_notification(&self, n: &Notification) -> Result<(), StoreError> {
-        self.with(|conn| {
-            conn.execute(
-                "INSERT INTO notifications (id, user_id, kind, title, message, action_url, created_at, read)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    n.id.as_str(),
-                    n.user_id.as_str(),
-                    n.kind.as_str(),
-                    n.title,
-                    n.message,
-                    n.action_url,
-                    ts(n.created_at),
-                    n.read
-                ],
-            )
-            .map(drop)
-            .map_err(fault)
-        })
+        self.with(|conn| insert_notification(conn, n))
     }
 
     async fn notifications(
@@ -111,4 +94,23 @@ impl NotificationStore for SqliteStore {
 /// The oldest creation times still kept at `now`, for read and for unread notifications.
 fn retention_cutoffs(now: DateTime<Utc>) -> (String, String) {
     (ts(now - Duration::days(READ_NOTIFICATION_DAYS)), ts(now - Duration::days(UNREAD_NOTIFICATION_DAYS)))
+}
+
+pub(super) fn insert_notification(conn: &rusqlite::Connection, n: &Notification) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO notifications (id, user_id, kind, title, message, action_url, created_at, read)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            n.id.as_str(),
+            n.user_id.as_str(),
+            n.kind.as_str(),
+            n.title,
+            n.message,
+            n.action_url,
+            ts(n.created_at),
+            n.read
+        ],
+    )
+    .map(drop)
+    .map_err(fault)
 }

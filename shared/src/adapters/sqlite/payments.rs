@@ -12,32 +12,7 @@ use crate::ports::*;
 #[async_trait]
 impl PaymentStore for SqliteStore {
     async fn insert_payment(&self, p: &Payment) -> Result<(), StoreError> {
-        self.with(|conn| {
-            let user_info = p.user_info.as_ref().map(|v| v.to_string());
-            conn.execute(
-                "INSERT INTO payments (id, user_id, email, offer_id, transaction_id, user_info, status, admin_notes,
-                   reject_reason, created_at, updated_at, reviewed_by, lang, transaction_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                params![
-                    p.id.as_str(),
-                    p.user_id.as_str(),
-                    p.email,
-                    p.offer_id,
-                    p.transaction_id,
-                    user_info,
-                    p.status.as_str(),
-                    p.admin_notes,
-                    p.reject_reason,
-                    ts(p.created_at),
-                    ts(p.updated_at),
-                    p.reviewed_by.as_ref().map(UserId::as_str),
-                    p.lang.as_str(),
-                    p.transaction_key(),
-                ],
-            )
-            .map(drop)
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("transaction_id_taken") } else { fault(e) })
-        })
+        self.with(|conn| insert_payment(conn, p))
     }
 
     async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
@@ -107,4 +82,32 @@ impl PaymentStore for SqliteStore {
                 .map_err(fault)
         })
     }
+}
+
+/// Fails with `Conflict("transaction_id_taken")` when another payment has the transaction id.
+pub(super) fn insert_payment(conn: &rusqlite::Connection, p: &Payment) -> Result<(), StoreError> {
+    let user_info = p.user_info.as_ref().map(|v| v.to_string());
+    conn.execute(
+        "INSERT INTO payments (id, user_id, email, offer_id, transaction_id, user_info, status, admin_notes,
+           reject_reason, created_at, updated_at, reviewed_by, lang, transaction_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            p.id.as_str(),
+            p.user_id.as_str(),
+            p.email,
+            p.offer_id,
+            p.transaction_id,
+            user_info,
+            p.status.as_str(),
+            p.admin_notes,
+            p.reject_reason,
+            ts(p.created_at),
+            ts(p.updated_at),
+            p.reviewed_by.as_ref().map(UserId::as_str),
+            p.lang.as_str(),
+            p.transaction_key(),
+        ],
+    )
+    .map(drop)
+    .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("transaction_id_taken") } else { fault(e) })
 }

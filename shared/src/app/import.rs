@@ -1,0 +1,667 @@
+//! Moving in from the Django system: the fixture `python manage.py dumpdata` writes becomes
+//! telegate's payments, tokens, memberships, notifications and kept accounts. `plan` reads and
+//! checks everything without writing; `apply` writes the plan, each record once; `verify`
+//! compares the store with the plan.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::domain::{
+    AccessToken, AuditAction, AuditEntry, AuditId, Exemption, Lang, Membership, MembershipId, MembershipStatus,
+    Notification, NotificationId, NotificationKind, Offers, Payment, PaymentId, PaymentStatus, TelegramUserId,
+    TokenHash, TokenRecord, TokenStatus, UserId, parse_transaction_id, transaction_key,
+};
+use crate::ports::{Imported, PageRequest, Store, StoreError, Written};
+
+/// The five models of the original guide, by their lower-case model name (any app label).
+const MODELS: [&str; 5] =
+    ["pendingpayment", "payment", "telegrambottoken", "telegramchannelmember", "telegramnotification"];
+
+/// Renames for a dump whose fields differ from the guide's, and the ids telegate should use.
+/// `{"fields": {"telegramchannelmember": {"subscription_end_date": "ends_on"}},
+///   "users": {"42": "cognito-sub-of-42"}, "offers": {"3": "monthly"}}`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    /// Per model: the guide's field name → the dump's.
+    #[serde(default)]
+    pub fields: HashMap<String, HashMap<String, String>>,
+    /// A Django user's primary key → the JWT subject that user signs in with (default: the key).
+    #[serde(default)]
+    pub users: HashMap<String, String>,
+    /// The dump's offer → telegate's offer id (default: the same).
+    #[serde(default)]
+    pub offers: HashMap<String, String>,
+}
+
+impl Mapping {
+    pub fn from_json(raw: &str) -> Result<Self, String> {
+        serde_json::from_str(raw).map_err(|e| format!("the mapping file is not valid: {e}"))
+    }
+}
+
+/// What the import needs to know about the telegate it writes into.
+pub struct Context {
+    pub offers: Offers,
+    pub channel_id: i64,
+    pub now: DateTime<Utc>,
+    /// Telegram accounts to keep though no record covers them (`--keep`).
+    pub keep: Vec<TelegramUserId>,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Refusal {
+    pub model: String,
+    pub pk: String,
+    pub reason: String,
+}
+
+/// Everything the dump holds, as telegate will store it, and what it refuses.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub records: Vec<Imported>,
+    pub refused: Vec<Refusal>,
+    /// Per model, the dump's fields the import did not read.
+    pub unused_fields: BTreeMap<String, BTreeSet<String>>,
+    /// Rows of models the import does not know, per model.
+    pub other_models: BTreeMap<String, usize>,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    model: String,
+    pk: Value,
+    fields: Map<String, Value>,
+}
+
+/// One row's fields, read through the mapping; remembers which were read.
+struct Fields<'a> {
+    model: &'a str,
+    pk: String,
+    map: &'a Map<String, Value>,
+    renames: Option<&'a HashMap<String, String>>,
+    used: &'a mut BTreeSet<String>,
+}
+
+impl Fields<'_> {
+    fn value(&mut self, ours: &str) -> Option<Value> {
+        let theirs = self.renames.and_then(|r| r.get(ours)).map(String::as_str).unwrap_or(ours);
+        self.used.insert(theirs.to_owned());
+        self.map.get(theirs).filter(|v| !v.is_null()).cloned()
+    }
+    fn text(&mut self, ours: &str) -> Option<String> {
+        match self.value(ours)? {
+            Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+    fn int(&mut self, ours: &str) -> Result<Option<i64>, String> {
+        match self.value(ours) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or(format!("{ours} is not an integer")),
+            Some(Value::String(s)) => {
+                s.trim().parse().map(Some).map_err(|_| format!("{ours} is not an integer: {s:?}"))
+            }
+            Some(v) => Err(format!("{ours} is not an integer: {v}")),
+        }
+    }
+    fn flag(&mut self, ours: &str) -> Option<bool> {
+        match self.value(ours)? {
+            Value::Bool(b) => Some(b),
+            Value::Number(n) => Some(n.as_i64() != Some(0)),
+            Value::String(s) => Some(matches!(s.to_ascii_lowercase().as_str(), "true" | "1" | "yes")),
+            _ => None,
+        }
+    }
+    fn time(&mut self, ours: &str) -> Result<Option<DateTime<Utc>>, String> {
+        match self.text(ours) {
+            None => Ok(None),
+            Some(raw) => parse_time(&raw).map(Some).ok_or(format!("{ours} is not a date: {raw:?}")),
+        }
+    }
+    fn required_time(&mut self, ours: &str) -> Result<DateTime<Utc>, String> {
+        self.time(ours)?.ok_or(format!("{ours} is missing"))
+    }
+    fn user(&mut self, mapping: &Mapping) -> Result<UserId, String> {
+        let pk = self.text("user").ok_or("user is missing")?;
+        let sub = mapping.users.get(&pk).cloned().unwrap_or(pk);
+        UserId::parse(&sub).map_err(|e| format!("user {sub:?}: {e}"))
+    }
+}
+
+/// Django writes `2026-11-20T10:00:00Z`, `…:00.123456+01:00`, naive times when `USE_TZ` is off
+/// (read as UTC) and plain dates for a `DateField` (midnight UTC).
+fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
+    let raw = raw.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(raw, format) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc())
+}
+
+fn pk_text(pk: &Value) -> String {
+    match pk {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A payment as planned, with what its tokens need.
+struct Planned {
+    payment: Payment,
+    offer_name: String,
+    days: u32,
+    current_token: Option<(DateTime<Utc>, TokenHash)>,
+}
+
+#[derive(Default)]
+struct Planner {
+    refused: Vec<Refusal>,
+    fields_seen: BTreeMap<String, BTreeSet<String>>,
+    fields_used: BTreeMap<String, BTreeSet<String>>,
+    payments: BTreeMap<PaymentId, Planned>,
+    /// (model, pk) → our payment.
+    payment_pks: HashMap<(String, String), PaymentId>,
+    transaction_keys: HashMap<String, String>,
+    tokens: Vec<TokenRecord>,
+    token_hashes: BTreeSet<String>,
+    memberships: Vec<Membership>,
+    notifications: Vec<Notification>,
+}
+
+impl Planner {
+    fn refuse(&mut self, model: &str, pk: &str, reason: impl Into<String>) {
+        self.refused.push(Refusal { model: model.into(), pk: pk.into(), reason: reason.into() });
+    }
+
+    fn payment_of(&self, f: &mut Fields<'_>) -> Option<PaymentId> {
+        let payment = f.text("payment").and_then(|pk| self.payment_pks.get(&("payment".into(), pk)).cloned());
+        payment.or_else(|| {
+            f.text("pending_payment").and_then(|pk| self.payment_pks.get(&("pendingpayment".into(), pk)).cloned())
+        })
+    }
+
+    fn pending_payment(&mut self, f: &mut Fields<'_>, mapping: &Mapping, cx: &Context) -> Result<(), String> {
+        let user_id = f.user(mapping)?;
+        let offer = f.text("offer_id").or_else(|| f.text("offer")).ok_or("offer_id is missing")?;
+        let offer_id = mapping.offers.get(&offer).cloned().unwrap_or(offer);
+        cx.offers.find(&offer_id).map_err(|_| format!("unknown offer {offer_id:?}"))?;
+        let transaction_id =
+            parse_transaction_id(&f.text("transaction_id").unwrap_or_default()).map_err(|e| e.to_string())?;
+        let status = match f.text("status").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            Some("transaction_submitted" | "submitted" | "pending") | None => PaymentStatus::TransactionSubmitted,
+            Some("validated" | "approved" | "completed" | "paid") => PaymentStatus::Validated,
+            Some("rejected" | "refused" | "cancelled") => PaymentStatus::Rejected,
+            Some(other) => return Err(format!("unknown status {other:?}")),
+        };
+        let created_at = f.required_time("created_at")?;
+        let payment = Payment {
+            id: PaymentId::derived(created_at, &format!("{}:{}", f.model, f.pk)),
+            user_id,
+            email: f.text("email"),
+            offer_id,
+            transaction_id,
+            user_info: f.value("user_info").map(|v| match v {
+                Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+                other => other,
+            }),
+            status,
+            admin_notes: f.text("admin_notes"),
+            reject_reason: f.text("rejection_reason").or_else(|| f.text("reject_reason")),
+            created_at,
+            updated_at: f.time("updated_at")?.unwrap_or(created_at),
+            reviewed_by: None,
+            lang: Lang::Fr,
+        };
+        self.add_payment(f, payment, cx)
+    }
+
+    fn add_payment(&mut self, f: &Fields<'_>, payment: Payment, cx: &Context) -> Result<(), String> {
+        let key = transaction_key(&payment.transaction_id);
+        if let Some(first) = self.transaction_keys.get(&key) {
+            return Err(format!("duplicate transaction id (already used by {first})"));
+        }
+        let offer = cx.offers.find(&payment.offer_id).map_err(|e| e.to_string())?;
+        self.transaction_keys.insert(key, format!("{} {}", f.model, f.pk));
+        self.payment_pks.insert((f.model.to_owned(), f.pk.clone()), payment.id.clone());
+        self.payments.insert(
+            payment.id.clone(),
+            Planned { payment, offer_name: offer.name, days: offer.days, current_token: None },
+        );
+        Ok(())
+    }
+
+    /// A `Payment` row: the validated side of a pending payment (merged into it), or a payment
+    /// of its own when it names none.
+    fn payment(&mut self, f: &mut Fields<'_>, mapping: &Mapping, cx: &Context) -> Result<(), String> {
+        if let Some(pending) = f.text("pending_payment") {
+            let id = self
+                .payment_pks
+                .get(&("pendingpayment".into(), pending.clone()))
+                .cloned()
+                .ok_or(format!("its pending payment {pending} is not imported"))?;
+            let planned = self.payments.get_mut(&id).ok_or("its pending payment is not imported")?;
+            if planned.payment.status == PaymentStatus::Rejected {
+                return Err(format!("its pending payment {pending} was rejected"));
+            }
+            planned.payment.status = PaymentStatus::Validated;
+            if let Some(at) = f.time("created_at")? {
+                planned.payment.updated_at = planned.payment.updated_at.max(at);
+            }
+            self.payment_pks.insert((f.model.to_owned(), f.pk.clone()), id);
+            return Ok(());
+        }
+        let user_id = f.user(mapping)?;
+        let offer = f.text("offer_id").or_else(|| f.text("offer")).ok_or("offer_id is missing")?;
+        let offer_id = mapping.offers.get(&offer).cloned().unwrap_or(offer);
+        cx.offers.find(&offer_id).map_err(|_| format!("unknown offer {offer_id:?}"))?;
+        let transaction_id =
+            parse_transaction_id(&f.text("transaction_id").unwrap_or_default()).map_err(|e| e.to_string())?;
+        let created_at = f.required_time("created_at")?;
+        let payment = Payment {
+            id: PaymentId::derived(created_at, &format!("{}:{}", f.model, f.pk)),
+            user_id,
+            email: f.text("email"),
+            offer_id,
+            transaction_id,
+            user_info: None,
+            status: PaymentStatus::Validated,
+            admin_notes: f.text("admin_notes"),
+            reject_reason: None,
+            created_at,
+            updated_at: f.time("updated_at")?.unwrap_or(created_at),
+            reviewed_by: None,
+            lang: Lang::Fr,
+        };
+        self.add_payment(f, payment, cx)
+    }
+
+    fn token(&mut self, f: &mut Fields<'_>, cx: &Context) -> Result<(), String> {
+        let raw = f.text("token").ok_or("token is missing")?;
+        let token = AccessToken::parse(raw.trim()).map_err(|_| {
+            format!("the token is not a valid deep-link payload (1 to 64 of A-Z a-z 0-9 _ -; {} characters)", raw.len())
+        })?;
+        let hash = token.hash();
+        if self.token_hashes.contains(hash.as_str()) {
+            return Err("duplicate token".into());
+        }
+        let payment_id = self.payment_of(f).ok_or("its payment is not imported")?;
+        let planned = self.payments.get_mut(&payment_id).ok_or("its payment is not imported")?;
+        if planned.payment.status != PaymentStatus::Validated {
+            return Err("its payment is not validated".into());
+        }
+        let expires_at = f.required_time("expires_at")?;
+        let created_at = f.time("created_at")?.unwrap_or(planned.payment.updated_at);
+        let account =
+            f.int("telegram_user_id")?.map(|a| TelegramUserId::parse(a).map_err(|e| e.to_string())).transpose()?;
+        let used = match f.text("status").as_deref() {
+            Some(s) => s.eq_ignore_ascii_case("used"),
+            None => f.flag("is_used").unwrap_or(false),
+        };
+        let status = if used {
+            TokenStatus::Used
+        } else if expires_at <= cx.now {
+            TokenStatus::Expired
+        } else if account.is_some() {
+            TokenStatus::Bound
+        } else {
+            TokenStatus::Pending
+        };
+        if status != TokenStatus::Expired && planned.current_token.as_ref().is_none_or(|(at, _)| *at <= created_at) {
+            planned.current_token = Some((created_at, hash.clone()));
+        }
+        self.token_hashes.insert(hash.as_str().to_owned());
+        self.tokens.push(TokenRecord {
+            hash,
+            payment_id: payment_id.clone(),
+            user_id: planned.payment.user_id.clone(),
+            offer_name: planned.offer_name.clone(),
+            days: planned.days,
+            status,
+            created_at,
+            expires_at,
+            telegram_user_id: account,
+            membership_id: None,
+            used_at: if used { f.time("used_at")?.or(Some(created_at)) } else { None },
+        });
+        Ok(())
+    }
+
+    fn member(&mut self, f: &mut Fields<'_>, mapping: &Mapping, cx: &Context) -> Result<(), String> {
+        let account = f.int("telegram_user_id")?.ok_or("telegram_user_id is missing")?;
+        let account = TelegramUserId::parse(account).map_err(|e| e.to_string())?;
+        if let Some(channel) = f.int("channel_id")?
+            && channel != cx.channel_id
+        {
+            return Err(format!("another channel ({channel}, not TELEGRAM_CHANNEL_ID {})", cx.channel_id));
+        }
+        let user_id = f.user(mapping)?;
+        let payment_id = match self.payment_of(f) {
+            Some(p) => p,
+            None => self
+                .tokens
+                .iter()
+                .rev()
+                .find(|t| t.telegram_user_id == Some(account) && t.user_id == user_id)
+                .map(|t| t.payment_id.clone())
+                .or_else(|| {
+                    self.payments
+                        .values()
+                        .filter(|p| p.payment.user_id == user_id && p.payment.status == PaymentStatus::Validated)
+                        .max_by_key(|p| p.payment.created_at)
+                        .map(|p| p.payment.id.clone())
+                })
+                .ok_or("no validated payment of this user is imported")?,
+        };
+        let planned = self.payments.get(&payment_id).ok_or("its payment is not imported")?;
+        if planned.payment.user_id != user_id {
+            return Err("its payment belongs to another user".into());
+        }
+        let end = f.time("subscription_end_date")?;
+        let joined_at = f.time("joined_at")?.or(f.time("created_at")?).ok_or("joined_at is missing")?;
+        let state = match f.text("status") {
+            Some(s) => s.to_ascii_lowercase(),
+            None => match f.flag("is_active") {
+                Some(true) => "active".into(),
+                _ => "expired".into(),
+            },
+        };
+        let ended_at = f.time("left_at")?.or(f.time("updated_at")?).or(end).unwrap_or(joined_at);
+        let (status, in_channel, ended) = match state.as_str() {
+            "active" | "member" => (MembershipStatus::Active, true, None),
+            "left" => (MembershipStatus::Active, false, None),
+            "expired" | "inactive" | "ended" => {
+                (MembershipStatus::Expired, false, Some((ended_at, "imported: expired")))
+            }
+            "revoked" | "banned" | "kicked" | "removed" => {
+                (MembershipStatus::Revoked, false, Some((ended_at, "imported: revoked")))
+            }
+            other => return Err(format!("unknown status {other:?}")),
+        };
+        if status == MembershipStatus::Active && end.is_none() {
+            return Err("subscription_end_date is missing".into());
+        }
+        let membership = Membership {
+            id: MembershipId::derived(joined_at, &format!("{}:{}", f.model, f.pk)),
+            user_id,
+            telegram_user_id: account,
+            telegram_username: f.text("telegram_username"),
+            payment_id,
+            offer_name: planned.offer_name.clone(),
+            pending_days: 0,
+            status,
+            created_at: joined_at,
+            joined_at: Some(joined_at),
+            expires_at: end,
+            in_channel,
+            left_at: if state == "left" { Some(ended_at) } else { None },
+            invite_link: None,
+            invite_expires_at: None,
+            ended_at: ended.map(|(at, _)| at),
+            end_reason: ended.map(|(_, why)| why.to_owned()),
+        };
+        // One current membership per account: the one that ends last.
+        if status == MembershipStatus::Active
+            && let Some(pos) = self
+                .memberships
+                .iter()
+                .position(|m| m.telegram_user_id == account && m.status == MembershipStatus::Active)
+        {
+            if self.memberships[pos].expires_at >= membership.expires_at {
+                return Err(format!(
+                    "the account has an active membership that ends later ({})",
+                    self.memberships[pos].id
+                ));
+            }
+            let earlier = std::mem::replace(&mut self.memberships[pos], membership);
+            let why = "the account has an active membership that ends later";
+            self.refuse(f.model, &format!("(membership {})", earlier.id), why);
+            return Ok(());
+        }
+        self.memberships.push(membership);
+        Ok(())
+    }
+
+    fn notification(&mut self, f: &mut Fields<'_>, mapping: &Mapping) -> Result<(), String> {
+        let user_id = f.user(mapping)?;
+        let kind = f.text("notification_type").ok_or("notification_type is missing")?;
+        let kind = NotificationKind::parse(&kind).map_err(|_| format!("unknown notification_type {kind:?}"))?;
+        let created_at = f.required_time("created_at")?;
+        self.notifications.push(Notification {
+            id: NotificationId::derived(created_at, &format!("{}:{}", f.model, f.pk)),
+            user_id,
+            kind,
+            title: f.text("title").ok_or("title is missing")?,
+            message: f.text("message").ok_or("message is missing")?,
+            action_url: f.text("action_url").filter(|u| !u.is_empty()),
+            created_at,
+            read: f.flag("is_read").or(f.flag("read")).unwrap_or(false),
+        });
+        Ok(())
+    }
+
+    fn into_plan(mut self, cx: &Context, other_models: BTreeMap<String, usize>) -> Plan {
+        // A used token started the membership of its payment (or of its account and user).
+        for t in self.tokens.iter_mut().filter(|t| t.status == TokenStatus::Used) {
+            t.membership_id = self
+                .memberships
+                .iter()
+                .find(|m| m.payment_id == t.payment_id)
+                .or_else(|| {
+                    self.memberships
+                        .iter()
+                        .find(|m| Some(m.telegram_user_id) == t.telegram_user_id && m.user_id == t.user_id)
+                })
+                .map(|m| m.id.clone());
+        }
+        let mut records: Vec<Imported> = self
+            .payments
+            .into_values()
+            .map(|p| Imported::Payment { payment: p.payment, current_token: p.current_token.map(|(_, h)| h) })
+            .collect();
+        records.extend(self.tokens.iter().cloned().map(Imported::Token));
+        records.extend(self.memberships.into_iter().map(|m| {
+            let tokens = self
+                .tokens
+                .iter()
+                .filter(|t| t.membership_id.as_ref() == Some(&m.id))
+                .map(|t| t.hash.clone())
+                .collect();
+            Imported::Membership { membership: m, tokens }
+        }));
+        records.extend(self.notifications.into_iter().map(Imported::Notification));
+        records.extend(cx.keep.iter().map(|&account| {
+            Imported::Exempt(Exemption { telegram_user_id: account, note: "kept at the import".into(), at: cx.now })
+        }));
+        let unused_fields = self
+            .fields_seen
+            .into_iter()
+            .map(|(model, seen)| {
+                let used = self.fields_used.get(&model).cloned().unwrap_or_default();
+                (model, seen.difference(&used).cloned().collect::<BTreeSet<_>>())
+            })
+            .filter(|(_, unused)| !unused.is_empty())
+            .collect();
+        Plan { records, refused: self.refused, unused_fields, other_models }
+    }
+}
+
+/// Reads the dump and decides every row: what it becomes, or why it is refused. Writes nothing.
+pub fn plan(dump: &str, mapping: &Mapping, cx: &Context) -> Result<Plan, String> {
+    let rows: Vec<Row> =
+        serde_json::from_str(dump).map_err(|e| format!("the dump is not a `manage.py dumpdata` JSON fixture: {e}"))?;
+    let mut by_model: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
+    let mut other_models = BTreeMap::new();
+    for row in &rows {
+        let name = row.model.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+        match MODELS.iter().find(|m| **m == name) {
+            Some(m) => by_model.entry(m).or_default().push(row),
+            None => *other_models.entry(row.model.clone()).or_insert(0) += 1,
+        }
+    }
+    let mut planner = Planner::default();
+    // In dependency order: payments before the tokens and members that name them.
+    for model in MODELS {
+        for row in by_model.get(model).cloned().unwrap_or_default() {
+            let pk = pk_text(&row.pk);
+            planner.fields_seen.entry(model.into()).or_default().extend(row.fields.keys().cloned());
+            let mut used = std::mem::take(planner.fields_used.entry(model.into()).or_default());
+            let mut fields =
+                Fields { model, pk: pk.clone(), map: &row.fields, renames: mapping.fields.get(model), used: &mut used };
+            let result = match model {
+                "pendingpayment" => planner.pending_payment(&mut fields, mapping, cx),
+                "payment" => planner.payment(&mut fields, mapping, cx),
+                "telegrambottoken" => planner.token(&mut fields, cx),
+                "telegramchannelmember" => planner.member(&mut fields, mapping, cx),
+                _ => planner.notification(&mut fields, mapping),
+            };
+            planner.fields_used.insert(model.into(), used);
+            if let Err(reason) = result {
+                planner.refuse(model, &pk, reason);
+            }
+        }
+    }
+    Ok(planner.into_plan(cx, other_models))
+}
+
+/// What a record is, for the summary: its kind and status.
+pub fn describe(record: &Imported) -> (&'static str, String) {
+    match record {
+        Imported::Payment { payment, .. } => ("payments", payment.status.as_str().into()),
+        Imported::Token(t) => ("tokens", t.status.as_str().into()),
+        Imported::Membership { membership, .. } => ("memberships", membership.status.as_str().into()),
+        Imported::Notification(n) => ("notifications", if n.read { "read" } else { "unread" }.into()),
+        Imported::Exempt(_) => ("kept accounts", "exempt".into()),
+    }
+}
+
+/// Per kind and status: how many records were new, already there, or refused by the store.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+pub struct Outcome {
+    pub new: BTreeMap<String, usize>,
+    pub already: BTreeMap<String, usize>,
+    pub refused: Vec<Refusal>,
+}
+
+/// Records per call to the store: small enough to show progress and to lose little to a crash.
+const BATCH: usize = 500;
+
+/// Writes the plan, each record once (a rerun after a crash writes only what is missing), then
+/// records what was imported in the audit log.
+pub async fn apply(
+    store: &dyn Store,
+    plan: &Plan,
+    now: DateTime<Utc>,
+    progress: &dyn Fn(usize, usize),
+) -> Result<Outcome, StoreError> {
+    let mut outcome = Outcome::default();
+    for (i, batch) in plan.records.chunks(BATCH).enumerate() {
+        let written = store.import(batch).await?;
+        for (record, w) in batch.iter().zip(written) {
+            let (kind, status) = describe(record);
+            let label = format!("{kind} {status}");
+            match w {
+                Written::New => *outcome.new.entry(label).or_insert(0) += 1,
+                Written::Already => *outcome.already.entry(label).or_insert(0) += 1,
+                Written::Refused(code) => outcome.refused.push(Refusal {
+                    model: kind.into(),
+                    pk: record_id(record),
+                    reason: code.replace('_', " "),
+                }),
+            }
+        }
+        progress((i * BATCH + batch.len()).min(plan.records.len()), plan.records.len());
+    }
+    let entry = AuditEntry {
+        id: AuditId::generate(now).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+        at: now,
+        actor: "system".into(),
+        action: AuditAction::Imported,
+        user_id: None,
+        telegram_user_id: None,
+        details: serde_json::json!({
+            "new": outcome.new, "already": outcome.already,
+            "refused_by_store": outcome.refused.len(), "refused_in_dump": plan.refused.len(),
+        }),
+    };
+    store.record(&entry).await?;
+    Ok(outcome)
+}
+
+fn record_id(record: &Imported) -> String {
+    match record {
+        Imported::Payment { payment, .. } => payment.id.to_string(),
+        Imported::Token(t) => t.hash.label().to_owned(),
+        Imported::Membership { membership, .. } => membership.id.to_string(),
+        Imported::Notification(n) => n.id.to_string(),
+        Imported::Exempt(e) => e.telegram_user_id.get().to_string(),
+    }
+}
+
+/// Compares the store with the plan: every record must be there; a record that moved on since
+/// the import (a token used, a membership ended) is reported as changed, not as missing.
+pub async fn verify(store: &dyn Store, plan: &Plan, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+    let mut problems = Vec::new();
+    let mut notifications_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for record in &plan.records {
+        let (kind, _) = describe(record);
+        let id = record_id(record);
+        let found = match record {
+            Imported::Payment { payment, .. } => match store.payment(&payment.id).await? {
+                Some(p) if p.transaction_id == payment.transaction_id && p.user_id == payment.user_id => true,
+                Some(_) => {
+                    problems.push(format!("{kind} {id}: differs from the dump (transaction id or user)"));
+                    continue;
+                }
+                None => false,
+            },
+            Imported::Token(t) => store.token(&t.hash).await?.is_some_and(|s| s.payment_id == t.payment_id),
+            Imported::Membership { membership, .. } => store
+                .membership(&membership.id)
+                .await?
+                .is_some_and(|m| m.telegram_user_id == membership.telegram_user_id),
+            Imported::Exempt(e) => store.exemption(e.telegram_user_id).await?.is_some(),
+            Imported::Notification(n) => {
+                if n.kept_until() <= now {
+                    continue; // past its retention: the clean-up may have removed it
+                }
+                let user = n.user_id.as_str().to_owned();
+                if !notifications_of.contains_key(&user) {
+                    notifications_of.insert(user.clone(), notification_ids(store, &n.user_id, now).await?);
+                }
+                notifications_of[&user].contains(n.id.as_str())
+            }
+        };
+        if !found {
+            problems.push(format!("{kind} {id}: missing from the store"));
+        }
+    }
+    Ok(problems)
+}
+
+async fn notification_ids(
+    store: &dyn Store,
+    user: &UserId,
+    now: DateTime<Utc>,
+) -> Result<BTreeSet<String>, StoreError> {
+    let mut ids = BTreeSet::new();
+    let mut page = PageRequest { limit: 100, after: None };
+    loop {
+        let p = store.notifications(user, &page, now).await?;
+        ids.extend(p.items.iter().map(|n| n.id.to_string()));
+        match p.next {
+            Some(next) => page.after = Some(next),
+            None => return Ok(ids),
+        }
+    }
+}
