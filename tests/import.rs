@@ -348,3 +348,54 @@ async fn imported_links_open_the_channel_and_imported_members_are_warned_then_re
     assert_eq!(app.status_of("43").await["has_active_subscription"], false);
     assert!(app.calls_for_user("banChatMember", 7003).is_empty(), "a kept account is never removed");
 }
+
+#[tokio::test]
+async fn the_command_dry_runs_imports_and_verifies_and_fails_while_rows_are_refused() {
+    let dir = support::TempDir::new();
+    let now = Utc::now();
+    let (raw, e) = dump(now);
+    std::fs::write(dir.0.join("dump.json"), &raw).unwrap();
+    std::fs::write(dir.0.join("keep.csv"), format!("telegram_user_id,note\n{KEPT},staff\n\n# legacy\n")).unwrap();
+    let env: std::collections::HashMap<&str, String> = [
+        ("TELEGRAM_BOT_USERNAME", "bot".to_owned()),
+        ("TELEGRAM_CHANNEL_ID", CHANNEL.to_string()),
+        ("TELEGRAM_CHANNEL_NAME", "c".into()),
+        ("TELEGRAM_WEBHOOK_SECRET", "s".into()),
+        ("JWT_HS256_SECRET", support::JWT_SECRET.into()),
+        ("OFFERS", OFFERS.into()),
+    ]
+    .into();
+    let settings = telegate_core::config::Settings::from_env(&|k| env.get(k).cloned()).unwrap();
+    let request = |dry_run, verify| telegate::import::Request {
+        dump: dir.0.join("dump.json"),
+        mapping: None,
+        keep: Some(dir.0.join("keep.csv")),
+        dry_run,
+        verify,
+    };
+    let data = dir.0.join("data");
+
+    let (lines, ok) = telegate::import::run(request(true, false), &settings, &data).await;
+    assert!(!ok, "refused rows fail the command");
+    let text = lines.join("\n");
+    assert!(text.contains(&format!("would import {:>6} memberships active", e.members_active)), "{text}");
+    assert!(text.contains("would import      1 kept accounts exempt"), "{text}");
+    assert_eq!(text.matches("✗ refused").count(), e.refused.len(), "{text}");
+    assert!(text.contains("fields not used in payment: amount"), "{text}");
+    assert!(!data.join("telegate.sqlite3").exists(), "a dry run writes nothing");
+
+    let (lines, ok) = telegate::import::run(request(false, false), &settings, &data).await;
+    assert!(!ok);
+    let text = lines.join("\n");
+    assert!(text.contains(&format!("imported {:>6} payments validated", 50)), "{text}");
+    assert!(text.contains("4 row(s) refused and not written"), "{text}");
+
+    let (lines, _) = telegate::import::run(request(false, false), &settings, &data).await;
+    assert!(lines.iter().all(|l| !l.starts_with("imported")), "a second run imports nothing: {lines:?}");
+    let (lines, _) = telegate::import::run(request(false, true), &settings, &data).await;
+    assert!(lines.iter().any(|l| l.starts_with("✓ all")), "{lines:?}");
+
+    std::fs::write(dir.0.join("keep.csv"), "990001\n12abc\n").unwrap();
+    let (lines, ok) = telegate::import::run(request(true, false), &settings, &data).await;
+    assert!(!ok && lines[0].contains("--keep line 2"), "{lines:?}");
+}

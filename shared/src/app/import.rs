@@ -175,7 +175,14 @@ struct Planner {
     transaction_keys: HashMap<String, String>,
     tokens: Vec<TokenRecord>,
     token_hashes: BTreeSet<String>,
+    /// (account, user) → the payment of their latest token.
+    token_payments: HashMap<(TelegramUserId, UserId), PaymentId>,
+    /// user → their latest validated payment; made when the first member is read, once every
+    /// payment is.
+    latest_validated: Option<HashMap<UserId, PaymentId>>,
     memberships: Vec<Membership>,
+    /// account → its active membership in `memberships`.
+    active_of_account: HashMap<TelegramUserId, usize>,
     notifications: Vec<Notification>,
 }
 
@@ -250,7 +257,11 @@ impl Planner {
                 .get(&("pendingpayment".into(), pending.clone()))
                 .cloned()
                 .ok_or(format!("its pending payment {pending} is not imported"))?;
+            let user_id = f.user(mapping)?;
             let planned = self.payments.get_mut(&id).ok_or("its pending payment is not imported")?;
+            if planned.payment.user_id != user_id {
+                return Err(format!("its pending payment {pending} belongs to another user"));
+            }
             if planned.payment.status == PaymentStatus::Rejected {
                 return Err(format!("its pending payment {pending} was rejected"));
             }
@@ -286,7 +297,7 @@ impl Planner {
         self.add_payment(f, payment, cx)
     }
 
-    fn token(&mut self, f: &mut Fields<'_>, cx: &Context) -> Result<(), String> {
+    fn token(&mut self, f: &mut Fields<'_>, mapping: &Mapping, cx: &Context) -> Result<(), String> {
         let raw = f.text("token").ok_or("token is missing")?;
         let token = AccessToken::parse(raw.trim()).map_err(|_| {
             format!("the token is not a valid deep-link payload (1 to 64 of A-Z a-z 0-9 _ -; {} characters)", raw.len())
@@ -296,7 +307,11 @@ impl Planner {
             return Err("duplicate token".into());
         }
         let payment_id = self.payment_of(f).ok_or("its payment is not imported")?;
+        let user_id = f.user(mapping)?;
         let planned = self.payments.get_mut(&payment_id).ok_or("its payment is not imported")?;
+        if planned.payment.user_id != user_id {
+            return Err("its payment belongs to another user".into());
+        }
         if planned.payment.status != PaymentStatus::Validated {
             return Err("its payment is not validated".into());
         }
@@ -321,6 +336,9 @@ impl Planner {
             planned.current_token = Some((created_at, hash.clone()));
         }
         self.token_hashes.insert(hash.as_str().to_owned());
+        if let Some(a) = account {
+            self.token_payments.insert((a, planned.payment.user_id.clone()), payment_id.clone());
+        }
         self.tokens.push(TokenRecord {
             hash,
             payment_id: payment_id.clone(),
@@ -346,21 +364,26 @@ impl Planner {
             return Err(format!("another channel ({channel}, not TELEGRAM_CHANNEL_ID {})", cx.channel_id));
         }
         let user_id = f.user(mapping)?;
-        let payment_id = match self.payment_of(f) {
+        let named = self.payment_of(f);
+        let payments = &self.payments;
+        let latest = self.latest_validated.get_or_insert_with(|| {
+            let mut latest: HashMap<UserId, (DateTime<Utc>, PaymentId)> = HashMap::new();
+            for p in payments.values().filter(|p| p.payment.status == PaymentStatus::Validated) {
+                let (id, at) = (&p.payment.id, p.payment.created_at);
+                let entry = latest.entry(p.payment.user_id.clone()).or_insert((at, id.clone()));
+                if at > entry.0 {
+                    *entry = (at, id.clone());
+                }
+            }
+            latest.into_iter().map(|(user, (_, id))| (user, id)).collect()
+        });
+        let payment_id = match named {
             Some(p) => p,
             None => self
-                .tokens
-                .iter()
-                .rev()
-                .find(|t| t.telegram_user_id == Some(account) && t.user_id == user_id)
-                .map(|t| t.payment_id.clone())
-                .or_else(|| {
-                    self.payments
-                        .values()
-                        .filter(|p| p.payment.user_id == user_id && p.payment.status == PaymentStatus::Validated)
-                        .max_by_key(|p| p.payment.created_at)
-                        .map(|p| p.payment.id.clone())
-                })
+                .token_payments
+                .get(&(account, user_id.clone()))
+                .or_else(|| latest.get(&user_id))
+                .cloned()
                 .ok_or("no validated payment of this user is imported")?,
         };
         let planned = self.payments.get(&payment_id).ok_or("its payment is not imported")?;
@@ -411,22 +434,18 @@ impl Planner {
             end_reason: ended.map(|(_, why)| why.to_owned()),
         };
         // One current membership per account: the one that ends last.
-        if status == MembershipStatus::Active
-            && let Some(pos) = self
-                .memberships
-                .iter()
-                .position(|m| m.telegram_user_id == account && m.status == MembershipStatus::Active)
-        {
-            if self.memberships[pos].expires_at >= membership.expires_at {
-                return Err(format!(
-                    "the account has an active membership that ends later ({})",
-                    self.memberships[pos].id
-                ));
+        if status == MembershipStatus::Active {
+            if let Some(&pos) = self.active_of_account.get(&account) {
+                if self.memberships[pos].expires_at >= membership.expires_at {
+                    let kept = &self.memberships[pos].id;
+                    return Err(format!("the account has an active membership that ends later ({kept})"));
+                }
+                let earlier = std::mem::replace(&mut self.memberships[pos], membership);
+                let why = "the account has an active membership that ends later";
+                self.refuse(f.model, &format!("(membership {})", earlier.id), why);
+                return Ok(());
             }
-            let earlier = std::mem::replace(&mut self.memberships[pos], membership);
-            let why = "the account has an active membership that ends later";
-            self.refuse(f.model, &format!("(membership {})", earlier.id), why);
-            return Ok(());
+            self.active_of_account.insert(account, self.memberships.len());
         }
         self.memberships.push(membership);
         Ok(())
@@ -452,31 +471,31 @@ impl Planner {
 
     fn into_plan(mut self, cx: &Context, other_models: BTreeMap<String, usize>) -> Plan {
         // A used token started the membership of its payment (or of its account and user).
+        let mut by_payment: HashMap<&PaymentId, &MembershipId> = HashMap::new();
+        let mut by_account: HashMap<(TelegramUserId, &UserId), &MembershipId> = HashMap::new();
+        for m in &self.memberships {
+            by_payment.entry(&m.payment_id).or_insert(&m.id);
+            by_account.entry((m.telegram_user_id, &m.user_id)).or_insert(&m.id);
+        }
+        let mut tokens_of: HashMap<MembershipId, Vec<TokenHash>> = HashMap::new();
         for t in self.tokens.iter_mut().filter(|t| t.status == TokenStatus::Used) {
-            t.membership_id = self
-                .memberships
-                .iter()
-                .find(|m| m.payment_id == t.payment_id)
-                .or_else(|| {
-                    self.memberships
-                        .iter()
-                        .find(|m| Some(m.telegram_user_id) == t.telegram_user_id && m.user_id == t.user_id)
-                })
-                .map(|m| m.id.clone());
+            let started = by_payment
+                .get(&t.payment_id)
+                .or_else(|| t.telegram_user_id.and_then(|a| by_account.get(&(a, &t.user_id))))
+                .map(|m| (*m).clone());
+            if let Some(m) = &started {
+                tokens_of.entry(m.clone()).or_default().push(t.hash.clone());
+            }
+            t.membership_id = started;
         }
         let mut records: Vec<Imported> = self
             .payments
             .into_values()
             .map(|p| Imported::Payment { payment: p.payment, current_token: p.current_token.map(|(_, h)| h) })
             .collect();
-        records.extend(self.tokens.iter().cloned().map(Imported::Token));
+        records.extend(self.tokens.into_iter().map(Imported::Token));
         records.extend(self.memberships.into_iter().map(|m| {
-            let tokens = self
-                .tokens
-                .iter()
-                .filter(|t| t.membership_id.as_ref() == Some(&m.id))
-                .map(|t| t.hash.clone())
-                .collect();
+            let tokens = tokens_of.remove(&m.id).unwrap_or_default();
             Imported::Membership { membership: m, tokens }
         }));
         records.extend(self.notifications.into_iter().map(Imported::Notification));
@@ -521,7 +540,7 @@ pub fn plan(dump: &str, mapping: &Mapping, cx: &Context) -> Result<Plan, String>
             let result = match model {
                 "pendingpayment" => planner.pending_payment(&mut fields, mapping, cx),
                 "payment" => planner.payment(&mut fields, mapping, cx),
-                "telegrambottoken" => planner.token(&mut fields, cx),
+                "telegrambottoken" => planner.token(&mut fields, mapping, cx),
                 "telegramchannelmember" => planner.member(&mut fields, mapping, cx),
                 _ => planner.notification(&mut fields, mapping),
             };
