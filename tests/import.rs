@@ -340,6 +340,11 @@ async fn imported_links_open_the_channel_and_imported_members_are_warned_then_re
     app.drain().await;
     assert_eq!(app.texts_to(7002).len(), warned, "once per threshold");
 
+    // …not removed before it…
+    app.post("/api/telegram/admin/jobs/expire-subscriptions/run/", &admin, json!({})).await;
+    app.drain().await;
+    assert!(app.calls_for_user("banChatMember", 7002).is_empty(), "still paid for");
+
     // …and removed at it; the kept account, whose record also ended, stays in.
     app.advance(2 * 86_400).await;
     app.post("/api/telegram/admin/jobs/expire-subscriptions/run/", &admin, json!({})).await;

@@ -108,7 +108,7 @@ mod lost_between_commit_and_queue {
     use chrono::{Duration, Utc};
     use telegate::fake_telegram::FakeTelegram;
     use telegate_core::adapters::clock::TestClock;
-    use telegate_core::adapters::outbox::OutboxMailer;
+    use telegate_core::adapters::outbox::{OutboxEvents, OutboxMailer};
     use telegate_core::adapters::telegram::BotApi;
     use telegate_core::app::App;
     use telegate_core::app::effects::{Consumer, EffectRunner, Outcome};
@@ -189,7 +189,9 @@ mod lost_between_commit_and_queue {
             };
             let outbox = support::TempDir::new();
             let mailer = Arc::new(OutboxMailer::new(outbox.0.clone(), "t <t@localhost>").unwrap());
-            let consumer = Consumer::new(EffectRunner::new(telegram, mailer, 1000), store.clone(), clock.clone());
+            let events = Arc::new(OutboxEvents::new(outbox.0.join("events.jsonl")).unwrap());
+            let consumer =
+                Consumer::new(EffectRunner::new(telegram, mailer, events, 1000), store.clone(), clock.clone());
             Self { running, app, queue, clock, consumer, _outbox: outbox }
         }
     }

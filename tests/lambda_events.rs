@@ -121,9 +121,18 @@ async fn a_function_refuses_to_start_with_the_test_clock_or_without_aws_resource
     };
     let Err(e) = Wiring::build(settings(&[])).await else { panic!("started without AWS resources") };
     assert!(e.contains("TABLE_NAME"), "{e}");
-    let aws = [("TABLE_NAME", "t"), ("QUEUE_URL", "http://q"), ("MAIL_FROM", "a@b.c"), ("TELEGATE_TEST_CLOCK", "1")];
+    let aws = [
+        ("TABLE_NAME", "t"),
+        ("QUEUE_URL", "http://q"),
+        ("MAIL_FROM", "a@b.c"),
+        ("EVENT_BUS_NAME", "e"),
+        ("TELEGATE_TEST_CLOCK", "1"),
+    ];
     let Err(e) = Wiring::build(settings(&aws)).await else { panic!("started with the test clock") };
     assert!(e.contains("TELEGATE_TEST_CLOCK"), "{e}");
+    let map: HashMap<&str, &str> = base.iter().chain(&aws[..3]).copied().collect();
+    let missing = Settings::from_env(&|k| map.get(k).map(|v| v.to_string())).unwrap_err();
+    assert!(missing.to_string().contains("EVENT_BUS_NAME"), "{missing}");
 }
 
 #[tokio::test]

@@ -15,6 +15,8 @@ if [ ! -x .venv-bench/bin/cargo-lambda ]; then
 fi
 export PATH="$PWD/.venv-bench/bin:$PATH"
 . infra/moto.sh
+mkdir -p target
+. infra/dynamodb-local.sh    # the import benchmark writes into AWS's DynamoDB Local
 
 FUNCTIONS=(payments generate-token notifications status revoke stats telegram-webhook side-effects scheduled-jobs floor)
 packages=()
@@ -26,7 +28,7 @@ cargo lambda build --release --locked --output-format zip --lambda-dir target/la
 for f in "${FUNCTIONS[@]}"; do cp "target/lambda-zip/$f/bootstrap.zip" "target/lambda/$f/bootstrap.zip"; done
 
 echo "==> local host and benchmark programs (cargo build --release)"
-cargo build --release --locked --bin telegate --example coldstart --example warm --example sweep
+cargo build --release --locked --bin telegate --example coldstart --example warm --example sweep --example import
 
 mkdir -p target/bench-logs
 echo "==> cold starts ($RUNS per binary)"
@@ -35,6 +37,8 @@ echo "==> warm path"
 target/release/examples/warm target/release/telegate > target/bench-logs/warm.md
 echo "==> sweep scaling"
 target/release/examples/sweep > target/bench-logs/sweep.md
+echo "==> import from the Django system (1k, 10k, 100k members; DynamoDB Local and SQLite)"
+target/release/examples/import > target/bench-logs/import.md
 
 python3 infra/bench/report.py target/bench-logs "$RUNS" > target/bench-logs/BENCHMARKS.md
 mv target/bench-logs/BENCHMARKS.md BENCHMARKS.md

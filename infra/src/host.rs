@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use telegate_core::adapters::aws::sdk_config;
 use telegate_core::adapters::clock::{SystemClock, TestClock};
 use telegate_core::adapters::dynamodb::DynamoStore;
+use telegate_core::adapters::eventbridge::EventBridgeBus;
 use telegate_core::adapters::local_queue::{DeadLetter, LocalQueue, QueueLog};
-use telegate_core::adapters::outbox::{OutboxMailer, OutboxTelegram};
+use telegate_core::adapters::outbox::{OutboxEvents, OutboxMailer, OutboxTelegram};
 use telegate_core::adapters::ses::SesMailer;
 use telegate_core::adapters::sqlite::SqliteStore;
 use telegate_core::adapters::sqs::SqsQueue;
@@ -25,7 +26,7 @@ use telegate_core::app::effects::{Consumer, EffectRunner};
 use telegate_core::auth::JwtVerifier;
 use telegate_core::config::Settings;
 use telegate_core::http::{self, HttpState, JsonBody};
-use telegate_core::ports::{Clock, Mailer, Queue, Store, Telegram, TelegramError};
+use telegate_core::ports::{Clock, EventBus, Mailer, Queue, Store, Telegram, TelegramError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -94,6 +95,15 @@ pub struct Host {
     verifier: Arc<JwtVerifier>,
 }
 
+/// Where the host keeps its state and sends its effects: the embedded store, or AWS.
+struct Backend {
+    store: Arc<dyn Store>,
+    mailer: Arc<dyn Mailer>,
+    events: Arc<dyn EventBus>,
+    /// The SQS queue in AWS; locally the log the durable local queue keeps in the store's file.
+    queue: Result<Arc<SqsQueue>, Arc<dyn QueueLog>>,
+}
+
 impl Host {
     /// Builds every adapter once: the embedded store, local queue and outboxes in `data`, or
     /// DynamoDB, SQS and SES when the settings name AWS resources. Needs a Tokio runtime.
@@ -120,7 +130,7 @@ impl Host {
             Some(c) => c.clone(),
             None => Arc::new(SystemClock),
         };
-        let (store, mailer, effects): (Arc<dyn Store>, Arc<dyn Mailer>, _) = match &settings.aws {
+        let Backend { store, mailer, events, queue: effects } = match &settings.aws {
             None => {
                 let store = Arc::new(
                     SqliteStore::open(&data.join("telegate.sqlite3"))
@@ -129,20 +139,28 @@ impl Host {
                 let from = std::env::var("MAIL_FROM").unwrap_or_else(|_| "telegate <no-reply@localhost>".into());
                 let mailer = OutboxMailer::new(data.join("outbox"), from)
                     .map_err(|e| format!("cannot create the mail outbox: {e}"))?;
+                let events = OutboxEvents::new(data.join("events.jsonl"))
+                    .map_err(|e| format!("cannot open the events file: {e}"))?;
                 // The local queue keeps its effects in the same file: a crash or restart loses none.
                 let log: Arc<dyn QueueLog> = store.clone();
-                (store, Arc::new(mailer), Err(log))
+                Backend { store, mailer: Arc::new(mailer), events: Arc::new(events), queue: Err(log) }
             }
             Some(aws) => {
                 let config = sdk_config().await;
                 let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &aws.table);
                 let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&config), &aws.mail_from);
                 let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), &aws.queue_url);
-                (Arc::new(store), Arc::new(mailer), Ok(Arc::new(queue)))
+                let events = EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&config), &aws.event_bus);
+                Backend {
+                    store: Arc::new(store),
+                    mailer: Arc::new(mailer),
+                    events: Arc::new(events),
+                    queue: Ok(Arc::new(queue)),
+                }
             }
         };
         let consumer = Arc::new(Consumer::new(
-            EffectRunner::new(telegram.clone(), mailer, settings.limits.effects_per_second),
+            EffectRunner::new(telegram.clone(), mailer, events, settings.limits.effects_per_second),
             store.clone(),
             clock.clone(),
         ));

@@ -1,6 +1,6 @@
 //! Fresh AWS resources on a local stand-in (moto), as `template.yaml` would create them in an
-//! account: the table, the effects queue with its dead-letter queue (redrive after 5) and a
-//! verified sender. Used by the tests and the benchmarks; never by the product.
+//! account: the table, the effects queue with its dead-letter queue (redrive after 5), a
+//! verified sender and the business events' bus. Used by the tests and the benchmarks; never by the product.
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use telegate_core::adapters::aws::sdk_config;
@@ -25,7 +25,8 @@ pub async fn table() -> Result<String, String> {
     Ok(table)
 }
 
-/// A fresh table, queue and sender, as the settings name them (`TABLE_NAME`, `QUEUE_URL`, `MAIL_FROM`).
+/// A fresh table, queue, sender and event bus, as the settings name them (`TABLE_NAME`,
+/// `QUEUE_URL`, `MAIL_FROM`, `EVENT_BUS_NAME`).
 pub async fn provision() -> Result<Vec<(&'static str, String)>, String> {
     let table = table().await?;
     let config = sdk_config().await;
@@ -58,5 +59,17 @@ pub async fn provision() -> Result<Vec<(&'static str, String)>, String> {
         .send()
         .await
         .map_err(|e| format!("verify the sender: {e}"))?;
-    Ok(vec![("TABLE_NAME", table), ("QUEUE_URL", queue.queue_url.unwrap_or_default()), ("MAIL_FROM", MAIL_FROM.into())])
+    let bus = unique("telegate-events");
+    aws_sdk_eventbridge::Client::new(&config)
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .map_err(|e| format!("create the event bus: {e}"))?;
+    Ok(vec![
+        ("TABLE_NAME", table),
+        ("QUEUE_URL", queue.queue_url.unwrap_or_default()),
+        ("MAIL_FROM", MAIL_FROM.into()),
+        ("EVENT_BUS_NAME", bus),
+    ])
 }

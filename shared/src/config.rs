@@ -47,6 +47,8 @@ pub struct AwsResources {
     pub table: String,
     pub queue_url: String,
     pub mail_from: String,
+    /// The EventBridge bus business events go to.
+    pub event_bus: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -195,7 +197,10 @@ fn aws_resources(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<AwsResou
         (Some(table), Some(queue_url)) => {
             let mail_from = get("MAIL_FROM")
                 .ok_or_else(|| ConfigError("missing setting MAIL_FROM: the SES-verified sender address".into()))?;
-            Ok(Some(AwsResources { table, queue_url, mail_from }))
+            let event_bus = get("EVENT_BUS_NAME").ok_or_else(|| {
+                ConfigError("missing setting EVENT_BUS_NAME: the EventBridge bus business events go to".into())
+            })?;
+            Ok(Some(AwsResources { table, queue_url, mail_from, event_bus }))
         }
         (Some(_), None) => {
             Err(ConfigError("missing setting QUEUE_URL: TABLE_NAME is set, so the SQS queue is needed too".into()))

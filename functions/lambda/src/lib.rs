@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use telegate_core::adapters::aws::sdk_config;
 use telegate_core::adapters::clock::SystemClock;
 use telegate_core::adapters::dynamodb::DynamoStore;
+use telegate_core::adapters::eventbridge::EventBridgeBus;
 use telegate_core::adapters::ses::SesMailer;
 use telegate_core::adapters::sqs::{Delivery, SqsQueue};
 use telegate_core::adapters::telegram::BotApi;
@@ -41,17 +42,18 @@ impl Wiring {
         let aws = settings
             .aws
             .clone()
-            .ok_or("missing setting TABLE_NAME (and QUEUE_URL, MAIL_FROM): the template passes them")?;
+            .ok_or("missing setting TABLE_NAME (and QUEUE_URL, MAIL_FROM, EVENT_BUS_NAME): the template passes them")?;
         let token = settings.bot_token.clone().ok_or("missing setting TELEGRAM_BOT_TOKEN")?;
         let config = sdk_config().await;
         let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &aws.table));
         let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config), &aws.queue_url));
         let mailer = Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&config), &aws.mail_from));
+        let events = Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&config), &aws.event_bus));
         let timeout = Duration::from_secs(u64::from(settings.telegram_timeout_seconds));
         let telegram = Arc::new(BotApi::new(&token, &settings.telegram_api_url, settings.channel_id, timeout)?);
         let clock = Arc::new(SystemClock);
         let consumer = Arc::new(Consumer::new(
-            EffectRunner::new(telegram.clone(), mailer, settings.limits.effects_per_second),
+            EffectRunner::new(telegram.clone(), mailer, events, settings.limits.effects_per_second),
             store.clone(),
             clock.clone(),
         ));

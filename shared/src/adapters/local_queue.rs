@@ -112,7 +112,7 @@ impl Inner {
         }
         for queued in due {
             let outcome = consumer.handle(&queued.envelope).await;
-            if let Err(e) = self.settle(&queued, outcome).await {
+            if let Err(e) = self.settle(consumer, &queued, outcome).await {
                 tracing::error!(key = %queued.envelope.idempotency_key, error = %e, "could not settle an effect; it runs again");
             }
         }
@@ -127,7 +127,7 @@ impl Inner {
         let _ = tokio::time::timeout(wait, self.queued.notified()).await;
     }
 
-    async fn settle(&self, queued: &Queued, outcome: Outcome) -> Result<(), StoreError> {
+    async fn settle(&self, consumer: &Consumer, queued: &Queued, outcome: Outcome) -> Result<(), StoreError> {
         let key = &queued.envelope.idempotency_key;
         let now = self.clock.now();
         let later = |d: Duration| now + chrono::Duration::from_std(d).unwrap_or_default();
@@ -145,7 +145,12 @@ impl Inner {
             }
             Outcome::Retry { reason: error, .. } | Outcome::Failed(error) => {
                 tracing::error!(key = %key, attempt = queued.attempt + 1, error, "effect dead-lettered");
-                self.log.bury(queued.seq, &error, now).await
+                self.log.bury(queued.seq, &error, now).await?;
+                if let Some(event) = consumer.dead_lettered(&queued.envelope, &error).await {
+                    self.log.push(&[event], now).await?;
+                    self.queued.notify_one();
+                }
+                Ok(())
             }
         }
     }

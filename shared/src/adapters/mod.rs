@@ -5,6 +5,8 @@ pub mod aws;
 pub mod clock;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
+#[cfg(feature = "aws")]
+pub mod eventbridge;
 pub mod local_queue;
 pub mod outbox;
 #[cfg(feature = "aws")]

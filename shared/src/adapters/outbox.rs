@@ -1,5 +1,6 @@
-//! Local stand-ins that write to files: the mail outbox (one `.eml` per mail) and, when no bot
-//! token is configured, a Telegram outbox (one JSON line per Bot API call).
+//! Local stand-ins that write to files: the mail outbox (one `.eml` per mail), the business
+//! events (one JSON line per event, as EventBridge would carry it) and, when no bot token is
+//! configured, a Telegram outbox (one JSON line per Bot API call).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,7 +13,10 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::domain::TelegramUserId;
-use crate::ports::{Email, InviteRequest, LinkButton, MailError, Mailer, Presence, Telegram, TelegramError};
+use crate::ports::{
+    BusinessEvent, EVENT_SOURCE, Email, EventBus, EventError, InviteRequest, LinkButton, MailError, Mailer, Presence,
+    Telegram, TelegramError,
+};
 
 pub struct OutboxMailer {
     dir: PathBuf,
@@ -116,5 +120,30 @@ impl Telegram for OutboxTelegram {
 
     async fn decline_join_request(&self, user: TelegramUserId) -> Result<(), TelegramError> {
         self.record("declineChatJoinRequest", json!({ "user_id": user }))
+    }
+}
+
+/// Business events appended to a JSON Lines file, in EventBridge's envelope (`source`,
+/// `detail-type`, `time`, `detail`).
+pub struct OutboxEvents {
+    file: Mutex<std::fs::File>,
+}
+
+impl OutboxEvents {
+    pub fn new(path: PathBuf) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self { file: Mutex::new(file) })
+    }
+}
+
+#[async_trait]
+impl EventBus for OutboxEvents {
+    async fn publish(&self, event: &BusinessEvent) -> Result<(), EventError> {
+        let line = json!({
+            "id": event.id, "source": EVENT_SOURCE, "detail-type": event.detail_type,
+            "time": event.at, "detail": event.detail,
+        });
+        let mut file = self.file.lock().map_err(|_| EventError("the events file lock is poisoned".into()))?;
+        writeln!(file, "{line}").map_err(|e| EventError(e.to_string()))
     }
 }

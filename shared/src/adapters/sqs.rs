@@ -107,6 +107,11 @@ impl SqsQueue {
                 let last = delivery.receive_count >= MAX_RECEIVES;
                 if last {
                     tracing::error!(key = %envelope.idempotency_key, receives = delivery.receive_count, reason, "effect goes to the dead-letter queue");
+                    if let Some(event) = consumer.dead_lettered(&envelope, &reason).await
+                        && let Err(e) = self.enqueue(vec![event]).await
+                    {
+                        tracing::error!(key = %envelope.idempotency_key, error = %e, "dead-letter event not queued");
+                    }
                 } else {
                     tracing::warn!(key = %envelope.idempotency_key, receives = delivery.receive_count, reason, "effect will be retried");
                 }

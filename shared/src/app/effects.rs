@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{AuditAction, AuditEntry, AuditId};
-use crate::ports::{Clock, Effect, Envelope, Mailer, Store, StoreError, Telegram, TelegramError};
+use crate::ports::{Clock, Effect, Envelope, EventBus, Mailer, Store, StoreError, Telegram, TelegramError};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EffectError {
@@ -19,18 +19,24 @@ pub enum EffectError {
 pub struct EffectRunner {
     telegram: Arc<dyn Telegram>,
     mailer: Arc<dyn Mailer>,
+    events: Arc<dyn EventBus>,
     pacer: Pacer,
 }
 
 impl EffectRunner {
     /// `per_second`: Bot API calls this runner makes at most (`EFFECTS_PER_SECOND`).
-    pub fn new(telegram: Arc<dyn Telegram>, mailer: Arc<dyn Mailer>, per_second: u32) -> Self {
-        Self { telegram, mailer, pacer: Pacer::new(per_second) }
+    pub fn new(
+        telegram: Arc<dyn Telegram>,
+        mailer: Arc<dyn Mailer>,
+        events: Arc<dyn EventBus>,
+        per_second: u32,
+    ) -> Self {
+        Self { telegram, mailer, events, pacer: Pacer::new(per_second) }
     }
 
     pub async fn run(&self, key: &str, effect: &Effect) -> Result<(), EffectError> {
         let calls = match effect {
-            Effect::SendEmail { .. } => 0,
+            Effect::SendEmail { .. } | Effect::Publish { .. } => 0,
             Effect::RemoveMember { keep_banned: false, .. } => 2,
             _ => 1,
         };
@@ -50,6 +56,13 @@ impl EffectRunner {
                 return self
                     .mailer
                     .send(email)
+                    .await
+                    .map_err(|e| EffectError::Retry { after: None, reason: e.to_string() });
+            }
+            Effect::Publish { event } => {
+                return self
+                    .events
+                    .publish(event)
                     .await
                     .map_err(|e| EffectError::Retry { after: None, reason: e.to_string() });
             }
@@ -212,6 +225,36 @@ impl Consumer {
             Effect::LiftBan { .. } if !holds_place => Current::Drop("the account has no current membership"),
             _ => Current::Run(effect.clone()),
         })
+    }
+
+    /// An effect given up after its retries: audited, and announced as an `Effect Dead-Lettered`
+    /// business event, which the caller queues (none for a dead event, which would loop).
+    pub async fn dead_lettered(&self, envelope: &Envelope, reason: &str) -> Option<Envelope> {
+        let at = self.clock.now();
+        let account = match &envelope.effect {
+            Effect::RemoveMember { telegram_user_id, .. }
+            | Effect::LiftBan { telegram_user_id }
+            | Effect::ApproveJoinRequest { telegram_user_id }
+            | Effect::DeclineJoinRequest { telegram_user_id } => Some(*telegram_user_id),
+            _ => None,
+        };
+        let kind = serde_json::to_value(&envelope.effect).ok().and_then(|v| v["type"].as_str().map(str::to_owned));
+        let entry = AuditEntry {
+            id: AuditId::generate(at).ok()?,
+            at,
+            actor: "queue".into(),
+            action: AuditAction::EffectDeadLettered,
+            user_id: None,
+            telegram_user_id: account,
+            details: serde_json::json!({ "key": envelope.idempotency_key, "effect": kind, "error": reason }),
+        };
+        if let Err(e) = self.store.record(&entry).await {
+            tracing::error!(key = %envelope.idempotency_key, error = %e, "could not audit a dead-lettered effect");
+        }
+        if matches!(envelope.effect, Effect::Publish { .. }) {
+            return None;
+        }
+        super::business_event(&entry)
     }
 
     async fn dropped(&self, envelope: &Envelope, why: &'static str) -> Result<(), EffectError> {

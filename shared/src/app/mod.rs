@@ -193,7 +193,16 @@ impl App {
             telegram_user_id: telegram,
             details,
         };
-        Ok(self.store.record(&entry).await?)
+        self.store.record(&entry).await?;
+        // A business event for integrations, carried by the queue like any other effect (retried,
+        // dead-lettered). The request has done what it was asked; a queue that refuses now loses
+        // only the event (the audit log keeps the entry), so that is logged, not answered.
+        if let Some(envelope) = business_event(&entry)
+            && let Err(e) = self.queue.enqueue(vec![envelope]).await
+        {
+            tracing::error!(audit_id = %entry.id, error = %e, "business event not queued");
+        }
+        Ok(())
     }
 }
 
@@ -219,4 +228,35 @@ pub(crate) fn telegram_actor(account: TelegramUserId) -> String {
 pub(crate) fn hour_window(now: chrono::DateTime<chrono::Utc>) -> (String, chrono::DateTime<chrono::Utc>) {
     let start = now.format("%Y%m%d%H").to_string();
     (start, now + chrono::Duration::hours(2))
+}
+
+/// The business event an audit entry is, if it is one (see `AuditAction::event_type`).
+pub(crate) fn business_event(entry: &AuditEntry) -> Option<crate::ports::Envelope> {
+    let detail_type = entry.action.event_type()?;
+    // A member coming back within a paid period is not a new membership.
+    if entry.details["rejoined"] == Value::Bool(true) {
+        return None;
+    }
+    let mut detail = serde_json::json!({
+        "audit_id": entry.id,
+        "at": entry.at,
+        "user_id": entry.user_id,
+        "telegram_user_id": entry.telegram_user_id,
+    });
+    if let (Some(d), Value::Object(extra)) = (detail.as_object_mut(), &entry.details) {
+        for (k, v) in extra {
+            d.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    Some(crate::ports::Envelope {
+        idempotency_key: format!("event:{}", entry.id),
+        effect: crate::ports::Effect::Publish {
+            event: crate::ports::BusinessEvent {
+                id: entry.id.to_string(),
+                detail_type: detail_type.to_owned(),
+                at: entry.at,
+                detail,
+            },
+        },
+    })
 }

@@ -30,6 +30,8 @@ pub enum AuditAction {
     Reinstated,
     /// Records brought over from the system telegate replaces (`telegate import`).
     Imported,
+    /// A channel effect or email given up after its retries (the dead-letter queue).
+    EffectDeadLettered,
 }
 
 impl AuditAction {
@@ -55,11 +57,29 @@ impl AuditAction {
             Self::EffectDropped => "effect_dropped",
             Self::Reinstated => "reinstated",
             Self::Imported => "imported",
+            Self::EffectDeadLettered => "effect_dead_lettered",
         }
     }
 
+    /// The business event an entry of this kind is published as (its `detail-type` on the bus),
+    /// if it is one: EVENTS.md documents each.
+    pub fn event_type(self) -> Option<&'static str> {
+        Some(match self {
+            Self::PaymentSubmitted => "Payment Submitted",
+            Self::PaymentValidated => "Payment Validated",
+            Self::PaymentRejected => "Payment Rejected",
+            Self::MemberJoined => "Membership Started",
+            Self::MembershipExtended => "Membership Extended",
+            Self::AccessExpired => "Membership Ended",
+            Self::AccessRevoked => "Membership Revoked",
+            Self::JoinDeclined => "Join Declined",
+            Self::EffectDeadLettered => "Effect Dead-Lettered",
+            _ => return None,
+        })
+    }
+
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        const ALL: [AuditAction; 20] = [
+        const ALL: [AuditAction; 21] = [
             AuditAction::PaymentSubmitted,
             AuditAction::PaymentValidated,
             AuditAction::PaymentRejected,
@@ -80,6 +100,7 @@ impl AuditAction {
             AuditAction::EffectDropped,
             AuditAction::Reinstated,
             AuditAction::Imported,
+            AuditAction::EffectDeadLettered,
         ];
         ALL.into_iter().find(|a| a.as_str() == raw).ok_or(DomainError::invalid("audit action", "unknown"))
     }

@@ -3,12 +3,14 @@
 //! local queue); the use cases see only these traits.
 
 mod clock;
+mod events;
 mod mailer;
 mod queue;
 mod store;
 mod telegram;
 
 pub use clock::*;
+pub use events::*;
 pub use mailer::*;
 pub use queue::*;
 pub use store::*;

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::Email;
+use super::{BusinessEvent, Email};
 use crate::domain::TelegramUserId;
 
 /// A side effect to carry out after the request that decided it: at most once in effect.
@@ -33,6 +33,10 @@ pub enum Effect {
     },
     RevokeInvite {
         link: String,
+    },
+    /// A business event for integrations, put on the event bus.
+    Publish {
+        event: BusinessEvent,
     },
 }
 
