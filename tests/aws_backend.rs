@@ -146,3 +146,23 @@ async fn the_ses_mailer_keeps_the_mailer_contract() {
     assert_eq!(mails[0].0, "Accès accordé");
     assert!(mails[0].1.contains("Bienvenue"));
 }
+
+#[tokio::test]
+async fn a_mail_ses_refuses_is_a_permanent_failure_not_a_retry() {
+    use telegate_core::adapters::ses::SesMailer;
+    use telegate_core::ports::{MailError, Mailer};
+    support::aws_endpoint();
+    let config = telegate_core::adapters::aws::sdk_config().await;
+    let client = aws_sdk_sesv2::Client::new(&config);
+    let to = format!("{}@example.com", support::unique("carol"));
+    // A sender SES has not verified: SES rejects the message, whatever the number of tries.
+    let unverified = SesMailer::new(client.clone(), format!("{}@example.org", support::unique("nobody")));
+    let refused = unverified.send(&mail(&to)).await;
+    assert!(matches!(refused, Err(MailError::Refused(_))), "{refused:?}");
+    assert!(support::ses_mails_to(&to).await.is_empty());
+    // The verified sender of the stand-in's resources goes through.
+    let _ = support::aws_resources().await;
+    let verified = SesMailer::new(client, telegate::local_aws::MAIL_FROM);
+    verified.send(&mail(&to)).await.expect("sent");
+    assert_eq!(support::ses_mails_to(&to).await.len(), 1);
+}

@@ -10,12 +10,26 @@ async fn telegate(fake: &RunningFake, args: &[&str], username: &str) -> (i32, St
     telegate_with(fake, args, username, &[]).await
 }
 
+/// A data folder whose store has a run of every job recorded `ago` before now.
+async fn data_with_job_runs(ago: chrono::Duration) -> support::TempDir {
+    use telegate_core::ports::JobLog;
+    let dir = support::TempDir::new();
+    let store = telegate_core::adapters::sqlite::SqliteStore::open(&dir.0.join("telegate.sqlite3")).unwrap();
+    for job in telegate_core::domain::Job::ALL {
+        store.record_job_run(job.name(), chrono::Utc::now() - ago).await.unwrap();
+    }
+    dir
+}
+
 async fn telegate_with(
     fake: &RunningFake,
     args: &[&str],
     username: &str,
     extra: &[(&str, String)],
 ) -> (i32, String, String) {
+    let data = data_with_job_runs(chrono::Duration::minutes(1)).await;
+    let data_path = data.0.display().to_string();
+    let has_data = extra.iter().any(|(k, _)| *k == "TELEGATE_DATA");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_telegate"))
         .args(args)
         .env_clear()
@@ -26,6 +40,7 @@ async fn telegate_with(
         .env("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
         .env("TELEGRAM_API_URL", &fake.url)
         .env("JWT_HS256_SECRET", JWT_SECRET)
+        .envs((!has_data).then_some(("TELEGATE_DATA", data_path.as_str())))
         .output()
         .await
         .unwrap();
@@ -42,8 +57,9 @@ async fn doctor_is_all_green_for_a_well_set_up_bot() {
     let (code, out, _) = telegate(&fake, &["doctor"], BOT_USERNAME).await;
     assert_eq!(code, 0, "{out}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 5, "{out}");
+    assert_eq!(lines.len(), 10, "five checks of the bot, five of the jobs: {out}");
     assert!(lines.iter().all(|l| l.starts_with('✓')), "{out}");
+    assert!(out.contains("job expire-subscriptions: last run"), "{out}");
     assert!(out.contains("can invite users, can ban users"));
     assert!(out.contains("webhook: none registered"));
 }
@@ -102,9 +118,20 @@ async fn doctor_checks_the_table_and_the_queue_when_aws_settings_are_given() {
     if let Ok(dynamodb) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
         env.push(("AWS_ENDPOINT_URL_DYNAMODB", dynamodb));
     }
+    // The jobs ran (the job log is in the table).
+    {
+        use telegate_core::ports::JobLog;
+        let table = env.iter().find(|(k, _)| *k == "TABLE_NAME").unwrap().1.clone();
+        let config = telegate_core::adapters::aws::sdk_config().await;
+        let store = telegate_core::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+        for job in telegate_core::domain::Job::ALL {
+            store.record_job_run(job.name(), chrono::Utc::now()).await.unwrap();
+        }
+    }
     let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("✓ DynamoDB table") && out.contains("✓ SQS queue reachable"), "{out}");
+    assert!(out.contains("✓ job reconcile-members: last run"), "{out}");
 
     for (k, v) in env.iter_mut() {
         if *k == "TABLE_NAME" {
@@ -114,4 +141,25 @@ async fn doctor_checks_the_table_and_the_queue_when_aws_settings_are_given() {
     let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
     assert_eq!(code, 1);
     assert!(out.contains("✗ DynamoDB table no-such-table does not exist → fix"), "{out}");
+}
+
+#[tokio::test]
+async fn doctor_names_a_job_that_missed_its_schedule_and_how_to_fix_it() {
+    let fake = FakeTelegram::start().await.unwrap();
+    // Every job last ran 8 days ago: even the weekly clean-up has missed a run since.
+    let data = data_with_job_runs(chrono::Duration::days(8)).await;
+    let env = [("TELEGATE_DATA", data.0.display().to_string())];
+    let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
+    assert_eq!(code, 1, "{out}");
+    let missed: Vec<&str> = out.lines().filter(|l| l.starts_with("✗ job ")).collect();
+    assert_eq!(missed.len(), 5, "{out}");
+    assert!(missed.iter().all(|l| l.contains("but it was due at") && l.contains("→ fix")), "{out}");
+
+    // No store where the data folder should be: said, not created.
+    let empty = support::TempDir::new();
+    let env = [("TELEGATE_DATA", empty.0.join("nothing-here").display().to_string())];
+    let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("✗ no store at"), "{out}");
+    assert!(!empty.0.join("nothing-here").exists());
 }

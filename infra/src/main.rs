@@ -36,8 +36,12 @@ enum Command {
         #[arg(long, conflicts_with = "url")]
         delete: bool,
     },
-    /// Check the bot token, the channel, the bot's rights and the webhook; a fix for each ✗.
-    Doctor,
+    /// Check the bot token, the channel, the bot's rights, the webhook, the AWS resources and that
+    /// every scheduled job ran when due; a fix for each ✗.
+    Doctor {
+        #[arg(long, env = "TELEGATE_DATA", default_value = "./telegate-data")]
+        data: PathBuf,
+    },
     /// Import the Django system's `manage.py dumpdata` fixture into the configured store.
     Import {
         /// The JSON fixture.
@@ -99,9 +103,30 @@ fn main() -> ExitCode {
                 Err(l) => (vec![l], false),
             }
         })),
-        Command::Doctor => {
-            runtime.block_on(ops(|bot, settings| async move { telegate::ops::doctor(&bot, &settings).await }))
-        }
+        Command::Doctor { data } => runtime.block_on(ops(|bot, settings| async move {
+            let (mut lines, mut ok) = telegate::ops::doctor(&bot, &settings).await;
+            let local = data.join("telegate.sqlite3");
+            if settings.aws.is_none() && !local.exists() {
+                lines.push(format!(
+                    "✗ no store at {} to read the job log from → fix: set TELEGATE_DATA (or --data) to the folder `telegate serve` uses",
+                    local.display()
+                ));
+                return (lines, false);
+            }
+            match telegate::import::open_store(&settings, &data).await {
+                Ok(store) => {
+                    for (passed, line) in telegate::ops::job_checks(store.as_ref(), &settings, chrono::Utc::now()).await {
+                        ok &= passed;
+                        lines.push(format!("{} {line}", if passed { "✓" } else { "✗" }));
+                    }
+                }
+                Err(e) => {
+                    ok = false;
+                    lines.push(format!("✗ the store cannot be opened to read the job log: {e}"));
+                }
+            }
+            (lines, ok)
+        })),
         Command::Import { dump, mapping, keep, dry_run, verify, data } => {
             let request = telegate::import::Request { dump, mapping, keep, dry_run, verify };
             runtime.block_on(async move {

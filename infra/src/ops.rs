@@ -163,3 +163,42 @@ pub async fn doctor(bot: &BotApi, settings: &Settings) -> (Vec<String>, bool) {
     }
     (lines, ok)
 }
+
+/// How late a job may be before `doctor` calls it missed: a run may be under way, or the
+/// scheduler a few minutes behind.
+const JOB_GRACE_MINUTES: i64 = 30;
+
+/// The guide's "scheduled tasks do not run": each job's last run from the store's job log, with a
+/// ✗ and the fix when it missed its last scheduled time.
+pub async fn job_checks(
+    store: &dyn telegate_core::ports::Store,
+    settings: &Settings,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(bool, String)> {
+    let mut checks = Vec::new();
+    for job in telegate_core::domain::Job::ALL {
+        let schedule = settings.schedules.get(&job).copied().unwrap_or(job.default_schedule());
+        let due = schedule.last_due(now - chrono::Duration::minutes(JOB_GRACE_MINUTES));
+        let fix = format!(
+            "→ fix: in AWS, check that the schedule rules are enabled (sam deploy) and the scheduled-jobs function's errors in CloudWatch; locally, keep `telegate serve` running (its scheduler runs the jobs); run it now with POST /api/telegram/admin/jobs/{}/run/",
+            job.name()
+        );
+        match store.last_job_run(job.name()).await {
+            Ok(Some(last)) if last >= due => {
+                checks.push((true, format!("job {}: last run {}", job.name(), last.format("%Y-%m-%d %H:%M UTC"))))
+            }
+            Ok(Some(last)) => checks.push((
+                false,
+                format!(
+                    "job {}: last run {}, but it was due at {} {fix}",
+                    job.name(),
+                    last.format("%Y-%m-%d %H:%M UTC"),
+                    due.format("%Y-%m-%d %H:%M UTC")
+                ),
+            )),
+            Ok(None) => checks.push((false, format!("job {}: never ran {fix}", job.name()))),
+            Err(e) => checks.push((false, format!("job {}: the job log cannot be read ({e})", job.name()))),
+        }
+    }
+    checks
+}

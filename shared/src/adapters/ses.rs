@@ -1,7 +1,10 @@
-//! Email through SES (v2): text and HTML bodies, from the configured sender.
+//! Email through SES (v2): text and HTML bodies, from the configured sender. SES's refusals that
+//! no retry changes (a rejected message, an unverified sender or recipient in the sandbox, a
+//! suppressed address) are permanent; throttling and faults are tried again.
 
 use async_trait::async_trait;
 use aws_sdk_sesv2::Client;
+use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 
 use crate::ports::{Email, MailError, Mailer};
@@ -18,7 +21,7 @@ impl SesMailer {
 }
 
 fn content(text: &str) -> Result<Content, MailError> {
-    Content::builder().data(text).charset("UTF-8").build().map_err(|e| MailError(e.to_string()))
+    Content::builder().data(text).charset("UTF-8").build().map_err(|e| MailError::Refused(e.to_string()))
 }
 
 #[async_trait]
@@ -36,6 +39,19 @@ impl Mailer for SesMailer {
             .send()
             .await
             .map(drop)
-            .map_err(|e| MailError(format!("SES: {e:?}")))
+            .map_err(|e| {
+                let why = format!("SES: {}", aws_sdk_sesv2::error::DisplayErrorContext(&e));
+                match e.as_service_error() {
+                    Some(
+                        SendEmailError::MessageRejected(_)
+                        | SendEmailError::MailFromDomainNotVerifiedException(_)
+                        | SendEmailError::AccountSuspendedException(_)
+                        | SendEmailError::SendingPausedException(_)
+                        | SendEmailError::BadRequestException(_)
+                        | SendEmailError::NotFoundException(_),
+                    ) => MailError::Refused(why),
+                    _ => MailError::Unavailable(why),
+                }
+            })
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{AuditAction, AuditEntry, AuditId};
-use crate::ports::{Clock, Effect, Envelope, EventBus, Mailer, Store, StoreError, Telegram, TelegramError};
+use crate::ports::{Clock, Effect, Envelope, EventBus, MailError, Mailer, Store, StoreError, Telegram, TelegramError};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EffectError {
@@ -53,11 +53,10 @@ impl EffectRunner {
                 }
             }
             Effect::SendEmail { email } => {
-                return self
-                    .mailer
-                    .send(email)
-                    .await
-                    .map_err(|e| EffectError::Retry { after: None, reason: e.to_string() });
+                return self.mailer.send(email).await.map_err(|e| match e {
+                    MailError::Refused(_) => EffectError::Permanent(e.to_string()),
+                    MailError::Unavailable(_) => EffectError::Retry { after: None, reason: e.to_string() },
+                });
             }
             Effect::Publish { event } => {
                 return self

@@ -12,8 +12,14 @@ pub struct Email {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("mail not sent: {0}")]
-pub struct MailError(pub String);
+pub enum MailError {
+    /// Worth trying again (the service was unavailable, throttled…).
+    #[error("mail not sent: {0}")]
+    Unavailable(String),
+    /// No retry changes it (the recipient or the sender is refused): not retried into the DLQ.
+    #[error("mail refused: {0}")]
+    Refused(String),
+}
 
 #[async_trait]
 pub trait Mailer: Send + Sync {
