@@ -166,3 +166,33 @@ async fn a_mail_ses_refuses_is_a_permanent_failure_not_a_retry() {
     verified.send(&mail(&to)).await.expect("sent");
     assert_eq!(support::ses_mails_to(&to).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_mail_ses_refuses_is_given_up_at_once_audited_and_announced() {
+    let mut resources = support::aws_resources().await;
+    for (k, v) in resources.iter_mut() {
+        if *k == "MAIL_FROM" {
+            *v = format!("{}@unverified.example", support::unique("nobody"));
+        }
+    }
+    let extra: Vec<(&str, &str)> = resources.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::spawn_with(&extra).await;
+    let to = format!("{}@example.com", support::unique("dave"));
+    app.running()
+        .app
+        .queue
+        .enqueue(vec![envelope("refused-mail", Effect::SendEmail { email: mail(&to) })])
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    app.drain().await;
+    // Retried, it would come back after a back-off and keep the backlog above zero for minutes.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "given up at once, not retried");
+    assert!(support::ses_mails_to(&to).await.is_empty());
+    let (_, audit) = app.get("/api/telegram/admin/audit/?limit=50", &app.jwt("root", "admin")).await;
+    let given_up: Vec<&serde_json::Value> =
+        audit.as_array().unwrap().iter().filter(|a| a["action"] == "effect_dead_lettered").collect();
+    assert_eq!(given_up.len(), 1, "{audit}");
+    assert_eq!(given_up[0]["details"]["effect"], "send_email");
+    assert!(given_up[0]["details"]["error"].as_str().unwrap().contains("refused"), "{audit}");
+}

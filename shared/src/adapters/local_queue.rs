@@ -133,6 +133,14 @@ impl Inner {
         let later = |d: Duration| now + chrono::Duration::from_std(d).unwrap_or_default();
         match outcome {
             Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => self.log.remove(queued.seq).await,
+            Outcome::GivenUp { event, .. } => {
+                self.log.remove(queued.seq).await?;
+                if let Some(event) = event {
+                    self.log.push(&[event], now).await?;
+                    self.queued.notify_one();
+                }
+                Ok(())
+            }
             // Flood control delays an effect; it never uses up its attempts.
             Outcome::Retry { after: Some(delay), reason } => {
                 tracing::warn!(key = %key, reason, delay_ms = delay.as_millis() as u64, "flood control: retried after Telegram's delay");

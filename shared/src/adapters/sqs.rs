@@ -91,6 +91,14 @@ impl SqsQueue {
         };
         let delay = match consumer.handle(&envelope).await {
             Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => return Ok(true),
+            Outcome::GivenUp { event, .. } => {
+                if let Some(event) = event
+                    && let Err(e) = self.enqueue(vec![event]).await
+                {
+                    tracing::error!(key = %envelope.idempotency_key, error = %e, "given-up event not queued");
+                }
+                return Ok(true);
+            }
             Outcome::Retry { after: Some(after), reason } => {
                 // Flood control must not use up the receives that lead to the dead-letter queue: a
                 // fresh copy waits out Telegram's delay, and this delivery is settled.

@@ -14,6 +14,10 @@ pub enum EffectError {
     /// Will not succeed by retrying: goes to the dead letters with this reason.
     #[error("failed: {0}")]
     Permanent(String),
+    /// Can never be delivered (a mail SES refuses for good): given up at once — audited and
+    /// announced, not retried, not kept in the dead letters.
+    #[error("undeliverable: {0}")]
+    Undeliverable(String),
 }
 
 pub struct EffectRunner {
@@ -54,7 +58,7 @@ impl EffectRunner {
             }
             Effect::SendEmail { email } => {
                 return self.mailer.send(email).await.map_err(|e| match e {
-                    MailError::Refused(_) => EffectError::Permanent(e.to_string()),
+                    MailError::Refused(_) => EffectError::Undeliverable(e.to_string()),
                     MailError::Unavailable(_) => EffectError::Retry { after: None, reason: e.to_string() },
                 });
             }
@@ -147,6 +151,12 @@ pub enum Outcome {
     },
     /// Will not succeed; the queue keeps it until its dead-letter rule takes it.
     Failed(String),
+    /// Given up at once (see `EffectError::Undeliverable`): the queue drops it and queues `event`,
+    /// the `Effect Dead-Lettered` announcement.
+    GivenUp {
+        reason: String,
+        event: Option<Envelope>,
+    },
 }
 
 /// How long a consumer holds an effect's key: longer than a Lambda invocation may run.
@@ -183,7 +193,7 @@ impl Consumer {
             Err(e) => Err(EffectError::Retry { after: None, reason: e.to_string() }),
         };
         let settled = match &result {
-            Ok(_) => self.store.complete_effect(key, self.clock.now()).await,
+            Ok(_) | Err(EffectError::Undeliverable(_)) => self.store.complete_effect(key, self.clock.now()).await,
             Err(_) => self.store.release_effect(key).await,
         };
         if let Err(e) = settled {
@@ -196,6 +206,11 @@ impl Consumer {
             }
             Err(EffectError::Retry { after, reason }) => Outcome::Retry { after, reason },
             Err(EffectError::Permanent(reason)) => Outcome::Failed(reason),
+            Err(EffectError::Undeliverable(reason)) => {
+                tracing::error!(key = %key, reason, "effect given up: it can never be delivered");
+                let event = self.dead_lettered(envelope, &reason).await;
+                Outcome::GivenUp { reason, event }
+            }
         }
     }
 
