@@ -670,7 +670,7 @@ mod whole_flow_under_faults {
                 match consumer.handle(&envelope).await {
                     Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => {}
                     Outcome::Retry { .. } => queue.sent.lock().unwrap().push(envelope),
-                    Outcome::Failed(why) => dead.push((envelope, why)),
+                    Outcome::Failed(why) | Outcome::GivenUp { reason: why, .. } => dead.push((envelope, why)),
                 }
             }
             // Telegram's retry_after (1 s here) passes, in real time and on the app's clock.
