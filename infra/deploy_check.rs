@@ -174,6 +174,19 @@ async fn main() -> Result<(), String> {
             for (k, v) in globals.iter().chain(own.iter()) {
                 env.insert(k.clone(), resolve(v, &resources).map_err(|e| format!("{k}: cannot resolve {e}"))?);
             }
+            // Exactly the secrets the function uses: one it lacks stops it, one it does not use
+            // should not be in its environment.
+            let needs = telegate_lambda::needs(name).ok_or(format!("{name} is not a telegate function"))?;
+            for (secret, needed) in [
+                ("TELEGRAM_BOT_TOKEN", needs.bot_token),
+                ("TELEGRAM_WEBHOOK_SECRET", needs.webhook_secret),
+                ("JWT_HS256_SECRET", needs.api_tokens),
+            ] {
+                if env.contains_key(secret) != needed {
+                    let given = if needed { "is not given" } else { "is given but not used" };
+                    return Err(format!("{id}: {secret} {given} in the template"));
+                }
+            }
             // What Lambda and the account give every function, and Telegram as the fake Bot API.
             for (k, v) in [
                 ("TELEGRAM_API_URL", telegram.url.as_str()),

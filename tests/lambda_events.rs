@@ -1,5 +1,6 @@
-//! Every file in events/ goes to its function's handler (the same `telegate_lambda::function`
-//! each Lambda `main` runs), on DynamoDB/SQS/SES on the stand-in and the fake Bot API.
+//! Every file in events/ goes to its function's handler (the routes or handler each Lambda `main`
+//! runs), on DynamoDB/SQS/SES on the stand-in and the fake Bot API; each function starts with only
+//! the secrets it is given.
 
 mod support;
 
@@ -9,7 +10,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
 use telegate::fake_telegram::FakeTelegram;
 use telegate_core::config::Settings;
-use telegate_lambda::{Function, Wiring, function, handle_schedule, handle_sqs};
+use telegate_lambda::{Wiring, handle_schedule, handle_sqs, needs, routes};
 use tower::ServiceExt;
 
 const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
@@ -44,8 +45,8 @@ async fn every_sample_event_gets_the_expected_answer_from_its_function() {
         let file = case["file"].as_str().unwrap();
         let name = case["function"].as_str().unwrap();
         let text = std::fs::read_to_string(format!("{EVENTS}/{file}")).unwrap();
-        match function(name).unwrap_or_else(|| panic!("no function {name}")) {
-            Function::Http(routes) => {
+        match (name, routes(name)) {
+            (_, Some(routes)) => {
                 let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
                 let response = wiring.router(routes).oneshot(request).await.unwrap();
                 let status = response.status().as_u16();
@@ -57,7 +58,7 @@ async fn every_sample_event_gets_the_expected_answer_from_its_function() {
                     String::from_utf8_lossy(&body)
                 );
             }
-            Function::Sqs => {
+            ("side-effects", None) => {
                 let event: SqsEvent = serde_json::from_str(&text).unwrap();
                 let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(30);
                 let response = handle_sqs(&wiring, event, deadline).await;
@@ -67,12 +68,13 @@ async fn every_sample_event_gets_the_expected_answer_from_its_function() {
                     case["failures"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
                 assert_eq!(failed, want, "{file}: only the poison message comes back");
             }
-            Function::Schedule => {
+            ("scheduled-jobs", None) => {
                 let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
                 let answer = handle_schedule(&wiring, serde_json::from_str(&text).unwrap(), deadline).await.unwrap();
                 assert_eq!(answer["job"], case["job"], "{file}");
                 assert!(answer["processed"].is_u64());
             }
+            _ => panic!("no function {name}"),
         }
         covered.insert(file.to_owned());
     }
@@ -147,4 +149,47 @@ async fn a_batch_that_runs_out_of_time_reports_its_unstarted_records_as_failures
     let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     assert_eq!(failed, ids, "every record comes back whole");
     assert!(telegram.fake.calls().is_empty(), "none was started");
+}
+
+#[tokio::test]
+async fn each_function_starts_with_only_the_secrets_it_uses_and_names_a_missing_one() {
+    let resources = support::aws_resources().await;
+    let base: Vec<(&str, String)> = resources
+        .into_iter()
+        .chain([("TELEGRAM_BOT_USERNAME", "b".to_owned()), ("TELEGRAM_CHANNEL_ID", "-100".to_owned())])
+        .collect();
+    let secrets = [
+        ("TELEGRAM_BOT_TOKEN", "1:x"),
+        ("TELEGRAM_WEBHOOK_SECRET", "s"),
+        ("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
+    ];
+    for name in telegate_lambda::FUNCTIONS {
+        let needs = needs(name).unwrap();
+        let given: Vec<(&str, &str)> = secrets
+            .iter()
+            .filter(|(k, _)| match *k {
+                "TELEGRAM_BOT_TOKEN" => needs.bot_token,
+                "TELEGRAM_WEBHOOK_SECRET" => needs.webhook_secret,
+                _ => needs.api_tokens,
+            })
+            .copied()
+            .collect();
+        let env = |without: Option<&str>| {
+            let map: HashMap<String, String> = base
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .chain(given.iter().filter(|(k, _)| Some(*k) != without).map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect();
+            move |k: &str| map.get(k).cloned()
+        };
+        let settings = Settings::from_env_for(&env(None), needs).unwrap_or_else(|e| panic!("{name}: {e}"));
+        Wiring::build(settings).await.unwrap_or_else(|e| panic!("{name} starts with its own secrets only: {e}"));
+        for (missing, _) in &given {
+            let e = Settings::from_env_for(&env(Some(missing)), needs).unwrap_err();
+            assert!(e.to_string().contains(missing), "{name} without {missing}: {e}");
+        }
+    }
+    // Status, given no bot token, serves its route and calls no Telegram.
+    assert!(!needs("status").unwrap().bot_token && !needs("status").unwrap().webhook_secret);
+    assert!(needs("stats").unwrap().bot_token, "the admin's reconcile-members run checks the channel");
 }

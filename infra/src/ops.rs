@@ -13,7 +13,8 @@ const NEEDED: [&str; 3] = ["message", "chat_member", "chat_join_request"];
 pub async fn set_webhook(bot: &BotApi, settings: &Settings, url: Option<&str>) -> Result<String, String> {
     match url {
         Some(url) => {
-            bot.set_webhook(url, &settings.webhook_secret).await.map_err(|e| format!("✗ setWebhook failed: {e}"))?;
+            let secret = settings.webhook_secret.as_ref().ok_or("✗ missing setting TELEGRAM_WEBHOOK_SECRET")?;
+            bot.set_webhook(url, secret).await.map_err(|e| format!("✗ setWebhook failed: {e}"))?;
             let kinds: Vec<String> =
                 allowed_updates().iter().filter_map(|k| serde_json::to_value(k).ok()).map(|v| v.to_string()).collect();
             Ok(format!("✓ webhook set to {url} with its secret, allowed_updates {}", kinds.join(", ")))

@@ -31,6 +31,9 @@ pub enum JwtKey {
     Hs256(Secret),
     Rs256Pem(String),
     JwksUrl(String),
+    /// A process that serves no API route (the webhook, the consumer, the jobs) is given no key:
+    /// every API token is refused.
+    None,
 }
 
 #[derive(Clone, Debug)]
@@ -76,7 +79,8 @@ pub struct Settings {
     pub bot_username: String,
     pub channel_id: i64,
     pub channel_name: String,
-    pub webhook_secret: Secret,
+    /// Only where the webhook is served: without it the webhook route refuses every call.
+    pub webhook_secret: Option<Secret>,
     pub telegram_api_url: String,
     /// Bound on each Bot API call (long polling excepted); a timeout is retried like a 5xx.
     pub telegram_timeout_seconds: u32,
@@ -101,14 +105,37 @@ pub struct Settings {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// The secrets a process needs: each Lambda function is given only the ones it uses, and a
+/// missing one stops it at start-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Needs {
+    /// It calls the Bot API (`TELEGRAM_BOT_TOKEN`).
+    pub bot_token: bool,
+    /// It serves the webhook (`TELEGRAM_WEBHOOK_SECRET`).
+    pub webhook_secret: bool,
+    /// It serves API routes (`JWT_HS256_SECRET`, `JWT_PUBLIC_KEY_PEM` or `JWT_JWKS_URL`).
+    pub api_tokens: bool,
+}
+
+impl Needs {
+    /// The local host: every route; a bot token is optional (without it, the Telegram outbox).
+    pub const LOCAL: Needs = Needs { bot_token: false, webhook_secret: true, api_tokens: true };
+}
+
 impl Settings {
     /// The bot's own Telegram id: the number before the `:` of its token (`None` without a bot).
     pub fn bot_id(&self) -> Option<i64> {
         self.bot_token.as_ref()?.expose().split_once(':')?.0.parse().ok()
     }
 
-    /// Reads every setting through `env` (the process environment, or a map in tests).
+    /// Reads every setting through `env` (the process environment, or a map in tests), for the
+    /// local host.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_env_for(env, Needs::LOCAL)
+    }
+
+    /// As `from_env`, requiring exactly the secrets `needs` names.
+    pub fn from_env_for(env: &dyn Fn(&str) -> Option<String>, needs: Needs) -> Result<Self, ConfigError> {
         let get = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let required =
             |name: &str, what: &str| get(name).ok_or_else(|| ConfigError(format!("missing setting {name}: {what}")));
@@ -131,15 +158,30 @@ impl Settings {
             None => Offers::any(subscription_days),
         };
 
+        let bot_token = match get("TELEGRAM_BOT_TOKEN") {
+            Some(t) => Some(Secret::new(t)),
+            None if needs.bot_token => {
+                return Err(ConfigError(
+                    "missing setting TELEGRAM_BOT_TOKEN: the token @BotFather gave the bot".into(),
+                ));
+            }
+            None => None,
+        };
+        let webhook_secret = match get("TELEGRAM_WEBHOOK_SECRET") {
+            Some(s) => Some(Secret::new(s)),
+            None if needs.webhook_secret => {
+                return Err(ConfigError(
+                    "missing setting TELEGRAM_WEBHOOK_SECRET: the secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (1-256 of A-Z a-z 0-9 _ -)".into(),
+                ));
+            }
+            None => None,
+        };
         Ok(Self {
-            bot_token: get("TELEGRAM_BOT_TOKEN").map(Secret::new),
+            bot_token,
             bot_username,
             channel_id,
             channel_name: get("TELEGRAM_CHANNEL_NAME").unwrap_or_else(|| "telegate".into()),
-            webhook_secret: Secret::new(required(
-                "TELEGRAM_WEBHOOK_SECRET",
-                "the secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (1-256 of A-Z a-z 0-9 _ -)",
-            )?),
+            webhook_secret,
             telegram_api_url: get("TELEGRAM_API_URL").unwrap_or_else(|| "https://api.telegram.org".into()),
             telegram_timeout_seconds: number(&get, "TELEGRAM_TIMEOUT_SECONDS", 10, 1, 120)?,
             token_ttl_hours: number(&get, "TOKEN_TTL_HOURS", 24, 1, 24 * 365)?,
@@ -155,7 +197,7 @@ impl Settings {
                     )));
                 }
             },
-            jwt: jwt_settings(&get)?,
+            jwt: jwt_settings(&get, needs.api_tokens)?,
             offers,
             schedules: schedules(&get)?,
             aws: aws_resources(&get)?,
@@ -238,7 +280,7 @@ fn warning_days(raw: Option<String>) -> Result<Vec<u32>, ConfigError> {
     Ok(days)
 }
 
-fn jwt_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<JwtSettings, ConfigError> {
+fn jwt_settings(get: &dyn Fn(&str) -> Option<String>, needed: bool) -> Result<JwtSettings, ConfigError> {
     let keys = [get("JWT_HS256_SECRET"), get("JWT_PUBLIC_KEY_PEM"), get("JWT_JWKS_URL")];
     let key = match keys {
         [Some(secret), None, None] => {
@@ -249,6 +291,7 @@ fn jwt_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<JwtSettings, Con
         }
         [None, Some(pem), None] => JwtKey::Rs256Pem(pem.replace("\\n", "\n")),
         [None, None, Some(url)] => JwtKey::JwksUrl(url),
+        [None, None, None] if !needed => JwtKey::None,
         [None, None, None] => {
             return Err(ConfigError(
                 "missing setting JWT_HS256_SECRET (or JWT_PUBLIC_KEY_PEM, or JWT_JWKS_URL): how API tokens are verified".into(),

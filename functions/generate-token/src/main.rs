@@ -1,6 +1,6 @@
-//! Lambda function `generate-token`: API Gateway routes of generate-token. Its routes or handler: `telegate_lambda::function`.
+//! Lambda function `generate-token` — HTTP API: a fresh token for a validated payment.
 
 #[tokio::main]
 async fn main() -> Result<(), telegate_lambda::Error> {
-    telegate_lambda::run("generate-token").await
+    telegate_lambda::serve_http("generate-token", telegate_lambda::http::generate_token_routes()).await
 }

@@ -14,16 +14,20 @@ use telegate_core::adapters::dynamodb::DynamoStore;
 use telegate_core::adapters::eventbridge::EventBridgeBus;
 use telegate_core::adapters::ses::SesMailer;
 use telegate_core::adapters::sqs::{Delivery, SqsQueue};
-use telegate_core::adapters::telegram::BotApi;
+use telegate_core::adapters::telegram::{BotApi, NoBot};
 use telegate_core::app::App;
 use telegate_core::app::effects::{Consumer, EffectRunner};
 use telegate_core::auth::JwtVerifier;
-use telegate_core::config::Settings;
+use telegate_core::config::{Needs, Settings};
 use telegate_core::domain::Job;
 use telegate_core::http::{HttpState, finish};
+use telegate_core::ports::Telegram;
 use tracing::Instrument;
 
 pub type Error = lambda_runtime::Error;
+
+/// The routers, for the functions' `main`s.
+pub use telegate_core::http;
 
 /// Everything a function needs, built once per container.
 pub struct Wiring {
@@ -43,14 +47,17 @@ impl Wiring {
             .aws
             .clone()
             .ok_or("missing setting TABLE_NAME (and QUEUE_URL, MAIL_FROM, EVENT_BUS_NAME): the template passes them")?;
-        let token = settings.bot_token.clone().ok_or("missing setting TELEGRAM_BOT_TOKEN")?;
         let config = sdk_config().await;
         let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &aws.table));
         let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config), &aws.queue_url));
         let mailer = Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&config), &aws.mail_from));
         let events = Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&config), &aws.event_bus));
         let timeout = Duration::from_secs(u64::from(settings.telegram_timeout_seconds));
-        let telegram = Arc::new(BotApi::new(&token, &settings.telegram_api_url, settings.channel_id, timeout)?);
+        // A function that makes no Bot API call is given no token (template.yaml).
+        let telegram: Arc<dyn Telegram> = match &settings.bot_token {
+            Some(token) => Arc::new(BotApi::new(token, &settings.telegram_api_url, settings.channel_id, timeout)?),
+            None => Arc::new(NoBot),
+        };
         let clock = Arc::new(SystemClock);
         let consumer = Arc::new(Consumer::new(
             EffectRunner::new(telegram.clone(), mailer, events, settings.limits.effects_per_second),
@@ -62,28 +69,23 @@ impl Wiring {
         Ok(Self { app, verifier, queue, consumer })
     }
 
-    pub async fn from_env() -> Result<Self, Error> {
-        let settings = Settings::from_env(&|k| std::env::var(k).ok()).map_err(|e| {
-            tracing::error!("{e}");
-            Error::from(e.to_string())
-        })?;
-        Self::build(settings).await.map_err(|e| {
-            tracing::error!("{e}");
-            Error::from(e)
-        })
+    /// A function's settings from its environment: exactly the secrets it needs (`needs`); a
+    /// missing setting is one line naming the function, and the function does not start.
+    pub async fn from_env(name: &str) -> Result<Self, Error> {
+        let fail = |e: String| {
+            let line = format!("function {name}: {e}");
+            tracing::error!("{line}");
+            Error::from(line)
+        };
+        let needs = needs(name).ok_or_else(|| fail("not a telegate function".into()))?;
+        let settings = Settings::from_env_for(&|k| std::env::var(k).ok(), needs).map_err(|e| fail(e.to_string()))?;
+        Self::build(settings).await.map_err(fail)
     }
 
     /// One function's routes, finished with the JSON 404/405 answers.
     pub fn router(&self, routes: Router<HttpState>) -> Router {
         finish(routes, HttpState { app: self.app.clone(), verifier: self.verifier.clone() })
     }
-}
-
-/// What a function is, by name (the folder under `functions/`).
-pub enum Function {
-    Http(Router<HttpState>),
-    Sqs,
-    Schedule,
 }
 
 pub const FUNCTIONS: [&str; 9] = [
@@ -98,31 +100,34 @@ pub const FUNCTIONS: [&str; 9] = [
     "scheduled-jobs",
 ];
 
-pub fn function(name: &str) -> Option<Function> {
-    use telegate_core::http::*;
-    Some(match name {
-        "payments" => Function::Http(payments_routes()),
-        "generate-token" => Function::Http(generate_token_routes()),
-        "notifications" => Function::Http(notifications_routes()),
-        "status" => Function::Http(status_routes()),
-        "revoke" => Function::Http(revoke_routes()),
-        // The admin side: statistics, audit log, running a job now.
-        "stats" => Function::Http(stats_routes().merge(jobs_routes())),
-        "telegram-webhook" => Function::Http(webhook_routes()),
-        "side-effects" => Function::Sqs,
-        "scheduled-jobs" => Function::Schedule,
+/// The secrets each function is given (template.yaml passes exactly these): only the webhook, the
+/// consumer, the jobs and the admin's job runs call Telegram; only the webhook needs its secret;
+/// every API function verifies API tokens.
+pub fn needs(name: &str) -> Option<Needs> {
+    let (bot_token, webhook_secret, api_tokens) = match name {
+        "payments" | "generate-token" | "notifications" | "status" | "revoke" => (false, false, true),
+        "stats" => (true, false, true),
+        "telegram-webhook" => (true, true, false),
+        "side-effects" | "scheduled-jobs" => (true, false, false),
         _ => return None,
-    })
+    };
+    Some(Needs { bot_token, webhook_secret, api_tokens })
 }
 
-/// A function's `main`.
-pub async fn run(name: &str) -> Result<(), Error> {
-    match function(name) {
-        Some(Function::Http(routes)) => serve_http(routes).await,
-        Some(Function::Sqs) => serve_sqs().await,
-        Some(Function::Schedule) => serve_schedule().await,
-        None => Err(Error::from(format!("no function named {name}"))),
-    }
+/// A function's HTTP routes, by name (its `main` passes them to `serve_http`); for the tests and
+/// the deployment check, which serve every function.
+pub fn routes(name: &str) -> Option<Router<HttpState>> {
+    use telegate_core::http::*;
+    Some(match name {
+        "payments" => payments_routes(),
+        "generate-token" => generate_token_routes(),
+        "notifications" => notifications_routes(),
+        "status" => status_routes(),
+        "revoke" => revoke_routes(),
+        "stats" => admin_routes(),
+        "telegram-webhook" => webhook_routes(),
+        _ => return None,
+    })
 }
 
 /// JSON logs to CloudWatch (`RUST_LOG` / `AWS_LAMBDA_LOG_LEVEL` pick the level).
@@ -130,10 +135,10 @@ pub fn init_logs() {
     lambda_runtime::tracing::init_default_subscriber();
 }
 
-/// An API Gateway (HTTP API) function serving `routes`.
-pub async fn serve_http(routes: Router<HttpState>) -> Result<(), Error> {
+/// An API Gateway (HTTP API) or Function URL function `name` serving `routes`.
+pub async fn serve_http(name: &str, routes: Router<HttpState>) -> Result<(), Error> {
     init_logs();
-    let wiring = Wiring::from_env().await?;
+    let wiring = Wiring::from_env(name).await?;
     lambda_http::run(wiring.router(routes)).await
 }
 
@@ -181,9 +186,9 @@ pub async fn handle_sqs(wiring: &Wiring, event: SqsEvent, deadline: SystemTime) 
     response
 }
 
-pub async fn serve_sqs() -> Result<(), Error> {
+pub async fn serve_sqs(name: &str) -> Result<(), Error> {
     init_logs();
-    let wiring = Arc::new(Wiring::from_env().await?);
+    let wiring = Arc::new(Wiring::from_env(name).await?);
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
         let wiring = wiring.clone();
         let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
@@ -210,9 +215,9 @@ pub async fn handle_schedule(wiring: &Wiring, event: Value, deadline: SystemTime
 /// Time kept back from a scheduled invocation for the batch in progress to finish.
 const JOB_MARGIN: Duration = Duration::from_secs(30);
 
-pub async fn serve_schedule() -> Result<(), Error> {
+pub async fn serve_schedule(name: &str) -> Result<(), Error> {
     init_logs();
-    let wiring = Arc::new(Wiring::from_env().await?);
+    let wiring = Arc::new(Wiring::from_env(name).await?);
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| {
         let wiring = wiring.clone();
         let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);

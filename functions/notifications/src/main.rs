@@ -1,6 +1,6 @@
-//! Lambda function `notifications`: API Gateway routes of notifications. Its routes or handler: `telegate_lambda::function`.
+//! Lambda function `notifications` — HTTP API: in-app notifications.
 
 #[tokio::main]
 async fn main() -> Result<(), telegate_lambda::Error> {
-    telegate_lambda::run("notifications").await
+    telegate_lambda::serve_http("notifications", telegate_lambda::http::notifications_routes()).await
 }

@@ -1,6 +1,6 @@
-//! Lambda function `payments`: API Gateway routes of payments. Its routes or handler: `telegate_lambda::function`.
+//! Lambda function `payments` — HTTP API: submit, list, validate and reject payments.
 
 #[tokio::main]
 async fn main() -> Result<(), telegate_lambda::Error> {
-    telegate_lambda::run("payments").await
+    telegate_lambda::serve_http("payments", telegate_lambda::http::payments_routes()).await
 }

@@ -1,6 +1,6 @@
-//! Lambda function `scheduled-jobs`: EventBridge schedules; the event names the job. Its routes or handler: `telegate_lambda::function`.
+//! Lambda function `scheduled-jobs` — EventBridge schedules: the jobs named by each rule's input.
 
 #[tokio::main]
 async fn main() -> Result<(), telegate_lambda::Error> {
-    telegate_lambda::run("scheduled-jobs").await
+    telegate_lambda::serve_schedule("scheduled-jobs").await
 }

@@ -1,6 +1,6 @@
-//! Lambda function `side-effects`: the SQS consumer of side effects (partial batch failures). Its routes or handler: `telegate_lambda::function`.
+//! Lambda function `side-effects` — SQS: the queued effects (Telegram calls, emails, business events).
 
 #[tokio::main]
 async fn main() -> Result<(), telegate_lambda::Error> {
-    telegate_lambda::run("side-effects").await
+    telegate_lambda::serve_sqs("side-effects").await
 }

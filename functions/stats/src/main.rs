@@ -1,6 +1,6 @@
-//! Lambda function `stats`: statistics, audit log, running a job now (admin). Its routes or handler: `telegate_lambda::function`.
+//! Lambda function `stats` — HTTP API: the admin's statistics, audit log and job runs.
 
 #[tokio::main]
 async fn main() -> Result<(), telegate_lambda::Error> {
-    telegate_lambda::run("stats").await
+    telegate_lambda::serve_http("stats", telegate_lambda::http::admin_routes()).await
 }

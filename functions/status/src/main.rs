@@ -1,6 +1,6 @@
-//! Lambda function `status`: API Gateway routes of status. Its routes or handler: `telegate_lambda::function`.
+//! Lambda function `status` — HTTP API: the caller's memberships (reads the table only).
 
 #[tokio::main]
 async fn main() -> Result<(), telegate_lambda::Error> {
-    telegate_lambda::run("status").await
+    telegate_lambda::serve_http("status", telegate_lambda::http::status_routes()).await
 }

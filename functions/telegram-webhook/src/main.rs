@@ -1,6 +1,6 @@
-//! Lambda function `telegram-webhook`: Telegram's webhook. Its routes or handler: `telegate_lambda::function`.
+//! Lambda function `telegram-webhook` — its Function URL: Telegram's updates.
 
 #[tokio::main]
 async fn main() -> Result<(), telegate_lambda::Error> {
-    telegate_lambda::run("telegram-webhook").await
+    telegate_lambda::serve_http("telegram-webhook", telegate_lambda::http::webhook_routes()).await
 }
