@@ -228,6 +228,7 @@ async fn stats_after_a_scripted_history_equal_the_hand_count() {
             "tokens": {"total": 4, "pending": 2, "used": 1, "recent": 4},
             "invites": {"total": 3, "accepted": 1, "acceptance_rate": 33.33},
             "members": {"total": 1, "active": 1, "recent_joins": 1},
+            "attempts": {"refused_tokens": 0, "declined_joins": 0, "removed_strangers": 0},
         })
     );
 
@@ -239,6 +240,28 @@ async fn stats_after_a_scripted_history_equal_the_hand_count() {
     assert_eq!(stats["members"], json!({"total": 1, "active": 0, "recent_joins": 0}));
     let (s, _) = app.get("/api/telegram/admin/stats/", &app.jwt("s", "support")).await;
     assert_eq!(s, 403);
+}
+
+#[tokio::test]
+async fn stats_count_the_suspicious_access_attempts_of_the_last_24_hours() {
+    let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0")]).await;
+    let admin = app.jwt("root", "admin");
+    app.member("alice", "TX-F1", ALICE).await;
+    // Two /start with tokens that are not valid, one with a made-up one.
+    app.start_command(BOB, "not-a-real-token").await;
+    app.start_command(BOB, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
+    // Alice's invite link used by a stranger: declined; a stranger who got in anyway: removed.
+    let link = app.last_invite_link().unwrap();
+    app.webhook(updates::join_request(app.update_id(), CHANNEL, 6099, &link)).await;
+    app.webhook(updates::joined(app.update_id(), CHANNEL, 6098, None)).await;
+    app.drain().await;
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &admin).await;
+    assert_eq!(stats["attempts"], json!({"refused_tokens": 2, "declined_joins": 1, "removed_strangers": 1}), "{stats}");
+
+    // A day later they have aged out.
+    app.advance(25 * 3600).await;
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &admin).await;
+    assert_eq!(stats["attempts"], json!({"refused_tokens": 0, "declined_joins": 0, "removed_strangers": 0}));
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use telegate_core::domain::{
     Notification, NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenRecord,
     TokenStatus, UserId,
 };
-use telegate_core::ports::{Applied, Effect, Envelope, PageRequest, Review, Store, StoreError};
+use telegate_core::ports::{Applied, Attempt, Effect, Envelope, PageRequest, Review, Store, StoreError};
 
 /// One test per section and per store: a failing section does not hide the others.
 macro_rules! contract {
@@ -238,6 +238,17 @@ async fn limits(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert_eq!(store.hit(&key, until).await.unwrap(), 2);
     assert_eq!(store.hits(&key, now).await.unwrap(), 2);
     assert_eq!(store.hits(&key, until + Duration::seconds(1)).await.unwrap(), 0, "forgotten after its window");
+
+    // Suspicious attempts: counted per hour, summed over the last 24 hours, with every other
+    // counter read in the same call (more than DynamoDB's 100 keys per batch read).
+    let before = store.counters(now).await.unwrap();
+    store.count_attempt(Attempt::RefusedToken, now).await.unwrap();
+    store.count_attempt(Attempt::RefusedToken, now - Duration::hours(23)).await.unwrap();
+    store.count_attempt(Attempt::RemovedStranger, now - Duration::hours(30)).await.unwrap();
+    let after = store.counters(now).await.unwrap();
+    assert_eq!(after.refused_tokens_recent - before.refused_tokens_recent, 2);
+    assert_eq!(after.removed_strangers_recent, before.removed_strangers_recent, "30 hours ago is not recent");
+    assert_eq!(after.tokens_total, before.tokens_total);
 }
 
 async fn payments(store: &Arc<dyn Store>, now: DateTime<Utc>) {

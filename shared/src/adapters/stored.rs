@@ -21,11 +21,59 @@ pub(crate) fn day_bucket(at: DateTime<Utc>) -> String {
     format!("members.joined.d{}", at.format("%Y%m%d"))
 }
 
-/// The buckets that `tokens_recent` (24 hours) and `members_recent_joins` (7 days) add up at `now`.
-pub(crate) fn recent_buckets(now: DateTime<Utc>) -> (Vec<String>, Vec<String>) {
-    let hours = (0..24).map(|h| hour_bucket(now - Duration::hours(h))).collect();
-    let days = (0..7).map(|d| day_bucket(now - Duration::days(d))).collect();
-    (hours, days)
+/// Suspicious access attempts of one kind per hour.
+pub(crate) fn attempt_bucket(attempt: crate::ports::Attempt, at: DateTime<Utc>) -> String {
+    format!("attempts.{}.h{}", attempt.name(), at.format("%Y%m%d%H"))
+}
+
+/// How long an attempt bucket is kept: a little over the 24 hours the stats look back.
+pub(crate) const ATTEMPT_KEEP_HOURS: i64 = 26;
+
+const FIXED_COUNTERS: [&str; 7] = [
+    "tokens.total",
+    "tokens.pending",
+    "tokens.used",
+    "invites.total",
+    "invites.accepted",
+    "members.total",
+    "members.active",
+];
+
+fn last_24_hours(now: DateTime<Utc>, name: impl Fn(DateTime<Utc>) -> String) -> Vec<String> {
+    (0..24).map(|h| name(now - Duration::hours(h))).collect()
+}
+
+/// Every counter `counters` reads at `now`: the fixed ones and the time buckets that make up the
+/// recent figures (24 hourly buckets, 7 daily ones).
+pub(crate) fn counter_names(now: DateTime<Utc>) -> Vec<String> {
+    let mut names: Vec<String> = FIXED_COUNTERS.iter().map(|n| n.to_string()).collect();
+    names.extend(last_24_hours(now, hour_bucket));
+    names.extend((0..7).map(|d| day_bucket(now - Duration::days(d))));
+    for attempt in crate::ports::Attempt::ALL {
+        names.extend(last_24_hours(now, |t| attempt_bucket(attempt, t)));
+    }
+    names
+}
+
+/// The figures, from the values of `counter_names(now)` (a counter never written is 0).
+pub(crate) fn counters_from(now: DateTime<Utc>, get: &dyn Fn(&str) -> i64) -> crate::ports::Counters {
+    use crate::ports::Attempt;
+    let sum = |names: Vec<String>| names.iter().map(|n| get(n)).sum::<i64>();
+    let attempts = |a: Attempt| sum(last_24_hours(now, |t| attempt_bucket(a, t)));
+    crate::ports::Counters {
+        tokens_total: get("tokens.total"),
+        tokens_pending: get("tokens.pending"),
+        tokens_used: get("tokens.used"),
+        tokens_recent: sum(last_24_hours(now, hour_bucket)),
+        invites_total: get("invites.total"),
+        invites_accepted: get("invites.accepted"),
+        members_total: get("members.total"),
+        members_active: get("members.active"),
+        members_recent_joins: sum((0..7).map(|d| day_bucket(now - Duration::days(d))).collect()),
+        refused_tokens_recent: attempts(Attempt::RefusedToken),
+        declined_joins_recent: attempts(Attempt::DeclinedJoin),
+        removed_strangers_recent: attempts(Attempt::RemovedStranger),
+    }
 }
 
 /// A counter change an imported record brings; a time bucket carries the time its item may be

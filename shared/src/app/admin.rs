@@ -21,6 +21,15 @@ pub struct StatsView {
     pub tokens: TokenStats,
     pub invites: InviteStats,
     pub members: MemberStats,
+    /// The guide's "monitor fraudulent access attempts": the last 24 hours.
+    pub attempts: AttemptStats,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttemptStats {
+    pub refused_tokens: i64,
+    pub declined_joins: i64,
+    pub removed_strangers: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -142,6 +151,11 @@ impl App {
                 total: c.members_total,
                 active: c.members_active,
                 recent_joins: c.members_recent_joins,
+            },
+            attempts: AttemptStats {
+                refused_tokens: c.refused_tokens_recent,
+                declined_joins: c.declined_joins_recent,
+                removed_strangers: c.removed_strangers_recent,
             },
         })
     }

@@ -194,6 +194,13 @@ impl App {
             details,
         };
         self.store.record(&entry).await?;
+        if let Some(attempt) = suspicious(&entry) {
+            // The log line a CloudWatch metric filter counts (template.yaml's alarm on a spike).
+            tracing::warn!(attempt = attempt.name(), telegram_user = ?entry.telegram_user_id, "suspicious access attempt");
+            if let Err(e) = self.store.count_attempt(attempt, at).await {
+                tracing::error!(error = %e, "could not count a suspicious access attempt");
+            }
+        }
         // A business event for integrations, carried by the queue like any other effect (retried,
         // dead-lettered). The request has done what it was asked; a queue that refuses now loses
         // only the event (the audit log keeps the entry), so that is logged, not answered.
@@ -259,4 +266,18 @@ pub(crate) fn business_event(entry: &AuditEntry) -> Option<crate::ports::Envelop
             },
         },
     })
+}
+
+/// The suspicious access attempt an audit entry records, if it is one.
+fn suspicious(entry: &AuditEntry) -> Option<crate::ports::Attempt> {
+    use crate::ports::Attempt;
+    match entry.action {
+        AuditAction::TokenRefused => Some(Attempt::RefusedToken),
+        AuditAction::JoinDeclined => Some(Attempt::DeclinedJoin),
+        // Removed for joining without an active membership (not by an administrator's hand).
+        AuditAction::MemberRemoved if entry.details["reason"] == "no active membership" => {
+            Some(Attempt::RemovedStranger)
+        }
+        _ => None,
+    }
 }

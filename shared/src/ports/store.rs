@@ -210,6 +210,33 @@ pub struct Counters {
     pub members_active: i64,
     /// Memberships started in the 7 days before `now` (daily buckets).
     pub members_recent_joins: i64,
+    /// Suspicious access attempts in the 24 hours before `now` (hourly buckets): `/start` with a
+    /// token refused, join requests declined, strangers removed from the channel.
+    pub refused_tokens_recent: i64,
+    pub declined_joins_recent: i64,
+    pub removed_strangers_recent: i64,
+}
+
+/// A suspicious access attempt, counted per hour (the guide's "monitor fraudulent access attempts").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// `/start` with a token that is unknown, expired, foreign or of another payer.
+    RefusedToken,
+    /// A join request with a link that is not the requester's.
+    DeclinedJoin,
+    /// Someone in the channel without an active membership, removed.
+    RemovedStranger,
+}
+
+impl Attempt {
+    pub const ALL: [Attempt; 3] = [Attempt::RefusedToken, Attempt::DeclinedJoin, Attempt::RemovedStranger];
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RefusedToken => "refused_token",
+            Self::DeclinedJoin => "declined_join",
+            Self::RemovedStranger => "removed_stranger",
+        }
+    }
 }
 
 /// What the scheduled jobs and the admin side need. The sweeps read an index by end date: they
@@ -295,6 +322,8 @@ pub trait AccountBars: Send + Sync {
 #[async_trait]
 pub trait Stats: Send + Sync {
     async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError>;
+    /// Counts one attempt in the hour of `at` (kept a little over a day).
+    async fn count_attempt(&self, attempt: Attempt, at: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
 /// When each scheduled job last ran (the local scheduler and `doctor` read it).

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::codec::*;
 use super::{Cancelled, DynamoStore, Query, fault, is_condition, keys};
-use crate::adapters::stored::{recent_buckets, ts};
+use crate::adapters::stored::{ATTEMPT_KEEP_HOURS, attempt_bucket, counter_names, counters_from, ts};
 use crate::domain::{Membership, MembershipId, MembershipStatus, TokenStatus, UserId};
 use crate::ports::*;
 
@@ -232,54 +232,53 @@ impl LifecycleStore for DynamoStore {
 #[async_trait]
 impl Stats for DynamoStore {
     async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError> {
-        let fixed = [
-            "tokens.total",
-            "tokens.pending",
-            "tokens.used",
-            "invites.total",
-            "invites.accepted",
-            "members.total",
-            "members.active",
-        ];
-        let (hours, days) = recent_buckets(now);
-        let names: Vec<String> =
-            fixed.iter().map(|f| f.to_string()).chain(hours.iter().cloned()).chain(days.iter().cloned()).collect();
-        let mut keys = KeysAndAttributes::builder().consistent_read(true);
-        for name in &names {
-            keys =
-                keys.keys(HashMap::from([("pk".to_owned(), s(keys::counter(name))), ("sk".to_owned(), s("COUNTER"))]));
-        }
-        let mut request = Some(HashMap::from([(self.table.clone(), keys.build().map_err(fault)?)]));
         let mut values: HashMap<String, i64> = HashMap::new();
-        // Under throttling DynamoDB answers part of a batch: the rest comes back as unprocessed keys,
-        // asked again (with a pause) until every counter is read. Never a zero for a counter unread.
-        for attempt in 0u32.. {
-            let Some(items) = request.take().filter(|r| !r.is_empty()) else { break };
-            if attempt >= 8 {
-                return Err(StoreError::Unavailable("DynamoDB kept leaving counters unread".into()));
+        // BatchGetItem takes at most 100 keys.
+        for names in counter_names(now).chunks(100) {
+            let mut keys = KeysAndAttributes::builder().consistent_read(true);
+            for name in names {
+                keys = keys
+                    .keys(HashMap::from([("pk".to_owned(), s(keys::counter(name))), ("sk".to_owned(), s("COUNTER"))]));
             }
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            let mut request = Some(HashMap::from([(self.table.clone(), keys.build().map_err(fault)?)]));
+            // Under throttling DynamoDB answers part of a batch: the rest comes back as unprocessed
+            // keys, asked again (with a pause) until every counter is read. Never a zero for a
+            // counter unread.
+            for attempt in 0u32.. {
+                let Some(items) = request.take().filter(|r| !r.is_empty()) else { break };
+                if attempt >= 8 {
+                    return Err(StoreError::Unavailable("DynamoDB kept leaving counters unread".into()));
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+                let out = self.client.batch_get_item().set_request_items(Some(items)).send().await.map_err(fault)?;
+                for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                    let name = get_s(&item, "pk")?.trim_start_matches(&keys::counter("")).to_owned();
+                    values.insert(name, get_n(&item, "value")?);
+                }
+                request = out.unprocessed_keys;
             }
-            let out = self.client.batch_get_item().set_request_items(Some(items)).send().await.map_err(fault)?;
-            for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
-                let name = get_s(&item, "pk")?.trim_start_matches(&keys::counter("")).to_owned();
-                values.insert(name, get_n(&item, "value")?);
-            }
-            request = out.unprocessed_keys;
         }
-        let get = |k: &str| values.get(k).copied().unwrap_or(0);
-        Ok(Counters {
-            tokens_total: get("tokens.total"),
-            tokens_pending: get("tokens.pending"),
-            tokens_used: get("tokens.used"),
-            tokens_recent: hours.iter().map(|h| get(h)).sum(),
-            invites_total: get("invites.total"),
-            invites_accepted: get("invites.accepted"),
-            members_total: get("members.total"),
-            members_active: get("members.active"),
-            members_recent_joins: days.iter().map(|d| get(d)).sum(),
-        })
+        Ok(counters_from(now, &|n| values.get(n).copied().unwrap_or(0)))
+    }
+
+    async fn count_attempt(&self, attempt: Attempt, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let keep = at + chrono::Duration::hours(ATTEMPT_KEEP_HOURS);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::counter(attempt_bucket(attempt, at))))
+            .key("sk", s("COUNTER"))
+            .update_expression("ADD #v :one SET #ttl = :ttl")
+            .expression_attribute_names("#v", "value")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":ttl", n(keep.timestamp()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(fault)
     }
 }
 

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::rows::*;
 use super::{SqliteStore, bump, fault, get_membership, memberships_where, write_intents};
-use crate::adapters::stored::{recent_buckets, ts};
+use crate::adapters::stored::{attempt_bucket, counter_names, counters_from, ts};
 use crate::domain::{Membership, MembershipId, MembershipStatus, UserId};
 use crate::ports::*;
 
@@ -176,32 +176,18 @@ impl LifecycleStore for SqliteStore {
 impl Stats for SqliteStore {
     async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError> {
         self.with(|conn| {
-            let (hours, days) = recent_buckets(now);
             let mut stmt = conn.prepare("SELECT value FROM counters WHERE name = ?1").map_err(fault)?;
-            let mut get = |name: &str| -> Result<i64, StoreError> {
-                stmt.query_row([name], |r| r.get::<_, i64>(0)).optional().map(|v| v.unwrap_or(0)).map_err(fault)
-            };
-            let mut sum = |names: &[String]| -> Result<i64, StoreError> {
-                let mut total = 0;
-                for n in names {
-                    total += get(n)?;
-                }
-                Ok(total)
-            };
-            let tokens_recent = sum(&hours)?;
-            let members_recent_joins = sum(&days)?;
-            Ok(Counters {
-                tokens_total: get("tokens.total")?,
-                tokens_pending: get("tokens.pending")?,
-                tokens_used: get("tokens.used")?,
-                tokens_recent,
-                invites_total: get("invites.total")?,
-                invites_accepted: get("invites.accepted")?,
-                members_total: get("members.total")?,
-                members_active: get("members.active")?,
-                members_recent_joins,
-            })
+            let mut values = std::collections::HashMap::new();
+            for name in counter_names(now) {
+                let value: Option<i64> = stmt.query_row([&name], |r| r.get(0)).optional().map_err(fault)?;
+                values.insert(name, value.unwrap_or(0));
+            }
+            Ok(counters_from(now, &|n| values.get(n).copied().unwrap_or(0)))
         })
+    }
+
+    async fn count_attempt(&self, attempt: Attempt, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.with(|conn| bump(conn, &attempt_bucket(attempt, at), 1))
     }
 }
 
