@@ -374,3 +374,19 @@ async fn reconciliation_stops_when_its_time_is_up_without_guessing() {
     assert!(app.calls_for_user("getChatMember", ALICE).is_empty(), "nothing checked");
     assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1, "only the revoke's removal");
 }
+
+#[tokio::test]
+async fn a_job_run_through_the_api_stays_within_api_job_seconds_and_the_next_run_goes_on() {
+    // No time at all for a run asked through the API: it starts no batch.
+    let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0"), ("API_JOB_SECONDS", "0")]).await;
+    app.member("alice", "TX-J1", ALICE).await;
+    app.advance(31 * DAY).await;
+    assert_eq!(run_job(&app, "expire-subscriptions").await, 0, "cut short before its first batch");
+    app.drain().await;
+    assert!(app.calls_for_user("banChatMember", ALICE).is_empty(), "nothing done, nothing half done");
+    // The next run with time for it (a scheduled one: JOB_MAX_SECONDS) does it.
+    let job = telegate_core::domain::Job::ExpireSubscriptions;
+    assert_eq!(app.running().app.run_job(job, "eventbridge").await.unwrap(), 1);
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1);
+}

@@ -20,7 +20,12 @@ impl App {
     pub async fn run_job_now(&self, caller: &Caller, name: &str) -> Result<u64, AppError> {
         require(caller, Role::Admin)?;
         let job = Job::parse(name).map_err(|_| AppError::NotFound("no such job"))?;
-        self.run_job(job, &format!("user:{}", caller.user_id)).await
+        // Within the API function's own time: a run cut short has done whole batches, answers how
+        // many, and the next run (scheduled, or asked again) goes on from what is still due.
+        let limits = &self.settings.limits;
+        let seconds = limits.api_job_seconds.min(limits.job_max_seconds);
+        let deadline = Instant::now() + std::time::Duration::from_secs(u64::from(seconds));
+        self.run_job_until(job, &format!("user:{}", caller.user_id), deadline).await
     }
 
     /// Runs one job now (EventBridge, the local scheduler, or an admin) and records the run,
