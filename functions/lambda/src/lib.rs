@@ -207,9 +207,8 @@ pub async fn handle_schedule(wiring: &Wiring, event: Value, deadline: SystemTime
     let left = deadline.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(JOB_MARGIN);
     let own = Duration::from_secs(u64::from(wiring.app.settings.limits.job_max_seconds));
     let until = std::time::Instant::now() + left.min(own);
-    let processed =
-        wiring.app.run_job_until(job, "eventbridge", until).await.map_err(|e| Error::from(e.to_string()))?;
-    Ok(json!({ "job": job.name(), "processed": processed }))
+    let run = wiring.app.run_job_until(job, "eventbridge", until).await.map_err(|e| Error::from(e.to_string()))?;
+    Ok(json!({ "job": job.name(), "processed": run.processed, "complete": run.complete }))
 }
 
 /// Time kept back from a scheduled invocation for the batch in progress to finish.

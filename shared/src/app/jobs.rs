@@ -17,7 +17,7 @@ const BATCH: u32 = 500;
 
 impl App {
     /// `POST /api/telegram/admin/jobs/{job}/run/`.
-    pub async fn run_job_now(&self, caller: &Caller, name: &str) -> Result<u64, AppError> {
+    pub async fn run_job_now(&self, caller: &Caller, name: &str) -> Result<JobRun, AppError> {
         require(caller, Role::Admin)?;
         let job = Job::parse(name).map_err(|_| AppError::NotFound("no such job"))?;
         // Within the API function's own time: a run cut short has done whole batches, answers how
@@ -30,7 +30,7 @@ impl App {
 
     /// Runs one job now (EventBridge, the local scheduler, or an admin) and records the run,
     /// within `JOB_MAX_SECONDS`.
-    pub async fn run_job(&self, job: Job, actor: &str) -> Result<u64, AppError> {
+    pub async fn run_job(&self, job: Job, actor: &str) -> Result<JobRun, AppError> {
         let limit = std::time::Duration::from_secs(u64::from(self.settings.limits.job_max_seconds));
         self.run_job_until(job, actor, Instant::now() + limit).await
     }
@@ -38,14 +38,14 @@ impl App {
     /// Runs one job, starting no new batch after `deadline` (the Lambda function passes its own
     /// remaining time): a run cut short has done whole batches only, and the next run goes on from
     /// what is still due.
-    pub async fn run_job_until(&self, job: Job, actor: &str, deadline: Instant) -> Result<u64, AppError> {
+    pub async fn run_job_until(&self, job: Job, actor: &str, deadline: Instant) -> Result<JobRun, AppError> {
         let now = self.clock.now();
         // Every run (hourly at least) first relays what a crashed process left between commit and
         // queue; a queue still down does not stop the job itself.
         if let Err(e) = self.relay_intents(now).await {
             tracing::error!(error = %e, "could not relay pending effect intents; the next job run tries again");
         }
-        let processed = match job {
+        let (processed, complete) = match job {
             Job::ExpireTokens => in_batches(deadline, || self.store.expire_tokens(now, BATCH)).await?,
             Job::ExpireSubscriptions => self.expire_subscriptions(now, deadline).await?,
             Job::ExpirationWarnings => self.expiration_warnings(now, deadline).await?,
@@ -56,11 +56,15 @@ impl App {
                 in_batches(deadline, || self.store.delete_old_notifications(read, unread, BATCH)).await?
             }
         };
-        self.store.record_job_run(job.name(), now).await?;
-        self.audit(actor, AuditAction::JobRun, None, None, json!({ "job": job.name(), "processed": processed }))
-            .await?;
-        tracing::info!(job = job.name(), processed, "job run");
-        Ok(processed)
+        // Only a run that got through what was due counts as the job's run: after one cut short,
+        // the local scheduler runs it again on its next tick, and doctor does not call it done.
+        if complete {
+            self.store.record_job_run(job.name(), now).await?;
+        }
+        let details = json!({ "job": job.name(), "processed": processed, "complete": complete });
+        self.audit(actor, AuditAction::JobRun, None, None, details).await?;
+        tracing::info!(job = job.name(), processed, complete, "job run");
+        Ok(JobRun { processed, complete })
     }
 
     /// Runs every job whose last scheduled time has passed since its last run (the local scheduler):
@@ -74,18 +78,18 @@ impl App {
             match self.store.last_job_run(job.name()).await? {
                 // A new store starts the clock: the first run is at the next scheduled time, as with beat.
                 None => self.store.record_job_run(job.name(), now).await?,
-                Some(last) if last < due => ran.push((job, self.run_job(job, "scheduler").await?)),
+                Some(last) if last < due => ran.push((job, self.run_job(job, "scheduler").await?.processed)),
                 Some(_) => {}
             }
         }
         Ok(ran)
     }
 
-    async fn expire_subscriptions(&self, now: DateTime<Utc>, deadline: Instant) -> Result<u64, AppError> {
+    async fn expire_subscriptions(&self, now: DateTime<Utc>, deadline: Instant) -> Result<(u64, bool), AppError> {
         let mut processed = 0;
         loop {
             if out_of_time(deadline) {
-                return Ok(processed);
+                return Ok((processed, false));
             }
             let due = self.store.due_memberships(now, BATCH).await?;
             let mut progressed = false;
@@ -99,16 +103,16 @@ impl App {
                 }
             }
             if due.len() < BATCH as usize || !progressed {
-                return Ok(processed);
+                return Ok((processed, true));
             }
         }
     }
 
-    async fn expiration_warnings(&self, now: DateTime<Utc>, deadline: Instant) -> Result<u64, AppError> {
+    async fn expiration_warnings(&self, now: DateTime<Utc>, deadline: Instant) -> Result<(u64, bool), AppError> {
         let mut thresholds = self.settings.expiry_warning_days.clone();
         thresholds.sort_unstable();
         let Some(&widest) = thresholds.last() else {
-            return Ok(0);
+            return Ok((0, true));
         };
         let until = now + Duration::days(i64::from(widest));
         let mut sent = 0;
@@ -116,7 +120,7 @@ impl App {
         loop {
             // A warning is claimed before it is sent: a run cut short here sends the rest next time.
             if out_of_time(deadline) {
-                return Ok(sent);
+                return Ok((sent, false));
             }
             let ending = self.store.ending_between(from, until, BATCH).await?;
             for m in &ending {
@@ -141,7 +145,7 @@ impl App {
             // a page boundary do not happen in practice.
             match ending.last().and_then(|m| m.expires_at) {
                 Some(last) if ending.len() == BATCH as usize => from = last,
-                _ => return Ok(sent),
+                _ => return Ok((sent, true)),
             }
         }
     }
@@ -205,7 +209,7 @@ impl App {
     /// are confirmed out of the channel (removed again if not); active members believed to be in
     /// the channel are checked too (up to a limit per run) and those who left are recorded. Paced to
     /// stay under Telegram's limits. Returns how many it fixed.
-    async fn reconcile_members(&self, now: DateTime<Utc>, deadline: Instant) -> Result<u64, AppError> {
+    async fn reconcile_members(&self, now: DateTime<Utc>, deadline: Instant) -> Result<(u64, bool), AppError> {
         let limits = self.settings.limits;
         let pace = std::time::Duration::from_millis(1000 / u64::from(limits.reconcile_per_second.max(1)));
         let own = Instant::now() + std::time::Duration::from_secs(u64::from(limits.reconcile_max_seconds));
@@ -222,7 +226,7 @@ impl App {
                 continue;
             }
             let Some(presence) = self.presence_paced(m.telegram_user_id, pace, deadline).await else {
-                return Ok(fixed);
+                return Ok((fixed, false));
             };
             if presence == Presence::In {
                 fixed += 1;
@@ -239,7 +243,7 @@ impl App {
         }
         for m in self.store.active_in_channel(limits.reconcile_active_per_run).await? {
             let Some(presence) = self.presence_paced(m.telegram_user_id, pace, deadline).await else {
-                return Ok(fixed);
+                return Ok((fixed, false));
             };
             if presence == Presence::Out {
                 fixed += 1;
@@ -248,7 +252,7 @@ impl App {
                 self.audit_reconciled(&m, AuditAction::MemberLeft, details).await?;
             }
         }
-        Ok(fixed)
+        Ok((fixed, true))
     }
 
     async fn audit_reconciled(
@@ -295,7 +299,7 @@ fn out_of_time(deadline: Instant) -> bool {
 }
 
 /// Runs `batch` until it processes less than a full batch or the time is up; the total processed.
-async fn in_batches<F, Fut>(deadline: Instant, mut batch: F) -> Result<u64, AppError>
+async fn in_batches<F, Fut>(deadline: Instant, mut batch: F) -> Result<(u64, bool), AppError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<u64, crate::ports::StoreError>>,
@@ -305,10 +309,18 @@ where
         let done = batch().await?;
         total += done;
         if done < u64::from(BATCH) {
-            break;
+            return Ok((total, true));
         }
     }
-    Ok(total)
+    Ok((total, false))
+}
+
+/// What one run of a job did: how many it processed, and whether it got through everything that
+/// was due (`false`: cut short by its time; the next run goes on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct JobRun {
+    pub processed: u64,
+    pub complete: bool,
 }
 
 #[derive(Clone, Copy)]

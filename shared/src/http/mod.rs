@@ -255,8 +255,8 @@ async fn audit(
 }
 
 async fn run_job(State(s): State<HttpState>, caller: Caller, PathParam(job): PathParam) -> Result<Response, AppError> {
-    let processed = s.app.run_job_now(&caller, &job).await?;
-    Ok(Json(json!({ "job": job, "processed": processed })).into_response())
+    let run = s.app.run_job_now(&caller, &job).await?;
+    Ok(Json(json!({ "job": job, "processed": run.processed, "complete": run.complete })).into_response())
 }
 
 /// Telegram's push. Without the right secret nothing is read; a body that is not an update is 400.
