@@ -2,7 +2,11 @@
 //! of `template.yaml`, its `bootstrap` from the SAM build folder (arm64, run under qemu-user on an
 //! x86_64 machine), with the environment the template gives it — each `!Ref` and secret resolved to
 //! resources created on the local AWS stand-in and test values — under the Lambda Runtime API
-//! emulator, answering a sample event from `events/` as `events/expected.json` says.
+//! emulator, answering a sample event from `events/` as `events/expected.json` says; then the whole
+//! flow through those functions only (`deploy_flow.rs`): payment, validation, `/start`, join
+//! request, join, status, stats, revoke, and expiry by the scheduled-jobs function, with the queue
+//! on the stand-in delivered to the consumer in batches. Each invocation gets the deadline of its
+//! function's `Timeout`, and only the secrets the template gives it.
 //!
 //! `bash infra/sam.sh` runs it after `sam build`:
 //! `cargo run --example deploy-check -- target/template.json .aws-sam/build`, where the JSON is
@@ -14,10 +18,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::Value;
 use telegate::fake_telegram::FakeTelegram;
-use telegate::lambda_emulator::{SAMPLES, check, invoke, sample};
+use telegate::lambda_emulator::{SAMPLES, check, invoke_with_timeout, sample};
+
+#[path = "deploy_flow.rs"]
+mod flow;
 
 /// The deployment's parameters and secrets, as an operator would give them.
 fn parameter(name: &str, resources: &HashMap<String, String>) -> Option<String> {
@@ -123,6 +131,83 @@ fn command(binary: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(vec!["qemu-aarch64".into(), "-L".into(), "/usr/aarch64-linux-gnu".into(), binary.to_owned()])
 }
 
+/// The deployed system as the template describes it, on the local stand-in: each function's built
+/// `bootstrap` with its own environment, started under the Runtime API emulator per invocation.
+pub struct Platform {
+    functions: HashMap<String, (String, Value)>,
+    globals: serde_json::Map<String, Value>,
+    resources: HashMap<String, String>,
+    telegram_url: String,
+    build: PathBuf,
+    logs: PathBuf,
+    global_timeout: Option<u64>,
+}
+
+impl Platform {
+    fn function(&self, name: &str) -> Result<&(String, Value), String> {
+        self.functions.get(name).ok_or(format!("the template has no function in functions/{name}"))
+    }
+
+    fn binary(&self, name: &str) -> Result<PathBuf, String> {
+        Ok(self.build.join(&self.function(name)?.0).join("bootstrap"))
+    }
+
+    /// The function's environment: the template's (globals, then its own), resolved, and what
+    /// Lambda and the account give every function.
+    fn environment(&self, name: &str) -> Result<HashMap<String, String>, String> {
+        let (id, properties) = self.function(name)?;
+        let mut env = HashMap::new();
+        let own = properties["Environment"]["Variables"].as_object().cloned().unwrap_or_default();
+        for (k, v) in self.globals.iter().chain(own.iter()) {
+            env.insert(k.clone(), resolve(v, &self.resources).map_err(|e| format!("{k}: cannot resolve {e}"))?);
+        }
+        // Exactly the secrets the function uses: one it lacks stops it, one it does not use
+        // should not be in its environment.
+        let needs = telegate_lambda::needs(name).ok_or(format!("{name} is not a telegate function"))?;
+        for (secret, needed) in [
+            ("TELEGRAM_BOT_TOKEN", needs.bot_token),
+            ("TELEGRAM_WEBHOOK_SECRET", needs.webhook_secret),
+            ("JWT_HS256_SECRET", needs.api_tokens),
+        ] {
+            if env.contains_key(secret) != needed {
+                let given = if needed { "is not given" } else { "is given but not used" };
+                return Err(format!("{id}: {secret} {given} in the template"));
+            }
+        }
+        for (k, v) in [
+            ("TELEGRAM_API_URL", self.telegram_url.as_str()),
+            ("AWS_LAMBDA_FUNCTION_NAME", id.as_str()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/deploy-check"),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "deploy-check"),
+            ("TZ", "UTC"),
+        ] {
+            env.insert(k.to_owned(), v.to_owned());
+        }
+        for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+            env.insert(k.to_owned(), std::env::var(k).map_err(|_| format!("{k} is not set"))?);
+        }
+        Ok(env)
+    }
+
+    /// The function's `Timeout` (its own, else the template's global one).
+    fn timeout(&self, name: &str) -> Result<Duration, String> {
+        let (_, properties) = self.function(name)?;
+        let seconds = properties["Timeout"].as_u64().or(self.global_timeout).ok_or(format!("{name}: no Timeout"))?;
+        Ok(Duration::from_secs(seconds))
+    }
+
+    /// One invocation of the built function, with its deadline as Lambda would set it: its answer.
+    async fn invoke(&self, name: &str, event: String) -> Result<String, String> {
+        let env = self.environment(name)?;
+        let binary = self.binary(name)?;
+        let log = self.logs.join(format!("{name}.log"));
+        let run = invoke_with_timeout(&command(&binary)?, &env, vec![event], &log, self.timeout(name)?).await?;
+        run.answers.into_iter().next().ok_or(format!("{name}: no answer"))
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
@@ -152,11 +237,20 @@ async fn main() -> Result<(), String> {
             Some((name, (id.clone(), r["Properties"].clone())))
         })
         .collect();
+    let platform = Platform {
+        functions,
+        globals,
+        resources,
+        telegram_url: telegram.url.clone(),
+        build: PathBuf::from(build),
+        logs: logs.clone(),
+        global_timeout: template["Globals"]["Function"]["Timeout"].as_u64(),
+    };
 
     let config = telegate_core::adapters::aws::sdk_config().await;
     let store = telegate_core::adapters::dynamodb::DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&config),
-        &resources["TABLE_NAME"],
+        &platform.resources["TABLE_NAME"],
     );
     telegate::samples::seed(&store).await.map_err(|e| e.to_string())?;
 
@@ -167,47 +261,12 @@ async fn main() -> Result<(), String> {
     cases.extend(SAMPLES);
     for (name, file) in cases {
         let outcome = async {
-            let (id, properties) =
-                functions.get(name).ok_or(format!("the template has no function in functions/{name}"))?;
-            let mut env = HashMap::new();
-            let own = properties["Environment"]["Variables"].as_object().cloned().unwrap_or_default();
-            for (k, v) in globals.iter().chain(own.iter()) {
-                env.insert(k.clone(), resolve(v, &resources).map_err(|e| format!("{k}: cannot resolve {e}"))?);
-            }
-            // Exactly the secrets the function uses: one it lacks stops it, one it does not use
-            // should not be in its environment.
-            let needs = telegate_lambda::needs(name).ok_or(format!("{name} is not a telegate function"))?;
-            for (secret, needed) in [
-                ("TELEGRAM_BOT_TOKEN", needs.bot_token),
-                ("TELEGRAM_WEBHOOK_SECRET", needs.webhook_secret),
-                ("JWT_HS256_SECRET", needs.api_tokens),
-            ] {
-                if env.contains_key(secret) != needed {
-                    let given = if needed { "is not given" } else { "is given but not used" };
-                    return Err(format!("{id}: {secret} {given} in the template"));
-                }
-            }
-            // What Lambda and the account give every function, and Telegram as the fake Bot API.
-            for (k, v) in [
-                ("TELEGRAM_API_URL", telegram.url.as_str()),
-                ("AWS_LAMBDA_FUNCTION_NAME", id.as_str()),
-                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
-                ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
-                ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/deploy-check"),
-                ("AWS_LAMBDA_LOG_STREAM_NAME", "deploy-check"),
-                ("TZ", "UTC"),
-            ] {
-                env.insert(k.to_owned(), v.to_owned());
-            }
-            for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
-                env.insert(k.to_owned(), std::env::var(k).map_err(|_| format!("{k} is not set"))?);
-            }
+            let (id, properties) = platform.function(name)?;
             let event = sample(file);
             let way_in = route(properties, &serde_json::from_str(&event).map_err(|e| format!("{file}: {e}"))?)?;
-            let binary = Path::new(build).join(id).join("bootstrap");
-            let run = invoke(&command(&binary)?, &env, vec![event], &logs.join(format!("{name}.log"))).await?;
-            let answer = check(&expected, name, file, &run.answers[0])?;
-            let arch = architecture(&binary).unwrap_or("?");
+            let answer = platform.invoke(name, event).await?;
+            let answer = check(&expected, name, file, &answer)?;
+            let arch = architecture(&platform.binary(name)?).unwrap_or("?");
             Ok::<_, String>(match way_in {
                 Some(route) => format!("{id} ({arch}) via {route}: {answer}"),
                 None => format!("{id} ({arch}): {answer}"),
@@ -223,6 +282,18 @@ async fn main() -> Result<(), String> {
                 println!("FAIL {name} `{file}` — {e} (log: target/deploy-check/{name}.log)");
                 failures.push(name);
             }
+        }
+    }
+
+    // The whole flow, through the built functions only, as the deployed system runs it.
+    match flow::run(&platform, &telegram.fake, &store).await {
+        Ok(steps) => {
+            passed += 1;
+            println!("ok   the whole flow — {steps}");
+        }
+        Err(e) => {
+            println!("FAIL the whole flow — {e} (logs: target/deploy-check/)");
+            failures.push("the whole flow");
         }
     }
     println!("{passed} passed, {} failed", failures.len());

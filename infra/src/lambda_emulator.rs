@@ -43,6 +43,8 @@ enum Seen {
 struct Runtime {
     events: Mutex<VecDeque<String>>,
     seen: mpsc::UnboundedSender<Seen>,
+    /// The function's timeout: each invocation's deadline is this far from its start.
+    timeout: Duration,
 }
 
 async fn next(State(rt): State<Arc<Runtime>>) -> (HeaderMap, String) {
@@ -51,7 +53,7 @@ async fn next(State(rt): State<Arc<Runtime>>) -> (HeaderMap, String) {
     // No more events: hold the call, as Lambda does while a container is frozen.
     let Some(event) = event else { std::future::pending().await };
     let mut headers = HeaderMap::new();
-    let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
+    let deadline = chrono::Utc::now().timestamp_millis() + rt.timeout.as_millis() as i64;
     headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_static("bench-request"));
     headers.insert("lambda-runtime-deadline-ms", HeaderValue::from(deadline));
     headers.insert(
@@ -84,18 +86,29 @@ pub struct Run {
 }
 
 /// Starts `command` (a `bootstrap`, or an emulator and its arguments before it) under a fresh
-/// Runtime API, feeds it `events` one by one, and measures.
+/// Runtime API, feeds it `events` one by one, and measures; each invocation has 30 seconds.
 pub async fn invoke(
     command: &[PathBuf],
     env: &HashMap<String, String>,
     events: Vec<String>,
     log: &Path,
 ) -> Result<Run, String> {
+    invoke_with_timeout(command, env, events, log, Duration::from_secs(30)).await
+}
+
+/// As `invoke`, with the function's own timeout (the deadline each invocation is given).
+pub async fn invoke_with_timeout(
+    command: &[PathBuf],
+    env: &HashMap<String, String>,
+    events: Vec<String>,
+    log: &Path,
+    timeout: Duration,
+) -> Result<Run, String> {
     let (program, args) = command.split_first().ok_or("no command")?;
     let binary = command.last().ok_or("no command")?;
     let (seen, mut rx) = mpsc::unbounded_channel();
     let count = events.len();
-    let runtime = Arc::new(Runtime { events: Mutex::new(events.into()), seen });
+    let runtime = Arc::new(Runtime { events: Mutex::new(events.into()), seen, timeout });
     let app = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
         .route("/2018-06-01/runtime/invocation/{id}/response", post(response))

@@ -1,0 +1,301 @@
+//! The whole flow through the functions `sam build` produced, as the deployed system runs it: each
+//! HTTP request reaches its function by the template's HTTP API route (or the webhook's Function
+//! URL), queued effects are received from the stand-in's SQS queue and delivered to the consumer in
+//! batches (what it does not report as failed is deleted, as Lambda's event source does), and the
+//! expiry runs on the scheduled-jobs function with the input of the template's own schedule.
+//! Payment, validation, `/start`, join request, join, status, stats, revoke, expiry.
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+use telegate::fake_telegram::{FakeTelegram, updates};
+use telegate_core::adapters::dynamodb::DynamoStore;
+use telegate_core::domain::{
+    Lang, Membership, MembershipId, MembershipStatus, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId,
+};
+use telegate_core::ports::{ImportStore, Imported, Written};
+
+use super::{Platform, route, secret};
+
+const CHANNEL: i64 = -1_001_234_567_890; // the ChannelId parameter the check deploys with
+const ALICE: i64 = 880_001;
+const BOB: i64 = 880_002;
+
+struct Flow<'a> {
+    platform: &'a Platform,
+    fake: &'a FakeTelegram,
+    invocations: usize,
+    effects: usize,
+    next_update: i64,
+}
+
+fn jwt(sub: &str, role: &str) -> Result<String, String> {
+    let key = secret("jwt_hs256_secret").ok_or("no JWT secret")?;
+    telegate::jwt::mint(key, sub, role, Some(&format!("{sub}@example.com")), 10)
+}
+
+fn request_context(host: &str, method: &str, path: &str) -> Value {
+    json!({
+        "accountId": "123456789012", "apiId": host.split('.').next().unwrap_or(""), "domainName": host,
+        "domainPrefix": host.split('.').next().unwrap_or(""),
+        "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "deploy-check"},
+        "requestId": format!("flow-{}", Utc::now().timestamp_micros()), "routeKey": "$default", "stage": "$default",
+        "time": Utc::now().format("%d/%b/%Y:%H:%M:%S +0000").to_string(), "timeEpoch": Utc::now().timestamp_millis(),
+    })
+}
+
+impl Flow<'_> {
+    /// Sends one HTTP request the way the deployment would route it; the status and JSON body.
+    async fn http(&mut self, name: &str, event: Value) -> Result<(u16, Value), String> {
+        let (_, properties) = self.platform.function(name)?;
+        route(properties, &event)?.ok_or(format!("{name}: not an HTTP event"))?;
+        self.invocations += 1;
+        let answer: Value = serde_json::from_str(&self.platform.invoke(name, event.to_string()).await?)
+            .map_err(|e| format!("{name}: answer is not JSON: {e}"))?;
+        let status = answer["statusCode"].as_u64().unwrap_or(0) as u16;
+        let body = answer["body"].as_str().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    async fn api(
+        &mut self,
+        name: &str,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> Result<(u16, Value), String> {
+        let host = "abc123.execute-api.eu-west-1.amazonaws.com";
+        let event = json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+            "headers": {"content-type": "application/json", "host": host, "authorization": format!("Bearer {token}")},
+            "requestContext": request_context(host, method, path),
+            "isBase64Encoded": false,
+            "body": if body.is_null() { Value::Null } else { Value::String(body.to_string()) },
+        });
+        self.http(name, event).await
+    }
+
+    async fn telegram(&mut self, update: Value) -> Result<(), String> {
+        let host = "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6.lambda-url.eu-west-1.on.aws";
+        let path = "/api/telegram/webhook";
+        let event = json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+            "headers": {"content-type": "application/json", "host": host,
+                        "x-telegram-bot-api-secret-token": secret("webhook_secret").unwrap_or("")},
+            "requestContext": request_context(host, "POST", path),
+            "isBase64Encoded": false, "body": update.to_string(),
+        });
+        let (status, body) = self.http("telegram-webhook", event).await?;
+        if status != 200 {
+            return Err(format!("the webhook answered {status}: {body}"));
+        }
+        Ok(())
+    }
+
+    fn update_id(&mut self) -> i64 {
+        self.next_update += 1;
+        self.next_update
+    }
+
+    /// Delivers the queue to the consumer until it is empty, ten messages per invocation.
+    async fn drain(&mut self) -> Result<(), String> {
+        let config = telegate_core::adapters::aws::sdk_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let url = &self.platform.resources["QUEUE_URL"];
+        for _ in 0..50 {
+            let received = sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+                .await
+                .map_err(|e| format!("SQS receive: {e:?}"))?;
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return Ok(());
+            }
+            let records: Vec<Value> = messages
+                .iter()
+                .map(|m| {
+                    let count = m
+                        .attributes
+                        .as_ref()
+                        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount).cloned())
+                        .unwrap_or_else(|| "1".into());
+                    json!({
+                        "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
+                        "attributes": {"ApproximateReceiveCount": count, "SentTimestamp": "0", "SenderId": "deploy-check",
+                                       "ApproximateFirstReceiveTimestamp": "0"},
+                        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:effects", "awsRegion": "eu-west-1",
+                    })
+                })
+                .collect();
+            self.invocations += 1;
+            let answer: Value = serde_json::from_str(
+                &self.platform.invoke("side-effects", json!({ "Records": records }).to_string()).await?,
+            )
+            .map_err(|e| format!("side-effects: {e}"))?;
+            let failed: Vec<&str> = answer["batchItemFailures"]
+                .as_array()
+                .map(|f| f.iter().filter_map(|x| x["itemIdentifier"].as_str()).collect())
+                .unwrap_or_default();
+            if !failed.is_empty() {
+                return Err(format!(
+                    "the consumer reported failures: {failed:?} (log: target/deploy-check/side-effects.log)"
+                ));
+            }
+            for m in &messages {
+                sqs.delete_message()
+                    .queue_url(url)
+                    .set_receipt_handle(m.receipt_handle.clone())
+                    .send()
+                    .await
+                    .map_err(|e| format!("SQS delete: {e:?}"))?;
+                self.effects += 1;
+            }
+        }
+        Err("the queue never emptied".into())
+    }
+
+    /// The input the template's schedule gives the scheduled-jobs function for `job`.
+    fn schedule_input(&self, job: &str) -> Result<String, String> {
+        let (_, properties) = self.platform.function("scheduled-jobs")?;
+        let events = properties["Events"].as_object().ok_or("scheduled-jobs has no events")?;
+        events
+            .values()
+            .filter(|e| e["Type"] == "Schedule")
+            .filter_map(|e| e["Properties"]["Input"].as_str())
+            .find(|input| serde_json::from_str::<Value>(input).is_ok_and(|v| v["job"] == job))
+            .map(str::to_owned)
+            .ok_or(format!("the template schedules no {job}"))
+    }
+
+    fn calls_for(&self, method: &str, user: i64) -> usize {
+        self.fake.calls_to(method).iter().filter(|c| c.params["user_id"] == json!(user)).count()
+    }
+}
+
+fn expect(ok: bool, what: &str) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(what.to_owned()) }
+}
+
+pub async fn run(platform: &Platform, fake: &FakeTelegram, store: &DynamoStore) -> Result<String, String> {
+    let mut flow = Flow { platform, fake, invocations: 0, effects: 0, next_update: 9_000_000 };
+    let alice = jwt("flow-alice", "user")?;
+    let support = jwt("flow-support", "support")?;
+    let admin = jwt("flow-admin", "admin")?;
+
+    // A payment, validated by support: a token and a link.
+    let (status, payment) = flow
+        .api(
+            "payments",
+            "POST",
+            "/api/payments/pending-payments/create/",
+            &alice,
+            json!({"offer_id": "monthly", "transaction_id": "TX-DEPLOY-FLOW"}),
+        )
+        .await?;
+    expect(status == 201, &format!("payment: {status} {payment}"))?;
+    let id = payment["id"].as_str().ok_or("no payment id")?.to_owned();
+    let path = format!("/api/payments/admin/pending-payments/{id}/validate/");
+    let (status, issued) = flow.api("payments", "POST", &path, &support, json!({})).await?;
+    expect(status == 200, &format!("validation: {status} {issued}"))?;
+    let token = issued["token"].as_str().ok_or("no token")?.to_owned();
+    flow.drain().await?;
+
+    // The link opened in Telegram: an invite for that account.
+    let update_id = flow.update_id();
+    flow.telegram(updates::text(update_id, ALICE, "fr", &format!("/start {token}"))).await?;
+    flow.drain().await?;
+    let link = fake
+        .calls_to("sendMessage")
+        .iter()
+        .rev()
+        .filter(|c| c.params["chat_id"] == json!(ALICE))
+        .find_map(|c| c.params["reply_markup"]["inline_keyboard"][0][0]["url"].as_str().map(str::to_owned))
+        .ok_or("/start sent no invite")?;
+
+    // The join request is approved, the join starts the membership.
+    let update_id = flow.update_id();
+    flow.telegram(updates::join_request(update_id, CHANNEL, ALICE, &link)).await?;
+    flow.drain().await?;
+    expect(flow.calls_for("approveChatJoinRequest", ALICE) == 1, "the join request was not approved")?;
+    let update_id = flow.update_id();
+    flow.telegram(updates::joined(update_id, CHANNEL, ALICE, Some(&link))).await?;
+    flow.drain().await?;
+
+    let (status, mine) = flow.api("status", "GET", "/api/telegram/status/", &alice, Value::Null).await?;
+    expect(status == 200 && mine["has_active_subscription"] == true, &format!("status: {status} {mine}"))?;
+    let (status, stats) = flow.api("stats", "GET", "/api/telegram/admin/stats/", &admin, Value::Null).await?;
+    expect(status == 200 && stats["members"]["active"].as_i64() >= Some(1), &format!("stats: {status} {stats}"))?;
+
+    // Revoked by an admin: out of the channel.
+    let body = json!({"user_id": "flow-alice", "reason": "deployment check"});
+    let (status, revoked) = flow.api("revoke", "POST", "/api/telegram/revoke-access/", &admin, body).await?;
+    expect(status == 200 && revoked["revoked_count"] == 1, &format!("revoke: {status} {revoked}"))?;
+    flow.drain().await?;
+    expect(flow.calls_for("banChatMember", ALICE) >= 1, "the revoked member was not removed")?;
+
+    // A member whose period ended an hour ago (written as the import writes it), expired by the
+    // scheduled-jobs function on the template's own schedule input.
+    let now = Utc::now();
+    let started = now - Duration::days(31);
+    let paid = PaymentId::generate(started).map_err(|e| e.to_string())?;
+    let user = UserId::parse("flow-bob").map_err(|e| e.to_string())?;
+    let member = Membership {
+        id: MembershipId::generate(started).map_err(|e| e.to_string())?,
+        user_id: user.clone(),
+        telegram_user_id: TelegramUserId::parse(BOB).map_err(|e| e.to_string())?,
+        telegram_username: None,
+        payment_id: paid.clone(),
+        offer_name: "monthly".into(),
+        pending_days: 0,
+        status: MembershipStatus::Active,
+        created_at: started,
+        joined_at: Some(started),
+        expires_at: Some(now - Duration::hours(1)),
+        in_channel: true,
+        left_at: None,
+        invite_link: None,
+        invite_expires_at: None,
+        ended_at: None,
+        end_reason: None,
+    };
+    let payment = Payment {
+        id: paid,
+        user_id: user,
+        email: None,
+        offer_id: "monthly".into(),
+        transaction_id: "TX-DEPLOY-FLOW-BOB".into(),
+        user_info: None,
+        status: PaymentStatus::Validated,
+        admin_notes: None,
+        reject_reason: None,
+        created_at: started,
+        updated_at: started,
+        reviewed_by: None,
+        lang: Lang::Fr,
+    };
+    let records = [
+        Imported::Payment { payment, current_token: None },
+        Imported::Membership { membership: member, tokens: Vec::new() },
+    ];
+    let written = store.import(&records).await.map_err(|e| e.to_string())?;
+    expect(written.iter().all(|w| *w == Written::New), "the ended member could not be written")?;
+    let input = flow.schedule_input("expire-subscriptions")?;
+    flow.invocations += 1;
+    let answer: Value = serde_json::from_str(&platform.invoke("scheduled-jobs", input).await?)
+        .map_err(|e| format!("scheduled-jobs: {e}"))?;
+    expect(answer["processed"].as_u64() >= Some(1), &format!("expiry: {answer}"))?;
+    flow.drain().await?;
+    expect(flow.calls_for("banChatMember", BOB) == 1, "the expired member was not removed")?;
+
+    Ok(format!(
+        "payment, validation, /start, join request, join, status, stats, revoke, expiry: {} invocations, {} queued effects carried out",
+        flow.invocations, flow.effects
+    ))
+}
