@@ -60,6 +60,9 @@ fn resolve(value: &Value, resources: &HashMap<String, String>) -> Result<String,
                 "Table" => resources.get("TABLE_NAME").cloned().ok_or("no table".into()),
                 "EffectsQueue" => resources.get("QUEUE_URL").cloned().ok_or("no queue".into()),
                 "EventBus" => resources.get("EVENT_BUS_NAME").cloned().ok_or("no event bus".into()),
+                "MailConfigurationSet" => {
+                    resources.get("MAIL_CONFIGURATION_SET").cloned().ok_or("no configuration set".into())
+                }
                 _ => parameter(name, resources).ok_or(format!("!Ref {name}")),
             }
         }

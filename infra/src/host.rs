@@ -148,7 +148,8 @@ impl Host {
             Some(aws) => {
                 let config = sdk_config().await;
                 let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &aws.table);
-                let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&config), &aws.mail_from);
+                let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&config), &aws.mail_from)
+                    .with_configuration_set(aws.mail_configuration_set.clone());
                 let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), &aws.queue_url);
                 let events = EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&config), &aws.event_bus);
                 Backend {

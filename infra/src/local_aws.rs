@@ -59,6 +59,13 @@ pub async fn provision() -> Result<Vec<(&'static str, String)>, String> {
         .send()
         .await
         .map_err(|e| format!("verify the sender: {e}"))?;
+    let configuration_set = unique("telegate-mail");
+    aws_sdk_sesv2::Client::new(&config)
+        .create_configuration_set()
+        .configuration_set_name(&configuration_set)
+        .send()
+        .await
+        .map_err(|e| format!("create the mail configuration set: {e}"))?;
     let bus = unique("telegate-events");
     aws_sdk_eventbridge::Client::new(&config)
         .create_event_bus()
@@ -71,5 +78,6 @@ pub async fn provision() -> Result<Vec<(&'static str, String)>, String> {
         ("QUEUE_URL", queue.queue_url.unwrap_or_default()),
         ("MAIL_FROM", MAIL_FROM.into()),
         ("EVENT_BUS_NAME", bus),
+        ("MAIL_CONFIGURATION_SET", configuration_set),
     ])
 }

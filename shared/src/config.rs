@@ -50,6 +50,9 @@ pub struct AwsResources {
     pub table: String,
     pub queue_url: String,
     pub mail_from: String,
+    /// The SES configuration set mail is sent with (`MAIL_CONFIGURATION_SET`, optional): bounces
+    /// and complaints suppress the address, reputation metrics are kept.
+    pub mail_configuration_set: Option<String>,
     /// The EventBridge bus business events go to.
     pub event_bus: String,
 }
@@ -246,7 +249,8 @@ fn aws_resources(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<AwsResou
             let event_bus = get("EVENT_BUS_NAME").ok_or_else(|| {
                 ConfigError("missing setting EVENT_BUS_NAME: the EventBridge bus business events go to".into())
             })?;
-            Ok(Some(AwsResources { table, queue_url, mail_from, event_bus }))
+            let mail_configuration_set = get("MAIL_CONFIGURATION_SET");
+            Ok(Some(AwsResources { table, queue_url, mail_from, mail_configuration_set, event_bus }))
         }
         (Some(_), None) => {
             Err(ConfigError("missing setting QUEUE_URL: TABLE_NAME is set, so the SQS queue is needed too".into()))

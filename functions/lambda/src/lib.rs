@@ -50,7 +50,10 @@ impl Wiring {
         let config = sdk_config().await;
         let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &aws.table));
         let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config), &aws.queue_url));
-        let mailer = Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&config), &aws.mail_from));
+        let mailer = Arc::new(
+            SesMailer::new(aws_sdk_sesv2::Client::new(&config), &aws.mail_from)
+                .with_configuration_set(aws.mail_configuration_set.clone()),
+        );
         let events = Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&config), &aws.event_bus));
         let timeout = Duration::from_secs(u64::from(settings.telegram_timeout_seconds));
         // A function that makes no Bot API call is given no token (template.yaml).

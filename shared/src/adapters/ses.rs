@@ -12,11 +12,19 @@ use crate::ports::{Email, MailError, Mailer};
 pub struct SesMailer {
     client: Client,
     from: String,
+    configuration_set: Option<String>,
 }
 
 impl SesMailer {
     pub fn new(client: Client, from: impl Into<String>) -> Self {
-        Self { client, from: from.into() }
+        Self { client, from: from.into(), configuration_set: None }
+    }
+
+    /// Sends with this SES configuration set (the template's: bounces and complaints suppress the
+    /// address).
+    pub fn with_configuration_set(mut self, name: Option<String>) -> Self {
+        self.configuration_set = name;
+        self
     }
 }
 
@@ -36,6 +44,7 @@ impl Mailer for SesMailer {
             .from_email_address(&self.from)
             .destination(Destination::builder().to_addresses(&email.to).build())
             .content(EmailContent::builder().simple(message).build())
+            .set_configuration_set_name(self.configuration_set.clone())
             .send()
             .await
             .map(drop)
