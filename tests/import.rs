@@ -304,10 +304,18 @@ fn live_dump(now: DateTime<Utc>, token: &str) -> String {
     .to_string()
 }
 
+/// Imports into the app's own store: the SQLite file (with the host stopped, as an operator
+/// would), or the DynamoDB table it runs on.
 async fn import_into(app: &mut TestApp, raw: &str, keep: Vec<i64>) {
     let now = Utc::now();
     let plan = import::plan(raw, &Mapping::default(), &context(now, keep)).unwrap();
     assert!(plan.refused.is_empty(), "{:?}", plan.refused);
+    if let Some(table) = app.env.get("TABLE_NAME").cloned() {
+        let config = telegate_core::adapters::aws::sdk_config().await;
+        let store = telegate_core::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+        import::apply(&store, &plan, now, &|_, _| {}).await.unwrap();
+        return;
+    }
     if let Some(running) = app.running.take() {
         running.stop().await.unwrap();
     }
@@ -318,8 +326,20 @@ async fn import_into(app: &mut TestApp, raw: &str, keep: Vec<i64>) {
 }
 
 #[tokio::test]
-async fn imported_links_open_the_channel_and_imported_members_are_warned_then_removed_but_kept_accounts_stay() {
-    let mut app = TestApp::spawn_with(&[("OFFERS", OFFERS)]).await;
+async fn on_sqlite_imported_links_open_the_channel_and_imported_members_are_warned_then_removed_but_kept_accounts_stay()
+{
+    the_imported_flow(TestApp::spawn_with(&[("OFFERS", OFFERS)]).await).await;
+}
+
+#[tokio::test]
+async fn on_aws_imported_links_open_the_channel_and_imported_members_are_warned_then_removed_but_kept_accounts_stay() {
+    let mut env: Vec<(&str, String)> = support::aws_resources().await;
+    env.push(("OFFERS", OFFERS.into()));
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    the_imported_flow(TestApp::spawn_with(&extra).await).await;
+}
+
+async fn the_imported_flow(mut app: TestApp) {
     let token = "legacy_Token-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ";
     import_into(&mut app, &live_dump(Utc::now(), token), vec![7003]).await;
 
