@@ -37,6 +37,7 @@ coldstart = (logs / "coldstart.md").read_text()
 warm = (logs / "warm.md").read_text()
 sweep = (logs / "sweep.md").read_text()
 imported = (logs / "import.md").read_text()
+sweep_dynamodb = (logs / "sweep-dynamodb.md").read_text()
 
 cold = rows(coldstart)
 functions = [r for r in cold if not r[0].startswith("**floor")]
@@ -74,7 +75,7 @@ machine = "\n".join([
     f"- release profile: opt-level = 's', lto = true, codegen-units = 1, strip = true, panic = unwind; {runs} cold starts per binary",
 ])
 
-sections = {"machine": machine, "targets": targets, "coldstart": coldstart.strip(), "warm": warm.strip(), "sweep": sweep.strip(), "import": imported.strip()}
+sections = {"machine": machine, "targets": targets, "coldstart": coldstart.strip(), "warm": warm.strip(), "sweep": sweep.strip(), "import": imported.strip(), "sweep-dynamodb": sweep_dynamodb.strip()}
 for name, body in sections.items():
     pattern = re.compile(rf"<!-- {name} -->.*?<!-- /{name} -->", re.S)
     if not pattern.search(page):

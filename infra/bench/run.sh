@@ -28,7 +28,7 @@ cargo lambda build --release --locked --output-format zip --lambda-dir target/la
 for f in "${FUNCTIONS[@]}"; do cp "target/lambda-zip/$f/bootstrap.zip" "target/lambda/$f/bootstrap.zip"; done
 
 echo "==> local host and benchmark programs (cargo build --release)"
-cargo build --release --locked --bin telegate --example coldstart --example warm --example sweep --example import
+cargo build --release --locked --bin telegate --example coldstart --example warm --example sweep --example sweep-dynamodb --example import
 
 mkdir -p target/bench-logs
 echo "==> cold starts ($RUNS per binary)"
@@ -37,6 +37,8 @@ echo "==> warm path"
 target/release/examples/warm target/release/telegate > target/bench-logs/warm.md
 echo "==> sweep scaling"
 target/release/examples/sweep > target/bench-logs/sweep.md
+echo "==> sweep scaling on DynamoDB Local"
+target/release/examples/sweep-dynamodb > target/bench-logs/sweep-dynamodb.md
 echo "==> import from the Django system (1k, 10k, 100k members; DynamoDB Local and SQLite)"
 target/release/examples/import > target/bench-logs/import.md
 
