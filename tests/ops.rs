@@ -107,9 +107,8 @@ async fn ops_commands_without_a_bot_token_stop_with_exit_2() {
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 }
 
-#[tokio::test]
-async fn doctor_checks_the_table_and_the_queue_when_aws_settings_are_given() {
-    let fake = FakeTelegram::start().await.unwrap();
+/// The AWS settings of fresh resources on the stand-in, with every job's run recorded in the table.
+async fn aws_env_with_jobs_run() -> Vec<(&'static str, String)> {
     let mut env: Vec<(&str, String)> = support::aws_resources().await;
     for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
         env.push((k, std::env::var(k).unwrap()));
@@ -118,16 +117,20 @@ async fn doctor_checks_the_table_and_the_queue_when_aws_settings_are_given() {
     if let Ok(dynamodb) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
         env.push(("AWS_ENDPOINT_URL_DYNAMODB", dynamodb));
     }
-    // The jobs ran (the job log is in the table).
-    {
-        use telegate_core::ports::JobLog;
-        let table = env.iter().find(|(k, _)| *k == "TABLE_NAME").unwrap().1.clone();
-        let config = telegate_core::adapters::aws::sdk_config().await;
-        let store = telegate_core::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
-        for job in telegate_core::domain::Job::ALL {
-            store.record_job_run(job.name(), chrono::Utc::now()).await.unwrap();
-        }
+    use telegate_core::ports::JobLog;
+    let table = env.iter().find(|(k, _)| *k == "TABLE_NAME").unwrap().1.clone();
+    let config = telegate_core::adapters::aws::sdk_config().await;
+    let store = telegate_core::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+    for job in telegate_core::domain::Job::ALL {
+        store.record_job_run(job.name(), chrono::Utc::now()).await.unwrap();
     }
+    env
+}
+
+#[tokio::test]
+async fn doctor_checks_the_table_and_the_queue_when_aws_settings_are_given() {
+    let fake = FakeTelegram::start().await.unwrap();
+    let mut env = aws_env_with_jobs_run().await;
     let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("✓ DynamoDB table") && out.contains("✓ SQS queue reachable"), "{out}");
@@ -162,4 +165,38 @@ async fn doctor_names_a_job_that_missed_its_schedule_and_how_to_fix_it() {
     assert_eq!(code, 1);
     assert!(out.contains("✗ no store at"), "{out}");
     assert!(!empty.0.join("nothing-here").exists());
+}
+
+#[tokio::test]
+async fn doctor_checks_that_the_stacks_job_schedules_exist_and_are_enabled() {
+    use aws_sdk_eventbridge::types::RuleState;
+    let fake = FakeTelegram::start().await.unwrap();
+    let mut env = aws_env_with_jobs_run().await;
+    let stack = support::unique("stack");
+    let config = telegate_core::adapters::aws::sdk_config().await;
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let put = |name: String, state: RuleState| {
+        let events = events.clone();
+        async move {
+            events.put_rule().name(name).schedule_expression("cron(0 * * * ? *)").state(state).send().await.unwrap();
+        }
+    };
+    for i in 0..4 {
+        put(format!("{stack}-ScheduledJobsFunctionJob{i}-ABC123"), RuleState::Enabled).await;
+    }
+    env.push(("TELEGATE_STACK", stack.clone()));
+    let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("✗ EventBridge: 4 of the 5 job schedules") && out.contains("sam deploy"), "{out}");
+
+    let last = format!("{stack}-ScheduledJobsFunctionJob4-ABC123");
+    put(last.clone(), RuleState::Disabled).await;
+    let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("aws events enable-rule --name {last}")), "{out}");
+
+    put(last, RuleState::Enabled).await;
+    let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("✓ EventBridge: the 5 job schedules"), "{out}");
 }

@@ -41,6 +41,9 @@ enum Command {
     Doctor {
         #[arg(long, env = "TELEGATE_DATA", default_value = "./telegate-data")]
         data: PathBuf,
+        /// With the AWS settings: the CloudFormation stack's name, to check its job schedules.
+        #[arg(long, env = "TELEGATE_STACK")]
+        stack: Option<String>,
     },
     /// Import the Django system's `manage.py dumpdata` fixture into the configured store.
     Import {
@@ -103,8 +106,16 @@ fn main() -> ExitCode {
                 Err(l) => (vec![l], false),
             }
         })),
-        Command::Doctor { data } => runtime.block_on(ops(|bot, settings| async move {
+        Command::Doctor { data, stack } => runtime.block_on(ops(|bot, settings| async move {
             let (mut lines, mut ok) = telegate::ops::doctor(&bot, &settings).await;
+            if let (Some(_), Some(stack)) = (&settings.aws, &stack) {
+                let config = telegate_core::adapters::aws::sdk_config().await;
+                let client = aws_sdk_eventbridge::Client::new(&config);
+                for (passed, line) in telegate::ops::schedule_checks(&client, stack).await {
+                    ok &= passed;
+                    lines.push(format!("{} {line}", if passed { "✓" } else { "✗" }));
+                }
+            }
             let local = data.join("telegate.sqlite3");
             if settings.aws.is_none() && !local.exists() {
                 lines.push(format!(

@@ -203,3 +203,54 @@ pub async fn job_checks(
     }
     checks
 }
+
+/// With AWS: the scheduled-jobs function's EventBridge schedules of the stack exist and are
+/// enabled (SAM names them `<stack>-ScheduledJobsFunction<Event>-<suffix>`).
+pub async fn schedule_checks(client: &aws_sdk_eventbridge::Client, stack: &str) -> Vec<(bool, String)> {
+    let mut rules = Vec::new();
+    let mut next = None;
+    loop {
+        let page = match client.list_rules().name_prefix(stack).set_next_token(next.take()).send().await {
+            Ok(p) => p,
+            Err(e) => {
+                let why = aws_sdk_eventbridge::error::DisplayErrorContext(e);
+                return vec![(false, format!("EventBridge schedules of {stack}: cannot list them ({why})"))];
+            }
+        };
+        rules.extend(page.rules().iter().cloned());
+        match page.next_token() {
+            Some(t) => next = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    let schedules: Vec<_> = rules
+        .iter()
+        .filter(|r| r.name().is_some_and(|n| n.contains("ScheduledJobsFunction")) && r.schedule_expression().is_some())
+        .collect();
+    let disabled: Vec<&str> = schedules
+        .iter()
+        .filter(|r| r.state() != Some(&aws_sdk_eventbridge::types::RuleState::Enabled))
+        .filter_map(|r| r.name())
+        .collect();
+    let expected = telegate_core::domain::Job::ALL.len();
+    if schedules.len() < expected {
+        return vec![(
+            false,
+            format!(
+                "EventBridge: {} of the {expected} job schedules of stack {stack} exist → fix: sam deploy the stack (template.yaml declares them)",
+                schedules.len()
+            ),
+        )];
+    }
+    if !disabled.is_empty() {
+        let first = disabled[0];
+        return vec![(
+            false,
+            format!(
+                "EventBridge: schedules disabled: {} → fix: aws events enable-rule --name {first}",
+                disabled.join(", ")
+            ),
+        )];
+    }
+    vec![(true, format!("EventBridge: the {expected} job schedules of stack {stack} are enabled"))]
+}
