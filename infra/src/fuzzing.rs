@@ -1,5 +1,5 @@
 //! The bodies of the fuzz targets in `fuzz/` (run with `cargo fuzz`, see SECURITY.md), kept here
-//! so that `tests/fuzz_corpus.rs` replays the same checks on the stable toolchain.
+//! so that `tests/all/fuzz_corpus.rs` replays the same checks on the stable toolchain.
 //!
 //! - [`update`]: the Telegram update parser, as the webhook and long polling use it.
 //! - [`ApiTarget`]: every API body and the webhook, through the real router on an embedded store.

@@ -1,9 +1,9 @@
 //! `telegate doctor` and `telegate set-webhook`, run as the real binary against the fake Bot API.
 
-mod support;
+use crate::support;
 
+use crate::support::{BOT_TOKEN, CHANNEL, JWT_SECRET, WEBHOOK_SECRET};
 use serde_json::json;
-use support::{BOT_TOKEN, CHANNEL, JWT_SECRET, WEBHOOK_SECRET};
 use telegate::fake_telegram::{BOT_USERNAME, FakeTelegram, RunningFake};
 
 async fn telegate(fake: &RunningFake, args: &[&str], username: &str) -> (i32, String, String) {

@@ -1,17 +1,15 @@
 //! RS256 verification with a configured public key and with a JWKS endpoint (as Cognito issues),
 //! through the real HTTP routes.
 
-mod support;
-
+use crate::support::{JWT_SECRET, TestApp};
 use axum::Router;
 use axum::routing::get;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
-use support::{JWT_SECRET, TestApp};
 
-const PRIVATE: &str = include_str!("fixtures/test-rsa-private.pem");
-const PUBLIC: &str = include_str!("fixtures/test-rsa-public.pem");
-const JWKS: &str = include_str!("fixtures/test-jwks.json");
+const PRIVATE: &str = include_str!("../fixtures/test-rsa-private.pem");
+const PUBLIC: &str = include_str!("../fixtures/test-rsa-public.pem");
+const JWKS: &str = include_str!("../fixtures/test-jwks.json");
 
 fn rs256(claims: Value, kid: Option<&str>) -> String {
     let mut header = Header::new(Algorithm::RS256);

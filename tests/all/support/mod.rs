@@ -1,8 +1,6 @@
 //! `TestApp`: telegate serving on a random loopback port, against the fake Telegram Bot API, on a
 //! fresh SQLite store in a temporary folder, with the test clock on.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 

@@ -1,10 +1,10 @@
 //! A seeded corpus of hostile bodies, query strings and ids against every route: no input gives a
 //! 5xx, and every 4xx is JSON with an error code.
 
-mod support;
+use crate::support;
 
+use crate::support::{TestApp, WEBHOOK_SECRET};
 use serde_json::{Value, json};
-use support::{TestApp, WEBHOOK_SECRET};
 
 /// xorshift64*: a reproducible corpus without a dependency.
 struct Rng(u64);

@@ -1,12 +1,12 @@
 //! The store is the one truth about who may be in the channel: a queued effect carries out the
 //! membership as it is when the effect runs, and a ban is never lost between commit and queue.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::{CHANNEL, Fault, TestApp, updates};
 use serde_json::json;
-use support::{CHANNEL, Fault, TestApp, updates};
 
 const ALICE: i64 = 8201;
 

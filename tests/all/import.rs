@@ -3,13 +3,13 @@
 //! with their reasons; imported links open the channel, imported members are warned and removed
 //! at their imported end, kept accounts never are.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 
+use crate::support::{CHANNEL, TestApp};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
-use support::{CHANNEL, TestApp};
 use telegate_core::adapters::sqlite::SqliteStore;
 use telegate_core::app::import::{self, Context, Mapping, Plan};
 use telegate_core::domain::{Offers, TelegramUserId};

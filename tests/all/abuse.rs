@@ -1,10 +1,10 @@
 //! Abuse limits: guessing tokens from one account, hammering one token from many, and an owner
 //! generating links in a loop, are all bounded per hour.
 
-mod support;
+use crate::support;
 
+use crate::support::TestApp;
 use serde_json::json;
-use support::TestApp;
 
 const ALICE: i64 = 9001;
 const GUESSER: i64 = 9002;

@@ -2,7 +2,7 @@
 //! runs), on DynamoDB/SQS/SES on the stand-in and the fake Bot API; each function starts with only
 //! the secrets it is given.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeSet, HashMap};
 

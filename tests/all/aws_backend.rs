@@ -1,10 +1,10 @@
 //! The AWS back end (DynamoDB + SQS + SES on the local stand-in) runs the same flow as the
 //! embedded one; the queue and mailer contracts run against both.
 
-mod support;
+use crate::support;
 
+use crate::support::{CHANNEL, Fault, TestApp, updates};
 use serde_json::json;
-use support::{CHANNEL, Fault, TestApp, updates};
 use telegate_core::domain::TelegramUserId;
 use telegate_core::ports::{Effect, Email, Envelope};
 

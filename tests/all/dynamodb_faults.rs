@@ -3,7 +3,7 @@
 //! reported as a conflict, counters left unprocessed by `BatchGetItem` are read again, and a
 //! revoke decides on the items themselves while the indexes still show an older table.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,17 +1,17 @@
 //! Business events for integrations: what happens is announced once per audit entry, locally in
 //! the data folder's `events.jsonl`, in AWS on an EventBridge bus (checked on the stand-in).
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 
+use crate::support::{Fault, TestApp};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{Value, json};
-use support::{Fault, TestApp};
 use telegate_core::adapters::eventbridge::EventBridgeBus;
 use telegate_core::ports::{BusinessEvent, EventBus};
 

@@ -1,10 +1,10 @@
 //! The access flow end to end over HTTP: payment → validation → /start → invite → join → status.
 
-mod support;
+use crate::support;
 
+use crate::support::{CHANNEL, TestApp, updates};
 use futures_util::future::join_all;
 use serde_json::json;
-use support::{CHANNEL, TestApp, updates};
 
 const ALICE: i64 = 1001;
 const BOB: i64 = 1002;

@@ -1,12 +1,12 @@
 //! The `telegate` binary and the local host: restart, demo, start-up errors, long polling.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::{TempDir, TestApp, updates};
 use serde_json::json;
-use support::{TempDir, TestApp, updates};
 
 const ALICE: i64 = 3001;
 

@@ -1,10 +1,10 @@
 //! The HTTP contract: webhook guard, de-duplication, auth, roles, errors, payments, tokens, notifications.
 
-mod support;
+use crate::support;
 
+use crate::support::{CHANNEL, JWT_SECRET, TestApp, updates};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
-use support::{CHANNEL, JWT_SECRET, TestApp, updates};
 
 const ALICE: i64 = 2001;
 

@@ -1,10 +1,10 @@
 //! Steps 6–7: scheduled jobs, expiry, warnings, cleanup, revoke, stats and the audit log — with
 //! the test clock, never with sleeps.
 
-mod support;
+use crate::support;
 
+use crate::support::{CHANNEL, TestApp, updates};
 use serde_json::{Value, json};
-use support::{CHANNEL, TestApp, updates};
 
 const ALICE: i64 = 6001;
 const BOB: i64 = 6002;

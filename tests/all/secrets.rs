@@ -1,13 +1,11 @@
 //! Secrets never reach the logs: a whole flow through the real binary at RUST_LOG=debug, then
 //! every secret is searched for in what it printed.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::{BOT_TOKEN, CHANNEL, JWT_SECRET, TempDir, WEBHOOK_SECRET, updates};
 use serde_json::json;
-use support::{BOT_TOKEN, CHANNEL, JWT_SECRET, TempDir, WEBHOOK_SECRET, updates};
 use telegate::fake_telegram::{BOT_USERNAME, FakeTelegram};
 use telegate::jwt::mint;
 use tokio::io::AsyncReadExt;

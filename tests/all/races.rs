@@ -1,11 +1,11 @@
 //! Races, on the embedded store and on DynamoDB + SQS: concurrency never admits a second account,
 //! never makes a second payment or token, never applies an update twice, never loses a renewal.
 
-mod support;
+use crate::support;
 
+use crate::support::{CHANNEL, TestApp, updates};
 use futures_util::future::join_all;
 use serde_json::json;
-use support::{CHANNEL, TestApp, updates};
 
 const ALICE: i64 = 8001;
 

@@ -1,7 +1,7 @@
 //! One contract for the store, run against every adapter: SQLite (the embedded default) and
 //! DynamoDB (on the local AWS stand-in).
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 
