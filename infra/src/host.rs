@@ -11,13 +11,10 @@ use axum::extract::State;
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use telegate_core::adapters::aws::sdk_config;
+use telegate_core::adapters::aws::AwsAdapters;
 use telegate_core::adapters::clock::{SystemClock, TestClock};
-use telegate_core::adapters::dynamodb::DynamoStore;
-use telegate_core::adapters::eventbridge::EventBridgeBus;
 use telegate_core::adapters::local_queue::{DeadLetter, LocalQueue, QueueLog};
 use telegate_core::adapters::outbox::{OutboxEvents, OutboxMailer, OutboxTelegram};
-use telegate_core::adapters::ses::SesMailer;
 use telegate_core::adapters::sqlite::SqliteStore;
 use telegate_core::adapters::sqs::SqsQueue;
 use telegate_core::adapters::telegram::BotApi;
@@ -146,18 +143,8 @@ impl Host {
                 Backend { store, mailer: Arc::new(mailer), events: Arc::new(events), queue: Err(log) }
             }
             Some(aws) => {
-                let config = sdk_config().await;
-                let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &aws.table);
-                let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&config), &aws.mail_from)
-                    .with_configuration_set(aws.mail_configuration_set.clone());
-                let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), &aws.queue_url);
-                let events = EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&config), &aws.event_bus);
-                Backend {
-                    store: Arc::new(store),
-                    mailer: Arc::new(mailer),
-                    events: Arc::new(events),
-                    queue: Ok(Arc::new(queue)),
-                }
+                let AwsAdapters { store, queue, mailer, events } = AwsAdapters::build(aws).await;
+                Backend { store, mailer, events, queue: Ok(queue) }
             }
         };
         let consumer = Arc::new(Consumer::new(

@@ -8,11 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use axum::Router;
 use serde_json::{Value, json};
-use telegate_core::adapters::aws::sdk_config;
+use telegate_core::adapters::aws::AwsAdapters;
 use telegate_core::adapters::clock::SystemClock;
-use telegate_core::adapters::dynamodb::DynamoStore;
-use telegate_core::adapters::eventbridge::EventBridgeBus;
-use telegate_core::adapters::ses::SesMailer;
 use telegate_core::adapters::sqs::{Delivery, SqsQueue};
 use telegate_core::adapters::telegram::{BotApi, NoBot};
 use telegate_core::app::App;
@@ -47,14 +44,7 @@ impl Wiring {
             .aws
             .clone()
             .ok_or("missing setting TABLE_NAME (and QUEUE_URL, MAIL_FROM, EVENT_BUS_NAME): the template passes them")?;
-        let config = sdk_config().await;
-        let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &aws.table));
-        let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config), &aws.queue_url));
-        let mailer = Arc::new(
-            SesMailer::new(aws_sdk_sesv2::Client::new(&config), &aws.mail_from)
-                .with_configuration_set(aws.mail_configuration_set.clone()),
-        );
-        let events = Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&config), &aws.event_bus));
+        let AwsAdapters { store, queue, mailer, events } = AwsAdapters::build(&aws).await;
         let timeout = Duration::from_secs(u64::from(settings.telegram_timeout_seconds));
         // A function that makes no Bot API call is given no token (template.yaml).
         let telegram: Arc<dyn Telegram> = match &settings.bot_token {
