@@ -133,8 +133,7 @@ impl Host {
                     SqliteStore::open(&data.join("telegate.sqlite3"))
                         .map_err(|e| format!("cannot open the store: {e}"))?,
                 );
-                let from = std::env::var("MAIL_FROM").unwrap_or_else(|_| "telegate <no-reply@localhost>".into());
-                let mailer = OutboxMailer::new(data.join("outbox"), from)
+                let mailer = OutboxMailer::new(data.join("outbox"), settings.mail_from.clone())
                     .map_err(|e| format!("cannot create the mail outbox: {e}"))?;
                 let events = OutboxEvents::new(data.join("events.jsonl"))
                     .map_err(|e| format!("cannot open the events file: {e}"))?;

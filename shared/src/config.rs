@@ -98,6 +98,8 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub offers: Offers,
     pub aws: Option<AwsResources>,
+    /// The sender of emails (`MAIL_FROM`): the outbox's locally, the SES-verified address with AWS.
+    pub mail_from: String,
     /// Abuse limits, per hour: failed `/start` per Telegram account and per token, and tokens a
     /// payment's owner may generate.
     pub limits: Limits,
@@ -207,6 +209,7 @@ impl Settings {
             offers,
             schedules: schedules(&get)?,
             aws: aws_resources(&get)?,
+            mail_from: get("MAIL_FROM").unwrap_or_else(|| "telegate <no-reply@localhost>".into()),
             limits: Limits {
                 start_failures_per_account: number(&get, "START_FAILURES_PER_HOUR", 5, 1, 10_000)?,
                 start_failures_per_token: number(&get, "TOKEN_FAILURES_PER_HOUR", 10, 1, 10_000)?,
