@@ -11,7 +11,7 @@ use telegate_core::domain::{
     Notification, NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenRecord,
     TokenStatus, UserId,
 };
-use telegate_core::ports::{Applied, Attempt, Effect, Envelope, PageRequest, Review, Store, StoreError};
+use telegate_core::ports::{Applied, Attempt, Effect, Envelope, PageRequest, PaymentStore, Review, Store, StoreError};
 
 /// One test per section and per store: a failing section does not hide the others.
 macro_rules! contract {
@@ -776,4 +776,37 @@ async fn bars(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert_eq!(store.token(&t.hash).await.unwrap().unwrap().status, TokenStatus::Revoked);
     let (_, fresh) = token(&p, now);
     store.issue_token(&fresh).await.expect("a new token once reopened");
+}
+
+/// A record that does not parse is reported as corrupt, not as the store being down, and not
+/// guessed around: a payment whose creation time was damaged on disk or in the table.
+#[tokio::test]
+async fn a_damaged_record_is_reported_as_corrupt_on_both_stores() {
+    let now = now();
+    let p = payment("corrupt-a", "TX-CORRUPT", now);
+
+    let dir = crate::support::TempDir::new();
+    let path = dir.0.join("contract.sqlite3");
+    let sqlite = telegate_core::adapters::sqlite::SqliteStore::open(&path).unwrap();
+    sqlite.insert_payment(&p).await.unwrap();
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute("UPDATE payments SET created_at = 'yesterday' WHERE id = ?1", [p.id.as_str()]).unwrap();
+    let damaged = sqlite.payment(&p.id).await;
+    assert!(matches!(damaged, Err(StoreError::Corrupt(ref why)) if why.contains("created_at")), "{damaged:?}");
+
+    let dynamo = crate::support::dynamo_store().await;
+    dynamo.insert_payment(&p).await.unwrap();
+    let config = telegate_core::adapters::aws::sdk_config().await;
+    aws_sdk_dynamodb::Client::new(&config)
+        .update_item()
+        .table_name(dynamo.table_name())
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("PAY#{}", p.id)))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("PAY".into()))
+        .update_expression("SET created_at = :bad")
+        .expression_attribute_values(":bad", aws_sdk_dynamodb::types::AttributeValue::S("yesterday".into()))
+        .send()
+        .await
+        .unwrap();
+    let damaged = dynamo.payment(&p.id).await;
+    assert!(matches!(damaged, Err(StoreError::Corrupt(_))), "{damaged:?}");
 }

@@ -18,6 +18,10 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A stored record that does not parse (a missing attribute, a bad time, an unknown status):
+    /// never guessed around; it says which.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
 }
 
 /// A review of a submitted payment by support.

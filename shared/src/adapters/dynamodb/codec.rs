@@ -27,21 +27,21 @@ pub(super) fn b(v: bool) -> AttributeValue {
 }
 
 pub(super) fn get_s(item: &Item, k: &str) -> Result<String, StoreError> {
-    opt_s(item, k)?.ok_or_else(|| StoreError::Unavailable(format!("item without {k}")))
+    opt_s(item, k)?.ok_or_else(|| StoreError::Corrupt(format!("item without {k}")))
 }
 
 pub(super) fn opt_s(item: &Item, k: &str) -> Result<Option<String>, StoreError> {
     match item.get(k) {
         None | Some(AttributeValue::Null(_)) => Ok(None),
         Some(AttributeValue::S(v)) => Ok(Some(v.clone())),
-        Some(_) => Err(StoreError::Unavailable(format!("{k} is not a string"))),
+        Some(_) => Err(StoreError::Corrupt(format!("{k} is not a string"))),
     }
 }
 
 pub(super) fn get_n<T: FromStr>(item: &Item, k: &str) -> Result<T, StoreError> {
     match item.get(k) {
-        Some(AttributeValue::N(v)) => v.parse().map_err(|_| StoreError::Unavailable(format!("{k} is not a number"))),
-        _ => Err(StoreError::Unavailable(format!("item without number {k}"))),
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| StoreError::Corrupt(format!("{k} is not a number"))),
+        _ => Err(StoreError::Corrupt(format!("item without number {k}"))),
     }
 }
 
@@ -62,11 +62,11 @@ pub(super) fn opt_time(item: &Item, k: &str) -> Result<Option<DateTime<Utc>>, St
 }
 
 pub(super) fn parse_time(v: &str) -> Result<DateTime<Utc>, StoreError> {
-    parse_ts(v).map_err(|e| StoreError::Unavailable(e.to_string()))
+    parse_ts(v).map_err(|e| StoreError::Corrupt(format!("bad time {v:?}: {e}")))
 }
 
 pub(super) fn parsed<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
-    r.map_err(|e| StoreError::Unavailable(format!("corrupt item: {e}")))
+    r.map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// An item is gone once its TTL has passed, whether or not DynamoDB has deleted it yet.

@@ -80,7 +80,13 @@ impl SqliteStore {
 }
 
 fn fault(e: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    match e {
+        // A row whose column does not convert (a bad time, an unknown status): corrupt, not down.
+        rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..) => {
+            StoreError::Corrupt(e.to_string())
+        }
+        _ => StoreError::Unavailable(e.to_string()),
+    }
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {

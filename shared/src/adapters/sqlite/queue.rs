@@ -90,7 +90,7 @@ impl QueueLog for SqliteStore {
                 .map(Option::flatten)
                 .map_err(fault)
         })?;
-        next.map(|t| parse_ts(&t).map_err(|e| StoreError::Unavailable(e.to_string()))).transpose()
+        next.map(|t| parse_ts(&t).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
     }
 
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
