@@ -79,8 +79,8 @@ async fn flood_control_never_dead_letters(app: TestApp) {
         .await
         .unwrap();
     app.drain().await;
-    // SQS's counts are approximate: wait (boundedly) for the last delayed copy too.
-    for _ in 0..100 {
+    // SQS's counts are approximate: wait (boundedly, 30 s) for the last delayed copy too.
+    for _ in 0..300 {
         if app.calls_for_user("banChatMember", ALICE).len() >= 8 {
             break;
         }

@@ -110,7 +110,7 @@ fn serve_runs_with_nothing_configured_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let up = (0..100).any(|_| {
+    let up = (0..300).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
@@ -159,7 +159,7 @@ async fn long_polling_feeds_the_same_handler_as_the_webhook() {
     let poller = support::start_polling(&env, &poller_data).await;
     app.fake().push_update(updates::text(9001, ALICE, "en", "/help"));
     let mut replied = false;
-    for _ in 0..50 {
+    for _ in 0..300 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if app.texts_to(ALICE).iter().any(|t| t.starts_with("Commands")) {
             replied = true;

@@ -34,7 +34,7 @@ async fn a_whole_flow_logs_no_secret() {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut up = false;
-    for _ in 0..100 {
+    for _ in 0..300 {
         if http.get(format!("{base}/healthz")).send().await.is_ok() {
             up = true;
             break;
