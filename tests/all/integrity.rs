@@ -31,8 +31,9 @@ async fn audit_actions(app: &TestApp) -> Vec<String> {
 /// is let back in and joins. The old ban then runs: it must see the new membership and do nothing.
 async fn a_ban_made_stale_by_a_renewal_does_not_remove_the_member(app: TestApp) {
     app.member("alice", "TX-STALE-1", ALICE).await;
-    // Long enough for the renewal below to finish first, even on a loaded machine.
-    app.fake().fail_next("banChatMember", Fault::RetryAfter(5), 1);
+    // Long enough for the renewal below to finish first, even on a loaded machine (the renewal
+    // goes through the queue too; on a busy stand-in it took more than 5 s once).
+    app.fake().fail_next("banChatMember", Fault::RetryAfter(15), 1);
     app.advance(30 * 86_400 + 60).await; // the expiry job runs: the ban meets flood control
     until("the ban met flood control", || app.calls_for_user("banChatMember", ALICE).len() == 1).await;
 
