@@ -244,24 +244,9 @@ impl Consumer {
     /// An effect given up after its retries: audited, and announced as an `Effect Dead-Lettered`
     /// business event, which the caller queues (none for a dead event, which would loop).
     pub async fn dead_lettered(&self, envelope: &Envelope, reason: &str) -> Option<Envelope> {
-        let at = self.clock.now();
-        let account = match &envelope.effect {
-            Effect::RemoveMember { telegram_user_id, .. }
-            | Effect::LiftBan { telegram_user_id }
-            | Effect::ApproveJoinRequest { telegram_user_id }
-            | Effect::DeclineJoinRequest { telegram_user_id } => Some(*telegram_user_id),
-            _ => None,
-        };
         let kind = serde_json::to_value(&envelope.effect).ok().and_then(|v| v["type"].as_str().map(str::to_owned));
-        let entry = AuditEntry {
-            id: AuditId::generate(at).ok()?,
-            at,
-            actor: "queue".into(),
-            action: AuditAction::EffectDeadLettered,
-            user_id: None,
-            telegram_user_id: account,
-            details: serde_json::json!({ "key": envelope.idempotency_key, "effect": kind, "error": reason }),
-        };
+        let details = serde_json::json!({ "key": envelope.idempotency_key, "effect": kind, "error": reason });
+        let entry = self.audit_entry(AuditAction::EffectDeadLettered, envelope, details).ok()?;
         if let Err(e) = self.store.record(&entry).await {
             tracing::error!(key = %envelope.idempotency_key, error = %e, "could not audit a dead-lettered effect");
         }
@@ -273,23 +258,30 @@ impl Consumer {
 
     async fn dropped(&self, envelope: &Envelope, why: &'static str) -> Result<(), EffectError> {
         tracing::info!(key = %envelope.idempotency_key, why, "stale effect dropped");
+        let retry = |e: String| EffectError::Retry { after: None, reason: e };
+        let details = serde_json::json!({ "key": envelope.idempotency_key, "effect": envelope.effect, "why": why });
+        let entry =
+            self.audit_entry(AuditAction::EffectDropped, envelope, details).map_err(|e| retry(e.to_string()))?;
+        self.store.record(&entry).await.map_err(|e| retry(e.to_string()))
+    }
+
+    /// The queue's audit entry about one effect, on the account it acts on.
+    fn audit_entry(
+        &self,
+        action: AuditAction,
+        envelope: &Envelope,
+        details: serde_json::Value,
+    ) -> Result<AuditEntry, crate::domain::DomainError> {
         let at = self.clock.now();
-        let account = match &envelope.effect {
-            Effect::RemoveMember { telegram_user_id, .. } | Effect::LiftBan { telegram_user_id } => {
-                Some(*telegram_user_id)
-            }
-            _ => None,
-        };
-        let entry = AuditEntry {
-            id: AuditId::generate(at).map_err(|e| EffectError::Retry { after: None, reason: e.to_string() })?,
+        Ok(AuditEntry {
+            id: AuditId::generate(at)?,
             at,
             actor: "queue".into(),
-            action: AuditAction::EffectDropped,
+            action,
             user_id: None,
-            telegram_user_id: account,
-            details: serde_json::json!({ "key": envelope.idempotency_key, "effect": envelope.effect, "why": why }),
-        };
-        self.store.record(&entry).await.map_err(|e| EffectError::Retry { after: None, reason: e.to_string() })
+            telegram_user_id: envelope.effect.account(),
+            details,
+        })
     }
 
     /// The effect's intent is settled (a failure here only means the sweep queues it once more,

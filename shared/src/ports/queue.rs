@@ -40,6 +40,19 @@ pub enum Effect {
     },
 }
 
+impl Effect {
+    /// The Telegram account a channel effect acts on.
+    pub fn account(&self) -> Option<TelegramUserId> {
+        match self {
+            Self::RemoveMember { telegram_user_id, .. }
+            | Self::LiftBan { telegram_user_id }
+            | Self::ApproveJoinRequest { telegram_user_id }
+            | Self::DeclineJoinRequest { telegram_user_id } => Some(*telegram_user_id),
+            _ => None,
+        }
+    }
+}
+
 /// An effect with the key that makes redelivery harmless.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
