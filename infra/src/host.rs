@@ -130,7 +130,7 @@ impl Host {
         let Backend { store, mailer, events, queue: effects } = match &settings.aws {
             None => {
                 let store = Arc::new(
-                    SqliteStore::open(&data.join("telegate.sqlite3"))
+                    SqliteStore::open(&data.join(crate::local_env::STORE_FILE))
                         .map_err(|e| format!("cannot open the store: {e}"))?,
                 );
                 let mailer = OutboxMailer::new(data.join("outbox"), settings.mail_from.clone())

@@ -45,7 +45,8 @@ pub async fn open_store(settings: &Settings, data: &Path) -> Result<Arc<dyn Stor
         None => {
             std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
             Arc::new(
-                SqliteStore::open(&data.join("telegate.sqlite3")).map_err(|e| format!("cannot open the store: {e}"))?,
+                SqliteStore::open(&data.join(crate::local_env::STORE_FILE))
+                    .map_err(|e| format!("cannot open the store: {e}"))?,
             )
         }
     })

@@ -50,6 +50,9 @@ fn write_private(path: &Path, body: &str) -> std::io::Result<()> {
     std::fs::write(path, body)
 }
 
+/// The embedded store's file in the data folder (`serve`, `doctor`, `import`).
+pub const STORE_FILE: &str = "telegate.sqlite3";
+
 /// What the local host filled in, to tell the person running it.
 pub struct LocalDefaults {
     pub settings: Settings,

@@ -116,7 +116,7 @@ fn main() -> ExitCode {
                     lines.push(format!("{} {line}", if passed { "✓" } else { "✗" }));
                 }
             }
-            let local = data.join("telegate.sqlite3");
+            let local = data.join(telegate::local_env::STORE_FILE);
             if settings.aws.is_none() && !local.exists() {
                 lines.push(format!(
                     "✗ no store at {} to read the job log from → fix: set TELEGATE_DATA (or --data) to the folder `telegate serve` uses",

@@ -178,7 +178,7 @@ pub async fn job_checks(
 ) -> Vec<(bool, String)> {
     let mut checks = Vec::new();
     for job in telegate_core::domain::Job::ALL {
-        let schedule = settings.schedules.get(&job).copied().unwrap_or(job.default_schedule());
+        let schedule = settings.schedule(job);
         let due = schedule.last_due(now - chrono::Duration::minutes(JOB_GRACE_MINUTES));
         let fix = format!(
             "→ fix: in AWS, check that the schedule rules are enabled (sam deploy) and the scheduled-jobs function's errors in CloudWatch; locally, keep `telegate serve` running (its scheduler runs the jobs); run it now with POST /api/telegram/admin/jobs/{}/run/",

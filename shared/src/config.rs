@@ -131,6 +131,11 @@ impl Needs {
 }
 
 impl Settings {
+    /// When `job` runs: its `SCHEDULE_<JOB>` setting, else the guide's beat schedule.
+    pub fn schedule(&self, job: Job) -> Schedule {
+        self.schedules.get(&job).copied().unwrap_or(job.default_schedule())
+    }
+
     /// The bot's own Telegram id: the number before the `:` of its token (`None` without a bot).
     pub fn bot_id(&self) -> Option<i64> {
         self.bot_token.as_ref()?.expose().split_once(':')?.0.parse().ok()

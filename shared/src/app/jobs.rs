@@ -73,7 +73,7 @@ impl App {
         let now = self.clock.now();
         let mut ran = Vec::new();
         for job in Job::ALL {
-            let schedule = self.settings.schedules.get(&job).copied().unwrap_or(job.default_schedule());
+            let schedule = self.settings.schedule(job);
             let due = schedule.last_due(now);
             match self.store.last_job_run(job.name()).await? {
                 // A new store starts the clock: the first run is at the next scheduled time, as with beat.
