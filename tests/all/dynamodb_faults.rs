@@ -17,8 +17,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use telegate_core::adapters::dynamodb::DynamoStore;
 use telegate_core::domain::{
-    AccessToken, Lang, Membership, MembershipId, MembershipStatus, Payment, PaymentId, PaymentStatus, TelegramUserId,
-    TokenRecord, TokenStatus, UserId,
+    Lang, MembershipStatus, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenRecord, TokenStatus, UserId,
 };
 use telegate_core::ports::{AccessStore, Applied, LifecycleStore, PaymentStore, Stats};
 
@@ -213,19 +212,7 @@ async fn every_transaction_carries_a_request_token_that_the_sdks_retry_repeats()
 }
 
 fn token_for(p: &Payment, now: chrono::DateTime<Utc>) -> TokenRecord {
-    TokenRecord {
-        hash: AccessToken::generate().unwrap().hash(),
-        payment_id: p.id.clone(),
-        user_id: p.user_id.clone(),
-        offer_name: "Monthly".into(),
-        days: 30,
-        status: TokenStatus::Pending,
-        created_at: now,
-        expires_at: now + chrono::Duration::hours(24),
-        telegram_user_id: None,
-        membership_id: None,
-        used_at: None,
-    }
+    crate::support::records::token(p, now).1
 }
 
 #[tokio::test]
@@ -261,25 +248,7 @@ async fn a_revoke_ends_a_membership_the_lagging_indexes_do_not_show_yet() {
     // Then the account opens the link and joins.
     let who = TelegramUserId::parse(950_001).unwrap();
     let bound = store.bind_token(&token.hash, who, now).await.unwrap().unwrap();
-    let m = Membership {
-        id: MembershipId::generate(now).unwrap(),
-        user_id: bound.user_id.clone(),
-        telegram_user_id: who,
-        telegram_username: None,
-        payment_id: bound.payment_id.clone(),
-        offer_name: bound.offer_name.clone(),
-        pending_days: bound.days,
-        status: MembershipStatus::Pending,
-        created_at: now,
-        joined_at: None,
-        expires_at: None,
-        in_channel: false,
-        left_at: None,
-        invite_link: None,
-        invite_expires_at: None,
-        ended_at: None,
-        end_reason: None,
-    };
+    let m = crate::support::records::pending_membership(&bound, who, now);
     assert!(matches!(store.open_membership(&token.hash, &m).await.unwrap(), Applied::Now(_)));
     store.activate_membership(&m.id, now, None).await.unwrap().unwrap();
 

@@ -116,10 +116,7 @@ mod lost_between_commit_and_queue {
     use telegate_core::app::effects::{Consumer, EffectRunner, Outcome};
     use telegate_core::auth::{Caller, Role};
     use telegate_core::config::{Secret, Settings};
-    use telegate_core::domain::{
-        AccessToken, Job, Lang, Membership, MembershipId, MembershipStatus, Payment, PaymentId, PaymentStatus,
-        TelegramUserId, TokenRecord, TokenStatus, UserId,
-    };
+    use telegate_core::domain::{Job, Lang, Membership, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId};
     use telegate_core::ports::{Clock, Effect, Envelope, Queue, QueueError, Store};
 
     use crate::support::{self, BOT_TOKEN, CHANNEL, JWT_SECRET, WEBHOOK_SECRET};
@@ -217,42 +214,11 @@ mod lost_between_commit_and_queue {
             lang: Lang::Fr,
         };
         store.insert_payment(&payment).await.unwrap();
-        let token = AccessToken::generate().unwrap();
-        let record = TokenRecord {
-            hash: token.hash(),
-            payment_id: payment.id.clone(),
-            user_id: payment.user_id.clone(),
-            offer_name: "Monthly".into(),
-            days: 30,
-            status: TokenStatus::Pending,
-            created_at: now,
-            expires_at: now + Duration::hours(24),
-            telegram_user_id: None,
-            membership_id: None,
-            used_at: None,
-        };
+        let (_, record) = support::records::token(&payment, now);
         store.issue_token(&record).await.unwrap();
         let who = TelegramUserId::parse(account).unwrap();
         let bound = store.bind_token(&record.hash, who, now).await.unwrap().unwrap();
-        let m = Membership {
-            id: MembershipId::generate(now).unwrap(),
-            user_id: bound.user_id.clone(),
-            telegram_user_id: who,
-            telegram_username: None,
-            payment_id: bound.payment_id.clone(),
-            offer_name: bound.offer_name.clone(),
-            pending_days: bound.days,
-            status: MembershipStatus::Pending,
-            created_at: now,
-            joined_at: None,
-            expires_at: None,
-            in_channel: false,
-            left_at: None,
-            invite_link: None,
-            invite_expires_at: None,
-            ended_at: None,
-            end_reason: None,
-        };
+        let m = support::records::pending_membership(&bound, who, now);
         store.open_membership(&record.hash, &m).await.unwrap();
         store.activate_membership(&m.id, now, None).await.unwrap().unwrap()
     }

@@ -86,43 +86,11 @@ fn payment(who: &str, tx: &str, now: DateTime<Utc>) -> Payment {
 }
 
 fn token(p: &Payment, now: DateTime<Utc>) -> (AccessToken, TokenRecord) {
-    let t = AccessToken::generate().unwrap();
-    let record = TokenRecord {
-        hash: t.hash(),
-        payment_id: p.id.clone(),
-        user_id: p.user_id.clone(),
-        offer_name: "Monthly".into(),
-        days: 30,
-        status: TokenStatus::Pending,
-        created_at: now,
-        expires_at: now + Duration::hours(24),
-        telegram_user_id: None,
-        membership_id: None,
-        used_at: None,
-    };
-    (t, record)
+    crate::support::records::token(p, now)
 }
 
 fn membership(r: &TokenRecord, who: TelegramUserId, now: DateTime<Utc>) -> Membership {
-    Membership {
-        id: MembershipId::generate(now).unwrap(),
-        user_id: r.user_id.clone(),
-        telegram_user_id: who,
-        telegram_username: Some("who".into()),
-        payment_id: r.payment_id.clone(),
-        offer_name: r.offer_name.clone(),
-        pending_days: r.days,
-        status: MembershipStatus::Pending,
-        created_at: now,
-        joined_at: None,
-        expires_at: None,
-        in_channel: false,
-        left_at: None,
-        invite_link: None,
-        invite_expires_at: None,
-        ended_at: None,
-        end_reason: None,
-    }
+    Membership { telegram_username: Some("who".into()), ..crate::support::records::pending_membership(r, who, now) }
 }
 
 fn review(to: PaymentStatus, tx: Option<&str>, now: DateTime<Utc>) -> Review {

@@ -290,3 +290,53 @@ pub async fn ses_mails_to(to: &str) -> Vec<(String, String)> {
         .map(|m| (m["subject"].as_str().unwrap_or("").to_owned(), m["body"].as_str().unwrap_or("").to_owned()))
         .collect()
 }
+
+/// Records as the store contract and the fault tests write them through the stores' own operations.
+pub mod records {
+    use chrono::{DateTime, Duration, Utc};
+    use telegate_core::domain::{
+        AccessToken, Membership, MembershipId, MembershipStatus, Payment, TelegramUserId, TokenRecord, TokenStatus,
+    };
+
+    /// A fresh pending token for the payment (30 days, 24 hours to open it), and its secret.
+    pub fn token(p: &Payment, now: DateTime<Utc>) -> (AccessToken, TokenRecord) {
+        let t = AccessToken::generate().unwrap();
+        let record = TokenRecord {
+            hash: t.hash(),
+            payment_id: p.id.clone(),
+            user_id: p.user_id.clone(),
+            offer_name: "Monthly".into(),
+            days: 30,
+            status: TokenStatus::Pending,
+            created_at: now,
+            expires_at: now + Duration::hours(24),
+            telegram_user_id: None,
+            membership_id: None,
+            used_at: None,
+        };
+        (t, record)
+    }
+
+    /// The pending membership a token bound to `who` opens.
+    pub fn pending_membership(r: &TokenRecord, who: TelegramUserId, now: DateTime<Utc>) -> Membership {
+        Membership {
+            id: MembershipId::generate(now).unwrap(),
+            user_id: r.user_id.clone(),
+            telegram_user_id: who,
+            telegram_username: None,
+            payment_id: r.payment_id.clone(),
+            offer_name: r.offer_name.clone(),
+            pending_days: r.days,
+            status: MembershipStatus::Pending,
+            created_at: now,
+            joined_at: None,
+            expires_at: None,
+            in_channel: false,
+            left_at: None,
+            invite_link: None,
+            invite_expires_at: None,
+            ended_at: None,
+            end_reason: None,
+        }
+    }
+}
