@@ -2,9 +2,12 @@
 //! 100k active memberships of which 100 are due. Run: `cargo run --release --example sweep`.
 //! Prints a Markdown table (medians of 5 runs) and the query plan of the due-memberships read.
 
+#[path = "common.rs"]
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -16,23 +19,13 @@ use telegate_core::app::App;
 use telegate_core::auth::{Caller, Role};
 use telegate_core::config::Settings;
 use telegate_core::domain::{Job, TelegramUserId, UserId};
-use telegate_core::ports::{Envelope, InviteRequest, LinkButton, Presence, Queue, QueueError, Telegram, TelegramError};
+use telegate_core::ports::{InviteRequest, LinkButton, Presence, Telegram, TelegramError};
+
+use common::CountingQueue;
 
 const DUE: usize = 100;
 const RUNS: usize = 5;
 const STATS_READS: usize = 200;
-
-/// The sweep only queues effects; the queue counts them.
-#[derive(Default)]
-struct CountingQueue(AtomicUsize);
-
-#[async_trait]
-impl Queue for CountingQueue {
-    async fn enqueue(&self, envelopes: Vec<Envelope>) -> Result<(), QueueError> {
-        self.0.fetch_add(envelopes.len(), Ordering::Relaxed);
-        Ok(())
-    }
-}
 
 struct NoTelegram;
 

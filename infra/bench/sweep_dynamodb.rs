@@ -4,11 +4,12 @@
 //! front of it asks every call for `ReturnConsumedCapacity: TOTAL` and adds up the answers).
 //! Run: `cargo run --release --example sweep-dynamodb`. Prints a Markdown table.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "common.rs"]
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -23,21 +24,12 @@ use telegate_core::config::Settings;
 use telegate_core::domain::{
     Job, Lang, Membership, MembershipId, MembershipStatus, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId,
 };
-use telegate_core::ports::{Envelope, ImportStore, Imported, Queue, QueueError, Stats};
+use telegate_core::ports::{ImportStore, Imported, Stats};
+
+use common::CountingQueue;
 
 const DUE: usize = 100;
 const STATS_READS: usize = 50;
-
-#[derive(Default)]
-struct CountingQueue(AtomicUsize);
-
-#[async_trait]
-impl Queue for CountingQueue {
-    async fn enqueue(&self, envelopes: Vec<Envelope>) -> Result<(), QueueError> {
-        self.0.fetch_add(envelopes.len(), Ordering::Relaxed);
-        Ok(())
-    }
-}
 
 /// What the calls through the proxy consumed and read.
 #[derive(Default, Clone, Copy)]

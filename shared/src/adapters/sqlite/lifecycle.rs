@@ -176,12 +176,16 @@ impl LifecycleStore for SqliteStore {
 impl Stats for SqliteStore {
     async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError> {
         self.with(|conn| {
-            let mut stmt = conn.prepare("SELECT value FROM counters WHERE name = ?1").map_err(fault)?;
-            let mut values = std::collections::HashMap::new();
-            for name in counter_names(now) {
-                let value: Option<i64> = stmt.query_row([&name], |r| r.get(0)).optional().map_err(fault)?;
-                values.insert(name, value.unwrap_or(0));
-            }
+            // One read of every counter the figures need (a counter never written is absent: 0).
+            let names = counter_names(now);
+            let marks = vec!["?"; names.len()].join(", ");
+            let mut stmt =
+                conn.prepare(&format!("SELECT name, value FROM counters WHERE name IN ({marks})")).map_err(fault)?;
+            let values: std::collections::HashMap<String, i64> = stmt
+                .query_map(rusqlite::params_from_iter(&names), |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(fault)?
+                .collect::<Result<_, _>>()
+                .map_err(fault)?;
             Ok(counters_from(now, &|n| values.get(n).copied().unwrap_or(0)))
         })
     }
