@@ -24,6 +24,7 @@ const BOB: i64 = 880_002;
 struct Flow<'a> {
     platform: &'a Platform,
     fake: &'a FakeTelegram,
+    sqs: aws_sdk_sqs::Client,
     invocations: usize,
     effects: usize,
     next_update: i64,
@@ -100,8 +101,7 @@ impl Flow<'_> {
 
     /// Delivers the queue to the consumer until it is empty, ten messages per invocation.
     async fn drain(&mut self) -> Result<(), String> {
-        let config = telegate_core::adapters::aws::sdk_config().await;
-        let sqs = aws_sdk_sqs::Client::new(&config);
+        let sqs = self.sqs.clone();
         let url = &self.platform.resources["QUEUE_URL"];
         for _ in 0..50 {
             let received = sqs
@@ -184,7 +184,8 @@ fn expect(ok: bool, what: &str) -> Result<(), String> {
 }
 
 pub async fn run(platform: &Platform, fake: &FakeTelegram, store: &DynamoStore) -> Result<String, String> {
-    let mut flow = Flow { platform, fake, invocations: 0, effects: 0, next_update: 9_000_000 };
+    let sqs = aws_sdk_sqs::Client::new(&telegate_core::adapters::aws::sdk_config().await);
+    let mut flow = Flow { platform, fake, sqs, invocations: 0, effects: 0, next_update: 9_000_000 };
     let alice = jwt("flow-alice", "user")?;
     let support = jwt("flow-support", "support")?;
     let admin = jwt("flow-admin", "admin")?;
