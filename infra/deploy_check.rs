@@ -4,8 +4,9 @@
 //! resources created on the local AWS stand-in and test values — under the Lambda Runtime API
 //! emulator, answering a sample event from `events/` as `events/expected.json` says; then the whole
 //! flow through those functions only (`deploy_flow.rs`): payment, validation, `/start`, join
-//! request, join, status, stats, revoke, and expiry by the scheduled-jobs function, with the queue
-//! on the stand-in delivered to the consumer in batches. Each invocation gets the deadline of its
+//! request, join, status, stats, revoke, expiry by the scheduled-jobs function, and an admin's job
+//! run, with the queue on the stand-in delivered to the consumer in batches and what is put on the
+//! event bus delivered as the template's rules say. Each invocation gets the deadline of its
 //! function's `Timeout`, and only the secrets the template gives it.
 //!
 //! `bash infra/sam.sh` runs it after `sam build`:
@@ -18,9 +19,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use serde_json::{Value, json};
 use telegate::fake_telegram::FakeTelegram;
 use telegate::lambda_emulator::{SAMPLES, check, invoke_with_timeout, sample};
 
@@ -134,6 +139,41 @@ fn command(binary: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(vec!["qemu-aarch64".into(), "-L".into(), "/usr/aarch64-linux-gnu".into(), binary.to_owned()])
 }
 
+/// EventBridge as the functions reach it (`AWS_ENDPOINT_URL_EVENTBRIDGE`): each call goes on to
+/// the stand-in, and the entries of each `PutEvents` are kept for the platform to deliver as the
+/// template's rules say (the stand-in delivers nothing to targets).
+struct Bus {
+    upstream: String,
+    entries: Mutex<Vec<Value>>,
+}
+
+async fn bus_call(State(bus): State<Arc<Bus>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if target.ends_with(".PutEvents") {
+        let call: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        bus.entries.lock().unwrap_or_else(|e| e.into_inner()).extend(call["Entries"].as_array().cloned().unwrap_or_default());
+    }
+    telegate::local_aws::pass_on(&bus.upstream, method, &uri, &headers, body).await
+}
+
+/// Whether an `EventBridgeRule` event's `Pattern` matches a `PutEvents` entry: each field it
+/// names (`source`, `detail-type`) lists the values it takes. A field this check does not know
+/// is an error, not a match.
+fn matches(pattern: &Value, entry: &Value) -> Result<bool, String> {
+    let fields = pattern.as_object().ok_or("a rule without a Pattern")?;
+    for (field, allowed) in fields {
+        let value = match field.as_str() {
+            "source" => &entry["Source"],
+            "detail-type" => &entry["DetailType"],
+            other => return Err(format!("the check cannot match a pattern on {other}")),
+        };
+        if !allowed.as_array().is_some_and(|a| a.contains(value)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The deployed system as the template describes it, on the local stand-in: each function's built
 /// `bootstrap` with its own environment, started under the Runtime API emulator per invocation.
 pub struct Platform {
@@ -144,6 +184,8 @@ pub struct Platform {
     build: PathBuf,
     logs: PathBuf,
     global_timeout: Option<u64>,
+    bus: Arc<Bus>,
+    bus_url: String,
 }
 
 impl Platform {
@@ -191,7 +233,38 @@ impl Platform {
         for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
             env.insert(k.to_owned(), std::env::var(k).map_err(|_| format!("{k} is not set"))?);
         }
+        env.insert("AWS_ENDPOINT_URL_EVENTBRIDGE".into(), self.bus_url.clone());
         Ok(env)
+    }
+
+    /// Delivers what was put on the bus since the last call, as EventBridge would: each entry
+    /// that an `EventBridgeRule` event of a function matches (its bus, its pattern) invokes that
+    /// function with the event. The functions invoked and their answers; an entry no rule matches
+    /// (a business event, for a creator's own rule) goes nowhere.
+    async fn deliver_bus(&self) -> Result<Vec<(String, String)>, String> {
+        let entries = std::mem::take(&mut *self.bus.entries.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut answers = Vec::new();
+        for entry in &entries {
+            for (name, (_, properties)) in &self.functions {
+                let events = properties["Events"].as_object().cloned().unwrap_or_default();
+                for rule in events.values().filter(|e| e["Type"] == "EventBridgeRule") {
+                    let bus = resolve(&rule["Properties"]["EventBusName"], &self.resources)?;
+                    if entry["EventBusName"] != json!(bus) || !matches(&rule["Properties"]["Pattern"], entry)? {
+                        continue;
+                    }
+                    let detail: Value = serde_json::from_str(entry["Detail"].as_str().unwrap_or("null"))
+                        .map_err(|e| format!("an entry whose detail is not JSON: {e}"))?;
+                    let event = json!({
+                        "version": "0", "id": format!("deploy-check-{}", answers.len()),
+                        "detail-type": entry["DetailType"], "source": entry["Source"], "account": "123456789012",
+                        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        "region": "eu-west-1", "resources": [], "detail": detail,
+                    });
+                    answers.push((name.clone(), self.invoke(name, event.to_string()).await?));
+                }
+            }
+        }
+        Ok(answers)
     }
 
     /// The function's `Timeout` (its own, else the template's global one).
@@ -240,6 +313,14 @@ async fn main() -> Result<(), String> {
             Some((name, (id.clone(), r["Properties"].clone())))
         })
         .collect();
+    let bus = Arc::new(Bus {
+        upstream: std::env::var("AWS_ENDPOINT_URL").map_err(|e| e.to_string())?,
+        entries: Mutex::default(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let bus_url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    let proxy = axum::Router::new().fallback(bus_call).with_state(bus.clone());
+    tokio::spawn(async move { axum::serve(listener, proxy).await });
     let platform = Platform {
         functions,
         globals,
@@ -248,6 +329,8 @@ async fn main() -> Result<(), String> {
         build: PathBuf::from(build),
         logs: logs.clone(),
         global_timeout: template["Globals"]["Function"]["Timeout"].as_u64(),
+        bus,
+        bus_url,
     };
 
     let config = telegate_core::adapters::aws::sdk_config().await;

@@ -3,7 +3,8 @@
 //! URL), queued effects are received from the stand-in's SQS queue and delivered to the consumer in
 //! batches (what it does not report as failed is deleted, as Lambda's event source does), and the
 //! expiry runs on the scheduled-jobs function with the input of the template's own schedule.
-//! Payment, validation, `/start`, join request, join, status, stats, revoke, expiry.
+//! Payment, validation, `/start`, join request, join, status, stats, revoke, expiry, and an admin's
+//! job run, delivered by the bus to the scheduled-jobs function by the template's rule.
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::{Duration, Utc};
@@ -295,8 +296,23 @@ pub async fn run(platform: &Platform, fake: &FakeTelegram, store: &DynamoStore) 
     flow.drain().await?;
     expect(flow.calls_for("banChatMember", BOB) == 1, "the expired member was not removed")?;
 
+    // An admin's job run: the stats function answers 202 at once; the bus delivers the run to the
+    // scheduled-jobs function by the template's rule; the run is read back by its id.
+    let path = "/api/telegram/admin/jobs/expire-tokens/run/";
+    let (status, queued) = flow.api("stats", "POST", path, &admin, json!({})).await?;
+    expect(status == 202 && queued["status"] == "queued", &format!("job run: {status} {queued}"))?;
+    let delivered = platform.deliver_bus().await?;
+    flow.invocations += delivered.len();
+    expect(
+        delivered.iter().filter(|(name, _)| name == "scheduled-jobs").count() == 1,
+        &format!("the bus delivered the job run to {:?}, not once to scheduled-jobs", delivered.iter().map(|d| &d.0).collect::<Vec<_>>()),
+    )?;
+    let path = format!("/api/telegram/admin/job-runs/{}/", queued["run_id"].as_str().unwrap_or_default());
+    let (status, run) = flow.api("stats", "GET", &path, &admin, Value::Null).await?;
+    expect(status == 200 && run["status"] == "done" && run["complete"] == true, &format!("the job run: {status} {run}"))?;
+
     Ok(format!(
-        "payment, validation, /start, join request, join, status, stats, revoke, expiry: {} invocations, {} queued effects carried out",
+        "payment, validation, /start, join request, join, status, stats, revoke, expiry, an admin's job run: {} invocations, {} queued effects carried out",
         flow.invocations, flow.effects
     ))
 }

@@ -149,6 +149,7 @@ async fn main() {
             telegram: Arc::new(NoTelegram),
             queue: queue.clone(),
             clock: Arc::new(SystemClock),
+            jobs: Arc::new(telegate_core::adapters::local_jobs::LocalJobs::channel().0),
         };
         let (vm_steps, fullscan, p) = due_read_cost(&db);
         plan = p;

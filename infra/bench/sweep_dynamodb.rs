@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
 use serde_json::Value;
@@ -72,16 +72,10 @@ async fn forward(State(p): State<Arc<Proxy>>, method: Method, uri: Uri, headers:
     if let Some(o) = request.as_object_mut() {
         o.insert("ReturnConsumedCapacity".into(), Value::String("TOTAL".into()));
     }
-    let body = serde_json::to_vec(&request).unwrap_or_else(|_| body.to_vec());
-    let mut call = reqwest::Client::new().request(method, format!("{}{}", p.upstream, uri.path()));
-    for (k, v) in &headers {
-        if k != "host" && k != "content-length" {
-            call = call.header(k, v);
-        }
-    }
-    let answer = call.body(body).send().await.expect("DynamoDB Local answers");
-    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let bytes = answer.bytes().await.unwrap_or_default();
+    let body = serde_json::to_vec(&request).map(Bytes::from).unwrap_or(body);
+    let answer = telegate::local_aws::pass_on(&p.upstream, method, &uri, &headers, body).await;
+    let status = answer.status();
+    let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX).await.unwrap_or_default();
     if let Ok(parsed) = serde_json::from_slice::<Value>(&bytes) {
         let mut usage = p.usage.lock().unwrap();
         usage.calls += 1;
@@ -190,6 +184,7 @@ async fn main() -> Result<(), String> {
             telegram: Arc::new(NoBot),
             queue,
             clock: Arc::new(SystemClock),
+            jobs: Arc::new(telegate_core::adapters::local_jobs::LocalJobs::channel().0),
         };
         *proxy.usage.lock().unwrap() = Usage::default();
         let t = Instant::now();

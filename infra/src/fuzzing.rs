@@ -33,7 +33,7 @@ pub fn update(data: &[u8]) {
 }
 
 /// The routes that take a body, and the webhook.
-const ROUTES: [(&str, &str); 9] = [
+const ROUTES: [(&str, &str); 10] = [
     ("POST", "/api/payments/pending-payments/create/"),
     ("POST", "/api/payments/admin/pending-payments/{payment}/validate/"),
     ("POST", "/api/payments/admin/pending-payments/{payment}/reject/"),
@@ -41,6 +41,7 @@ const ROUTES: [(&str, &str); 9] = [
     ("POST", "/api/telegram/revoke-access/"),
     ("POST", "/api/telegram/notifications/{payment}/read/"),
     ("POST", "/api/telegram/admin/jobs/expire-tokens/run/"),
+    ("GET", "/api/telegram/admin/job-runs/{payment}/"),
     ("POST", "/api/telegram/webhook"),
     ("GET", "/api/telegram/admin/audit/?limit=5&cursor="),
 ];
@@ -52,6 +53,8 @@ pub struct ApiTarget {
     callers: [Option<String>; 4],
     payment: String,
     data: PathBuf,
+    /// Kept: it holds the queue of the job runs the admin's requests ask for.
+    _host: Host,
 }
 
 impl ApiTarget {
@@ -74,7 +77,7 @@ impl ApiTarget {
             .expect("fuzz settings");
         let jwt = |sub, role| Some(mint(JWT_SECRET, sub, role, Some("fuzz@example.com"), 24 * 60).expect("a jwt"));
         let callers = [None, jwt("alice", "user"), jwt("sam", "support"), jwt("root", "admin")];
-        let (router, payment) = runtime.block_on(async {
+        let (host, router, payment) = runtime.block_on(async {
             let host = Host::build(settings, &data, Options { polling: false, scheduler: false })
                 .await
                 .expect("a host on the embedded store");
@@ -86,9 +89,9 @@ impl ApiTarget {
                 .expect("a request");
             let (status, body) = answer(&router, create).await;
             assert_eq!(status, 201, "{body}");
-            (router, body["id"].as_str().unwrap_or_default().to_owned())
+            (host, router, body["id"].as_str().unwrap_or_default().to_owned())
         });
-        Self { runtime, router, callers, payment, data }
+        Self { runtime, router, callers, payment, data, _host: host }
     }
 
     /// One input: route, caller, body. Panics on a 5xx or a 4xx without a JSON error code;

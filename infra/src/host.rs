@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use telegate_core::adapters::aws::AwsAdapters;
 use telegate_core::adapters::clock::{SystemClock, TestClock};
+use telegate_core::adapters::local_jobs::{JobRequests, LocalJobs};
 use telegate_core::adapters::local_queue::{DeadLetter, LocalQueue, QueueLog};
 use telegate_core::adapters::outbox::{OutboxEvents, OutboxMailer, OutboxTelegram};
 use telegate_core::adapters::sqlite::SqliteStore;
@@ -81,8 +82,10 @@ impl Effects {
 
 pub struct Host {
     pub app: App,
-    /// Serialises scheduler ticks (the periodic one and the test clock's).
+    /// Serialises job runs (the scheduler's ticks, the test clock's, those an admin asks for).
     jobs: Arc<tokio::sync::Mutex<()>>,
+    /// The job runs admins ask for, until `run` starts their runner.
+    requests: std::sync::Mutex<Option<JobRequests>>,
     options: Options,
     pub effects: Effects,
     pub test_clock: Option<Arc<TestClock>>,
@@ -156,8 +159,27 @@ impl Host {
             Ok(queue) => Effects::Sqs(queue, consumer),
         };
         let verifier = Arc::new(JwtVerifier::new(&settings.jwt).map_err(|e| e.to_string())?);
-        let app = App { settings: Arc::new(settings), store, telegram, queue: effects.queue(), clock };
-        Ok(Self { app, jobs: Arc::default(), options, effects, test_clock, bot, data: data.to_owned(), verifier })
+        // An admin's job run is run here, in the background, whatever the back end.
+        let (starter, requests) = LocalJobs::channel();
+        let app = App {
+            settings: Arc::new(settings),
+            store,
+            telegram,
+            queue: effects.queue(),
+            clock,
+            jobs: Arc::new(starter),
+        };
+        Ok(Self {
+            app,
+            jobs: Arc::default(),
+            requests: std::sync::Mutex::new(Some(requests)),
+            options,
+            effects,
+            test_clock,
+            bot,
+            data: data.to_owned(),
+            verifier,
+        })
     }
 
     /// Every route of the contract, plus `/_local/clock/advance` when the test clock is on.
@@ -196,6 +218,8 @@ impl Host {
             .options
             .scheduler
             .then(|| tokio::spawn(schedule(self.app.clone(), self.jobs.clone(), stop_rx.clone())));
+        let requests = self.requests.lock().ok().and_then(|mut r| r.take());
+        let runner = requests.map(|r| tokio::spawn(run_requested(self.app.clone(), self.jobs.clone(), r, stop_rx.clone())));
         let consumer_task = match &self.effects {
             Effects::Sqs(queue, consumer) => {
                 Some(tokio::spawn(consume_sqs(queue.clone(), consumer.clone(), stop_rx.clone())))
@@ -217,7 +241,7 @@ impl Host {
         if let Some(task) = consumer_task {
             task.abort();
         }
-        for task in [poller, ticker].into_iter().flatten() {
+        for task in [poller, ticker, runner].into_iter().flatten() {
             let _ = task.await;
         }
         Ok(())
@@ -290,6 +314,30 @@ async fn schedule(app: App, jobs: Arc<tokio::sync::Mutex<()>>, mut stop: watch::
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
+}
+
+/// The job runs admins ask for, one at a time with the scheduler's, each within `JOB_MAX_SECONDS`.
+/// A run still queued when the host stops stays queued, as one would in AWS whose function failed.
+async fn run_requested(
+    app: App,
+    jobs: Arc<tokio::sync::Mutex<()>>,
+    mut requests: JobRequests,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (job, id) = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            next = requests.recv() => match next {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        let _guard = jobs.lock().await;
+        let limit = Duration::from_secs(u64::from(app.settings.limits.job_max_seconds));
+        if let Err(e) = app.run_requested(job, &id, std::time::Instant::now() + limit).await {
+            tracing::error!(error = %e, job = job.name(), run = %id, "the requested job run failed");
         }
     }
 }

@@ -81,3 +81,32 @@ pub async fn provision() -> Result<Vec<(&'static str, String)>, String> {
         ("MAIL_CONFIGURATION_SET", configuration_set),
     ])
 }
+
+/// Passes one call on to the stand-in at `upstream` as it came (a test's proxy in front of it):
+/// its answer's status, content type and body.
+pub async fn pass_on(
+    upstream: &str,
+    method: axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut request = reqwest::Client::new().request(method, format!("{upstream}{}", uri.path()));
+    for (k, v) in headers {
+        if k != "host" && k != "content-length" {
+            request = request.header(k, v);
+        }
+    }
+    let answer = match request.body(body).send().await {
+        Ok(a) => a,
+        Err(e) => return (axum::http::StatusCode::BAD_GATEWAY, format!("the stand-in did not answer: {e}")).into_response(),
+    };
+    let status = axum::http::StatusCode::from_u16(answer.status().as_u16()).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+    let content_type = answer.headers().get("content-type").cloned();
+    let mut response = (status, answer.bytes().await.unwrap_or_default()).into_response();
+    if let Some(ct) = content_type {
+        response.headers_mut().insert("content-type", ct);
+    }
+    response
+}

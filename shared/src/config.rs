@@ -71,9 +71,6 @@ pub struct Limits {
     pub reconcile_max_seconds: u32,
     /// Seconds any other scheduled job may run before it stops starting new batches.
     pub job_max_seconds: u32,
-    /// Seconds a job run asked through the API may take (`API_JOB_SECONDS`, at most
-    /// `JOB_MAX_SECONDS`): under the HTTP function's own timeout in Lambda.
-    pub api_job_seconds: u32,
     /// Bot API calls per second one effect consumer makes (the queue's event source runs at most
     /// two consumers: together under Telegram's ~30 per second).
     pub effects_per_second: u32,
@@ -225,7 +222,6 @@ impl Settings {
                 reconcile_max_seconds: number(&get, "RECONCILE_MAX_SECONDS", 240, 0, 3600)?,
                 effects_per_second: number(&get, "EFFECTS_PER_SECOND", 15, 1, 1000)?,
                 job_max_seconds: number(&get, "JOB_MAX_SECONDS", 240, 0, 3600)?,
-                api_job_seconds: number(&get, "API_JOB_SECONDS", 240, 0, 3600)?,
             },
             test_clock: get("TELEGATE_TEST_CLOCK").as_deref() == Some("1"),
         })

@@ -109,19 +109,19 @@ async fn forward(State(p): State<Arc<Proxy>>, method: Method, uri: Uri, headers:
         }
         _ => {}
     }
-    let client = reqwest::Client::new();
-    let mut request = client.request(method, format!("{}{}", p.upstream, uri.path()));
-    for (k, v) in &headers {
-        if k != "host" && k != "content-length" {
-            request = request.header(k, v);
-        }
-    }
     let index_query = operation == "Query"
         && serde_json::from_slice::<Value>(&body).map(|b| b.get("IndexName").is_some()).unwrap_or(false);
-    let answer = request.body(body).send().await.expect("the stand-in answers");
+    let answer = telegate::local_aws::pass_on(&p.upstream, method, &uri, &headers, body).await;
+    if fault == Some(Fault::LoseAnswer) {
+        return json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "injected: answer lost"}),
+        );
+    }
     if p.remember.load(Ordering::SeqCst) || (index_query && p.stale_indexes.load(Ordering::SeqCst)) {
-        let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
-        let mut read: Value = answer.json().await.unwrap();
+        let status = answer.status();
+        let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX).await.unwrap();
+        let mut read: Value = serde_json::from_slice(&bytes).unwrap();
         if p.remember.load(Ordering::SeqCst) {
             p.remember(&read);
         } else {
@@ -129,20 +129,7 @@ async fn forward(State(p): State<Arc<Proxy>>, method: Method, uri: Uri, headers:
         }
         return json_error(status, read);
     }
-    if fault == Some(Fault::LoseAnswer) {
-        return json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "injected: answer lost"}),
-        );
-    }
-    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
-    let content_type = answer.headers().get("content-type").cloned();
-    let bytes = answer.bytes().await.unwrap();
-    let mut response = (status, bytes).into_response();
-    if let Some(ct) = content_type {
-        response.headers_mut().insert("content-type", ct);
-    }
-    response
+    answer
 }
 
 /// A fresh table, and a store that reaches it through the fault-injecting proxy.

@@ -350,24 +350,23 @@ async fn the_imported_flow(mut app: TestApp) {
     assert_eq!(status["memberships"].as_array().unwrap().len(), 1, "{status}");
 
     // The imported member is warned before the imported end…
-    let admin = app.jwt("root", "admin");
-    let (s, body) = app.post("/api/telegram/admin/jobs/expiration-warnings/run/", &admin, json!({})).await;
-    assert_eq!(s, 200, "{body}");
+    let run = app.run_job("expiration-warnings").await;
+    assert_eq!(run["status"], "done", "{run}");
     app.drain().await;
     assert!(!app.texts_to(7002).is_empty(), "warned");
     let warned = app.texts_to(7002).len();
-    app.post("/api/telegram/admin/jobs/expiration-warnings/run/", &admin, json!({})).await;
+    app.run_job("expiration-warnings").await;
     app.drain().await;
     assert_eq!(app.texts_to(7002).len(), warned, "once per threshold");
 
     // …not removed before it…
-    app.post("/api/telegram/admin/jobs/expire-subscriptions/run/", &admin, json!({})).await;
+    app.run_job("expire-subscriptions").await;
     app.drain().await;
     assert!(app.calls_for_user("banChatMember", 7002).is_empty(), "still paid for");
 
     // …and removed at it; the kept account, whose record also ended, stays in.
     app.advance(2 * 86_400).await;
-    app.post("/api/telegram/admin/jobs/expire-subscriptions/run/", &admin, json!({})).await;
+    app.run_job("expire-subscriptions").await;
     app.drain().await;
     assert_eq!(app.calls_for_user("banChatMember", 7002).len(), 1, "removed at the imported end");
     assert_eq!(app.status_of("43").await["has_active_subscription"], false);

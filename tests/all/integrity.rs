@@ -185,6 +185,7 @@ mod lost_between_commit_and_queue {
                 telegram: telegram.clone(),
                 queue: queue.clone(),
                 clock: clock.clone(),
+                jobs: Arc::new(telegate_core::adapters::local_jobs::LocalJobs::channel().0),
             };
             let outbox = support::TempDir::new();
             let mailer = Arc::new(OutboxMailer::new(outbox.0.clone(), "t <t@localhost>").unwrap());
@@ -275,6 +276,22 @@ mod lost_between_commit_and_queue {
     #[tokio::test]
     async fn no_ban_is_lost_between_commit_and_queue_on_dynamodb() {
         no_ban_is_lost(Arc::new(support::dynamo_store().await)).await;
+    }
+    /// A job run that cannot be started (the rig's runner is gone) is a clear failure, never a
+    /// queued run that nothing will run.
+    #[tokio::test]
+    async fn a_job_run_that_cannot_be_started_is_refused_not_left_queued() {
+        let dir = support::TempDir::new();
+        let store = telegate_core::adapters::sqlite::SqliteStore::open(&dir.0.join("runs.sqlite3")).unwrap();
+        let rig = Rig::new(Arc::new(store)).await;
+        let admin = Caller { user_id: UserId::parse("root").unwrap(), email: None, role: Role::Admin };
+        let refused = rig.app.request_job_run(&admin, "expire-tokens").await;
+        assert!(matches!(refused, Err(telegate_core::app::AppError::Unavailable(_))), "{refused:?}");
+        let user = Caller { role: Role::User, ..admin };
+        assert!(matches!(
+            rig.app.request_job_run(&user, "expire-tokens").await,
+            Err(telegate_core::app::AppError::Forbidden(_))
+        ));
     }
 }
 
@@ -453,16 +470,14 @@ async fn a_job_cut_short_by_its_time_limit_leaves_the_rest_to_the_next_run() {
     let mut app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0"), ("JOB_MAX_SECONDS", "0")]).await;
     app.member("alice", "TX-CUT", ALICE).await;
     app.advance(31 * 86_400).await;
-    let admin = app.jwt("root", "admin");
-    const JOB: &str = "/api/telegram/admin/jobs/expire-subscriptions/run/";
-    let (status, body) = app.post(JOB, &admin, json!({})).await;
-    assert_eq!((status, body["processed"].clone()), (200, json!(0)), "no time: nothing started");
+    let run = app.run_job("expire-subscriptions").await;
+    assert_eq!((run["processed"].clone(), run["complete"].clone()), (json!(0), json!(false)), "no time: nothing started");
     assert_eq!(app.status_of("alice").await["memberships"][0]["status"], "active", "not touched half-way");
     app.env.insert("JOB_MAX_SECONDS".into(), "240".into());
     app.restart().await;
     app.advance(31 * 86_400).await; // the test clock starts again at the real time after a restart
-    let (_, body) = app.post(JOB, &admin, json!({})).await;
-    assert_eq!(body["processed"], 1, "the next run does it");
+    let run = app.run_job("expire-subscriptions").await;
+    assert_eq!((run["processed"].clone(), run["complete"].clone()), (json!(1), json!(true)), "the next run does it");
     app.drain().await;
     assert_eq!(app.fake().member_status(ALICE), "kicked");
 }

@@ -191,5 +191,53 @@ async fn each_function_starts_with_only_the_secrets_it_uses_and_names_a_missing_
     }
     // Status, given no bot token, serves its route and calls no Telegram.
     assert!(!needs("status").unwrap().bot_token && !needs("status").unwrap().webhook_secret);
-    assert!(needs("stats").unwrap().bot_token, "the admin's reconcile-members run checks the channel");
+    assert!(!needs("stats").unwrap().bot_token, "an admin's job run runs in the scheduled-jobs function");
+}
+
+/// An admin's job run: the stats function answers 202 at once with a run id; the run, delivered by
+/// the bus to the scheduled-jobs function, is recorded under that id and read back.
+#[tokio::test]
+async fn a_job_run_asked_of_the_stats_function_runs_in_the_scheduled_jobs_function() {
+    let (_telegram, wiring) = wiring().await;
+    let router = wiring.router(routes("stats").unwrap());
+    let jwt = telegate::jwt::mint("events-secret-not-for-production-0123456789", "root", "admin", None, 10).unwrap();
+    let admin = format!("Bearer {jwt}");
+    let call = |method: &str, path: String| {
+        axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", &admin)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let response = router.clone().oneshot(call("POST", "/api/telegram/admin/jobs/expire-tokens/run/".into())).await.unwrap();
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let queued: Value = serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
+    assert_eq!((queued["job"].as_str(), queued["status"].as_str()), (Some("expire-tokens"), Some("queued")), "{queued}");
+    let id = queued["run_id"].as_str().unwrap();
+    assert_eq!(location, format!("/api/telegram/admin/job-runs/{id}/"));
+
+    let event = serde_json::json!({
+        "version": "0", "id": "e1", "detail-type": "Job Run Requested", "source": "telegate.jobs",
+        "account": "123456789012", "time": "2026-11-25T12:00:00Z", "region": "eu-west-1", "resources": [],
+        "detail": {"job": "expire-tokens", "run_id": id},
+    });
+    let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
+    let answer = handle_schedule(&wiring, event.clone(), deadline).await.unwrap();
+    assert_eq!(answer["job"], "expire-tokens");
+
+    let response = router.clone().oneshot(call("GET", location)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let run: Value = serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
+    assert_eq!((run["status"].as_str(), run["processed"].as_u64()), (Some("done"), answer["processed"].as_u64()), "{run}");
+    assert_eq!((run["complete"].as_bool(), run["requested_by"].as_str()), (Some(true), Some("user:root")));
+    assert!(run["started_at"].is_string() && run["finished_at"].is_string(), "{run}");
+
+    // A run delivered for another job than the one asked for is refused, and the record stands.
+    let mut other = event;
+    other["detail"]["job"] = "expire-subscriptions".into();
+    assert!(handle_schedule(&wiring, other, deadline).await.is_err());
+    let response = router.oneshot(call("GET", "/api/telegram/admin/job-runs/0000019ab9f3a1c00000ffff/".into())).await.unwrap();
+    assert_eq!(response.status(), 404, "an unknown run");
 }

@@ -11,11 +11,9 @@ const BOB: i64 = 6002;
 const DAY: i64 = 86_400;
 
 async fn run_job(app: &TestApp, job: &str) -> u64 {
-    let (s, body) =
-        app.post(&format!("/api/telegram/admin/jobs/{job}/run/"), &app.jwt("root", "admin"), json!({})).await;
-    assert_eq!(s, 200, "{body}");
-    assert_eq!(body["job"], job);
-    body["processed"].as_u64().unwrap()
+    let run = app.run_job(job).await;
+    assert_eq!((run["status"].as_str(), run["job"].as_str()), (Some("done"), Some(job)), "{run}");
+    run["processed"].as_u64().unwrap()
 }
 
 async fn notifications(app: &TestApp, user: &str) -> Vec<Value> {
@@ -376,21 +374,30 @@ async fn reconciliation_stops_when_its_time_is_up_without_guessing() {
 }
 
 #[tokio::test]
-async fn a_job_run_through_the_api_stays_within_api_job_seconds_and_the_next_run_goes_on() {
-    // No time at all for a run asked through the API: it starts no batch.
-    let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0"), ("API_JOB_SECONDS", "0")]).await;
+async fn a_job_run_asked_through_the_api_answers_at_once_and_is_read_back_by_its_id() {
+    let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0")]).await;
     app.member("alice", "TX-J1", ALICE).await;
     app.advance(31 * DAY).await;
-    let (s, run) =
-        app.post("/api/telegram/admin/jobs/expire-subscriptions/run/", &app.jwt("root", "admin"), json!({})).await;
-    assert_eq!(s, 200);
-    assert_eq!(run, json!({"job": "expire-subscriptions", "processed": 0, "complete": false}), "cut short, and said");
+    let admin = app.jwt("root", "admin");
+    let run = app.run_job("expire-subscriptions").await;
+    assert_eq!((run["status"].as_str(), run["processed"].as_u64(), run["complete"].as_bool()), (Some("done"), Some(1), Some(true)), "{run}");
+    assert_eq!(run["requested_by"], "user:root");
+    assert!(run["requested_at"].as_str() <= run["started_at"].as_str() && run["started_at"].as_str() <= run["finished_at"].as_str(), "{run}");
     app.drain().await;
-    assert!(app.calls_for_user("banChatMember", ALICE).is_empty(), "nothing done, nothing half done");
-    // The next run with time for it (a scheduled one: JOB_MAX_SECONDS) does it.
-    let job = telegate_core::domain::Job::ExpireSubscriptions;
-    let run = app.running().app.run_job(job, "eventbridge").await.unwrap();
-    assert_eq!((run.processed, run.complete), (1, true));
-    app.drain().await;
-    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1);
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1, "the run did the work");
+    let (status, again) = app.get(&format!("/api/telegram/admin/job-runs/{}/", run["run_id"].as_str().unwrap()), &admin).await;
+    assert_eq!((status, &again), (200, &run), "read back as it ended");
+
+    // Only admins ask or read; an unknown job or run is 404.
+    let user = app.jwt("alice", "user");
+    let (status, _) = app.post("/api/telegram/admin/jobs/expire-tokens/run/", &user, json!({})).await;
+    assert_eq!(status, 403);
+    let (status, _) = app.get(&format!("/api/telegram/admin/job-runs/{}/", run["run_id"].as_str().unwrap()), &user).await;
+    assert_eq!(status, 403);
+    let (status, body) = app.post("/api/telegram/admin/jobs/reboot/run/", &admin, json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    for unknown in ["0000019ab9f3a1c00000ffff", "not%20an%20id"] {
+        let (status, _) = app.get(&format!("/api/telegram/admin/job-runs/{unknown}/"), &admin).await;
+        assert_eq!(status, 404, "{unknown}");
+    }
 }

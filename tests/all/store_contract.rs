@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use telegate_core::domain::{
     AccessToken, AccountBar, AuditAction, AuditEntry, AuditId, Lang, Membership, MembershipId, MembershipStatus,
-    Notification, NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenRecord,
-    TokenStatus, UserId,
+    Job, Notification, NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus, RequestedRun, RunId,
+    RunStatus, TelegramUserId, TokenRecord, TokenStatus, UserId,
 };
 use telegate_core::ports::{Applied, Attempt, Effect, Envelope, PageRequest, PaymentStore, Review, Store, StoreError};
 
@@ -51,6 +51,7 @@ contract!(
     lifecycle,
     intents,
     audit,
+    requested_runs,
     limits
 );
 
@@ -519,6 +520,24 @@ async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     store.record_job_run("contract-job", now).await.unwrap();
     let at = store.last_job_run("contract-job").await.unwrap().unwrap();
     assert!((at - now).num_milliseconds().abs() < 1);
+}
+
+/// A requested run is written as it stands and read back whole; a later state replaces it.
+async fn requested_runs(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let id = RunId::generate(now).unwrap();
+    assert_eq!(store.requested_run(&id).await.unwrap(), None);
+    let queued = RequestedRun::queued(id.clone(), Job::ExpireTokens, "user:root", now);
+    store.put_requested_run(&queued).await.unwrap();
+    assert_eq!(store.requested_run(&id).await.unwrap(), Some(queued.clone()));
+    let done = queued.started(now + Duration::seconds(1)).done(7, false, now + Duration::seconds(2));
+    store.put_requested_run(&done).await.unwrap();
+    let read = store.requested_run(&id).await.unwrap().unwrap();
+    assert_eq!((read.status, read.processed, read.complete), (RunStatus::Done, Some(7), Some(false)));
+    assert_eq!(read, done);
+    // Another run does not disturb this one.
+    let other = RequestedRun::queued(RunId::generate(now).unwrap(), Job::ReconcileMembers, "user:root", now);
+    store.put_requested_run(&other).await.unwrap();
+    assert_eq!(store.requested_run(&id).await.unwrap(), Some(done));
 }
 
 async fn audit(store: &Arc<dyn Store>, now: DateTime<Utc>) {

@@ -16,7 +16,7 @@ use telegate_core::app::App;
 use telegate_core::app::effects::{Consumer, EffectRunner};
 use telegate_core::auth::JwtVerifier;
 use telegate_core::config::{Needs, Settings};
-use telegate_core::domain::Job;
+use telegate_core::domain::{Job, RunId};
 use telegate_core::http::{HttpState, finish};
 use telegate_core::ports::Telegram;
 use tracing::Instrument;
@@ -53,12 +53,12 @@ impl Wiring {
         };
         let clock = Arc::new(SystemClock);
         let consumer = Arc::new(Consumer::new(
-            EffectRunner::new(telegram.clone(), mailer, events, settings.limits.effects_per_second),
+            EffectRunner::new(telegram.clone(), mailer, events.clone(), settings.limits.effects_per_second),
             store.clone(),
             clock.clone(),
         ));
         let verifier = Arc::new(JwtVerifier::new(&settings.jwt).map_err(|e| e.to_string())?);
-        let app = App { settings: Arc::new(settings), store, telegram, queue: queue.clone(), clock };
+        let app = App { settings: Arc::new(settings), store, telegram, queue: queue.clone(), clock, jobs: events };
         Ok(Self { app, verifier, queue, consumer })
     }
 
@@ -94,12 +94,12 @@ pub const FUNCTIONS: [&str; 9] = [
 ];
 
 /// The secrets each function is given (template.yaml passes exactly these): only the webhook, the
-/// consumer, the jobs and the admin's job runs call Telegram; only the webhook needs its secret;
-/// every API function verifies API tokens.
+/// consumer and the jobs call Telegram (an admin's job run is started on the bus and runs in the
+/// scheduled-jobs function); only the webhook needs its secret; every API function verifies API
+/// tokens.
 pub fn needs(name: &str) -> Option<Needs> {
     let (bot_token, webhook_secret, api_tokens) = match name {
-        "payments" | "generate-token" | "notifications" | "status" | "revoke" => (false, false, true),
-        "stats" => (true, false, true),
+        "payments" | "generate-token" | "notifications" | "status" | "revoke" | "stats" => (false, false, true),
         "telegram-webhook" => (true, true, false),
         "side-effects" | "scheduled-jobs" => (true, false, false),
         _ => return None,
@@ -190,8 +190,8 @@ pub async fn serve_sqs(name: &str) -> Result<(), Error> {
     .await
 }
 
-/// An EventBridge schedule: the rule's input names the job (`{"job": "expire-tokens"}`); an
-/// EventBridge event with `detail.job` works too.
+/// An EventBridge schedule: the rule's input names the job (`{"job": "expire-tokens"}`); or a run
+/// an admin asked for, from the bus (`detail: {job, run_id}`), recorded under its id.
 /// No batch is started later than `deadline` minus a margin for the batch itself: a run cut short
 /// leaves the rest to the next one (each job is idempotent and reads what is still due).
 pub async fn handle_schedule(wiring: &Wiring, event: Value, deadline: SystemTime) -> Result<Value, Error> {
@@ -200,7 +200,15 @@ pub async fn handle_schedule(wiring: &Wiring, event: Value, deadline: SystemTime
     let left = deadline.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(JOB_MARGIN);
     let own = Duration::from_secs(u64::from(wiring.app.settings.limits.job_max_seconds));
     let until = std::time::Instant::now() + left.min(own);
-    let run = wiring.app.run_job_until(job, "eventbridge", until).await.map_err(|e| Error::from(e.to_string()))?;
+    let app = &wiring.app;
+    let run = match event["detail"]["run_id"].as_str() {
+        Some(id) => {
+            let id = RunId::parse(id).map_err(|e| Error::from(format!("{e}: {id:?}")))?;
+            app.run_requested(job, &id, until).await
+        }
+        None => app.run_job_until(job, "eventbridge", until).await,
+    }
+    .map_err(|e| Error::from(e.to_string()))?;
     Ok(json!({ "job": job.name(), "processed": run.processed, "complete": run.complete }))
 }
 

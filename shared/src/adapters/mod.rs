@@ -7,6 +7,7 @@ pub mod clock;
 pub mod dynamodb;
 #[cfg(feature = "aws")]
 pub mod eventbridge;
+pub mod local_jobs;
 pub mod local_queue;
 pub mod outbox;
 #[cfg(feature = "aws")]

@@ -8,7 +8,8 @@ use serde_json::json;
 use super::{App, AppError, require};
 use crate::auth::{Caller, Role};
 use crate::domain::{
-    AuditAction, Job, Lang, Membership, NotificationKind, READ_NOTIFICATION_DAYS, UNREAD_NOTIFICATION_DAYS, texts,
+    AuditAction, Job, Lang, Membership, NotificationKind, READ_NOTIFICATION_DAYS, RequestedRun, RunId,
+    UNREAD_NOTIFICATION_DAYS, texts,
 };
 use crate::ports::{Effect, Envelope, Presence};
 
@@ -16,16 +17,61 @@ use crate::ports::{Effect, Envelope, Presence};
 const BATCH: u32 = 500;
 
 impl App {
-    /// `POST /api/telegram/admin/jobs/{job}/run/`.
-    pub async fn run_job_now(&self, caller: &Caller, name: &str) -> Result<JobRun, AppError> {
+    /// `POST /api/telegram/admin/jobs/{job}/run/`: asks for a run and answers at once. The run
+    /// happens where the jobs run, with their time (the scheduled-jobs function; locally, the
+    /// host's runner), and is read back by its id (`requested_run`).
+    pub async fn request_job_run(&self, caller: &Caller, name: &str) -> Result<RequestedRun, AppError> {
         require(caller, Role::Admin)?;
         let job = Job::parse(name).map_err(|_| AppError::NotFound("no such job"))?;
-        // Within the API function's own time: a run cut short has done whole batches, answers how
-        // many, and the next run (scheduled, or asked again) goes on from what is still due.
-        let limits = &self.settings.limits;
-        let seconds = limits.api_job_seconds.min(limits.job_max_seconds);
-        let deadline = Instant::now() + std::time::Duration::from_secs(u64::from(seconds));
-        self.run_job_until(job, &format!("user:{}", caller.user_id), deadline).await
+        let now = self.clock.now();
+        let run = RequestedRun::queued(RunId::generate(now)?, job, &format!("user:{}", caller.user_id), now);
+        self.store.put_requested_run(&run).await?;
+        if let Err(e) = self.jobs.start(job, &run.run_id).await {
+            tracing::error!(error = %e, job = job.name(), run = %run.run_id, "could not start the job run");
+            self.store.put_requested_run(&run.failed("it could not be started", self.clock.now())).await?;
+            return Err(AppError::Unavailable("the job run could not be started; try again".into()));
+        }
+        Ok(run)
+    }
+
+    /// `GET /api/telegram/admin/job-runs/{run_id}/`: how far a requested run has got.
+    pub async fn requested_run(&self, caller: &Caller, raw: &str) -> Result<RequestedRun, AppError> {
+        require(caller, Role::Admin)?;
+        let id = RunId::parse(raw).map_err(|_| AppError::NotFound("no such job run"))?;
+        self.store.requested_run(&id).await?.ok_or(AppError::NotFound("no such job run"))
+    }
+
+    /// Runs a job an admin asked for (the scheduled-jobs function, the local runner), recording
+    /// under its id when it started and how it ended.
+    pub async fn run_requested(&self, job: Job, id: &RunId, deadline: Instant) -> Result<JobRun, AppError> {
+        let now = self.clock.now();
+        let asked = match self.store.requested_run(id).await? {
+            Some(run) if run.job == job => run,
+            Some(run) => {
+                return Err(AppError::Invalid(format!("run {id} was asked for {}, not {}", run.job.name(), job.name())));
+            }
+            // Only this bus's own events reach here, and each job is idempotent: run it, on record.
+            None => {
+                tracing::warn!(run = %id, job = job.name(), "a job run that is not on record; running it");
+                RequestedRun::queued(id.clone(), job, "unknown", now)
+            }
+        };
+        let running = asked.started(now);
+        self.store.put_requested_run(&running).await?;
+        match self.run_job_until(job, &running.requested_by, deadline).await {
+            Ok(run) => {
+                let done = running.done(run.processed, run.complete, self.clock.now());
+                self.store.put_requested_run(&done).await?;
+                Ok(run)
+            }
+            Err(e) => {
+                let failed = running.failed("it failed; the cause is in the log of the function that ran it", self.clock.now());
+                if let Err(w) = self.store.put_requested_run(&failed).await {
+                    tracing::error!(error = %w, run = %id, "could not record the failed run");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Runs one job now (EventBridge, the local scheduler, or an admin) and records the run,

@@ -24,7 +24,7 @@ use crate::domain::{
     AuditAction, AuditEntry, AuditId, DomainError, Membership, Notification, NotificationId, NotificationKind,
     TelegramUserId, UserId,
 };
-use crate::ports::{Clock, Effect, Email, Envelope, Queue, Store, StoreError, Telegram};
+use crate::ports::{Clock, Effect, Email, Envelope, JobStarter, Queue, Store, StoreError, Telegram};
 
 pub use access::Issued;
 pub use admin::StatsView;
@@ -39,6 +39,8 @@ pub struct App {
     pub telegram: Arc<dyn Telegram>,
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
+    /// Where the job runs an admin asks for are started.
+    pub jobs: Arc<dyn JobStarter>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -140,6 +140,10 @@ record_id!(
     /// An entry of the audit log.
     AuditId
 );
+record_id!(
+    /// A job run an admin asked for.
+    RunId
+);
 
 /// 16 hex digits of (milliseconds << 16 | sequence), then 8 of randomness: 24 characters that
 /// sort by creation time. Within one process the first part strictly increases, so ids made in

@@ -2,9 +2,12 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveTime, Timelike, Utc, Weekday};
 
-use super::DomainError;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+use super::{DomainError, RunId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum Job {
     ExpireTokens,
     ExpireSubscriptions,
@@ -53,6 +56,84 @@ impl Job {
     /// The setting that overrides the schedule, e.g. `SCHEDULE_EXPIRE_SUBSCRIPTIONS`.
     pub fn setting(self) -> String {
         format!("SCHEDULE_{}", self.name().replace('-', "_").to_ascii_uppercase())
+    }
+}
+
+impl TryFrom<String> for Job {
+    type Error = DomainError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+impl From<Job> for &'static str {
+    fn from(j: Job) -> &'static str {
+        j.name()
+    }
+}
+
+/// How far a run an admin asked for has got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Asked for; the function that runs jobs has not started it yet.
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+/// A job run an admin asked for (`POST …/admin/jobs/{job}/run/`): it runs elsewhere, and this
+/// record, read back by its id, says how far it got. Kept `REQUESTED_RUN_DAYS`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestedRun {
+    pub run_id: RunId,
+    pub job: Job,
+    pub status: RunStatus,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Once done: how many items it processed, and whether it got through all that was due.
+    pub processed: Option<u64>,
+    pub complete: Option<bool>,
+    pub error: Option<String>,
+}
+
+/// How long a requested run stays readable (both stores).
+pub const REQUESTED_RUN_DAYS: i64 = 30;
+
+impl RequestedRun {
+    pub fn queued(run_id: RunId, job: Job, requested_by: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            run_id,
+            job,
+            status: RunStatus::Queued,
+            requested_by: requested_by.to_owned(),
+            requested_at: now,
+            started_at: None,
+            finished_at: None,
+            processed: None,
+            complete: None,
+            error: None,
+        }
+    }
+
+    pub fn started(mut self, now: DateTime<Utc>) -> Self {
+        self.status = RunStatus::Running;
+        self.started_at = Some(now);
+        self
+    }
+
+    pub fn done(mut self, processed: u64, complete: bool, now: DateTime<Utc>) -> Self {
+        self.status = RunStatus::Done;
+        (self.processed, self.complete, self.finished_at) = (Some(processed), Some(complete), Some(now));
+        self
+    }
+
+    pub fn failed(mut self, error: &str, now: DateTime<Utc>) -> Self {
+        self.status = RunStatus::Failed;
+        (self.error, self.finished_at) = (Some(error.to_owned()), Some(now));
+        self
     }
 }
 

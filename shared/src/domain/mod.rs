@@ -12,8 +12,8 @@ mod token;
 mod update;
 
 pub use audit::{AuditAction, AuditEntry};
-pub use ids::{AuditId, MembershipId, NotificationId, PaymentId, TelegramUserId, UserId};
-pub use job::{Job, Schedule};
+pub use ids::{AuditId, MembershipId, NotificationId, PaymentId, RunId, TelegramUserId, UserId};
+pub use job::{Job, REQUESTED_RUN_DAYS, RequestedRun, RunStatus, Schedule};
 pub use membership::{AccountBar, Exemption, Membership, MembershipStatus, extended_end};
 pub use notification::{Notification, NotificationKind, READ_NOTIFICATION_DAYS, UNREAD_NOTIFICATION_DAYS};
 pub use offer::{Offer, Offers};

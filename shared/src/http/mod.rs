@@ -95,8 +95,10 @@ pub fn stats_routes() -> Router<HttpState> {
     route(r, "/api/telegram/admin/audit/", get(audit))
 }
 
+/// Running a job now: asked for here, run where the jobs run, read back by its id.
 pub fn jobs_routes() -> Router<HttpState> {
-    route(Router::new(), "/api/telegram/admin/jobs/{job}/run/", post(run_job))
+    let r = route(Router::new(), "/api/telegram/admin/jobs/{job}/run/", post(run_job));
+    route(r, "/api/telegram/admin/job-runs/{run_id}/", get(job_run))
 }
 
 /// The admin's side: statistics, the audit log, running a job now (the `stats` function).
@@ -254,9 +256,15 @@ async fn audit(
     Ok(paged(s.app.audit_log(&caller, user.map(String::as_str), &page_request(&q)?).await?))
 }
 
+/// `202 Accepted` with the queued run and where to read it back.
 async fn run_job(State(s): State<HttpState>, caller: Caller, PathParam(job): PathParam) -> Result<Response, AppError> {
-    let run = s.app.run_job_now(&caller, &job).await?;
-    Ok(Json(json!({ "job": job, "processed": run.processed, "complete": run.complete })).into_response())
+    let run = s.app.request_job_run(&caller, &job).await?;
+    let location = format!("/api/telegram/admin/job-runs/{}/", run.run_id);
+    Ok((StatusCode::ACCEPTED, [(axum::http::header::LOCATION, location)], Json(run)).into_response())
+}
+
+async fn job_run(State(s): State<HttpState>, caller: Caller, PathParam(id): PathParam) -> Result<Response, AppError> {
+    Ok(Json(s.app.requested_run(&caller, &id).await?).into_response())
 }
 
 /// Telegram's push. Without the right secret nothing is read; a body that is not an update is 400.

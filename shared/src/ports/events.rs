@@ -5,6 +5,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{Job, RunId};
+
 /// One business event. `id` is the audit entry it comes from: a consumer that sees an event twice
 /// (delivery is at least once) recognises it by its id.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,3 +29,15 @@ pub trait EventBus: Send + Sync {
 
 /// The source every event carries on the bus.
 pub const EVENT_SOURCE: &str = "telegate";
+
+/// Starts a job run an admin asked for where the jobs run (the scheduled-jobs function, through
+/// the event bus; locally, the host's own runner), so that the request answers at once.
+#[async_trait]
+pub trait JobStarter: Send + Sync {
+    async fn start(&self, job: Job, run: &RunId) -> Result<(), EventError>;
+}
+
+/// The source and `detail-type` of a requested run on the bus (`detail`: `{job, run_id}`), which
+/// the template's rule sends to the scheduled-jobs function; not a business event (EVENTS.md).
+pub const JOB_SOURCE: &str = "telegate.jobs";
+pub const JOB_REQUESTED: &str = "Job Run Requested";

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::Envelope;
 use crate::domain::{
     AccountBar, AuditEntry, Exemption, Membership, MembershipId, Notification, NotificationId, Payment, PaymentId,
-    PaymentStatus, TelegramUserId, TokenHash, TokenRecord, UserId,
+    PaymentStatus, RequestedRun, RunId, TelegramUserId, TokenHash, TokenRecord, UserId,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -330,11 +330,16 @@ pub trait Stats: Send + Sync {
     async fn count_attempt(&self, attempt: Attempt, at: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
-/// When each scheduled job last ran (the local scheduler and `doctor` read it).
+/// When each scheduled job last ran (the local scheduler and `doctor` read it), and the runs an
+/// admin asked for.
 #[async_trait]
 pub trait JobLog: Send + Sync {
     async fn last_job_run(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     async fn record_job_run(&self, job: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Writes a requested run as it now stands (replacing what was there); it stays readable
+    /// `REQUESTED_RUN_DAYS` after it was asked for, on both stores.
+    async fn put_requested_run(&self, run: &RequestedRun) -> Result<(), StoreError>;
+    async fn requested_run(&self, id: &RunId) -> Result<Option<RequestedRun>, StoreError>;
 }
 
 #[async_trait]

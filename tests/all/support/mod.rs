@@ -142,6 +142,24 @@ impl TestApp {
         self.request(reqwest::Method::GET, path, Some(jwt), None).await
     }
 
+    /// Asks for a job run as an admin (`202`, queued) and waits until it has ended: the run as
+    /// `GET …/admin/job-runs/{id}/` reads it (`status`, `processed`, `complete`…).
+    pub async fn run_job(&self, job: &str) -> Value {
+        let admin = self.jwt("root", "admin");
+        let (status, queued) = self.post(&format!("/api/telegram/admin/jobs/{job}/run/"), &admin, json!({})).await;
+        assert_eq!((status, queued["status"].as_str()), (202, Some("queued")), "{queued}");
+        let path = format!("/api/telegram/admin/job-runs/{}/", queued["run_id"].as_str().unwrap());
+        for _ in 0..600 {
+            let (status, run) = self.get(&path, &admin).await;
+            assert_eq!(status, 200, "{run}");
+            if run["status"] != "queued" && run["status"] != "running" {
+                return run;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the {job} run did not end within 12 s");
+    }
+
     /// Delivers an update to the webhook with the right secret; returns the status.
     pub async fn webhook(&self, update: Value) -> u16 {
         self.http

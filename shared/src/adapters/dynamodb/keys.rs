@@ -29,6 +29,7 @@ prefixed! {
     effect => "EFFECT",
     counter => "COUNTER",
     job => "JOB",
+    run => "RUN",
     audit => "AUDIT",
     rate => "RATE",
     bar => "BAR",

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use super::codec::*;
 use super::{Cancelled, DynamoStore, Query, fault, is_condition, keys};
 use crate::adapters::stored::{ATTEMPT_KEEP_HOURS, attempt_bucket, counter_names, counters_from, ts};
-use crate::domain::{Membership, MembershipId, MembershipStatus, TokenStatus, UserId};
+use crate::domain::{
+    Membership, MembershipId, MembershipStatus, REQUESTED_RUN_DAYS, RequestedRun, RunId, TokenStatus, UserId,
+};
 use crate::ports::*;
 
 #[async_trait]
@@ -299,6 +301,27 @@ impl JobLog for DynamoStore {
             .await
             .map(drop)
             .map_err(fault)
+    }
+
+    async fn put_requested_run(&self, run: &RequestedRun) -> Result<(), StoreError> {
+        let body = serde_json::to_string(run).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let forgotten = run.requested_at + chrono::Duration::days(REQUESTED_RUN_DAYS);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(keys::run(&run.run_id)))
+            .item("sk", s("RUN"))
+            .item("body", s(body))
+            .item("ttl", n(forgotten.timestamp()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(fault)
+    }
+
+    async fn requested_run(&self, id: &RunId) -> Result<Option<RequestedRun>, StoreError> {
+        let item = self.get(&keys::run(id), "RUN").await?;
+        item.map(|i| parsed(serde_json::from_str(&get_s(&i, "body")?))).transpose()
     }
 }
 

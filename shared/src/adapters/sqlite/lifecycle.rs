@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, params};
 use super::rows::*;
 use super::{SqliteStore, bump, fault, get_membership, memberships_where, write_intents};
 use crate::adapters::stored::{attempt_bucket, counter_names, counters_from, ts};
-use crate::domain::{Membership, MembershipId, MembershipStatus, UserId};
+use crate::domain::{Membership, MembershipId, MembershipStatus, REQUESTED_RUN_DAYS, RequestedRun, RunId, UserId};
 use crate::ports::*;
 
 #[async_trait]
@@ -212,5 +212,32 @@ impl JobLog for SqliteStore {
             .map(drop)
             .map_err(fault)
         })
+    }
+
+    async fn put_requested_run(&self, run: &RequestedRun) -> Result<(), StoreError> {
+        let body = serde_json::to_string(run).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        // What DynamoDB's TTL does there: runs asked for more than the kept days ago go.
+        let forgotten = run.requested_at - chrono::Duration::days(REQUESTED_RUN_DAYS);
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            tx.execute("DELETE FROM requested_runs WHERE requested_at < ?1", [ts(forgotten)]).map_err(fault)?;
+            tx.execute(
+                "INSERT INTO requested_runs (run_id, requested_at, body) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(run_id) DO UPDATE SET body = excluded.body",
+                params![run.run_id.as_str(), ts(run.requested_at), body],
+            )
+            .map_err(fault)?;
+            tx.commit().map_err(fault)
+        })
+    }
+
+    async fn requested_run(&self, id: &RunId) -> Result<Option<RequestedRun>, StoreError> {
+        let body: Option<String> = self.with(|conn| {
+            conn.query_row("SELECT body FROM requested_runs WHERE run_id = ?1", [id.as_str()], |r| r.get(0))
+                .optional()
+                .map_err(fault)
+        })?;
+        body.map(|b| serde_json::from_str(&b).map_err(|e| StoreError::Corrupt(format!("requested run {id}: {e}"))))
+            .transpose()
     }
 }

@@ -24,7 +24,7 @@ use crate::ports::{Envelope, StoreError};
 use rows::{membership_from, token_from};
 
 /// Each step brings the schema from version i to i + 1; a store is migrated on open.
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 12] = [
     include_str!("migrations/v1.sql"),
     include_str!("migrations/v2.sql"),
     include_str!("migrations/v3.sql"),
@@ -36,6 +36,7 @@ const MIGRATIONS: [&str; 11] = [
     include_str!("migrations/v9.sql"),
     include_str!("migrations/v10.sql"),
     include_str!("migrations/v11.sql"),
+    include_str!("migrations/v12.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
