@@ -147,11 +147,20 @@ struct Bus {
     entries: Mutex<Vec<Value>>,
 }
 
-async fn bus_call(State(bus): State<Arc<Bus>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+async fn bus_call(
+    State(bus): State<Arc<Bus>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     if target.ends_with(".PutEvents") {
         let call: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        bus.entries.lock().unwrap_or_else(|e| e.into_inner()).extend(call["Entries"].as_array().cloned().unwrap_or_default());
+        bus.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(call["Entries"].as_array().cloned().unwrap_or_default());
     }
     telegate::local_aws::pass_on(&bus.upstream, method, &uri, &headers, body).await
 }

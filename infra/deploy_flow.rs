@@ -305,11 +305,17 @@ pub async fn run(platform: &Platform, fake: &FakeTelegram, store: &DynamoStore) 
     flow.invocations += delivered.len();
     expect(
         delivered.iter().filter(|(name, _)| name == "scheduled-jobs").count() == 1,
-        &format!("the bus delivered the job run to {:?}, not once to scheduled-jobs", delivered.iter().map(|d| &d.0).collect::<Vec<_>>()),
+        &format!(
+            "the bus delivered the job run to {:?}, not once to scheduled-jobs",
+            delivered.iter().map(|d| &d.0).collect::<Vec<_>>()
+        ),
     )?;
     let path = format!("/api/telegram/admin/job-runs/{}/", queued["run_id"].as_str().unwrap_or_default());
     let (status, run) = flow.api("stats", "GET", &path, &admin, Value::Null).await?;
-    expect(status == 200 && run["status"] == "done" && run["complete"] == true, &format!("the job run: {status} {run}"))?;
+    expect(
+        status == 200 && run["status"] == "done" && run["complete"] == true,
+        &format!("the job run: {status} {run}"),
+    )?;
 
     Ok(format!(
         "payment, validation, /start, join request, join, status, stats, revoke, expiry, an admin's job run: {} invocations, {} queued effects carried out",

@@ -219,7 +219,8 @@ impl Host {
             .scheduler
             .then(|| tokio::spawn(schedule(self.app.clone(), self.jobs.clone(), stop_rx.clone())));
         let requests = self.requests.lock().ok().and_then(|mut r| r.take());
-        let runner = requests.map(|r| tokio::spawn(run_requested(self.app.clone(), self.jobs.clone(), r, stop_rx.clone())));
+        let runner =
+            requests.map(|r| tokio::spawn(run_requested(self.app.clone(), self.jobs.clone(), r, stop_rx.clone())));
         let consumer_task = match &self.effects {
             Effects::Sqs(queue, consumer) => {
                 Some(tokio::spawn(consume_sqs(queue.clone(), consumer.clone(), stop_rx.clone())))

@@ -100,9 +100,12 @@ pub async fn pass_on(
     }
     let answer = match request.body(body).send().await {
         Ok(a) => a,
-        Err(e) => return (axum::http::StatusCode::BAD_GATEWAY, format!("the stand-in did not answer: {e}")).into_response(),
+        Err(e) => {
+            return (axum::http::StatusCode::BAD_GATEWAY, format!("the stand-in did not answer: {e}")).into_response();
+        }
     };
-    let status = axum::http::StatusCode::from_u16(answer.status().as_u16()).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+    let status =
+        axum::http::StatusCode::from_u16(answer.status().as_u16()).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
     let content_type = answer.headers().get("content-type").cloned();
     let mut response = (status, answer.bytes().await.unwrap_or_default()).into_response();
     if let Some(ct) = content_type {

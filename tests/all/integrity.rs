@@ -471,7 +471,11 @@ async fn a_job_cut_short_by_its_time_limit_leaves_the_rest_to_the_next_run() {
     app.member("alice", "TX-CUT", ALICE).await;
     app.advance(31 * 86_400).await;
     let run = app.run_job("expire-subscriptions").await;
-    assert_eq!((run["processed"].clone(), run["complete"].clone()), (json!(0), json!(false)), "no time: nothing started");
+    assert_eq!(
+        (run["processed"].clone(), run["complete"].clone()),
+        (json!(0), json!(false)),
+        "no time: nothing started"
+    );
     assert_eq!(app.status_of("alice").await["memberships"][0]["status"], "active", "not touched half-way");
     app.env.insert("JOB_MAX_SECONDS".into(), "240".into());
     app.restart().await;

@@ -210,11 +210,17 @@ async fn a_job_run_asked_of_the_stats_function_runs_in_the_scheduled_jobs_functi
             .body(axum::body::Body::empty())
             .unwrap()
     };
-    let response = router.clone().oneshot(call("POST", "/api/telegram/admin/jobs/expire-tokens/run/".into())).await.unwrap();
+    let response =
+        router.clone().oneshot(call("POST", "/api/telegram/admin/jobs/expire-tokens/run/".into())).await.unwrap();
     assert_eq!(response.status(), 202);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let queued: Value = serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
-    assert_eq!((queued["job"].as_str(), queued["status"].as_str()), (Some("expire-tokens"), Some("queued")), "{queued}");
+    let queued: Value =
+        serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
+    assert_eq!(
+        (queued["job"].as_str(), queued["status"].as_str()),
+        (Some("expire-tokens"), Some("queued")),
+        "{queued}"
+    );
     let id = queued["run_id"].as_str().unwrap();
     assert_eq!(location, format!("/api/telegram/admin/job-runs/{id}/"));
 
@@ -229,8 +235,13 @@ async fn a_job_run_asked_of_the_stats_function_runs_in_the_scheduled_jobs_functi
 
     let response = router.clone().oneshot(call("GET", location)).await.unwrap();
     assert_eq!(response.status(), 200);
-    let run: Value = serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
-    assert_eq!((run["status"].as_str(), run["processed"].as_u64()), (Some("done"), answer["processed"].as_u64()), "{run}");
+    let run: Value =
+        serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
+    assert_eq!(
+        (run["status"].as_str(), run["processed"].as_u64()),
+        (Some("done"), answer["processed"].as_u64()),
+        "{run}"
+    );
     assert_eq!((run["complete"].as_bool(), run["requested_by"].as_str()), (Some(true), Some("user:root")));
     assert!(run["started_at"].is_string() && run["finished_at"].is_string(), "{run}");
 
@@ -238,6 +249,7 @@ async fn a_job_run_asked_of_the_stats_function_runs_in_the_scheduled_jobs_functi
     let mut other = event;
     other["detail"]["job"] = "expire-subscriptions".into();
     assert!(handle_schedule(&wiring, other, deadline).await.is_err());
-    let response = router.oneshot(call("GET", "/api/telegram/admin/job-runs/0000019ab9f3a1c00000ffff/".into())).await.unwrap();
+    let response =
+        router.oneshot(call("GET", "/api/telegram/admin/job-runs/0000019ab9f3a1c00000ffff/".into())).await.unwrap();
     assert_eq!(response.status(), 404, "an unknown run");
 }

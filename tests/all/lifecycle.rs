@@ -380,19 +380,29 @@ async fn a_job_run_asked_through_the_api_answers_at_once_and_is_read_back_by_its
     app.advance(31 * DAY).await;
     let admin = app.jwt("root", "admin");
     let run = app.run_job("expire-subscriptions").await;
-    assert_eq!((run["status"].as_str(), run["processed"].as_u64(), run["complete"].as_bool()), (Some("done"), Some(1), Some(true)), "{run}");
+    assert_eq!(
+        (run["status"].as_str(), run["processed"].as_u64(), run["complete"].as_bool()),
+        (Some("done"), Some(1), Some(true)),
+        "{run}"
+    );
     assert_eq!(run["requested_by"], "user:root");
-    assert!(run["requested_at"].as_str() <= run["started_at"].as_str() && run["started_at"].as_str() <= run["finished_at"].as_str(), "{run}");
+    assert!(
+        run["requested_at"].as_str() <= run["started_at"].as_str()
+            && run["started_at"].as_str() <= run["finished_at"].as_str(),
+        "{run}"
+    );
     app.drain().await;
     assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1, "the run did the work");
-    let (status, again) = app.get(&format!("/api/telegram/admin/job-runs/{}/", run["run_id"].as_str().unwrap()), &admin).await;
+    let (status, again) =
+        app.get(&format!("/api/telegram/admin/job-runs/{}/", run["run_id"].as_str().unwrap()), &admin).await;
     assert_eq!((status, &again), (200, &run), "read back as it ended");
 
     // Only admins ask or read; an unknown job or run is 404.
     let user = app.jwt("alice", "user");
     let (status, _) = app.post("/api/telegram/admin/jobs/expire-tokens/run/", &user, json!({})).await;
     assert_eq!(status, 403);
-    let (status, _) = app.get(&format!("/api/telegram/admin/job-runs/{}/", run["run_id"].as_str().unwrap()), &user).await;
+    let (status, _) =
+        app.get(&format!("/api/telegram/admin/job-runs/{}/", run["run_id"].as_str().unwrap()), &user).await;
     assert_eq!(status, 403);
     let (status, body) = app.post("/api/telegram/admin/jobs/reboot/run/", &admin, json!({})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");

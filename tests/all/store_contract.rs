@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use telegate_core::domain::{
-    AccessToken, AccountBar, AuditAction, AuditEntry, AuditId, Lang, Membership, MembershipId, MembershipStatus,
-    Job, Notification, NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus, RequestedRun, RunId,
-    RunStatus, TelegramUserId, TokenRecord, TokenStatus, UserId,
+    AccessToken, AccountBar, AuditAction, AuditEntry, AuditId, Job, Lang, Membership, MembershipId, MembershipStatus,
+    Notification, NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus, RequestedRun, RunId, RunStatus,
+    TelegramUserId, TokenRecord, TokenStatus, UserId,
 };
 use telegate_core::ports::{Applied, Attempt, Effect, Envelope, PageRequest, PaymentStore, Review, Store, StoreError};
 

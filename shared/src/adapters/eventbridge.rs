@@ -39,7 +39,13 @@ impl JobStarter for EventBridgeBus {
 }
 
 impl EventBridgeBus {
-    async fn put(&self, source: &str, detail_type: &str, detail: &serde_json::Value, at: DateTime<Utc>) -> Result<(), EventError> {
+    async fn put(
+        &self,
+        source: &str,
+        detail_type: &str,
+        detail: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), EventError> {
         let entry = PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(source)

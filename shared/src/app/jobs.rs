@@ -48,7 +48,11 @@ impl App {
         let asked = match self.store.requested_run(id).await? {
             Some(run) if run.job == job => run,
             Some(run) => {
-                return Err(AppError::Invalid(format!("run {id} was asked for {}, not {}", run.job.name(), job.name())));
+                return Err(AppError::Invalid(format!(
+                    "run {id} was asked for {}, not {}",
+                    run.job.name(),
+                    job.name()
+                )));
             }
             // Only this bus's own events reach here, and each job is idempotent: run it, on record.
             None => {
@@ -65,7 +69,8 @@ impl App {
                 Ok(run)
             }
             Err(e) => {
-                let failed = running.failed("it failed; the cause is in the log of the function that ran it", self.clock.now());
+                let failed =
+                    running.failed("it failed; the cause is in the log of the function that ran it", self.clock.now());
                 if let Err(w) = self.store.put_requested_run(&failed).await {
                     tracing::error!(error = %w, run = %id, "could not record the failed run");
                 }
