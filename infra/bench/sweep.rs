@@ -31,7 +31,7 @@ struct NoTelegram;
 
 #[async_trait]
 impl Telegram for NoTelegram {
-    async fn send_message(&self, _: i64, _: &str, _: Option<&LinkButton>) -> Result<(), TelegramError> {
+    async fn send_message(&self, _: i64, _: &str, _: &[LinkButton]) -> Result<(), TelegramError> {
         Ok(())
     }
     async fn create_invite(&self, _: &InviteRequest) -> Result<String, TelegramError> {

@@ -48,6 +48,13 @@ struct Inner {
     member_status: HashMap<i64, String>,
     /// The bot's rights in the channel (can invite users, can restrict members); both by default.
     bot_rights: Option<(bool, bool)>,
+    /// `createInvoiceLink` parameters by the link answered.
+    invoices: HashMap<String, Value>,
+    /// Incoming Stars payments as `getStarTransactions` lists them, oldest first.
+    star_payments: Vec<Value>,
+    /// Charge ids refunded (`refundStarPayment`) and subscriptions cancelled (`editUserStarSubscription`).
+    refunded: Vec<String>,
+    cancelled: Vec<String>,
 }
 
 #[derive(Clone, Default)]
@@ -140,6 +147,49 @@ impl FakeTelegram {
         inner.member_status.insert(user, next.into());
     }
 
+    /// What `createInvoiceLink` was asked for the invoice behind `link`.
+    pub fn invoice(&self, link: &str) -> Option<Value> {
+        self.lock().invoices.get(link).cloned()
+    }
+
+    /// Telegram takes a Stars payment of `user` for an invoice: it is listed by
+    /// `getStarTransactions` from now on. Its fresh charge id.
+    pub fn take_star_payment(&self, user: i64, payload: &str, stars: u32, subscription_period: Option<u32>) -> String {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let charge = format!("stxFAKE{:08}", inner.next_id);
+        let mut source = json!({"type": "user", "transaction_type": "invoice_payment",
+                                "user": {"id": user, "is_bot": false, "first_name": format!("User{user}")},
+                                "invoice_payload": payload});
+        if let Some(period) = subscription_period {
+            source["subscription_period"] = json!(period);
+        }
+        inner
+            .star_payments
+            .push(json!({"id": charge, "amount": stars, "date": chrono::Utc::now().timestamp(), "source": source}));
+        charge
+    }
+
+    pub fn refunded(&self) -> Vec<String> {
+        self.lock().refunded.clone()
+    }
+
+    pub fn cancelled_subscriptions(&self) -> Vec<String> {
+        self.lock().cancelled.clone()
+    }
+
+    /// Why Telegram refuses a call, if it does (400 `Bad Request: …`).
+    fn refusal(&self, method: &str, p: &Value) -> Option<&'static str> {
+        let inner = self.lock();
+        let charge = p["telegram_payment_charge_id"].as_str().unwrap_or("");
+        let known = inner.star_payments.iter().any(|t| t["id"] == charge);
+        match method {
+            "refundStarPayment" | "editUserStarSubscription" if !known => Some("CHARGE_NOT_FOUND"),
+            "refundStarPayment" if inner.refunded.iter().any(|c| c == charge) => Some("CHARGE_ALREADY_REFUNDED"),
+            _ => None,
+        }
+    }
+
     /// Queues an update for `getUpdates` (long polling).
     pub fn push_update(&self, update: Value) {
         self.lock().updates.push(update);
@@ -173,6 +223,9 @@ async fn handle(
         inner.faults.get_mut(&method).and_then(VecDeque::pop_front)
     };
     if fault.is_none() {
+        if let Some(why) = fake.refusal(&method, &params) {
+            return error(400, json!({"ok": false, "error_code": 400, "description": format!("Bad Request: {why}")}));
+        }
         fake.follow_presence(&method, &params);
     }
     match fault {
@@ -314,6 +367,27 @@ fn answer(fake: &FakeTelegram, method: &str, p: &Value) -> Value {
             inner.webhook_url.clear();
             json!(true)
         }
+        "createInvoiceLink" => {
+            let link = format!("https://t.me/$fakeinvoice{n:06}");
+            inner.invoices.insert(link.clone(), p.clone());
+            json!(link)
+        }
+        "refundStarPayment" => {
+            inner.refunded.push(p["telegram_payment_charge_id"].as_str().unwrap_or("").to_owned());
+            json!(true)
+        }
+        "editUserStarSubscription" => {
+            if p["is_canceled"] == json!(true) {
+                inner.cancelled.push(p["telegram_payment_charge_id"].as_str().unwrap_or("").to_owned());
+            }
+            json!(true)
+        }
+        "getStarTransactions" => {
+            let offset = p["offset"].as_u64().unwrap_or(0) as usize;
+            let limit = p["limit"].as_u64().unwrap_or(100) as usize;
+            let page: Vec<Value> = inner.star_payments.iter().skip(offset).take(limit).cloned().collect();
+            json!({"transactions": page})
+        }
         _ => json!(true),
     }
 }
@@ -394,5 +468,44 @@ pub mod updates {
 
     pub fn admin_promoted(update_id: i64, channel: i64, user_id: i64) -> Value {
         member_update(update_id, channel, user_id, "left", "administrator", None)
+    }
+
+    /// Telegram asks the bot whether to take `from`'s payment of `stars` for the invoice `payload`.
+    pub fn pre_checkout(update_id: i64, from: i64, query_id: &str, payload: &str, stars: u32) -> Value {
+        json!({"update_id": update_id, "pre_checkout_query": {
+            "id": query_id, "from": user(from, "fr"), "currency": "XTR", "total_amount": stars,
+            "invoice_payload": payload,
+        }})
+    }
+
+    /// How a subscription's payment is told: when its period ends, and whether it is a renewal.
+    #[derive(Clone, Copy)]
+    pub struct Renewal {
+        pub expires: i64,
+        pub recurring: bool,
+        pub first: bool,
+    }
+
+    /// The message announcing a payment Telegram took (`successful_payment`).
+    pub fn stars_payment(
+        update_id: i64,
+        from: i64,
+        payload: &str,
+        stars: u32,
+        charge: &str,
+        renewal: Option<Renewal>,
+    ) -> Value {
+        let mut paid = json!({"currency": "XTR", "total_amount": stars, "invoice_payload": payload,
+                              "telegram_payment_charge_id": charge, "provider_payment_charge_id": ""});
+        if let Some(r) = renewal {
+            paid["subscription_expiration_date"] = json!(r.expires);
+            paid["is_recurring"] = json!(r.recurring);
+            paid["is_first_recurring"] = json!(r.first);
+        }
+        json!({"update_id": update_id, "message": {
+            "message_id": update_id, "date": chrono::Utc::now().timestamp(),
+            "chat": {"id": from, "type": "private", "first_name": format!("User{from}")},
+            "from": user(from, "fr"), "successful_payment": paid,
+        }})
     }
 }

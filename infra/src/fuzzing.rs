@@ -27,6 +27,7 @@ pub fn update(data: &[u8]) {
             UpdateKind::Message(m) => drop(m.text.as_deref().map(str::len)),
             UpdateKind::ChatMember(c) => drop((c.old_chat_member.status().is_in_chat(), c.new_chat_member.status())),
             UpdateKind::JoinRequest(j) => drop(j.invite_link.as_ref().map(|l| l.invite_link.len())),
+            UpdateKind::PreCheckout(q) => drop(q.invoice_payload.len()),
             UpdateKind::Other => {}
         }
     }

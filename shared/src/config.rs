@@ -94,6 +94,9 @@ pub struct Settings {
     pub invite_mode: InviteMode,
     pub jwt: JwtSettings,
     pub offers: Offers,
+    /// Who answers buyers' payment questions (`PAY_SUPPORT_CONTACT`: an @username, an address);
+    /// `/paysupport` gives it. Required when an offer is sold in Stars (Telegram's terms).
+    pub pay_support: Option<String>,
     pub aws: Option<AwsResources>,
     /// The sender of emails (`MAIL_FROM`): the outbox's locally, the SES-verified address with AWS.
     pub mail_from: String,
@@ -167,6 +170,14 @@ impl Settings {
             Some(raw) => Offers::from_json(&raw, subscription_days).map_err(ConfigError)?,
             None => Offers::any(subscription_days),
         };
+        let pay_support = get("PAY_SUPPORT_CONTACT").map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
+        if pay_support.is_none() && !offers.in_stars().is_empty() {
+            return Err(ConfigError(
+                "missing setting PAY_SUPPORT_CONTACT: OFFERS sells in Telegram Stars, and Telegram's terms require \
+                 /paysupport to name who answers buyers (an @username or an address)"
+                    .into(),
+            ));
+        }
 
         let bot_token = match get("TELEGRAM_BOT_TOKEN") {
             Some(t) => Some(Secret::new(t)),
@@ -209,6 +220,7 @@ impl Settings {
             },
             jwt: jwt_settings(&get, needs.api_tokens)?,
             offers,
+            pay_support,
             schedules: schedules(&get)?,
             aws: aws_resources(&get)?,
             mail_from: get("MAIL_FROM").unwrap_or_else(|| "telegate <no-reply@localhost>".into()),

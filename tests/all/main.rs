@@ -21,4 +21,5 @@ mod local_host;
 mod ops;
 mod races;
 mod secrets;
+mod stars;
 mod store_contract;

@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::domain::TelegramUserId;
 use crate::ports::{
     BusinessEvent, EVENT_SOURCE, Email, EventBus, EventError, InviteRequest, LinkButton, MailError, Mailer, Presence,
-    Telegram, TelegramError,
+    StarInvoice, StarTransaction, Telegram, TelegramError,
 };
 
 pub struct OutboxMailer {
@@ -87,8 +87,8 @@ impl OutboxTelegram {
 
 #[async_trait]
 impl Telegram for OutboxTelegram {
-    async fn send_message(&self, chat_id: i64, text: &str, button: Option<&LinkButton>) -> Result<(), TelegramError> {
-        self.record("sendMessage", json!({ "chat_id": chat_id, "text": text, "button": button }))
+    async fn send_message(&self, chat_id: i64, text: &str, buttons: &[LinkButton]) -> Result<(), TelegramError> {
+        self.record("sendMessage", json!({ "chat_id": chat_id, "text": text, "buttons": buttons }))
     }
     async fn create_invite(&self, request: &InviteRequest) -> Result<String, TelegramError> {
         let mut rand = [0u8; 9];
@@ -120,6 +120,41 @@ impl Telegram for OutboxTelegram {
 
     async fn decline_join_request(&self, user: TelegramUserId) -> Result<(), TelegramError> {
         self.record("declineChatJoinRequest", json!({ "user_id": user }))
+    }
+
+    // Without a bot nobody pays: invoice links are placeholders, answers and refunds recorded.
+    async fn create_invoice_link(&self, invoice: &StarInvoice) -> Result<String, TelegramError> {
+        let link = format!("https://t.me/$local-invoice-{}", invoice.payload.replace(':', "-"));
+        self.record(
+            "createInvoiceLink",
+            json!({ "title": invoice.title, "payload": invoice.payload, "currency": "XTR", "amount": invoice.stars,
+                    "renewing": invoice.renewing, "invoice_link": link }),
+        )?;
+        Ok(link)
+    }
+    async fn answer_pre_checkout(&self, query_id: &str, refusal: Option<&str>) -> Result<(), TelegramError> {
+        self.record(
+            "answerPreCheckoutQuery",
+            json!({ "pre_checkout_query_id": query_id, "ok": refusal.is_none(), "error_message": refusal }),
+        )
+    }
+    async fn refund_stars(&self, user: TelegramUserId, charge_id: &str) -> Result<(), TelegramError> {
+        self.record("refundStarPayment", json!({ "user_id": user, "telegram_payment_charge_id": charge_id }))
+    }
+    async fn cancel_subscription(
+        &self,
+        user: TelegramUserId,
+        charge_id: &str,
+        cancel: bool,
+    ) -> Result<(), TelegramError> {
+        self.record(
+            "editUserStarSubscription",
+            json!({ "user_id": user, "telegram_payment_charge_id": charge_id, "is_canceled": cancel }),
+        )
+    }
+    async fn star_payments(&self, offset: u32, limit: u32) -> Result<Vec<StarTransaction>, TelegramError> {
+        self.record("getStarTransactions", json!({ "offset": offset, "limit": limit }))?;
+        Ok(Vec::new())
     }
 }
 

@@ -7,11 +7,16 @@ use teloxide_core::Bot;
 use teloxide_core::errors::{ApiError, RequestError};
 use teloxide_core::payloads::setters::*;
 use teloxide_core::requests::{Request, Requester};
-use teloxide_core::types::{AllowedUpdate, ChatId, ChatMemberKind, InlineKeyboardButton, InlineKeyboardMarkup, UserId};
+use teloxide_core::types::{
+    AllowedUpdate, ChatId, ChatMemberKind, InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice,
+    PreCheckoutQueryId, Seconds, TelegramTransactionId, UserId,
+};
 
 use crate::config::Secret;
 use crate::domain::{TelegramUserId, Update};
-use crate::ports::{InviteMode, InviteRequest, LinkButton, Presence, Telegram, TelegramError};
+use crate::ports::{
+    InviteMode, InviteRequest, LinkButton, Presence, StarInvoice, StarTransaction, Telegram, TelegramError,
+};
 
 pub struct BotApi {
     bot: Bot,
@@ -132,9 +137,14 @@ impl BotApi {
     }
 }
 
-/// Telegram does not send `chat_member` updates unless asked.
+/// Telegram does not send `chat_member` updates unless asked; `pre_checkout_query` for Stars.
 pub fn allowed_updates() -> Vec<AllowedUpdate> {
-    vec![AllowedUpdate::Message, AllowedUpdate::ChatMember, AllowedUpdate::ChatJoinRequest]
+    vec![
+        AllowedUpdate::Message,
+        AllowedUpdate::ChatMember,
+        AllowedUpdate::ChatJoinRequest,
+        AllowedUpdate::PreCheckoutQuery,
+    ]
 }
 
 fn user(id: TelegramUserId) -> UserId {
@@ -143,13 +153,16 @@ fn user(id: TelegramUserId) -> UserId {
 
 #[async_trait]
 impl Telegram for BotApi {
-    async fn send_message(&self, chat_id: i64, text: &str, button: Option<&LinkButton>) -> Result<(), TelegramError> {
+    async fn send_message(&self, chat_id: i64, text: &str, buttons: &[LinkButton]) -> Result<(), TelegramError> {
         let mut request = self.bot.send_message(ChatId(chat_id), text);
-        if let Some(b) = button {
-            let url =
-                reqwest::Url::parse(&b.url).map_err(|e| TelegramError::Refused(format!("bad button url: {e}")))?;
-            request = request
-                .reply_markup(InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::url(b.text.clone(), url)]]));
+        if !buttons.is_empty() {
+            let mut rows = Vec::new();
+            for b in buttons {
+                let url =
+                    reqwest::Url::parse(&b.url).map_err(|e| TelegramError::Refused(format!("bad button url: {e}")))?;
+                rows.push(vec![InlineKeyboardButton::url(b.text.clone(), url)]);
+            }
+            request = request.reply_markup(InlineKeyboardMarkup::new(rows));
         }
         request.send().await.map(drop).map_err(map_error)
     }
@@ -204,7 +217,90 @@ impl Telegram for BotApi {
     async fn decline_join_request(&self, id: TelegramUserId) -> Result<(), TelegramError> {
         self.bot.decline_chat_join_request(self.channel, user(id)).send().await.map(drop).map_err(map_error)
     }
+
+    async fn create_invoice_link(&self, invoice: &StarInvoice) -> Result<String, TelegramError> {
+        let price = LabeledPrice::new(invoice.title.clone(), invoice.stars);
+        let request = self.bot.create_invoice_link(
+            invoice.title.clone(),
+            invoice.description.clone(),
+            invoice.payload.clone(),
+            "XTR",
+            [price],
+        );
+        let request = if invoice.renewing {
+            request.subscription_period(Seconds::from_seconds(STAR_SUBSCRIPTION_SECONDS))
+        } else {
+            request
+        };
+        request.send().await.map_err(map_error)
+    }
+
+    async fn answer_pre_checkout(&self, query_id: &str, refusal: Option<&str>) -> Result<(), TelegramError> {
+        let request = self.bot.answer_pre_checkout_query(PreCheckoutQueryId(query_id.to_owned()), refusal.is_none());
+        let request = match refusal {
+            Some(why) => request.error_message(why),
+            None => request,
+        };
+        request.send().await.map(drop).map_err(map_error)
+    }
+
+    async fn refund_stars(&self, id: TelegramUserId, charge_id: &str) -> Result<(), TelegramError> {
+        self.bot
+            .refund_star_payment(user(id), TelegramTransactionId(charge_id.to_owned()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(map_error)
+    }
+
+    async fn cancel_subscription(
+        &self,
+        id: TelegramUserId,
+        charge_id: &str,
+        cancel: bool,
+    ) -> Result<(), TelegramError> {
+        self.bot
+            .edit_user_star_subscription(user(id), TelegramTransactionId(charge_id.to_owned()), cancel)
+            .send()
+            .await
+            .map(drop)
+            .map_err(map_error)
+    }
+
+    async fn star_payments(&self, offset: u32, limit: u32) -> Result<Vec<StarTransaction>, TelegramError> {
+        let page = self
+            .bot
+            .get_star_transactions()
+            .offset(offset)
+            .limit(u8::try_from(limit.min(100)).unwrap_or(100))
+            .send()
+            .await
+            .map_err(map_error)?;
+        // Read through the Bot API's JSON: only incoming payments from users, with their payload.
+        let json = serde_json::to_value(&page).map_err(|e| TelegramError::Unavailable(e.to_string()))?;
+        Ok(json["transactions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["source"]["type"] == "user")
+            .filter_map(|t| {
+                Some(StarTransaction {
+                    charge_id: t["id"].as_str()?.to_owned(),
+                    stars: u32::try_from(t["amount"].as_u64()?).ok()?,
+                    at: chrono::DateTime::from_timestamp(t["date"].as_i64()?, 0)?,
+                    payer: TelegramUserId::parse(t["source"]["user"]["id"].as_i64()?).ok()?,
+                    payload: t["source"]["invoice_payload"].as_str().unwrap_or_default().to_owned(),
+                    subscription_period: t["source"]["subscription_period"]
+                        .as_u64()
+                        .and_then(|s| u32::try_from(s).ok()),
+                })
+            })
+            .collect())
+    }
 }
+
+/// Telegram's only subscription period: 30 days.
+const STAR_SUBSCRIPTION_SECONDS: u32 = 2_592_000;
 
 /// Sorts teloxide's errors by what the caller should do. teloxide already hides the token in
 /// network errors' URLs.
@@ -246,7 +342,7 @@ impl NoBot {
 
 #[async_trait]
 impl Telegram for NoBot {
-    async fn send_message(&self, _: i64, _: &str, _: Option<&LinkButton>) -> Result<(), TelegramError> {
+    async fn send_message(&self, _: i64, _: &str, _: &[LinkButton]) -> Result<(), TelegramError> {
         Self::refused()
     }
     async fn create_invite(&self, _: &InviteRequest) -> Result<String, TelegramError> {

@@ -217,6 +217,18 @@ impl App {
             TokenStatus::Used => record,
             _ => return Ok(Redemption::Refused),
         };
+        self.admit(&record, from, account, now).await
+    }
+
+    /// A token bound to `account` (redeemed by it, or a Stars payment's own): the membership it
+    /// opens or extends, and the invite when the account is not in the channel.
+    pub(crate) async fn admit(
+        &self,
+        record: &TokenRecord,
+        from: &TgUser,
+        account: TelegramUserId,
+        now: DateTime<Utc>,
+    ) -> Result<Redemption, AppError> {
         tracing::info!(token = record.hash.label(), telegram_user = %account, "token redeemed");
         self.audit(
             &telegram_actor(account),
@@ -229,7 +241,7 @@ impl App {
 
         let (membership, extended) = match &record.membership_id {
             Some(id) => (self.store.membership(id).await?, false),
-            None => self.apply_token(&record, from, account, now).await?,
+            None => self.apply_token(record, from, account, now).await?,
         };
         let Some(membership) =
             membership.filter(|m| matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active))

@@ -71,6 +71,7 @@ impl App {
         for m in &revoked {
             self.end_access(m, &actor(caller), how, intents(m)).await?;
         }
+        self.cancel_renewals(&user).await?;
         tracing::info!(user = %user, by = %caller.user_id, count = revoked.len(), "access revoked");
         Ok(revoked.len())
     }

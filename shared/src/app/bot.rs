@@ -15,7 +15,9 @@ impl App {
             return Ok(());
         }
         let result = match update.kind() {
+            UpdateKind::Message(m) if m.successful_payment.is_some() => self.on_stars_payment(m).await,
             UpdateKind::Message(m) => self.on_message(m).await,
+            UpdateKind::PreCheckout(q) => self.on_pre_checkout(q).await,
             UpdateKind::ChatMember(c) if c.chat.id == self.settings.channel_id => {
                 self.on_chat_member(update.update_id, c).await
             }
@@ -51,32 +53,45 @@ impl App {
         // `/start@our_bot` is how Telegram writes a command aimed at one bot.
         let command = command.split_once('@').map_or(command, |(c, _)| c);
         let channel = &self.settings.channel_name;
-        let (reply, button) = match (command, words.next()) {
+        let (reply, buttons) = match (command, words.next()) {
             ("/start", Some(token)) if self.start_is_silenced(account, token).await? => {
                 tracing::info!(telegram_user = %account, "too many /start this hour: silent until the window passes");
                 return Ok(());
             }
-            ("/start", Some(token)) => match self.redeem(from, account, token).await? {
-                Redemption::Refused => {
-                    self.count_start_failure(account, token).await?;
-                    (texts::refusal(lang), None)
+            ("/start", Some(token)) => {
+                let redemption = self.redeem(from, account, token).await?;
+                match &redemption {
+                    Redemption::Refused => self.count_start_failure(account, token).await?,
+                    Redemption::Invite { .. } => self.count_invite(account).await?,
+                    _ => {}
                 }
-                Redemption::Invite { link } => {
-                    self.count_invite(account).await?;
-                    (
-                        texts::invite(lang, channel, u64::from(self.settings.invite_ttl_seconds).div_ceil(60)),
-                        Some(LinkButton { text: texts::join_button(lang).into(), url: link }),
-                    )
-                }
-                Redemption::Extended { end } => (texts::extended(lang, channel, end), None),
-                Redemption::AlreadyMember { end } => (texts::already_member(lang, channel, end), None),
-                Redemption::OtherPayer => (texts::other_payer(lang, channel), None),
-            },
-            ("/start", None) => (texts::welcome(lang, channel), None),
-            ("/status", _) => (self.status_text(account, lang).await?, None),
-            _ => (texts::help(lang), None),
+                self.redemption_reply(redemption, lang)
+            }
+            ("/start", None) if !self.settings.offers.in_stars().is_empty() => {
+                (texts::welcome_with_stars(lang, channel), self.offer_buttons(lang).await?)
+            }
+            ("/start", None) => (texts::welcome(lang, channel), Vec::new()),
+            ("/buy", _) => self.buy(lang).await?,
+            ("/paysupport", _) => (self.pay_support(account, lang).await?, Vec::new()),
+            ("/status", _) => (self.status_text(account, lang).await?, Vec::new()),
+            _ => (texts::help(lang), Vec::new()),
         };
-        self.telegram.send_message(message.chat.id, &reply, button.as_ref()).await?;
+        self.telegram.send_message(message.chat.id, &reply, &buttons).await?;
         Ok(())
+    }
+
+    /// What the account is told after a token (or a Stars payment) was applied.
+    pub(crate) fn redemption_reply(&self, redemption: Redemption, lang: Lang) -> (String, Vec<LinkButton>) {
+        let channel = &self.settings.channel_name;
+        match redemption {
+            Redemption::Refused => (texts::refusal(lang), Vec::new()),
+            Redemption::Invite { link } => (
+                texts::invite(lang, channel, u64::from(self.settings.invite_ttl_seconds).div_ceil(60)),
+                vec![LinkButton { text: texts::join_button(lang).into(), url: link }],
+            ),
+            Redemption::Extended { end } => (texts::extended(lang, channel, end), Vec::new()),
+            Redemption::AlreadyMember { end } => (texts::already_member(lang, channel, end), Vec::new()),
+            Redemption::OtherPayer => (texts::other_payer(lang, channel), Vec::new()),
+        }
     }
 }

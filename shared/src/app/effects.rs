@@ -47,7 +47,7 @@ impl EffectRunner {
         self.pacer.wait(calls).await;
         let result = match effect {
             Effect::SendMessage { chat_id, text } => {
-                match self.telegram.send_message(*chat_id, text, None).await {
+                match self.telegram.send_message(*chat_id, text, &[]).await {
                     // Someone who blocked the bot cannot be messaged; nothing to retry.
                     Err(TelegramError::Unreachable(why)) => {
                         tracing::info!(key, why, "message not delivered: user unreachable");
@@ -84,6 +84,12 @@ impl EffectRunner {
                 already_done_is_done(self.telegram.decline_join_request(*telegram_user_id).await)
             }
             Effect::RevokeInvite { link } => already_done_is_done(self.telegram.revoke_invite(link).await),
+            Effect::RefundStars { telegram_user_id, charge_id } => {
+                already_done_is_done(self.telegram.refund_stars(*telegram_user_id, charge_id).await)
+            }
+            Effect::CancelSubscription { telegram_user_id, charge_id } => {
+                self.telegram.cancel_subscription(*telegram_user_id, charge_id, true).await
+            }
         };
         result.map_err(|e| match e {
             TelegramError::RetryAfter(s) => {
@@ -128,7 +134,8 @@ fn already_done_is_done(result: Result<(), TelegramError>) -> Result<(), Telegra
         Err(TelegramError::Refused(why))
             if why.contains("HIDE_REQUESTER_MISSING")
                 || why.contains("USER_ALREADY_PARTICIPANT")
-                || why.contains("INVITE_HASH_EXPIRED") =>
+                || why.contains("INVITE_HASH_EXPIRED")
+                || why.contains("CHARGE_ALREADY_REFUNDED") =>
         {
             tracing::info!(why, "already done");
             Ok(())

@@ -11,6 +11,7 @@ mod limits;
 mod members;
 mod notifications;
 mod payments;
+mod stars;
 mod status;
 
 use std::sync::Arc;

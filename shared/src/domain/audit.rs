@@ -32,6 +32,14 @@ pub enum AuditAction {
     Imported,
     /// A channel effect or email given up after its retries (the dead-letter queue).
     EffectDeadLettered,
+    /// A payment in Telegram Stars was received (once per charge id).
+    StarsPaid,
+    /// A pre-checkout query was refused (offer gone or repriced, account barred).
+    StarsCheckoutRefused,
+    /// A Stars payment was refunded (it could not be honoured, or an admin refunded it).
+    StarsRefunded,
+    /// A buyer asked for payment support (`/paysupport`).
+    PaySupportRequested,
 }
 
 impl AuditAction {
@@ -58,6 +66,10 @@ impl AuditAction {
             Self::Reinstated => "reinstated",
             Self::Imported => "imported",
             Self::EffectDeadLettered => "effect_dead_lettered",
+            Self::StarsPaid => "stars_paid",
+            Self::StarsCheckoutRefused => "stars_checkout_refused",
+            Self::StarsRefunded => "stars_refunded",
+            Self::PaySupportRequested => "pay_support_requested",
         }
     }
 
@@ -74,12 +86,14 @@ impl AuditAction {
             Self::AccessRevoked => "Membership Revoked",
             Self::JoinDeclined => "Join Declined",
             Self::EffectDeadLettered => "Effect Dead-Lettered",
+            Self::StarsPaid => "Stars Payment Received",
+            Self::StarsRefunded => "Stars Payment Refunded",
             _ => return None,
         })
     }
 
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        const ALL: [AuditAction; 21] = [
+        const ALL: [AuditAction; 25] = [
             AuditAction::PaymentSubmitted,
             AuditAction::PaymentValidated,
             AuditAction::PaymentRejected,
@@ -101,6 +115,10 @@ impl AuditAction {
             AuditAction::Reinstated,
             AuditAction::Imported,
             AuditAction::EffectDeadLettered,
+            AuditAction::StarsPaid,
+            AuditAction::StarsCheckoutRefused,
+            AuditAction::StarsRefunded,
+            AuditAction::PaySupportRequested,
         ];
         ALL.into_iter().find(|a| a.as_str() == raw).ok_or(DomainError::invalid("audit action", "unknown"))
     }

@@ -16,13 +16,13 @@ pub use ids::{AuditId, MembershipId, NotificationId, PaymentId, RunId, TelegramU
 pub use job::{Job, REQUESTED_RUN_DAYS, RequestedRun, RunStatus, Schedule};
 pub use membership::{AccountBar, Exemption, Membership, MembershipStatus, extended_end};
 pub use notification::{Notification, NotificationKind, READ_NOTIFICATION_DAYS, UNREAD_NOTIFICATION_DAYS};
-pub use offer::{Offer, Offers};
+pub use offer::{MAX_STARS, Offer, Offers, STAR_SUBSCRIPTION_DAYS, offer_of_payload, stars_payload};
 pub use payment::{Payment, PaymentStatus, parse_transaction_id, transaction_key};
 pub use texts::Lang;
 pub use token::{AccessToken, TokenHash, TokenRecord, TokenStatus};
 pub use update::{
-    ChatJoinRequest, ChatMember, ChatMemberStatus, ChatMemberUpdated, IncomingMessage, InviteLinkRef, TgChat, TgUser,
-    Update, UpdateKind,
+    ChatJoinRequest, ChatMember, ChatMemberStatus, ChatMemberUpdated, IncomingMessage, InviteLinkRef, PreCheckoutQuery,
+    SuccessfulPayment, TgChat, TgUser, Update, UpdateKind,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -4,9 +4,33 @@ use std::collections::BTreeMap;
 use super::DomainError;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Offer {
     pub name: String,
     pub days: u32,
+    /// Its price in Telegram Stars, when it is also sold inside Telegram (`/buy`).
+    #[serde(default)]
+    pub stars: Option<u32>,
+    /// Sold in Stars as a subscription Telegram renews every 30 days until it is cancelled or
+    /// fails; otherwise each purchase pays for one period.
+    #[serde(default)]
+    pub renewing: bool,
+}
+
+/// Telegram's only subscription period (`subscription_period`), 30 days.
+pub const STAR_SUBSCRIPTION_DAYS: u32 = 30;
+/// The most Stars one purchase may cost (Telegram's limit for invoices and subscriptions).
+pub const MAX_STARS: u32 = 10_000;
+
+/// The invoice payload of a Stars purchase names the offer (`v1:<offer id>`); Telegram hands it
+/// back in the pre-checkout query and the payment.
+pub fn stars_payload(offer_id: &str) -> String {
+    format!("v1:{offer_id}")
+}
+
+/// The offer id a Stars invoice payload names.
+pub fn offer_of_payload(payload: &str) -> Option<&str> {
+    payload.strip_prefix("v1:").filter(|id| !id.is_empty())
 }
 
 /// The offers on sale (`OFFERS`). Without a list, any offer id is accepted with the default length.
@@ -27,7 +51,31 @@ impl Offers {
         if let Some((id, _)) = listed.iter().find(|(_, o)| o.days == 0 || o.days > 3660) {
             return Err(format!("OFFERS: offer {id:?} must last 1 to 3660 days"));
         }
+        for (id, o) in &listed {
+            if o.stars.is_some_and(|s| s == 0 || s > MAX_STARS) {
+                return Err(format!("OFFERS: offer {id:?} must cost 1 to {MAX_STARS} Stars"));
+            }
+            if o.renewing && (o.stars.is_none() || o.days != STAR_SUBSCRIPTION_DAYS) {
+                return Err(format!(
+                    "OFFERS: offer {id:?} renews in Stars, so it needs a \"stars\" price and lasts {STAR_SUBSCRIPTION_DAYS} days (Telegram's only subscription period)"
+                ));
+            }
+            // The id travels in the invoice payload (at most 128 bytes).
+            if o.stars.is_some() && (id.is_empty() || id.len() > 64 || id.chars().any(char::is_control)) {
+                return Err(format!("OFFERS: offer {id:?} sold in Stars needs an id of 1 to 64 printable characters"));
+            }
+        }
         Ok(Self { listed: Some(listed), default_days })
+    }
+
+    /// The offers sold in Stars, by id.
+    pub fn in_stars(&self) -> Vec<(&str, &Offer)> {
+        self.listed.iter().flatten().filter(|(_, o)| o.stars.is_some()).map(|(id, o)| (id.as_str(), o)).collect()
+    }
+
+    /// The offer a Stars purchase names, if it is still sold in Stars.
+    pub fn find_in_stars(&self, offer_id: &str) -> Option<Offer> {
+        self.listed.as_ref()?.get(offer_id).filter(|o| o.stars.is_some()).cloned()
     }
 
     /// The offer a payment names, or an error a payer can act on.
@@ -38,7 +86,7 @@ impl Offers {
         }
         match &self.listed {
             Some(list) => list.get(id).cloned().ok_or(DomainError::invalid("offer_id", "is not an offer on sale")),
-            None => Ok(Offer { name: id.to_owned(), days: self.default_days }),
+            None => Ok(Offer { name: id.to_owned(), days: self.default_days, stars: None, renewing: false }),
         }
     }
 }
@@ -50,7 +98,10 @@ mod tests {
     #[test]
     fn without_a_list_any_offer_gets_the_default_length() {
         let offers = Offers::any(30);
-        assert_eq!(offers.find("premium").unwrap(), Offer { name: "premium".into(), days: 30 });
+        assert_eq!(
+            offers.find("premium").unwrap(),
+            Offer { name: "premium".into(), days: 30, stars: None, renewing: false }
+        );
     }
 
     #[test]
@@ -58,6 +109,29 @@ mod tests {
         let offers = Offers::from_json(r#"{"p": {"name": "Premium", "days": 90}}"#, 30).unwrap();
         assert_eq!(offers.find("p").unwrap().days, 90);
         assert!(offers.find("q").is_err());
+    }
+
+    #[test]
+    fn offers_sold_in_stars_are_checked_against_telegrams_rules() {
+        let offers = Offers::from_json(
+            r#"{"m": {"name": "Monthly", "days": 30, "stars": 250, "renewing": true},
+                "y": {"name": "Year", "days": 365, "stars": 2500}, "w": {"name": "Web only", "days": 30}}"#,
+            30,
+        )
+        .unwrap();
+        assert_eq!(offers.in_stars().iter().map(|(id, _)| *id).collect::<Vec<_>>(), ["m", "y"]);
+        assert!(offers.find_in_stars("w").is_none());
+        assert_eq!(offer_of_payload(&stars_payload("m")), Some("m"));
+        assert_eq!(offer_of_payload("m"), None);
+        for bad in [
+            r#"{"m": {"name": "M", "days": 31, "stars": 250, "renewing": true}}"#,
+            r#"{"m": {"name": "M", "days": 30, "renewing": true}}"#,
+            r#"{"m": {"name": "M", "days": 30, "stars": 0}}"#,
+            r#"{"m": {"name": "M", "days": 30, "stars": 10001}}"#,
+            r#"{"m": {"name": "M", "days": 30, "star": 10}}"#,
+        ] {
+            assert!(Offers::from_json(bad, 30).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -233,6 +233,94 @@ pub fn revoked(lang: Lang, channel: &str, reason: &str) -> Text {
     }
 }
 
+pub fn welcome_with_stars(lang: Lang, channel: &str) -> String {
+    match lang {
+        Lang::Fr => format!(
+            "Bienvenue ! Ce bot donne accès au canal privé « {channel} ».\n\nPayez en Telegram Stars ci-dessous : \
+             vous êtes invité aussitôt. Déjà payé sur le site ? Ouvrez votre lien personnel.\n\n/status : votre abonnement\n\
+             /paysupport : aide au paiement\n/help : l'aide"
+        ),
+        Lang::En => format!(
+            "Welcome! This bot gives access to the private channel \"{channel}\".\n\nPay in Telegram Stars below and \
+             you are invited at once. Paid on the website? Open your personal link.\n\n/status: your subscription\n\
+             /paysupport: payment support\n/help: help"
+        ),
+    }
+}
+
+pub fn buy(lang: Lang, channel: &str) -> String {
+    match lang {
+        Lang::Fr => format!("Choisissez votre accès à « {channel} », payé en Telegram Stars :"),
+        Lang::En => format!("Choose your access to \"{channel}\", paid in Telegram Stars:"),
+    }
+}
+
+pub fn nothing_for_sale(lang: Lang) -> String {
+    match lang {
+        Lang::Fr => {
+            "Aucune offre n'est en vente en Telegram Stars. Voyez le site du créateur pour vous abonner.".into()
+        }
+        Lang::En => "No offer is sold in Telegram Stars. See the creator's website to subscribe.".into(),
+    }
+}
+
+/// The pay button of an offer: its name and price, and whether it renews.
+pub fn pay_button(lang: Lang, offer: &str, stars: u32, renewing: bool) -> String {
+    match (lang, renewing) {
+        (Lang::Fr, true) => format!("{offer} — {stars} ⭐ / 30 jours"),
+        (Lang::Fr, false) => format!("{offer} — {stars} ⭐"),
+        (Lang::En, true) => format!("{offer} — {stars} ⭐ / 30 days"),
+        (Lang::En, false) => format!("{offer} — {stars} ⭐"),
+    }
+}
+
+/// The invoice's description (1 to 255 characters).
+pub fn invoice_description(lang: Lang, channel: &str, days: u32, renewing: bool) -> String {
+    let text = match (lang, renewing) {
+        (Lang::Fr, true) => format!("Accès au canal « {channel} », renouvelé tous les 30 jours jusqu'à résiliation."),
+        (Lang::Fr, false) => format!("Accès au canal « {channel} » pendant {days} jours."),
+        (Lang::En, true) => format!("Access to the channel \"{channel}\", renewed every 30 days until cancelled."),
+        (Lang::En, false) => format!("Access to the channel \"{channel}\" for {days} days."),
+    };
+    text.chars().take(255).collect()
+}
+
+/// Why a pre-checkout query is refused (Telegram shows it to the buyer).
+pub fn checkout_offer_gone(lang: Lang) -> String {
+    match lang {
+        Lang::Fr => "Cette offre n'est plus en vente à ce prix. Envoyez /buy pour voir les offres actuelles.".into(),
+        Lang::En => "This offer is no longer sold at this price. Send /buy to see the current offers.".into(),
+    }
+}
+
+pub fn checkout_barred(lang: Lang) -> String {
+    match lang {
+        Lang::Fr => "Ce compte ne peut pas acheter d'accès pour le moment. Contactez le support : /paysupport".into(),
+        Lang::En => "This account cannot buy access at the moment. Contact support: /paysupport".into(),
+    }
+}
+
+/// A payment that could not be turned into access was given back.
+pub fn stars_refunded(lang: Lang) -> String {
+    match lang {
+        Lang::Fr => "Votre paiement n'a pas pu donner accès au canal : il vous est remboursé. Contactez le support : /paysupport".into(),
+        Lang::En => "Your payment could not give access to the channel: it is being refunded. Contact support: /paysupport".into(),
+    }
+}
+
+pub fn pay_support(lang: Lang, contact: &str) -> String {
+    match lang {
+        Lang::Fr => format!(
+            "Une question sur un paiement ? Écrivez à {contact} en indiquant votre identifiant Telegram. \
+             Les paiements en Stars peuvent être remboursés par le créateur."
+        ),
+        Lang::En => format!(
+            "A question about a payment? Write to {contact} with your Telegram id. \
+             Payments in Stars can be refunded by the creator."
+        ),
+    }
+}
+
 /// A minimal HTML rendering of a text body, for the HTML part of emails.
 pub fn to_html(title: &str, body: &str) -> String {
     let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");

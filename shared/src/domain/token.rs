@@ -59,6 +59,11 @@ impl TokenHash {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The key of the token a Stars payment grants its payer: it has no secret to carry (the payer
+    /// is already the account), and one charge id names one token however often it arrives.
+    pub fn of_stars_charge(charge_id: &str) -> Self {
+        Self(hex(&Sha256::digest(format!("telegram-stars-charge:{charge_id}").as_bytes())))
+    }
     /// A short, non-secret label for logs and audit (the first 12 hex digits of the hash).
     pub fn label(&self) -> &str {
         &self.0[..self.0.len().min(12)]

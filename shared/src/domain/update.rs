@@ -12,12 +12,15 @@ pub struct Update {
     pub chat_member: Option<ChatMemberUpdated>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_join_request: Option<ChatJoinRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_checkout_query: Option<PreCheckoutQuery>,
 }
 
 pub enum UpdateKind<'a> {
     Message(&'a IncomingMessage),
     ChatMember(&'a ChatMemberUpdated),
     JoinRequest(&'a ChatJoinRequest),
+    PreCheckout(&'a PreCheckoutQuery),
     Other,
 }
 
@@ -29,6 +32,8 @@ impl Update {
             UpdateKind::ChatMember(c)
         } else if let Some(j) = &self.chat_join_request {
             UpdateKind::JoinRequest(j)
+        } else if let Some(q) = &self.pre_checkout_query {
+            UpdateKind::PreCheckout(q)
         } else {
             UpdateKind::Other
         }
@@ -65,6 +70,36 @@ pub struct IncomingMessage {
     pub date: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successful_payment: Option<SuccessfulPayment>,
+}
+
+/// Telegram asks whether to go ahead with a payment: the bot must answer within 10 seconds.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct PreCheckoutQuery {
+    pub id: String,
+    pub from: TgUser,
+    pub currency: String,
+    pub total_amount: u32,
+    pub invoice_payload: String,
+}
+
+/// A payment Telegram took: the first of a purchase or subscription, or a renewal.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SuccessfulPayment {
+    pub currency: String,
+    pub total_amount: u32,
+    pub invoice_payload: String,
+    pub telegram_payment_charge_id: String,
+    #[serde(default)]
+    pub provider_payment_charge_id: String,
+    /// Unix time when a subscription's period paid for ends (subscriptions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_expiration_date: Option<i64>,
+    #[serde(default)]
+    pub is_recurring: bool,
+    #[serde(default)]
+    pub is_first_recurring: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -38,6 +38,16 @@ pub enum Effect {
     Publish {
         event: BusinessEvent,
     },
+    /// A Stars payment given back (`refundStarPayment`).
+    RefundStars {
+        telegram_user_id: TelegramUserId,
+        charge_id: String,
+    },
+    /// A Stars subscription's renewal stopped (`editUserStarSubscription`, cancelled).
+    CancelSubscription {
+        telegram_user_id: TelegramUserId,
+        charge_id: String,
+    },
 }
 
 impl Effect {

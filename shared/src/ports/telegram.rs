@@ -44,10 +44,35 @@ pub struct LinkButton {
     pub url: String,
 }
 
-/// The Bot API calls telegate makes, on the one configured channel.
+/// An invoice in Telegram Stars (`XTR`, one price item, no provider token).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StarInvoice {
+    pub title: String,
+    pub description: String,
+    pub payload: String,
+    pub stars: u32,
+    /// Renewed by Telegram every 30 days (`subscription_period`).
+    pub renewing: bool,
+}
+
+/// One incoming Stars payment as `getStarTransactions` lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StarTransaction {
+    /// The `telegram_payment_charge_id` of the payment.
+    pub charge_id: String,
+    pub stars: u32,
+    pub at: DateTime<Utc>,
+    pub payer: TelegramUserId,
+    pub payload: String,
+    /// A subscription's payment (its period, in seconds).
+    pub subscription_period: Option<u32>,
+}
+
+/// The Bot API calls telegate makes, on the one configured channel, and for payments in Stars.
 #[async_trait]
 pub trait Telegram: Send + Sync {
-    async fn send_message(&self, chat_id: i64, text: &str, button: Option<&LinkButton>) -> Result<(), TelegramError>;
+    /// A message; each button is a link on its own row.
+    async fn send_message(&self, chat_id: i64, text: &str, buttons: &[LinkButton]) -> Result<(), TelegramError>;
     async fn create_invite(&self, request: &InviteRequest) -> Result<String, TelegramError>;
     async fn revoke_invite(&self, link: &str) -> Result<(), TelegramError>;
     async fn unban(&self, user: TelegramUserId, only_if_banned: bool) -> Result<(), TelegramError>;
@@ -56,6 +81,38 @@ pub trait Telegram: Send + Sync {
     async fn decline_join_request(&self, user: TelegramUserId) -> Result<(), TelegramError>;
     /// Whether the account is in the channel now (`getChatMember`).
     async fn presence(&self, user: TelegramUserId) -> Result<Presence, TelegramError>;
+
+    // Payments in Stars. A Telegram that cannot take them refuses, loudly.
+
+    /// `createInvoiceLink`: a link that opens the payment of `invoice` in the buyer's app.
+    async fn create_invoice_link(&self, _invoice: &StarInvoice) -> Result<String, TelegramError> {
+        Err(no_stars())
+    }
+    /// `answerPreCheckoutQuery`: go ahead (`refusal: None`) or refuse with a message for the buyer.
+    async fn answer_pre_checkout(&self, _query_id: &str, _refusal: Option<&str>) -> Result<(), TelegramError> {
+        Err(no_stars())
+    }
+    /// `refundStarPayment`.
+    async fn refund_stars(&self, _user: TelegramUserId, _charge_id: &str) -> Result<(), TelegramError> {
+        Err(no_stars())
+    }
+    /// `editUserStarSubscription`: cancel (`true`) or re-enable the renewal of a subscription.
+    async fn cancel_subscription(
+        &self,
+        _user: TelegramUserId,
+        _charge_id: &str,
+        _cancel: bool,
+    ) -> Result<(), TelegramError> {
+        Err(no_stars())
+    }
+    /// `getStarTransactions`: incoming payments, oldest first, from `offset`.
+    async fn star_payments(&self, _offset: u32, _limit: u32) -> Result<Vec<StarTransaction>, TelegramError> {
+        Err(no_stars())
+    }
+}
+
+fn no_stars() -> TelegramError {
+    TelegramError::Refused("this Telegram client takes no payments in Stars".into())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,288 @@
+//! Payments in Telegram Stars, inside the bot: the offers with a pay button, the pre-checkout
+//! check, and each payment (a purchase, a subscription's first payment or a renewal) recorded once
+//! per charge id and turned into access for the paying account by the same steps as a validated
+//! manual payment: a payment in the store, a token (already bound to the payer, who is the
+//! account), the membership it opens or extends, the personal invite.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use super::access::Redemption;
+use super::{App, AppError, hour_window, telegram_actor};
+use crate::domain::{
+    AuditAction, IncomingMessage, Lang, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery, SuccessfulPayment,
+    TelegramUserId, TokenHash, TokenRecord, TokenStatus, UserId, offer_of_payload, stars_payload, texts,
+};
+use crate::ports::{Effect, LinkButton, StarInvoice, StoreError};
+
+/// What identifies a Stars payment among all payments: the charge id, in a namespace a manual
+/// transaction id cannot enter (`submit_payment` refuses the prefix).
+pub const STARS_TRANSACTION_PREFIX: &str = "stars:";
+
+/// Who reviewed a Stars payment: Telegram took it, nobody had to validate it.
+const STARS_REVIEWER: &str = "telegram-stars";
+
+impl App {
+    /// `/buy`: the offers sold in Stars, one pay button each.
+    pub(crate) async fn buy(&self, lang: Lang) -> Result<(String, Vec<LinkButton>), AppError> {
+        if self.settings.offers.in_stars().is_empty() {
+            return Ok((texts::nothing_for_sale(lang), Vec::new()));
+        }
+        Ok((texts::buy(lang, &self.settings.channel_name), self.offer_buttons(lang).await?))
+    }
+
+    /// A pay button per offer sold in Stars: an invoice link Telegram opens in the buyer's app.
+    pub(crate) async fn offer_buttons(&self, lang: Lang) -> Result<Vec<LinkButton>, AppError> {
+        let channel = &self.settings.channel_name;
+        let mut buttons = Vec::new();
+        for (id, offer) in self.settings.offers.in_stars() {
+            let stars = offer.stars.unwrap_or_default();
+            let invoice = StarInvoice {
+                title: offer.name.chars().take(32).collect(),
+                description: texts::invoice_description(lang, channel, offer.days, offer.renewing),
+                payload: stars_payload(id),
+                stars,
+                renewing: offer.renewing,
+            };
+            let url = self.telegram.create_invoice_link(&invoice).await?;
+            buttons.push(LinkButton { text: texts::pay_button(lang, &offer.name, stars, offer.renewing), url });
+        }
+        Ok(buttons)
+    }
+
+    /// `pre_checkout_query`: Telegram waits at most 10 seconds for the answer. Yes when the offer
+    /// is still sold at the price asked and the account may buy; otherwise a refusal the buyer reads.
+    pub(crate) async fn on_pre_checkout(&self, query: &PreCheckoutQuery) -> Result<(), AppError> {
+        let lang = Lang::from_code(query.from.language_code.as_deref());
+        let offer = offer_of_payload(&query.invoice_payload).and_then(|id| self.settings.offers.find_in_stars(id));
+        let refusal = match (offer, TelegramUserId::parse(query.from.id)) {
+            (Some(o), Ok(account)) if query.currency == "XTR" && o.stars == Some(query.total_amount) => {
+                self.store.account_bar(account).await?.map(|_| texts::checkout_barred(lang))
+            }
+            _ => Some(texts::checkout_offer_gone(lang)),
+        };
+        self.telegram.answer_pre_checkout(&query.id, refusal.as_deref()).await?;
+        if let Some(why) = refusal {
+            let account = TelegramUserId::parse(query.from.id).ok();
+            tracing::info!(payload = %query.invoice_payload, amount = query.total_amount, "pre-checkout refused");
+            let details = json!({ "payload": query.invoice_payload, "stars": query.total_amount,
+                                  "currency": query.currency, "reason": why });
+            let actor = account.map_or_else(|| "telegram".to_owned(), telegram_actor);
+            self.audit(&actor, AuditAction::StarsCheckoutRefused, None, account, details).await?;
+        }
+        Ok(())
+    }
+
+    /// `successful_payment`: recorded once per charge id (a replayed update or a second delivery
+    /// pays nothing twice), then access for the payer's account. A payment that cannot give access
+    /// (the account is barred) is refunded and the buyer told.
+    pub(crate) async fn on_stars_payment(&self, message: &IncomingMessage) -> Result<(), AppError> {
+        let (Some(paid), Some(from)) = (&message.successful_payment, &message.from) else {
+            return Ok(());
+        };
+        let Ok(account) = TelegramUserId::parse(from.id) else {
+            return Ok(());
+        };
+        let charge = paid.telegram_payment_charge_id.trim();
+        if paid.currency != "XTR" || charge.is_empty() || charge.len() > 120 {
+            tracing::error!(currency = %paid.currency, "a payment telegate never invoiced: left to support");
+            return Ok(());
+        }
+        let lang = Lang::from_code(from.language_code.as_deref());
+        let now = self.clock.now();
+        let at = DateTime::from_timestamp(message.date, 0).unwrap_or(now);
+        let offer = self.paid_offer(paid);
+        // Seen before (another delivery of the same charge): the payment its token names.
+        let seen = match self.store.token(&TokenHash::of_stars_charge(charge)).await? {
+            Some(t) => self.store.payment(&t.payment_id).await?,
+            None => None,
+        };
+        let payment = match seen {
+            Some(p) => p,
+            None => self.record_stars_payment(account, paid, &offer, at, lang).await?,
+        };
+        let record = self.stars_token(&payment, &offer, charge, account, now).await?;
+        let redemption = match self.store.account_bar(account).await? {
+            Some(_) => Redemption::Refused,
+            None => self.admit(&record, from, account, now).await?,
+        };
+        let (reply, buttons) = match redemption {
+            Redemption::Refused => {
+                self.refund_unusable(&payment, account, charge).await?;
+                (texts::stars_refunded(lang), Vec::new())
+            }
+            other => self.redemption_reply(other, lang),
+        };
+        self.telegram.send_message(message.chat.id, &reply, &buttons).await?;
+        Ok(())
+    }
+
+    /// `/paysupport`: who answers payment questions; the request is recorded (once an hour per
+    /// account, however often it is sent).
+    pub(crate) async fn pay_support(&self, account: TelegramUserId, lang: Lang) -> Result<String, AppError> {
+        let (window, until) = hour_window(self.clock.now());
+        if self.store.hit(&format!("paysupport:{account}:{window}"), until).await? == 1 {
+            let actor = telegram_actor(account);
+            self.audit(&actor, AuditAction::PaySupportRequested, None, Some(account), json!({})).await?;
+        }
+        let contact = self.settings.pay_support.as_deref().unwrap_or("the creator");
+        Ok(texts::pay_support(lang, contact))
+    }
+
+    /// The offer a payment paid for. One no longer sold (the settings changed after the invoice)
+    /// is still honoured, for the default period: the buyer paid.
+    fn paid_offer(&self, paid: &SuccessfulPayment) -> (String, Offer) {
+        let id = offer_of_payload(&paid.invoice_payload).unwrap_or(&paid.invoice_payload).to_owned();
+        match self.settings.offers.find_in_stars(&id) {
+            Some(offer) => (id, offer),
+            None => {
+                tracing::warn!(offer = %id, "a Stars payment for an offer no longer sold: the default period");
+                let days = self.settings.subscription_days;
+                (id.clone(), Offer { name: id, days, stars: Some(paid.total_amount), renewing: false })
+            }
+        }
+    }
+
+    /// The payment, written once: its id and transaction id come from the charge id, so a second
+    /// delivery finds it instead of writing another. The payer is the web account the Telegram
+    /// account's current membership belongs to, if any (its status then shows this access too),
+    /// else the Telegram account itself (`tg:<id>`).
+    async fn record_stars_payment(
+        &self,
+        account: TelegramUserId,
+        paid: &SuccessfulPayment,
+        (offer_id, offer): &(String, Offer),
+        at: DateTime<Utc>,
+        lang: Lang,
+    ) -> Result<Payment, AppError> {
+        let charge = paid.telegram_payment_charge_id.trim();
+        let user_id = match self.store.current_membership(account).await? {
+            Some(m) => m.user_id,
+            None => stars_user(account)?,
+        };
+        let payment = Payment {
+            id: PaymentId::derived(at, &format!("{STARS_TRANSACTION_PREFIX}{charge}")),
+            user_id,
+            email: None,
+            offer_id: offer_id.clone(),
+            transaction_id: format!("{STARS_TRANSACTION_PREFIX}{charge}"),
+            user_info: Some(json!({
+                "stars": paid.total_amount, "telegram_user_id": account, "telegram_payment_charge_id": charge,
+                "renewing": offer.renewing, "is_recurring": paid.is_recurring,
+                "subscription_expiration_date": paid.subscription_expiration_date
+                    .and_then(|t| DateTime::from_timestamp(t, 0)),
+            })),
+            status: PaymentStatus::Validated,
+            admin_notes: None,
+            reject_reason: None,
+            created_at: at,
+            updated_at: at,
+            reviewed_by: Some(UserId::parse(STARS_REVIEWER)?),
+            lang,
+        };
+        match self.store.insert_payment(&payment).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return match self.store.payment(&payment.id).await? {
+                    Some(first) if first.transaction_id == payment.transaction_id => {
+                        tracing::info!(payment = %first.id, "a Stars payment seen before: not counted twice");
+                        Ok(first)
+                    }
+                    _ => Err(AppError::Internal(format!(
+                        "the Stars charge of payment {} is held by another",
+                        payment.id
+                    ))),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(payment = %payment.id, stars = paid.total_amount, recurring = paid.is_recurring, "Stars payment");
+        let details = json!({ "payment_id": payment.id, "offer_id": offer_id, "stars": paid.total_amount,
+                              "telegram_payment_charge_id": charge, "renewal": paid.is_recurring && !paid.is_first_recurring });
+        self.audit(&telegram_actor(account), AuditAction::StarsPaid, Some(&payment.user_id), Some(account), details)
+            .await?;
+        Ok(payment)
+    }
+
+    /// The payment's token, bound to the payer: issued and bound once, found again after.
+    async fn stars_token(
+        &self,
+        payment: &Payment,
+        (_, offer): &(String, Offer),
+        charge: &str,
+        account: TelegramUserId,
+        now: DateTime<Utc>,
+    ) -> Result<TokenRecord, AppError> {
+        let hash = TokenHash::of_stars_charge(charge);
+        if self.store.token(&hash).await?.is_none() {
+            let record = TokenRecord {
+                hash: hash.clone(),
+                payment_id: payment.id.clone(),
+                user_id: payment.user_id.clone(),
+                offer_name: offer.name.clone(),
+                days: offer.days,
+                status: TokenStatus::Pending,
+                created_at: now,
+                expires_at: now + Duration::hours(i64::from(self.settings.token_ttl_hours)),
+                telegram_user_id: None,
+                membership_id: None,
+                used_at: None,
+            };
+            match self.store.issue_token(&record).await {
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(bound) = self.store.bind_token(&hash, account, now).await? {
+            return Ok(bound);
+        }
+        self.store.token(&hash).await?.ok_or(AppError::Internal("a Stars payment's token vanished".into()))
+    }
+
+    /// A revoke also stops the user's Stars subscriptions from renewing (each account's latest
+    /// renewing payment names its subscription to Telegram).
+    pub(crate) async fn cancel_renewals(&self, user: &UserId) -> Result<(), AppError> {
+        let mut latest: std::collections::BTreeMap<i64, Payment> = std::collections::BTreeMap::new();
+        for p in self.store.payments_of(user).await? {
+            let info = p.user_info.clone().unwrap_or_default();
+            let (Some(_), true, Some(account)) =
+                (stars_charge(&p), info["renewing"] == true, info["telegram_user_id"].as_i64())
+            else {
+                continue;
+            };
+            if latest.get(&account).is_none_or(|l| l.created_at < p.created_at) {
+                latest.insert(account, p);
+            }
+        }
+        let mut effects = Vec::new();
+        for (account, p) in latest {
+            let (Ok(account), Some(charge)) = (TelegramUserId::parse(account), stars_charge(&p)) else { continue };
+            tracing::info!(payment = %p.id, "the Stars subscription's renewal is cancelled");
+            effects.push((
+                format!("cancel-subscription:{charge}"),
+                Effect::CancelSubscription { telegram_user_id: account, charge_id: charge.to_owned() },
+            ));
+        }
+        self.enqueue(effects).await
+    }
+
+    /// Paid, and no access can come of it: the Stars go back (queued, retried), audited.
+    async fn refund_unusable(&self, payment: &Payment, account: TelegramUserId, charge: &str) -> Result<(), AppError> {
+        tracing::warn!(payment = %payment.id, "a Stars payment that cannot give access: refunded");
+        let refund = Effect::RefundStars { telegram_user_id: account, charge_id: charge.to_owned() };
+        self.enqueue(vec![(format!("refund:{charge}"), refund)]).await?;
+        let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge,
+                              "reason": "the account may not be let in" });
+        self.audit("system", AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await
+    }
+}
+
+/// The payer of a Stars payment with no web account: the Telegram account itself.
+pub fn stars_user(account: TelegramUserId) -> Result<UserId, AppError> {
+    Ok(UserId::parse(&format!("tg:{account}"))?)
+}
+
+/// The charge id of a Stars payment, from its transaction id.
+pub fn stars_charge(payment: &Payment) -> Option<&str> {
+    payment.transaction_id.strip_prefix(STARS_TRANSACTION_PREFIX)
+}

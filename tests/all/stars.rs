@@ -1,0 +1,286 @@
+//! Payments in Telegram Stars, end to end over HTTP: `/buy`, the invoice links, the pre-checkout
+//! answer, the payment message, renewals, lapse and removal, revoke, and the same single-account
+//! binding as the manual flow — through the fake Bot API, on SQLite and on the AWS back end.
+
+use serde_json::{Value, json};
+
+use crate::support::{CHANNEL, TestApp, updates};
+use telegate::fake_telegram::updates::Renewal;
+
+const OFFERS: &str = r#"{
+    "monthly": {"name": "Monthly", "days": 30, "stars": 250, "renewing": true},
+    "pass": {"name": "Week pass", "days": 7, "stars": 100},
+    "web": {"name": "Web only", "days": 30}
+}"#;
+const SUPPORT: &str = "@telegate_support";
+const PERIOD: u32 = 2_592_000;
+const DAY: i64 = 86_400;
+
+async fn stars_app(aws: bool) -> TestApp {
+    let mut extra = vec![("OFFERS", OFFERS), ("PAY_SUPPORT_CONTACT", SUPPORT)];
+    let resources = if aws { crate::support::aws_resources().await } else { Vec::new() };
+    extra.extend(resources.iter().map(|(k, v)| (*k, v.as_str())));
+    TestApp::spawn_with(&extra).await
+}
+
+/// The last message the bot sent to `chat`.
+fn last_message(app: &TestApp, chat: i64) -> Value {
+    let calls = app.fake().calls_to("sendMessage");
+    calls.into_iter().rev().find(|c| c.params["chat_id"] == json!(chat)).expect("a message").params
+}
+
+/// `/buy` from `account`: the invoice payload and price of `offer`'s pay button.
+async fn buy(app: &TestApp, account: i64, offer: &str) -> (String, u32) {
+    assert_eq!(app.webhook(updates::text(app.update_id(), account, "fr", "/buy")).await, 200);
+    let message = last_message(app, account);
+    let rows = message["reply_markup"]["inline_keyboard"].as_array().expect("pay buttons").clone();
+    assert_eq!(rows.len(), 2, "one button per offer sold in Stars: {message}");
+    for row in rows {
+        let invoice = app.fake().invoice(row[0]["url"].as_str().unwrap()).expect("an invoice link");
+        assert_eq!(invoice["currency"], "XTR");
+        assert!(invoice.get("provider_token").is_none(), "Stars take no provider token: {invoice}");
+        assert_eq!(invoice["prices"].as_array().unwrap().len(), 1, "exactly one price item");
+        if invoice["payload"] == format!("v1:{offer}") {
+            return (
+                invoice["payload"].as_str().unwrap().to_owned(),
+                invoice["prices"][0]["amount"].as_u64().unwrap() as u32,
+            );
+        }
+    }
+    panic!("no pay button for {offer}");
+}
+
+/// The bot's answer to a pre-checkout query: go ahead, or the refusal the buyer reads.
+async fn pre_checkout(app: &TestApp, account: i64, payload: &str, stars: u32) -> Result<(), String> {
+    let id = format!("pcq-{}", app.update_id());
+    assert_eq!(app.webhook(updates::pre_checkout(app.update_id(), account, &id, payload, stars)).await, 200);
+    let answers = app.fake().calls_to("answerPreCheckoutQuery");
+    let answer =
+        answers.iter().find(|c| c.params["pre_checkout_query_id"] == json!(id)).expect("answered").params.clone();
+    if answer["ok"] == true { Ok(()) } else { Err(answer["error_message"].as_str().unwrap_or("").to_owned()) }
+}
+
+/// Telegram takes the payment and tells the bot: the charge id.
+async fn paid(app: &TestApp, account: i64, payload: &str, stars: u32, renewal: Option<Renewal>) -> String {
+    let charge = app.fake().take_star_payment(account, payload, stars, renewal.map(|_| PERIOD));
+    assert_eq!(
+        app.webhook(updates::stars_payment(app.update_id(), account, payload, stars, &charge, renewal)).await,
+        200
+    );
+    app.drain().await;
+    charge
+}
+
+/// `/buy`, the pre-checkout and the payment of `offer` by `account`: the charge id.
+async fn pay(app: &TestApp, account: i64, offer: &str) -> String {
+    let (payload, stars) = buy(app, account, offer).await;
+    pre_checkout(app, account, &payload, stars).await.expect("the pre-checkout is accepted");
+    let expires = chrono::Utc::now().timestamp() + i64::from(PERIOD);
+    let renewal = (offer == "monthly").then_some(Renewal { expires, recurring: true, first: true });
+    paid(app, account, &payload, stars, renewal).await
+}
+
+/// The personal invite the bot sent, used to ask and join.
+async fn join(app: &TestApp, account: i64) -> String {
+    let link = last_message(app, account)["reply_markup"]["inline_keyboard"][0][0]["url"]
+        .as_str()
+        .expect("an invite button")
+        .to_owned();
+    assert_eq!(app.webhook(updates::join_request(app.update_id(), CHANNEL, account, &link)).await, 200);
+    assert_eq!(app.webhook(updates::joined(app.update_id(), CHANNEL, account, Some(&link))).await, 200);
+    app.drain().await;
+    link
+}
+
+fn audit_count(entries: &Value, action: &str) -> usize {
+    entries.as_array().unwrap().iter().filter(|e| e["action"] == action).count()
+}
+
+async fn a_one_off_purchase_lets_the_payer_in_with_no_validation(app: TestApp) {
+    let buyer = 7101;
+    pay(&app, buyer, "pass").await;
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "a personal invite");
+    join(&app, buyer).await;
+    assert_eq!(app.calls_for_user("approveChatJoinRequest", buyer).len(), 1);
+
+    // The buyer has no web account: their Telegram account is the payer.
+    let status = app.status_of(&format!("tg:{buyer}")).await;
+    let m = &status["memberships"][0];
+    assert_eq!((m["is_active"].clone(), m["days_remaining"].clone()), (json!(true), json!(7)), "{status}");
+    let (_, audit) = app.get("/api/telegram/admin/audit/?limit=100", &app.jwt("root", "admin")).await;
+    assert_eq!(audit_count(&audit, "stars_paid"), 1, "{audit}");
+    let (_, payments) =
+        app.get("/api/payments/admin/pending-payments/?status=validated", &app.jwt("s", "support")).await;
+    let stars =
+        payments.as_array().unwrap().iter().find(|p| p["user_id"] == format!("tg:{buyer}")).expect("the payment");
+    assert_eq!((stars["user_info"]["stars"].clone(), stars["offer_id"].clone()), (json!(100), json!("pass")));
+}
+
+#[tokio::test]
+async fn a_one_off_purchase_in_stars_lets_the_payer_in_with_no_validation_on_sqlite() {
+    a_one_off_purchase_lets_the_payer_in_with_no_validation(stars_app(false).await).await;
+}
+
+#[tokio::test]
+async fn a_one_off_purchase_in_stars_lets_the_payer_in_with_no_validation_on_aws() {
+    a_one_off_purchase_lets_the_payer_in_with_no_validation(stars_app(true).await).await;
+}
+
+async fn a_subscription_renews_and_lapses(app: TestApp) {
+    let buyer = 7201;
+    let (payload, stars) = buy(&app, buyer, "monthly").await;
+    let invoice = app.fake().calls_to("createInvoiceLink").into_iter().find(|c| c.params["payload"] == json!(payload));
+    assert_eq!(invoice.unwrap().params["subscription_period"], json!(PERIOD), "a renewing subscription");
+    pre_checkout(&app, buyer, &payload, stars).await.unwrap();
+    let first = Renewal { expires: 0, recurring: true, first: true };
+    paid(&app, buyer, &payload, stars, Some(first)).await;
+    join(&app, buyer).await;
+    let user = format!("tg:{buyer}");
+    assert_eq!(app.status_of(&user).await["memberships"][0]["days_remaining"], 30);
+
+    // Telegram renews a day before the end: 30 more days, no new invite.
+    app.advance(29 * DAY).await;
+    app.drain().await; // the warnings of the coming end
+    let before = app.texts_to(buyer).len();
+    let renewal = Renewal { expires: 0, recurring: true, first: false };
+    paid(&app, buyer, &payload, stars, Some(renewal)).await;
+    let told = app.texts_to(buyer)[before..].to_vec();
+    assert!(told.iter().any(|t| t.contains("prolongé")), "told it is extended: {told:?}");
+    assert_eq!(app.status_of(&user).await["memberships"][0]["days_remaining"], 31);
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "still in: no new invite");
+
+    // Then it lapses (no more payment): warned, then removed at the end of the period paid for.
+    app.advance(28 * DAY + 3600).await;
+    app.drain().await;
+    assert!(app.calls_for_user("banChatMember", buyer).is_empty(), "not before the end");
+    app.advance(3 * DAY).await;
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", buyer).len(), 1, "removed when the period paid for ended");
+    assert_eq!(app.status_of(&user).await["has_active_subscription"], false);
+}
+
+#[tokio::test]
+async fn a_stars_subscription_renews_every_30_days_and_lapses_when_telegram_stops_charging_on_sqlite() {
+    a_subscription_renews_and_lapses(stars_app(false).await).await;
+}
+
+#[tokio::test]
+async fn a_stars_subscription_renews_every_30_days_and_lapses_when_telegram_stops_charging_on_aws() {
+    a_subscription_renews_and_lapses(stars_app(true).await).await;
+}
+
+async fn a_payment_told_twice_pays_once(app: TestApp) {
+    let buyer = 7301;
+    let (payload, stars) = buy(&app, buyer, "pass").await;
+    pre_checkout(&app, buyer, &payload, stars).await.unwrap();
+    let charge = paid(&app, buyer, &payload, stars, None).await;
+    join(&app, buyer).await;
+    // The same payment in a second update (not Telegram's retry of the first: a new update id).
+    assert_eq!(app.webhook(updates::stars_payment(app.update_id(), buyer, &payload, stars, &charge, None)).await, 200);
+    app.drain().await;
+    let status = app.status_of(&format!("tg:{buyer}")).await;
+    assert_eq!(status["memberships"].as_array().unwrap().len(), 1, "{status}");
+    assert_eq!(status["memberships"][0]["days_remaining"], 7, "one period, not two");
+    let (_, audit) = app.get("/api/telegram/admin/audit/?limit=100", &app.jwt("root", "admin")).await;
+    assert_eq!(audit_count(&audit, "stars_paid"), 1);
+}
+
+#[tokio::test]
+async fn a_stars_payment_told_twice_pays_for_one_period_on_sqlite() {
+    a_payment_told_twice_pays_once(stars_app(false).await).await;
+}
+
+#[tokio::test]
+async fn a_stars_payment_told_twice_pays_for_one_period_on_aws() {
+    a_payment_told_twice_pays_once(stars_app(true).await).await;
+}
+
+#[tokio::test]
+async fn a_pre_checkout_for_a_withdrawn_or_repriced_offer_or_a_barred_account_is_refused() {
+    let app = stars_app(false).await;
+    let (payload, stars) = buy(&app, 7401, "pass").await;
+    let gone = pre_checkout(&app, 7401, "v1:web", 100).await.unwrap_err();
+    assert!(gone.contains("plus en vente"), "{gone}");
+    assert!(pre_checkout(&app, 7401, &payload, stars - 1).await.is_err(), "another price");
+    assert!(pre_checkout(&app, 7401, "not ours", stars).await.is_err());
+    assert!(pre_checkout(&app, 7401, &payload, stars).await.is_ok());
+
+    // A channel administrator removed this account by hand: it may not buy its way back.
+    assert_eq!(app.webhook(updates::removed_by_admin(app.update_id(), CHANNEL, 7402, 4242)).await, 200);
+    let barred = pre_checkout(&app, 7402, &payload, stars).await.unwrap_err();
+    assert!(barred.contains("/paysupport"), "{barred}");
+    let (_, audit) = app.get("/api/telegram/admin/audit/?limit=100", &app.jwt("root", "admin")).await;
+    assert_eq!(audit_count(&audit, "stars_checkout_refused"), 4, "{audit}");
+
+    // Paid all the same (barred between the check and the payment): refunded, and told.
+    let charge = paid(&app, 7402, &payload, stars, None).await;
+    assert_eq!(app.fake().refunded(), [charge], "the Stars go back");
+    assert!(last_message(&app, 7402)["text"].as_str().unwrap().contains("rembours"));
+    assert!(app.fake().calls_to("createChatInviteLink").is_empty(), "no invite");
+}
+
+#[tokio::test]
+async fn a_stars_buyers_invite_used_by_another_account_is_declined() {
+    let app = stars_app(false).await;
+    pay(&app, 7501, "pass").await;
+    let link = last_message(&app, 7501)["reply_markup"]["inline_keyboard"][0][0]["url"].as_str().unwrap().to_owned();
+    assert_eq!(app.webhook(updates::join_request(app.update_id(), CHANNEL, 7599, &link)).await, 200);
+    app.drain().await;
+    assert_eq!(app.calls_for_user("declineChatJoinRequest", 7599).len(), 1, "the leaked link lets nobody else in");
+    assert!(app.calls_for_user("approveChatJoinRequest", 7599).is_empty());
+}
+
+#[tokio::test]
+async fn a_revoke_removes_a_stars_member_and_cancels_the_renewal() {
+    let app = stars_app(false).await;
+    let charge = pay(&app, 7601, "monthly").await;
+    join(&app, 7601).await;
+    let body = json!({"user_id": "tg:7601", "reason": "chargeback"});
+    let (status, answer) = app.post("/api/telegram/revoke-access/", &app.jwt("root", "admin"), body).await;
+    assert_eq!((status, answer["revoked_count"].clone()), (200, json!(1)), "{answer}");
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", 7601).len(), 1);
+    assert_eq!(app.fake().cancelled_subscriptions(), [charge], "Telegram stops renewing it");
+}
+
+#[tokio::test]
+async fn a_web_subscribers_stars_renewal_shows_in_their_web_status() {
+    let app = stars_app(false).await;
+    app.member("alice", "TX-WEB-1", 7701).await;
+    pay(&app, 7701, "pass").await;
+    let status = app.status_of("alice").await;
+    assert_eq!(status["memberships"].as_array().unwrap().len(), 1, "{status}");
+    assert_eq!(status["memberships"][0]["days_remaining"], 37, "the web period and the Stars week");
+}
+
+#[tokio::test]
+async fn paysupport_names_the_creators_contact_and_the_request_is_recorded() {
+    let app = stars_app(false).await;
+    for _ in 0..3 {
+        assert_eq!(app.webhook(updates::text(app.update_id(), 7801, "en", "/paysupport")).await, 200);
+    }
+    assert!(last_message(&app, 7801)["text"].as_str().unwrap().contains(SUPPORT));
+    let (_, audit) = app.get("/api/telegram/admin/audit/?limit=100", &app.jwt("root", "admin")).await;
+    assert_eq!(audit_count(&audit, "pay_support_requested"), 1, "once an hour per account");
+
+    // Start without a token shows the offers too; a manual payment cannot claim a Stars charge id.
+    assert_eq!(app.webhook(updates::text(app.update_id(), 7802, "fr", "/start")).await, 200);
+    assert_eq!(last_message(&app, 7802)["reply_markup"]["inline_keyboard"].as_array().unwrap().len(), 2);
+    let body = json!({"offer_id": "web", "transaction_id": "STARS:stxFAKE00000001"});
+    let (status, _) = app.post("/api/payments/pending-payments/create/", &app.jwt("bob", "user"), body).await;
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn offers_sold_in_stars_need_a_pay_support_contact() {
+    let env = [
+        ("TELEGRAM_BOT_USERNAME", "b"),
+        ("TELEGRAM_CHANNEL_ID", "-100"),
+        ("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("OFFERS", OFFERS),
+    ];
+    let e =
+        telegate_core::config::Settings::from_env(&|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+            .unwrap_err();
+    assert!(e.to_string().contains("PAY_SUPPORT_CONTACT"), "{e}");
+}
