@@ -27,7 +27,7 @@ enum Command {
     },
     /// Run the whole flow against a built-in fake Telegram and tell it step by step.
     Demo,
-    /// Register the webhook with its secret and allowed_updates message, chat_member, chat_join_request.
+    /// Register the webhook with its secret and allowed_updates message, chat_member, chat_join_request, pre_checkout_query.
     SetWebhook {
         /// The public HTTPS URL of POST /api/telegram/webhook.
         #[arg(long, required_unless_present = "delete")]

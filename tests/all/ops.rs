@@ -57,7 +57,7 @@ async fn doctor_is_all_green_for_a_well_set_up_bot() {
     let (code, out, _) = telegate(&fake, &["doctor"], BOT_USERNAME).await;
     assert_eq!(code, 0, "{out}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 10, "five checks of the bot, five of the jobs: {out}");
+    assert_eq!(lines.len(), 11, "five checks of the bot, six of the jobs: {out}");
     assert!(lines.iter().all(|l| l.starts_with('✓')), "{out}");
     assert!(out.contains("job expire-subscriptions: last run"), "{out}");
     assert!(out.contains("can invite users, can ban users"));
@@ -88,11 +88,14 @@ async fn set_webhook_registers_the_secret_and_the_update_kinds_and_can_remove_it
     let call = &fake.fake.calls_to("setWebhook")[0];
     assert_eq!(call.params["url"], "https://telegate.example/api/telegram/webhook");
     assert_eq!(call.params["secret_token"], WEBHOOK_SECRET);
-    assert_eq!(call.params["allowed_updates"], json!(["message", "chat_member", "chat_join_request"]));
+    let kinds = json!(["message", "chat_member", "chat_join_request", "pre_checkout_query"]);
+    assert_eq!(call.params["allowed_updates"], kinds);
 
     let (code, out, _) = telegate(&fake, &["doctor"], BOT_USERNAME).await;
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("webhook: https://telegate.example/api/telegram/webhook, allowed_updates message, chat_member, chat_join_request"));
+    assert!(out.contains(
+        "webhook: https://telegate.example/api/telegram/webhook, allowed_updates message, chat_member, chat_join_request, pre_checkout_query"
+    ));
 
     let (code, _, _) = telegate(&fake, &["set-webhook", "--delete"], BOT_USERNAME).await;
     assert_eq!(code, 0);
@@ -155,7 +158,7 @@ async fn doctor_names_a_job_that_missed_its_schedule_and_how_to_fix_it() {
     let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
     assert_eq!(code, 1, "{out}");
     let missed: Vec<&str> = out.lines().filter(|l| l.starts_with("✗ job ")).collect();
-    assert_eq!(missed.len(), 5, "{out}");
+    assert_eq!(missed.len(), 6, "{out}");
     assert!(missed.iter().all(|l| l.contains("but it was due at") && l.contains("→ fix")), "{out}");
 
     // No store where the data folder should be: said, not created.
@@ -181,15 +184,15 @@ async fn doctor_checks_that_the_stacks_job_schedules_exist_and_are_enabled() {
             events.put_rule().name(name).schedule_expression("cron(0 * * * ? *)").state(state).send().await.unwrap();
         }
     };
-    for i in 0..4 {
+    for i in 0..5 {
         put(format!("{stack}-ScheduledJobsFunctionJob{i}-ABC123"), RuleState::Enabled).await;
     }
     env.push(("TELEGATE_STACK", stack.clone()));
     let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("✗ EventBridge: 4 of the 5 job schedules") && out.contains("sam deploy"), "{out}");
+    assert!(out.contains("✗ EventBridge: 5 of the 6 job schedules") && out.contains("sam deploy"), "{out}");
 
-    let last = format!("{stack}-ScheduledJobsFunctionJob4-ABC123");
+    let last = format!("{stack}-ScheduledJobsFunctionJob5-ABC123");
     put(last.clone(), RuleState::Disabled).await;
     let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
     assert_eq!(code, 1, "{out}");
@@ -198,5 +201,5 @@ async fn doctor_checks_that_the_stacks_job_schedules_exist_and_are_enabled() {
     put(last, RuleState::Enabled).await;
     let (code, out, _) = telegate_with(&fake, &["doctor"], BOT_USERNAME, &env).await;
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("✓ EventBridge: the 5 job schedules"), "{out}");
+    assert!(out.contains("✓ EventBridge: the 6 job schedules"), "{out}");
 }

@@ -195,6 +195,39 @@ async fn a_stars_payment_told_twice_pays_for_one_period_on_aws() {
     a_payment_told_twice_pays_once(stars_app(true).await).await;
 }
 
+async fn a_missed_payment_is_repaired(app: TestApp) {
+    // One payment told as usual, one whose update never arrived (Telegram gave up on the webhook).
+    pay(&app, 7901, "pass").await;
+    let (payload, stars) = buy(&app, 7902, "pass").await;
+    pre_checkout(&app, 7902, &payload, stars).await.unwrap();
+    app.fake().take_star_payment(7902, &payload, stars, None);
+    assert!(app.fake().calls_to("createChatInviteLink").len() == 1, "only the first buyer was invited so far");
+
+    let run = app.run_job("reconcile-stars").await;
+    assert_eq!((run["status"].as_str(), run["processed"].as_u64()), (Some("done"), Some(1)), "{run}");
+    app.drain().await;
+    let invite = last_message(&app, 7902);
+    assert!(
+        invite["reply_markup"]["inline_keyboard"][0][0]["url"].is_string(),
+        "the missed buyer is invited: {invite}"
+    );
+    join(&app, 7902).await;
+    assert_eq!(app.status_of("tg:7902").await["memberships"][0]["days_remaining"], 7);
+    assert_eq!(app.status_of("tg:7901").await["memberships"][0]["days_remaining"], 0, "the first buyer never joined");
+    assert_eq!(app.status_of("tg:7901").await["memberships"].as_array().unwrap().len(), 1, "not applied twice");
+    assert_eq!(app.run_job("reconcile-stars").await["processed"], 0, "nothing more to repair");
+}
+
+#[tokio::test]
+async fn a_stars_payment_whose_update_was_missed_is_applied_by_the_reconciliation_on_sqlite() {
+    a_missed_payment_is_repaired(stars_app(false).await).await;
+}
+
+#[tokio::test]
+async fn a_stars_payment_whose_update_was_missed_is_applied_by_the_reconciliation_on_aws() {
+    a_missed_payment_is_repaired(stars_app(true).await).await;
+}
+
 #[tokio::test]
 async fn a_pre_checkout_for_a_withdrawn_or_repriced_offer_or_a_barred_account_is_refused() {
     let app = stars_app(false).await;

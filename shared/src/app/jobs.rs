@@ -101,6 +101,7 @@ impl App {
             Job::ExpireSubscriptions => self.expire_subscriptions(now, deadline).await?,
             Job::ExpirationWarnings => self.expiration_warnings(now, deadline).await?,
             Job::ReconcileMembers => self.reconcile_members(now, deadline).await?,
+            Job::ReconcileStars => self.reconcile_stars(deadline).await?,
             Job::CleanupNotifications => {
                 let read = now - Duration::days(READ_NOTIFICATION_DAYS);
                 let unread = now - Duration::days(UNREAD_NOTIFICATION_DAYS);

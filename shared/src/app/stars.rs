@@ -11,7 +11,7 @@ use super::access::Redemption;
 use super::{App, AppError, hour_window, telegram_actor};
 use crate::domain::{
     AuditAction, IncomingMessage, Lang, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery, SuccessfulPayment,
-    TelegramUserId, TokenHash, TokenRecord, TokenStatus, UserId, offer_of_payload, stars_payload, texts,
+    TelegramUserId, TgUser, TokenHash, TokenRecord, TokenStatus, UserId, offer_of_payload, stars_payload, texts,
 };
 use crate::ports::{Effect, LinkButton, StarInvoice, StoreError};
 
@@ -80,23 +80,36 @@ impl App {
         let (Some(paid), Some(from)) = (&message.successful_payment, &message.from) else {
             return Ok(());
         };
+        let at = DateTime::from_timestamp(message.date, 0).unwrap_or(self.clock.now());
+        self.apply_stars_payment(from, message.chat.id, paid, at).await.map(drop)
+    }
+
+    /// One Stars payment, from its update or found by the reconciliation: recorded once, then
+    /// access (or a refund), and the payer told in `chat`. Whether it was new.
+    async fn apply_stars_payment(
+        &self,
+        from: &TgUser,
+        chat: i64,
+        paid: &SuccessfulPayment,
+        at: DateTime<Utc>,
+    ) -> Result<bool, AppError> {
         let Ok(account) = TelegramUserId::parse(from.id) else {
-            return Ok(());
+            return Ok(false);
         };
         let charge = paid.telegram_payment_charge_id.trim();
         if paid.currency != "XTR" || charge.is_empty() || charge.len() > 120 {
             tracing::error!(currency = %paid.currency, "a payment telegate never invoiced: left to support");
-            return Ok(());
+            return Ok(false);
         }
         let lang = Lang::from_code(from.language_code.as_deref());
         let now = self.clock.now();
-        let at = DateTime::from_timestamp(message.date, 0).unwrap_or(now);
         let offer = self.paid_offer(paid);
         // Seen before (another delivery of the same charge): the payment its token names.
         let seen = match self.store.token(&TokenHash::of_stars_charge(charge)).await? {
             Some(t) => self.store.payment(&t.payment_id).await?,
             None => None,
         };
+        let new = seen.is_none();
         let payment = match seen {
             Some(p) => p,
             None => self.record_stars_payment(account, paid, &offer, at, lang).await?,
@@ -113,8 +126,60 @@ impl App {
             }
             other => self.redemption_reply(other, lang),
         };
-        self.telegram.send_message(message.chat.id, &reply, &buttons).await?;
-        Ok(())
+        self.telegram.send_message(chat, &reply, &buttons).await?;
+        Ok(new)
+    }
+
+    /// The `reconcile-stars` job: Telegram's list of Star payments against ours. A payment whose
+    /// update never reached us (Telegram gave up, the webhook was down) is applied as its update
+    /// would have been, and reported. Walks on from where the last run stopped (the list only
+    /// grows), a page back for safety; nothing is called when no offer is sold in Stars.
+    pub(crate) async fn reconcile_stars(&self, deadline: std::time::Instant) -> Result<(u64, bool), AppError> {
+        const JOB: &str = "reconcile-stars";
+        const PAGE: u32 = 100;
+        if self.settings.offers.in_stars().is_empty() {
+            return Ok((0, true));
+        }
+        let checked: u32 = self.store.job_cursor(JOB).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
+        let mut offset = checked.saturating_sub(PAGE);
+        let mut repaired = 0;
+        loop {
+            if std::time::Instant::now() >= deadline {
+                return Ok((repaired, false));
+            }
+            let page = self.telegram.star_payments(offset, PAGE).await?;
+            for t in &page {
+                if self.store.token(&TokenHash::of_stars_charge(&t.charge_id)).await?.is_some() {
+                    continue;
+                }
+                let paid = SuccessfulPayment {
+                    currency: "XTR".into(),
+                    total_amount: t.stars,
+                    invoice_payload: t.payload.clone(),
+                    telegram_payment_charge_id: t.charge_id.clone(),
+                    provider_payment_charge_id: String::new(),
+                    subscription_expiration_date: None,
+                    is_recurring: t.subscription_period.is_some(),
+                    is_first_recurring: false,
+                };
+                let from = TgUser {
+                    id: t.payer.get(),
+                    is_bot: false,
+                    first_name: String::new(),
+                    username: None,
+                    language_code: None,
+                };
+                if self.apply_stars_payment(&from, t.payer.get(), &paid, t.at).await? {
+                    tracing::warn!(telegram_user = %t.payer, stars = t.stars, "a Stars payment whose update was missed: applied");
+                    repaired += 1;
+                }
+            }
+            offset += page.len() as u32;
+            self.store.set_job_cursor(JOB, &offset.max(checked).to_string()).await?;
+            if page.len() < PAGE as usize {
+                return Ok((repaired, true));
+            }
+        }
     }
 
     /// `/paysupport`: who answers payment questions; the request is recorded (once an hour per

@@ -14,15 +14,17 @@ pub enum Job {
     ExpirationWarnings,
     CleanupNotifications,
     ReconcileMembers,
+    ReconcileStars,
 }
 
 impl Job {
-    pub const ALL: [Job; 5] = [
+    pub const ALL: [Job; 6] = [
         Job::ExpireTokens,
         Job::ExpireSubscriptions,
         Job::ExpirationWarnings,
         Job::CleanupNotifications,
         Job::ReconcileMembers,
+        Job::ReconcileStars,
     ];
 
     pub fn name(self) -> &'static str {
@@ -32,13 +34,14 @@ impl Job {
             Self::ExpirationWarnings => "expiration-warnings",
             Self::CleanupNotifications => "cleanup-notifications",
             Self::ReconcileMembers => "reconcile-members",
+            Self::ReconcileStars => "reconcile-stars",
         }
     }
 
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         Self::ALL.into_iter().find(|j| j.name() == raw).ok_or(DomainError::invalid(
             "job",
-            "must be expire-tokens, expire-subscriptions, expiration-warnings, cleanup-notifications or reconcile-members",
+            "must be expire-tokens, expire-subscriptions, expiration-warnings, cleanup-notifications, reconcile-members or reconcile-stars",
         ))
     }
 
@@ -50,6 +53,7 @@ impl Job {
             Self::ExpirationWarnings => Schedule::Daily { at: hm(9, 0) },
             Self::CleanupNotifications => Schedule::Weekly { day: Weekday::Mon, at: hm(3, 0) },
             Self::ReconcileMembers => Schedule::Daily { at: hm(4, 0) },
+            Self::ReconcileStars => Schedule::Hourly { minute: 30 },
         }
     }
 

@@ -340,6 +340,10 @@ pub trait JobLog: Send + Sync {
     /// `REQUESTED_RUN_DAYS` after it was asked for, on both stores.
     async fn put_requested_run(&self, run: &RequestedRun) -> Result<(), StoreError>;
     async fn requested_run(&self, id: &RunId) -> Result<Option<RequestedRun>, StoreError>;
+    /// Where a job that walks an outside list got to (`reconcile-stars`: how many of Telegram's
+    /// Star transactions it has checked), for its next run.
+    async fn job_cursor(&self, job: &str) -> Result<Option<String>, StoreError>;
+    async fn set_job_cursor(&self, job: &str, cursor: &str) -> Result<(), StoreError>;
 }
 
 #[async_trait]

@@ -319,6 +319,23 @@ impl JobLog for DynamoStore {
             .map_err(fault)
     }
 
+    async fn job_cursor(&self, job: &str) -> Result<Option<String>, StoreError> {
+        self.get(&keys::job(job), "CURSOR").await?.map(|i| get_s(&i, "cursor")).transpose()
+    }
+
+    async fn set_job_cursor(&self, job: &str, cursor: &str) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(keys::job(job)))
+            .item("sk", s("CURSOR"))
+            .item("cursor", s(cursor))
+            .send()
+            .await
+            .map(drop)
+            .map_err(fault)
+    }
+
     async fn requested_run(&self, id: &RunId) -> Result<Option<RequestedRun>, StoreError> {
         let item = self.get(&keys::run(id), "RUN").await?;
         item.map(|i| parsed(serde_json::from_str(&get_s(&i, "body")?))).transpose()

@@ -231,6 +231,25 @@ impl JobLog for SqliteStore {
         })
     }
 
+    async fn job_cursor(&self, job: &str) -> Result<Option<String>, StoreError> {
+        self.with(|conn| {
+            conn.query_row("SELECT cursor FROM job_cursors WHERE job = ?1", [job], |r| r.get(0))
+                .optional()
+                .map_err(fault)
+        })
+    }
+
+    async fn set_job_cursor(&self, job: &str, cursor: &str) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO job_cursors (job, cursor) VALUES (?1, ?2) ON CONFLICT(job) DO UPDATE SET cursor = excluded.cursor",
+                params![job, cursor],
+            )
+            .map(drop)
+            .map_err(fault)
+        })
+    }
+
     async fn requested_run(&self, id: &RunId) -> Result<Option<RequestedRun>, StoreError> {
         let body: Option<String> = self.with(|conn| {
             conn.query_row("SELECT body FROM requested_runs WHERE run_id = ?1", [id.as_str()], |r| r.get(0))
