@@ -52,6 +52,7 @@ contract!(
     intents,
     audit,
     requested_runs,
+    job_cursors,
     limits
 );
 
@@ -538,6 +539,18 @@ async fn requested_runs(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     let other = RequestedRun::queued(RunId::generate(now).unwrap(), Job::ReconcileMembers, "user:root", now);
     store.put_requested_run(&other).await.unwrap();
     assert_eq!(store.requested_run(&id).await.unwrap(), Some(done));
+}
+
+/// A job's cursor is kept apart from its last run: setting one leaves the other.
+async fn job_cursors(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    assert_eq!(store.job_cursor("contract-cursor").await.unwrap(), None);
+    store.record_job_run("contract-cursor", now).await.unwrap();
+    store.set_job_cursor("contract-cursor", "100").await.unwrap();
+    store.set_job_cursor("contract-cursor", "250").await.unwrap();
+    assert_eq!(store.job_cursor("contract-cursor").await.unwrap().as_deref(), Some("250"));
+    store.record_job_run("contract-cursor", now + Duration::seconds(1)).await.unwrap();
+    assert_eq!(store.job_cursor("contract-cursor").await.unwrap().as_deref(), Some("250"));
+    assert!(store.last_job_run("contract-cursor").await.unwrap().is_some());
 }
 
 async fn audit(store: &Arc<dyn Store>, now: DateTime<Utc>) {
