@@ -276,6 +276,45 @@ async fn a_revoke_removes_a_stars_member_and_cancels_the_renewal() {
     assert_eq!(app.fake().cancelled_subscriptions(), [charge], "Telegram stops renewing it");
 }
 
+async fn an_admin_refund_ends_the_access(app: TestApp) {
+    let charge = pay(&app, 8001, "pass").await;
+    join(&app, 8001).await;
+    let (_, payments) =
+        app.get("/api/payments/admin/pending-payments/?status=validated", &app.jwt("s", "support")).await;
+    let id = payments.as_array().unwrap().iter().find(|p| p["user_id"] == "tg:8001").unwrap()["id"].clone();
+    let refund = json!({"payment_id": id, "reason": "asked within 48 hours"});
+    let (status, _) = app.post("/api/telegram/admin/stars/refund/", &app.jwt("s", "support"), refund.clone()).await;
+    assert_eq!(status, 403, "admins only");
+    let (status, answer) =
+        app.post("/api/telegram/admin/stars/refund/", &app.jwt("root", "admin"), refund.clone()).await;
+    assert_eq!((status, answer["revoked_count"].clone()), (200, json!(1)), "{answer}");
+    app.drain().await;
+    assert_eq!(app.fake().refunded(), [charge.clone()]);
+    assert_eq!(app.calls_for_user("banChatMember", 8001).len(), 1, "the access it bought ended");
+    assert_eq!(app.status_of("tg:8001").await["has_active_subscription"], false);
+    // Asked again: nothing more is refunded.
+    let (status, _) = app.post("/api/telegram/admin/stars/refund/", &app.jwt("root", "admin"), refund).await;
+    assert_eq!(status, 200);
+    app.drain().await;
+    assert_eq!(app.fake().refunded(), [charge]);
+
+    // A manual payment is not refunded here.
+    let issued = app.paid("bob", "TX-MANUAL-1").await;
+    let body = json!({"payment_id": issued["payment_id"], "reason": "no"});
+    let (status, answer) = app.post("/api/telegram/admin/stars/refund/", &app.jwt("root", "admin"), body).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("not_a_stars_payment")), "{answer}");
+}
+
+#[tokio::test]
+async fn an_admin_refund_of_a_stars_payment_gives_the_stars_back_and_ends_its_access_on_sqlite() {
+    an_admin_refund_ends_the_access(stars_app(false).await).await;
+}
+
+#[tokio::test]
+async fn an_admin_refund_of_a_stars_payment_gives_the_stars_back_and_ends_its_access_on_aws() {
+    an_admin_refund_ends_the_access(stars_app(true).await).await;
+}
+
 #[tokio::test]
 async fn a_web_subscribers_stars_renewal_shows_in_their_web_status() {
     let app = stars_app(false).await;

@@ -8,7 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::access::Redemption;
-use super::{App, AppError, hour_window, telegram_actor};
+use super::{App, AppError, actor, hour_window, require, telegram_actor};
+use crate::auth::{Caller, Role};
 use crate::domain::{
     AuditAction, IncomingMessage, Lang, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery, SuccessfulPayment,
     TelegramUserId, TgUser, TokenHash, TokenRecord, TokenStatus, UserId, offer_of_payload, stars_payload, texts,
@@ -302,6 +303,37 @@ impl App {
             return Ok(bound);
         }
         self.store.token(&hash).await?.ok_or(AppError::Internal("a Stars payment's token vanished".into()))
+    }
+
+    /// `POST /api/telegram/admin/stars/refund/` (admin): the Stars of one payment go back
+    /// (`refundStarPayment`, queued and retried; a second ask refunds nothing more), and the access
+    /// it paid into ends as a revoke ends it (renewal cancelled too). The memberships revoked.
+    pub async fn refund_stars(&self, caller: &Caller, payment_id: &str, reason: &str) -> Result<usize, AppError> {
+        require(caller, Role::Admin)?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(AppError::Invalid("reason must be 1 to 500 characters".into()));
+        }
+        let id = PaymentId::parse(payment_id).map_err(|_| AppError::NotFound("no such payment"))?;
+        let payment = self.store.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?;
+        let info = payment.user_info.clone().unwrap_or_default();
+        let (Some(charge), Some(account)) =
+            (stars_charge(&payment), info["telegram_user_id"].as_i64().and_then(|a| TelegramUserId::parse(a).ok()))
+        else {
+            return Err(AppError::Conflict {
+                code: "not_a_stars_payment",
+                message: "only payments in Telegram Stars are refunded here; refund a manual payment where it was paid"
+                    .into(),
+            });
+        };
+        let revoked = self.revoke_access(caller, payment.user_id.as_str(), &format!("refund: {reason}")).await?;
+        let refund = Effect::RefundStars { telegram_user_id: account, charge_id: charge.to_owned() };
+        self.enqueue(vec![(format!("refund:{charge}"), refund)]).await?;
+        let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": reason,
+                              "revoked_count": revoked });
+        self.audit(&actor(caller), AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await?;
+        tracing::info!(payment = %payment.id, by = %caller.user_id, "Stars payment refunded");
+        Ok(revoked)
     }
 
     /// A revoke also stops the user's Stars subscriptions from renewing (each account's latest

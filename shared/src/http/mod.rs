@@ -83,10 +83,11 @@ pub fn status_routes() -> Router<HttpState> {
     route(Router::new(), "/api/telegram/status/", get(status))
 }
 
-/// Revoking access, and support's way back (reinstate).
+/// Revoking access, support's way back (reinstate), and refunding a payment in Stars.
 pub fn revoke_routes() -> Router<HttpState> {
     let routes = route(Router::new(), "/api/telegram/revoke-access/", post(revoke_access));
-    route(routes, "/api/telegram/admin/reinstate/", post(reinstate))
+    let routes = route(routes, "/api/telegram/admin/reinstate/", post(reinstate));
+    route(routes, "/api/telegram/admin/stars/refund/", post(refund_stars))
 }
 
 /// Statistics and the audit log: the admin's read side.
@@ -224,6 +225,22 @@ async fn revoke_access(
 ) -> Result<Response, AppError> {
     let count = s.app.revoke_access(&caller, &body.user_id, &body.reason).await?;
     Ok(Json(json!({ "success": true, "revoked_count": count })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefundBody {
+    payment_id: String,
+    reason: String,
+}
+
+async fn refund_stars(
+    State(s): State<HttpState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<RefundBody>,
+) -> Result<Response, AppError> {
+    let revoked = s.app.refund_stars(&caller, &body.payment_id, &body.reason).await?;
+    Ok(Json(json!({ "success": true, "refunded": true, "revoked_count": revoked })).into_response())
 }
 
 #[derive(Deserialize)]
