@@ -40,7 +40,10 @@ fn parameter(name: &str, resources: &HashMap<String, String>) -> Option<String> 
         "ChannelName" => "telegate".into(),
         "MailFrom" => resources.get("MAIL_FROM")?.clone(),
         "SecretName" => "telegate".into(),
-        "JwtIssuer" | "JwtAudience" | "Offers" | "AlarmEmail" => String::new(),
+        // The flow's offer is sold on the website and in Stars (a renewing subscription).
+        "Offers" => r#"{"monthly": {"name": "Monthly", "days": 30, "stars": 250, "renewing": true}}"#.into(),
+        "PaySupportContact" => "@telegate_support".into(),
+        "JwtIssuer" | "JwtAudience" | "AlarmEmail" => String::new(),
         _ => return None,
     })
 }

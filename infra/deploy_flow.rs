@@ -242,6 +242,30 @@ pub async fn run(platform: &Platform, fake: &FakeTelegram, store: &DynamoStore) 
     flow.drain().await?;
     expect(flow.calls_for("banChatMember", ALICE) >= 1, "the revoked member was not removed")?;
 
+    // A purchase in Telegram Stars, inside the bot: /buy, the pre-checkout, the payment, the invite.
+    const CAROL: i64 = 880_003;
+    let update_id = flow.update_id();
+    flow.telegram(updates::text(update_id, CAROL, "en", "/buy")).await?;
+    let invoice = fake.calls_to("createInvoiceLink").last().map(|c| c.params.clone()).ok_or("/buy made no invoice")?;
+    expect(
+        invoice["currency"] == "XTR" && invoice["subscription_period"] == 2_592_000,
+        &format!("invoice: {invoice}"),
+    )?;
+    let payload = invoice["payload"].as_str().unwrap_or_default().to_owned();
+    let update_id = flow.update_id();
+    flow.telegram(updates::pre_checkout(update_id, CAROL, "deploy-pcq", &payload, 250)).await?;
+    let answer = fake.calls_to("answerPreCheckoutQuery").last().map(|c| c.params.clone()).unwrap_or_default();
+    expect(answer["ok"] == true, &format!("pre-checkout: {answer}"))?;
+    let charge = fake.take_star_payment(CAROL, &payload, 250, Some(2_592_000));
+    let renewal = updates::Renewal { expires: Utc::now().timestamp() + 2_592_000, recurring: true, first: true };
+    let update_id = flow.update_id();
+    flow.telegram(updates::stars_payment(update_id, CAROL, &payload, 250, &charge, Some(renewal))).await?;
+    flow.drain().await?;
+    let invited = fake.calls_to("sendMessage").iter().any(|c| {
+        c.params["chat_id"] == json!(CAROL) && c.params["reply_markup"]["inline_keyboard"][0][0]["url"].is_string()
+    });
+    expect(invited && fake.calls_to("createChatInviteLink").len() >= 2, "the Stars buyer got no invite")?;
+
     // A member whose period ended an hour ago (written as the import writes it), expired by the
     // scheduled-jobs function on the template's own schedule input.
     let now = Utc::now();
@@ -318,7 +342,7 @@ pub async fn run(platform: &Platform, fake: &FakeTelegram, store: &DynamoStore) 
     )?;
 
     Ok(format!(
-        "payment, validation, /start, join request, join, status, stats, revoke, expiry, an admin's job run: {} invocations, {} queued effects carried out",
+        "payment, validation, /start, join request, join, status, stats, revoke, a Stars purchase, expiry, an admin's job run: {} invocations, {} queued effects carried out",
         flow.invocations, flow.effects
     ))
 }
