@@ -259,7 +259,8 @@ pub async fn run(platform: &Platform, fake: &FakeTelegram, store: &DynamoStore) 
     let charge = fake.take_star_payment(CAROL, &payload, 250, Some(2_592_000));
     let renewal = updates::Renewal { expires: Utc::now().timestamp() + 2_592_000, recurring: true, first: true };
     let update_id = flow.update_id();
-    flow.telegram(updates::stars_payment(update_id, CAROL, &payload, 250, &charge, Some(renewal))).await?;
+    let paid = updates::StarsPaid { payload: &payload, stars: 250, charge: &charge, renewal: Some(renewal) };
+    flow.telegram(updates::stars_payment(update_id, CAROL, Utc::now().timestamp(), paid)).await?;
     flow.drain().await?;
     let invited = fake.calls_to("sendMessage").iter().any(|c| {
         c.params["chat_id"] == json!(CAROL) && c.params["reply_markup"]["inline_keyboard"][0][0]["url"].is_string()

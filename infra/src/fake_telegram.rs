@@ -486,15 +486,18 @@ pub mod updates {
         pub first: bool,
     }
 
-    /// The message announcing a payment Telegram took (`successful_payment`).
-    pub fn stars_payment(
-        update_id: i64,
-        from: i64,
-        payload: &str,
-        stars: u32,
-        charge: &str,
-        renewal: Option<Renewal>,
-    ) -> Value {
+    /// What a payment in Stars was: its payload, amount, charge id, and, for a subscription's,
+    /// its renewal.
+    pub struct StarsPaid<'a> {
+        pub payload: &'a str,
+        pub stars: u32,
+        pub charge: &'a str,
+        pub renewal: Option<Renewal>,
+    }
+
+    /// The message announcing a payment Telegram took (`successful_payment`), sent at `date`.
+    pub fn stars_payment(update_id: i64, from: i64, date: i64, paid: StarsPaid<'_>) -> Value {
+        let StarsPaid { payload, stars, charge, renewal } = paid;
         let mut paid = json!({"currency": "XTR", "total_amount": stars, "invoice_payload": payload,
                               "telegram_payment_charge_id": charge, "provider_payment_charge_id": ""});
         if let Some(r) = renewal {
@@ -503,7 +506,7 @@ pub mod updates {
             paid["is_first_recurring"] = json!(r.first);
         }
         json!({"update_id": update_id, "message": {
-            "message_id": update_id, "date": chrono::Utc::now().timestamp(),
+            "message_id": update_id, "date": date,
             "chat": {"id": from, "type": "private", "first_name": format!("User{from}")},
             "from": user(from, "fr"), "successful_payment": paid,
         }})

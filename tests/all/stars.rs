@@ -63,10 +63,8 @@ async fn pre_checkout(app: &TestApp, account: i64, payload: &str, stars: u32) ->
 /// Telegram takes the payment and tells the bot: the charge id.
 async fn paid(app: &TestApp, account: i64, payload: &str, stars: u32, renewal: Option<Renewal>) -> String {
     let charge = app.fake().take_star_payment(account, payload, stars, renewal.map(|_| PERIOD));
-    assert_eq!(
-        app.webhook(updates::stars_payment(app.update_id(), account, payload, stars, &charge, renewal)).await,
-        200
-    );
+    let paid = updates::StarsPaid { payload, stars, charge: &charge, renewal };
+    assert_eq!(app.webhook(updates::stars_payment(app.update_id(), account, app.now().timestamp(), paid)).await, 200);
     app.drain().await;
     charge
 }
@@ -138,8 +136,8 @@ async fn a_subscription_renews_and_lapses(app: TestApp) {
     let user = format!("tg:{buyer}");
     assert_eq!(app.status_of(&user).await["memberships"][0]["days_remaining"], 30);
 
-    // Telegram renews a day before the end: 30 more days, no new invite.
-    app.advance(29 * DAY).await;
+    // Telegram renews 30 days after the first payment: 30 more days, no new invite.
+    app.advance(30 * DAY - 3600).await;
     app.drain().await; // the warnings of the coming end
     let before = app.texts_to(buyer).len();
     let renewal = Renewal { expires: 0, recurring: true, first: false };
@@ -148,6 +146,8 @@ async fn a_subscription_renews_and_lapses(app: TestApp) {
     assert!(told.iter().any(|t| t.contains("prolongé")), "told it is extended: {told:?}");
     assert_eq!(app.status_of(&user).await["memberships"][0]["days_remaining"], 31);
     assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "still in: no new invite");
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
+    assert_eq!(stats["stars"]["active_subscriptions"], 1, "one subscription running: {stats}");
 
     // Then it lapses (no more payment): warned, then removed at the end of the period paid for.
     app.advance(28 * DAY + 3600).await;
@@ -157,6 +157,17 @@ async fn a_subscription_renews_and_lapses(app: TestApp) {
     app.drain().await;
     assert_eq!(app.calls_for_user("banChatMember", buyer).len(), 1, "removed when the period paid for ended");
     assert_eq!(app.status_of(&user).await["has_active_subscription"], false);
+
+    // The stats: two payments of 250, one subscription started, renewed once, lapsed once.
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
+    let stars = &stats["stars"];
+    let months = stars["months"].as_array().unwrap();
+    let total = |f: &str| months.iter().map(|m| m[f].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(stars["revenue_total"], 500, "{stats}");
+    assert_eq!((total("revenue"), total("payments")), (500, 2), "{stats}");
+    assert_eq!((total("new_subscriptions"), total("renewals"), total("lapsed")), (1, 1, 1), "{stats}");
+    assert_eq!(stars["active_subscriptions"], 0, "none paid in the last 30 days: {stats}");
+    assert_eq!(months.len(), 12);
 }
 
 #[tokio::test]
@@ -176,7 +187,8 @@ async fn a_payment_told_twice_pays_once(app: TestApp) {
     let charge = paid(&app, buyer, &payload, stars, None).await;
     join(&app, buyer).await;
     // The same payment in a second update (not Telegram's retry of the first: a new update id).
-    assert_eq!(app.webhook(updates::stars_payment(app.update_id(), buyer, &payload, stars, &charge, None)).await, 200);
+    let again = updates::StarsPaid { payload: &payload, stars, charge: &charge, renewal: None };
+    assert_eq!(app.webhook(updates::stars_payment(app.update_id(), buyer, app.now().timestamp(), again)).await, 200);
     app.drain().await;
     let status = app.status_of(&format!("tg:{buyer}")).await;
     assert_eq!(status["memberships"].as_array().unwrap().len(), 1, "{status}");

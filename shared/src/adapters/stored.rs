@@ -26,6 +26,53 @@ pub(crate) fn attempt_bucket(attempt: crate::ports::Attempt, at: DateTime<Utc>) 
     format!("attempts.{}.h{}", attempt.name(), at.format("%Y%m%d%H"))
 }
 
+/// A calendar month of Stars figures (`YYYYMM`), kept for good.
+fn month(at: DateTime<Utc>) -> String {
+    at.format("m%Y%m").to_string()
+}
+
+/// Payments of Stars subscriptions per day: "active subscriptions" sums the last 30 (each active
+/// subscription pays once per 30 days).
+fn renewing_bucket(at: DateTime<Utc>) -> String {
+    format!("stars.renewing.d{}", at.format("%Y%m%d"))
+}
+
+/// The figures of the Stars stats, per month.
+const STARS_MONTHLY: [&str; 5] = ["revenue", "payments", "subscriptions", "renewals", "lapsed"];
+/// How many months the stats show, this one first.
+pub(crate) const STARS_MONTHS: u32 = 12;
+
+/// The first day of the month `back` months before `now`'s.
+fn months_back(now: DateTime<Utc>, back: u32) -> DateTime<Utc> {
+    use chrono::{Datelike, TimeZone};
+    let index = now.year() * 12 + now.month0() as i32 - back as i32;
+    Utc.with_ymd_and_hms(index.div_euclid(12), index.rem_euclid(12) as u32 + 1, 1, 0, 0, 0).single().unwrap_or(now)
+}
+
+/// The counters a payment adds in the transaction that records it: for a payment in Stars, its
+/// revenue and kind, by month.
+pub(crate) fn payment_counters(p: &crate::domain::Payment) -> Vec<CounterChange> {
+    let Some(paid) = p.stars_paid() else { return Vec::new() };
+    let m = month(p.created_at);
+    let stars = i64::from(paid.stars);
+    let mut c = vec![
+        ("stars.revenue".to_owned(), stars, None),
+        (format!("stars.revenue.{m}"), stars, None),
+        (format!("stars.payments.{m}"), 1, None),
+    ];
+    if paid.renewing {
+        let kind = if paid.renewal { "renewals" } else { "subscriptions" };
+        c.push((format!("stars.{kind}.{m}"), 1, None));
+        c.push((renewing_bucket(p.created_at), 1, Some(p.created_at + Duration::days(31))));
+    }
+    c
+}
+
+/// A Stars subscription that lapsed (its membership expired, not renewed) in the month of `at`.
+pub(crate) fn lapse_counter(at: DateTime<Utc>) -> String {
+    format!("stars.lapsed.{}", month(at))
+}
+
 /// How long an attempt bucket is kept: a little over the 24 hours the stats look back.
 pub(crate) const ATTEMPT_KEEP_HOURS: i64 = 26;
 
@@ -52,6 +99,12 @@ pub(crate) fn counter_names(now: DateTime<Utc>) -> Vec<String> {
     for attempt in crate::ports::Attempt::ALL {
         names.extend(last_24_hours(now, |t| attempt_bucket(attempt, t)));
     }
+    names.push("stars.revenue".into());
+    names.extend((0..30).map(|d| renewing_bucket(now - Duration::days(d))));
+    for back in 0..STARS_MONTHS {
+        let m = month(months_back(now, back));
+        names.extend(STARS_MONTHLY.iter().map(|figure| format!("stars.{figure}.{m}")));
+    }
     names
 }
 
@@ -73,6 +126,24 @@ pub(crate) fn counters_from(now: DateTime<Utc>, get: &dyn Fn(&str) -> i64) -> cr
         refused_tokens_recent: attempts(Attempt::RefusedToken),
         declined_joins_recent: attempts(Attempt::DeclinedJoin),
         removed_strangers_recent: attempts(Attempt::RemovedStranger),
+        stars: crate::ports::StarsCounters {
+            revenue_total: get("stars.revenue"),
+            active_subscriptions: sum((0..30).map(|d| renewing_bucket(now - Duration::days(d))).collect()),
+            months: (0..STARS_MONTHS)
+                .map(|back| {
+                    let start = months_back(now, back);
+                    let figure = |f: &str| get(&format!("stars.{f}.{}", month(start)));
+                    crate::ports::StarsMonth {
+                        month: start.format("%Y-%m").to_string(),
+                        revenue: figure("revenue"),
+                        payments: figure("payments"),
+                        new_subscriptions: figure("subscriptions"),
+                        renewals: figure("renewals"),
+                        lapsed: figure("lapsed"),
+                    }
+                })
+                .collect(),
+        },
     }
 }
 

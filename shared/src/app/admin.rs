@@ -23,6 +23,9 @@ pub struct StatsView {
     pub members: MemberStats,
     /// The guide's "monitor fraudulent access attempts": the last 24 hours.
     pub attempts: AttemptStats,
+    /// Payments in Telegram Stars: revenue, running subscriptions, and per month the payments,
+    /// new subscriptions, renewals and lapses (churn).
+    pub stars: crate::ports::StarsCounters,
 }
 
 #[derive(Debug, Serialize)]
@@ -158,6 +161,7 @@ impl App {
                 declined_joins: c.declined_joins_recent,
                 removed_strangers: c.removed_strangers_recent,
             },
+            stars: c.stars,
         })
     }
 

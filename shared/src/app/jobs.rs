@@ -152,12 +152,27 @@ impl App {
                     progressed = true;
                     processed += 1;
                     self.end_access(&expired, "job:expire-subscriptions", Ending::Expired, intents.to_vec()).await?;
+                    self.count_if_subscription_lapsed(&expired, now).await?;
                 }
             }
             if due.len() < BATCH as usize || !progressed {
                 return Ok((processed, true));
             }
         }
+    }
+
+    /// A membership that a Stars subscription paid for and that ended unrenewed is a lapse (the
+    /// stats' churn). Counted after the expiry, apart from it: a crash in between loses the count,
+    /// never the expiry.
+    async fn count_if_subscription_lapsed(&self, ended: &Membership, now: DateTime<Utc>) -> Result<(), AppError> {
+        if self.settings.offers.in_stars().is_empty() {
+            return Ok(());
+        }
+        let paid = self.store.payment(&ended.payment_id).await?.and_then(|p| p.stars_paid());
+        if paid.is_some_and(|p| p.renewing) {
+            self.store.count_lapse(now).await?;
+        }
+        Ok(())
     }
 
     async fn expiration_warnings(&self, now: DateTime<Utc>, deadline: Instant) -> Result<(u64, bool), AppError> {

@@ -26,7 +26,7 @@ impl App {
         let offer = self.settings.offers.find(&input.offer_id)?;
         let transaction_id = parse_transaction_id(&input.transaction_id)?;
         // Stars payments are recorded by their charge id under this prefix: nobody types one in.
-        if transaction_key(&transaction_id).starts_with(super::stars::STARS_TRANSACTION_PREFIX) {
+        if transaction_key(&transaction_id).starts_with(crate::domain::STARS_TRANSACTION_PREFIX) {
             return Err(AppError::Invalid("transaction_id: ids beginning with \"stars:\" are Telegram's".into()));
         }
         if let Some(info) = &input.user_info

@@ -11,14 +11,11 @@ use super::access::Redemption;
 use super::{App, AppError, actor, hour_window, require, telegram_actor};
 use crate::auth::{Caller, Role};
 use crate::domain::{
-    AuditAction, IncomingMessage, Lang, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery, SuccessfulPayment,
-    TelegramUserId, TgUser, TokenHash, TokenRecord, TokenStatus, UserId, offer_of_payload, stars_payload, texts,
+    AuditAction, IncomingMessage, Lang, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery,
+    STARS_TRANSACTION_PREFIX, SuccessfulPayment, TelegramUserId, TgUser, TokenHash, TokenRecord, TokenStatus, UserId,
+    offer_of_payload, stars_payload, texts,
 };
 use crate::ports::{Effect, LinkButton, StarInvoice, StoreError};
-
-/// What identifies a Stars payment among all payments: the charge id, in a namespace a manual
-/// transaction id cannot enter (`submit_payment` refuses the prefix).
-pub const STARS_TRANSACTION_PREFIX: &str = "stars:";
 
 /// Who reviewed a Stars payment: Telegram took it, nobody had to validate it.
 const STARS_REVIEWER: &str = "telegram-stars";
@@ -235,6 +232,7 @@ impl App {
             user_info: Some(json!({
                 "stars": paid.total_amount, "telegram_user_id": account, "telegram_payment_charge_id": charge,
                 "renewing": offer.renewing, "is_recurring": paid.is_recurring,
+                "renewal": paid.is_recurring && !paid.is_first_recurring,
                 "subscription_expiration_date": paid.subscription_expiration_date
                     .and_then(|t| DateTime::from_timestamp(t, 0)),
             })),
@@ -379,7 +377,6 @@ pub fn stars_user(account: TelegramUserId) -> Result<UserId, AppError> {
     Ok(UserId::parse(&format!("tg:{account}"))?)
 }
 
-/// The charge id of a Stars payment, from its transaction id.
-pub fn stars_charge(payment: &Payment) -> Option<&str> {
-    payment.transaction_id.strip_prefix(STARS_TRANSACTION_PREFIX)
+fn stars_charge(payment: &Payment) -> Option<&str> {
+    payment.stars_charge()
 }

@@ -50,6 +50,38 @@ pub struct Payment {
     pub lang: Lang,
 }
 
+/// A payment in Telegram Stars is recorded with its charge id under this prefix, a form a manual
+/// transaction id may not take.
+pub const STARS_TRANSACTION_PREFIX: &str = "stars:";
+
+/// What a payment in Stars paid, as telegate recorded it with the payment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StarsPaid {
+    pub stars: u32,
+    /// A subscription's payment (its first or a renewal).
+    pub renewing: bool,
+    /// A renewal of a subscription already running.
+    pub renewal: bool,
+}
+
+impl Payment {
+    /// The charge id of a payment in Stars.
+    pub fn stars_charge(&self) -> Option<&str> {
+        self.transaction_id.strip_prefix(STARS_TRANSACTION_PREFIX)
+    }
+
+    /// What a payment in Stars paid; `None` for a manual payment.
+    pub fn stars_paid(&self) -> Option<StarsPaid> {
+        self.stars_charge()?;
+        let info = self.user_info.as_ref()?;
+        Some(StarsPaid {
+            stars: u32::try_from(info["stars"].as_u64()?).ok()?,
+            renewing: info["renewing"] == true,
+            renewal: info["renewal"] == true,
+        })
+    }
+}
+
 /// A transaction id as the payer typed it: trimmed, 1 to 128 printable characters.
 pub fn parse_transaction_id(raw: &str) -> Result<String, DomainError> {
     let t = raw.trim();

@@ -219,6 +219,29 @@ pub struct Counters {
     pub refused_tokens_recent: i64,
     pub declined_joins_recent: i64,
     pub removed_strangers_recent: i64,
+    pub stars: StarsCounters,
+}
+
+/// Payments in Telegram Stars, from counters kept in the writes that record them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StarsCounters {
+    pub revenue_total: i64,
+    /// Subscriptions that paid in the last 30 days (each pays once per 30 days while it runs).
+    pub active_subscriptions: i64,
+    /// This month first, then the eleven before.
+    pub months: Vec<StarsMonth>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StarsMonth {
+    /// `YYYY-MM`, UTC.
+    pub month: String,
+    pub revenue: i64,
+    pub payments: i64,
+    pub new_subscriptions: i64,
+    pub renewals: i64,
+    /// Subscriptions whose access ended unrenewed (the churn).
+    pub lapsed: i64,
 }
 
 /// A suspicious access attempt, counted per hour (the guide's "monitor fraudulent access attempts").
@@ -328,6 +351,8 @@ pub trait Stats: Send + Sync {
     async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError>;
     /// Counts one attempt in the hour of `at` (kept a little over a day).
     async fn count_attempt(&self, attempt: Attempt, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Counts a Stars subscription that lapsed, in the month of `at`.
+    async fn count_lapse(&self, at: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
 /// When each scheduled job last ran (the local scheduler and `doctor` read it), and the runs an

@@ -173,6 +173,11 @@ impl TestApp {
             .as_u16()
     }
 
+    /// The app's time (its test clock).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.running().app.clock.now()
+    }
+
     pub fn update_id(&self) -> i64 {
         self.next_update.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::codec::*;
 use super::{Cancelled, DynamoStore, Query, fault, is_condition, keys};
-use crate::adapters::stored::{ATTEMPT_KEEP_HOURS, attempt_bucket, counter_names, counters_from, ts};
+use crate::adapters::stored::{ATTEMPT_KEEP_HOURS, attempt_bucket, counter_names, counters_from, lapse_counter, ts};
 use crate::domain::{
     Membership, MembershipId, MembershipStatus, REQUESTED_RUN_DAYS, RequestedRun, RunId, TokenStatus, UserId,
 };
@@ -277,6 +277,21 @@ impl Stats for DynamoStore {
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":ttl", n(keep.timestamp()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(fault)
+    }
+
+    async fn count_lapse(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::counter(lapse_counter(at))))
+            .key("sk", s("COUNTER"))
+            .update_expression("ADD #v :one")
+            .expression_attribute_names("#v", "value")
+            .expression_attribute_values(":one", n(1))
             .send()
             .await
             .map(drop)

@@ -4,16 +4,21 @@ use async_trait::async_trait;
 
 use super::codec::*;
 use super::{Cancelled, DynamoStore, Query, keys};
+use crate::adapters::stored::payment_counters;
 use crate::domain::{Payment, PaymentId, PaymentStatus, UserId};
 use crate::ports::*;
 
 #[async_trait]
 impl PaymentStore for DynamoStore {
     async fn insert_payment(&self, p: &Payment) -> Result<(), StoreError> {
-        let items = vec![
+        let mut items = vec![
             self.put(payment_item(p), Some("attribute_not_exists(pk)"), vec![])?,
             self.put(tx_item(&p.transaction_key(), &p.id), Some("attribute_not_exists(pk)"), vec![])?,
         ];
+        // A payment in Stars counts its revenue in the same transaction.
+        for (name, delta, ttl) in payment_counters(p) {
+            items.push(self.bump(&name, delta, ttl)?);
+        }
         match self.transact(items).await {
             Ok(()) => Ok(()),
             Err(Cancelled::Condition(_)) => Err(StoreError::Conflict("transaction_id_taken")),

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::rows::*;
 use super::{SqliteStore, bump, fault, get_membership, memberships_where, write_intents};
-use crate::adapters::stored::{attempt_bucket, counter_names, counters_from, ts};
+use crate::adapters::stored::{attempt_bucket, counter_names, counters_from, lapse_counter, ts};
 use crate::domain::{Membership, MembershipId, MembershipStatus, REQUESTED_RUN_DAYS, RequestedRun, RunId, UserId};
 use crate::ports::*;
 
@@ -192,6 +192,10 @@ impl Stats for SqliteStore {
 
     async fn count_attempt(&self, attempt: Attempt, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.with(|conn| bump(conn, &attempt_bucket(attempt, at), 1))
+    }
+
+    async fn count_lapse(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.with(|conn| bump(conn, &lapse_counter(at), 1))
     }
 }
 

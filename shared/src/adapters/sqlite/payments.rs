@@ -5,14 +5,18 @@ use rusqlite::{OptionalExtension, params};
 
 use super::rows::*;
 use super::{SqliteStore, fault, is_unique_violation};
-use crate::adapters::stored::ts;
+use crate::adapters::stored::{payment_counters, ts};
 use crate::domain::{Payment, PaymentId, PaymentStatus, UserId, transaction_key};
 use crate::ports::*;
 
 #[async_trait]
 impl PaymentStore for SqliteStore {
     async fn insert_payment(&self, p: &Payment) -> Result<(), StoreError> {
-        self.with(|conn| insert_payment(conn, p))
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            insert_payment(&tx, p)?;
+            tx.commit().map_err(fault)
+        })
     }
 
     async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
@@ -108,6 +112,10 @@ pub(super) fn insert_payment(conn: &rusqlite::Connection, p: &Payment) -> Result
             p.transaction_key(),
         ],
     )
-    .map(drop)
-    .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("transaction_id_taken") } else { fault(e) })
+    .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("transaction_id_taken") } else { fault(e) })?;
+    // A payment in Stars counts its revenue with it (the caller's transaction).
+    for (name, delta, _) in payment_counters(p) {
+        super::bump(conn, &name, delta)?;
+    }
+    Ok(())
 }
