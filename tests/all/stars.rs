@@ -280,6 +280,11 @@ async fn a_revoke_removes_a_stars_member_and_cancels_the_renewal() {
     let app = stars_app(false).await;
     let charge = pay(&app, 7601, "monthly").await;
     join(&app, 7601).await;
+    // Renewed once: Telegram still names the subscription by its first payment.
+    app.advance(30 * DAY - 3600).await;
+    let renewal = Renewal { expires: 0, recurring: true, first: false };
+    let renewed = paid(&app, 7601, "v1:monthly", 250, Some(renewal)).await;
+    assert_ne!(renewed, charge);
     let body = json!({"user_id": "tg:7601", "reason": "chargeback"});
     let (status, answer) = app.post("/api/telegram/revoke-access/", &app.jwt("root", "admin"), body).await;
     assert_eq!((status, answer["revoked_count"].clone()), (200, json!(1)), "{answer}");

@@ -334,23 +334,24 @@ impl App {
         Ok(revoked)
     }
 
-    /// A revoke also stops the user's Stars subscriptions from renewing (each account's latest
-    /// renewing payment names its subscription to Telegram).
+    /// A revoke also stops the user's Stars subscriptions from renewing. Telegram names a
+    /// subscription by the charge id of its first payment: per account, the latest subscription's
+    /// first payment (its latest renewing payment when the first is not on record).
     pub(crate) async fn cancel_renewals(&self, user: &UserId) -> Result<(), AppError> {
-        let mut latest: std::collections::BTreeMap<i64, Payment> = std::collections::BTreeMap::new();
+        // Per account: (is a first payment, when) of the payment that names its subscription.
+        let mut named: std::collections::BTreeMap<i64, (bool, Payment)> = std::collections::BTreeMap::new();
         for p in self.store.payments_of(user).await? {
-            let info = p.user_info.clone().unwrap_or_default();
-            let (Some(_), true, Some(account)) =
-                (stars_charge(&p), info["renewing"] == true, info["telegram_user_id"].as_i64())
-            else {
-                continue;
-            };
-            if latest.get(&account).is_none_or(|l| l.created_at < p.created_at) {
-                latest.insert(account, p);
+            let account = p.user_info.as_ref().and_then(|i| i["telegram_user_id"].as_i64());
+            let (Some(paid), Some(account)) = (p.stars_paid().filter(|s| s.renewing), account) else { continue };
+            let first = !paid.renewal;
+            let better =
+                named.get(&account).is_none_or(|(was_first, q)| (first, p.created_at) > (*was_first, q.created_at));
+            if better {
+                named.insert(account, (first, p));
             }
         }
         let mut effects = Vec::new();
-        for (account, p) in latest {
+        for (account, (_, p)) in named {
             let (Ok(account), Some(charge)) = (TelegramUserId::parse(account), stars_charge(&p)) else { continue };
             tracing::info!(payment = %p.id, "the Stars subscription's renewal is cancelled");
             effects.push((
