@@ -13,6 +13,7 @@ use crate::jwt::mint;
 const CHANNEL: i64 = -1_001_234_567_890;
 const ALICE_TG: i64 = 424_242;
 const MALLORY_TG: i64 = 666_666;
+const BOB_TG: i64 = 515_151;
 const JWT_SECRET: &str = "demo-secret-demo-secret-demo-secret-0123";
 const WEBHOOK_SECRET: &str = "demo-webhook-secret";
 
@@ -31,7 +32,13 @@ pub async fn run() -> Result<(), String> {
         ("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
         ("TELEGRAM_API_URL", telegram.url.clone()),
         ("JWT_HS256_SECRET", JWT_SECRET.to_owned()),
-        ("OFFERS", r#"{"premium-30": {"name": "Premium", "days": 30}}"#.to_owned()),
+        (
+            "OFFERS",
+            r#"{"premium-30": {"name": "Premium", "days": 30},
+                "monthly": {"name": "Mensuel", "days": 30, "stars": 250, "renewing": true}}"#
+                .to_owned(),
+        ),
+        ("PAY_SUPPORT_CONTACT", "@club_support".to_owned()),
     ]);
     let settings = Settings::from_env(&|k| env.get(k).cloned()).map_err(|e| e.to_string())?;
     let running = Running::spawn(settings, &data, Options { polling: false, scheduler: false }).await?;
@@ -199,5 +206,38 @@ async fn story(running: &Running, fake: &FakeTelegram) -> Result<(), String> {
     for k in kinds {
         println!("   → {k}");
     }
+    stars(&api, running, fake).await
+}
+
+/// Bob pays in Telegram Stars, inside the bot: nobody validates anything.
+async fn stars(api: &Api<'_>, running: &Running, fake: &FakeTelegram) -> Result<(), String> {
+    step(10, "Bob has no account on the site: he opens the bot and sends /buy.");
+    api.telegram(updates::text(10, BOB_TG, "fr", "/buy")).await?;
+    let offer = fake.calls_to("sendMessage").last().map(|c| c.params.clone()).unwrap_or_default();
+    let button = &offer["reply_markup"]["inline_keyboard"][0][0];
+    let invoice = fake.invoice(button["url"].as_str().unwrap_or_default()).ok_or("✗ demo: /buy showed no invoice")?;
+    expect(invoice["currency"] == "XTR", "an invoice in Telegram Stars")?;
+    println!(
+        "   → « {} » [{}]",
+        offer["text"].as_str().unwrap_or_default(),
+        button["text"].as_str().unwrap_or_default()
+    );
+
+    step(11, "Bob taps the button and pays: Telegram asks the bot first, then tells it.");
+    let payload = invoice["payload"].as_str().unwrap_or_default().to_owned();
+    api.telegram(updates::pre_checkout(11, BOB_TG, "demo-checkout", &payload, 250)).await?;
+    let answer = fake.calls_to("answerPreCheckoutQuery").last().map(|c| c.params.clone()).unwrap_or_default();
+    expect(answer["ok"] == json!(true), "the pre-checkout is accepted")?;
+    let charge = fake.take_star_payment(BOB_TG, &payload, 250, Some(2_592_000));
+    let renewal =
+        updates::Renewal { expires: chrono::Utc::now().timestamp() + 2_592_000, recurring: true, first: true };
+    let paid = updates::StarsPaid { payload: &payload, stars: 250, charge: &charge, renewal: Some(renewal) };
+    api.telegram(updates::stars_payment(12, BOB_TG, chrono::Utc::now().timestamp(), paid)).await?;
+    running.effects.drain().await;
+    expect(fake.calls_to("createChatInviteLink").len() == 2, "a personal invite for Bob")?;
+    println!("   → paid 250 ⭐ (renewed every 30 days by Telegram); the bot replies at once:");
+    println!("     « {} »", last_text(fake, BOB_TG));
+    println!("   → from here on it is Alice's story: join request approved for Bob's account only,");
+    println!("     warnings before the end, removal when Telegram stops renewing.");
     Ok(())
 }

@@ -265,6 +265,20 @@ async fn a_pre_checkout_for_a_withdrawn_or_repriced_offer_or_a_barred_account_is
 }
 
 #[tokio::test]
+async fn a_stars_buyer_whose_invite_expired_gets_a_fresh_one_with_start() {
+    let app = stars_app(false).await;
+    pay(&app, 7551, "pass").await;
+    app.advance(3600).await; // the 5-minute invite is long gone
+    assert_eq!(app.webhook(updates::text(app.update_id(), 7551, "fr", "/start")).await, 200);
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 2, "a fresh invite");
+    join(&app, 7551).await;
+    assert_eq!(app.status_of("tg:7551").await["memberships"][0]["days_remaining"], 7);
+    // In the channel now: /start shows the offers again, no invite.
+    assert_eq!(app.webhook(updates::text(app.update_id(), 7551, "fr", "/start")).await, 200);
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 2);
+}
+
+#[tokio::test]
 async fn a_stars_buyers_invite_used_by_another_account_is_declined() {
     let app = stars_app(false).await;
     pay(&app, 7501, "pass").await;

@@ -323,7 +323,7 @@ impl App {
 
     /// A personal invite for a membership: lift an earlier ban, retire the previous link, create a
     /// fresh one bound to the membership by its name.
-    async fn invite(&self, membership: &Membership) -> Result<String, AppError> {
+    pub(crate) async fn invite(&self, membership: &Membership) -> Result<String, AppError> {
         let account = membership.telegram_user_id;
         self.telegram.unban(account, true).await?;
         if let Some(old) = &membership.invite_link

@@ -67,6 +67,13 @@ impl App {
                 }
                 self.redemption_reply(redemption, lang)
             }
+            // Paid (in Stars, or a link already used) and not in the channel: a fresh invite, with
+            // the same hourly limit as a re-sent link.
+            ("/start", None) if self.start_is_silenced(account, "").await? => return Ok(()),
+            ("/start", None) if let Some(link) = self.invite_again(account).await? => {
+                self.count_invite(account).await?;
+                self.redemption_reply(Redemption::Invite { link }, lang)
+            }
             ("/start", None) if !self.settings.offers.in_stars().is_empty() => {
                 (texts::welcome_with_stars(lang, channel), self.offer_buttons(lang).await?)
             }
@@ -78,6 +85,20 @@ impl App {
         };
         self.telegram.send_message(message.chat.id, &reply, &buttons).await?;
         Ok(())
+    }
+
+    /// A fresh invite for an account whose current membership waits for it (paid, not in the
+    /// channel), unless a channel administrator removed it by hand.
+    async fn invite_again(&self, account: TelegramUserId) -> Result<Option<String>, AppError> {
+        let now = self.clock.now();
+        let Some(m) = self.store.current_membership(account).await?.filter(|m| m.holds_place(now) && !m.in_channel)
+        else {
+            return Ok(None);
+        };
+        if self.store.account_bar(account).await?.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(self.invite(&m).await?))
     }
 
     /// What the account is told after a token (or a Stars payment) was applied.

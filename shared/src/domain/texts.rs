@@ -89,11 +89,11 @@ pub fn invite(lang: Lang, channel: &str, minutes: u64) -> String {
     match lang {
         Lang::Fr => format!(
             "Votre accès à « {channel} » est prêt. Ce lien d'invitation est personnel : il ne fonctionne que pour \
-             votre compte et expire dans {minutes} min. Si besoin, renvoyez votre lien d'accès pour en obtenir un nouveau."
+             votre compte et expire dans {minutes} min. Si besoin, renvoyez votre lien d'accès (ou /start) pour en obtenir un nouveau."
         ),
         Lang::En => format!(
             "Your access to \"{channel}\" is ready. This invite is personal: it only works for your account and \
-             expires in {minutes} min. If needed, open your access link again to get a fresh one."
+             expires in {minutes} min. If needed, open your access link again (or send /start) to get a fresh one."
         ),
     }
 }
@@ -134,8 +134,8 @@ pub fn status_active(lang: Lang, offer: &str, end: DateTime<Utc>, days: i64) -> 
 
 pub fn status_pending(lang: Lang) -> String {
     match lang {
-        Lang::Fr => "Votre accès est prêt mais vous n'avez pas encore rejoint le canal : renvoyez votre lien d'accès pour recevoir une invitation.".into(),
-        Lang::En => "Your access is ready but you have not joined the channel yet: open your access link again to get an invite.".into(),
+        Lang::Fr => "Votre accès est prêt mais vous n'avez pas encore rejoint le canal : envoyez /start (ou renvoyez votre lien d'accès) pour recevoir une invitation.".into(),
+        Lang::En => "Your access is ready but you have not joined the channel yet: send /start (or open your access link again) to get an invite.".into(),
     }
 }
 
