@@ -357,6 +357,19 @@ async fn a_web_subscribers_stars_renewal_shows_in_their_web_status() {
 }
 
 #[tokio::test]
+async fn a_former_web_subscriber_paying_in_stars_sees_it_in_their_web_status() {
+    let app = stars_app(false).await;
+    app.member("carol", "TX-WEB-2", 7711).await;
+    app.advance(31 * DAY).await; // the web period ended, and was swept
+    app.drain().await;
+    pay(&app, 7711, "pass").await;
+    let status = app.status_of("carol").await;
+    let memberships = status["memberships"].as_array().unwrap();
+    assert_eq!(memberships.len(), 2, "{status}");
+    assert!(memberships.iter().any(|m| m["subscription_type"] == "Week pass"), "{status}");
+}
+
+#[tokio::test]
 async fn paysupport_names_the_creators_contact_and_the_request_is_recorded() {
     let app = stars_app(false).await;
     for _ in 0..3 {

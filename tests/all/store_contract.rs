@@ -304,6 +304,8 @@ async fn access(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     );
     assert_eq!(store.current_membership(alice).await.unwrap().unwrap().id, m.id);
     assert!(store.current_membership(mallory).await.unwrap().is_none());
+    assert_eq!(store.last_membership(alice).await.unwrap().unwrap().id, m.id);
+    assert!(store.last_membership(mallory).await.unwrap().is_none());
 
     store.set_invite(&m.id, "https://t.me/+contract1", now + Duration::minutes(5)).await.unwrap();
     assert_eq!(store.membership_by_invite("https://t.me/+contract1").await.unwrap().unwrap().id, m.id);

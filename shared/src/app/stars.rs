@@ -208,8 +208,8 @@ impl App {
 
     /// The payment, written once: its id and transaction id come from the charge id, so a second
     /// delivery finds it instead of writing another. The payer is the web account the Telegram
-    /// account's current membership belongs to, if any (its status then shows this access too),
-    /// else the Telegram account itself (`tg:<id>`).
+    /// account's current (else last) membership belongs to, if any (its status then shows this
+    /// access too), else the Telegram account itself (`tg:<id>`).
     async fn record_stars_payment(
         &self,
         account: TelegramUserId,
@@ -219,9 +219,14 @@ impl App {
         lang: Lang,
     ) -> Result<Payment, AppError> {
         let charge = paid.telegram_payment_charge_id.trim();
+        // The current membership's payer (one period, one payer), else whoever the account's
+        // last membership belonged to: a web account that once redeemed a link sees this access too.
         let user_id = match self.store.current_membership(account).await? {
             Some(m) => m.user_id,
-            None => stars_user(account)?,
+            None => match self.store.last_membership(account).await? {
+                Some(m) => m.user_id,
+                None => stars_user(account)?,
+            },
         };
         let payment = Payment {
             id: PaymentId::derived(at, &format!("{STARS_TRANSACTION_PREFIX}{charge}")),

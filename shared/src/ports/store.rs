@@ -127,6 +127,8 @@ pub trait AccessStore: Send + Sync {
     async fn membership(&self, id: &MembershipId) -> Result<Option<Membership>, StoreError>;
     /// The account's current membership: the latest one still pending or active.
     async fn current_membership(&self, account: TelegramUserId) -> Result<Option<Membership>, StoreError>;
+    /// The account's newest membership, whatever its status: whose web account it belongs to.
+    async fn last_membership(&self, account: TelegramUserId) -> Result<Option<Membership>, StoreError>;
     async fn membership_by_invite(&self, link: &str) -> Result<Option<Membership>, StoreError>;
     /// A user's memberships, newest first.
     async fn memberships_of(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;

@@ -254,6 +254,11 @@ impl AccessStore for DynamoStore {
         Ok(None)
     }
 
+    async fn last_membership(&self, account: TelegramUserId) -> Result<Option<Membership>, StoreError> {
+        let newest = Query::on(Some("gsi1"), "gsi1pk = :p", vec![(":p", s(keys::account(account)))]).limit(1);
+        self.query(newest).await?.first().map(membership_from).transpose()
+    }
+
     async fn membership_by_invite(&self, link: &str) -> Result<Option<Membership>, StoreError> {
         let Some(item) = self.get(&keys::invite(link), "INVITE").await? else { return Ok(None) };
         self.membership_record(&get_s(&item, "membership_id")?).await

@@ -173,6 +173,18 @@ impl AccessStore for SqliteStore {
         })
     }
 
+    async fn last_membership(&self, account: TelegramUserId) -> Result<Option<Membership>, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT * FROM memberships WHERE telegram_user_id = ?1 ORDER BY id DESC LIMIT 1",
+                [account.get()],
+                membership_from,
+            )
+            .optional()
+            .map_err(fault)
+        })
+    }
+
     async fn membership_by_invite(&self, link: &str) -> Result<Option<Membership>, StoreError> {
         self.with(|conn| {
             conn.query_row("SELECT * FROM memberships WHERE invite_link = ?1", [link], membership_from)
