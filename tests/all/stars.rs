@@ -304,7 +304,20 @@ async fn a_revoke_removes_a_stars_member_and_cancels_the_renewal() {
     assert_eq!((status, answer["revoked_count"].clone()), (200, json!(1)), "{answer}");
     app.drain().await;
     assert_eq!(app.calls_for_user("banChatMember", 7601).len(), 1);
-    assert_eq!(app.fake().cancelled_subscriptions(), [charge], "Telegram stops renewing it");
+    assert_eq!(app.fake().cancelled_subscriptions(), std::slice::from_ref(&charge), "Telegram stops renewing it");
+
+    // A renewal that raced the cancellation is given back, and lets nobody in.
+    app.advance(30 * DAY).await;
+    let late = Renewal { expires: 0, recurring: true, first: false };
+    let raced = paid(&app, 7601, "v1:monthly", 250, Some(late)).await;
+    assert_eq!(app.fake().refunded(), std::slice::from_ref(&raced));
+    // Told a second time: still no access, nothing refunded twice.
+    let again = updates::StarsPaid { payload: "v1:monthly", stars: 250, charge: &raced, renewal: Some(late) };
+    assert_eq!(app.webhook(updates::stars_payment(app.update_id(), 7601, app.now().timestamp(), again)).await, 200);
+    app.drain().await;
+    assert_eq!(app.fake().refunded(), [raced]);
+    assert_eq!(app.status_of("tg:7601").await["has_active_subscription"], false);
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "no invite");
 }
 
 async fn an_admin_refund_ends_the_access(app: TestApp) {

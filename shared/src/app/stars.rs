@@ -11,7 +11,7 @@ use super::access::Redemption;
 use super::{App, AppError, actor, hour_window, require, telegram_actor};
 use crate::auth::{Caller, Role};
 use crate::domain::{
-    AuditAction, IncomingMessage, Lang, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery,
+    AuditAction, IncomingMessage, Lang, MembershipStatus, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery,
     STARS_TRANSACTION_PREFIX, SuccessfulPayment, TelegramUserId, TgUser, TokenHash, TokenRecord, TokenStatus, UserId,
     offer_of_payload, stars_payload, texts,
 };
@@ -113,9 +113,11 @@ impl App {
             None => self.record_stars_payment(account, paid, &offer, at, lang).await?,
         };
         let record = self.stars_token(&payment, &offer, charge, account, now).await?;
-        let redemption = match self.store.account_bar(account).await? {
-            Some(_) => Redemption::Refused,
-            None => self.admit(&record, from, account, now).await?,
+        let barred = self.store.account_bar(account).await?.is_some();
+        let redemption = if barred || self.renews_a_revoked_subscription(account, paid).await? {
+            Redemption::Refused
+        } else {
+            self.admit(&record, from, account, now).await?
         };
         let (reply, buttons) = match redemption {
             Redemption::Refused => {
@@ -178,6 +180,20 @@ impl App {
                 return Ok((repaired, true));
             }
         }
+    }
+
+    /// A renewal of a subscription whose access an admin revoked: the revoke cancelled its renewal,
+    /// so this charge raced the cancellation. It is refunded, not let in.
+    async fn renews_a_revoked_subscription(
+        &self,
+        account: TelegramUserId,
+        paid: &SuccessfulPayment,
+    ) -> Result<bool, AppError> {
+        if !paid.is_recurring || paid.is_first_recurring || self.store.current_membership(account).await?.is_some() {
+            return Ok(false);
+        }
+        let last = self.store.last_membership(account).await?;
+        Ok(last.is_some_and(|m| m.status == MembershipStatus::Revoked))
     }
 
     /// `/paysupport`: who answers payment questions; the request is recorded (once an hour per
