@@ -9,8 +9,8 @@ use serde_json::json;
 use super::{App, AppError, Notice, actor, hour_window, telegram_actor};
 use crate::auth::{Caller, Role};
 use crate::domain::{
-    AccessToken, AuditAction, Membership, MembershipId, MembershipStatus, NotificationId, NotificationKind, Payment,
-    PaymentId, PaymentStatus, TelegramUserId, TgUser, TokenRecord, TokenStatus, texts,
+    AccessToken, AuditAction, Membership, MembershipId, MembershipStatus, NotificationId, NotificationKind, Offer,
+    Payment, PaymentId, PaymentStatus, TelegramUserId, TgUser, TokenHash, TokenRecord, TokenStatus, texts,
 };
 use crate::ports::{Applied, InviteRequest, StoreError};
 
@@ -93,20 +93,8 @@ impl App {
         let offer = self.settings.offers.find(&payment.offer_id)?;
         let now = self.clock.now();
         let token = AccessToken::generate()?;
-        let expires_at = now + Duration::hours(i64::from(self.settings.token_ttl_hours));
-        let record = TokenRecord {
-            hash: token.hash(),
-            payment_id: payment.id.clone(),
-            user_id: payment.user_id.clone(),
-            offer_name: offer.name.clone(),
-            days: offer.days,
-            status: TokenStatus::Pending,
-            created_at: now,
-            expires_at,
-            telegram_user_id: None,
-            membership_id: None,
-            used_at: None,
-        };
+        let record = self.pending_token(token.hash(), payment, &offer, now);
+        let expires_at = record.expires_at;
         match self.store.issue_token(&record).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
@@ -142,6 +130,29 @@ impl App {
         .await?;
         tracing::info!(payment = %payment.id, token = record.hash.label(), "access token issued");
         Ok(Issued { success: true, payment_id: payment.id.clone(), bot_link, token, expires_at, notification_id })
+    }
+
+    /// A new pending token under `hash` for `payment`'s offer, valid `TOKEN_TTL_HOURS`.
+    pub(crate) fn pending_token(
+        &self,
+        hash: TokenHash,
+        payment: &Payment,
+        offer: &Offer,
+        now: DateTime<Utc>,
+    ) -> TokenRecord {
+        TokenRecord {
+            hash,
+            payment_id: payment.id.clone(),
+            user_id: payment.user_id.clone(),
+            offer_name: offer.name.clone(),
+            days: offer.days,
+            status: TokenStatus::Pending,
+            created_at: now,
+            expires_at: now + Duration::hours(i64::from(self.settings.token_ttl_hours)),
+            telegram_user_id: None,
+            membership_id: None,
+            used_at: None,
+        }
     }
 
     /// `/start <token>` from `from`: bind, open or extend the membership, and invite when needed.

@@ -4,7 +4,7 @@
 //! manual payment: a payment in the store, a token (already bound to the payer, who is the
 //! account), the membership it opens or extends, the personal invite.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::access::Redemption;
@@ -12,7 +12,7 @@ use super::{App, AppError, actor, hour_window, require, telegram_actor};
 use crate::auth::{Caller, Role};
 use crate::domain::{
     AuditAction, IncomingMessage, Lang, MembershipStatus, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery,
-    STARS_TRANSACTION_PREFIX, SuccessfulPayment, TelegramUserId, TgUser, TokenHash, TokenRecord, TokenStatus, UserId,
+    STARS_TRANSACTION_PREFIX, SuccessfulPayment, TelegramUserId, TgUser, TokenHash, TokenRecord, UserId,
     offer_of_payload, stars_payload, texts,
 };
 use crate::ports::{Effect, LinkButton, StarInvoice, StoreError};
@@ -300,19 +300,7 @@ impl App {
     ) -> Result<TokenRecord, AppError> {
         let hash = TokenHash::of_stars_charge(charge);
         if self.store.token(&hash).await?.is_none() {
-            let record = TokenRecord {
-                hash: hash.clone(),
-                payment_id: payment.id.clone(),
-                user_id: payment.user_id.clone(),
-                offer_name: offer.name.clone(),
-                days: offer.days,
-                status: TokenStatus::Pending,
-                created_at: now,
-                expires_at: now + Duration::hours(i64::from(self.settings.token_ttl_hours)),
-                telegram_user_id: None,
-                membership_id: None,
-                used_at: None,
-            };
+            let record = self.pending_token(hash.clone(), payment, offer, now);
             match self.store.issue_token(&record).await {
                 Ok(()) | Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
