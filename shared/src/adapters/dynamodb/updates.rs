@@ -11,71 +11,61 @@ use crate::ports::*;
 #[async_trait]
 impl UpdateLog for DynamoStore {
     async fn claim_update(&self, update_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(keys::update(update_id)))
-            .item("sk", s("UPD"))
-            .item("done", b(false))
-            .item("lease_until", s(ts(now + UPDATE_LEASE)))
-            .item("ttl", n((now + UPDATE_RETENTION).timestamp()))
-            .condition_expression("attribute_not_exists(pk) OR #ttl < :now OR (done = :no AND lease_until < :at)")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":now", n(now.timestamp()))
-            .expression_attribute_values(":no", b(false))
-            .expression_attribute_values(":at", s(ts(now)))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition(&e) => Ok(false),
-            Err(e) => Err(fault(e)),
-        }
+        self.claim(&Claimed::update(update_id), now, UPDATE_LEASE, UPDATE_RETENTION).await
     }
 
     async fn complete_update(&self, update_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::update(update_id)))
-            .key("sk", s("UPD"))
-            .update_expression("SET done = :yes, #ttl = :ttl")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":yes", b(true))
-            .expression_attribute_values(":ttl", n((now + UPDATE_RETENTION).timestamp()))
-            .send()
-            .await
-            .map(drop)
-            .map_err(fault)
+        self.complete(&Claimed::update(update_id), now, UPDATE_RETENTION).await
     }
 
     async fn release_update(&self, update_id: i64) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::update(update_id)))
-            .key("sk", s("UPD"))
-            .send()
-            .await
-            .map(drop)
-            .map_err(fault)
+        self.release(&Claimed::update(update_id)).await
     }
 }
 
 #[async_trait]
 impl EffectLog for DynamoStore {
     async fn claim_effect(&self, key: &str, now: DateTime<Utc>, lease: Duration) -> Result<bool, StoreError> {
+        self.claim(&Claimed::effect(key), now, lease, EFFECT_RETENTION).await
+    }
+
+    async fn complete_effect(&self, key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.complete(&Claimed::effect(key), now, EFFECT_RETENTION).await
+    }
+
+    async fn release_effect(&self, key: &str) -> Result<(), StoreError> {
+        self.release(&Claimed::effect(key)).await
+    }
+}
+
+/// The item of something done once (an update, an effect): its key.
+struct Claimed {
+    pk: String,
+    sk: &'static str,
+}
+
+impl Claimed {
+    fn update(update_id: i64) -> Self {
+        Self { pk: keys::update(update_id), sk: "UPD" }
+    }
+    fn effect(key: &str) -> Self {
+        Self { pk: keys::effect(key), sk: "EFFECT" }
+    }
+}
+
+impl DynamoStore {
+    /// Takes the item for `lease` unless it is done or leased to someone else; one past its TTL
+    /// is gone, whether or not DynamoDB has deleted it yet.
+    async fn claim(&self, c: &Claimed, now: DateTime<Utc>, lease: Duration, keep: Duration) -> Result<bool, StoreError> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(keys::effect(key)))
-            .item("sk", s("EFFECT"))
+            .item("pk", s(&c.pk))
+            .item("sk", s(c.sk))
             .item("done", b(false))
             .item("lease_until", s(ts(now + lease)))
-            .item("ttl", n((now + EFFECT_RETENTION).timestamp()))
-            // Past its TTL an item is gone, whether or not DynamoDB has deleted it yet.
+            .item("ttl", n((now + keep).timestamp()))
             .condition_expression("attribute_not_exists(pk) OR #ttl < :epoch OR (done = :no AND lease_until < :now)")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":no", b(false))
@@ -90,29 +80,30 @@ impl EffectLog for DynamoStore {
         }
     }
 
-    async fn complete_effect(&self, key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn complete(&self, c: &Claimed, now: DateTime<Utc>, keep: Duration) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(keys::effect(key)))
-            .key("sk", s("EFFECT"))
+            .key("pk", s(&c.pk))
+            .key("sk", s(c.sk))
             .update_expression("SET done = :yes, #ttl = :ttl")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":yes", b(true))
-            .expression_attribute_values(":ttl", n((now + EFFECT_RETENTION).timestamp()))
+            .expression_attribute_values(":ttl", n((now + keep).timestamp()))
             .send()
             .await
             .map(drop)
             .map_err(fault)
     }
 
-    async fn release_effect(&self, key: &str) -> Result<(), StoreError> {
+    /// Gives the claim back, so that a retry is processed; a done item stays done.
+    async fn release(&self, c: &Claimed) -> Result<(), StoreError> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(keys::effect(key)))
-            .key("sk", s("EFFECT"))
+            .key("pk", s(&c.pk))
+            .key("sk", s(c.sk))
             .condition_expression("done = :no")
             .expression_attribute_values(":no", b(false))
             .send()
