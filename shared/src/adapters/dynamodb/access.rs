@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 
 use super::codec::*;
-use super::{Cancelled, DynamoStore, Item, Query, fault, is_condition, keys};
+use super::{Cancelled, DynamoStore, Item, Query, fault, held, keys};
 use crate::adapters::stored::{day_bucket, hour_bucket, ts};
 use crate::domain::{
     Membership, MembershipId, MembershipStatus, TelegramUserId, TokenHash, TokenRecord, TokenStatus, UserId,
@@ -131,11 +131,7 @@ impl AccessStore for DynamoStore {
             .expression_attribute_values(":now", s(ts(now)))
             .send()
             .await;
-        match result {
-            Ok(_) => {}
-            Err(e) if is_condition(&e) => {}
-            Err(e) => return Err(fault(e)),
-        }
+        held(result)?;
         Ok(self.token_record(hash.as_str()).await?.filter(|t| {
             t.telegram_user_id == Some(account) && matches!(t.status, TokenStatus::Bound | TokenStatus::Used)
         }))

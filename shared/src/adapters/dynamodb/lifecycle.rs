@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 
 use super::codec::*;
-use super::{Cancelled, DynamoStore, Query, fault, is_condition, keys};
+use super::{Cancelled, DynamoStore, Query, fault, held, keys};
 use crate::adapters::stored::{ATTEMPT_KEEP_HOURS, attempt_bucket, counter_names, counters_from, lapse_counter, ts};
 use crate::domain::{
     Membership, MembershipId, MembershipStatus, REQUESTED_RUN_DAYS, RequestedRun, RunId, TokenStatus, UserId,
@@ -158,11 +158,7 @@ impl LifecycleStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition(&e) => Ok(false),
-            Err(e) => Err(fault(e)),
-        }
+        held(result)
     }
 
     async fn revoke_user(

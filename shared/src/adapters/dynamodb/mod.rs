@@ -276,6 +276,18 @@ fn is_condition<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException")
 }
 
+/// Whether a conditional write was made (`false`: its condition did not hold); any other error
+/// is a fault.
+fn held<T, E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    result: Result<T, SdkError<E, R>>,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition(&e) => Ok(false),
+        Err(e) => Err(fault(e)),
+    }
+}
+
 /// Tries of a transaction that meets `TransactionConflict`.
 const CONFLICT_RETRIES: u32 = 6;
 

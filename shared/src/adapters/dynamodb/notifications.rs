@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use chrono::{DateTime, Utc};
 
 use super::codec::*;
-use super::{DynamoStore, Query, fault, is_condition, keys};
+use super::{DynamoStore, Query, fault, held, keys};
 use crate::adapters::stored::ts;
 use crate::domain::{Notification, NotificationId, UserId};
 use crate::ports::*;
@@ -80,11 +80,7 @@ impl NotificationStore for DynamoStore {
             .condition_expression("attribute_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition(&e) => Ok(false),
-            Err(e) => Err(fault(e)),
-        }
+        held(result)
     }
 
     async fn delete_old_notifications(

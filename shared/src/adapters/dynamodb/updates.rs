@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
 use super::codec::*;
-use super::{DynamoStore, Query, fault, is_condition, keys};
+use super::{DynamoStore, Query, fault, held, keys};
 use crate::adapters::stored::ts;
 use crate::ports::*;
 
@@ -56,7 +56,13 @@ impl Claimed {
 impl DynamoStore {
     /// Takes the item for `lease` unless it is done or leased to someone else; one past its TTL
     /// is gone, whether or not DynamoDB has deleted it yet.
-    async fn claim(&self, c: &Claimed, now: DateTime<Utc>, lease: Duration, keep: Duration) -> Result<bool, StoreError> {
+    async fn claim(
+        &self,
+        c: &Claimed,
+        now: DateTime<Utc>,
+        lease: Duration,
+        keep: Duration,
+    ) -> Result<bool, StoreError> {
         let result = self
             .client
             .put_item()
@@ -73,11 +79,7 @@ impl DynamoStore {
             .expression_attribute_values(":epoch", n(now.timestamp()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition(&e) => Ok(false),
-            Err(e) => Err(fault(e)),
-        }
+        held(result)
     }
 
     async fn complete(&self, c: &Claimed, now: DateTime<Utc>, keep: Duration) -> Result<(), StoreError> {
@@ -108,11 +110,7 @@ impl DynamoStore {
             .expression_attribute_values(":no", b(false))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition(&e) => Ok(()),
-            Err(e) => Err(fault(e)),
-        }
+        held(result).map(drop)
     }
 }
 
