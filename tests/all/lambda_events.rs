@@ -10,7 +10,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
 use telegate::fake_telegram::FakeTelegram;
 use telegate_core::config::Settings;
-use telegate_lambda::{Wiring, handle_schedule, handle_sqs, needs, routes};
+use telegate_lambda::{JobError, StartupError, Wiring, handle_schedule, handle_sqs, needs, routes};
 use tower::ServiceExt;
 
 const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
@@ -122,7 +122,7 @@ async fn a_function_refuses_to_start_with_the_test_clock_or_without_aws_resource
         Settings::from_env(&|k| map.get(k).map(|v| v.to_string())).unwrap()
     };
     let Err(e) = Wiring::build(settings(&[])).await else { panic!("started without AWS resources") };
-    assert!(e.contains("TABLE_NAME"), "{e}");
+    assert!(matches!(e, StartupError::NoAwsResources) && e.to_string().contains("TABLE_NAME"), "{e}");
     let aws = [
         ("TABLE_NAME", "t"),
         ("QUEUE_URL", "http://q"),
@@ -131,7 +131,7 @@ async fn a_function_refuses_to_start_with_the_test_clock_or_without_aws_resource
         ("TELEGATE_TEST_CLOCK", "1"),
     ];
     let Err(e) = Wiring::build(settings(&aws)).await else { panic!("started with the test clock") };
-    assert!(e.contains("TELEGATE_TEST_CLOCK"), "{e}");
+    assert!(matches!(e, StartupError::TestClock) && e.to_string().contains("TELEGATE_TEST_CLOCK"), "{e}");
     let map: HashMap<&str, &str> = base.iter().chain(&aws[..3]).copied().collect();
     let missing = Settings::from_env(&|k| map.get(k).map(|v| v.to_string())).unwrap_err();
     assert!(missing.to_string().contains("EVENT_BUS_NAME"), "{missing}");
@@ -248,7 +248,11 @@ async fn a_job_run_asked_of_the_stats_function_runs_in_the_scheduled_jobs_functi
     // A run delivered for another job than the one asked for is refused, and the record stands.
     let mut other = event;
     other["detail"]["job"] = "expire-subscriptions".into();
-    assert!(handle_schedule(&wiring, other, deadline).await.is_err());
+    let refused = handle_schedule(&wiring, other, deadline).await.unwrap_err();
+    assert!(matches!(refused, JobError::Failed(_)), "{refused}");
+    assert_eq!(telegate_lambda::Diagnostic::from(refused).error_type, "JobFailed");
+    let unknown = handle_schedule(&wiring, serde_json::json!({"job": "reboot"}), deadline).await.unwrap_err();
+    assert_eq!(telegate_lambda::Diagnostic::from(unknown).error_type, "UnknownJob");
     let response =
         router.oneshot(call("GET", "/api/telegram/admin/job-runs/0000019ab9f3a1c00000ffff/".into())).await.unwrap();
     assert_eq!(response.status(), 404, "an unknown run");

@@ -15,13 +15,53 @@ use telegate_core::adapters::telegram::{BotApi, NoBot};
 use telegate_core::app::App;
 use telegate_core::app::effects::{Consumer, EffectRunner};
 use telegate_core::auth::JwtVerifier;
-use telegate_core::config::{Needs, Settings};
+use telegate_core::config::{ConfigError, Needs, Settings};
 use telegate_core::domain::{Job, RunId};
 use telegate_core::http::{HttpState, finish};
 use telegate_core::ports::Telegram;
 use tracing::Instrument;
 
 pub type Error = lambda_runtime::Error;
+pub use lambda_runtime::Diagnostic;
+
+/// Why a function does not start: one line in its log, naming the function and the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0} is not a telegate function")]
+    UnknownFunction(String),
+    #[error(transparent)]
+    Settings(#[from] ConfigError),
+    #[error("TELEGATE_TEST_CLOCK is for the local host only, never in Lambda")]
+    TestClock,
+    #[error("missing setting TABLE_NAME (and QUEUE_URL, MAIL_FROM, EVENT_BUS_NAME): the template passes them")]
+    NoAwsResources,
+    #[error("the Telegram client: {0}")]
+    Telegram(String),
+}
+
+/// Why a scheduled or requested job run failed; Lambda records its `errorType` (the runtime's
+/// `Diagnostic`), and EventBridge retries the invocation.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The event names no job: a rule of the template is wrong; retrying cannot help.
+    #[error("the event names no job: {0:?}")]
+    UnknownJob(String),
+    #[error("the event's run id is not one: {0:?}")]
+    BadRunId(String),
+    #[error("the job failed: {0}")]
+    Failed(#[from] telegate_core::app::AppError),
+}
+
+impl From<JobError> for lambda_runtime::Diagnostic {
+    fn from(e: JobError) -> Self {
+        let error_type = match &e {
+            JobError::UnknownJob(_) => "UnknownJob",
+            JobError::BadRunId(_) => "BadRunId",
+            JobError::Failed(_) => "JobFailed",
+        };
+        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}
 
 /// The routers, for the functions' `main`s.
 pub use telegate_core::http;
@@ -36,19 +76,19 @@ pub struct Wiring {
 
 impl Wiring {
     /// From the settings: a missing one is one clear line in the log and the function fails to start.
-    pub async fn build(settings: Settings) -> Result<Self, String> {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         if settings.test_clock {
-            return Err("TELEGATE_TEST_CLOCK is for the local host only, never in Lambda".into());
+            return Err(StartupError::TestClock);
         }
-        let aws = settings
-            .aws
-            .clone()
-            .ok_or("missing setting TABLE_NAME (and QUEUE_URL, MAIL_FROM, EVENT_BUS_NAME): the template passes them")?;
+        let aws = settings.aws.clone().ok_or(StartupError::NoAwsResources)?;
         let AwsAdapters { store, queue, mailer, events } = AwsAdapters::build(&aws).await;
         let timeout = Duration::from_secs(u64::from(settings.telegram_timeout_seconds));
         // A function that makes no Bot API call is given no token (template.yaml).
         let telegram: Arc<dyn Telegram> = match &settings.bot_token {
-            Some(token) => Arc::new(BotApi::new(token, &settings.telegram_api_url, settings.channel_id, timeout)?),
+            Some(token) => Arc::new(
+                BotApi::new(token, &settings.telegram_api_url, settings.channel_id, timeout)
+                    .map_err(StartupError::Telegram)?,
+            ),
             None => Arc::new(NoBot),
         };
         let clock = Arc::new(SystemClock);
@@ -57,7 +97,7 @@ impl Wiring {
             store.clone(),
             clock.clone(),
         ));
-        let verifier = Arc::new(JwtVerifier::new(&settings.jwt).map_err(|e| e.to_string())?);
+        let verifier = Arc::new(JwtVerifier::new(&settings.jwt)?);
         let app = App { settings: Arc::new(settings), store, telegram, queue: queue.clone(), clock, jobs: events };
         Ok(Self { app, verifier, queue, consumer })
     }
@@ -65,14 +105,16 @@ impl Wiring {
     /// A function's settings from its environment: exactly the secrets it needs (`needs`); a
     /// missing setting is one line naming the function, and the function does not start.
     pub async fn from_env(name: &str) -> Result<Self, Error> {
-        let fail = |e: String| {
+        let built = async {
+            let needs = needs(name).ok_or_else(|| StartupError::UnknownFunction(name.into()))?;
+            let settings = Settings::from_env_for(&|k| std::env::var(k).ok(), needs)?;
+            Self::build(settings).await
+        };
+        built.await.map_err(|e| {
             let line = format!("function {name}: {e}");
             tracing::error!("{line}");
             Error::from(line)
-        };
-        let needs = needs(name).ok_or_else(|| fail("not a telegate function".into()))?;
-        let settings = Settings::from_env_for(&|k| std::env::var(k).ok(), needs).map_err(|e| fail(e.to_string()))?;
-        Self::build(settings).await.map_err(fail)
+        })
     }
 
     /// One function's routes, finished with the JSON 404/405 answers.
@@ -194,21 +236,20 @@ pub async fn serve_sqs(name: &str) -> Result<(), Error> {
 /// an admin asked for, from the bus (`detail: {job, run_id}`), recorded under its id.
 /// No batch is started later than `deadline` minus a margin for the batch itself: a run cut short
 /// leaves the rest to the next one (each job is idempotent and reads what is still due).
-pub async fn handle_schedule(wiring: &Wiring, event: Value, deadline: SystemTime) -> Result<Value, Error> {
+pub async fn handle_schedule(wiring: &Wiring, event: Value, deadline: SystemTime) -> Result<Value, JobError> {
     let name = event["job"].as_str().or_else(|| event["detail"]["job"].as_str()).unwrap_or_default();
-    let job = Job::parse(name).map_err(|e| Error::from(format!("{e}: {name:?}")))?;
+    let job = Job::parse(name).map_err(|_| JobError::UnknownJob(name.into()))?;
     let left = deadline.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(JOB_MARGIN);
     let own = Duration::from_secs(u64::from(wiring.app.settings.limits.job_max_seconds));
     let until = std::time::Instant::now() + left.min(own);
     let app = &wiring.app;
     let run = match event["detail"]["run_id"].as_str() {
         Some(id) => {
-            let id = RunId::parse(id).map_err(|e| Error::from(format!("{e}: {id:?}")))?;
+            let id = RunId::parse(id).map_err(|_| JobError::BadRunId(id.into()))?;
             app.run_requested(job, &id, until).await
         }
         None => app.run_job_until(job, "eventbridge", until).await,
-    }
-    .map_err(|e| Error::from(e.to_string()))?;
+    }?;
     Ok(json!({ "job": job.name(), "processed": run.processed, "complete": run.complete }))
 }
 
