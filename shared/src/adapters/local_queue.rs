@@ -168,7 +168,7 @@ impl Inner {
 impl Queue for LocalQueue {
     async fn enqueue(&self, envelopes: Vec<Envelope>) -> Result<(), QueueError> {
         let inner = &self.inner;
-        inner.log.push(&envelopes, inner.clock.now()).await.map_err(|e| QueueError(e.to_string()))?;
+        inner.log.push(&envelopes, inner.clock.now()).await.map_err(|e| QueueError(crate::ports::Cause::new(e)))?;
         inner.queued.notify_one();
         Ok(())
     }

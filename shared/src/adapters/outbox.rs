@@ -34,7 +34,7 @@ impl OutboxMailer {
 impl Mailer for OutboxMailer {
     async fn send(&self, email: &Email) -> Result<(), MailError> {
         let mut rand = [0u8; 6];
-        getrandom::fill(&mut rand).map_err(|e| MailError::Unavailable(e.to_string()))?;
+        getrandom::fill(&mut rand).map_err(|e| MailError::Unavailable(format!("random source: {e}").into()))?;
         let now = Utc::now();
         let boundary = format!("telegate-{}", URL_SAFE_NO_PAD.encode(rand));
         let name = format!("{}-{}.eml", now.format("%Y%m%dT%H%M%S%.3fZ"), URL_SAFE_NO_PAD.encode(rand));
@@ -50,7 +50,8 @@ impl Mailer for OutboxMailer {
             text = email.text,
             html = email.html,
         );
-        std::fs::write(self.dir.join(name), message).map_err(|e| MailError::Unavailable(e.to_string()))
+        std::fs::write(self.dir.join(name), message)
+            .map_err(|e| MailError::Unavailable(format!("random source: {e}").into()))
     }
 }
 

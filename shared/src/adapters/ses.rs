@@ -29,7 +29,7 @@ impl SesMailer {
 }
 
 fn content(text: &str) -> Result<Content, MailError> {
-    Content::builder().data(text).charset("UTF-8").build().map_err(|e| MailError::Refused(e.to_string()))
+    Content::builder().data(text).charset("UTF-8").build().map_err(|e| MailError::Refused(crate::ports::Cause::new(e)))
 }
 
 #[async_trait]
@@ -58,8 +58,8 @@ impl Mailer for SesMailer {
                         | SendEmailError::SendingPausedException(_)
                         | SendEmailError::BadRequestException(_)
                         | SendEmailError::NotFoundException(_),
-                    ) => MailError::Refused(why),
-                    _ => MailError::Unavailable(why),
+                    ) => MailError::Refused(why.into()),
+                    _ => MailError::Unavailable(why.into()),
                 }
             })
     }

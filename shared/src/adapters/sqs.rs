@@ -50,7 +50,7 @@ impl SqsQueue {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
-            .map_err(|e| QueueError(format!("SQS receive: {e:?}")))?;
+            .map_err(|e| QueueError(crate::ports::Cause::with("SQS receive", e)))?;
         let messages = out.messages.unwrap_or_default();
         for m in &messages {
             let delivery = Delivery {
@@ -72,7 +72,7 @@ impl SqsQueue {
                     .receipt_handle(&delivery.receipt_handle)
                     .send()
                     .await
-                    .map_err(|e| QueueError(format!("SQS delete: {e:?}")))?;
+                    .map_err(|e| QueueError(crate::ports::Cause::with("SQS delete", e)))?;
             }
         }
         Ok(messages.len())
@@ -141,7 +141,7 @@ impl SqsQueue {
             .send()
             .await
             .map(drop)
-            .map_err(|e| QueueError(format!("SQS send: {e:?}")))
+            .map_err(|e| QueueError(crate::ports::Cause::with("SQS send", e)))
     }
 
     pub async fn retry_later(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError> {
@@ -153,7 +153,7 @@ impl SqsQueue {
             .send()
             .await
             .map(drop)
-            .map_err(|e| QueueError(format!("SQS visibility: {e:?}")))
+            .map_err(|e| QueueError(crate::ports::Cause::with("SQS visibility", e)))
     }
 
     /// Messages waiting, delayed or being handled (approximate, as SQS counts them).
@@ -167,7 +167,7 @@ impl SqsQueue {
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
             .send()
             .await
-            .map_err(|e| QueueError(format!("SQS attributes: {e:?}")))?;
+            .map_err(|e| QueueError(crate::ports::Cause::with("SQS attributes", e)))?;
         let attrs = out.attributes.unwrap_or_default();
         Ok([
             QueueAttributeName::ApproximateNumberOfMessages,
@@ -191,13 +191,13 @@ impl Queue for SqsQueue {
         for chunk in envelopes.chunks(10) {
             let mut entries = Vec::with_capacity(chunk.len());
             for (i, envelope) in chunk.iter().enumerate() {
-                let body = serde_json::to_string(envelope).map_err(|e| QueueError(e.to_string()))?;
+                let body = serde_json::to_string(envelope).map_err(|e| QueueError(crate::ports::Cause::new(e)))?;
                 entries.push(
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
                         .message_body(body)
                         .build()
-                        .map_err(|e| QueueError(e.to_string()))?,
+                        .map_err(|e| QueueError(crate::ports::Cause::new(e)))?,
                 );
             }
             let out = self
@@ -207,9 +207,9 @@ impl Queue for SqsQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| QueueError(format!("SQS send: {e:?}")))?;
+                .map_err(|e| QueueError(crate::ports::Cause::with("SQS send", e)))?;
             if !out.failed.is_empty() {
-                return Err(QueueError(format!("SQS refused {} of {} messages", out.failed.len(), chunk.len())));
+                return Err(QueueError(format!("SQS refused {} of {} messages", out.failed.len(), chunk.len()).into()));
             }
         }
         Ok(())

@@ -15,10 +15,10 @@ pub struct Email {
 pub enum MailError {
     /// Worth trying again (the service was unavailable, throttled…).
     #[error("mail not sent: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] super::Cause),
     /// No retry changes it (the recipient or the sender is refused): not retried into the DLQ.
     #[error("mail refused: {0}")]
-    Refused(String),
+    Refused(#[source] super::Cause),
 }
 
 #[async_trait]

@@ -72,7 +72,7 @@ pub struct Envelope {
 
 #[derive(Debug, thiserror::Error)]
 #[error("queue unavailable: {0}")]
-pub struct QueueError(pub String);
+pub struct QueueError(#[source] pub super::Cause);
 
 #[async_trait]
 pub trait Queue: Send + Sync {

@@ -17,7 +17,7 @@ pub enum StoreError {
     #[error("conflict: {0}")]
     Conflict(&'static str),
     #[error("store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] super::Cause),
     /// A stored record that does not parse (a missing attribute, a bad time, an unknown status):
     /// never guessed around; it says which.
     #[error("corrupt record: {0}")]

@@ -83,7 +83,7 @@ impl AccessStore for DynamoStore {
         for _ in 0..3 {
             let pay_key = keys::payment(&t.payment_id);
             let Some(payment) = self.get(&pay_key, "PAY").await? else {
-                return Err(StoreError::Unavailable(format!("payment {} vanished", t.payment_id)));
+                return Err(StoreError::Unavailable(format!("payment {} vanished", t.payment_id).into()));
             };
             let (mut items, replaced) = self.retire_current_token(&payment, t.created_at).await?;
             let (condition, values) = match opt_s(&payment, "current_token")? {

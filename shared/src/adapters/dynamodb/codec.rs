@@ -300,7 +300,7 @@ pub(super) fn audit_from(i: &Item) -> Result<AuditEntry, StoreError> {
 
 /// An effect intent (see `EffectOutbox`), written in the transaction of the state change.
 pub(super) fn intent_item(e: &Envelope, now: DateTime<Utc>) -> Result<Item, StoreError> {
-    let body = serde_json::to_string(e).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let body = serde_json::to_string(e).map_err(|e| StoreError::Unavailable(crate::ports::Cause::new(e)))?;
     Ok(HashMap::from([
         ("pk".into(), s(keys::INTENTS)),
         ("sk".into(), s(&e.idempotency_key)),

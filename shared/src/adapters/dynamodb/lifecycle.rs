@@ -315,7 +315,7 @@ impl JobLog for DynamoStore {
     }
 
     async fn put_requested_run(&self, run: &RequestedRun) -> Result<(), StoreError> {
-        let body = serde_json::to_string(run).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let body = serde_json::to_string(run).map_err(|e| StoreError::Unavailable(crate::ports::Cause::new(e)))?;
         let forgotten = run.requested_at + chrono::Duration::days(REQUESTED_RUN_DAYS);
         self.client
             .put_item()

@@ -268,8 +268,8 @@ fn aliases(expressions: &[&str]) -> Option<HashMap<String, String>> {
     (!used.is_empty()).then_some(used)
 }
 
-fn fault<E: std::fmt::Debug>(e: E) -> StoreError {
-    StoreError::Unavailable(format!("DynamoDB: {e:?}"))
+fn fault<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Unavailable(crate::ports::Cause::with("DynamoDB", e))
 }
 
 fn is_condition<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
@@ -278,9 +278,11 @@ fn is_condition<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
 
 /// Whether a conditional write was made (`false`: its condition did not hold); any other error
 /// is a fault.
-fn held<T, E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    result: Result<T, SdkError<E, R>>,
-) -> Result<bool, StoreError> {
+fn held<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
     match result {
         Ok(_) => Ok(true),
         Err(e) if is_condition(&e) => Ok(false),
@@ -302,6 +304,7 @@ fn jitter(attempt: u32) -> std::time::Duration {
 /// A `ClientRequestToken`: 128 random bits in hex (DynamoDB allows 1–36 characters).
 fn request_token() -> Result<String, Cancelled> {
     let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| Cancelled::Fault(StoreError::Unavailable(format!("random source: {e}"))))?;
+    getrandom::fill(&mut b)
+        .map_err(|e| Cancelled::Fault(StoreError::Unavailable(format!("random source: {e}").into())))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }

@@ -117,7 +117,7 @@ impl AccessStore for SqliteStore {
         self.with(|conn| {
             let tx = conn.transaction().map_err(fault)?;
             let Some(m) = get_membership(&tx, id.as_str())? else {
-                return Err(StoreError::Unavailable(format!("membership {id} vanished")));
+                return Err(StoreError::Unavailable(format!("membership {id} vanished").into()));
             };
             if !matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active) {
                 return Ok(Applied::Ended);

@@ -219,7 +219,7 @@ impl JobLog for SqliteStore {
     }
 
     async fn put_requested_run(&self, run: &RequestedRun) -> Result<(), StoreError> {
-        let body = serde_json::to_string(run).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let body = serde_json::to_string(run).map_err(|e| StoreError::Unavailable(crate::ports::Cause::new(e)))?;
         // What DynamoDB's TTL does there: runs asked for more than the kept days ago go.
         let forgotten = run.requested_at - chrono::Duration::days(REQUESTED_RUN_DAYS);
         self.with(|conn| {

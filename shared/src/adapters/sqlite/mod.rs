@@ -59,9 +59,12 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(fault)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(fault)?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::Unavailable(format!(
-                "the store was written by a newer telegate (schema {version}, this one knows {SCHEMA_VERSION})"
-            )));
+            return Err(StoreError::Unavailable(
+                format!(
+                    "the store was written by a newer telegate (schema {version}, this one knows {SCHEMA_VERSION})"
+                )
+                .into(),
+            ));
         }
         for (from, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.transaction().map_err(fault)?;
@@ -87,7 +90,7 @@ fn fault(e: rusqlite::Error) -> StoreError {
         rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..) => {
             StoreError::Corrupt(e.to_string())
         }
-        _ => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Unavailable(crate::ports::Cause::new(e)),
     }
 }
 
@@ -155,7 +158,7 @@ fn fill_transaction_keys(conn: &Connection) -> Result<(), StoreError> {
 /// Writes effect intents in the caller's transaction (a second write of the same key keeps the first).
 fn write_intents(conn: &Connection, intents: &[Envelope], now: DateTime<Utc>) -> Result<(), StoreError> {
     for envelope in intents {
-        let body = serde_json::to_string(envelope).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let body = serde_json::to_string(envelope).map_err(|e| StoreError::Unavailable(crate::ports::Cause::new(e)))?;
         conn.execute(
             "INSERT OR IGNORE INTO intents (key, body, created_at) VALUES (?1, ?2, ?3)",
             params![envelope.idempotency_key, body, ts(now)],

@@ -11,7 +11,8 @@ use crate::adapters::stored::{parse_ts, ts};
 use crate::ports::{Envelope, StoreError};
 
 fn envelope(body: &str) -> Result<Envelope, StoreError> {
-    serde_json::from_str(body).map_err(|e| StoreError::Unavailable(format!("corrupt queued effect: {e}")))
+    serde_json::from_str(body)
+        .map_err(|e| StoreError::Unavailable(crate::ports::Cause::with("corrupt queued effect", e)))
 }
 
 #[async_trait]
@@ -19,7 +20,7 @@ impl QueueLog for SqliteStore {
     async fn push(&self, envelopes: &[Envelope], at: DateTime<Utc>) -> Result<(), StoreError> {
         let bodies = envelopes
             .iter()
-            .map(|e| serde_json::to_string(e).map_err(|e| StoreError::Unavailable(e.to_string())))
+            .map(|e| serde_json::to_string(e).map_err(|e| StoreError::Unavailable(crate::ports::Cause::new(e))))
             .collect::<Result<Vec<_>, _>>()?;
         self.with(|conn| {
             let tx = conn.transaction().map_err(fault)?;

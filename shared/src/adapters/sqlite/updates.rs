@@ -95,7 +95,10 @@ impl EffectOutbox for SqliteStore {
                 .map_err(fault)?;
             bodies
                 .iter()
-                .map(|b| serde_json::from_str(b).map_err(|e| StoreError::Unavailable(format!("corrupt intent: {e}"))))
+                .map(|b| {
+                    serde_json::from_str(b)
+                        .map_err(|e| StoreError::Unavailable(crate::ports::Cause::with("corrupt intent", e)))
+                })
                 .collect()
         })
     }

@@ -57,7 +57,7 @@ pub async fn apply(
         progress((i * BATCH + batch.len()).min(plan.records.len()), plan.records.len());
     }
     let entry = AuditEntry {
-        id: AuditId::generate(now).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+        id: AuditId::generate(now).map_err(|e| StoreError::Unavailable(crate::ports::Cause::new(e)))?,
         at: now,
         actor: "system".into(),
         action: AuditAction::Imported,
