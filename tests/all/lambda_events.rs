@@ -25,6 +25,9 @@ async fn wiring() -> (telegate::fake_telegram::RunningFake, Wiring) {
         ("TELEGRAM_CHANNEL_ID", "-1001234567890"),
         ("TELEGRAM_WEBHOOK_SECRET", "events-webhook-secret"),
         ("JWT_HS256_SECRET", "events-secret-not-for-production-0123456789"),
+        // As the deployment check deploys it: the samples' offer, also sold in Stars.
+        ("OFFERS", r#"{"monthly": {"name": "Monthly", "days": 30, "stars": 250, "renewing": true}}"#),
+        ("PAY_SUPPORT_CONTACT", "@telegate_support"),
     ] {
         env.insert(k, v.to_owned());
     }
@@ -87,6 +90,13 @@ async fn every_sample_event_gets_the_expected_answer_from_its_function() {
     );
     assert!(fake.calls_to("banChatMember").iter().any(|c| c.params["user_id"] == 424242));
     assert!(fake.calls_to("declineChatJoinRequest").is_empty(), "join requests are decided through the queue");
+    let answer = &fake.calls_to("answerPreCheckoutQuery")[0].params;
+    assert_eq!((answer["pre_checkout_query_id"].as_str(), answer["ok"].as_bool()), (Some("pcq-events-1"), Some(true)));
+    let invited = fake
+        .calls_to("sendMessage")
+        .iter()
+        .any(|c| c.params["chat_id"] == 515151 && c.params["reply_markup"]["inline_keyboard"][0][0]["url"].is_string());
+    assert!(invited, "the Stars buyer got a personal invite");
 
     // No sample goes untested.
     let mut on_disk = BTreeSet::new();
