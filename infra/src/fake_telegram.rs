@@ -478,6 +478,11 @@ pub mod updates {
         }})
     }
 
+    /// A Stars subscription of `from` changed: `canceled`, `active` or `failed` (newer Bot API).
+    pub fn subscription(update_id: i64, from: i64, payload: &str, state: &str) -> Value {
+        json!({"update_id": update_id, "subscription": {"user": user(from, "fr"), "invoice_payload": payload, "state": state}})
+    }
+
     /// How a subscription's payment is told: when its period ends, and whether it is a renewal.
     #[derive(Clone, Copy)]
     pub struct Renewal {

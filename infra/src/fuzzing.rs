@@ -28,6 +28,7 @@ pub fn update(data: &[u8]) {
             UpdateKind::ChatMember(c) => drop((c.old_chat_member.status().is_in_chat(), c.new_chat_member.status())),
             UpdateKind::JoinRequest(j) => drop(j.invite_link.as_ref().map(|l| l.invite_link.len())),
             UpdateKind::PreCheckout(q) => drop(q.invoice_payload.len()),
+            UpdateKind::Subscription(s) => drop(s.state.len()),
             UpdateKind::Other => {}
         }
     }

@@ -279,6 +279,20 @@ async fn a_stars_buyer_whose_invite_expired_gets_a_fresh_one_with_start() {
 }
 
 #[tokio::test]
+async fn a_subscription_telegram_says_failed_is_told_to_the_member_and_changes_nothing_else() {
+    let app = stars_app(false).await;
+    pay(&app, 7571, "monthly").await;
+    join(&app, 7571).await;
+    assert_eq!(app.webhook(updates::subscription(app.update_id(), 7571, "v1:monthly", "failed")).await, 200);
+    assert!(last_message(&app, 7571)["text"].as_str().unwrap().contains("a échoué"), "told");
+    assert_eq!(app.status_of("tg:7571").await["memberships"][0]["days_remaining"], 30, "the period paid for stands");
+    assert_eq!(app.webhook(updates::subscription(app.update_id(), 7571, "v1:monthly", "active")).await, 200);
+    let (_, audit) = app.get("/api/telegram/admin/audit/?limit=100", &app.jwt("root", "admin")).await;
+    assert_eq!(audit_count(&audit, "stars_subscription_changed"), 2);
+    assert!(app.calls_for_user("banChatMember", 7571).is_empty());
+}
+
+#[tokio::test]
 async fn a_stars_buyers_invite_used_by_another_account_is_declined() {
     let app = stars_app(false).await;
     pay(&app, 7501, "pass").await;

@@ -18,6 +18,7 @@ impl App {
             UpdateKind::Message(m) if m.successful_payment.is_some() => self.on_stars_payment(m).await,
             UpdateKind::Message(m) => self.on_message(m).await,
             UpdateKind::PreCheckout(q) => self.on_pre_checkout(q).await,
+            UpdateKind::Subscription(s) => self.on_subscription_change(s).await,
             UpdateKind::ChatMember(c) if c.chat.id == self.settings.channel_id => {
                 self.on_chat_member(update.update_id, c).await
             }

@@ -12,8 +12,8 @@ use super::{App, AppError, actor, hour_window, require, telegram_actor};
 use crate::auth::{Caller, Role};
 use crate::domain::{
     AuditAction, IncomingMessage, Lang, MembershipStatus, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery,
-    STARS_TRANSACTION_PREFIX, SuccessfulPayment, TelegramUserId, TgUser, TokenHash, TokenRecord, UserId,
-    offer_of_payload, stars_payload, texts,
+    STARS_TRANSACTION_PREFIX, SubscriptionUpdated, SuccessfulPayment, TelegramUserId, TgUser, TokenHash, TokenRecord,
+    UserId, offer_of_payload, stars_payload, texts,
 };
 use crate::ports::{Effect, LinkButton, StarInvoice, StoreError};
 
@@ -194,6 +194,24 @@ impl App {
         }
         let last = self.store.last_membership(account).await?;
         Ok(last.is_some_and(|m| m.status == MembershipStatus::Revoked))
+    }
+
+    /// A Stars subscription cancelled, re-enabled or failing to renew, where Telegram tells of it:
+    /// recorded, and the member told until when access lasts. Nothing else changes — the end of
+    /// the period paid for decides, whether or not this update ever comes.
+    pub(crate) async fn on_subscription_change(&self, change: &SubscriptionUpdated) -> Result<(), AppError> {
+        let Ok(account) = TelegramUserId::parse(change.user.id) else { return Ok(()) };
+        let details = json!({ "payload": change.invoice_payload, "state": change.state });
+        self.audit(&telegram_actor(account), AuditAction::StarsSubscriptionChanged, None, Some(account), details)
+            .await?;
+        let now = self.clock.now();
+        let end = self.store.current_membership(account).await?.filter(|m| m.is_active(now)).and_then(|m| m.expires_at);
+        if let (Some(end), "canceled" | "failed") = (end, change.state.as_str()) {
+            let lang = Lang::from_code(change.user.language_code.as_deref());
+            let text = texts::subscription_ending(lang, &self.settings.channel_name, change.state == "failed", end);
+            self.telegram.send_message(account.get(), &text, &[]).await?;
+        }
+        Ok(())
     }
 
     /// `/paysupport`: who answers payment questions; the request is recorded (once an hour per

@@ -40,6 +40,8 @@ pub enum AuditAction {
     StarsRefunded,
     /// A buyer asked for payment support (`/paysupport`).
     PaySupportRequested,
+    /// Telegram told of a Stars subscription cancelled, re-enabled or failing to renew.
+    StarsSubscriptionChanged,
 }
 
 impl AuditAction {
@@ -70,6 +72,7 @@ impl AuditAction {
             Self::StarsCheckoutRefused => "stars_checkout_refused",
             Self::StarsRefunded => "stars_refunded",
             Self::PaySupportRequested => "pay_support_requested",
+            Self::StarsSubscriptionChanged => "stars_subscription_changed",
         }
     }
 
@@ -93,7 +96,7 @@ impl AuditAction {
     }
 
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        const ALL: [AuditAction; 25] = [
+        const ALL: [AuditAction; 26] = [
             AuditAction::PaymentSubmitted,
             AuditAction::PaymentValidated,
             AuditAction::PaymentRejected,
@@ -119,6 +122,7 @@ impl AuditAction {
             AuditAction::StarsCheckoutRefused,
             AuditAction::StarsRefunded,
             AuditAction::PaySupportRequested,
+            AuditAction::StarsSubscriptionChanged,
         ];
         ALL.into_iter().find(|a| a.as_str() == raw).ok_or(DomainError::invalid("audit action", "unknown"))
     }

@@ -22,7 +22,7 @@ pub use texts::Lang;
 pub use token::{AccessToken, TokenHash, TokenRecord, TokenStatus};
 pub use update::{
     ChatJoinRequest, ChatMember, ChatMemberStatus, ChatMemberUpdated, IncomingMessage, InviteLinkRef, PreCheckoutQuery,
-    SuccessfulPayment, TgChat, TgUser, Update, UpdateKind,
+    SubscriptionUpdated, SuccessfulPayment, TgChat, TgUser, Update, UpdateKind,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq)]

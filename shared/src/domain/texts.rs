@@ -308,6 +308,27 @@ pub fn stars_refunded(lang: Lang) -> String {
     }
 }
 
+/// A subscription that will not renew (cancelled, or its charge failed): until when access lasts.
+pub fn subscription_ending(lang: Lang, channel: &str, failed: bool, end: DateTime<Utc>) -> String {
+    match (lang, failed) {
+        (Lang::Fr, true) => format!(
+            "Le renouvellement de votre abonnement à « {channel} » a échoué. Votre accès dure jusqu'au {} ; \
+             /buy pour vous réabonner.",
+            date(lang, end)
+        ),
+        (Lang::Fr, false) => {
+            format!("Abonnement à « {channel} » résilié : votre accès dure jusqu'au {}.", date(lang, end))
+        }
+        (Lang::En, true) => format!(
+            "The renewal of your subscription to \"{channel}\" failed. Your access lasts until {}; /buy to subscribe again.",
+            date(lang, end)
+        ),
+        (Lang::En, false) => {
+            format!("Subscription to \"{channel}\" cancelled: your access lasts until {}.", date(lang, end))
+        }
+    }
+}
+
 pub fn pay_support(lang: Lang, contact: &str) -> String {
     match lang {
         Lang::Fr => format!(

@@ -14,6 +14,9 @@ pub struct Update {
     pub chat_join_request: Option<ChatJoinRequest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_checkout_query: Option<PreCheckoutQuery>,
+    /// A Stars subscription cancelled, re-enabled or failing to renew (newer Bot API versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<SubscriptionUpdated>,
 }
 
 pub enum UpdateKind<'a> {
@@ -21,6 +24,7 @@ pub enum UpdateKind<'a> {
     ChatMember(&'a ChatMemberUpdated),
     JoinRequest(&'a ChatJoinRequest),
     PreCheckout(&'a PreCheckoutQuery),
+    Subscription(&'a SubscriptionUpdated),
     Other,
 }
 
@@ -34,6 +38,8 @@ impl Update {
             UpdateKind::JoinRequest(j)
         } else if let Some(q) = &self.pre_checkout_query {
             UpdateKind::PreCheckout(q)
+        } else if let Some(s) = &self.subscription {
+            UpdateKind::Subscription(s)
         } else {
             UpdateKind::Other
         }
@@ -82,6 +88,15 @@ pub struct PreCheckoutQuery {
     pub currency: String,
     pub total_amount: u32,
     pub invoice_payload: String,
+}
+
+/// A change of a Stars subscription: `canceled` (by the user), `active` (re-enabled) or `failed`
+/// (a renewal could not be charged). Only told; the end of the period paid for decides.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SubscriptionUpdated {
+    pub user: TgUser,
+    pub invoice_payload: String,
+    pub state: String,
 }
 
 /// A payment Telegram took: the first of a purchase or subscription, or a renewal.
