@@ -240,6 +240,43 @@ async fn a_stars_payment_whose_update_was_missed_is_applied_by_the_reconciliatio
     a_missed_payment_is_repaired(stars_app(true).await).await;
 }
 
+/// A crash after the payment was written and before its token: the reconciliation, which lists the
+/// payment with a time of its own, finds the payment written and goes on from it.
+#[tokio::test]
+async fn a_payment_written_before_a_crash_is_finished_by_the_reconciliation() {
+    use telegate_core::domain::{Lang, Payment, PaymentId, PaymentStatus, UserId};
+    let app = stars_app(false).await;
+    let (payload, stars) = buy(&app, 7951, "pass").await;
+    pre_checkout(&app, 7951, &payload, stars).await.unwrap();
+    let charge = app.fake().take_star_payment(7951, &payload, stars, None);
+    let then = app.now() - chrono::Duration::seconds(7);
+    let written = Payment {
+        id: PaymentId::derived(then, &format!("stars:{charge}")),
+        user_id: UserId::parse("tg:7951").unwrap(),
+        email: None,
+        offer_id: "pass".into(),
+        transaction_id: format!("stars:{charge}"),
+        user_info: Some(json!({"stars": stars, "telegram_user_id": 7951, "telegram_payment_charge_id": charge})),
+        status: PaymentStatus::Validated,
+        admin_notes: None,
+        reject_reason: None,
+        created_at: then,
+        updated_at: then,
+        reviewed_by: Some(UserId::parse("telegram-stars").unwrap()),
+        lang: Lang::Fr,
+    };
+    app.running().app.store.insert_payment(&written).await.unwrap();
+
+    let run = app.run_job("reconcile-stars").await;
+    assert_eq!((run["status"].as_str(), run["processed"].as_u64()), (Some("done"), Some(1)), "{run}");
+    app.drain().await;
+    join(&app, 7951).await;
+    assert_eq!(app.status_of("tg:7951").await["memberships"][0]["days_remaining"], 7);
+    let (_, payments) = app.get("/api/payments/admin/pending-payments/?limit=100", &app.jwt("s", "support")).await;
+    let of_charge = payments.as_array().unwrap().iter().filter(|p| p["transaction_id"] == format!("stars:{charge}"));
+    assert_eq!(of_charge.count(), 1, "one payment for the charge");
+}
+
 #[tokio::test]
 async fn a_pre_checkout_for_a_withdrawn_or_repriced_offer_or_a_barred_account_is_refused() {
     let app = stars_app(false).await;

@@ -286,7 +286,17 @@ impl App {
         match self.store.insert_payment(&payment).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
-                return match self.store.payment(&payment.id).await? {
+                // Recorded before (a crash came before its token). Its id names the time Telegram
+                // gave then, which the reconciliation's list may give differently: found by id,
+                // else among the payer's payments by its charge.
+                let first = match self.store.payment(&payment.id).await? {
+                    Some(p) => Some(p),
+                    None => {
+                        let mine = self.store.payments_of(&payment.user_id).await?;
+                        mine.into_iter().find(|p| p.transaction_id == payment.transaction_id)
+                    }
+                };
+                return match first {
                     Some(first) if first.transaction_id == payment.transaction_id => {
                         tracing::info!(payment = %first.id, "a Stars payment seen before: not counted twice");
                         Ok(first)
