@@ -288,25 +288,7 @@ impl App {
         let (applied, extending) = match extended {
             // No membership to extend, or it ended meanwhile: the token opens a new one.
             Applied::Ended => {
-                let m = Membership {
-                    id: MembershipId::generate(now)?,
-                    user_id: record.user_id.clone(),
-                    telegram_user_id: account,
-                    telegram_username: from.username.clone(),
-                    payment_id: record.payment_id.clone(),
-                    offer_name: record.offer_name.clone(),
-                    pending_days: record.days,
-                    status: MembershipStatus::Pending,
-                    created_at: now,
-                    joined_at: None,
-                    expires_at: None,
-                    in_channel: false,
-                    left_at: None,
-                    invite_link: None,
-                    invite_expires_at: None,
-                    ended_at: None,
-                    end_reason: None,
-                };
+                let m = Membership::pending(MembershipId::generate(now)?, record, account, from.username.clone(), now);
                 (self.store.open_membership(&record.hash, &m).await?, false)
             }
             other => (other, current.is_some_and(|c| c.status == MembershipStatus::Active)),

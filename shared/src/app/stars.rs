@@ -353,7 +353,7 @@ impl App {
         let payment = self.store.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?;
         let info = payment.user_info.clone().unwrap_or_default();
         let (Some(charge), Some(account)) =
-            (stars_charge(&payment), info["telegram_user_id"].as_i64().and_then(|a| TelegramUserId::parse(a).ok()))
+            (payment.stars_charge(), info["telegram_user_id"].as_i64().and_then(|a| TelegramUserId::parse(a).ok()))
         else {
             return Err(AppError::Conflict {
                 code: "not_a_stars_payment",
@@ -389,7 +389,7 @@ impl App {
         }
         let mut effects = Vec::new();
         for (account, (_, p)) in named {
-            let (Ok(account), Some(charge)) = (TelegramUserId::parse(account), stars_charge(&p)) else { continue };
+            let (Ok(account), Some(charge)) = (TelegramUserId::parse(account), p.stars_charge()) else { continue };
             tracing::info!(payment = %p.id, "the Stars subscription's renewal is cancelled");
             effects.push((
                 format!("cancel-subscription:{charge}"),
@@ -413,8 +413,4 @@ impl App {
 /// The payer of a Stars payment with no web account: the Telegram account itself.
 pub fn stars_user(account: TelegramUserId) -> Result<UserId, AppError> {
     Ok(UserId::parse(&format!("tg:{account}"))?)
-}
-
-fn stars_charge(payment: &Payment) -> Option<&str> {
-    payment.stars_charge()
 }

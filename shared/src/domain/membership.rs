@@ -58,6 +58,36 @@ pub struct Membership {
 }
 
 impl Membership {
+    /// The membership a token bound to `account` opens: paid for, waiting for the join, which
+    /// starts its period.
+    pub fn pending(
+        id: MembershipId,
+        token: &super::TokenRecord,
+        account: TelegramUserId,
+        username: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            user_id: token.user_id.clone(),
+            telegram_user_id: account,
+            telegram_username: username,
+            payment_id: token.payment_id.clone(),
+            offer_name: token.offer_name.clone(),
+            pending_days: token.days,
+            status: MembershipStatus::Pending,
+            created_at: now,
+            joined_at: None,
+            expires_at: None,
+            in_channel: false,
+            left_at: None,
+            invite_link: None,
+            invite_expires_at: None,
+            ended_at: None,
+            end_reason: None,
+        }
+    }
+
     /// Active and not past its end, whatever a job has or has not done yet.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.status == MembershipStatus::Active && self.expires_at.is_some_and(|end| end > now)

@@ -318,7 +318,7 @@ pub async fn ses_mails_to(to: &str) -> Vec<(String, String)> {
 pub mod records {
     use chrono::{DateTime, Duration, Utc};
     use telegate_core::domain::{
-        AccessToken, Membership, MembershipId, MembershipStatus, Payment, TelegramUserId, TokenRecord, TokenStatus,
+        AccessToken, Membership, MembershipId, Payment, TelegramUserId, TokenRecord, TokenStatus,
     };
 
     /// A fresh pending token for the payment (30 days, 24 hours to open it), and its secret.
@@ -342,24 +342,6 @@ pub mod records {
 
     /// The pending membership a token bound to `who` opens.
     pub fn pending_membership(r: &TokenRecord, who: TelegramUserId, now: DateTime<Utc>) -> Membership {
-        Membership {
-            id: MembershipId::generate(now).unwrap(),
-            user_id: r.user_id.clone(),
-            telegram_user_id: who,
-            telegram_username: None,
-            payment_id: r.payment_id.clone(),
-            offer_name: r.offer_name.clone(),
-            pending_days: r.days,
-            status: MembershipStatus::Pending,
-            created_at: now,
-            joined_at: None,
-            expires_at: None,
-            in_channel: false,
-            left_at: None,
-            invite_link: None,
-            invite_expires_at: None,
-            ended_at: None,
-            end_reason: None,
-        }
+        Membership::pending(MembershipId::generate(now).unwrap(), r, who, None, now)
     }
 }

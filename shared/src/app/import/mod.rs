@@ -131,6 +131,14 @@ impl Fields<'_> {
     fn required_time(&mut self, ours: &str) -> Result<DateTime<Utc>, String> {
         self.time(ours)?.ok_or(format!("{ours} is missing"))
     }
+    /// The offer a payment names (`offer_id` or `offer`), renamed by the mapping, and on sale.
+    fn offer(&mut self, mapping: &Mapping, cx: &Context) -> Result<String, String> {
+        let offer = self.text("offer_id").or_else(|| self.text("offer")).ok_or("offer_id is missing")?;
+        let offer_id = mapping.offers.get(&offer).cloned().unwrap_or(offer);
+        cx.offers.find(&offer_id).map_err(|_| format!("unknown offer {offer_id:?}"))?;
+        Ok(offer_id)
+    }
+
     fn user(&mut self, mapping: &Mapping) -> Result<UserId, String> {
         let pk = self.text("user").ok_or("user is missing")?;
         let sub = mapping.users.get(&pk).cloned().unwrap_or(pk);
@@ -204,9 +212,7 @@ impl Planner {
 
     fn pending_payment(&mut self, f: &mut Fields<'_>, mapping: &Mapping, cx: &Context) -> Result<(), String> {
         let user_id = f.user(mapping)?;
-        let offer = f.text("offer_id").or_else(|| f.text("offer")).ok_or("offer_id is missing")?;
-        let offer_id = mapping.offers.get(&offer).cloned().unwrap_or(offer);
-        cx.offers.find(&offer_id).map_err(|_| format!("unknown offer {offer_id:?}"))?;
+        let offer_id = f.offer(mapping, cx)?;
         let transaction_id =
             parse_transaction_id(&f.text("transaction_id").unwrap_or_default()).map_err(|e| e.to_string())?;
         let status = match f.text("status").as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -277,9 +283,7 @@ impl Planner {
             return Ok(());
         }
         let user_id = f.user(mapping)?;
-        let offer = f.text("offer_id").or_else(|| f.text("offer")).ok_or("offer_id is missing")?;
-        let offer_id = mapping.offers.get(&offer).cloned().unwrap_or(offer);
-        cx.offers.find(&offer_id).map_err(|_| format!("unknown offer {offer_id:?}"))?;
+        let offer_id = f.offer(mapping, cx)?;
         let transaction_id =
             parse_transaction_id(&f.text("transaction_id").unwrap_or_default()).map_err(|e| e.to_string())?;
         let created_at = f.required_time("created_at")?;
