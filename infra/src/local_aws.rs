@@ -47,7 +47,7 @@ pub async fn provision() -> Result<Vec<(&'static str, String)>, String> {
         .queue_name(unique("telegate-effects"))
         .attributes(
             QueueAttributeName::RedrivePolicy,
-            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": 5}).to_string(),
+            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": telegate_core::app::effects::RetryPolicy::SQS.attempts}).to_string(),
         )
         .attributes(QueueAttributeName::VisibilityTimeout, "30")
         .send()

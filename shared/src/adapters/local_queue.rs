@@ -1,6 +1,6 @@
 //! The queue of `telegate serve` on the embedded store: the same effect runner as the SQS consumer,
-//! with retries (Telegram's `retry_after`, which spends no attempt; else backoff) and dead letters
-//! after 5 attempts. Queued effects live in the store (`QueueLog`), so a crash or a restart loses
+//! carrying out the same retry policy (`RetryPolicy::LOCAL`: Telegram's `retry_after` spends no
+//! attempt; else backoff, and dead letters after the last attempt). Queued effects live in the store (`QueueLog`), so a crash or a restart loses
 //! none; dead letters stay there, visible (`dead_letters`, the admin route, the log).
 
 use std::sync::Arc;
@@ -11,10 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::app::effects::{Consumer, Outcome};
+use crate::app::effects::{Consumer, RetryPolicy, Settle};
 use crate::ports::{Clock, Envelope, Queue, QueueError, StoreError};
-
-pub const MAX_ATTEMPTS: u32 = 5;
 
 /// An effect that will not be carried out, with the last error.
 #[derive(Clone, Debug, Serialize)]
@@ -111,8 +109,8 @@ impl Inner {
             return self.idle_until_next().await;
         }
         for queued in due {
-            let outcome = consumer.handle(&queued.envelope).await;
-            if let Err(e) = self.settle(consumer, &queued, outcome).await {
+            let next = consumer.deliver(&queued.envelope, queued.attempt + 1, &RetryPolicy::LOCAL).await;
+            if let Err(e) = self.settle(&queued, next).await {
                 tracing::error!(key = %queued.envelope.idempotency_key, error = %e, "could not settle an effect; it runs again");
             }
         }
@@ -127,40 +125,26 @@ impl Inner {
         let _ = tokio::time::timeout(wait, self.queued.notified()).await;
     }
 
-    async fn settle(&self, consumer: &Consumer, queued: &Queued, outcome: Outcome) -> Result<(), StoreError> {
-        let key = &queued.envelope.idempotency_key;
+    async fn settle(&self, queued: &Queued, next: Settle) -> Result<(), StoreError> {
         let now = self.clock.now();
         let later = |d: Duration| now + chrono::Duration::from_std(d).unwrap_or_default();
-        match outcome {
-            Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => self.log.remove(queued.seq).await,
-            Outcome::GivenUp { event, .. } => {
+        let then = match next {
+            Settle::Finished { then } => {
                 self.log.remove(queued.seq).await?;
-                if let Some(event) = event {
-                    self.log.push(&[event], now).await?;
-                    self.queued.notify_one();
-                }
-                Ok(())
+                then
             }
-            // Flood control delays an effect; it never uses up its attempts.
-            Outcome::Retry { after: Some(delay), reason } => {
-                tracing::warn!(key = %key, reason, delay_ms = delay.as_millis() as u64, "flood control: retried after Telegram's delay");
-                self.log.retry_at(queued.seq, queued.attempt, later(delay)).await
+            Settle::FloodControl { after } => return self.log.retry_at(queued.seq, queued.attempt, later(after)).await,
+            Settle::Retry { after } => return self.log.retry_at(queued.seq, queued.attempt + 1, later(after)).await,
+            Settle::DeadLetter { reason, then } => {
+                self.log.bury(queued.seq, &reason, now).await?;
+                then
             }
-            Outcome::Retry { after: None, reason } if queued.attempt + 1 < MAX_ATTEMPTS => {
-                let delay = Duration::from_millis(200 * 2u64.pow(queued.attempt + 1));
-                tracing::warn!(key = %key, attempt = queued.attempt + 1, reason, "effect will be retried");
-                self.log.retry_at(queued.seq, queued.attempt + 1, later(delay)).await
-            }
-            Outcome::Retry { reason: error, .. } | Outcome::Failed(error) => {
-                tracing::error!(key = %key, attempt = queued.attempt + 1, error, "effect dead-lettered");
-                self.log.bury(queued.seq, &error, now).await?;
-                if let Some(event) = consumer.dead_lettered(&queued.envelope, &error).await {
-                    self.log.push(&[event], now).await?;
-                    self.queued.notify_one();
-                }
-                Ok(())
-            }
+        };
+        if let Some(event) = then {
+            self.log.push(&[event], now).await?;
+            self.queued.notify_one();
         }
+        Ok(())
     }
 }
 

@@ -1,8 +1,9 @@
 //! Side effects on SQS: typed JSON envelopes out; in, each message goes through the `Consumer`
 //! and is settled: deleted when done; under Telegram's flood control, sent again as a fresh copy
 //! delayed by `retry_after` (never a sleep in the function, and never a receive counted towards
-//! the dead-letter queue); after other failures made visible again after a backoff, and after 5
-//! receives the queue's redrive policy moves it to the dead-letter queue, its last error logged.
+//! the dead-letter queue); after other failures made visible again after the backoff of
+//! `RetryPolicy::SQS`, and after its last receive the queue's redrive policy moves it to the
+//! dead-letter queue, its last error logged.
 
 use std::time::Duration;
 
@@ -10,11 +11,8 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
 
-use crate::app::effects::{Consumer, Outcome};
+use crate::app::effects::{Consumer, RetryPolicy, Settle};
 use crate::ports::{Envelope, Queue, QueueError};
-
-/// Receives after which the redrive policy moves a message to the dead-letter queue.
-pub const MAX_RECEIVES: u32 = 5;
 
 pub struct SqsQueue {
     client: Client,
@@ -89,41 +87,26 @@ impl SqsQueue {
                 return Ok(false);
             }
         };
-        let delay = match consumer.handle(&envelope).await {
-            Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => return Ok(true),
-            Outcome::GivenUp { event, .. } => {
-                if let Some(event) = event
-                    && let Err(e) = self.enqueue(vec![event]).await
-                {
-                    tracing::error!(key = %envelope.idempotency_key, error = %e, "given-up event not queued");
-                }
+        let delay = match consumer.deliver(&envelope, delivery.receive_count, &RetryPolicy::SQS).await {
+            Settle::Finished { then } => {
+                self.announce(&envelope, then).await;
                 return Ok(true);
             }
-            Outcome::Retry { after: Some(after), reason } => {
-                // Flood control must not use up the receives that lead to the dead-letter queue: a
-                // fresh copy waits out Telegram's delay, and this delivery is settled.
-                tracing::warn!(key = %envelope.idempotency_key, reason, "flood control: sent again after Telegram's delay");
-                match self.send_after(&delivery.body, after).await {
-                    Ok(()) => return Ok(true),
-                    Err(e) => {
-                        tracing::warn!(key = %envelope.idempotency_key, error = %e, "could not send a delayed copy");
-                        after
-                    }
+            // Flood control must not use up the receives that lead to the dead-letter queue: a
+            // fresh copy waits out Telegram's delay, and this delivery is settled.
+            Settle::FloodControl { after } => match self.send_after(&delivery.body, after).await {
+                Ok(()) => return Ok(true),
+                Err(e) => {
+                    tracing::warn!(key = %envelope.idempotency_key, error = %e, "could not send a delayed copy");
+                    after
                 }
-            }
-            Outcome::Retry { after: None, reason } | Outcome::Failed(reason) => {
-                let last = delivery.receive_count >= MAX_RECEIVES;
-                if last {
-                    tracing::error!(key = %envelope.idempotency_key, receives = delivery.receive_count, reason, "effect goes to the dead-letter queue");
-                    if let Some(event) = consumer.dead_lettered(&envelope, &reason).await
-                        && let Err(e) = self.enqueue(vec![event]).await
-                    {
-                        tracing::error!(key = %envelope.idempotency_key, error = %e, "dead-letter event not queued");
-                    }
-                } else {
-                    tracing::warn!(key = %envelope.idempotency_key, receives = delivery.receive_count, reason, "effect will be retried");
-                }
-                backoff(delivery.receive_count)
+            },
+            Settle::Retry { after } => after,
+            // Left on the queue: at its next receive the redrive policy moves it to the
+            // dead-letter queue.
+            Settle::DeadLetter { then, .. } => {
+                self.announce(&envelope, then).await;
+                RetryPolicy::SQS.unit
             }
         };
         self.retry_later(&delivery.receipt_handle, delay).await?;
@@ -180,9 +163,16 @@ impl SqsQueue {
     }
 }
 
-/// 2, 4, 8, 16 s… capped at 5 minutes.
-fn backoff(receives: u32) -> Duration {
-    Duration::from_secs(2u64.saturating_pow(receives.clamp(1, 8)).min(300))
+impl SqsQueue {
+    /// Queues the announcement of an effect given up (a failure is only logged: the audit entry
+    /// is written).
+    async fn announce(&self, envelope: &Envelope, event: Option<Envelope>) {
+        if let Some(event) = event
+            && let Err(e) = self.enqueue(vec![event]).await
+        {
+            tracing::error!(key = %envelope.idempotency_key, error = %e, "dead-letter event not queued");
+        }
+    }
 }
 
 #[async_trait]

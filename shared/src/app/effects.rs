@@ -166,6 +166,51 @@ pub enum Outcome {
     },
 }
 
+/// How often, and how far apart, a queue tries an effect again before it dead-letters it: one
+/// policy, carried out by the SQS consumer and by the local queue alike.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Attempts (SQS: receives) after which a failing effect goes to the dead letters. On SQS the
+    /// queue's redrive policy moves it (`maxReceiveCount` in template.yaml, the same number).
+    pub attempts: u32,
+    /// The wait after attempt `n` is `unit · 2ⁿ`, at most `MAX_BACKOFF`.
+    pub unit: Duration,
+    /// Whether a permanent failure goes to the dead letters at once. SQS cannot do that: only its
+    /// redrive policy moves a message, after the last receive, so there a permanent failure is
+    /// tried as often as any other.
+    pub permanent_at_once: bool,
+}
+
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+impl RetryPolicy {
+    /// SQS: 2, 4, 8, 16 s between the five receives.
+    pub const SQS: Self = Self { attempts: 5, unit: Duration::from_secs(1), permanent_at_once: false };
+    /// The local queue: the same five attempts, 0.4 to 3.2 s apart (one process, no invocation to
+    /// pay for, and a local run shows a dead letter in seconds).
+    pub const LOCAL: Self = Self { attempts: 5, unit: Duration::from_millis(200), permanent_at_once: true };
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.unit.saturating_mul(2u32.saturating_pow(attempt.clamp(1, 16))).min(MAX_BACKOFF)
+    }
+}
+
+/// What a queue does with a delivery once the consumer has handled it.
+#[derive(Debug, PartialEq)]
+pub enum Settle {
+    /// Finished with (done, done before, stale, or given up at once): delete it, then queue
+    /// `then` (the `Effect Dead-Lettered` announcement of an effect given up), if any.
+    Finished { then: Option<Envelope> },
+    /// Telegram's flood control: deliver it again after `after`. This spends no attempt.
+    FloodControl { after: Duration },
+    /// Failed: try again after `after`, as the next attempt.
+    Retry { after: Duration },
+    /// Out of attempts: audited as dead-lettered; the queue keeps it in its dead letters and queues
+    /// `then`, if any.
+    DeadLetter { reason: String, then: Option<Envelope> },
+}
+
 /// How long a consumer holds an effect's key: longer than a Lambda invocation may run.
 const LEASE_SECONDS: i64 = 120;
 
@@ -221,6 +266,47 @@ impl Consumer {
         }
     }
 
+    /// Handles `attempt` (1 for the first delivery) of an effect and decides, by `policy`, what
+    /// the queue does with it next.
+    pub async fn deliver(&self, envelope: &Envelope, attempt: u32, policy: &RetryPolicy) -> Settle {
+        let key = &envelope.idempotency_key;
+        match self.handle(envelope).await {
+            Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => Settle::Finished { then: None },
+            Outcome::GivenUp { event, .. } => Settle::Finished { then: event },
+            Outcome::Retry { after: Some(after), reason } => {
+                tracing::warn!(key = %key, reason, delay_ms = after.as_millis() as u64, "flood control: tried again after Telegram's delay");
+                Settle::FloodControl { after }
+            }
+            Outcome::Retry { after: None, reason } => {
+                self.failed(envelope, reason, attempt >= policy.attempts, policy, attempt).await
+            }
+            Outcome::Failed(reason) => {
+                let last = attempt >= policy.attempts || policy.permanent_at_once;
+                self.failed(envelope, reason, last, policy, attempt).await
+            }
+        }
+    }
+
+    /// A failed attempt: tried again after the policy's backoff, or dead-lettered if it was the last.
+    async fn failed(
+        &self,
+        envelope: &Envelope,
+        reason: String,
+        last: bool,
+        policy: &RetryPolicy,
+        attempt: u32,
+    ) -> Settle {
+        let key = &envelope.idempotency_key;
+        if last {
+            tracing::error!(key = %key, attempt, reason, "effect dead-lettered");
+            let then = self.dead_lettered(envelope, &reason).await;
+            Settle::DeadLetter { reason, then }
+        } else {
+            tracing::warn!(key = %key, attempt, reason, "effect will be retried");
+            Settle::Retry { after: policy.backoff(attempt) }
+        }
+    }
+
     /// What the channel effect must be now, read from the store: a removal of an account that a
     /// later payment let back in, or that was kept at the import, is dropped; an approval for an account that may no longer enter
     /// becomes a decline. Other effects run as queued.
@@ -250,7 +336,7 @@ impl Consumer {
 
     /// An effect given up after its retries: audited, and announced as an `Effect Dead-Lettered`
     /// business event, which the caller queues (none for a dead event, which would loop).
-    pub async fn dead_lettered(&self, envelope: &Envelope, reason: &str) -> Option<Envelope> {
+    async fn dead_lettered(&self, envelope: &Envelope, reason: &str) -> Option<Envelope> {
         let kind = serde_json::to_value(&envelope.effect).ok().and_then(|v| v["type"].as_str().map(str::to_owned));
         let details = serde_json::json!({ "key": envelope.idempotency_key, "effect": kind, "error": reason });
         let entry = self.audit_entry(AuditAction::EffectDeadLettered, envelope, details).ok()?;
@@ -311,7 +397,22 @@ enum Current {
 
 #[cfg(test)]
 mod tests {
-    use super::Pacer;
+    use std::time::Duration;
+
+    use super::{Pacer, RetryPolicy};
+
+    #[test]
+    fn the_retry_policy_backs_off_and_matches_the_redrive_policy() {
+        let waits = |p: RetryPolicy| (1..p.attempts).map(|n| p.backoff(n)).collect::<Vec<_>>();
+        assert_eq!(waits(RetryPolicy::SQS), [2, 4, 8, 16].map(Duration::from_secs));
+        assert_eq!(waits(RetryPolicy::LOCAL), [400, 800, 1600, 3200].map(Duration::from_millis));
+        assert_eq!(RetryPolicy::SQS.backoff(40), Duration::from_secs(300));
+        // The SQS consumer dead-letters at its last receive; the queue's redrive policy must agree.
+        let template = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"));
+        let counts: Vec<&str> =
+            template.lines().filter_map(|l| l.trim().strip_prefix("maxReceiveCount:")).map(str::trim).collect();
+        assert_eq!(counts, [RetryPolicy::SQS.attempts.to_string()]);
+    }
 
     /// On Tokio's paused clock: calls are spaced `1 / per_second` apart, whoever asks.
     #[tokio::test(start_paused = true)]
