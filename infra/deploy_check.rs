@@ -26,8 +26,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use serde_json::{Value, json};
-use telegate::fake_telegram::FakeTelegram;
-use telegate::lambda_emulator::{SAMPLES, check, invoke_with_timeout, sample};
+use telegate_testkit::fake_telegram::FakeTelegram;
+use telegate_testkit::lambda_emulator::{SAMPLES, check, invoke_with_timeout, sample};
 
 #[path = "deploy_flow.rs"]
 mod flow;
@@ -165,7 +165,7 @@ async fn bus_call(
             .unwrap_or_else(|e| e.into_inner())
             .extend(call["Entries"].as_array().cloned().unwrap_or_default());
     }
-    telegate::local_aws::pass_on(&bus.upstream, method, &uri, &headers, body).await
+    telegate_testkit::local_aws::pass_on(&bus.upstream, method, &uri, &headers, body).await
 }
 
 /// Whether an `EventBridgeRule` event's `Pattern` matches a `PutEvents` entry: each field it
@@ -313,7 +313,7 @@ async fn main() -> Result<(), String> {
 
     let telegram = FakeTelegram::start().await.map_err(|e| e.to_string())?;
     let resources: HashMap<String, String> =
-        telegate::local_aws::provision().await?.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        telegate_testkit::local_aws::provision().await?.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     let globals = template["Globals"]["Function"]["Environment"]["Variables"].as_object().cloned().unwrap_or_default();
     let functions: HashMap<String, (String, Value)> = template["Resources"]
         .as_object()
@@ -350,7 +350,7 @@ async fn main() -> Result<(), String> {
         aws_sdk_dynamodb::Client::new(&config),
         &platform.resources["TABLE_NAME"],
     );
-    telegate::samples::seed(&store).await.map_err(|e| e.to_string())?;
+    telegate_testkit::samples::seed(&store).await.map_err(|e| e.to_string())?;
 
     let mut failures = Vec::new();
     let mut passed = 0;

@@ -9,12 +9,12 @@
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
-use telegate::fake_telegram::{FakeTelegram, updates};
 use telegate_core::adapters::dynamodb::DynamoStore;
 use telegate_core::domain::{
     Lang, Membership, MembershipId, MembershipStatus, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId,
 };
 use telegate_core::ports::{ImportStore, Imported, Written};
+use telegate_testkit::fake_telegram::{FakeTelegram, updates};
 
 use super::{Platform, route, secret};
 

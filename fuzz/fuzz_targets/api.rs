@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use telegate::fuzzing::ApiTarget;
+use telegate_testkit::fuzzing::ApiTarget;
 
 static TARGET: LazyLock<ApiTarget> = LazyLock::new(ApiTarget::new);
 

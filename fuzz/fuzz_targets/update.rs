@@ -1,4 +1,4 @@
 //! The Telegram update parser: `cargo +nightly fuzz run update fuzz/corpus/update`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| telegate::fuzzing::update(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| telegate_testkit::fuzzing::update(data));

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use telegate::fake_telegram::FakeTelegram;
-use telegate::lambda_emulator::{FLOOR, Run, SAMPLES, check, invoke, sample};
+use telegate_testkit::fake_telegram::FakeTelegram;
+use telegate_testkit::lambda_emulator::{FLOOR, Run, SAMPLES, check, invoke, sample};
 
 /// The floor, then each function, with the sample event of its first (timed) invocation.
 fn cases() -> Vec<(&'static str, &'static str)> {
@@ -59,7 +59,7 @@ async fn main() -> Result<(), String> {
     // What a deployed function has: its resources, its secrets, Telegram (here the fake Bot API).
     let telegram = FakeTelegram::start().await.map_err(|e| e.to_string())?;
     let mut env: HashMap<String, String> =
-        telegate::local_aws::provision().await?.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        telegate_testkit::local_aws::provision().await?.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     for (k, v) in [
         ("TELEGRAM_BOT_TOKEN", "123456:BENCH"),
         ("TELEGRAM_BOT_USERNAME", "telegate_fake_bot"),
@@ -95,7 +95,7 @@ async fn main() -> Result<(), String> {
     let config = telegate_core::adapters::aws::sdk_config().await;
     let store =
         telegate_core::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &env["TABLE_NAME"]);
-    telegate::samples::seed(&store).await.map_err(|e| e.to_string())?;
+    telegate_testkit::samples::seed(&store).await.map_err(|e| e.to_string())?;
     let setup = invoke(
         &command("payments"),
         &env_for("payments"),

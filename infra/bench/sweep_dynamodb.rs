@@ -73,7 +73,7 @@ async fn forward(State(p): State<Arc<Proxy>>, method: Method, uri: Uri, headers:
         o.insert("ReturnConsumedCapacity".into(), Value::String("TOTAL".into()));
     }
     let body = serde_json::to_vec(&request).map(Bytes::from).unwrap_or(body);
-    let answer = telegate::local_aws::pass_on(&p.upstream, method, &uri, &headers, body).await;
+    let answer = telegate_testkit::local_aws::pass_on(&p.upstream, method, &uri, &headers, body).await;
     let status = answer.status();
     let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX).await.unwrap_or_default();
     if let Ok(parsed) = serde_json::from_slice::<Value>(&bytes) {

@@ -17,10 +17,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
-use telegate::fake_telegram::{BOT_USERNAME, FakeTelegram, updates};
 use telegate::host::{Host, Options, answer};
 use telegate::jwt::mint;
 use telegate_core::config::Settings;
+use telegate_testkit::fake_telegram::{BOT_USERNAME, FakeTelegram, updates};
 
 const CHANNEL: i64 = -1_001_234_567_890;
 const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-01";

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 use telegate_core::config::Settings;
 
-use crate::fake_telegram::{BOT_USERNAME, FakeTelegram, updates};
 use crate::host::{Options, Running};
 use crate::jwt::mint;
+use telegate_fake_telegram::{BOT_USERNAME, FakeTelegram, updates};
 
 const CHANNEL: i64 = -1_001_234_567_890;
 const ALICE_TG: i64 = 424_242;

@@ -2,14 +2,10 @@
 //! against a built-in fake Telegram (`demo`), mints local API tokens (`jwt`), and registers and
 //! checks the bot (`set-webhook`, `doctor`), and moves in from the Django system (`import`).
 
+#[cfg(feature = "demo")]
 pub mod demo;
-pub mod fake_telegram;
-pub mod fuzzing;
 pub mod host;
 pub mod import;
 pub mod jwt;
-pub mod lambda_emulator;
-pub mod local_aws;
 pub mod local_env;
 pub mod ops;
-pub mod samples;

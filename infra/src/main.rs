@@ -26,6 +26,7 @@ enum Command {
         data: PathBuf,
     },
     /// Run the whole flow against a built-in fake Telegram and tell it step by step.
+    #[cfg(feature = "demo")]
     Demo,
     /// Register the webhook with its secret and allowed_updates message, chat_member, chat_join_request, pre_checkout_query.
     SetWebhook {
@@ -82,7 +83,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo tells its own story; its logs only show what went wrong (and the leak warning).
-    init_logs(if matches!(cli.command, Command::Demo) { "warn" } else { "info" });
+    #[cfg(feature = "demo")]
+    let quiet = matches!(cli.command, Command::Demo);
+    #[cfg(not(feature = "demo"))]
+    let quiet = false;
+    init_logs(if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -92,6 +97,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve { bind, data } => runtime.block_on(serve(bind, data)),
+        #[cfg(feature = "demo")]
         Command::Demo => match runtime.block_on(telegate::demo::run()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -40,7 +40,10 @@ async fn the_whole_flow_from_payment_to_an_active_membership() {
     let token = issued["token"].as_str().unwrap();
     assert_eq!(issued["success"], true);
     assert_eq!(issued["payment_id"], payment_id.as_str());
-    assert_eq!(issued["bot_link"], format!("https://t.me/{}?start={token}", telegate::fake_telegram::BOT_USERNAME));
+    assert_eq!(
+        issued["bot_link"],
+        format!("https://t.me/{}?start={token}", telegate_testkit::fake_telegram::BOT_USERNAME)
+    );
     assert!(token.len() <= 64 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     assert!(issued["expires_at"].as_str().unwrap().ends_with('Z'));
 

@@ -162,7 +162,7 @@ async fn a_mail_ses_refuses_is_a_permanent_failure_not_a_retry() {
     assert!(support::ses_mails_to(&to).await.is_empty());
     // The verified sender of the stand-in's resources goes through.
     let _ = support::aws_resources().await;
-    let verified = SesMailer::new(client, telegate::local_aws::MAIL_FROM);
+    let verified = SesMailer::new(client, telegate_testkit::local_aws::MAIL_FROM);
     verified.send(&mail(&to)).await.expect("sent");
     assert_eq!(support::ses_mails_to(&to).await.len(), 1);
 }

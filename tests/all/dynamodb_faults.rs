@@ -111,7 +111,7 @@ async fn forward(State(p): State<Arc<Proxy>>, method: Method, uri: Uri, headers:
     }
     let index_query = operation == "Query"
         && serde_json::from_slice::<Value>(&body).map(|b| b.get("IndexName").is_some()).unwrap_or(false);
-    let answer = telegate::local_aws::pass_on(&p.upstream, method, &uri, &headers, body).await;
+    let answer = telegate_testkit::local_aws::pass_on(&p.upstream, method, &uri, &headers, body).await;
     if fault == Some(Fault::LoseAnswer) {
         return json_error(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,10 +1,10 @@
 //! The fuzz targets of `fuzz/` on the stable toolchain: every file of their corpus, then a bounded
 //! run of deterministic mutations of it (bytes flipped, inserted, removed, spliced), through the
-//! same checks `cargo fuzz` runs (`telegate::fuzzing`). A finding panics with the input.
+//! same checks `cargo fuzz` runs (`telegate_testkit::fuzzing`). A finding panics with the input.
 
 use std::path::Path;
 
-use telegate::fuzzing::{ApiTarget, update};
+use telegate_testkit::fuzzing::{ApiTarget, update};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus");
 const MUTATIONS: usize = 3_000;

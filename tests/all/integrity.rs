@@ -108,7 +108,6 @@ mod lost_between_commit_and_queue {
 
     use async_trait::async_trait;
     use chrono::{Duration, Utc};
-    use telegate::fake_telegram::FakeTelegram;
     use telegate_core::adapters::clock::TestClock;
     use telegate_core::adapters::outbox::{OutboxEvents, OutboxMailer};
     use telegate_core::adapters::telegram::BotApi;
@@ -118,6 +117,7 @@ mod lost_between_commit_and_queue {
     use telegate_core::config::{Secret, Settings};
     use telegate_core::domain::{Job, Lang, Membership, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId};
     use telegate_core::ports::{Clock, Effect, Envelope, Queue, QueueError, Store};
+    use telegate_testkit::fake_telegram::FakeTelegram;
 
     use crate::support::{self, BOT_TOKEN, CHANNEL, JWT_SECRET, WEBHOOK_SECRET};
 
@@ -154,7 +154,7 @@ mod lost_between_commit_and_queue {
     /// The app on `store`, with the fake Bot API, a queue that can be down, the test clock, and
     /// the consumer that carries out what the queue accepted.
     pub(super) struct Rig {
-        pub(super) running: telegate::fake_telegram::RunningFake,
+        pub(super) running: telegate_testkit::fake_telegram::RunningFake,
         pub(super) app: App,
         pub(super) queue: Arc<FlakyQueue>,
         pub(super) clock: Arc<TestClock>,

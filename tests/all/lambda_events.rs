@@ -8,15 +8,15 @@ use std::collections::{BTreeSet, HashMap};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
-use telegate::fake_telegram::FakeTelegram;
 use telegate_core::config::Settings;
 use telegate_lambda::{JobError, StartupError, Wiring, handle_schedule, handle_sqs, needs, routes};
+use telegate_testkit::fake_telegram::FakeTelegram;
 use tower::ServiceExt;
 
 const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
 
 /// The functions' wiring on fresh resources of the stand-in, with Telegram as the fake Bot API.
-async fn wiring() -> (telegate::fake_telegram::RunningFake, Wiring) {
+async fn wiring() -> (telegate_testkit::fake_telegram::RunningFake, Wiring) {
     let telegram = FakeTelegram::start().await.unwrap();
     let mut env: HashMap<&str, String> = support::aws_resources().await.into_iter().collect();
     for (k, v) in [
@@ -39,7 +39,7 @@ async fn wiring() -> (telegate::fake_telegram::RunningFake, Wiring) {
 #[tokio::test]
 async fn every_sample_event_gets_the_expected_answer_from_its_function() {
     let (telegram, wiring) = wiring().await;
-    telegate::samples::seed(wiring.app.store.as_ref()).await.unwrap();
+    telegate_testkit::samples::seed(wiring.app.store.as_ref()).await.unwrap();
 
     let expected: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(format!("{EVENTS}/expected.json")).unwrap()).unwrap();

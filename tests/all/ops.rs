@@ -4,7 +4,7 @@ use crate::support;
 
 use crate::support::{BOT_TOKEN, CHANNEL, JWT_SECRET, WEBHOOK_SECRET};
 use serde_json::json;
-use telegate::fake_telegram::{BOT_USERNAME, FakeTelegram, RunningFake};
+use telegate_testkit::fake_telegram::{BOT_USERNAME, FakeTelegram, RunningFake};
 
 async fn telegate(fake: &RunningFake, args: &[&str], username: &str) -> (i32, String, String) {
     telegate_with(fake, args, username, &[]).await

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::support::{BOT_TOKEN, CHANNEL, JWT_SECRET, TempDir, WEBHOOK_SECRET, updates};
 use serde_json::json;
-use telegate::fake_telegram::{BOT_USERNAME, FakeTelegram};
 use telegate::jwt::mint;
+use telegate_testkit::fake_telegram::{BOT_USERNAME, FakeTelegram};
 use tokio::io::AsyncReadExt;
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::support::{CHANNEL, TestApp, updates};
-use telegate::fake_telegram::updates::Renewal;
+use telegate_testkit::fake_telegram::updates::Renewal;
 
 const OFFERS: &str = r#"{
     "monthly": {"name": "Monthly", "days": 30, "stars": 250, "renewing": true},

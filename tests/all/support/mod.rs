@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
-use telegate::fake_telegram::{BOT_USERNAME, FakeTelegram, RunningFake};
 use telegate::host::{Options, Running};
 use telegate::jwt::mint;
 use telegate_core::config::Settings;
+use telegate_testkit::fake_telegram::{BOT_USERNAME, FakeTelegram, RunningFake};
 
 #[allow(unused_imports)]
-pub use telegate::fake_telegram::{Call, Fault, updates};
+pub use telegate_testkit::fake_telegram::{Call, Fault, updates};
 
 pub const CHANNEL: i64 = -1_000_777_000_111;
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0001";
@@ -280,7 +280,7 @@ pub fn aws_endpoint() -> String {
     endpoint
 }
 
-pub use telegate::local_aws::unique;
+pub use telegate_testkit::local_aws::unique;
 
 /// A fresh DynamoDB table on the stand-in.
 pub async fn dynamo_store() -> telegate_core::adapters::dynamodb::DynamoStore {
@@ -297,7 +297,7 @@ pub async fn dynamo_store() -> telegate_core::adapters::dynamodb::DynamoStore {
 /// the stand-in, as the settings name them.
 pub async fn aws_resources() -> Vec<(&'static str, String)> {
     aws_endpoint();
-    telegate::local_aws::provision().await.expect("AWS resources on the stand-in")
+    telegate_testkit::local_aws::provision().await.expect("AWS resources on the stand-in")
 }
 
 /// Mails SES accepted for `to`, as the stand-in recorded them (subject, body).

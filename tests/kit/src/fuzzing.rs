@@ -14,8 +14,8 @@ use axum::http::Request;
 use telegate_core::config::Settings;
 use telegate_core::domain::{Update, UpdateKind};
 
-use crate::host::{Host, Options, answer};
-use crate::jwt::mint;
+use telegate::host::{Host, Options, answer};
+use telegate::jwt::mint;
 
 const JWT_SECRET: &str = "fuzz-secret-fuzz-secret-fuzz-secret-0123";
 const WEBHOOK_SECRET: &str = "fuzz-webhook-secret";
