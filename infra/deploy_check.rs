@@ -231,6 +231,21 @@ impl Platform {
                 return Err(format!("{id}: {secret} {given} in the template"));
             }
         }
+        // The AWS clients it builds are the services its role allows: one more is a client that
+        // cannot be used, one less a call that fails in production.
+        let policies = serde_json::to_string(&properties["Policies"]).map_err(|e| e.to_string())?;
+        for (action, needed) in
+            [("sqs:SendMessage", needs.queue), ("ses:SendEmail", needs.mail), ("events:PutEvents", needs.events)]
+        {
+            if policies.contains(&format!("\"{action}\"")) != needed {
+                let how = if needed {
+                    "builds a client for it but its role does not allow"
+                } else {
+                    "is allowed but does not use"
+                };
+                return Err(format!("{id} {how} {action}"));
+            }
+        }
         for (k, v) in [
             ("TELEGRAM_API_URL", self.telegram_url.as_str()),
             ("AWS_LAMBDA_FUNCTION_NAME", id.as_str()),

@@ -22,7 +22,7 @@ use telegate_core::adapters::telegram::BotApi;
 use telegate_core::app::App;
 use telegate_core::app::effects::{Consumer, EffectRunner};
 use telegate_core::auth::JwtVerifier;
-use telegate_core::config::Settings;
+use telegate_core::config::{Needs, Settings};
 use telegate_core::http::{self, HttpState, JsonBody};
 use telegate_core::ports::{Clock, EventBus, Mailer, Queue, Store, Telegram, TelegramError};
 use tokio::net::TcpListener;
@@ -145,7 +145,8 @@ impl Host {
                 Backend { store, mailer: Arc::new(mailer), events: Arc::new(events), queue: Err(log) }
             }
             Some(aws) => {
-                let AwsAdapters { store, queue, mailer, events } = AwsAdapters::build(aws).await;
+                let AwsAdapters { store, queue, mailer, events, .. } = AwsAdapters::build(aws, &Needs::LOCAL).await;
+                let queue = queue.expect("Needs::LOCAL builds the queue");
                 Backend { store, mailer, events, queue: Ok(queue) }
             }
         };

@@ -113,8 +113,9 @@ pub struct Settings {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// The secrets a process needs: each Lambda function is given only the ones it uses, and a
-/// missing one stops it at start-up.
+/// What a process needs: the secrets (each Lambda function is given only the ones it uses, and a
+/// missing one stops it at start-up) and the AWS services besides its table (a function builds
+/// only those clients; its role grants no others, template.yaml).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Needs {
     /// It calls the Bot API (`TELEGRAM_BOT_TOKEN`).
@@ -123,11 +124,19 @@ pub struct Needs {
     pub webhook_secret: bool,
     /// It serves API routes (`JWT_HS256_SECRET`, `JWT_PUBLIC_KEY_PEM` or `JWT_JWKS_URL`).
     pub api_tokens: bool,
+    /// It queues side effects on SQS (`sqs:SendMessage`).
+    pub queue: bool,
+    /// It sends mail through SES (`ses:SendEmail`).
+    pub mail: bool,
+    /// It puts events on the bus (`events:PutEvents`): business events, or an admin's job run.
+    pub events: bool,
 }
 
 impl Needs {
-    /// The local host: every route; a bot token is optional (without it, the Telegram outbox).
-    pub const LOCAL: Needs = Needs { bot_token: false, webhook_secret: true, api_tokens: true };
+    /// The local host: every route and service; a bot token is optional (without it, the
+    /// Telegram outbox).
+    pub const LOCAL: Needs =
+        Needs { bot_token: false, webhook_secret: true, api_tokens: true, queue: true, mail: true, events: true };
 }
 
 impl Settings {

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
-use telegate_core::config::Settings;
+use telegate_core::config::{Needs, Settings};
 use telegate_lambda::{JobError, StartupError, Wiring, handle_schedule, handle_sqs, needs, routes};
 use telegate_testkit::fake_telegram::FakeTelegram;
 use tower::ServiceExt;
@@ -32,7 +32,7 @@ async fn wiring() -> (telegate_testkit::fake_telegram::RunningFake, Wiring) {
         env.insert(k, v.to_owned());
     }
     env.insert("TELEGRAM_API_URL", telegram.url.clone());
-    let wiring = Wiring::build(Settings::from_env(&|k| env.get(k).cloned()).unwrap()).await.unwrap();
+    let wiring = Wiring::build(Settings::from_env(&|k| env.get(k).cloned()).unwrap(), Needs::LOCAL).await.unwrap();
     (telegram, wiring)
 }
 
@@ -131,7 +131,7 @@ async fn a_function_refuses_to_start_with_the_test_clock_or_without_aws_resource
         let map: HashMap<&str, &str> = base.iter().chain(extra).copied().collect();
         Settings::from_env(&|k| map.get(k).map(|v| v.to_string())).unwrap()
     };
-    let Err(e) = Wiring::build(settings(&[])).await else { panic!("started without AWS resources") };
+    let Err(e) = Wiring::build(settings(&[]), Needs::LOCAL).await else { panic!("started without AWS resources") };
     assert!(matches!(e, StartupError::NoAwsResources) && e.to_string().contains("TABLE_NAME"), "{e}");
     let aws = [
         ("TABLE_NAME", "t"),
@@ -140,7 +140,7 @@ async fn a_function_refuses_to_start_with_the_test_clock_or_without_aws_resource
         ("EVENT_BUS_NAME", "e"),
         ("TELEGATE_TEST_CLOCK", "1"),
     ];
-    let Err(e) = Wiring::build(settings(&aws)).await else { panic!("started with the test clock") };
+    let Err(e) = Wiring::build(settings(&aws), Needs::LOCAL).await else { panic!("started with the test clock") };
     assert!(matches!(e, StartupError::TestClock) && e.to_string().contains("TELEGATE_TEST_CLOCK"), "{e}");
     let map: HashMap<&str, &str> = base.iter().chain(&aws[..3]).copied().collect();
     let missing = Settings::from_env(&|k| map.get(k).map(|v| v.to_string())).unwrap_err();
@@ -193,7 +193,15 @@ async fn each_function_starts_with_only_the_secrets_it_uses_and_names_a_missing_
             move |k: &str| map.get(k).cloned()
         };
         let settings = Settings::from_env_for(&env(None), needs).unwrap_or_else(|e| panic!("{name}: {e}"));
-        Wiring::build(settings).await.unwrap_or_else(|e| panic!("{name} starts with its own secrets only: {e}"));
+        let wiring = Wiring::build(settings, needs)
+            .await
+            .unwrap_or_else(|e| panic!("{name} starts with its own secrets only: {e}"));
+        // Only the clients it uses: without the queue, queuing is refused, never dropped.
+        assert_eq!(wiring.queue.is_some(), needs.queue, "{name}");
+        if !needs.queue {
+            let e = wiring.app.queue.enqueue(vec![]).await.unwrap_err();
+            assert!(e.to_string().contains("does not use SQS"), "{name}: {e}");
+        }
         for (missing, _) in &given {
             let e = Settings::from_env_for(&env(Some(missing)), needs).unwrap_err();
             assert!(e.to_string().contains(missing), "{name} without {missing}: {e}");

@@ -18,7 +18,7 @@ use telegate_core::auth::JwtVerifier;
 use telegate_core::config::{ConfigError, Needs, Settings};
 use telegate_core::domain::{Job, RunId};
 use telegate_core::http::{HttpState, finish};
-use telegate_core::ports::Telegram;
+use telegate_core::ports::{QueueError, Telegram};
 use tracing::Instrument;
 
 pub type Error = lambda_runtime::Error;
@@ -70,18 +70,21 @@ pub use telegate_core::http;
 pub struct Wiring {
     pub app: App,
     pub verifier: Arc<JwtVerifier>,
-    pub queue: Arc<SqsQueue>,
+    /// The effects queue (`None` for a function that queues nothing: status).
+    pub queue: Option<Arc<SqsQueue>>,
     pub consumer: Arc<Consumer>,
 }
 
 impl Wiring {
     /// From the settings: a missing one is one clear line in the log and the function fails to start.
-    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+    pub async fn build(settings: Settings, needs: Needs) -> Result<Self, StartupError> {
         if settings.test_clock {
             return Err(StartupError::TestClock);
         }
         let aws = settings.aws.clone().ok_or(StartupError::NoAwsResources)?;
-        let AwsAdapters { store, queue, mailer, events } = AwsAdapters::build(&aws).await;
+        let adapters = AwsAdapters::build(&aws, &needs).await;
+        let queue = adapters.queue();
+        let AwsAdapters { store, queue: sqs, mailer, events, jobs } = adapters;
         let timeout = Duration::from_secs(u64::from(settings.telegram_timeout_seconds));
         // A function that makes no Bot API call is given no token (template.yaml).
         let telegram: Arc<dyn Telegram> = match &settings.bot_token {
@@ -93,13 +96,13 @@ impl Wiring {
         };
         let clock = Arc::new(SystemClock);
         let consumer = Arc::new(Consumer::new(
-            EffectRunner::new(telegram.clone(), mailer, events.clone(), settings.limits.effects_per_second),
+            EffectRunner::new(telegram.clone(), mailer, events, settings.limits.effects_per_second),
             store.clone(),
             clock.clone(),
         ));
         let verifier = Arc::new(JwtVerifier::new(&settings.jwt)?);
-        let app = App { settings: Arc::new(settings), store, telegram, queue: queue.clone(), clock, jobs: events };
-        Ok(Self { app, verifier, queue, consumer })
+        let app = App { settings: Arc::new(settings), store, telegram, queue, clock, jobs };
+        Ok(Self { app, verifier, queue: sqs, consumer })
     }
 
     /// A function's settings from its environment: exactly the secrets it needs (`needs`); a
@@ -108,7 +111,7 @@ impl Wiring {
         let built = async {
             let needs = needs(name).ok_or_else(|| StartupError::UnknownFunction(name.into()))?;
             let settings = Settings::from_env_for(&|k| std::env::var(k).ok(), needs)?;
-            Self::build(settings).await
+            Self::build(settings, needs).await
         };
         built.await.map_err(|e| {
             let line = format!("function {name}: {e}");
@@ -146,7 +149,12 @@ pub fn needs(name: &str) -> Option<Needs> {
         "side-effects" | "scheduled-jobs" => (true, false, false),
         _ => return None,
     };
-    Some(Needs { bot_token, webhook_secret, api_tokens })
+    // Status only reads; stats starts job runs on the bus; the consumer sends the mail and
+    // publishes the business events.
+    let queue = name != "status";
+    let mail = name == "side-effects";
+    let events = matches!(name, "stats" | "side-effects");
+    Some(Needs { bot_token, webhook_secret, api_tokens, queue, mail, events })
 }
 
 /// A function's HTTP routes, by name (its `main` passes them to `serve_http`); for the tests and
@@ -202,13 +210,15 @@ pub async fn handle_sqs(wiring: &Wiring, event: SqsEvent, deadline: SystemTime) 
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(1),
             };
-            match wiring.queue.handle(&wiring.consumer, &delivery).instrument(span.clone()).await {
-                Ok(done) => done,
-                Err(e) => {
-                    span.in_scope(|| tracing::error!(error = %e, "could not settle the message"));
-                    false
-                }
-            }
+            // A function without the queue cannot settle a record: every one comes back.
+            let handled = match &wiring.queue {
+                Some(queue) => queue.handle(&wiring.consumer, &delivery).instrument(span.clone()).await,
+                None => Err(QueueError("this function has no queue client (telegate_lambda::needs)".into())),
+            };
+            handled.unwrap_or_else(|e| {
+                span.in_scope(|| tracing::error!(error = %e, "could not settle the message"));
+                false
+            })
         };
         if !settled {
             let mut failure = BatchItemFailure::default();

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
+const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events");
 /// The hello-world floor of the benchmark: its answer is only a status.
 pub const FLOOR: &str = "floor";
 /// Each function of the design card with the sample event it answers first.
