@@ -1,11 +1,12 @@
 //! The AWS SDK configuration, built once per process: region and credentials from the usual
-//! chain, `AWS_ENDPOINT_URL` (and the per-service variants) for a local stand-in, rustls on ring.
+//! chain, `AWS_ENDPOINT_URL` (and the per-service variants) for a local stand-in, rustls on ring
+//! with AWS's roots embedded.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
 
 use super::dynamodb::DynamoStore;
 use super::eventbridge::EventBridgeBus;
@@ -17,8 +18,45 @@ use crate::ports::Envelope;
 use crate::ports::{BusinessEvent, Email, EventBus, EventError, JobStarter, MailError, Mailer, Queue, QueueError};
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    let tls = TlsContext::builder().with_trust_store(trust_store()).build().expect("a TLS context from valid roots");
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .tls_context(tls)
+        .build_https();
     aws_config::defaults(BehaviorVersion::latest()).http_client(http).load().await
+}
+
+/// The certificate authorities of AWS's endpoints (Amazon Trust Services: Amazon Root CA 1 to 4,
+/// and Starfield Services Root G2 which cross-signs them), embedded from Mozilla's set. The SDK
+/// calls nothing else. Reading the platform's store instead cost 1 to 4 ms at every cold start
+/// (BENCHMARKS.md); an operator who sets `SSL_CERT_FILE` or `SSL_CERT_DIR` (a proxy that inspects
+/// TLS) gets the platform's store as well.
+pub fn trust_store() -> TrustStore {
+    let platform = std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some();
+    aws_root_pems().fold(TrustStore::empty().with_native_roots(platform), TrustStore::with_pem_certificate)
+}
+
+fn aws_root_pems() -> impl Iterator<Item = String> {
+    use base64::Engine;
+    aws_roots().map(|der| {
+        let base64 = base64::engine::general_purpose::STANDARD.encode(der);
+        format!("-----BEGIN CERTIFICATE-----\n{base64}\n-----END CERTIFICATE-----\n")
+    })
+}
+
+/// The roots of Mozilla's set whose name is one of AWS's (self-signed: the subject is in the DER).
+fn aws_roots() -> impl Iterator<Item = &'static [u8]> {
+    const NAMES: [&[u8]; 5] = [
+        b"Amazon Root CA 1",
+        b"Amazon Root CA 2",
+        b"Amazon Root CA 3",
+        b"Amazon Root CA 4",
+        b"Starfield Services Root Certificate Authority - G2",
+    ];
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|c| c.as_ref())
+        .filter(|der| NAMES.iter().any(|name| memchr::memmem::find(der, name).is_some()))
 }
 
 /// The AWS side of telegate, as the settings name it: the table, the queue, SES and the event bus.
@@ -102,5 +140,22 @@ impl EventBus for NotGranted {
 impl JobStarter for NotGranted {
     async fn start(&self, _: Job, _: &RunId) -> Result<(), EventError> {
         Err(EventError(self.why()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Mozilla's set still has every root AWS's endpoints chain to, and each reads back as the
+    /// certificate it is (the SDK parses them when it builds its first connection).
+    #[test]
+    fn the_embedded_roots_are_aws_s_five_certificates() {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let ders: Vec<&[u8]> = super::aws_roots().collect();
+        assert_eq!(ders.len(), 5);
+        for (pem, der) in super::aws_root_pems().zip(ders) {
+            let parsed = CertificateDer::from_pem_slice(pem.as_bytes()).expect("a PEM certificate");
+            assert_eq!(parsed.as_ref(), der);
+        }
     }
 }
