@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use telegate_core::adapters::aws::AwsAdapters;
+use telegate_core::adapters::aws::{AwsAdapters, sdk_config};
 use telegate_core::adapters::clock::{SystemClock, TestClock};
 use telegate_core::adapters::local_jobs::{JobRequests, LocalJobs};
 use telegate_core::adapters::local_queue::{DeadLetter, LocalQueue, QueueLog};
@@ -145,7 +145,8 @@ impl Host {
                 Backend { store, mailer: Arc::new(mailer), events: Arc::new(events), queue: Err(log) }
             }
             Some(aws) => {
-                let AwsAdapters { store, queue, mailer, events, .. } = AwsAdapters::build(aws, &Needs::LOCAL).await;
+                let AwsAdapters { store, queue, mailer, events, .. } =
+                    AwsAdapters::build(&sdk_config().await, aws, &Needs::LOCAL);
                 let queue = queue.expect("Needs::LOCAL builds the queue");
                 Backend { store, mailer, events, queue: Ok(queue) }
             }

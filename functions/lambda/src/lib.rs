@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use axum::Router;
 use serde_json::{Value, json};
-use telegate_core::adapters::aws::AwsAdapters;
+use telegate_core::adapters::aws::{AwsAdapters, lambda_sdk_config};
 use telegate_core::adapters::clock::SystemClock;
 use telegate_core::adapters::sqs::{Delivery, SqsQueue};
 use telegate_core::adapters::telegram::{BotApi, NoBot};
@@ -82,7 +82,7 @@ impl Wiring {
             return Err(StartupError::TestClock);
         }
         let aws = settings.aws.clone().ok_or(StartupError::NoAwsResources)?;
-        let adapters = AwsAdapters::build(&aws, &needs).await;
+        let adapters = AwsAdapters::build(&lambda_sdk_config().await, &aws, &needs);
         let queue = adapters.queue();
         let AwsAdapters { store, queue: sqs, mailer, events, jobs } = adapters;
         let timeout = Duration::from_secs(u64::from(settings.telegram_timeout_seconds));

@@ -18,12 +18,29 @@ use crate::ports::Envelope;
 use crate::ports::{BusinessEvent, Email, EventBus, EventError, JobStarter, MailError, Mailer, Queue, QueueError};
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
+    loader().load().await
+}
+
+/// In Lambda: region and credentials are the ones Lambda puts in every function's environment
+/// (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), read
+/// from there alone. The usual chain would also build the providers a function never uses (web
+/// identity's STS client, profiles, the instance metadata client) at every cold start.
+pub async fn lambda_sdk_config() -> aws_config::SdkConfig {
+    use aws_config::environment::{EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider};
+    loader()
+        .credentials_provider(EnvironmentVariableCredentialsProvider::new())
+        .region(EnvironmentVariableRegionProvider::new())
+        .load()
+        .await
+}
+
+fn loader() -> aws_config::ConfigLoader {
     let tls = TlsContext::builder().with_trust_store(trust_store()).build().expect("a TLS context from valid roots");
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .tls_context(tls)
         .build_https();
-    aws_config::defaults(BehaviorVersion::latest()).http_client(http).load().await
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http)
 }
 
 /// The certificate authorities of AWS's endpoints (Amazon Trust Services: Amazon Root CA 1 to 4,
@@ -72,21 +89,21 @@ pub struct AwsAdapters {
 }
 
 impl AwsAdapters {
-    pub async fn build(aws: &AwsResources, needs: &Needs) -> Self {
-        let config = sdk_config().await;
+    /// `config`: `sdk_config` or, in Lambda, `lambda_sdk_config`.
+    pub fn build(config: &aws_config::SdkConfig, aws: &AwsResources, needs: &Needs) -> Self {
         let (events, jobs): (Arc<dyn EventBus>, Arc<dyn JobStarter>) = match needs.events {
             true => {
-                let bus = Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&config), &aws.event_bus));
+                let bus = Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(config), &aws.event_bus));
                 (bus.clone(), bus)
             }
             false => (Arc::new(NotGranted("EventBridge")), Arc::new(NotGranted("EventBridge"))),
         };
         Self {
-            store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &aws.table)),
-            queue: needs.queue.then(|| Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config), &aws.queue_url))),
+            store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(config), &aws.table)),
+            queue: needs.queue.then(|| Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(config), &aws.queue_url))),
             mailer: match needs.mail {
                 true => Arc::new(
-                    SesMailer::new(aws_sdk_sesv2::Client::new(&config), &aws.mail_from)
+                    SesMailer::new(aws_sdk_sesv2::Client::new(config), &aws.mail_from)
                         .with_configuration_set(aws.mail_configuration_set.clone()),
                 ),
                 false => Arc::new(NotGranted("SES")),
