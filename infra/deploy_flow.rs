@@ -11,7 +11,7 @@ use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 use telegate_core::adapters::dynamodb::DynamoStore;
 use telegate_core::domain::{
-    Lang, Membership, MembershipId, MembershipStatus, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId,
+    Lang, Membership, MembershipId, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId,
 };
 use telegate_core::ports::{ImportStore, Imported, Written};
 use telegate_testkit::fake_telegram::{FakeTelegram, updates};
@@ -273,25 +273,15 @@ pub async fn run(platform: &Platform, fake: &FakeTelegram, store: &DynamoStore) 
     let started = now - Duration::days(31);
     let paid = PaymentId::generate(started).map_err(|e| e.to_string())?;
     let user = UserId::parse("flow-bob").map_err(|e| e.to_string())?;
-    let member = Membership {
-        id: MembershipId::generate(started).map_err(|e| e.to_string())?,
-        user_id: user.clone(),
-        telegram_user_id: TelegramUserId::parse(BOB).map_err(|e| e.to_string())?,
-        telegram_username: None,
-        payment_id: paid.clone(),
-        offer_name: "monthly".into(),
-        pending_days: 0,
-        status: MembershipStatus::Active,
-        created_at: started,
-        joined_at: Some(started),
-        expires_at: Some(now - Duration::hours(1)),
-        in_channel: true,
-        left_at: None,
-        invite_link: None,
-        invite_expires_at: None,
-        ended_at: None,
-        end_reason: None,
-    };
+    let member = Membership::joined(
+        MembershipId::generate(started).map_err(|e| e.to_string())?,
+        user.clone(),
+        TelegramUserId::parse(BOB).map_err(|e| e.to_string())?,
+        paid.clone(),
+        "monthly".into(),
+        started,
+        now - Duration::hours(1),
+    );
     let payment = Payment {
         id: paid,
         user_id: user,

@@ -32,7 +32,8 @@ cargo build --release --locked --bin telegate --example coldstart --example warm
 
 mkdir -p target/bench-logs
 echo "==> cold starts ($RUNS per binary)"
-target/release/examples/coldstart target/lambda "$RUNS" > target/bench-logs/coldstart.md
+# The functions get the stand-in's endpoint only (moto): DynamoDB Local is for the import and sweep benchmarks.
+env -u AWS_ENDPOINT_URL_DYNAMODB target/release/examples/coldstart target/lambda "$RUNS" > target/bench-logs/coldstart.md
 echo "==> warm path"
 target/release/examples/warm target/release/telegate > target/bench-logs/warm.md
 echo "==> sweep scaling"

@@ -22,7 +22,7 @@ use telegate_core::adapters::telegram::NoBot;
 use telegate_core::app::App;
 use telegate_core::config::Settings;
 use telegate_core::domain::{
-    Job, Lang, Membership, MembershipId, MembershipStatus, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId,
+    Job, Lang, Membership, MembershipId, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId,
 };
 use telegate_core::ports::{ImportStore, Imported, Stats};
 
@@ -113,25 +113,15 @@ fn records(n: usize) -> Vec<Imported> {
             current_token: None,
         });
         out.push(Imported::Membership {
-            membership: Membership {
-                id: MembershipId::derived(started, &format!("bench-mem-{i}")),
-                user_id: user,
-                telegram_user_id: TelegramUserId::parse(1_000_000 + i as i64).expect("account"),
-                telegram_username: None,
-                payment_id: payment,
-                offer_name: "bench".into(),
-                pending_days: 0,
-                status: MembershipStatus::Active,
-                created_at: started,
-                joined_at: Some(started),
-                expires_at: Some(end),
-                in_channel: true,
-                left_at: None,
-                invite_link: None,
-                invite_expires_at: None,
-                ended_at: None,
-                end_reason: None,
-            },
+            membership: Membership::joined(
+                MembershipId::derived(started, &format!("bench-mem-{i}")),
+                user,
+                TelegramUserId::parse(1_000_000 + i as i64).expect("account"),
+                payment,
+                "bench".into(),
+                started,
+                end,
+            ),
             tokens: Vec::new(),
         });
     }

@@ -88,6 +88,38 @@ impl Membership {
         }
     }
 
+    /// A membership whose member joined at `joined_at`, active until `expires_at` (as the import
+    /// writes one it brings over).
+    pub fn joined(
+        id: MembershipId,
+        user_id: UserId,
+        account: TelegramUserId,
+        payment_id: PaymentId,
+        offer_name: String,
+        joined_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            user_id,
+            telegram_user_id: account,
+            telegram_username: None,
+            payment_id,
+            offer_name,
+            pending_days: 0,
+            status: MembershipStatus::Active,
+            created_at: joined_at,
+            joined_at: Some(joined_at),
+            expires_at: Some(expires_at),
+            in_channel: true,
+            left_at: None,
+            invite_link: None,
+            invite_expires_at: None,
+            ended_at: None,
+            end_reason: None,
+        }
+    }
+
     /// Active and not past its end, whatever a job has or has not done yet.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.status == MembershipStatus::Active && self.expires_at.is_some_and(|end| end > now)
@@ -146,24 +178,11 @@ mod tests {
     }
 
     fn member(status: MembershipStatus, end: DateTime<Utc>) -> Membership {
+        let (id, user, account) =
+            (MembershipId::parse("m1").unwrap(), UserId::parse("u").unwrap(), TelegramUserId::parse(1).unwrap());
         Membership {
-            id: MembershipId::parse("m1").unwrap(),
-            user_id: UserId::parse("u").unwrap(),
-            telegram_user_id: TelegramUserId::parse(1).unwrap(),
-            telegram_username: None,
-            payment_id: PaymentId::parse("p1").unwrap(),
-            offer_name: "x".into(),
-            pending_days: 0,
             status,
-            created_at: at(0),
-            joined_at: Some(at(0)),
-            expires_at: Some(end),
-            in_channel: true,
-            left_at: None,
-            invite_link: None,
-            invite_expires_at: None,
-            ended_at: None,
-            end_reason: None,
+            ..Membership::joined(id, user, account, PaymentId::parse("p1").unwrap(), "x".into(), at(0), end)
         }
     }
 

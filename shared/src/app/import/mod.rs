@@ -422,24 +422,17 @@ impl Planner {
         if status == MembershipStatus::Active && end.is_none() {
             return Err("subscription_end_date is missing".into());
         }
+        let id = MembershipId::derived(joined_at, &format!("{}:{}", f.model, f.pk));
+        let offer = planned.offer_name.clone();
         let membership = Membership {
-            id: MembershipId::derived(joined_at, &format!("{}:{}", f.model, f.pk)),
-            user_id,
-            telegram_user_id: account,
             telegram_username: f.text("telegram_username"),
-            payment_id,
-            offer_name: planned.offer_name.clone(),
-            pending_days: 0,
             status,
-            created_at: joined_at,
-            joined_at: Some(joined_at),
             expires_at: end,
             in_channel,
             left_at: if state == "left" { Some(ended_at) } else { None },
-            invite_link: None,
-            invite_expires_at: None,
             ended_at: ended.map(|(at, _)| at),
             end_reason: ended.map(|(_, why)| why.to_owned()),
+            ..Membership::joined(id, user_id, account, payment_id, offer, joined_at, end.unwrap_or(joined_at))
         };
         // One current membership per account: the one that ends last.
         if status == MembershipStatus::Active {
