@@ -44,36 +44,15 @@ fn loader() -> aws_config::ConfigLoader {
 }
 
 /// The certificate authorities of AWS's endpoints (Amazon Trust Services: Amazon Root CA 1 to 4,
-/// and Starfield Services Root G2 which cross-signs them), embedded from Mozilla's set. The SDK
-/// calls nothing else. Reading the platform's store instead cost 1 to 4 ms at every cold start
-/// (BENCHMARKS.md); an operator who sets `SSL_CERT_FILE` or `SSL_CERT_DIR` (a proxy that inspects
-/// TLS) gets the platform's store as well.
+/// and Starfield Services Root G2 which cross-signs them), as Mozilla's set has them (a test checks
+/// them against it). The SDK calls nothing else. Reading the platform's store instead cost 3 to
+/// 4 ms at every cold start (BENCHMARKS.md); an operator who sets `SSL_CERT_FILE` or
+/// `SSL_CERT_DIR` (a proxy that inspects TLS) gets the platform's store as well.
+const AWS_ROOTS: &str = include_str!("aws-roots.pem");
+
 pub fn trust_store() -> TrustStore {
     let platform = std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some();
-    aws_root_pems().fold(TrustStore::empty().with_native_roots(platform), TrustStore::with_pem_certificate)
-}
-
-fn aws_root_pems() -> impl Iterator<Item = String> {
-    use base64::Engine;
-    aws_roots().map(|der| {
-        let base64 = base64::engine::general_purpose::STANDARD.encode(der);
-        format!("-----BEGIN CERTIFICATE-----\n{base64}\n-----END CERTIFICATE-----\n")
-    })
-}
-
-/// The roots of Mozilla's set whose name is one of AWS's (self-signed: the subject is in the DER).
-fn aws_roots() -> impl Iterator<Item = &'static [u8]> {
-    const NAMES: [&[u8]; 5] = [
-        b"Amazon Root CA 1",
-        b"Amazon Root CA 2",
-        b"Amazon Root CA 3",
-        b"Amazon Root CA 4",
-        b"Starfield Services Root Certificate Authority - G2",
-    ];
-    webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .map(|c| c.as_ref())
-        .filter(|der| NAMES.iter().any(|name| memchr::memmem::find(der, name).is_some()))
+    TrustStore::empty().with_native_roots(platform).with_pem_certificate(AWS_ROOTS.as_bytes())
 }
 
 /// The AWS side of telegate, as the settings name it: the table, the queue, SES and the event bus.
@@ -162,17 +141,17 @@ impl JobStarter for NotGranted {
 
 #[cfg(test)]
 mod tests {
-    /// Mozilla's set still has every root AWS's endpoints chain to, and each reads back as the
-    /// certificate it is (the SDK parses them when it builds its first connection).
+    /// The embedded roots are five certificates, each one of Mozilla's set as it is today.
     #[test]
-    fn the_embedded_roots_are_aws_s_five_certificates() {
+    fn the_embedded_roots_are_aws_s_five_in_mozilla_s_set() {
         use rustls_pki_types::CertificateDer;
         use rustls_pki_types::pem::PemObject;
-        let ders: Vec<&[u8]> = super::aws_roots().collect();
-        assert_eq!(ders.len(), 5);
-        for (pem, der) in super::aws_root_pems().zip(ders) {
-            let parsed = CertificateDer::from_pem_slice(pem.as_bytes()).expect("a PEM certificate");
-            assert_eq!(parsed.as_ref(), der);
+        let roots: Vec<CertificateDer> = CertificateDer::pem_slice_iter(super::AWS_ROOTS.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("PEM certificates");
+        assert_eq!(roots.len(), 5);
+        for root in &roots {
+            assert!(webpki_root_certs::TLS_SERVER_ROOT_CERTS.contains(root), "a root Mozilla's set no longer has");
         }
     }
 }
