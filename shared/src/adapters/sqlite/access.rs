@@ -46,22 +46,7 @@ impl AccessStore for SqliteStore {
             bump(&tx, "tokens.total", 1)?;
             bump(&tx, "tokens.pending", 1 - replaced as i64)?;
             bump(&tx, &hour_bucket(t.created_at), 1)?;
-            tx.execute(
-                "INSERT INTO tokens (hash, payment_id, user_id, offer_name, days, status, created_at, expires_at,
-                   telegram_user_id, membership_id, used_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL)",
-                params![
-                    t.hash.as_str(),
-                    t.payment_id.as_str(),
-                    t.user_id.as_str(),
-                    t.offer_name,
-                    t.days,
-                    t.status.as_str(),
-                    ts(t.created_at),
-                    ts(t.expires_at),
-                ],
-            )
-            .map_err(fault)?;
+            insert_token(&tx, t)?;
             tx.commit().map_err(fault)
         })
     }
@@ -268,4 +253,28 @@ impl AccessStore for SqliteStore {
 fn already(conn: &Connection, hash: &TokenHash) -> Result<Applied, StoreError> {
     let token = get_token(conn, hash.as_str())?.ok_or(StoreError::Unavailable("token vanished".into()))?;
     Ok(applied_before(&token))
+}
+
+/// One token row, as issued (pending) or as the import brings it (bound or used).
+pub(super) fn insert_token(conn: &Connection, t: &TokenRecord) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO tokens (hash, payment_id, user_id, offer_name, days, status, created_at, expires_at,
+           telegram_user_id, membership_id, used_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            t.hash.as_str(),
+            t.payment_id.as_str(),
+            t.user_id.as_str(),
+            t.offer_name,
+            t.days,
+            t.status.as_str(),
+            ts(t.created_at),
+            ts(t.expires_at),
+            t.telegram_user_id.map(TelegramUserId::get),
+            t.membership_id.as_ref().map(|m| m.as_str()),
+            t.used_at.map(ts),
+        ],
+    )
+    .map(drop)
+    .map_err(fault)
 }

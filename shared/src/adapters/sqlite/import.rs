@@ -3,39 +3,17 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::access::insert_token;
 use super::notifications::insert_notification;
 use super::payments::insert_payment;
 use super::rows::time;
 use super::{SqliteStore, bump, fault, insert_membership};
 use crate::adapters::stored::{membership_counters, token_counters, ts};
-use crate::domain::{Exemption, TelegramUserId, TokenRecord};
+use crate::domain::{Exemption, TelegramUserId};
 use crate::ports::*;
 
 fn exists(conn: &Connection, sql: &str, key: impl rusqlite::ToSql) -> Result<bool, StoreError> {
     conn.query_row(sql, [key], |_| Ok(())).optional().map(|r| r.is_some()).map_err(fault)
-}
-
-fn insert_token(conn: &Connection, t: &TokenRecord) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO tokens (hash, payment_id, user_id, offer_name, days, status, created_at, expires_at,
-           telegram_user_id, membership_id, used_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            t.hash.as_str(),
-            t.payment_id.as_str(),
-            t.user_id.as_str(),
-            t.offer_name,
-            t.days,
-            t.status.as_str(),
-            ts(t.created_at),
-            ts(t.expires_at),
-            t.telegram_user_id.map(TelegramUserId::get),
-            t.membership_id.as_ref().map(|m| m.as_str()),
-            t.used_at.map(ts),
-        ],
-    )
-    .map(drop)
-    .map_err(fault)
 }
 
 fn write(conn: &Connection, record: &Imported) -> Result<Written, StoreError> {
