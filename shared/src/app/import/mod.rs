@@ -144,6 +144,31 @@ impl Fields<'_> {
         let sub = mapping.users.get(&pk).cloned().unwrap_or(pk);
         UserId::parse(&sub).map_err(|e| format!("user {sub:?}: {e}"))
     }
+
+    /// The payment a `PendingPayment` or `Payment` row describes, with `status` (its id derived from
+    /// the row, so that a second import finds it again).
+    fn payment(&mut self, mapping: &Mapping, cx: &Context, status: PaymentStatus) -> Result<Payment, String> {
+        let user_id = self.user(mapping)?;
+        let offer_id = self.offer(mapping, cx)?;
+        let transaction_id =
+            parse_transaction_id(&self.text("transaction_id").unwrap_or_default()).map_err(|e| e.to_string())?;
+        let created_at = self.required_time("created_at")?;
+        Ok(Payment {
+            id: PaymentId::derived(created_at, &format!("{}:{}", self.model, self.pk)),
+            user_id,
+            email: self.text("email"),
+            offer_id,
+            transaction_id,
+            user_info: None,
+            status,
+            admin_notes: self.text("admin_notes"),
+            reject_reason: None,
+            created_at,
+            updated_at: self.time("updated_at")?.unwrap_or(created_at),
+            reviewed_by: None,
+            lang: Lang::Fr,
+        })
+    }
 }
 
 /// Django writes `2026-11-20T10:00:00Z`, `…:00.123456+01:00`, naive times when `USE_TZ` is off
@@ -211,34 +236,21 @@ impl Planner {
     }
 
     fn pending_payment(&mut self, f: &mut Fields<'_>, mapping: &Mapping, cx: &Context) -> Result<(), String> {
-        let user_id = f.user(mapping)?;
-        let offer_id = f.offer(mapping, cx)?;
-        let transaction_id =
-            parse_transaction_id(&f.text("transaction_id").unwrap_or_default()).map_err(|e| e.to_string())?;
+        let payment = f.payment(mapping, cx, PaymentStatus::TransactionSubmitted)?;
         let status = match f.text("status").as_deref().map(str::to_ascii_lowercase).as_deref() {
             Some("transaction_submitted" | "submitted" | "pending") | None => PaymentStatus::TransactionSubmitted,
             Some("validated" | "approved" | "completed" | "paid") => PaymentStatus::Validated,
             Some("rejected" | "refused" | "cancelled") => PaymentStatus::Rejected,
             Some(other) => return Err(format!("unknown status {other:?}")),
         };
-        let created_at = f.required_time("created_at")?;
         let payment = Payment {
-            id: PaymentId::derived(created_at, &format!("{}:{}", f.model, f.pk)),
-            user_id,
-            email: f.text("email"),
-            offer_id,
-            transaction_id,
             user_info: f.value("user_info").map(|v| match v {
                 Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
                 other => other,
             }),
-            status,
-            admin_notes: f.text("admin_notes"),
             reject_reason: f.text("rejection_reason").or_else(|| f.text("reject_reason")),
-            created_at,
-            updated_at: f.time("updated_at")?.unwrap_or(created_at),
-            reviewed_by: None,
-            lang: Lang::Fr,
+            status,
+            ..payment
         };
         self.add_payment(f, payment, cx)
     }
@@ -282,26 +294,7 @@ impl Planner {
             self.payment_pks.insert((f.model.to_owned(), f.pk.clone()), id);
             return Ok(());
         }
-        let user_id = f.user(mapping)?;
-        let offer_id = f.offer(mapping, cx)?;
-        let transaction_id =
-            parse_transaction_id(&f.text("transaction_id").unwrap_or_default()).map_err(|e| e.to_string())?;
-        let created_at = f.required_time("created_at")?;
-        let payment = Payment {
-            id: PaymentId::derived(created_at, &format!("{}:{}", f.model, f.pk)),
-            user_id,
-            email: f.text("email"),
-            offer_id,
-            transaction_id,
-            user_info: None,
-            status: PaymentStatus::Validated,
-            admin_notes: f.text("admin_notes"),
-            reject_reason: None,
-            created_at,
-            updated_at: f.time("updated_at")?.unwrap_or(created_at),
-            reviewed_by: None,
-            lang: Lang::Fr,
-        };
+        let payment = f.payment(mapping, cx, PaymentStatus::Validated)?;
         self.add_payment(f, payment, cx)
     }
 
