@@ -147,7 +147,7 @@ impl Host {
             Some(aws) => {
                 let AwsAdapters { store, queue, mailer, events, .. } =
                     AwsAdapters::build(&sdk_config().await, aws, &Needs::LOCAL);
-                let queue = queue.expect("Needs::LOCAL builds the queue");
+                let queue = queue.ok_or("the AWS adapters were built without the queue")?;
                 Backend { store, mailer, events, queue: Ok(queue) }
             }
         };

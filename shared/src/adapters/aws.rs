@@ -14,8 +14,9 @@ use super::ses::SesMailer;
 use super::sqs::SqsQueue;
 use crate::config::{AwsResources, Needs};
 use crate::domain::{Job, RunId};
-use crate::ports::Envelope;
-use crate::ports::{BusinessEvent, Email, EventBus, EventError, JobStarter, MailError, Mailer, Queue, QueueError};
+use crate::ports::{
+    BusinessEvent, Email, Envelope, EventBus, EventError, JobStarter, MailError, Mailer, Queue, QueueError,
+};
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
     loader().load().await
@@ -35,7 +36,12 @@ pub async fn lambda_sdk_config() -> aws_config::SdkConfig {
 }
 
 fn loader() -> aws_config::ConfigLoader {
-    let tls = TlsContext::builder().with_trust_store(trust_store()).build().expect("a TLS context from valid roots");
+    // The builder does not refuse a trust store today; if it ever does, the SDK's default (the
+    // platform's store) still trusts AWS, only slower to load.
+    let tls = TlsContext::builder().with_trust_store(trust_store()).build().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the embedded AWS roots were refused: using the platform's store");
+        TlsContext::default()
+    });
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .tls_context(tls)
@@ -50,7 +56,7 @@ fn loader() -> aws_config::ConfigLoader {
 /// `SSL_CERT_DIR` (a proxy that inspects TLS) gets the platform's store as well.
 const AWS_ROOTS: &str = include_str!("aws-roots.pem");
 
-pub fn trust_store() -> TrustStore {
+fn trust_store() -> TrustStore {
     let platform = std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some();
     TrustStore::empty().with_native_roots(platform).with_pem_certificate(AWS_ROOTS.as_bytes())
 }

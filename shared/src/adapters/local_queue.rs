@@ -1,6 +1,7 @@
 //! The queue of `telegate serve` on the embedded store: the same effect runner as the SQS consumer,
 //! carrying out the same retry policy (`RetryPolicy::LOCAL`: Telegram's `retry_after` spends no
-//! attempt; else backoff, and dead letters after the last attempt). Queued effects live in the store (`QueueLog`), so a crash or a restart loses
+//! attempt; else backoff, and dead letters after the last attempt). Queued effects live in the
+//! store (`QueueLog`), so a crash or a restart loses
 //! none; dead letters stay there, visible (`dead_letters`, the admin route, the log).
 
 use std::sync::Arc;

@@ -270,34 +270,17 @@ impl Consumer {
     /// the queue does with it next.
     pub async fn deliver(&self, envelope: &Envelope, attempt: u32, policy: &RetryPolicy) -> Settle {
         let key = &envelope.idempotency_key;
-        match self.handle(envelope).await {
-            Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => Settle::Finished { then: None },
-            Outcome::GivenUp { event, .. } => Settle::Finished { then: event },
+        let (reason, permanent) = match self.handle(envelope).await {
+            Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => return Settle::Finished { then: None },
+            Outcome::GivenUp { event, .. } => return Settle::Finished { then: event },
             Outcome::Retry { after: Some(after), reason } => {
                 tracing::warn!(key = %key, reason, delay_ms = after.as_millis() as u64, "flood control: tried again after Telegram's delay");
-                Settle::FloodControl { after }
+                return Settle::FloodControl { after };
             }
-            Outcome::Retry { after: None, reason } => {
-                self.failed(envelope, reason, attempt >= policy.attempts, policy, attempt).await
-            }
-            Outcome::Failed(reason) => {
-                let last = attempt >= policy.attempts || policy.permanent_at_once;
-                self.failed(envelope, reason, last, policy, attempt).await
-            }
-        }
-    }
-
-    /// A failed attempt: tried again after the policy's backoff, or dead-lettered if it was the last.
-    async fn failed(
-        &self,
-        envelope: &Envelope,
-        reason: String,
-        last: bool,
-        policy: &RetryPolicy,
-        attempt: u32,
-    ) -> Settle {
-        let key = &envelope.idempotency_key;
-        if last {
+            Outcome::Retry { after: None, reason } => (reason, false),
+            Outcome::Failed(reason) => (reason, true),
+        };
+        if attempt >= policy.attempts || (permanent && policy.permanent_at_once) {
             tracing::error!(key = %key, attempt, reason, "effect dead-lettered");
             let then = self.dead_lettered(envelope, &reason).await;
             Settle::DeadLetter { reason, then }
