@@ -295,6 +295,7 @@ pub async fn run(platform: &Platform, fake: &FakeTelegram, store: &DynamoStore) 
         created_at: started,
         updated_at: started,
         reviewed_by: None,
+        refund_note: None,
         lang: Lang::Fr,
     };
     let records = [

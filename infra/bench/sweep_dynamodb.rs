@@ -108,6 +108,7 @@ fn records(n: usize) -> Vec<Imported> {
                 created_at: started,
                 updated_at: started,
                 reviewed_by: None,
+                refund_note: None,
                 lang: Lang::Fr,
             },
             current_token: None,

@@ -166,6 +166,7 @@ fn payment_of(user: &str, tx: &str) -> Payment {
         created_at: now,
         updated_at: now,
         reviewed_by: None,
+        refund_note: None,
         lang: Lang::Fr,
     }
 }

@@ -212,6 +212,7 @@ mod lost_between_commit_and_queue {
             created_at: now,
             updated_at: now,
             reviewed_by: None,
+            refund_note: None,
             lang: Lang::Fr,
         };
         store.insert_payment(&payment).await.unwrap();

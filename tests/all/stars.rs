@@ -263,6 +263,7 @@ async fn a_payment_written_before_a_crash_is_finished_by_the_reconciliation() {
         created_at: then,
         updated_at: then,
         reviewed_by: Some(UserId::parse("telegram-stars").unwrap()),
+        refund_note: None,
         lang: Lang::Fr,
     };
     app.running().app.store.insert_payment(&written).await.unwrap();
@@ -313,6 +314,31 @@ async fn a_stars_buyer_whose_invite_expired_gets_a_fresh_one_with_start() {
     // In the channel now: /start shows the offers again, no invite.
     assert_eq!(app.webhook(updates::text(app.update_id(), 7551, "fr", "/start")).await, 200);
     assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 2);
+}
+
+async fn a_buyer_who_joins_days_later_keeps_the_purchase(app: TestApp) {
+    pay(&app, 7561, "pass").await;
+    // Three days later: past TOKEN_TTL_HOURS, and expire-tokens has run every hour since.
+    app.advance(3 * DAY).await;
+    assert_eq!(app.run_job("expire-tokens").await["status"], "done");
+    assert_eq!(app.webhook(updates::text(app.update_id(), 7561, "fr", "/start")).await, 200);
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 2, "a fresh invite, days later");
+    join(&app, 7561).await;
+    let status = app.status_of("tg:7561").await;
+    assert_eq!(status["memberships"][0]["is_active"], true, "{status}");
+    // Past the period paid for, the purchase is over: /start invites no more.
+    app.advance(8 * DAY).await;
+    assert_eq!(app.status_of("tg:7561").await["has_active_subscription"], false);
+}
+
+#[tokio::test]
+async fn a_stars_buyer_who_joins_days_after_paying_keeps_the_purchase_on_sqlite() {
+    a_buyer_who_joins_days_later_keeps_the_purchase(stars_app(false).await).await;
+}
+
+#[tokio::test]
+async fn a_stars_buyer_who_joins_days_after_paying_keeps_the_purchase_on_aws() {
+    a_buyer_who_joins_days_later_keeps_the_purchase(stars_app(true).await).await;
 }
 
 #[tokio::test]
@@ -383,15 +409,44 @@ async fn an_admin_refund_ends_the_access(app: TestApp) {
     let (status, answer) =
         app.post("/api/telegram/admin/stars/refund/", &app.jwt("root", "admin"), refund.clone()).await;
     assert_eq!((status, answer["revoked_count"].clone()), (200, json!(1)), "{answer}");
+    assert_eq!((answer["refund"].as_str(), answer["refunded"].as_bool()), (Some("requested"), Some(false)));
     app.drain().await;
     assert_eq!(app.fake().refunded(), std::slice::from_ref(&charge));
     assert_eq!(app.calls_for_user("banChatMember", 8001).len(), 1, "the access it bought ended");
     assert_eq!(app.status_of("tg:8001").await["has_active_subscription"], false);
-    // Asked again: nothing more is refunded.
-    let (status, _) = app.post("/api/telegram/admin/stars/refund/", &app.jwt("root", "admin"), refund).await;
-    assert_eq!(status, 200);
+    // Asked again: nothing more is refunded, and the answer is where the refund now stands.
+    let (status, answer) = app.post("/api/telegram/admin/stars/refund/", &app.jwt("root", "admin"), refund).await;
+    assert_eq!((status, answer["refund"].as_str(), answer["revoked_count"].clone()), (200, Some("refunded"), json!(0)));
     app.drain().await;
-    assert_eq!(app.fake().refunded(), [charge]);
+    assert_eq!(app.fake().refunded(), std::slice::from_ref(&charge));
+    let (_, refunded) =
+        app.get("/api/payments/admin/pending-payments/?status=refunded", &app.jwt("s", "support")).await;
+    assert_eq!(refunded.as_array().unwrap().len(), 1, "the payment reads refunded: {refunded}");
+    assert_eq!(refunded[0]["refund_note"], "asked within 48 hours");
+
+    // A refund is final: no route gives access for the payment again.
+    let support = app.jwt("s", "support");
+    let body = json!({"payment_id": id, "reason": "asked nicely"});
+    let (status, answer) = app.post("/api/telegram/admin/reinstate/", &support, body).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("payment_refunded")), "{answer}");
+    let (status, answer) = app.post("/api/telegram/generate-token/", &support, json!({"payment_id": id})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("payment_refunded")), "{answer}");
+    // Telegram tells of the payment again: nothing.
+    let again = updates::StarsPaid { payload: "v1:pass", stars: 100, charge: &charge, renewal: None };
+    assert_eq!(app.webhook(updates::stars_payment(app.update_id(), 8001, app.now().timestamp(), again)).await, 200);
+    app.drain().await;
+    assert_eq!(app.status_of("tg:8001").await["has_active_subscription"], false);
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "no invite for a refunded payment");
+
+    // Revenue: gross stays, the refund is counted, net is what was kept.
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
+    let stars = &stats["stars"];
+    assert_eq!(
+        (stars["revenue_total"].clone(), stars["refunded_total"].clone(), stars["net_total"].clone()),
+        (json!(100), json!(100), json!(0)),
+        "{stars}"
+    );
+    assert_eq!((stars["months"][0]["refunded"].clone(), stars["months"][0]["net"].clone()), (json!(100), json!(0)));
 
     // A manual payment is not refunded here.
     let issued = app.paid("bob", "TX-MANUAL-1").await;
@@ -408,6 +463,47 @@ async fn an_admin_refund_of_a_stars_payment_gives_the_stars_back_and_ends_its_ac
 #[tokio::test]
 async fn an_admin_refund_of_a_stars_payment_gives_the_stars_back_and_ends_its_access_on_aws() {
     an_admin_refund_ends_the_access(stars_app(true).await).await;
+}
+
+async fn a_refund_telegram_refuses_reads_failed(app: TestApp) {
+    // A payment Telegram does not know (a charge it never took): its refund is refused.
+    let (payload, stars) = buy(&app, 8101, "pass").await;
+    let paid = updates::StarsPaid { payload: &payload, stars, charge: "stxNOT-TAKEN", renewal: None };
+    assert_eq!(app.webhook(updates::stars_payment(app.update_id(), 8101, app.now().timestamp(), paid)).await, 200);
+    app.drain().await;
+    let (_, payments) =
+        app.get("/api/payments/admin/pending-payments/?status=validated", &app.jwt("s", "support")).await;
+    let id = payments.as_array().unwrap().iter().find(|p| p["user_id"] == "tg:8101").unwrap()["id"].clone();
+    let refund = json!({"payment_id": id, "reason": "duplicate"});
+    let admin = app.jwt("root", "admin");
+    let (status, answer) = app.post("/api/telegram/admin/stars/refund/", &admin, refund.clone()).await;
+    assert_eq!((status, answer["refund"].as_str()), (200, Some("requested")), "{answer}");
+    app.drain().await;
+    // Never answered "refunded": the refusal is on the payment, with Telegram's reason.
+    let (_, failed) = app.get("/api/payments/admin/pending-payments/?status=refund_failed", &admin).await;
+    assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
+    assert!(failed[0]["refund_note"].as_str().unwrap().contains("CHARGE_NOT_FOUND"), "{failed}");
+    let (status, answer) = app.post("/api/telegram/admin/stars/refund/", &admin, refund).await;
+    assert_eq!(
+        (status, answer["refund"].as_str(), answer["refunded"].as_bool()),
+        (200, Some("requested"), Some(false)),
+        "asked again: tried again"
+    );
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &admin).await;
+    assert_eq!(stats["stars"]["refunded_total"], 0, "nothing went back: {stats}");
+    // The payment gives no access meanwhile.
+    let (status, answer) = app.post("/api/telegram/generate-token/", &admin, json!({"payment_id": id})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("payment_refunded")), "{answer}");
+}
+
+#[tokio::test]
+async fn a_stars_refund_telegram_refuses_reads_failed_with_the_reason_on_sqlite() {
+    a_refund_telegram_refuses_reads_failed(stars_app(false).await).await;
+}
+
+#[tokio::test]
+async fn a_stars_refund_telegram_refuses_reads_failed_with_the_reason_on_aws() {
+    a_refund_telegram_refuses_reads_failed(stars_app(true).await).await;
 }
 
 #[tokio::test]

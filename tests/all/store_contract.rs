@@ -41,6 +41,7 @@ macro_rules! contract {
 
 contract!(
     payments,
+    refunds,
     access,
     revoke_between_binding_and_opening,
     memberships_that_never_started_are_reconciled,
@@ -83,8 +84,46 @@ fn payment(who: &str, tx: &str, now: DateTime<Utc>) -> Payment {
         created_at: now,
         updated_at: now,
         reviewed_by: None,
+        refund_note: None,
         lang: Lang::En,
     }
+}
+
+/// The refund's state machine, kept by the store: one move at a time, from where the payment
+/// is; refunded is terminal; the Stars refunded leave the net revenue in the same write.
+async fn refunds(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    use PaymentStatus::*;
+    let manual = payment("refund-a", "TX-REFUND-1", now);
+    store.insert_payment(&manual).await.unwrap();
+    assert!(store.move_refund(&manual.id, RefundRequested, Some("no"), now).await.unwrap().is_none(), "not validated");
+    let stars = Payment {
+        transaction_id: "stars:stxREFUND1".into(),
+        user_info: Some(serde_json::json!({"stars": 250, "telegram_user_id": 940_001})),
+        status: Validated,
+        ..payment("tg:940001", "unused", now)
+    };
+    store.insert_payment(&stars).await.unwrap();
+    let asked = store.move_refund(&stars.id, RefundRequested, Some("asked within 48 h"), now).await.unwrap();
+    assert_eq!(asked.map(|p| p.status), Some(RefundRequested));
+    assert!(store.move_refund(&stars.id, RefundRequested, Some("twice"), now).await.unwrap().is_none(), "asked once");
+    let failed = store.move_refund(&stars.id, RefundFailed, Some("CHARGE_NOT_FOUND"), now).await.unwrap().unwrap();
+    assert_eq!((failed.status, failed.refund_note.as_deref()), (RefundFailed, Some("CHARGE_NOT_FOUND")));
+    assert_eq!(store.counters(now).await.unwrap().stars.refunded_total, 0, "a failed refund gave nothing back");
+    store.move_refund(&stars.id, RefundRequested, Some("again"), now).await.unwrap().expect("asked again");
+    let done = store.move_refund(&stars.id, Refunded, None, now).await.unwrap().expect("refunded");
+    assert_eq!((done.status, done.refund_note.as_deref()), (Refunded, Some("again")), "the note is kept");
+    let read = store.payment(&stars.id).await.unwrap().unwrap();
+    assert_eq!((read.status, read.refund_note.as_deref()), (Refunded, Some("again")));
+    for to in [Validated, RefundRequested, RefundFailed, Refunded] {
+        assert!(store.move_refund(&stars.id, to, None, now).await.unwrap().is_none(), "refunded is terminal: {to:?}");
+    }
+    let c = store.counters(now).await.unwrap().stars;
+    assert_eq!((c.revenue_total, c.refunded_total, c.net_total), (250, 250, 0), "counted once");
+    assert_eq!((c.months[0].refunded, c.months[0].net), (250, 0));
+    let listed = store.list_payments(Some(Refunded), &PageRequest { limit: 10, after: None }).await.unwrap();
+    assert_eq!(listed.items.iter().map(|p| &p.id).collect::<Vec<_>>(), [&stars.id], "listed by its new status");
+    let missing = PaymentId::generate(now).unwrap();
+    assert!(store.move_refund(&missing, RefundRequested, None, now).await.unwrap().is_none());
 }
 
 fn token(p: &Payment, now: DateTime<Utc>) -> (AccessToken, TokenRecord) {

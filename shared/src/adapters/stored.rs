@@ -38,7 +38,7 @@ fn renewing_bucket(at: DateTime<Utc>) -> String {
 }
 
 /// The figures of the Stars stats, per month.
-const STARS_MONTHLY: [&str; 5] = ["revenue", "payments", "subscriptions", "renewals", "lapsed"];
+const STARS_MONTHLY: [&str; 6] = ["revenue", "refunded", "payments", "subscriptions", "renewals", "lapsed"];
 /// How many months the stats show, this one first.
 pub(crate) const STARS_MONTHS: u32 = 12;
 
@@ -66,6 +66,14 @@ pub(crate) fn payment_counters(p: &crate::domain::Payment) -> Vec<CounterChange>
         c.push((renewing_bucket(p.created_at), 1, Some(p.created_at + Duration::days(31))));
     }
     c
+}
+
+/// The counters a refund takes out of the revenue in the write that records it refunded: a
+/// payment in Stars, its Stars, in the month of the refund (`at`).
+pub(crate) fn refund_counters(p: &crate::domain::Payment, at: DateTime<Utc>) -> Vec<CounterChange> {
+    let Some(paid) = p.stars_paid() else { return Vec::new() };
+    let stars = i64::from(paid.stars);
+    vec![("stars.refunded".to_owned(), stars, None), (format!("stars.refunded.{}", month(at)), stars, None)]
 }
 
 /// A Stars subscription that lapsed (its membership expired, not renewed) in the month of `at`.
@@ -100,6 +108,7 @@ pub(crate) fn counter_names(now: DateTime<Utc>) -> Vec<String> {
         names.extend(last_24_hours(now, |t| attempt_bucket(attempt, t)));
     }
     names.push("stars.revenue".into());
+    names.push("stars.refunded".into());
     names.extend((0..30).map(|d| renewing_bucket(now - Duration::days(d))));
     for back in 0..STARS_MONTHS {
         let m = month(months_back(now, back));
@@ -128,6 +137,8 @@ pub(crate) fn counters_from(now: DateTime<Utc>, get: &dyn Fn(&str) -> i64) -> cr
         removed_strangers_recent: attempts(Attempt::RemovedStranger),
         stars: crate::ports::StarsCounters {
             revenue_total: get("stars.revenue"),
+            refunded_total: get("stars.refunded"),
+            net_total: get("stars.revenue") - get("stars.refunded"),
             active_subscriptions: sum((0..30).map(|d| renewing_bucket(now - Duration::days(d))).collect()),
             months: (0..STARS_MONTHS)
                 .map(|back| {
@@ -136,6 +147,8 @@ pub(crate) fn counters_from(now: DateTime<Utc>, get: &dyn Fn(&str) -> i64) -> cr
                     crate::ports::StarsMonth {
                         month: start.format("%Y-%m").to_string(),
                         revenue: figure("revenue"),
+                        refunded: figure("refunded"),
+                        net: figure("revenue") - figure("refunded"),
                         payments: figure("payments"),
                         new_subscriptions: figure("subscriptions"),
                         renewals: figure("renewals"),

@@ -76,6 +76,9 @@ impl App {
                 ));
             }
         }
+        if payment.status.is_refund() {
+            return Err(refunded(&payment));
+        }
         if payment.status != PaymentStatus::Validated {
             return Err(AppError::Conflict {
                 code: "payment_not_validated",
@@ -339,5 +342,13 @@ impl App {
         )
         .await?;
         Ok(link)
+    }
+}
+
+/// A payment whose money went back (or is going back) buys nothing again, by any route.
+pub(crate) fn refunded(payment: &Payment) -> AppError {
+    AppError::Conflict {
+        code: "payment_refunded",
+        message: format!("this payment was refunded ({}): it gives no access again", payment.status.as_str()),
     }
 }

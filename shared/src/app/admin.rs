@@ -105,6 +105,9 @@ impl App {
             }
             None => None,
         };
+        if let Some(p) = payment.as_ref().filter(|p| p.status.is_refund()) {
+            return Err(super::access::refunded(p));
+        }
         let tokens_retired = match &payment {
             Some(p) => match self.store.reopen_payment(&p.id).await {
                 Ok(n) => n,

@@ -84,7 +84,7 @@ impl EffectRunner {
                 already_done_is_done(self.telegram.decline_join_request(*telegram_user_id).await)
             }
             Effect::RevokeInvite { link } => already_done_is_done(self.telegram.revoke_invite(link).await),
-            Effect::RefundStars { telegram_user_id, charge_id } => {
+            Effect::RefundStars { telegram_user_id, charge_id, .. } => {
                 already_done_is_done(self.telegram.refund_stars(*telegram_user_id, charge_id).await)
             }
             Effect::CancelSubscription { telegram_user_id, charge_id } => {
@@ -244,6 +244,10 @@ impl Consumer {
             Ok(Current::Drop(why)) => self.dropped(envelope, why).await.map(|()| Outcome::Dropped(why)),
             Err(e) => Err(EffectError::Retry { after: None, reason: e.to_string() }),
         };
+        let result = match &envelope.effect {
+            Effect::RefundStars { payment_id: Some(id), .. } => self.record_refund(id, result).await,
+            _ => result,
+        };
         let settled = match &result {
             Ok(_) | Err(EffectError::Undeliverable(_)) => self.store.complete_effect(key, self.clock.now()).await,
             Err(_) => self.store.release_effect(key).await,
@@ -287,6 +291,33 @@ impl Consumer {
         } else {
             tracing::warn!(key = %key, attempt, reason, "effect will be retried");
             Settle::Retry { after: policy.backoff(attempt) }
+        }
+    }
+
+    /// A refund's outcome goes into the payment's state before the effect counts as done: carried
+    /// out → `refunded`; refused by Telegram → `refund_failed` with the reason (and the effect
+    /// fails as before). A store that cannot record it makes the effect retried, and
+    /// `refundStarPayment` then answers `CHARGE_ALREADY_REFUNDED`, which counts as carried out.
+    async fn record_refund(
+        &self,
+        id: &crate::domain::PaymentId,
+        result: Result<Outcome, EffectError>,
+    ) -> Result<Outcome, EffectError> {
+        use crate::domain::PaymentStatus::{RefundFailed, Refunded};
+        let now = self.clock.now();
+        let recorded = match &result {
+            Ok(_) => self.store.move_refund(id, Refunded, None, now).await,
+            Err(EffectError::Permanent(why)) => self.store.move_refund(id, RefundFailed, Some(why), now).await,
+            Err(_) => return result,
+        };
+        match recorded {
+            Ok(moved) => {
+                if let Some(p) = moved {
+                    tracing::info!(payment = %p.id, status = p.status.as_str(), "Stars refund recorded");
+                }
+                result
+            }
+            Err(e) => Err(EffectError::Retry { after: None, reason: format!("recording the refund: {e}") }),
         }
     }
 

@@ -48,6 +48,7 @@ impl App {
             created_at: now,
             updated_at: now,
             reviewed_by: None,
+            refund_note: None,
             lang,
         };
         match self.store.insert_payment(&payment).await {

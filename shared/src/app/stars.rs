@@ -4,7 +4,7 @@
 //! manual payment: a payment in the store, a token (already bound to the payer, who is the
 //! account), the membership it opens or extends, the personal invite.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::access::Redemption;
@@ -109,6 +109,8 @@ impl App {
         };
         let new = seen.is_none();
         let payment = match seen {
+            // Refunded (or being refunded) since: it buys nothing, however often it is told.
+            Some(p) if p.status != PaymentStatus::Validated => return Ok(false),
             Some(p) => p,
             None => self.record_stars_payment(account, paid, &offer, at, lang).await?,
         };
@@ -281,6 +283,7 @@ impl App {
             created_at: at,
             updated_at: at,
             reviewed_by: Some(UserId::parse(STARS_REVIEWER)?),
+            refund_note: None,
             lang,
         };
         match self.store.insert_payment(&payment).await {
@@ -328,7 +331,10 @@ impl App {
     ) -> Result<TokenRecord, AppError> {
         let hash = TokenHash::of_stars_charge(charge);
         if self.store.token(&hash).await?.is_none() {
-            let record = self.pending_token(hash.clone(), payment, offer, now);
+            let mut record = self.pending_token(hash.clone(), payment, offer, now);
+            // A Stars buyer has no other link to ask for: the purchase waits for its account as
+            // long as the period paid for, never only `TOKEN_TTL_HOURS`.
+            record.expires_at = record.expires_at.max(payment.created_at + Duration::days(i64::from(offer.days)));
             match self.store.issue_token(&record).await {
                 Ok(()) | Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -340,10 +346,12 @@ impl App {
         self.store.token(&hash).await?.ok_or(AppError::Internal("a Stars payment's token vanished".into()))
     }
 
-    /// `POST /api/telegram/admin/stars/refund/` (admin): the Stars of one payment go back
-    /// (`refundStarPayment`, queued and retried; a second ask refunds nothing more), and the access
-    /// it paid into ends as a revoke ends it (renewal cancelled too). The memberships revoked.
-    pub async fn refund_stars(&self, caller: &Caller, payment_id: &str, reason: &str) -> Result<usize, AppError> {
+    /// `POST /api/telegram/admin/stars/refund/` (admin): the Stars of one payment go back. The
+    /// payment moves to `refund_requested` (from `validated`, or from `refund_failed` to try
+    /// again), the access it paid into ends as a revoke ends it (renewal cancelled too), and
+    /// `refundStarPayment` is queued; its outcome moves the payment to `refunded` or
+    /// `refund_failed`. Asked again, nothing is done twice: the answer is where the refund stands.
+    pub async fn refund_stars(&self, caller: &Caller, payment_id: &str, reason: &str) -> Result<Refund, AppError> {
         require(caller, Role::Admin)?;
         let reason = reason.trim();
         if reason.is_empty() || reason.chars().count() > 500 {
@@ -351,24 +359,40 @@ impl App {
         }
         let id = PaymentId::parse(payment_id).map_err(|_| AppError::NotFound("no such payment"))?;
         let payment = self.store.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?;
-        let info = payment.user_info.clone().unwrap_or_default();
-        let (Some(charge), Some(account)) =
-            (payment.stars_charge(), info["telegram_user_id"].as_i64().and_then(|a| TelegramUserId::parse(a).ok()))
-        else {
+        let Some((charge, account)) = stars_payer(&payment) else {
             return Err(AppError::Conflict {
                 code: "not_a_stars_payment",
                 message: "only payments in Telegram Stars are refunded here; refund a manual payment where it was paid"
                     .into(),
             });
         };
+        let now = self.clock.now();
+        let moved = self.store.move_refund(&id, PaymentStatus::RefundRequested, Some(reason), now).await?;
+        let status = match &moved {
+            Some(p) => p.status,
+            None => self.store.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?.status,
+        };
+        if !status.is_refund() {
+            return Err(AppError::Conflict {
+                code: "payment_not_validated",
+                message: format!("only a validated payment is refunded; this one is {}", status.as_str()),
+            });
+        }
+        if status != PaymentStatus::RefundRequested {
+            return Ok(Refund { status, revoked_count: 0 });
+        }
+        // Requested now or before (a first ask that failed half-way): the revoke and the queued
+        // refund are harmless to repeat (nothing left to revoke, one refund per charge).
         let revoked = self.revoke_access(caller, payment.user_id.as_str(), &format!("refund: {reason}")).await?;
-        let refund = Effect::RefundStars { telegram_user_id: account, charge_id: charge.to_owned() };
-        self.enqueue(vec![(format!("refund:{charge}"), refund)]).await?;
-        let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": reason,
-                              "revoked_count": revoked });
-        self.audit(&actor(caller), AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await?;
-        tracing::info!(payment = %payment.id, by = %caller.user_id, "Stars payment refunded");
-        Ok(revoked)
+        self.enqueue(vec![refund_effect(&payment, account, charge)]).await?;
+        if moved.is_some() {
+            let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": reason,
+                                  "revoked_count": revoked });
+            self.audit(&actor(caller), AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details)
+                .await?;
+            tracing::info!(payment = %payment.id, by = %caller.user_id, "Stars refund requested");
+        }
+        Ok(Refund { status, revoked_count: revoked })
     }
 
     /// A revoke also stops the user's Stars subscriptions from renewing. Telegram names a
@@ -399,15 +423,40 @@ impl App {
         self.enqueue(effects).await
     }
 
-    /// Paid, and no access can come of it: the Stars go back (queued, retried), audited.
+    /// Paid, and no access can come of it: the payment moves to `refund_requested` (it buys
+    /// nothing from now on) and the Stars go back (queued, retried), audited.
     async fn refund_unusable(&self, payment: &Payment, account: TelegramUserId, charge: &str) -> Result<(), AppError> {
+        const WHY: &str = "the account may not be let in";
         tracing::warn!(payment = %payment.id, "a Stars payment that cannot give access: refunded");
-        let refund = Effect::RefundStars { telegram_user_id: account, charge_id: charge.to_owned() };
-        self.enqueue(vec![(format!("refund:{charge}"), refund)]).await?;
-        let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge,
-                              "reason": "the account may not be let in" });
+        self.store.move_refund(&payment.id, PaymentStatus::RefundRequested, Some(WHY), self.clock.now()).await?;
+        self.enqueue(vec![refund_effect(payment, account, charge)]).await?;
+        let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": WHY });
         self.audit("system", AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await
     }
+}
+
+/// Where a refund of a payment in Stars stands, as the refund route answers it.
+#[derive(Debug)]
+pub struct Refund {
+    /// `refund_requested`, `refunded` or `refund_failed`.
+    pub status: PaymentStatus,
+    pub revoked_count: usize,
+}
+
+/// The charge id and the paying account of a payment in Stars.
+fn stars_payer(payment: &Payment) -> Option<(&str, TelegramUserId)> {
+    let account = payment.user_info.as_ref()?["telegram_user_id"].as_i64()?;
+    Some((payment.stars_charge()?, TelegramUserId::parse(account).ok()?))
+}
+
+/// `refundStarPayment` for `payment`, once per charge however often it is queued.
+fn refund_effect(payment: &Payment, account: TelegramUserId, charge: &str) -> (String, Effect) {
+    let effect = Effect::RefundStars {
+        telegram_user_id: account,
+        charge_id: charge.to_owned(),
+        payment_id: Some(payment.id.clone()),
+    };
+    (format!("refund:{charge}"), effect)
 }
 
 /// The payer of a Stars payment with no web account: the Telegram account itself.

@@ -9,6 +9,12 @@ pub enum PaymentStatus {
     TransactionSubmitted,
     Validated,
     Rejected,
+    /// A refund was asked for and is being carried out (Telegram's answer not yet in).
+    RefundRequested,
+    /// The money went back: terminal, the payment buys nothing again.
+    Refunded,
+    /// Telegram refused the refund; the note says why. Asking again tries again.
+    RefundFailed,
 }
 
 impl PaymentStatus {
@@ -17,6 +23,9 @@ impl PaymentStatus {
             Self::TransactionSubmitted => "transaction_submitted",
             Self::Validated => "validated",
             Self::Rejected => "rejected",
+            Self::RefundRequested => "refund_requested",
+            Self::Refunded => "refunded",
+            Self::RefundFailed => "refund_failed",
         }
     }
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
@@ -24,10 +33,34 @@ impl PaymentStatus {
             "transaction_submitted" => Self::TransactionSubmitted,
             "validated" => Self::Validated,
             "rejected" => Self::Rejected,
+            "refund_requested" => Self::RefundRequested,
+            "refunded" => Self::Refunded,
+            "refund_failed" => Self::RefundFailed,
             _ => {
-                return Err(DomainError::invalid("status", "must be transaction_submitted, validated or rejected"));
+                return Err(DomainError::invalid(
+                    "status",
+                    "must be transaction_submitted, validated, rejected, refund_requested, refunded or refund_failed",
+                ));
             }
         })
+    }
+
+    /// The refund's moves, the only ways out of `validated`: validated → refund requested →
+    /// refunded | refund failed; a failed refund asked again, or carried out after all (a retry
+    /// that went through), moves on. Refunded is terminal: no move leads out of it.
+    pub fn may_become(self, to: Self) -> bool {
+        use PaymentStatus::*;
+        matches!(
+            (self, to),
+            (Validated | RefundFailed, RefundRequested)
+                | (RefundRequested | RefundFailed, Refunded)
+                | (RefundRequested, RefundFailed)
+        )
+    }
+
+    /// Whether a refund was asked for (whatever became of it): such a payment buys nothing.
+    pub fn is_refund(self) -> bool {
+        matches!(self, Self::RefundRequested | Self::Refunded | Self::RefundFailed)
     }
 }
 
@@ -46,6 +79,9 @@ pub struct Payment {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub reviewed_by: Option<UserId>,
+    /// Why a refund was asked for, or, once Telegram refused it, why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_note: Option<String>,
     /// The payer's language, from `Accept-Language` at submission: mails and notifications use it.
     pub lang: Lang,
 }
@@ -142,9 +178,28 @@ mod tests {
 
     #[test]
     fn statuses_round_trip() {
-        for s in [PaymentStatus::TransactionSubmitted, PaymentStatus::Validated, PaymentStatus::Rejected] {
+        use PaymentStatus::*;
+        for s in [TransactionSubmitted, Validated, Rejected, RefundRequested, Refunded, RefundFailed] {
             assert_eq!(PaymentStatus::parse(s.as_str()).unwrap(), s);
         }
         assert!(PaymentStatus::parse("paid").is_err());
+    }
+
+    #[test]
+    fn a_refund_moves_one_way_and_refunded_is_terminal() {
+        use PaymentStatus::*;
+        let all = [TransactionSubmitted, Validated, Rejected, RefundRequested, Refunded, RefundFailed];
+        for to in all {
+            assert!(!Refunded.may_become(to), "refunded → {to:?}");
+            assert!(
+                !TransactionSubmitted.may_become(to) && !Rejected.may_become(to),
+                "only a validated payment is refunded"
+            );
+            assert!(!Validated.may_become(to) || to == RefundRequested);
+        }
+        assert!(Validated.may_become(RefundRequested) && RefundRequested.may_become(Refunded));
+        assert!(RefundRequested.may_become(RefundFailed) && RefundFailed.may_become(RefundRequested));
+        assert!(RefundFailed.may_become(Refunded), "a retry that went through after all");
+        assert!(!RefundRequested.may_become(RefundRequested), "asked once");
     }
 }

@@ -239,8 +239,16 @@ async fn refund_stars(
     caller: Caller,
     JsonBody(body): JsonBody<RefundBody>,
 ) -> Result<Response, AppError> {
-    let revoked = s.app.refund_stars(&caller, &body.payment_id, &body.reason).await?;
-    Ok(Json(json!({ "success": true, "refunded": true, "revoked_count": revoked })).into_response())
+    let refund = s.app.refund_stars(&caller, &body.payment_id, &body.reason).await?;
+    let state = match refund.status {
+        PaymentStatus::Refunded => "refunded",
+        PaymentStatus::RefundFailed => "failed",
+        _ => "requested",
+    };
+    let refunded = refund.status == PaymentStatus::Refunded;
+    let answer = json!({ "success": true, "payment_id": body.payment_id, "refund": state, "refunded": refunded,
+                         "revoked_count": refund.revoked_count });
+    Ok(Json(answer).into_response())
 }
 
 #[derive(Deserialize)]

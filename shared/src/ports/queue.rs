@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{BusinessEvent, Email};
-use crate::domain::TelegramUserId;
+use crate::domain::{PaymentId, TelegramUserId};
 
 /// A side effect to carry out after the request that decided it: at most once in effect.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,10 +38,14 @@ pub enum Effect {
     Publish {
         event: BusinessEvent,
     },
-    /// A Stars payment given back (`refundStarPayment`).
+    /// A Stars payment given back (`refundStarPayment`); once Telegram confirms it, the payment
+    /// is recorded `refunded` (or `refund_failed` with Telegram's refusal). No `payment_id`: an
+    /// effect queued by an earlier release, which records nothing.
     RefundStars {
         telegram_user_id: TelegramUserId,
         charge_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payment_id: Option<PaymentId>,
     },
     /// A Stars subscription's renewal stopped (`editUserStarSubscription`, cancelled).
     CancelSubscription {

@@ -76,6 +76,18 @@ pub trait PaymentStore: Send + Sync {
     /// Moves a submitted payment to validated or rejected, atomically. `Ok(None)` when the payment
     /// is not (or no longer) awaiting review; the caller reads it to say why.
     async fn review_payment(&self, id: &PaymentId, review: &Review) -> Result<Option<Payment>, StoreError>;
+    /// Moves a payment along its refund (`PaymentStatus::may_become`), atomically, with `note`
+    /// (why it was asked for, or why Telegram refused it; `None` keeps the one it has); a payment in Stars that becomes
+    /// `refunded` takes its Stars out of the revenue in the same write. `Ok(None)` when that move
+    /// is not allowed from where the payment now is (or there is no such payment); the caller
+    /// reads it to say why.
+    async fn move_refund(
+        &self,
+        id: &PaymentId,
+        to: PaymentStatus,
+        note: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Payment>, StoreError>;
 }
 
 /// The outcome of applying a token's period to a membership: at most once per token.
@@ -227,7 +239,12 @@ pub struct Counters {
 /// Payments in Telegram Stars, from counters kept in the writes that record them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StarsCounters {
+    /// Gross: every Star paid.
     pub revenue_total: i64,
+    /// Stars given back (counted when Telegram confirmed the refund).
+    pub refunded_total: i64,
+    /// Gross less refunded.
+    pub net_total: i64,
     /// Subscriptions that paid in the last 30 days (each pays once per 30 days while it runs).
     pub active_subscriptions: i64,
     /// This month first, then the eleven before.
@@ -238,7 +255,11 @@ pub struct StarsCounters {
 pub struct StarsMonth {
     /// `YYYY-MM`, UTC.
     pub month: String,
+    /// Gross, by the month paid.
     pub revenue: i64,
+    /// Given back, by the month refunded.
+    pub refunded: i64,
+    pub net: i64,
     pub payments: i64,
     pub new_subscriptions: i64,
     pub renewals: i64,

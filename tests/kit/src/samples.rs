@@ -29,6 +29,7 @@ pub async fn seed(store: &dyn Store) -> Result<(), StoreError> {
                 created_at: now,
                 updated_at: now,
                 reviewed_by: None,
+                refund_note: None,
                 lang: Lang::Fr,
             })
             .await?;

@@ -104,6 +104,7 @@ pub(super) fn payment_item(p: &Payment) -> Item {
     set(&mut i, "admin_notes", p.admin_notes.clone().map(s));
     set(&mut i, "reject_reason", p.reject_reason.clone().map(s));
     set(&mut i, "reviewed_by", p.reviewed_by.as_ref().map(|u| s(u.as_str())));
+    set(&mut i, "refund_note", p.refund_note.clone().map(s));
     i
 }
 
@@ -121,6 +122,7 @@ pub(super) fn payment_from(i: &Item) -> Result<Payment, StoreError> {
         created_at: time(i, "created_at")?,
         updated_at: time(i, "updated_at")?,
         reviewed_by: opt_s(i, "reviewed_by")?.map(|u| parsed(UserId::parse(&u))).transpose()?,
+        refund_note: opt_s(i, "refund_note")?,
         lang: Lang::from_code(opt_s(i, "lang")?.as_deref()),
     })
 }

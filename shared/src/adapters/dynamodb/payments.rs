@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::codec::*;
 use super::{Cancelled, DynamoStore, Query, keys};
-use crate::adapters::stored::payment_counters;
+use crate::adapters::stored::{payment_counters, refund_counters};
 use crate::domain::{Payment, PaymentId, PaymentStatus, UserId};
 use crate::ports::*;
 
@@ -83,5 +83,38 @@ impl PaymentStore for DynamoStore {
             Err(Cancelled::Condition(_)) => Err(StoreError::Conflict("transaction_id_taken")),
             Err(Cancelled::Fault(e)) => Err(e),
         }
+    }
+
+    async fn move_refund(
+        &self,
+        id: &PaymentId,
+        to: PaymentStatus,
+        note: Option<&str>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Payment>, StoreError> {
+        // Read, then written only if its status is still the one read: a concurrent move is
+        // read again and decided again.
+        for _ in 0..super::CONFLICT_RETRIES {
+            let Some(current) = self.payment_record(id.as_str()).await? else { return Ok(None) };
+            if !current.status.may_become(to) {
+                return Ok(None);
+            }
+            let mut moved = current.clone();
+            (moved.status, moved.updated_at) = (to, at);
+            moved.refund_note = note.map(str::to_owned).or(current.refund_note.clone());
+            let read = vec![(":read", s(current.status.as_str()))];
+            let mut items = vec![self.put(payment_item(&moved), Some("#status = :read"), read)?];
+            if to == PaymentStatus::Refunded {
+                for (name, delta, ttl) in refund_counters(&current, at) {
+                    items.push(self.bump(&name, delta, ttl)?);
+                }
+            }
+            match self.transact(items).await {
+                Ok(()) => return Ok(Some(moved)),
+                Err(Cancelled::Condition(_)) => continue,
+                Err(Cancelled::Fault(e)) => return Err(e),
+            }
+        }
+        Err(StoreError::Unavailable("a payment's refund kept changing under its move".into()))
     }
 }

@@ -24,7 +24,7 @@ use crate::ports::{Envelope, StoreError};
 use rows::{membership_from, token_from};
 
 /// Each step brings the schema from version i to i + 1; a store is migrated on open.
-const MIGRATIONS: [&str; 13] = [
+const MIGRATIONS: [&str; 14] = [
     include_str!("migrations/v1.sql"),
     include_str!("migrations/v2.sql"),
     include_str!("migrations/v3.sql"),
@@ -38,6 +38,7 @@ const MIGRATIONS: [&str; 13] = [
     include_str!("migrations/v11.sql"),
     include_str!("migrations/v12.sql"),
     include_str!("migrations/v13.sql"),
+    include_str!("migrations/v14.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::rows::*;
 use super::{SqliteStore, fault, is_unique_violation};
-use crate::adapters::stored::{payment_counters, ts};
+use crate::adapters::stored::{payment_counters, refund_counters, ts};
 use crate::domain::{Payment, PaymentId, PaymentStatus, UserId, transaction_key};
 use crate::ports::*;
 
@@ -86,6 +86,37 @@ impl PaymentStore for SqliteStore {
                 .map_err(fault)
         })
     }
+
+    async fn move_refund(
+        &self,
+        id: &PaymentId,
+        to: PaymentStatus,
+        note: Option<&str>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Payment>, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let current = tx
+                .query_row("SELECT * FROM payments WHERE id = ?1", [id.as_str()], payment_from)
+                .optional()
+                .map_err(fault)?;
+            let Some(mut p) = current.filter(|p| p.status.may_become(to)) else { return Ok(None) };
+            tx.execute(
+                "UPDATE payments SET status = ?1, refund_note = COALESCE(?2, refund_note), updated_at = ?3 WHERE id = ?4",
+                params![to.as_str(), note, ts(at), id.as_str()],
+            )
+            .map_err(fault)?;
+            if to == PaymentStatus::Refunded {
+                for (name, delta, _) in refund_counters(&p, at) {
+                    super::bump(&tx, &name, delta)?;
+                }
+            }
+            tx.commit().map_err(fault)?;
+            (p.status, p.updated_at) = (to, at);
+            p.refund_note = note.map(str::to_owned).or(p.refund_note);
+            Ok(Some(p))
+        })
+    }
 }
 
 /// Fails with `Conflict("transaction_id_taken")` when another payment has the transaction id.
@@ -93,8 +124,8 @@ pub(super) fn insert_payment(conn: &rusqlite::Connection, p: &Payment) -> Result
     let user_info = p.user_info.as_ref().map(|v| v.to_string());
     conn.execute(
         "INSERT INTO payments (id, user_id, email, offer_id, transaction_id, user_info, status, admin_notes,
-           reject_reason, created_at, updated_at, reviewed_by, lang, transaction_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+           reject_reason, created_at, updated_at, reviewed_by, lang, transaction_key, refund_note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             p.id.as_str(),
             p.user_id.as_str(),
@@ -110,6 +141,7 @@ pub(super) fn insert_payment(conn: &rusqlite::Connection, p: &Payment) -> Result
             p.reviewed_by.as_ref().map(UserId::as_str),
             p.lang.as_str(),
             p.transaction_key(),
+            p.refund_note,
         ],
     )
     .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("transaction_id_taken") } else { fault(e) })?;

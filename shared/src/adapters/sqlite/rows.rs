@@ -48,6 +48,7 @@ pub(super) fn payment_from(row: &Row) -> rusqlite::Result<Payment> {
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
         reviewed_by: reviewed_by.map(|u| parsed("reviewed_by", UserId::parse(&u))).transpose()?,
+        refund_note: row.get("refund_note")?,
         lang: Lang::from_code(Some(&lang)),
     })
 }

@@ -166,6 +166,7 @@ impl Fields<'_> {
             created_at,
             updated_at: self.time("updated_at")?.unwrap_or(created_at),
             reviewed_by: None,
+            refund_note: None,
             lang: Lang::Fr,
         })
     }
