@@ -40,7 +40,13 @@ async fn buy(app: &TestApp, account: i64, offer: &str) -> (String, u32) {
         assert_eq!(invoice["currency"], "XTR");
         assert!(invoice.get("provider_token").is_none(), "Stars take no provider token: {invoice}");
         assert_eq!(invoice["prices"].as_array().unwrap().len(), 1, "exactly one price item");
-        if invoice["payload"] == format!("v1:{offer}") {
+        let name = match offer {
+            "monthly" => "Monthly",
+            "pass" => "Week pass",
+            other => other,
+        };
+        if invoice["title"] == name {
+            assert!(invoice["payload"].as_str().unwrap().starts_with("v2:"), "a payload of telegate's: {invoice}");
             return (
                 invoice["payload"].as_str().unwrap().to_owned(),
                 invoice["prices"][0]["amount"].as_u64().unwrap() as u32,
@@ -276,6 +282,92 @@ async fn a_payment_written_before_a_crash_is_finished_by_the_reconciliation() {
     let (_, payments) = app.get("/api/payments/admin/pending-payments/?limit=100", &app.jwt("s", "support")).await;
     let of_charge = payments.as_array().unwrap().iter().filter(|p| p["transaction_id"] == format!("stars:{charge}"));
     assert_eq!(of_charge.count(), 1, "one payment for the charge");
+}
+
+async fn a_star_payment_telegate_did_not_invoice_grants_nothing(app: TestApp) {
+    // A tip, a paid-media purchase, another program's invoice: in the bot's ledger, not sold by telegate.
+    for (account, payload) in [(7801, "tip"), (7802, ""), (7803, "order-42"), (7804, "v1:web"), (7805, "v2:0123")] {
+        assert_eq!(
+            pre_checkout(&app, account, payload, 1).await.is_err(),
+            true,
+            "refused at the pre-checkout: {payload:?}"
+        );
+        let charge = app.fake().take_star_payment(account, payload, 1, None);
+        let paid = updates::StarsPaid { payload, stars: 1, charge: &charge, renewal: None };
+        assert_eq!(
+            app.webhook(updates::stars_payment(app.update_id(), account, app.now().timestamp(), paid)).await,
+            200
+        );
+    }
+    app.drain().await;
+    // The reconciliation, which lists them all, leaves them alone too.
+    assert_eq!(app.run_job("reconcile-stars").await["processed"], 0);
+    app.drain().await;
+    for account in 7801..=7805 {
+        assert_eq!(app.status_of(&format!("tg:{account}")).await["has_active_subscription"], false, "{account}");
+    }
+    assert!(app.fake().calls_to("createChatInviteLink").is_empty(), "nobody invited");
+    assert!(app.fake().refunded().is_empty(), "nothing refunded: another program may own it");
+    let (_, payments) = app.get("/api/payments/admin/pending-payments/", &app.jwt("s", "support")).await;
+    assert_eq!(payments.as_array().unwrap().len(), 0, "no payment recorded: {payments}");
+    let (_, audit) = app.get("/api/telegram/admin/audit/?limit=100", &app.jwt("root", "admin")).await;
+    assert_eq!(audit_count(&audit, "stars_not_ours"), 5, "{audit}");
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
+    assert_eq!(stats["stars"]["revenue_total"], 0);
+}
+
+#[tokio::test]
+async fn a_star_payment_telegate_did_not_invoice_grants_nothing_on_sqlite() {
+    a_star_payment_telegate_did_not_invoice_grants_nothing(stars_app(false).await).await;
+}
+
+#[tokio::test]
+async fn a_star_payment_telegate_did_not_invoice_grants_nothing_on_aws() {
+    a_star_payment_telegate_did_not_invoice_grants_nothing(stars_app(true).await).await;
+}
+
+async fn invoice_links_are_made_once_per_sale(app: TestApp) {
+    let (first, _) = buy(&app, 7811, "monthly").await;
+    for account in 7812..7816 {
+        assert_eq!(buy(&app, account, "monthly").await.0, first, "the same invoice for every buyer");
+    }
+    assert_eq!(app.fake().calls_to("createInvoiceLink").len(), 2, "one link per offer, made once");
+}
+
+#[tokio::test]
+async fn invoice_links_are_made_once_per_offer_and_price_on_sqlite() {
+    invoice_links_are_made_once_per_sale(stars_app(false).await).await;
+}
+
+#[tokio::test]
+async fn invoice_links_are_made_once_per_offer_and_price_on_aws() {
+    invoice_links_are_made_once_per_sale(stars_app(true).await).await;
+}
+
+#[tokio::test]
+async fn the_reconciliation_walks_past_refunds_and_payments_not_ours() {
+    let app = stars_app(false).await;
+    // A first page of 100 transactions: a payment, its refund, and 98 tips; the missed payment
+    // of ours is the 101st.
+    let charge = pay(&app, 7821, "pass").await;
+    let (_, payments) =
+        app.get("/api/payments/admin/pending-payments/?status=validated", &app.jwt("s", "support")).await;
+    let id = payments[0]["id"].clone();
+    let refund = json!({"payment_id": id, "reason": "asked"});
+    assert_eq!(app.post("/api/telegram/admin/stars/refund/", &app.jwt("root", "admin"), refund).await.0, 200);
+    app.drain().await;
+    assert_eq!(app.fake().refunded(), [charge]);
+    for _ in 0..98 {
+        app.fake().take_star_payment(7822, "tip", 1, None);
+    }
+    let (payload, stars) = buy(&app, 7823, "pass").await;
+    app.fake().take_star_payment(7823, &payload, stars, None); // its update never arrives
+    assert_eq!(app.run_job("reconcile-stars").await["processed"], 1, "the missed payment behind the first page");
+    app.drain().await;
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 2, "the missed buyer's invite");
+    let button = last_message(&app, 7823)["reply_markup"]["inline_keyboard"][0][0]["url"].clone();
+    assert!(app.fake().invoice(button.as_str().unwrap()).is_none(), "an invite, not a pay button: {button}");
+    assert_eq!(app.status_of("tg:7821").await["has_active_subscription"], false, "the refunded one stays refunded");
 }
 
 #[tokio::test]

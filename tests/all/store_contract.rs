@@ -124,6 +124,32 @@ async fn refunds(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert_eq!(listed.items.iter().map(|p| &p.id).collect::<Vec<_>>(), [&stars.id], "listed by its new status");
     let missing = PaymentId::generate(now).unwrap();
     assert!(store.move_refund(&missing, RefundRequested, None, now).await.unwrap().is_none());
+
+    // A subscription runs while a payment of it covers today; a renewal keeps it one; a refund
+    // of the payment that covers it ends it.
+    let first = Payment {
+        transaction_id: "stars:stxSUB1".into(),
+        user_info: Some(serde_json::json!({"stars": 100, "telegram_user_id": 940_002, "renewing": true})),
+        status: Validated,
+        ..payment("tg:940002", "unused", now - Duration::days(29) - Duration::hours(23))
+    };
+    store.insert_payment(&first).await.unwrap();
+    assert_eq!(store.counters(now).await.unwrap().stars.active_subscriptions, 1);
+    let expires = (now + Duration::days(30) + Duration::hours(1)).to_rfc3339();
+    let renewal = Payment {
+        transaction_id: "stars:stxSUB2".into(),
+        user_info: Some(serde_json::json!({"stars": 100, "telegram_user_id": 940_002, "renewing": true,
+                                           "renewal": true, "subscription_expiration_date": expires})),
+        status: Validated,
+        ..payment("tg:940002", "unused", now)
+    };
+    store.insert_payment(&renewal).await.unwrap();
+    assert_eq!(store.counters(now).await.unwrap().stars.active_subscriptions, 1, "renewed: still one");
+    assert_eq!(store.counters(now + Duration::days(2)).await.unwrap().stars.active_subscriptions, 1);
+    assert_eq!(store.counters(now + Duration::days(32)).await.unwrap().stars.active_subscriptions, 0, "lapsed");
+    store.move_refund(&renewal.id, RefundRequested, Some("asked"), now).await.unwrap().unwrap();
+    store.move_refund(&renewal.id, Refunded, None, now).await.unwrap().unwrap();
+    assert_eq!(store.counters(now + Duration::days(2)).await.unwrap().stars.active_subscriptions, 0, "refunded");
 }
 
 fn token(p: &Payment, now: DateTime<Utc>) -> (AccessToken, TokenRecord) {

@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::domain::TelegramUserId;
 use crate::ports::{
     BusinessEvent, EVENT_SOURCE, Email, EventBus, EventError, InviteRequest, LinkButton, MailError, Mailer, Presence,
-    StarInvoice, StarTransaction, Telegram, TelegramError,
+    StarInvoice, StarPage, Telegram, TelegramError,
 };
 
 pub struct OutboxMailer {
@@ -153,9 +153,9 @@ impl Telegram for OutboxTelegram {
             json!({ "user_id": user, "telegram_payment_charge_id": charge_id, "is_canceled": cancel }),
         )
     }
-    async fn star_payments(&self, offset: u32, limit: u32) -> Result<Vec<StarTransaction>, TelegramError> {
+    async fn star_payments(&self, offset: u32, limit: u32) -> Result<StarPage, TelegramError> {
         self.record("getStarTransactions", json!({ "offset": offset, "limit": limit }))?;
-        Ok(Vec::new())
+        Ok(StarPage::default())
     }
 }
 

@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
+use crate::domain::STAR_SUBSCRIPTION_DAYS;
+
 /// Fixed-width UTC timestamps, so that text order is time order (SQLite columns, DynamoDB sort keys).
 pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -31,11 +33,21 @@ fn month(at: DateTime<Utc>) -> String {
     at.format("m%Y%m").to_string()
 }
 
-/// Payments of Stars subscriptions per day: "active subscriptions" sums the last 30 (each active
-/// subscription pays once per 30 days).
+/// Payments of Stars subscriptions per day, as earlier releases counted them (no longer written):
+/// a payment of day X covered until X + 30, so the buckets of the last 30 days still count.
 fn renewing_bucket(at: DateTime<Utc>) -> String {
     format!("stars.renewing.d{}", at.format("%Y%m%d"))
 }
+
+/// Stars subscriptions by the day the period paid for ends: "active subscriptions" sums the
+/// buckets from today on. A renewal moves its subscription from its predecessor's end to its
+/// own; a refund takes it out; a lapse is a day that passes.
+fn subscription_end_bucket(end: DateTime<Utc>) -> String {
+    format!("stars.subend.d{}", end.format("%Y%m%d"))
+}
+
+/// How far ahead a subscription's period may end: Telegram's 30 days and a day of rounding.
+const SUBSCRIPTION_DAYS_AHEAD: i64 = 31;
 
 /// The figures of the Stars stats, per month.
 const STARS_MONTHLY: [&str; 6] = ["revenue", "refunded", "payments", "subscriptions", "renewals", "lapsed"];
@@ -63,9 +75,18 @@ pub(crate) fn payment_counters(p: &crate::domain::Payment) -> Vec<CounterChange>
     if paid.renewing {
         let kind = if paid.renewal { "renewals" } else { "subscriptions" };
         c.push((format!("stars.{kind}.{m}"), 1, None));
-        c.push((renewing_bucket(p.created_at), 1, Some(p.created_at + Duration::days(31))));
+        let end = paid.period_end;
+        c.push(subscription_end(end, 1));
+        if paid.renewal {
+            // Its predecessor's period ended when this one began.
+            c.push(subscription_end(end - Duration::days(i64::from(STAR_SUBSCRIPTION_DAYS)), -1));
+        }
     }
     c
+}
+
+fn subscription_end(end: DateTime<Utc>, delta: i64) -> CounterChange {
+    (subscription_end_bucket(end), delta, Some(end + Duration::days(BUCKET_KEEP_DAYS)))
 }
 
 /// The counters a refund takes out of the revenue in the write that records it refunded: a
@@ -73,7 +94,13 @@ pub(crate) fn payment_counters(p: &crate::domain::Payment) -> Vec<CounterChange>
 pub(crate) fn refund_counters(p: &crate::domain::Payment, at: DateTime<Utc>) -> Vec<CounterChange> {
     let Some(paid) = p.stars_paid() else { return Vec::new() };
     let stars = i64::from(paid.stars);
-    vec![("stars.refunded".to_owned(), stars, None), (format!("stars.refunded.{}", month(at)), stars, None)]
+    let mut c =
+        vec![("stars.refunded".to_owned(), stars, None), (format!("stars.refunded.{}", month(at)), stars, None)];
+    if paid.renewing {
+        // No longer a running subscription.
+        c.push(subscription_end(paid.period_end, -1));
+    }
+    c
 }
 
 /// A Stars subscription that lapsed (its membership expired, not renewed) in the month of `at`.
@@ -98,6 +125,17 @@ fn last_24_hours(now: DateTime<Utc>, name: impl Fn(DateTime<Utc>) -> String) -> 
     (0..24).map(|h| name(now - Duration::hours(h))).collect()
 }
 
+/// The buckets of the subscriptions whose period paid for runs today or later.
+fn subscription_ends(now: DateTime<Utc>) -> Vec<String> {
+    (0..=SUBSCRIPTION_DAYS_AHEAD).map(|d| subscription_end_bucket(now + Duration::days(d))).collect()
+}
+
+/// Earlier releases' payments whose 30 days still cover today (a renewal of one since then took
+/// it out through its predecessor's end bucket).
+fn legacy_renewing(now: DateTime<Utc>) -> Vec<String> {
+    (0..=i64::from(STAR_SUBSCRIPTION_DAYS)).map(|d| renewing_bucket(now - Duration::days(d))).collect()
+}
+
 /// Every counter `counters` reads at `now`: the fixed ones and the time buckets that make up the
 /// recent figures (24 hourly buckets, 7 daily ones).
 pub(crate) fn counter_names(now: DateTime<Utc>) -> Vec<String> {
@@ -109,7 +147,8 @@ pub(crate) fn counter_names(now: DateTime<Utc>) -> Vec<String> {
     }
     names.push("stars.revenue".into());
     names.push("stars.refunded".into());
-    names.extend((0..30).map(|d| renewing_bucket(now - Duration::days(d))));
+    names.extend(legacy_renewing(now));
+    names.extend(subscription_ends(now));
     for back in 0..STARS_MONTHS {
         let m = month(months_back(now, back));
         names.extend(STARS_MONTHLY.iter().map(|figure| format!("stars.{figure}.{m}")));
@@ -139,7 +178,7 @@ pub(crate) fn counters_from(now: DateTime<Utc>, get: &dyn Fn(&str) -> i64) -> cr
             revenue_total: get("stars.revenue"),
             refunded_total: get("stars.refunded"),
             net_total: get("stars.revenue") - get("stars.refunded"),
-            active_subscriptions: sum((0..30).map(|d| renewing_bucket(now - Duration::days(d))).collect()),
+            active_subscriptions: sum(subscription_ends(now)) + sum(legacy_renewing(now)),
             months: (0..STARS_MONTHS)
                 .map(|back| {
                     let start = months_back(now, back);

@@ -15,7 +15,7 @@ use teloxide_core::types::{
 use crate::config::Secret;
 use crate::domain::{TelegramUserId, Update};
 use crate::ports::{
-    InviteMode, InviteRequest, LinkButton, Presence, StarInvoice, StarTransaction, Telegram, TelegramError,
+    InviteMode, InviteRequest, LinkButton, Presence, StarInvoice, StarPage, StarTransaction, Telegram, TelegramError,
 };
 
 pub struct BotApi {
@@ -267,7 +267,7 @@ impl Telegram for BotApi {
             .map_err(map_error)
     }
 
-    async fn star_payments(&self, offset: u32, limit: u32) -> Result<Vec<StarTransaction>, TelegramError> {
+    async fn star_payments(&self, offset: u32, limit: u32) -> Result<StarPage, TelegramError> {
         let page = self
             .bot
             .get_star_transactions()
@@ -278,7 +278,8 @@ impl Telegram for BotApi {
             .map_err(map_error)?;
         // Read through the Bot API's JSON: only incoming payments from users, with their payload.
         let json = serde_json::to_value(&page).map_err(|e| TelegramError::Unavailable(e.to_string()))?;
-        Ok(json["transactions"]
+        let listed = json["transactions"].as_array().map_or(0, Vec::len);
+        let payments = json["transactions"]
             .as_array()
             .into_iter()
             .flatten()
@@ -295,7 +296,8 @@ impl Telegram for BotApi {
                         .and_then(|s| u32::try_from(s).ok()),
                 })
             })
-            .collect())
+            .collect();
+        Ok(StarPage { listed: u32::try_from(listed).unwrap_or(u32::MAX), payments })
     }
 }
 

@@ -11,9 +11,9 @@ use super::access::Redemption;
 use super::{App, AppError, actor, hour_window, require, telegram_actor};
 use crate::auth::{Caller, Role};
 use crate::domain::{
-    AuditAction, IncomingMessage, Lang, MembershipStatus, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery,
-    STARS_TRANSACTION_PREFIX, SubscriptionUpdated, SuccessfulPayment, TelegramUserId, TgUser, TokenHash, TokenRecord,
-    UserId, offer_of_payload, stars_payload, texts,
+    AuditAction, IncomingMessage, Invoice, Lang, MembershipStatus, Offer, Payment, PaymentId, PaymentStatus,
+    PreCheckoutQuery, STARS_TRANSACTION_PREFIX, SubscriptionUpdated, SuccessfulPayment, TelegramUserId, TgUser,
+    TokenHash, TokenRecord, UserId, offer_of_payload, sale_of, texts,
 };
 use crate::ports::{Effect, LinkButton, StarInvoice, StoreError};
 
@@ -30,31 +30,59 @@ impl App {
     }
 
     /// A pay button per offer sold in Stars: an invoice link Telegram opens in the buyer's app.
+    /// Each sale (offer, price, period, kind) has one invoice, recorded with what it sells, and
+    /// its link is reused for every buyer.
     pub(crate) async fn offer_buttons(&self, lang: Lang) -> Result<Vec<LinkButton>, AppError> {
         let channel = &self.settings.channel_name;
         let mut buttons = Vec::new();
         for (id, offer) in self.settings.offers.in_stars() {
-            let stars = offer.stars.unwrap_or_default();
-            let invoice = StarInvoice {
-                title: offer.name.chars().take(32).collect(),
-                description: texts::invoice_description(lang, channel, offer.days, offer.renewing),
-                payload: stars_payload(id),
-                stars,
-                renewing: offer.renewing,
+            let invoice = match self.store.invoice_for_sale(&sale_of(id, offer)).await? {
+                Some(invoice) => invoice,
+                None => {
+                    let mut invoice = Invoice::new(id, offer, self.clock.now())?;
+                    let wanted = StarInvoice {
+                        title: offer.name.chars().take(32).collect(),
+                        description: texts::invoice_description(lang, channel, offer.days, offer.renewing),
+                        payload: invoice.payload.clone(),
+                        stars: invoice.stars,
+                        renewing: offer.renewing,
+                    };
+                    invoice.link = self.telegram.create_invoice_link(&wanted).await?;
+                    self.store.record_invoice(&invoice).await?
+                }
             };
-            let url = self.telegram.create_invoice_link(&invoice).await?;
-            buttons.push(LinkButton { text: texts::pay_button(lang, &offer.name, stars, offer.renewing), url });
+            let text = texts::pay_button(lang, &offer.name, invoice.stars, offer.renewing);
+            buttons.push(LinkButton { text, url: invoice.link });
         }
         Ok(buttons)
     }
 
-    /// `pre_checkout_query`: Telegram waits at most 10 seconds for the answer. Yes when the offer
-    /// is still sold at the price asked and the account may buy; otherwise a refusal the buyer reads.
+    /// What a Star payment's payload buys, when telegate sold it: an invoice it recorded (what it
+    /// sold then, even if the offer changed since), or an earlier release's `v1:<offer>` payload
+    /// of an offer still listed in Stars. `None`: not telegate's (a tip, paid media, another
+    /// program's invoice).
+    async fn sold(&self, payload: &str) -> Result<Option<Sold>, AppError> {
+        if let Some(invoice) = self.store.invoice(payload).await? {
+            let name =
+                self.settings.offers.find_in_stars(&invoice.offer_id).map_or(invoice.offer_id.clone(), |o| o.name);
+            let offer = Offer { name, days: invoice.days, stars: Some(invoice.stars), renewing: invoice.renewing };
+            let now = self.settings.offers.find_in_stars(&invoice.offer_id).filter(|o| invoice.still_sold_as(o));
+            return Ok(Some(Sold { offer_id: invoice.offer_id, offer, on_sale: now.is_some() }));
+        }
+        Ok(offer_of_payload(payload).and_then(|id| {
+            let offer = self.settings.offers.find_in_stars(id)?;
+            Some(Sold { offer_id: id.to_owned(), offer, on_sale: true })
+        }))
+    }
+
+    /// `pre_checkout_query`: Telegram waits at most 10 seconds for the answer. Yes when the
+    /// payload is an invoice telegate created, whose offer is still sold as invoiced, at the price
+    /// asked, to an account that may buy; otherwise a refusal the buyer reads.
     pub(crate) async fn on_pre_checkout(&self, query: &PreCheckoutQuery) -> Result<(), AppError> {
         let lang = Lang::from_code(query.from.language_code.as_deref());
-        let offer = offer_of_payload(&query.invoice_payload).and_then(|id| self.settings.offers.find_in_stars(id));
-        let refusal = match (offer, TelegramUserId::parse(query.from.id)) {
-            (Some(o), Ok(account)) if query.currency == "XTR" && o.stars == Some(query.total_amount) => {
+        let sold = self.sold(&query.invoice_payload).await?.filter(|s| s.on_sale);
+        let refusal = match (sold, TelegramUserId::parse(query.from.id)) {
+            (Some(s), Ok(account)) if query.currency == "XTR" && s.offer.stars == Some(query.total_amount) => {
                 self.store.account_bar(account).await?.map(|_| texts::checkout_barred(lang))
             }
             _ => Some(texts::checkout_offer_gone(lang)),
@@ -79,6 +107,15 @@ impl App {
             return Ok(());
         };
         let at = DateTime::from_timestamp(message.date, 0).unwrap_or(self.clock.now());
+        if self.sold(&paid.invoice_payload).await?.is_none() {
+            // Another program's, or a tip or paid media: left alone, for whoever sold it.
+            let account = TelegramUserId::parse(from.id).ok();
+            tracing::warn!(stars = paid.total_amount, "a Star payment telegate did not invoice: it grants nothing");
+            let details = json!({ "payload": paid.invoice_payload, "stars": paid.total_amount,
+                                  "telegram_payment_charge_id": paid.telegram_payment_charge_id });
+            let actor = account.map_or_else(|| "telegram".to_owned(), telegram_actor);
+            return self.audit(&actor, AuditAction::StarsNotOurs, None, account, details).await;
+        }
         self.apply_stars_payment(from, message.chat.id, paid, at).await.map(drop)
     }
 
@@ -101,7 +138,10 @@ impl App {
         }
         let lang = Lang::from_code(from.language_code.as_deref());
         let now = self.clock.now();
-        let offer = self.paid_offer(paid);
+        let Some(sold) = self.sold(&paid.invoice_payload).await? else {
+            return Ok(false);
+        };
+        let offer = (sold.offer_id, sold.offer);
         // Seen before (another delivery of the same charge): the payment its token names.
         let seen = match self.store.token(&TokenHash::of_stars_charge(charge)).await? {
             Some(t) => self.store.payment(&t.payment_id).await?,
@@ -150,8 +190,11 @@ impl App {
                 return Ok((repaired, false));
             }
             let page = self.telegram.star_payments(offset, PAGE).await?;
-            for t in &page {
-                if self.store.token(&TokenHash::of_stars_charge(&t.charge_id)).await?.is_some() {
+            for t in &page.payments {
+                // Not telegate's (a tip, paid media, another program's invoice): left alone.
+                if self.sold(&t.payload).await?.is_none()
+                    || self.store.token(&TokenHash::of_stars_charge(&t.charge_id)).await?.is_some()
+                {
                     continue;
                 }
                 let paid = SuccessfulPayment {
@@ -176,9 +219,10 @@ impl App {
                     repaired += 1;
                 }
             }
-            offset += page.len() as u32;
+            // Over what Telegram listed, refunds and withdrawals included, not over what was kept.
+            offset += page.listed;
             self.store.set_job_cursor(JOB, &offset.max(checked).to_string()).await?;
-            if page.len() < PAGE as usize {
+            if page.listed < PAGE {
                 return Ok((repaired, true));
             }
         }
@@ -226,20 +270,6 @@ impl App {
         }
         let contact = self.settings.pay_support.as_deref().unwrap_or("the creator");
         Ok(texts::pay_support(lang, contact))
-    }
-
-    /// The offer a payment paid for. One no longer sold (the settings changed after the invoice)
-    /// is still honoured, for the default period: the buyer paid.
-    fn paid_offer(&self, paid: &SuccessfulPayment) -> (String, Offer) {
-        let id = offer_of_payload(&paid.invoice_payload).unwrap_or(&paid.invoice_payload).to_owned();
-        match self.settings.offers.find_in_stars(&id) {
-            Some(offer) => (id, offer),
-            None => {
-                tracing::warn!(offer = %id, "a Stars payment for an offer no longer sold: the default period");
-                let days = self.settings.subscription_days;
-                (id.clone(), Offer { name: id, days, stars: Some(paid.total_amount), renewing: false })
-            }
-        }
     }
 
     /// The payment, written once: its id and transaction id come from the charge id, so a second
@@ -433,6 +463,13 @@ impl App {
         let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": WHY });
         self.audit("system", AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await
     }
+}
+
+/// What a payload telegate sold buys: the offer as invoiced, and whether it is still sold so.
+struct Sold {
+    offer_id: String,
+    offer: Offer,
+    on_sale: bool,
 }
 
 /// Where a refund of a payment in Stars stands, as the refund route answers it.

@@ -36,6 +36,9 @@ pub enum AuditAction {
     StarsPaid,
     /// A pre-checkout query was refused (offer gone or repriced, account barred).
     StarsCheckoutRefused,
+    /// A Star payment for an invoice telegate did not create (a tip, paid media, another
+    /// program's invoice): it grants nothing and is left alone.
+    StarsNotOurs,
     /// A Stars payment was refunded (it could not be honoured, or an admin refunded it).
     StarsRefunded,
     /// A buyer asked for payment support (`/paysupport`).
@@ -70,6 +73,7 @@ impl AuditAction {
             Self::EffectDeadLettered => "effect_dead_lettered",
             Self::StarsPaid => "stars_paid",
             Self::StarsCheckoutRefused => "stars_checkout_refused",
+            Self::StarsNotOurs => "stars_not_ours",
             Self::StarsRefunded => "stars_refunded",
             Self::PaySupportRequested => "pay_support_requested",
             Self::StarsSubscriptionChanged => "stars_subscription_changed",
@@ -96,7 +100,7 @@ impl AuditAction {
     }
 
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        const ALL: [AuditAction; 26] = [
+        const ALL: [AuditAction; 27] = [
             AuditAction::PaymentSubmitted,
             AuditAction::PaymentValidated,
             AuditAction::PaymentRejected,
@@ -120,6 +124,7 @@ impl AuditAction {
             AuditAction::EffectDeadLettered,
             AuditAction::StarsPaid,
             AuditAction::StarsCheckoutRefused,
+            AuditAction::StarsNotOurs,
             AuditAction::StarsRefunded,
             AuditAction::PaySupportRequested,
             AuditAction::StarsSubscriptionChanged,

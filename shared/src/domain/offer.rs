@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -22,15 +23,68 @@ pub const STAR_SUBSCRIPTION_DAYS: u32 = 30;
 /// The most Stars one purchase may cost (Telegram's limit for invoices and subscriptions).
 pub const MAX_STARS: u32 = 10_000;
 
-/// The invoice payload of a Stars purchase names the offer (`v1:<offer id>`); Telegram hands it
-/// back in the pre-checkout query and the payment.
+/// The invoice payload of the earlier releases named the offer (`v1:<offer id>`); subscriptions
+/// bought then still renew with it. A payload of this form counts as telegate's only for an
+/// offer still listed in `OFFERS`.
 pub fn stars_payload(offer_id: &str) -> String {
     format!("v1:{offer_id}")
 }
 
-/// The offer id a Stars invoice payload names.
+/// The offer id a legacy (`v1:`) Stars invoice payload names.
 pub fn offer_of_payload(payload: &str) -> Option<&str> {
     payload.strip_prefix("v1:").filter(|id| !id.is_empty())
+}
+
+/// An invoice link telegate created, and what it sells: a Star payment buys access only when its
+/// payload is one of these (Telegram hands the payload back with the payment and each renewal).
+/// One per sale (offer, price, period, kind): the link is reusable and is shown to every buyer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invoice {
+    /// `v2:` and 128 random bits, in hex: nobody else's invoice carries it.
+    pub payload: String,
+    pub offer_id: String,
+    pub stars: u32,
+    pub days: u32,
+    pub renewing: bool,
+    pub link: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Invoice {
+    /// A new invoice for `offer`, with a fresh payload (its link still to be created).
+    pub fn new(offer_id: &str, offer: &Offer, at: DateTime<Utc>) -> Result<Self, DomainError> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| DomainError::Random(e.to_string()))?;
+        let hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Self {
+            payload: format!("v2:{hex}"),
+            offer_id: offer_id.to_owned(),
+            stars: offer.stars.unwrap_or_default(),
+            days: offer.days,
+            renewing: offer.renewing,
+            link: String::new(),
+            created_at: at,
+        })
+    }
+
+    /// What it sells, as a key: an offer whose price, period or kind changes gets a new invoice.
+    pub fn sale(&self) -> String {
+        sale_key(&self.offer_id, self.stars, self.days, self.renewing)
+    }
+
+    /// Whether `offer` (as `OFFERS` says now) is still sold as this invoice sells it.
+    pub fn still_sold_as(&self, offer: &Offer) -> bool {
+        offer.stars == Some(self.stars) && offer.days == self.days && offer.renewing == self.renewing
+    }
+}
+
+/// The sale an offer sold in Stars makes now (see `Invoice::sale`).
+pub fn sale_of(offer_id: &str, offer: &Offer) -> String {
+    sale_key(offer_id, offer.stars.unwrap_or_default(), offer.days, offer.renewing)
+}
+
+fn sale_key(offer_id: &str, stars: u32, days: u32, renewing: bool) -> String {
+    format!("{offer_id}|{stars}|{days}|{}", if renewing { "renewing" } else { "once" })
 }
 
 /// The offers on sale (`OFFERS`). Without a list, any offer id is accepted with the default length.
@@ -132,6 +186,19 @@ mod tests {
         ] {
             assert!(Offers::from_json(bad, 30).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn each_invoice_has_its_own_payload_and_a_changed_offer_is_another_sale() {
+        let offer = Offer { name: "M".into(), days: 30, stars: Some(250), renewing: true };
+        let (a, b) = (Invoice::new("m", &offer, Utc::now()).unwrap(), Invoice::new("m", &offer, Utc::now()).unwrap());
+        assert_ne!(a.payload, b.payload);
+        assert!(a.payload.starts_with("v2:") && a.payload.len() == 35, "{}", a.payload);
+        assert_eq!((a.sale(), sale_of("m", &offer)), (b.sale(), a.sale()));
+        assert!(a.still_sold_as(&offer));
+        let repriced = Offer { stars: Some(300), ..offer.clone() };
+        assert!(!a.still_sold_as(&repriced) && sale_of("m", &repriced) != a.sale());
+        assert_eq!(offer_of_payload(&a.payload), None, "not a legacy payload");
     }
 
     #[test]

@@ -98,6 +98,9 @@ pub struct StarsPaid {
     pub renewing: bool,
     /// A renewal of a subscription already running.
     pub renewal: bool,
+    /// A subscription's payment: until when it pays (Telegram's `subscription_expiration_date`,
+    /// else 30 days from the payment).
+    pub period_end: DateTime<Utc>,
 }
 
 impl Payment {
@@ -110,10 +113,13 @@ impl Payment {
     pub fn stars_paid(&self) -> Option<StarsPaid> {
         self.stars_charge()?;
         let info = self.user_info.as_ref()?;
+        let expiration = info["subscription_expiration_date"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok());
+        let default_end = self.created_at + chrono::Duration::days(i64::from(super::STAR_SUBSCRIPTION_DAYS));
         Some(StarsPaid {
             stars: u32::try_from(info["stars"].as_u64()?).ok()?,
             renewing: info["renewing"] == true,
             renewal: info["renewal"] == true,
+            period_end: expiration.filter(|e| *e > self.created_at).unwrap_or(default_end),
         })
     }
 }

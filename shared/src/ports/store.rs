@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::Envelope;
 use crate::domain::{
-    AccountBar, AuditEntry, Exemption, Membership, MembershipId, Notification, NotificationId, Payment, PaymentId,
-    PaymentStatus, RequestedRun, RunId, TelegramUserId, TokenHash, TokenRecord, UserId,
+    AccountBar, AuditEntry, Exemption, Invoice, Membership, MembershipId, Notification, NotificationId, Payment,
+    PaymentId, PaymentStatus, RequestedRun, RunId, TelegramUserId, TokenHash, TokenRecord, UserId,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -410,6 +410,17 @@ pub trait RateLimits: Send + Sync {
     async fn hits(&self, key: &str, now: DateTime<Utc>) -> Result<u32, StoreError>;
 }
 
+/// The invoice links telegate created for its offers sold in Stars: what makes a Star payment
+/// telegate's own.
+#[async_trait]
+pub trait InvoiceStore: Send + Sync {
+    /// Records an invoice, once per sale (`Invoice::sale`): when one is already recorded for the
+    /// sale (a concurrent `/buy` made it), that one is answered and this one is not written.
+    async fn record_invoice(&self, invoice: &Invoice) -> Result<Invoice, StoreError>;
+    async fn invoice_for_sale(&self, sale: &str) -> Result<Option<Invoice>, StoreError>;
+    async fn invoice(&self, payload: &str) -> Result<Option<Invoice>, StoreError>;
+}
+
 /// A record brought over from the system telegate replaces, written as it stands there rather
 /// than through the live flow's transitions.
 #[derive(Clone, Debug)]
@@ -463,6 +474,7 @@ pub trait Store:
     + AuditLog
     + RateLimits
     + ImportStore
+    + InvoiceStore
 {
 }
 impl<T> Store for T where
@@ -479,5 +491,6 @@ impl<T> Store for T where
         + AuditLog
         + RateLimits
         + ImportStore
+        + InvoiceStore
 {
 }

@@ -55,6 +55,14 @@ pub struct StarInvoice {
     pub renewing: bool,
 }
 
+/// A page of `getStarTransactions`: how many transactions Telegram listed (of every kind:
+/// refunds, withdrawals… a cursor walks over them all), and the incoming payments among them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StarPage {
+    pub listed: u32,
+    pub payments: Vec<StarTransaction>,
+}
+
 /// One incoming Stars payment as `getStarTransactions` lists it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StarTransaction {
@@ -105,8 +113,8 @@ pub trait Telegram: Send + Sync {
     ) -> Result<(), TelegramError> {
         Err(no_stars())
     }
-    /// `getStarTransactions`: incoming payments, oldest first, from `offset`.
-    async fn star_payments(&self, _offset: u32, _limit: u32) -> Result<Vec<StarTransaction>, TelegramError> {
+    /// `getStarTransactions`: a page of the bot's Star transactions, oldest first, from `offset`.
+    async fn star_payments(&self, _offset: u32, _limit: u32) -> Result<StarPage, TelegramError> {
         Err(no_stars())
     }
 }

@@ -50,7 +50,8 @@ struct Inner {
     bot_rights: Option<(bool, bool)>,
     /// `createInvoiceLink` parameters by the link answered.
     invoices: HashMap<String, Value>,
-    /// Incoming Stars payments as `getStarTransactions` lists them, oldest first.
+    /// Stars transactions as `getStarTransactions` lists them, oldest first: incoming payments
+    /// and the refunds of them.
     star_payments: Vec<Value>,
     /// Charge ids refunded (`refundStarPayment`) and subscriptions cancelled (`editUserStarSubscription`).
     refunded: Vec<String>,
@@ -373,7 +374,13 @@ fn answer(fake: &FakeTelegram, method: &str, p: &Value) -> Value {
             json!(link)
         }
         "refundStarPayment" => {
-            inner.refunded.push(p["telegram_payment_charge_id"].as_str().unwrap_or("").to_owned());
+            let charge = p["telegram_payment_charge_id"].as_str().unwrap_or("").to_owned();
+            // Telegram lists the refund too, as an outgoing transaction to the user.
+            let paid = inner.star_payments.iter().find(|t| t["id"] == charge.as_str()).cloned().unwrap_or_default();
+            let refund = json!({"id": format!("refund-{charge}"), "amount": paid["amount"], "date": chrono::Utc::now().timestamp(),
+                                "receiver": {"type": "user", "transaction_type": "invoice_payment", "user": paid["source"]["user"]}});
+            inner.star_payments.push(refund);
+            inner.refunded.push(charge);
             json!(true)
         }
         "editUserStarSubscription" => {

@@ -34,6 +34,8 @@ prefixed! {
     rate => "RATE",
     bar => "BAR",
     exempt => "EXEMPT",
+    invoice => "INVOICE",
+    sale => "SALE",
     // Sort keys under `user`.
     notification => "NOTIF",
     // Index partitions (gsiNpk).

@@ -8,6 +8,7 @@ mod audit;
 mod bars;
 mod codec;
 mod import;
+mod invoices;
 mod keys;
 mod lifecycle;
 mod notifications;
