@@ -604,17 +604,38 @@ async fn a_web_subscribers_stars_renewal_shows_in_their_web_status() {
     assert_eq!(status["memberships"][0]["days_remaining"], 37, "the web period and the Stars week");
 }
 
-#[tokio::test]
-async fn a_former_web_subscriber_paying_in_stars_sees_it_in_their_web_status() {
-    let app = stars_app(false).await;
+async fn a_stars_purchase_belongs_to_the_account_that_paid(app: TestApp) {
+    // T once opened A's web link (a reseller, a family member); A's period ended since.
     app.member("carol", "TX-WEB-2", 7711).await;
-    app.advance(31 * DAY).await; // the web period ended, and was swept
+    app.advance(31 * DAY).await;
     app.drain().await;
-    pay(&app, 7711, "pass").await;
+    let charge = pay(&app, 7711, "monthly").await;
+    join(&app, 7711).await;
+    // The purchase is T's own: not in A's payments or status.
+    let (_, mine) = app.get("/api/payments/pending-payments/", &app.jwt("carol", "user")).await;
+    assert_eq!(mine.as_array().unwrap().len(), 1, "only carol's web payment: {mine}");
+    assert!(!mine.to_string().contains(&charge), "{mine}");
     let status = app.status_of("carol").await;
-    let memberships = status["memberships"].as_array().unwrap();
-    assert_eq!(memberships.len(), 2, "{status}");
-    assert!(memberships.iter().any(|m| m["subscription_type"] == "Week pass"), "{status}");
+    assert_eq!(status["has_active_subscription"], false, "{status}");
+    assert_eq!(app.status_of("tg:7711").await["has_active_subscription"], true);
+    // A chargeback on A's card ends what A paid for, not T's Stars subscription.
+    let body = json!({"user_id": "carol", "reason": "chargeback"});
+    let (status, answer) = app.post("/api/telegram/revoke-access/", &app.jwt("root", "admin"), body).await;
+    assert_eq!((status, answer["revoked_count"].clone()), (200, json!(0)), "{answer}");
+    app.drain().await;
+    assert!(app.fake().cancelled_subscriptions().is_empty(), "T's subscription keeps renewing");
+    assert!(app.calls_for_user("banChatMember", 7711).len() <= 1, "only the ban of A's ended period, if any");
+    assert_eq!(app.status_of("tg:7711").await["has_active_subscription"], true);
+}
+
+#[tokio::test]
+async fn a_stars_purchase_belongs_to_the_account_that_paid_not_to_a_web_account_it_once_used_on_sqlite() {
+    a_stars_purchase_belongs_to_the_account_that_paid(stars_app(false).await).await;
+}
+
+#[tokio::test]
+async fn a_stars_purchase_belongs_to_the_account_that_paid_not_to_a_web_account_it_once_used_on_aws() {
+    a_stars_purchase_belongs_to_the_account_that_paid(stars_app(true).await).await;
 }
 
 #[tokio::test]

@@ -229,7 +229,8 @@ impl App {
     }
 
     /// A renewal of a subscription whose access an admin revoked: the revoke cancelled its renewal,
-    /// so this charge raced the cancellation. It is refunded, not let in.
+    /// so this charge raced the cancellation. It is refunded, not let in. Only the account's own
+    /// revoke counts: a web account revoked for what it paid does not stop this account's money.
     async fn renews_a_revoked_subscription(
         &self,
         account: TelegramUserId,
@@ -238,8 +239,9 @@ impl App {
         if !paid.is_recurring || paid.is_first_recurring || self.store.current_membership(account).await?.is_some() {
             return Ok(false);
         }
+        let own = stars_user(account)?;
         let last = self.store.last_membership(account).await?;
-        Ok(last.is_some_and(|m| m.status == MembershipStatus::Revoked))
+        Ok(last.is_some_and(|m| m.status == MembershipStatus::Revoked && m.user_id == own))
     }
 
     /// A Stars subscription cancelled, re-enabled or failing to renew, where Telegram tells of it:
@@ -285,14 +287,13 @@ impl App {
         lang: Lang,
     ) -> Result<Payment, AppError> {
         let charge = paid.telegram_payment_charge_id.trim();
-        // The current membership's payer (one period, one payer), else whoever the account's
-        // last membership belonged to: a web account that once redeemed a link sees this access too.
+        // The Telegram account that paid owns it, unless it buys within a web account's current
+        // membership, which it joined by that account's link: linked on purpose, the purchase
+        // extends that membership (one period, one payer) and shows there. An account that once
+        // used a web link is not linked for good.
         let user_id = match self.store.current_membership(account).await? {
             Some(m) => m.user_id,
-            None => match self.store.last_membership(account).await? {
-                Some(m) => m.user_id,
-                None => stars_user(account)?,
-            },
+            None => stars_user(account)?,
         };
         let payment = Payment {
             id: PaymentId::derived(at, &format!("{STARS_TRANSACTION_PREFIX}{charge}")),
