@@ -367,6 +367,27 @@ async fn the_reconciliation_walks_past_refunds_and_payments_not_ours() {
 }
 
 #[tokio::test]
+async fn charge_ids_that_differ_only_in_case_or_invisible_characters_are_two_payments() {
+    let app = stars_app(false).await;
+    let charge = pay(&app, 7831, "pass").await;
+    let (payload, stars) = buy(&app, 7831, "pass").await;
+    for other in [charge.to_uppercase(), format!("{charge}\u{200B}")] {
+        let paid = updates::StarsPaid { payload: &payload, stars, charge: &other, renewal: None };
+        let status = app.webhook(updates::stars_payment(app.update_id(), 7831, app.now().timestamp(), paid)).await;
+        assert_eq!(status, 200, "Telegram's charge {other:?}, as sent");
+    }
+    // And the first one again: paid once.
+    let again = updates::StarsPaid { payload: &payload, stars, charge: &charge, renewal: None };
+    assert_eq!(app.webhook(updates::stars_payment(app.update_id(), 7831, app.now().timestamp(), again)).await, 200);
+    app.drain().await;
+    let (_, payments) =
+        app.get("/api/payments/admin/pending-payments/?status=validated", &app.jwt("s", "support")).await;
+    assert_eq!(payments.as_array().unwrap().len(), 3, "three charges, three payments: {payments}");
+    join(&app, 7831).await;
+    assert_eq!(app.status_of("tg:7831").await["memberships"][0]["days_remaining"], 21, "three weeks");
+}
+
+#[tokio::test]
 async fn a_pre_checkout_for_a_withdrawn_or_repriced_offer_or_a_barred_account_is_refused() {
     let app = stars_app(false).await;
     let (payload, stars) = buy(&app, 7401, "pass").await;

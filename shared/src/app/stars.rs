@@ -131,7 +131,7 @@ impl App {
         let Ok(account) = TelegramUserId::parse(from.id) else {
             return Ok(false);
         };
-        let charge = paid.telegram_payment_charge_id.trim();
+        let charge = paid.telegram_payment_charge_id.as_str();
         if paid.currency != "XTR" || charge.is_empty() || charge.len() > 120 {
             tracing::error!(currency = %paid.currency, "a payment telegate never invoiced: left to support");
             return Ok(false);
@@ -286,7 +286,7 @@ impl App {
         at: DateTime<Utc>,
         lang: Lang,
     ) -> Result<Payment, AppError> {
-        let charge = paid.telegram_payment_charge_id.trim();
+        let charge = paid.telegram_payment_charge_id.as_str();
         // The Telegram account that paid owns it, unless it buys within a web account's current
         // membership, which it joined by that account's link: linked on purpose, the purchase
         // extends that membership (one period, one payer) and shows there. An account that once

@@ -140,6 +140,11 @@ pub fn parse_transaction_id(raw: &str) -> Result<String, DomainError> {
 /// kept for display.
 pub fn transaction_key(transaction_id: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
+    // A Stars charge id is Telegram's: compared exactly as Telegram sends it (manual ids may not
+    // take the prefix, whatever their spelling).
+    if transaction_id.starts_with(STARS_TRANSACTION_PREFIX) {
+        return transaction_id.to_owned();
+    }
     transaction_id
         .nfkc()
         .filter(|c| !c.is_whitespace() && !is_invisible_format(*c))
@@ -173,6 +178,19 @@ mod tests {
         }
         assert_ne!(transaction_key("TX-2"), key);
         assert_ne!(transaction_key("TX1"), transaction_key("TX-1"), "punctuation that shows is kept");
+    }
+
+    #[test]
+    fn stars_charge_ids_are_compared_exactly() {
+        let key = transaction_key("stars:stxAbC");
+        for other in ["stars:stxabc", "stars:stxAbC\u{200B}", "stars:stx AbC"] {
+            assert_ne!(transaction_key(other), key, "{other:?}");
+        }
+        assert_eq!(
+            transaction_key("STARS:x"),
+            "stars:x",
+            "a manual id that looks like one is still folded (and refused)"
+        );
     }
 
     #[test]
