@@ -90,6 +90,8 @@ pub struct Settings {
     pub token_ttl_hours: u32,
     pub invite_ttl_seconds: u32,
     pub subscription_days: u32,
+    /// Hours a member stays after the end of the period paid for before removal (`GRACE_HOURS`).
+    pub grace_hours: u32,
     pub expiry_warning_days: Vec<u32>,
     pub invite_mode: InviteMode,
     pub jwt: JwtSettings,
@@ -217,6 +219,7 @@ impl Settings {
             token_ttl_hours: number(&get, "TOKEN_TTL_HOURS", 24, 1, 24 * 365)?,
             invite_ttl_seconds: number(&get, "INVITE_TTL_SECONDS", 300, 30, 86_400)?,
             subscription_days,
+            grace_hours: number(&get, "GRACE_HOURS", 0, 0, 24 * 30)?,
             expiry_warning_days: warning_days(get("EXPIRY_WARNING_DAYS"))?,
             invite_mode: match get("INVITE_MODE").as_deref() {
                 None | Some("join_request") => InviteMode::JoinRequest,

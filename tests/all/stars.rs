@@ -450,6 +450,73 @@ async fn a_stars_buyer_who_joins_days_after_paying_keeps_the_purchase_on_aws() {
     a_buyer_who_joins_days_later_keeps_the_purchase(stars_app(true).await).await;
 }
 
+async fn a_late_renewal_finds_the_subscriber_still_in(app: TestApp) {
+    let buyer = 7241;
+    let (payload, stars) = buy(&app, buyer, "monthly").await;
+    pre_checkout(&app, buyer, &payload, stars).await.unwrap();
+    let first_expires = app.now().timestamp() + i64::from(PERIOD);
+    paid(&app, buyer, &payload, stars, Some(Renewal { expires: first_expires, recurring: true, first: true })).await;
+    join(&app, buyer).await;
+    // The period paid for ends, and the expiry runs, before Telegram's renewal comes in.
+    app.advance(28 * DAY).await;
+    app.drain().await;
+    app.advance(2 * DAY + 6 * 3600).await;
+    app.drain().await;
+    assert!(app.calls_for_user("banChatMember", buyer).is_empty(), "not removed while the renewal may come");
+    let warned = app.texts_to(buyer).join("\n");
+    assert!(warned.contains("se renouvelle de lui-même"), "told it renews by itself: {warned}");
+    assert!(!warned.contains("espace abonné"), "never sent to a website: {warned}");
+    let renewal = Renewal { expires: first_expires + i64::from(PERIOD), recurring: true, first: false };
+    paid(&app, buyer, &payload, stars, Some(renewal)).await;
+    assert!(app.texts_to(buyer).last().unwrap().contains("prolongé"), "renewed in place");
+    assert_eq!(app.status_of(&format!("tg:{buyer}")).await["has_active_subscription"], true);
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "still in: no new invite");
+    // No renewal after that one: removed a day after the renewal date at the latest.
+    app.advance(32 * DAY).await;
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", buyer).len(), 1, "removed once the renewal could no longer come");
+}
+
+#[tokio::test]
+async fn a_stars_renewal_that_comes_after_the_end_finds_the_subscriber_still_in_on_sqlite() {
+    a_late_renewal_finds_the_subscriber_still_in(stars_app(false).await).await;
+}
+
+#[tokio::test]
+async fn a_stars_renewal_that_comes_after_the_end_finds_the_subscriber_still_in_on_aws() {
+    a_late_renewal_finds_the_subscriber_still_in(stars_app(true).await).await;
+}
+
+#[tokio::test]
+async fn a_cancelled_stars_subscription_ends_with_the_period_paid_for() {
+    let app = stars_app(false).await;
+    let buyer = 7251;
+    pay(&app, buyer, "monthly").await;
+    join(&app, buyer).await;
+    let (payload, _) = buy(&app, buyer, "monthly").await;
+    assert_eq!(app.webhook(updates::subscription(app.update_id(), buyer, &payload, "canceled")).await, 200);
+    app.advance(30 * DAY + 6 * 3600).await;
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", buyer).len(), 1, "no renewal awaited: removed at the end");
+}
+
+#[tokio::test]
+async fn grace_hours_keep_a_member_past_the_end_and_the_warning_says_so() {
+    let app = TestApp::spawn_with(&[("GRACE_HOURS", "48")]).await;
+    app.member("dave", "TX-GRACE-1", 7261).await;
+    app.advance(29 * DAY).await;
+    app.drain().await;
+    let warned = app.texts_to(7261).join("\n");
+    assert!(warned.contains("l'accès est retiré le"), "the warning names the removal: {warned}");
+    app.advance(DAY + 6 * 3600).await; // past the end, within the grace
+    app.drain().await;
+    assert!(app.calls_for_user("banChatMember", 7261).is_empty(), "within the grace");
+    assert_eq!(app.status_of("dave").await["has_active_subscription"], false, "the period paid for is over");
+    app.advance(2 * DAY).await;
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", 7261).len(), 1, "removed at the end and the grace");
+}
+
 #[tokio::test]
 async fn a_subscription_telegram_says_failed_is_told_to_the_member_and_changes_nothing_else() {
     let app = stars_app(false).await;

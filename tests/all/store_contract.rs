@@ -233,8 +233,8 @@ async fn intents(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     };
     let end = now + Duration::days(30) + Duration::seconds(1);
     // A renewal won: the conditional expiry changes nothing and writes no intent.
-    assert!(store.expire_membership(&m.id, now, &[removal("early")]).await.unwrap().is_none());
-    store.expire_membership(&m.id, end, &[removal("remove:expired")]).await.unwrap().expect("expired");
+    assert!(store.expire_membership(&m.id, now, now, &[removal("early")]).await.unwrap().is_none());
+    store.expire_membership(&m.id, end, end, &[removal("remove:expired")]).await.unwrap().expect("expired");
     assert!(store.pending_intents(end, 10).await.unwrap().is_empty(), "not before it is old enough");
     let later = end + Duration::minutes(6);
     assert_eq!(store.pending_intents(later, 10).await.unwrap(), vec![removal("remove:expired")]);
@@ -399,7 +399,7 @@ async fn access(store: &Arc<dyn Store>, now: DateTime<Utc>) {
 
     // A membership that ended (an expiry sweep won the race) is not extended: the token stays free.
     let swept = now + Duration::days(61);
-    store.expire_membership(&m.id, swept, &[]).await.unwrap().expect("expired");
+    store.expire_membership(&m.id, swept, swept, &[]).await.unwrap().expect("expired");
     let late = payment("acc-a", "TX-ACC3", now);
     store.insert_payment(&late).await.unwrap();
     let (_, lt) = token(&late, now);
@@ -549,12 +549,32 @@ async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert!(store.claim_warning(&m.id, 3, end).await.unwrap());
     assert!(!store.claim_warning(&m.id, 3, end).await.unwrap());
 
-    assert!(store.due_memberships(end - Duration::seconds(1), 100).await.unwrap().iter().all(|x| x.id != m.id));
+    assert!(store.due_memberships(end - Duration::seconds(1), None, 100).await.unwrap().iter().all(|x| x.id != m.id));
     let after = end + Duration::seconds(1);
-    assert!(store.due_memberships(after, 100).await.unwrap().iter().any(|x| x.id == m.id));
-    assert_eq!(store.expire_membership(&m.id, after, &[]).await.unwrap().unwrap().status, MembershipStatus::Expired);
-    assert!(store.expire_membership(&m.id, after, &[]).await.unwrap().is_none(), "once");
-    assert!(store.due_memberships(after, 100).await.unwrap().iter().all(|x| x.id != m.id));
+    assert!(store.due_memberships(after, None, 100).await.unwrap().iter().any(|x| x.id == m.id));
+    assert!(store.due_memberships(after, Some(end), 100).await.unwrap().iter().all(|x| x.id != m.id), "paged past");
+    assert!(
+        store.due_memberships(after, Some(end - Duration::seconds(1)), 100).await.unwrap().iter().any(|x| x.id == m.id)
+    );
+    // A renewal awaited holds it past its end, until the hold runs out or is lifted.
+    let hold = after + Duration::hours(24);
+    store.set_renewal(&m.id, Some(hold)).await.unwrap();
+    assert_eq!(store.membership(&m.id).await.unwrap().unwrap().renews_until, Some(hold));
+    assert!(store.expire_membership(&m.id, after, after, &[]).await.unwrap().is_none(), "held");
+    store.set_renewal(&m.id, None).await.unwrap();
+    assert_eq!(store.membership(&m.id).await.unwrap().unwrap().renews_until, None);
+    // The grace: a cutoff before the end expires nothing.
+    assert!(
+        store.expire_membership(&m.id, end - Duration::seconds(1), after, &[]).await.unwrap().is_none(),
+        "in grace"
+    );
+    store.set_renewal(&MembershipId::generate(now).unwrap(), Some(hold)).await.unwrap();
+    assert_eq!(
+        store.expire_membership(&m.id, after, after, &[]).await.unwrap().unwrap().status,
+        MembershipStatus::Expired
+    );
+    assert!(store.expire_membership(&m.id, after, after, &[]).await.unwrap().is_none(), "once");
+    assert!(store.due_memberships(after, None, 100).await.unwrap().iter().all(|x| x.id != m.id));
 
     let c = store.counters(after).await.unwrap();
     assert_eq!(c.members_active, before.members_active - 1);

@@ -137,26 +137,33 @@ impl App {
         Ok(ran)
     }
 
+    /// Active memberships past their end and `GRACE_HOURS` are removed, earliest end first; one
+    /// a Stars subscription renews waits while Telegram's renewal may still arrive.
     async fn expire_subscriptions(&self, now: DateTime<Utc>, deadline: Instant) -> Result<(u64, bool), AppError> {
+        let cutoff = now - Duration::hours(i64::from(self.settings.grace_hours));
         let mut processed = 0;
+        let mut after = None;
         loop {
             if out_of_time(deadline) {
                 return Ok((processed, false));
             }
-            let due = self.store.due_memberships(now, BATCH).await?;
-            let mut progressed = false;
+            let due = self.store.due_memberships(cutoff, after, BATCH).await?;
             for m in &due {
+                if m.renewal_awaited(now) {
+                    continue;
+                }
                 // Conditional: a renewal that landed since the read keeps the membership.
                 let intents = [removal(m, Ending::Expired)];
-                if let Some(expired) = self.store.expire_membership(&m.id, now, &intents).await? {
-                    progressed = true;
+                if let Some(expired) = self.store.expire_membership(&m.id, cutoff, now, &intents).await? {
                     processed += 1;
                     self.end_access(&expired, "job:expire-subscriptions", Ending::Expired, intents.to_vec()).await?;
                     self.count_if_subscription_lapsed(&expired, now).await?;
                 }
             }
-            if due.len() < BATCH as usize || !progressed {
-                return Ok((processed, true));
+            // Pages follow the end date (microsecond times of joins: no ties across a page).
+            match due.last().and_then(|m| m.expires_at) {
+                Some(last) if due.len() == BATCH as usize => after = Some(last),
+                _ => return Ok((processed, true)),
             }
         }
     }
@@ -220,7 +227,8 @@ impl App {
     async fn warn(&self, m: &Membership, end: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), AppError> {
         let days = m.days_remaining(now);
         let lang = self.payer_lang(m).await?;
-        let text = texts::warning(lang, &self.settings.channel_name, end, days);
+        let removal = end + Duration::hours(i64::from(self.settings.grace_hours));
+        let text = texts::warning(lang, &self.settings.channel_name, end, days, renew_by(m), removal);
         let key = format!("warn:{}:{}:{days}", m.id, end.timestamp());
         self.notify_member(m, NotificationKind::ExpirationWarning, &text, &key).await?;
         self.audit(
@@ -252,7 +260,7 @@ impl App {
         let (kind, text, action, details) = match how {
             Ending::Expired => (
                 NotificationKind::AccessExpired,
-                texts::expired(lang, channel),
+                texts::expired(lang, channel, renew_by(m)),
                 AuditAction::AccessExpired,
                 json!({ "membership_id": m.id, "expires_at": m.expires_at }),
             ),
@@ -429,5 +437,17 @@ impl App {
             self.queue.enqueue(pending).await?;
         }
         Ok(count)
+    }
+}
+
+/// How the member keeps access: Telegram renews a subscription that is still running; a buyer
+/// in Stars with no web account buys again in the bot; a web subscriber on the website.
+fn renew_by(m: &Membership) -> texts::RenewBy {
+    if m.renews_until.is_some() {
+        texts::RenewBy::Itself
+    } else if m.user_id.as_str().starts_with(super::stars::STARS_USER_PREFIX) {
+        texts::RenewBy::Buy
+    } else {
+        texts::RenewBy::Website
     }
 }

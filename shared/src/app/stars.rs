@@ -12,8 +12,8 @@ use super::{App, AppError, actor, hour_window, require, telegram_actor};
 use crate::auth::{Caller, Role};
 use crate::domain::{
     AuditAction, IncomingMessage, Invoice, Lang, MembershipStatus, Offer, Payment, PaymentId, PaymentStatus,
-    PreCheckoutQuery, STARS_TRANSACTION_PREFIX, SubscriptionUpdated, SuccessfulPayment, TelegramUserId, TgUser,
-    TokenHash, TokenRecord, UserId, offer_of_payload, sale_of, texts,
+    PreCheckoutQuery, STARS_RENEWAL_WAIT_HOURS, STARS_TRANSACTION_PREFIX, SubscriptionUpdated, SuccessfulPayment,
+    TelegramUserId, TgUser, TokenHash, TokenRecord, UserId, offer_of_payload, sale_of, texts,
 };
 use crate::ports::{Effect, LinkButton, StarInvoice, StoreError};
 
@@ -166,7 +166,12 @@ impl App {
                 self.refund_unusable(&payment, account, charge).await?;
                 (texts::stars_refunded(lang), Vec::new())
             }
-            other => self.redemption_reply(other, lang),
+            other => {
+                if offer.1.renewing {
+                    self.await_renewal(account, &payment).await?;
+                }
+                self.redemption_reply(other, lang)
+            }
         };
         self.telegram.send_message(chat, &reply, &buttons).await?;
         Ok(new)
@@ -244,22 +249,58 @@ impl App {
         Ok(last.is_some_and(|m| m.status == MembershipStatus::Revoked && m.user_id == own))
     }
 
+    /// The membership a subscription's payment went into waits for the next renewal: it is not
+    /// removed before the renewal date and `STARS_RENEWAL_WAIT_HOURS`.
+    async fn await_renewal(&self, account: TelegramUserId, payment: &Payment) -> Result<(), AppError> {
+        let (Some(m), Some(paid)) = (self.store.current_membership(account).await?, payment.stars_paid()) else {
+            return Ok(());
+        };
+        let until = paid.period_end + Duration::hours(STARS_RENEWAL_WAIT_HOURS);
+        self.store.set_renewal(&m.id, Some(until.max(m.renews_until.unwrap_or(until)))).await?;
+        Ok(())
+    }
+
     /// A Stars subscription cancelled, re-enabled or failing to renew, where Telegram tells of it:
-    /// recorded, and the member told until when access lasts. Nothing else changes — the end of
-    /// the period paid for decides, whether or not this update ever comes.
+    /// recorded, and the member told until when access lasts. Cancelled or failed, no renewal is
+    /// awaited any more: access ends with the period paid for (and `GRACE_HOURS`); re-enabled,
+    /// the next renewal is awaited again.
     pub(crate) async fn on_subscription_change(&self, change: &SubscriptionUpdated) -> Result<(), AppError> {
         let Ok(account) = TelegramUserId::parse(change.user.id) else { return Ok(()) };
         let details = json!({ "payload": change.invoice_payload, "state": change.state });
         self.audit(&telegram_actor(account), AuditAction::StarsSubscriptionChanged, None, Some(account), details)
             .await?;
         let now = self.clock.now();
-        let end = self.store.current_membership(account).await?.filter(|m| m.is_active(now)).and_then(|m| m.expires_at);
+        let Some(m) = self.store.current_membership(account).await? else { return Ok(()) };
+        match change.state.as_str() {
+            "canceled" | "failed" => self.store.set_renewal(&m.id, None).await?,
+            "active" => {
+                if let Some(latest) = self.latest_subscription_payment(account, &m.user_id).await? {
+                    self.await_renewal(account, &latest).await?;
+                }
+            }
+            _ => {}
+        }
+        let end = Some(m).filter(|m| m.is_active(now)).and_then(|m| m.expires_at);
         if let (Some(end), "canceled" | "failed") = (end, change.state.as_str()) {
             let lang = Lang::from_code(change.user.language_code.as_deref());
             let text = texts::subscription_ending(lang, &self.settings.channel_name, change.state == "failed", end);
             self.telegram.send_message(account.get(), &text, &[]).await?;
         }
         Ok(())
+    }
+
+    /// The account's latest payment of a Stars subscription, among `user`'s payments.
+    async fn latest_subscription_payment(
+        &self,
+        account: TelegramUserId,
+        user: &UserId,
+    ) -> Result<Option<Payment>, AppError> {
+        let mine = self.store.payments_of(user).await?.into_iter().filter(|p| {
+            p.status == PaymentStatus::Validated
+                && p.stars_paid().is_some_and(|s| s.renewing)
+                && stars_payer(p).is_some_and(|(_, a)| a == account)
+        });
+        Ok(mine.max_by_key(|p| p.created_at))
     }
 
     /// `/paysupport`: who answers payment questions; the request is recorded (once an hour per
@@ -497,7 +538,10 @@ fn refund_effect(payment: &Payment, account: TelegramUserId, charge: &str) -> (S
     (format!("refund:{charge}"), effect)
 }
 
+/// The user id of a Telegram account that pays in Stars on its own: `tg:<telegram id>`.
+pub(crate) const STARS_USER_PREFIX: &str = "tg:";
+
 /// The payer of a Stars payment with no web account: the Telegram account itself.
 pub fn stars_user(account: TelegramUserId) -> Result<UserId, AppError> {
-    Ok(UserId::parse(&format!("tg:{account}"))?)
+    Ok(UserId::parse(&format!("{STARS_USER_PREFIX}{account}"))?)
 }

@@ -55,6 +55,9 @@ pub struct Membership {
     /// When and why it ended (expired, revoked).
     pub ended_at: Option<DateTime<Utc>>,
     pub end_reason: Option<String>,
+    /// A Stars subscription renews it: past its end, it is not removed before this time, while
+    /// Telegram's renewal may still arrive. Cleared when the subscription is cancelled or fails.
+    pub renews_until: Option<DateTime<Utc>>,
 }
 
 impl Membership {
@@ -85,6 +88,7 @@ impl Membership {
             invite_expires_at: None,
             ended_at: None,
             end_reason: None,
+            renews_until: None,
         }
     }
 
@@ -117,12 +121,18 @@ impl Membership {
             invite_expires_at: None,
             ended_at: None,
             end_reason: None,
+            renews_until: None,
         }
     }
 
     /// Active and not past its end, whatever a job has or has not done yet.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.status == MembershipStatus::Active && self.expires_at.is_some_and(|end| end > now)
+    }
+
+    /// Held past its end while a renewal may still come (see `renews_until`).
+    pub fn renewal_awaited(&self, now: DateTime<Utc>) -> bool {
+        self.renews_until.is_some_and(|until| until > now)
     }
 
     /// May this account be let into the channel now: an active period, or a pending one whose

@@ -16,7 +16,10 @@ pub use ids::{AuditId, MembershipId, NotificationId, PaymentId, RunId, TelegramU
 pub use job::{Job, REQUESTED_RUN_DAYS, RequestedRun, RunStatus, Schedule};
 pub use membership::{AccountBar, Exemption, Membership, MembershipStatus, extended_end};
 pub use notification::{Notification, NotificationKind, READ_NOTIFICATION_DAYS, UNREAD_NOTIFICATION_DAYS};
-pub use offer::{Invoice, MAX_STARS, Offer, Offers, STAR_SUBSCRIPTION_DAYS, offer_of_payload, sale_of, stars_payload};
+pub use offer::{
+    Invoice, MAX_STARS, Offer, Offers, STAR_SUBSCRIPTION_DAYS, STARS_RENEWAL_WAIT_HOURS, offer_of_payload, sale_of,
+    stars_payload,
+};
 pub use payment::{Payment, PaymentStatus, STARS_TRANSACTION_PREFIX, StarsPaid, parse_transaction_id, transaction_key};
 pub use texts::Lang;
 pub use token::{AccessToken, TokenHash, TokenRecord, TokenStatus};

@@ -20,6 +20,10 @@ pub struct Offer {
 
 /// Telegram's only subscription period (`subscription_period`), 30 days.
 pub const STAR_SUBSCRIPTION_DAYS: u32 = 30;
+/// How long past a subscription's renewal date telegate waits for Telegram's payment before it
+/// removes the member: the update may come late, or be missed and found by `reconcile-stars`
+/// (hourly).
+pub const STARS_RENEWAL_WAIT_HOURS: i64 = 24;
 /// The most Stars one purchase may cost (Telegram's limit for invoices and subscriptions).
 pub const MAX_STARS: u32 = 10_000;
 

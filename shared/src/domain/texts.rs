@@ -184,39 +184,81 @@ pub fn payment_rejected(lang: Lang, reason: &str) -> Text {
     }
 }
 
-pub fn expired(lang: Lang, channel: &str) -> Text {
+/// How a member keeps their access: what the warnings and the end tell them to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RenewBy {
+    /// A Stars subscription Telegram renews by itself.
+    Itself,
+    /// A buyer in Stars with no web account: `/buy` in the bot.
+    Buy,
+    /// A web subscriber: their subscriber area.
+    Website,
+}
+
+pub fn expired(lang: Lang, channel: &str, how: RenewBy) -> Text {
+    let back = match (lang, how) {
+        (Lang::Fr, RenewBy::Website) => {
+            "Pour revenir, renouvelez votre abonnement depuis votre espace : un nouveau lien vous sera envoyé."
+        }
+        (Lang::Fr, _) => "Pour revenir, envoyez /buy au bot.",
+        (Lang::En, RenewBy::Website) => "To come back, renew from your subscriber area: you will get a new link.",
+        (Lang::En, _) => "To come back, send /buy to the bot.",
+    };
     match lang {
         Lang::Fr => t(
             "Abonnement terminé",
-            format!(
-                "Votre abonnement à « {channel} » est terminé et votre accès a été retiré. Pour revenir, renouvelez votre abonnement depuis votre espace : un nouveau lien vous sera envoyé."
-            ),
+            format!("Votre abonnement à « {channel} » est terminé et votre accès a été retiré. {back}"),
         ),
         Lang::En => t(
             "Subscription ended",
-            format!(
-                "Your subscription to \"{channel}\" has ended and your access was removed. To come back, renew from your subscriber area: you will get a new link."
-            ),
+            format!("Your subscription to \"{channel}\" has ended and your access was removed. {back}"),
         ),
     }
 }
 
-pub fn warning(lang: Lang, channel: &str, end: DateTime<Utc>, days: i64) -> Text {
-    match lang {
-        Lang::Fr => t(
-            "Votre abonnement se termine bientôt",
+/// `removal`: when the member is removed, if later than `end` (`GRACE_HOURS`).
+pub fn warning(lang: Lang, channel: &str, end: DateTime<Utc>, days: i64, how: RenewBy, removal: DateTime<Utc>) -> Text {
+    let grace = match lang {
+        _ if removal <= end => String::new(),
+        Lang::Fr => format!(" Sans renouvellement, l'accès est retiré le {}.", date(lang, removal)),
+        Lang::En => format!(" Without a renewal, access is removed on {}.", date(lang, removal)),
+    };
+    match (lang, how) {
+        (Lang::Fr, RenewBy::Itself) => t(
+            "Votre abonnement se renouvelle bientôt",
             format!(
-                "Votre abonnement à « {channel} » se termine le {} (dans {days} jour(s)). Pour ne pas perdre l'accès, renouvelez-le depuis votre espace abonné : les jours s'ajoutent à la date de fin actuelle.",
+                "Votre abonnement à « {channel} » se renouvelle de lui-même le {} : rien à faire. S'il est résilié ou si le paiement échoue, l'accès s'arrête à la fin de la période payée.{grace}",
                 date(lang, end)
             ),
         ),
-        Lang::En => t(
-            "Your subscription ends soon",
+        (Lang::En, RenewBy::Itself) => t(
+            "Your subscription renews soon",
             format!(
-                "Your subscription to \"{channel}\" ends on {} (in {days} day(s)). To keep your access, renew from your subscriber area: the days are added to the current end date.",
+                "Your subscription to \"{channel}\" renews by itself on {}: nothing to do. If it is cancelled or the payment fails, access ends with the period paid for.{grace}",
                 date(lang, end)
             ),
         ),
+        (Lang::Fr, _) => {
+            let renew =
+                if how == RenewBy::Buy { "envoyez /buy au bot" } else { "renouvelez-le depuis votre espace abonné" };
+            t(
+                "Votre abonnement se termine bientôt",
+                format!(
+                    "Votre abonnement à « {channel} » se termine le {} (dans {days} jour(s)). Pour ne pas perdre l'accès, {renew} : les jours s'ajoutent à la date de fin actuelle.{grace}",
+                    date(lang, end)
+                ),
+            )
+        }
+        (Lang::En, _) => {
+            let renew = if how == RenewBy::Buy { "send /buy to the bot" } else { "renew from your subscriber area" };
+            t(
+                "Your subscription ends soon",
+                format!(
+                    "Your subscription to \"{channel}\" ends on {} (in {days} day(s)). To keep your access, {renew}: the days are added to the current end date.{grace}",
+                    date(lang, end)
+                ),
+            )
+        }
     }
 }
 

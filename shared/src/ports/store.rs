@@ -154,6 +154,9 @@ pub trait AccessStore: Send + Sync {
         username: Option<&str>,
     ) -> Result<Option<Membership>, StoreError>;
     async fn set_in_channel(&self, id: &MembershipId, in_channel: bool, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Holds the membership past its end until `until` (a Stars subscription's renewal may still
+    /// arrive), or, with `None`, no longer.
+    async fn set_renewal(&self, id: &MembershipId, until: Option<DateTime<Utc>>) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -297,13 +300,21 @@ pub trait LifecycleStore: Send + Sync {
     /// first), with the memberships they opened that never started. Returns the number expired:
     /// fewer than `limit` means none is left.
     async fn expire_tokens(&self, now: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
-    /// Active memberships whose end is at or before `now`, earliest end first, at most `limit`.
-    async fn due_memberships(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError>;
-    /// Active → expired, only while it is still active and still past its end (a renewal wins).
+    /// Active memberships whose end is after `after` (when given) and at or before `cutoff`,
+    /// earliest end first, at most `limit`.
+    async fn due_memberships(
+        &self,
+        cutoff: DateTime<Utc>,
+        after: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<Membership>, StoreError>;
+    /// Active → expired at `now`, only while it is still active, its end still at or before
+    /// `cutoff` (a renewal wins) and no renewal is awaited (`renews_until` unset or past `now`).
     /// `intents` (the removal from the channel) are written in the same transaction: see `EffectOutbox`.
     async fn expire_membership(
         &self,
         id: &MembershipId,
+        cutoff: DateTime<Utc>,
         now: DateTime<Utc>,
         intents: &[Envelope],
     ) -> Result<Option<Membership>, StoreError>;

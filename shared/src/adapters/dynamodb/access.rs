@@ -358,4 +358,28 @@ impl AccessStore for DynamoStore {
         };
         request.send().await.map(drop).map_err(fault)
     }
+
+    async fn set_renewal(&self, id: &MembershipId, until: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::membership(id)))
+            .key("sk", s("MEM"))
+            .condition_expression("attribute_exists(pk)");
+        let request = match until {
+            Some(t) => request.update_expression("SET renews_until = :t").expression_attribute_values(":t", s(ts(t))),
+            None => request.update_expression("REMOVE renews_until"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
+                    == Some("ConditionalCheckFailedException") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(fault(e)),
+        }
+    }
 }

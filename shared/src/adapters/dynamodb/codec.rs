@@ -225,6 +225,7 @@ pub(super) fn membership_from(i: &Item) -> Result<Membership, StoreError> {
         invite_expires_at: opt_time(i, "invite_expires_at")?,
         ended_at: opt_time(i, "ended_at")?,
         end_reason: opt_s(i, "end_reason")?,
+        renews_until: opt_time(i, "renews_until")?,
     })
 }
 

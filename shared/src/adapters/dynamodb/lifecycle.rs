@@ -70,24 +70,35 @@ impl LifecycleStore for DynamoStore {
         Ok(expired)
     }
 
-    async fn due_memberships(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError> {
-        let items = self
-            .query(
-                Query::on(
-                    Some("gsi2"),
-                    "gsi2pk = :p AND gsi2sk <= :now",
-                    vec![(":p", s(keys::memberships_by_status("active"))), (":now", s(ts(now)))],
-                )
-                .oldest_first()
-                .limit(limit),
-            )
-            .await?;
+    async fn due_memberships(
+        &self,
+        cutoff: DateTime<Utc>,
+        after: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<Membership>, StoreError> {
+        let mut values = vec![(":p", s(keys::memberships_by_status("active"))), (":cutoff", s(ts(cutoff)))];
+        let condition = match after {
+            Some(after) if after < cutoff => {
+                // BETWEEN is inclusive: the first item (ending exactly at `after`) is skipped below.
+                values.push((":after", s(ts(after))));
+                "gsi2pk = :p AND gsi2sk BETWEEN :after AND :cutoff"
+            }
+            Some(_) => return Ok(Vec::new()),
+            None => "gsi2pk = :p AND gsi2sk <= :cutoff",
+        };
+        let items = self.query(Query::on(Some("gsi2"), condition, values).oldest_first().limit(limit + 1)).await?;
+        let items: Vec<_> = items
+            .into_iter()
+            .filter(|i| after.is_none_or(|a| i.get("gsi2sk").and_then(|v| v.as_s().ok()) != Some(&ts(a))))
+            .take(limit as usize)
+            .collect();
         items.iter().map(membership_from).collect()
     }
 
     async fn expire_membership(
         &self,
         id: &MembershipId,
+        cutoff: DateTime<Utc>,
         now: DateTime<Utc>,
         intents: &[Envelope],
     ) -> Result<Option<Membership>, StoreError> {
@@ -95,10 +106,14 @@ impl LifecycleStore for DynamoStore {
             self.update(
                 (&keys::membership(id), "MEM"),
                 "SET #status = :expired, ended_at = :now, end_reason = :why, in_channel = :no, gsi2pk = :g, gsi2sk = :now",
-                Some("#status = :active AND expires_at <= :now"),
+                Some(
+                    "#status = :active AND expires_at <= :cutoff \
+                     AND (attribute_not_exists(renews_until) OR renews_until <= :now)",
+                ),
                 vec![
                     (":expired", s("expired")),
                     (":now", s(ts(now))),
+                    (":cutoff", s(ts(cutoff))),
                     (":why", s("subscription ended")),
                     (":no", b(false)),
                     (":g", s(keys::memberships_by_status("expired"))),

@@ -246,6 +246,14 @@ impl AccessStore for SqliteStore {
             .map_err(fault)
         })
     }
+
+    async fn set_renewal(&self, id: &MembershipId, until: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute("UPDATE memberships SET renews_until = ?1 WHERE id = ?2", params![until.map(ts), id.as_str()])
+                .map(drop)
+                .map_err(fault)
+        })
+    }
 }
 
 /// Why a token's period was not applied: it was already (by a concurrent or earlier call), or the

@@ -41,12 +41,18 @@ impl LifecycleStore for SqliteStore {
         })
     }
 
-    async fn due_memberships(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError> {
+    async fn due_memberships(
+        &self,
+        cutoff: DateTime<Utc>,
+        after: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<Membership>, StoreError> {
         self.with(|conn| {
             memberships_where(
                 conn,
-                "SELECT * FROM memberships WHERE status = 'active' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
-                params![ts(now), limit],
+                "SELECT * FROM memberships WHERE status = 'active' AND expires_at <= ?1 AND (?2 IS NULL OR expires_at > ?2)
+                 ORDER BY expires_at LIMIT ?3",
+                params![ts(cutoff), after.map(ts), limit],
             )
         })
     }
@@ -54,6 +60,7 @@ impl LifecycleStore for SqliteStore {
     async fn expire_membership(
         &self,
         id: &MembershipId,
+        cutoff: DateTime<Utc>,
         now: DateTime<Utc>,
         intents: &[Envelope],
     ) -> Result<Option<Membership>, StoreError> {
@@ -62,8 +69,8 @@ impl LifecycleStore for SqliteStore {
             let changed = tx
                 .execute(
                     "UPDATE memberships SET status = 'expired', ended_at = ?1, end_reason = 'subscription ended', in_channel = 0
-                     WHERE id = ?2 AND status = 'active' AND expires_at <= ?1",
-                    params![ts(now), id.as_str()],
+                     WHERE id = ?2 AND status = 'active' AND expires_at <= ?3 AND (renews_until IS NULL OR renews_until <= ?1)",
+                    params![ts(now), id.as_str(), ts(cutoff)],
                 )
                 .map_err(fault)?;
             if changed == 0 {

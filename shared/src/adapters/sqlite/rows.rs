@@ -90,6 +90,7 @@ pub(super) fn membership_from(row: &Row) -> rusqlite::Result<Membership> {
         invite_expires_at: opt_time(row, "invite_expires_at")?,
         ended_at: opt_time(row, "ended_at")?,
         end_reason: row.get("end_reason")?,
+        renews_until: opt_time(row, "renews_until")?,
     })
 }
 
