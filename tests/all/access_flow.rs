@@ -190,6 +190,24 @@ async fn a_join_without_a_membership_is_removed_but_not_banned_and_admins_are_le
 }
 
 #[tokio::test]
+async fn an_administrator_demoted_to_member_without_a_membership_is_removed_as_a_stranger() {
+    let app = TestApp::spawn().await;
+    app.webhook(updates::admin_promoted(app.update_id(), CHANNEL, 4343)).await;
+    app.webhook(updates::admin_demoted(app.update_id(), CHANNEL, 4343)).await;
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", 4343).len(), 1, "removed at the demotion");
+    assert_eq!(app.calls_for_user("unbanChatMember", 4343).len(), 1, "not banned: paying lets them in");
+    let (_, audit) = app.get("/api/telegram/admin/audit/?limit=20", &app.jwt("root", "admin")).await;
+    assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "member_removed"), "{audit}");
+
+    // One who also paid stays.
+    app.member("erin", "TX-DEMOTED", 4344).await;
+    app.webhook(updates::admin_demoted(app.update_id(), CHANNEL, 4344)).await;
+    app.drain().await;
+    assert!(app.calls_for_user("banChatMember", 4344).is_empty(), "a paying member stays");
+}
+
+#[tokio::test]
 async fn a_renewal_by_an_active_member_extends_from_the_current_end() {
     let app = TestApp::spawn().await;
     app.member("alice", "TX-7", ALICE).await;

@@ -366,6 +366,24 @@ async fn reconciliation_removes_who_is_still_in_and_records_who_left() {
 }
 
 #[tokio::test]
+async fn reconciliation_removes_an_administrator_demoted_unnoticed_who_never_paid() {
+    let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0"), ("RECONCILE_PER_SECOND", "1000")]).await;
+    app.member("frank", "TX-STAFF", 4647).await;
+    app.fake().set_member_status(4646, "administrator");
+    app.fake().set_member_status(4647, "administrator");
+    assert_eq!(run_job(&app, "reconcile-members").await, 0, "the administrators are noted");
+    // Both demoted, their updates lost; only 4647 paid.
+    app.fake().set_member_status(4646, "member");
+    app.fake().set_member_status(4647, "member");
+    assert_eq!(run_job(&app, "reconcile-members").await, 1);
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", 4646).len(), 1, "removed");
+    assert_eq!(app.calls_for_user("unbanChatMember", 4646).len(), 1, "not banned for good");
+    assert!(app.calls_for_user("banChatMember", 4647).is_empty(), "a paying member stays");
+    assert_eq!(run_job(&app, "reconcile-members").await, 0, "once");
+}
+
+#[tokio::test]
 async fn reconciliation_stops_when_its_time_is_up_without_guessing() {
     let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0"), ("RECONCILE_MAX_SECONDS", "0")]).await;
     revoked_but_back_in(&app, "TX-RC3").await;

@@ -388,6 +388,15 @@ async fn charge_ids_that_differ_only_in_case_or_invisible_characters_are_two_pay
 }
 
 #[tokio::test]
+async fn a_channel_administrator_is_not_sold_access_they_have() {
+    let app = stars_app(false).await;
+    app.fake().set_member_status(7841, "administrator");
+    let (payload, stars) = buy(&app, 7841, "pass").await;
+    let refusal = pre_checkout(&app, 7841, &payload, stars).await.expect_err("refused");
+    assert!(refusal.contains("administrez"), "{refusal}");
+}
+
+#[tokio::test]
 async fn a_pre_checkout_for_a_withdrawn_or_repriced_offer_or_a_barred_account_is_refused() {
     let app = stars_app(false).await;
     let (payload, stars) = buy(&app, 7401, "pass").await;

@@ -118,6 +118,10 @@ impl Telegram for OutboxTelegram {
         self.record("getChatMember", json!({ "user_id": user }))?;
         Ok(Presence::Out)
     }
+    async fn administrators(&self) -> Result<Vec<TelegramUserId>, TelegramError> {
+        self.record("getChatAdministrators", json!({}))?;
+        Ok(Vec::new())
+    }
 
     async fn decline_join_request(&self, user: TelegramUserId) -> Result<(), TelegramError> {
         self.record("declineChatJoinRequest", json!({ "user_id": user }))

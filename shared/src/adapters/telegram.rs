@@ -214,6 +214,15 @@ impl Telegram for BotApi {
         })
     }
 
+    async fn administrators(&self) -> Result<Vec<TelegramUserId>, TelegramError> {
+        let staff = self.bot.get_chat_administrators(self.channel).send().await.map_err(map_error)?;
+        Ok(staff
+            .into_iter()
+            .filter(|m| !m.user.is_bot)
+            .filter_map(|m| i64::try_from(m.user.id.0).ok().and_then(|id| TelegramUserId::parse(id).ok()))
+            .collect())
+    }
+
     async fn decline_join_request(&self, id: TelegramUserId) -> Result<(), TelegramError> {
         self.bot.decline_chat_join_request(self.channel, user(id)).send().await.map(drop).map_err(map_error)
     }
@@ -366,6 +375,9 @@ impl Telegram for NoBot {
         Self::refused()
     }
     async fn presence(&self, _: TelegramUserId) -> Result<Presence, TelegramError> {
+        Self::refused()
+    }
+    async fn administrators(&self) -> Result<Vec<TelegramUserId>, TelegramError> {
         Self::refused()
     }
 }

@@ -289,7 +289,9 @@ impl App {
         let pace = std::time::Duration::from_millis(1000 / u64::from(limits.reconcile_per_second.max(1)));
         let own = Instant::now() + std::time::Duration::from_secs(u64::from(limits.reconcile_max_seconds));
         let deadline = deadline.min(own);
-        let mut fixed = 0;
+        let Some(mut fixed) = self.reconcile_demoted(now, pace, deadline).await? else {
+            return Ok((0, false));
+        };
         let mut seen = std::collections::HashSet::new();
         for m in self.store.ended_since(now - Duration::days(7), 10_000).await? {
             // Just ended: its removal is still on the queue.
@@ -328,6 +330,50 @@ impl App {
             }
         }
         Ok((fixed, true))
+    }
+
+    /// Administrators at the last run who no longer are (a demotion whose update was missed):
+    /// one still in the channel with no membership holding its place, nor an exemption, is
+    /// removed as a stranger. `None`: stopped before the end (the next run checks them again).
+    async fn reconcile_demoted(
+        &self,
+        now: DateTime<Utc>,
+        pace: std::time::Duration,
+        deadline: Instant,
+    ) -> Result<Option<u64>, AppError> {
+        const STAFF: &str = "reconcile-members:staff";
+        let staff = match self.telegram.administrators().await {
+            Ok(staff) => staff,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the channel's administrators; demotions are checked next run");
+                return Ok(Some(0));
+            }
+        };
+        let known: Vec<i64> =
+            self.store.job_cursor(STAFF).await?.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
+        let mut fixed = 0;
+        for account in known.into_iter().filter_map(|id| crate::domain::TelegramUserId::parse(id).ok()) {
+            if staff.contains(&account)
+                || self.store.current_membership(account).await?.is_some_and(|m| m.holds_place(now))
+                || self.store.exemption(account).await?.is_some()
+            {
+                continue;
+            }
+            let Some(presence) = self.presence_paced(account, pace, deadline).await else {
+                return Ok(None);
+            };
+            if presence == Presence::In {
+                fixed += 1;
+                tracing::warn!(telegram_user = %account, "a former administrator in the channel without a membership: removing");
+                let remove = Effect::RemoveMember { telegram_user_id: account, keep_banned: false };
+                self.enqueue(vec![(format!("demoted:{account}:{}", now.format("%Y%m%d")), remove)]).await?;
+                let details = json!({ "reason": "no active membership", "former_administrator": true });
+                self.audit("job:reconcile-members", AuditAction::MemberRemoved, None, Some(account), details).await?;
+            }
+        }
+        let ids: Vec<i64> = staff.iter().map(|a| a.get()).collect();
+        self.store.set_job_cursor(STAFF, &json!(ids).to_string()).await?;
+        Ok(Some(fixed))
     }
 
     async fn audit_reconciled(

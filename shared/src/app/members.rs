@@ -74,8 +74,13 @@ impl App {
         };
         let (before, after) = (update.old_chat_member.status(), update.new_chat_member.status());
         // Administrators and the owner are never touched, nor bots the admins add.
-        if before.is_staff() || after.is_staff() || user.is_bot {
+        if after.is_staff() || user.is_bot {
             return Ok(());
+        }
+        // An administrator demoted to member is from now on in the channel like anyone: kept with
+        // a membership (or an exemption), otherwise removed as a stranger.
+        if before.is_staff() {
+            return if after.is_in_chat() { self.on_join(update_id, update, account).await } else { Ok(()) };
         }
         let by_an_administrator = update.new_chat_member.status == "kicked"
             && !update.from.is_bot

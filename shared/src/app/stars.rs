@@ -15,7 +15,7 @@ use crate::domain::{
     PreCheckoutQuery, STARS_RENEWAL_WAIT_HOURS, STARS_TRANSACTION_PREFIX, SubscriptionUpdated, SuccessfulPayment,
     TelegramUserId, TgUser, TokenHash, TokenRecord, UserId, offer_of_payload, sale_of, texts,
 };
-use crate::ports::{Effect, LinkButton, StarInvoice, StoreError};
+use crate::ports::{Effect, LinkButton, Presence, StarInvoice, StoreError};
 
 /// Who reviewed a Stars payment: Telegram took it, nobody had to validate it.
 const STARS_REVIEWER: &str = "telegram-stars";
@@ -83,7 +83,13 @@ impl App {
         let sold = self.sold(&query.invoice_payload).await?.filter(|s| s.on_sale);
         let refusal = match (sold, TelegramUserId::parse(query.from.id)) {
             (Some(s), Ok(account)) if query.currency == "XTR" && s.offer.stars == Some(query.total_amount) => {
-                self.store.account_bar(account).await?.map(|_| texts::checkout_barred(lang))
+                if self.store.account_bar(account).await?.is_some() {
+                    Some(texts::checkout_barred(lang))
+                } else if self.is_staff(account).await {
+                    Some(texts::checkout_staff(lang))
+                } else {
+                    None
+                }
             }
             _ => Some(texts::checkout_offer_gone(lang)),
         };
@@ -247,6 +253,18 @@ impl App {
         let own = stars_user(account)?;
         let last = self.store.last_membership(account).await?;
         Ok(last.is_some_and(|m| m.status == MembershipStatus::Revoked && m.user_id == own))
+    }
+
+    /// An administrator or the owner of the channel, who has access without paying. A check that
+    /// fails does not stop a sale.
+    async fn is_staff(&self, account: TelegramUserId) -> bool {
+        match self.telegram.presence(account).await {
+            Ok(presence) => presence == Presence::Staff,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not tell whether the buyer administers the channel");
+                false
+            }
+        }
     }
 
     /// The membership a subscription's payment went into waits for the next renewal: it is not

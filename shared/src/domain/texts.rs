@@ -342,6 +342,14 @@ pub fn checkout_barred(lang: Lang) -> String {
     }
 }
 
+/// A channel administrator has access already: paying would buy nothing.
+pub fn checkout_staff(lang: Lang) -> String {
+    match lang {
+        Lang::Fr => "Vous administrez ce canal : vous y avez déjà accès, rien à payer.".into(),
+        Lang::En => "You administer this channel: you have access already, nothing to pay.".into(),
+    }
+}
+
 /// A payment that could not be turned into access was given back.
 pub fn stars_refunded(lang: Lang) -> String {
     match lang {

@@ -89,6 +89,8 @@ pub trait Telegram: Send + Sync {
     async fn decline_join_request(&self, user: TelegramUserId) -> Result<(), TelegramError>;
     /// Whether the account is in the channel now (`getChatMember`).
     async fn presence(&self, user: TelegramUserId) -> Result<Presence, TelegramError>;
+    /// The channel's administrators and owner (`getChatAdministrators`), bots left out.
+    async fn administrators(&self) -> Result<Vec<TelegramUserId>, TelegramError>;
 
     // Payments in Stars. A Telegram that cannot take them refuses, loudly.
 

@@ -326,38 +326,17 @@ fn answer(fake: &FakeTelegram, method: &str, p: &Value) -> Value {
         "getChat" => {
             json!({"id": p["chat_id"], "type": "channel", "title": "Fake channel", "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": {"unlimited_gifts": false, "limited_gifts": false, "unique_gifts": false, "premium_subscription": false}})
         }
-        "getChatMember" => {
-            let user_id = p["user_id"].as_i64().unwrap_or(0);
-            let default = if user_id == BOT_ID { "administrator" } else { "left" };
-            let status = inner.member_status.get(&user_id).cloned().unwrap_or_else(|| default.into());
-            let user = if user_id == BOT_ID {
-                bot_user()
-            } else {
-                json!({"id": user_id, "is_bot": false, "first_name": "someone"})
-            };
-            let mut member = json!({"status": status, "user": user});
-            if status == "administrator" {
-                let (invite, restrict) = inner.bot_rights.unwrap_or((true, true));
-                for (k, v) in [
-                    ("can_be_edited", false),
-                    ("is_anonymous", false),
-                    ("can_manage_chat", true),
-                    ("can_delete_messages", true),
-                    ("can_manage_video_chats", false),
-                    ("can_restrict_members", restrict),
-                    ("can_promote_members", false),
-                    ("can_change_info", false),
-                    ("can_invite_users", invite),
-                    ("can_post_stories", false),
-                    ("can_edit_stories", false),
-                    ("can_delete_stories", false),
-                    ("can_post_messages", true),
-                    ("can_edit_messages", false),
-                ] {
-                    member[k] = json!(v);
-                }
-            }
-            member
+        "getChatMember" => chat_member(&inner, p["user_id"].as_i64().unwrap_or(0)),
+        "getChatAdministrators" => {
+            let mut staff: Vec<i64> = inner
+                .member_status
+                .iter()
+                .filter(|(_, s)| *s == "administrator" || *s == "creator")
+                .map(|(id, _)| *id)
+                .collect();
+            staff.sort_unstable();
+            staff.insert(0, BOT_ID);
+            json!(staff.into_iter().map(|id| chat_member(&inner, id)).collect::<Vec<_>>())
         }
         "setWebhook" => {
             inner.webhook_url = p["url"].as_str().unwrap_or("").to_owned();
@@ -477,6 +456,11 @@ pub mod updates {
         member_update(update_id, channel, user_id, "left", "administrator", None)
     }
 
+    /// An administrator made a plain member again (still in the channel).
+    pub fn admin_demoted(update_id: i64, channel: i64, user_id: i64) -> Value {
+        member_update(update_id, channel, user_id, "administrator", "member", None)
+    }
+
     /// Telegram asks the bot whether to take `from`'s payment of `stars` for the invoice `payload`.
     pub fn pre_checkout(update_id: i64, from: i64, query_id: &str, payload: &str, stars: u32) -> Value {
         json!({"update_id": update_id, "pre_checkout_query": {
@@ -523,4 +507,38 @@ pub mod updates {
             "from": user(from, "fr"), "successful_payment": paid,
         }})
     }
+}
+
+/// A `ChatMember` as Telegram answers it, from what this fake knows of the account.
+fn chat_member(inner: &Inner, user_id: i64) -> Value {
+    let default = if user_id == BOT_ID { "administrator" } else { "left" };
+    let status = inner.member_status.get(&user_id).cloned().unwrap_or_else(|| default.into());
+    let user =
+        if user_id == BOT_ID { bot_user() } else { json!({"id": user_id, "is_bot": false, "first_name": "someone"}) };
+    let mut member = json!({"status": status, "user": user});
+    if status == "administrator" {
+        let (invite, restrict) = inner.bot_rights.unwrap_or((true, true));
+        for (k, v) in [
+            ("can_be_edited", false),
+            ("is_anonymous", false),
+            ("can_manage_chat", true),
+            ("can_delete_messages", true),
+            ("can_manage_video_chats", false),
+            ("can_restrict_members", restrict),
+            ("can_promote_members", false),
+            ("can_change_info", false),
+            ("can_invite_users", invite),
+            ("can_post_stories", false),
+            ("can_edit_stories", false),
+            ("can_delete_stories", false),
+            ("can_post_messages", true),
+            ("can_edit_messages", false),
+        ] {
+            member[k] = json!(v);
+        }
+    }
+    if status == "creator" {
+        member["is_anonymous"] = json!(false);
+    }
+    member
 }
