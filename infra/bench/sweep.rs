@@ -55,6 +55,9 @@ impl Telegram for NoTelegram {
     async fn presence(&self, _: TelegramUserId) -> Result<Presence, TelegramError> {
         Ok(Presence::Out)
     }
+    async fn administrators(&self) -> Result<Vec<TelegramUserId>, TelegramError> {
+        Ok(Vec::new())
+    }
 }
 
 fn ts(t: chrono::DateTime<Utc>) -> String {
