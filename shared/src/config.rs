@@ -64,6 +64,8 @@ pub struct Limits {
     pub generated_tokens_per_payment: u32,
     /// Fresh invites (`/start` with a valid token) per Telegram account per hour.
     pub invites_per_account: u32,
+    /// `/buy` (and a bare `/start` showing the offers) per Telegram account per minute.
+    pub offers_per_minute: u32,
     /// `getChatMember` calls per second during reconciliation, and active members checked per run.
     pub reconcile_per_second: u32,
     pub reconcile_active_per_run: u32,
@@ -241,6 +243,7 @@ impl Settings {
                 start_failures_per_token: number(&get, "TOKEN_FAILURES_PER_HOUR", 10, 1, 10_000)?,
                 generated_tokens_per_payment: number(&get, "GENERATE_TOKEN_PER_HOUR", 5, 1, 10_000)?,
                 invites_per_account: number(&get, "START_INVITES_PER_HOUR", 5, 1, 10_000)?,
+                offers_per_minute: number(&get, "BUY_PER_MINUTE", 5, 1, 10_000)?,
                 reconcile_per_second: number(&get, "RECONCILE_PER_SECOND", 20, 1, 1000)?,
                 reconcile_active_per_run: number(&get, "RECONCILE_ACTIVE_PER_RUN", 2000, 0, 1_000_000)?,
                 reconcile_max_seconds: number(&get, "RECONCILE_MAX_SECONDS", 240, 0, 3600)?,

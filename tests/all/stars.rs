@@ -397,6 +397,28 @@ async fn a_channel_administrator_is_not_sold_access_they_have() {
 }
 
 #[tokio::test]
+async fn buy_is_limited_per_account_and_telegrams_flood_control_is_told_to_the_buyer() {
+    let app = stars_app(false).await;
+    // Telegram's flood control on the first pay button: the buyer is told to wait, no failure.
+    app.fake().fail_next("createInvoiceLink", crate::support::Fault::RetryAfter(7), 1);
+    assert_eq!(app.webhook(updates::text(app.update_id(), 7851, "fr", "/buy")).await, 200);
+    assert!(last_message(&app, 7851)["text"].as_str().unwrap().contains("réessayez dans 7 s"));
+    // 150 /buy in a row: the links are made once; past 5 a minute the answer is to wait.
+    for _ in 0..150 {
+        assert_eq!(app.webhook(updates::text(app.update_id(), 7852, "fr", "/buy")).await, 200);
+    }
+    assert_eq!(app.fake().calls_to("createInvoiceLink").len(), 3, "the refused one, then one per offer");
+    let replies = app.texts_to(7852);
+    // Five a minute (ten if the run crossed a minute's end).
+    let shown = replies.iter().filter(|t| t.contains("Choisissez")).count();
+    assert!(shown == 5 || shown == 10, "five a minute: {shown}");
+    assert!(replies.last().unwrap().contains("réessayez dans"), "{:?}", replies.last());
+    // Another account is not held back by it.
+    assert_eq!(app.webhook(updates::text(app.update_id(), 7853, "fr", "/start")).await, 200);
+    assert!(last_message(&app, 7853)["reply_markup"]["inline_keyboard"].as_array().is_some_and(|b| b.len() == 2));
+}
+
+#[tokio::test]
 async fn a_pre_checkout_for_a_withdrawn_or_repriced_offer_or_a_barred_account_is_refused() {
     let app = stars_app(false).await;
     let (payload, stars) = buy(&app, 7401, "pass").await;

@@ -76,10 +76,11 @@ impl App {
                 self.redemption_reply(Redemption::Invite { link }, lang)
             }
             ("/start", None) if !self.settings.offers.in_stars().is_empty() => {
-                (texts::welcome_with_stars(lang, channel), self.offer_buttons(lang).await?)
+                self.offers(account, lang, texts::welcome_with_stars(lang, channel)).await?
             }
             ("/start", None) => (texts::welcome(lang, channel), Vec::new()),
-            ("/buy", _) => self.buy(lang).await?,
+            ("/buy", _) if self.settings.offers.in_stars().is_empty() => (texts::nothing_for_sale(lang), Vec::new()),
+            ("/buy", _) => self.offers(account, lang, texts::buy(lang, channel)).await?,
             ("/paysupport", _) => (self.pay_support(account, lang).await?, Vec::new()),
             ("/status", _) => (self.status_text(account, lang).await?, Vec::new()),
             _ => (texts::help(lang), Vec::new()),

@@ -15,24 +15,45 @@ use crate::domain::{
     PreCheckoutQuery, STARS_RENEWAL_WAIT_HOURS, STARS_TRANSACTION_PREFIX, SubscriptionUpdated, SuccessfulPayment,
     TelegramUserId, TgUser, TokenHash, TokenRecord, UserId, offer_of_payload, sale_of, texts,
 };
-use crate::ports::{Effect, LinkButton, Presence, StarInvoice, StoreError};
+use crate::ports::{Effect, LinkButton, Presence, StarInvoice, StoreError, TelegramError};
 
 /// Who reviewed a Stars payment: Telegram took it, nobody had to validate it.
 const STARS_REVIEWER: &str = "telegram-stars";
 
 impl App {
-    /// `/buy`: the offers sold in Stars, one pay button each.
-    pub(crate) async fn buy(&self, lang: Lang) -> Result<(String, Vec<LinkButton>), AppError> {
-        if self.settings.offers.in_stars().is_empty() {
-            return Ok((texts::nothing_for_sale(lang), Vec::new()));
+    /// The offers sold in Stars under `text`, one pay button each (`/buy`, a bare `/start`):
+    /// `BUY_PER_MINUTE` times a minute per account, then a polite "wait"; Telegram's flood
+    /// control while making a pay button is told to the buyer the same way, never a failure.
+    pub(crate) async fn offers(
+        &self,
+        account: TelegramUserId,
+        lang: Lang,
+        text: String,
+    ) -> Result<(String, Vec<LinkButton>), AppError> {
+        let now = self.clock.now();
+        let minute = now.format("%Y%m%d%H%M");
+        let count = self.store.hit(&format!("offers:{account}:{minute}"), now + Duration::minutes(2)).await?;
+        if count > self.settings.limits.offers_per_minute {
+            let wait = 60 - u64::from(chrono::Timelike::second(&now));
+            return Ok((texts::wait_before_buying(lang, wait), Vec::new()));
         }
-        Ok((texts::buy(lang, &self.settings.channel_name), self.offer_buttons(lang).await?))
+        match self.offer_buttons(lang).await {
+            Ok(buttons) => Ok((text, buttons)),
+            Err(Busy::Telegram(seconds)) => {
+                tracing::warn!(
+                    seconds,
+                    "Telegram's flood control while making a pay button: the buyer is told to wait"
+                );
+                Ok((texts::wait_before_buying(lang, u64::from(seconds.max(1))), Vec::new()))
+            }
+            Err(Busy::Failed(e)) => Err(e),
+        }
     }
 
     /// A pay button per offer sold in Stars: an invoice link Telegram opens in the buyer's app.
     /// Each sale (offer, price, period, kind) has one invoice, recorded with what it sells, and
     /// its link is reused for every buyer.
-    pub(crate) async fn offer_buttons(&self, lang: Lang) -> Result<Vec<LinkButton>, AppError> {
+    async fn offer_buttons(&self, lang: Lang) -> Result<Vec<LinkButton>, Busy> {
         let channel = &self.settings.channel_name;
         let mut buttons = Vec::new();
         for (id, offer) in self.settings.offers.in_stars() {
@@ -47,7 +68,11 @@ impl App {
                         stars: invoice.stars,
                         renewing: offer.renewing,
                     };
-                    invoice.link = self.telegram.create_invoice_link(&wanted).await?;
+                    invoice.link = match self.telegram.create_invoice_link(&wanted).await {
+                        Ok(link) => link,
+                        Err(TelegramError::RetryAfter(seconds)) => return Err(Busy::Telegram(seconds)),
+                        Err(e) => return Err(Busy::Failed(e.into())),
+                    };
                     self.store.record_invoice(&invoice).await?
                 }
             };
@@ -522,6 +547,24 @@ impl App {
         self.enqueue(vec![refund_effect(payment, account, charge)]).await?;
         let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": WHY });
         self.audit("system", AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await
+    }
+}
+
+/// Why no pay buttons could be made: Telegram's flood control (seconds to wait), or a failure.
+enum Busy {
+    Telegram(u32),
+    Failed(AppError),
+}
+
+impl From<StoreError> for Busy {
+    fn from(e: StoreError) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+impl From<crate::domain::DomainError> for Busy {
+    fn from(e: crate::domain::DomainError) -> Self {
+        Self::Failed(e.into())
     }
 }
 

@@ -297,6 +297,14 @@ pub fn buy(lang: Lang, channel: &str) -> String {
     }
 }
 
+/// Too many `/buy` in a minute, or Telegram's flood control: try again in `seconds`.
+pub fn wait_before_buying(lang: Lang, seconds: u64) -> String {
+    match lang {
+        Lang::Fr => format!("Un instant : réessayez dans {seconds} s."),
+        Lang::En => format!("Just a moment: try again in {seconds} s."),
+    }
+}
+
 pub fn nothing_for_sale(lang: Lang) -> String {
     match lang {
         Lang::Fr => {
