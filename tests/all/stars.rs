@@ -237,6 +237,21 @@ async fn a_missed_payment_is_repaired(app: TestApp) {
 }
 
 #[tokio::test]
+async fn a_repaired_first_payment_of_a_subscription_counts_as_new_and_its_renewal_as_a_renewal() {
+    let app = stars_app(false).await;
+    let (payload, stars) = buy(&app, 7911, "monthly").await;
+    app.fake().take_star_payment(7911, &payload, stars, Some(PERIOD));
+    assert_eq!(app.run_job("reconcile-stars").await["processed"], 1);
+    app.advance(30 * DAY - 3600).await;
+    app.fake().take_star_payment(7911, &payload, stars, Some(PERIOD));
+    assert_eq!(app.run_job("reconcile-stars").await["processed"], 1);
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
+    let months = stats["stars"]["months"].as_array().unwrap();
+    let total = |f: &str| months.iter().map(|m| m[f].as_i64().unwrap()).sum::<i64>();
+    assert_eq!((total("new_subscriptions"), total("renewals")), (1, 1), "{stats}");
+}
+
+#[tokio::test]
 async fn a_stars_payment_whose_update_was_missed_is_applied_by_the_reconciliation_on_sqlite() {
     a_missed_payment_is_repaired(stars_app(false).await).await;
 }

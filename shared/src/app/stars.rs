@@ -228,11 +228,14 @@ impl App {
             let page = self.telegram.star_payments(offset, PAGE).await?;
             for t in &page.payments {
                 // Not telegate's (a tip, paid media, another program's invoice): left alone.
-                if self.sold(&t.payload).await?.is_none()
-                    || self.store.token(&TokenHash::of_stars_charge(&t.charge_id)).await?.is_some()
-                {
+                let Some(sold) = self.sold(&t.payload).await? else { continue };
+                if self.store.token(&TokenHash::of_stars_charge(&t.charge_id)).await?.is_some() {
                     continue;
                 }
+                // The list does not say whether a subscription's payment is its first: it is a
+                // renewal when the account paid for the same offer's subscription before.
+                let subscription = t.subscription_period.is_some();
+                let renewal = subscription && self.paid_before(t.payer, &sold.offer_id, &t.charge_id, t.at).await?;
                 let paid = SuccessfulPayment {
                     currency: "XTR".into(),
                     total_amount: t.stars,
@@ -240,8 +243,8 @@ impl App {
                     telegram_payment_charge_id: t.charge_id.clone(),
                     provider_payment_charge_id: String::new(),
                     subscription_expiration_date: None,
-                    is_recurring: t.subscription_period.is_some(),
-                    is_first_recurring: false,
+                    is_recurring: subscription,
+                    is_first_recurring: subscription && !renewal,
                 };
                 let from = TgUser {
                     id: t.payer.get(),
@@ -278,6 +281,32 @@ impl App {
         let own = stars_user(account)?;
         let last = self.store.last_membership(account).await?;
         Ok(last.is_some_and(|m| m.status == MembershipStatus::Revoked && m.user_id == own))
+    }
+
+    /// Whether `account` paid for a subscription to `offer_id` by another charge, by `at` (its own
+    /// payments, or those of the web account whose membership it holds).
+    async fn paid_before(
+        &self,
+        account: TelegramUserId,
+        offer_id: &str,
+        charge: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, AppError> {
+        let mut owners = vec![stars_user(account)?];
+        owners.extend(self.store.current_membership(account).await?.map(|m| m.user_id));
+        for owner in owners {
+            let earlier = self.store.payments_of(&owner).await?.into_iter().any(|p| {
+                p.offer_id == offer_id
+                    && p.created_at <= at
+                    && p.stars_charge() != Some(charge)
+                    && p.stars_paid().is_some_and(|s| s.renewing)
+                    && stars_payer(&p).is_some_and(|(_, a)| a == account)
+            });
+            if earlier {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// An administrator or the owner of the channel, who has access without paying. A check that
