@@ -46,8 +46,9 @@ fn subscription_end_bucket(end: DateTime<Utc>) -> String {
     format!("stars.subend.d{}", end.format("%Y%m%d"))
 }
 
-/// How far ahead a subscription's period may end: Telegram's 30 days and a day of rounding.
-const SUBSCRIPTION_DAYS_AHEAD: i64 = 31;
+/// How far ahead a subscription's period may end: two of Telegram's 30-day periods and a day of
+/// rounding (a renewal told early still ends within it).
+const SUBSCRIPTION_DAYS_AHEAD: i64 = 61;
 
 /// The figures of the Stars stats, per month.
 const STARS_MONTHLY: [&str; 6] = ["revenue", "refunded", "payments", "subscriptions", "renewals", "lapsed"];

@@ -62,6 +62,11 @@ impl TestApp {
 
     /// Spawns with extra (or overriding) settings.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        Self::spawn_on(TempDir::new(), extra).await
+    }
+
+    /// Spawns on a data folder that already holds a store (one an earlier release wrote).
+    pub async fn spawn_on(data: TempDir, extra: &[(&str, &str)]) -> Self {
         let telegram = FakeTelegram::start().await.expect("fake Telegram");
         let mut env: HashMap<String, String> = [
             ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
@@ -79,7 +84,6 @@ impl TestApp {
         for (k, v) in extra {
             env.insert(k.to_string(), v.to_string());
         }
-        let data = TempDir::new();
         let running = start(&env, &data, false).await;
         Self {
             base: running.base_url.clone(),
