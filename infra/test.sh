@@ -28,7 +28,8 @@ phase "the DynamoDB adapter again, on AWS's DynamoDB Local (SQS and SES stay on 
 python3 -c "import urllib.request; urllib.request.urlopen(urllib.request.Request('$AWS_ENDPOINT_URL/moto-api/reset', method='POST'), timeout=5)"
 # --workspace, as in the first pass: the same features, so nothing is compiled again.
 # The tests that reach DynamoDB, chosen by module path in the one test binary.
-cargo test --workspace --locked --test all -- store_contract:: races:: aws_backend:: lambda_events:: ops:: dynamodb_faults:: integrity:: import::
+cargo test --workspace --locked --test all -- store_contract:: races:: aws_backend:: lambda_events:: ops:: dynamodb_faults:: integrity:: import:: \
+  model::random_money_sequences_keep_the_channel_equal_to_the_ledger_on_dynamodb
 tables=$(ddb_tables)
 [ "$tables" -gt 0 ] || { echo "test.sh: the DynamoDB tests left no table in DynamoDB Local: they did not run there" >&2; exit 1; }
 echo "==> $tables tables were created in DynamoDB Local by that pass"

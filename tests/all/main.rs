@@ -18,6 +18,7 @@ mod jwt_keys;
 mod lambda_events;
 mod lifecycle;
 mod local_host;
+mod model;
 mod ops;
 mod races;
 mod secrets;
