@@ -145,7 +145,7 @@ fn dump(now: DateTime<Utc>) -> (String, Expected) {
         row(
             "telegrambottoken",
             903,
-            json!({"user": 101, "payment": 1, "token": "not a token!", "expires_at": at(now + Duration::hours(5)), "is_used": false}),
+            json!({"user": 101, "payment": 1, "token": "this is not a token!", "expires_at": at(now + Duration::hours(5)), "is_used": false}),
         ),
     ];
     rows.extend(refused);
@@ -210,6 +210,50 @@ fn the_plan_reads_every_model_and_refuses_each_bad_row_with_its_reason() {
             assert!(t.membership_id.is_some(), "{t:?}");
         }
     }
+}
+
+#[test]
+fn the_import_refuses_fake_revenue_merged_rows_and_guessable_tokens_and_reads_the_guides_names() {
+    let now = Utc::now();
+    let token = "LegacyToken_0123456789abcdef";
+    let rows = json!([
+        // Stars revenue telegate never took.
+        {"model": "p.pendingpayment", "pk": 1, "fields": {"user": 1, "offer_id": "monthly", "transaction_id": "Stars:stx1", "status": "validated", "created_at": at(now)}},
+        // Two rows with one key: neither is guessed at.
+        {"model": "p.pendingpayment", "pk": 2, "fields": {"user": 2, "offer_id": "monthly", "transaction_id": "TX-DUP-A", "status": "validated", "created_at": at(now)}},
+        {"model": "p.pendingpayment", "pk": 2, "fields": {"user": 2, "offer_id": "monthly", "transaction_id": "TX-DUP-B", "status": "validated", "created_at": at(now)}},
+        // Validation as the guide does it: a Payment with the pending payment's transaction id.
+        {"model": "p.pendingpayment", "pk": 3, "fields": {"user": 3, "offer_id": "monthly", "transaction_id": "TX-GUIDE", "status": "validated", "created_at": at(now)}},
+        {"model": "p.payment", "pk": 30, "fields": {"user": 3, "offer_id": "monthly", "transaction_id": "TX-GUIDE", "created_at": at(now)}},
+        // Tokens that would open the channel for anyone typing them.
+        {"model": "p.telegrambottoken", "pk": 40, "fields": {"user": 3, "payment": 30, "token": true, "expires_at": at(now + Duration::hours(5))}},
+        {"model": "p.telegrambottoken", "pk": 41, "fields": {"user": 3, "payment": 30, "token": 7, "expires_at": at(now + Duration::hours(5))}},
+        {"model": "p.telegrambottoken", "pk": 42, "fields": {"user": 3, "payment": 30, "token": "a", "expires_at": at(now + Duration::hours(5))}},
+        // The guide's generate_token(user, payment_id, …).
+        {"model": "p.telegrambottoken", "pk": 43, "fields": {"user": 3, "payment_id": 30, "token": token, "expires_at": at(now + Duration::hours(5))}},
+    ]);
+    let plan = import::plan(&rows.to_string(), &Mapping::default(), &context(now, vec![])).unwrap();
+    let refused: Vec<(&str, &str)> = plan.refused.iter().map(|r| (r.model.as_str(), r.pk.as_str())).collect();
+    assert_eq!(
+        refused,
+        [
+            ("pendingpayment", "1"),
+            ("pendingpayment", "2"),
+            ("pendingpayment", "2"),
+            ("telegrambottoken", "40"),
+            ("telegrambottoken", "41"),
+            ("telegrambottoken", "42")
+        ],
+        "{:#?}",
+        plan.refused
+    );
+    let why = |pk: &str| plan.refused.iter().find(|r| r.pk == pk).unwrap().reason.clone();
+    assert!(why("1").contains("Telegram Stars"), "{}", why("1"));
+    assert!(why("2").contains("duplicate primary key"), "{}", why("2"));
+    assert!(why("40").contains("not a string") && why("41").contains("not a string"), "{}", why("40"));
+    assert!(why("42").contains("shorter than 16"), "{}", why("42"));
+    assert_eq!(count(&plan, "payments", "validated"), 1, "the Payment row is the pending payment, validated");
+    assert_eq!(count(&plan, "tokens", "pending"), 1, "the token naming payment_id is read");
 }
 
 #[test]

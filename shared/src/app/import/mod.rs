@@ -15,8 +15,8 @@ use serde_json::{Map, Value};
 
 use crate::domain::{
     AccessToken, Exemption, Lang, Membership, MembershipId, MembershipStatus, Notification, NotificationId,
-    NotificationKind, Offers, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenHash, TokenRecord, TokenStatus,
-    UserId, parse_transaction_id, transaction_key,
+    NotificationKind, Offers, Payment, PaymentId, PaymentStatus, STARS_TRANSACTION_PREFIX, TelegramUserId, TokenHash,
+    TokenRecord, TokenStatus, UserId, parse_transaction_id, transaction_key,
 };
 use crate::ports::Imported;
 
@@ -152,6 +152,12 @@ impl Fields<'_> {
         let offer_id = self.offer(mapping, cx)?;
         let transaction_id =
             parse_transaction_id(&self.text("transaction_id").unwrap_or_default()).map_err(|e| e.to_string())?;
+        // Telegram Stars' form: revenue telegate never took, and a refund would go to a stranger.
+        if transaction_key(&transaction_id).starts_with(STARS_TRANSACTION_PREFIX) {
+            return Err(
+                "a transaction id beginning with \"stars:\" is a Telegram Stars charge's form; not imported".into()
+            );
+        }
         let created_at = self.required_time("created_at")?;
         Ok(Payment {
             id: PaymentId::derived(created_at, &format!("{}:{}", self.model, self.pk)),
@@ -229,11 +235,15 @@ impl Planner {
         self.refused.push(Refusal { model: model.into(), pk: pk.into(), reason: reason.into() });
     }
 
+    /// The payment a row names: `payment` (or the guide's `payment_id`) is a `Payment`'s key, else
+    /// a `PendingPayment`'s; `pending_payment` a `PendingPayment`'s.
     fn payment_of(&self, f: &mut Fields<'_>) -> Option<PaymentId> {
-        let payment = f.text("payment").and_then(|pk| self.payment_pks.get(&("payment".into(), pk)).cloned());
-        payment.or_else(|| {
-            f.text("pending_payment").and_then(|pk| self.payment_pks.get(&("pendingpayment".into(), pk)).cloned())
-        })
+        let find = |model: &str, pk: &Option<String>| {
+            pk.as_ref().and_then(|pk| self.payment_pks.get(&(model.to_owned(), pk.clone())).cloned())
+        };
+        let named = f.text("payment").or_else(|| f.text("payment_id"));
+        let pending = f.text("pending_payment");
+        find("payment", &named).or_else(|| find("pendingpayment", &named)).or_else(|| find("pendingpayment", &pending))
     }
 
     fn pending_payment(&mut self, f: &mut Fields<'_>, mapping: &Mapping, cx: &Context) -> Result<(), String> {
@@ -296,11 +306,41 @@ impl Planner {
             return Ok(());
         }
         let payment = f.payment(mapping, cx, PaymentStatus::Validated)?;
+        // Validation in the guide creates a `Payment` with the pending payment's transaction id:
+        // the same payment, even where the row does not name it.
+        if let Some(id) = self.pending_with(&payment) {
+            let planned = self.payments.get_mut(&id).ok_or("its pending payment is not imported")?;
+            if planned.payment.status == PaymentStatus::Rejected {
+                return Err("its pending payment (same transaction id and user) was rejected".into());
+            }
+            planned.payment.status = PaymentStatus::Validated;
+            planned.payment.updated_at = planned.payment.updated_at.max(payment.created_at);
+            self.payment_pks.insert((f.model.to_owned(), f.pk.clone()), id);
+            return Ok(());
+        }
         self.add_payment(f, payment, cx)
     }
 
+    /// The imported `PendingPayment` with `payment`'s transaction id and user, if any.
+    fn pending_with(&self, payment: &Payment) -> Option<PaymentId> {
+        let key = transaction_key(&payment.transaction_id);
+        let id = self.payment_pks.iter().find_map(|((model, _), id)| {
+            let p = &self.payments.get(id)?.payment;
+            (model == "pendingpayment" && transaction_key(&p.transaction_id) == key && p.user_id == payment.user_id)
+                .then(|| id.clone())
+        });
+        id
+    }
+
     fn token(&mut self, f: &mut Fields<'_>, mapping: &Mapping, cx: &Context) -> Result<(), String> {
-        let raw = f.text("token").ok_or("token is missing")?;
+        // A token is a string of at least 16 characters: `true`, `7` or `"a"` would open the
+        // channel for anyone who types `/start a`.
+        let raw = match f.value("token") {
+            Some(Value::String(s)) if s.trim().chars().count() >= 16 => s,
+            Some(Value::String(_)) => return Err("the token is shorter than 16 characters: guessable".into()),
+            Some(other) => return Err(format!("the token is not a string: {other}")),
+            None => return Err("token is missing".into()),
+        };
         let token = AccessToken::parse(raw.trim()).map_err(|_| {
             format!("the token is not a valid deep-link payload (1 to 64 of A-Z a-z 0-9 _ -; {} characters)", raw.len())
         })?;
@@ -524,10 +564,22 @@ pub fn plan(dump: &str, mapping: &Mapping, cx: &Context) -> Result<Plan, String>
         }
     }
     let mut planner = Planner::default();
+    // Two rows of one model with one key: which is right is not ours to guess; both are refused.
+    let mut keys: HashMap<(&str, String), usize> = HashMap::new();
+    for (model, rows) in &by_model {
+        for row in rows {
+            *keys.entry((*model, pk_text(&row.pk))).or_insert(0) += 1;
+        }
+    }
     // In dependency order: payments before the tokens and members that name them.
     for model in MODELS {
         for row in by_model.get(model).cloned().unwrap_or_default() {
             let pk = pk_text(&row.pk);
+            let copies = keys.get(&(model, pk.clone())).copied().unwrap_or(1);
+            if copies > 1 {
+                planner.refuse(model, &pk, format!("duplicate primary key: {copies} rows of {model} have it"));
+                continue;
+            }
             planner.fields_seen.entry(model.into()).or_default().extend(row.fields.keys().cloned());
             let mut used = std::mem::take(planner.fields_used.entry(model.into()).or_default());
             let mut fields =
