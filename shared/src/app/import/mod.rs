@@ -324,12 +324,11 @@ impl Planner {
     /// The imported `PendingPayment` with `payment`'s transaction id and user, if any.
     fn pending_with(&self, payment: &Payment) -> Option<PaymentId> {
         let key = transaction_key(&payment.transaction_id);
-        let id = self.payment_pks.iter().find_map(|((model, _), id)| {
+        self.payment_pks.iter().find_map(|((model, _), id)| {
             let p = &self.payments.get(id)?.payment;
             (model == "pendingpayment" && transaction_key(&p.transaction_id) == key && p.user_id == payment.user_id)
                 .then(|| id.clone())
-        });
-        id
+        })
     }
 
     fn token(&mut self, f: &mut Fields<'_>, mapping: &Mapping, cx: &Context) -> Result<(), String> {
