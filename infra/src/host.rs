@@ -221,8 +221,11 @@ impl Host {
             .scheduler
             .then(|| tokio::spawn(schedule(self.app.clone(), self.jobs.clone(), stop_rx.clone())));
         let requests = self.requests.lock().ok().and_then(|mut r| r.take());
-        let runner =
-            requests.map(|r| tokio::spawn(run_requested(self.app.clone(), self.jobs.clone(), r, stop_rx.clone())));
+        let runner = requests.map(|r| tokio::spawn(run_requested(self.app.clone(), r, stop_rx.clone())));
+        // Runs asked for before a stop: queued ones run now, running ones are recorded failed.
+        if let Err(e) = self.app.recover_requested_runs().await {
+            tracing::error!(error = %e, "could not look for the job runs a stopped process left");
+        }
         let consumer_task = match &self.effects {
             Effects::Sqs(queue, consumer) => {
                 Some(tokio::spawn(consume_sqs(queue.clone(), consumer.clone(), stop_rx.clone())))
@@ -321,14 +324,10 @@ async fn schedule(app: App, jobs: Arc<tokio::sync::Mutex<()>>, mut stop: watch::
     }
 }
 
-/// The job runs admins ask for, one at a time with the scheduler's, each within `JOB_MAX_SECONDS`.
-/// A run still queued when the host stops stays queued, as one would in AWS whose function failed.
-async fn run_requested(
-    app: App,
-    jobs: Arc<tokio::sync::Mutex<()>>,
-    mut requests: JobRequests,
-    mut stop: watch::Receiver<bool>,
-) {
+/// The job runs admins ask for, in order, each within `JOB_MAX_SECONDS`. A job's run slot (in the
+/// store) keeps a run from overlapping the scheduler's run of the same job; other jobs go on.
+/// A run still queued when the host stops is started again at the next start.
+async fn run_requested(app: App, mut requests: JobRequests, mut stop: watch::Receiver<bool>) {
     loop {
         let (job, id) = tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
@@ -337,7 +336,6 @@ async fn run_requested(
                 None => return,
             },
         };
-        let _guard = jobs.lock().await;
         let limit = Duration::from_secs(u64::from(app.settings.limits.job_max_seconds));
         if let Err(e) = app.run_requested(job, &id, std::time::Instant::now() + limit).await {
             tracing::error!(error = %e, job = job.name(), run = %id, "the requested job run failed");

@@ -394,6 +394,81 @@ async fn reconciliation_stops_when_its_time_is_up_without_guessing() {
     assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1, "only the revoke's removal");
 }
 
+/// A run asked for as the API writes it, not yet started by the runner.
+async fn asked_for(app: &TestApp, job: &str, status: &str) -> String {
+    use telegate_core::domain::{Job, RequestedRun, RunId};
+    use telegate_core::ports::JobSlot;
+    let now = app.now();
+    let run = RequestedRun::queued(RunId::generate(now).unwrap(), Job::parse(job).unwrap(), "user:root", now);
+    let run = if status == "running" { run.started(now) } else { run };
+    let store = &app.running().app.store;
+    store.put_requested_run(&run).await.unwrap();
+    let until = now + chrono::Duration::minutes(15);
+    assert_eq!(store.claim_job(job, JobSlot::Request, run.run_id.as_str(), now, until).await.unwrap(), None);
+    run.run_id.to_string()
+}
+
+#[tokio::test]
+async fn one_run_of_a_job_is_asked_for_at_a_time_and_none_is_left_pending_by_a_stop_or_a_time_limit() {
+    let mut app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0")]).await;
+    let admin = app.jwt("root", "admin");
+    // Serving: the start's own look for runs left pending is over.
+    assert_eq!(app.get("/api/telegram/admin/stats/", &admin).await.0, 200);
+    // Asked for and not started yet: asking again answers that run.
+    let queued = asked_for(&app, "expire-tokens", "queued").await;
+    for _i in 0..30 {
+        let (status, run) = app.post("/api/telegram/admin/jobs/expire-tokens/run/", &admin, json!({})).await;
+        assert_eq!((status, run["run_id"].as_str()), (202, Some(queued.as_str())), "attempt {_i}: {run}");
+    }
+    // Left queued, and another left running, by a process that stopped.
+    let running = asked_for(&app, "cleanup-notifications", "running").await;
+    app.restart().await;
+    let read = |id: String| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            for _ in 0..300 {
+                let (_, run) = app.get(&format!("/api/telegram/admin/job-runs/{id}/"), &admin).await;
+                if run["status"] != "queued" && run["status"] != "running" {
+                    return run;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("run {id} still pending");
+        }
+    };
+    assert_eq!(read(queued.clone()).await["status"], "done", "the queued run ran after the restart");
+    let stopped = read(running).await;
+    assert_eq!(stopped["status"], "failed", "{stopped}");
+    // A new request is taken now that none is pending.
+    let (status, run) = app.post("/api/telegram/admin/jobs/expire-tokens/run/", &admin, json!({})).await;
+    assert!(status == 202 && run["run_id"] != json!(queued), "{run}");
+    // A run killed by its time limit (a function's timeout) reads failed, not running for ever.
+    let killed = asked_for(&app, "reconcile-stars", "running").await;
+    app.advance(16 * 60).await;
+    assert_eq!(read(killed).await["status"], "failed");
+}
+
+#[tokio::test]
+async fn a_scheduled_run_waits_while_a_run_asked_for_holds_the_job() {
+    use telegate_core::ports::JobSlot;
+    let app = TestApp::spawn().await;
+    app.member("alice", "TX-SLOT", ALICE).await;
+    let store = app.running().app.store.clone();
+    // A run asked for is at expire-subscriptions (elsewhere) when its end and midnight pass.
+    let now = app.now();
+    let held =
+        store.claim_job("expire-subscriptions", JobSlot::Run, "run-elsewhere", now, now + chrono::Duration::days(40));
+    assert_eq!(held.await.unwrap(), None);
+    app.advance(31 * DAY).await;
+    app.drain().await;
+    assert!(app.calls_for_user("banChatMember", ALICE).is_empty(), "not run twice at once");
+    store.release_job("expire-subscriptions", JobSlot::Run, "run-elsewhere").await.unwrap();
+    app.advance(60).await;
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1, "run at the next tick");
+}
+
 #[tokio::test]
 async fn a_job_run_asked_through_the_api_answers_at_once_and_is_read_back_by_its_id() {
     let app = TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0")]).await;

@@ -54,6 +54,7 @@ contract!(
     audit,
     requested_runs,
     job_cursors,
+    job_slots,
     limits
 );
 
@@ -638,6 +639,29 @@ async fn job_cursors(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     store.record_job_run("contract-cursor", now + Duration::seconds(1)).await.unwrap();
     assert_eq!(store.job_cursor("contract-cursor").await.unwrap().as_deref(), Some("250"));
     assert!(store.last_job_run("contract-cursor").await.unwrap().is_some());
+}
+
+/// One run of a job at a time, and one request: a slot is taken atomically, held again by its
+/// holder, taken over once its time ran out, given back only by its holder.
+async fn job_slots(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    use telegate_core::ports::JobSlot::{Request, Run};
+    let until = now + Duration::minutes(15);
+    assert_eq!(store.job_holder("contract-job", Run).await.unwrap(), None);
+    assert_eq!(store.claim_job("contract-job", Run, "a", now, until).await.unwrap(), None, "taken");
+    assert_eq!(store.claim_job("contract-job", Run, "b", now, until).await.unwrap().as_deref(), Some("a"));
+    assert_eq!(store.claim_job("contract-job", Request, "b", now, until).await.unwrap(), None, "another slot");
+    assert_eq!(store.claim_job("contract-job", Run, "a", now, until).await.unwrap(), None, "held again");
+    store.release_job("contract-job", Run, "b").await.unwrap();
+    assert_eq!(store.job_holder("contract-job", Run).await.unwrap().as_deref(), Some("a"), "only its holder frees it");
+    let later = until + Duration::seconds(1);
+    assert_eq!(
+        store.claim_job("contract-job", Run, "c", later, later + Duration::minutes(15)).await.unwrap(),
+        None,
+        "ran out"
+    );
+    store.release_job("contract-job", Run, "c").await.unwrap();
+    assert_eq!(store.job_holder("contract-job", Run).await.unwrap(), None);
+    assert_eq!(store.claim_job("contract-job", Run, "d", now, until).await.unwrap(), None);
 }
 
 async fn audit(store: &Arc<dyn Store>, now: DateTime<Utc>) {

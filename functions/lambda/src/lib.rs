@@ -12,8 +12,8 @@ use telegate_core::adapters::aws::{AwsAdapters, lambda_sdk_config};
 use telegate_core::adapters::clock::SystemClock;
 use telegate_core::adapters::sqs::{Delivery, SqsQueue};
 use telegate_core::adapters::telegram::{BotApi, NoBot};
-use telegate_core::app::App;
 use telegate_core::app::effects::{Consumer, EffectRunner};
+use telegate_core::app::{App, AppError};
 use telegate_core::auth::JwtVerifier;
 use telegate_core::config::{ConfigError, Needs, Settings};
 use telegate_core::domain::{Job, RunId};
@@ -258,7 +258,13 @@ pub async fn handle_schedule(wiring: &Wiring, event: Value, deadline: SystemTime
             let id = RunId::parse(id).map_err(|_| JobError::BadRunId(id.into()))?;
             app.run_requested(job, &id, until).await
         }
-        None => app.run_job_until(job, "eventbridge", until).await,
+        None => match app.run_job_until(job, "eventbridge", until).await {
+            // A run an admin asked for is at it: this schedule's run is not needed twice.
+            Err(AppError::Conflict { code: "job_running", message }) => {
+                return Ok(json!({ "job": job.name(), "skipped": message }));
+            }
+            other => other,
+        },
     }?;
     Ok(json!({ "job": job.name(), "processed": run.processed, "complete": run.complete }))
 }

@@ -8,10 +8,10 @@ use serde_json::json;
 use super::{App, AppError, require};
 use crate::auth::{Caller, Role};
 use crate::domain::{
-    AuditAction, Job, Lang, Membership, NotificationKind, READ_NOTIFICATION_DAYS, RequestedRun, RunId,
-    UNREAD_NOTIFICATION_DAYS, texts,
+    AuditAction, Job, Lang, Membership, NotificationKind, READ_NOTIFICATION_DAYS, RUN_DEADLINE_MINUTES, RequestedRun,
+    RunId, RunStatus, UNREAD_NOTIFICATION_DAYS, texts,
 };
-use crate::ports::{Effect, Envelope, Presence};
+use crate::ports::{Effect, Envelope, JobSlot, Presence};
 
 /// Rows read per round of a sweep.
 const BATCH: u32 = 500;
@@ -20,25 +20,71 @@ impl App {
     /// `POST /api/telegram/admin/jobs/{job}/run/`: asks for a run and answers at once. The run
     /// happens where the jobs run, with their time (the scheduled-jobs function; locally, the
     /// host's runner), and is read back by its id (`requested_run`).
+    /// At most one run of a job is asked for and not finished: a second request answers that one.
     pub async fn request_job_run(&self, caller: &Caller, name: &str) -> Result<RequestedRun, AppError> {
         require(caller, Role::Admin)?;
         let job = Job::parse(name).map_err(|_| AppError::NotFound("no such job"))?;
         let now = self.clock.now();
         let run = RequestedRun::queued(RunId::generate(now)?, job, &format!("user:{}", caller.user_id), now);
+        let until = now + Duration::minutes(RUN_DEADLINE_MINUTES);
+        let slot = JobSlot::Request;
+        if let Some(holder) = self.store.claim_job(job.name(), slot, run.run_id.as_str(), now, until).await? {
+            if let Some(pending) = self.pending_run(&holder).await? {
+                return Ok(pending);
+            }
+            // Finished, but its slot not given back (a crash in between): the slot is free.
+            self.store.release_job(job.name(), slot, &holder).await?;
+            if self.store.claim_job(job.name(), slot, run.run_id.as_str(), now, until).await?.is_some() {
+                return Err(AppError::Conflict {
+                    code: "job_run_pending",
+                    message: format!("a run of {} was just asked for; read it back, or ask again later", job.name()),
+                });
+            }
+        }
         self.store.put_requested_run(&run).await?;
         if let Err(e) = self.jobs.start(job, &run.run_id).await {
             tracing::error!(error = %e, job = job.name(), run = %run.run_id, "could not start the job run");
-            self.store.put_requested_run(&run.failed("it could not be started", self.clock.now())).await?;
+            self.store.put_requested_run(&run.clone().failed("it could not be started", self.clock.now())).await?;
+            self.store.release_job(job.name(), slot, run.run_id.as_str()).await?;
             return Err(AppError::Unavailable("the job run could not be started; try again".into()));
         }
         Ok(run)
+    }
+
+    /// The run `holder` names, if it is on record and not finished.
+    async fn pending_run(&self, holder: &str) -> Result<Option<RequestedRun>, AppError> {
+        let Ok(id) = RunId::parse(holder) else { return Ok(None) };
+        let run = self.store.requested_run(&id).await?.map(|r| r.as_of(self.clock.now()));
+        Ok(run.filter(RequestedRun::is_pending))
+    }
+
+    /// At start (the local host): a run asked for that a stopped process left queued is started
+    /// again; one it left running is recorded failed. Either way none stays pending forever.
+    pub async fn recover_requested_runs(&self) -> Result<(), AppError> {
+        for job in Job::ALL {
+            let Some(holder) = self.store.job_holder(job.name(), JobSlot::Request).await? else { continue };
+            let Some(run) = self.pending_run(&holder).await? else {
+                self.store.release_job(job.name(), JobSlot::Request, &holder).await?;
+                continue;
+            };
+            if run.status == RunStatus::Queued && self.jobs.start(job, &run.run_id).await.is_ok() {
+                tracing::info!(job = job.name(), run = %run.run_id, "a run asked for before the restart: started again");
+                continue;
+            }
+            tracing::warn!(job = job.name(), run = %run.run_id, "a run the stopped process left unfinished: failed");
+            let failed = run.failed("the process that ran it stopped; ask again", self.clock.now());
+            self.store.put_requested_run(&failed).await?;
+            self.store.release_job(job.name(), JobSlot::Request, &holder).await?;
+        }
+        Ok(())
     }
 
     /// `GET /api/telegram/admin/job-runs/{run_id}/`: how far a requested run has got.
     pub async fn requested_run(&self, caller: &Caller, raw: &str) -> Result<RequestedRun, AppError> {
         require(caller, Role::Admin)?;
         let id = RunId::parse(raw).map_err(|_| AppError::NotFound("no such job run"))?;
-        self.store.requested_run(&id).await?.ok_or(AppError::NotFound("no such job run"))
+        let run = self.store.requested_run(&id).await?.ok_or(AppError::NotFound("no such job run"))?;
+        Ok(run.as_of(self.clock.now()))
     }
 
     /// Runs a job an admin asked for (the scheduled-jobs function, the local runner), recording
@@ -62,21 +108,19 @@ impl App {
         };
         let running = asked.started(now);
         self.store.put_requested_run(&running).await?;
-        match self.run_job_until(job, &running.requested_by, deadline).await {
-            Ok(run) => {
-                let done = running.done(run.processed, run.complete, self.clock.now());
-                self.store.put_requested_run(&done).await?;
-                Ok(run)
+        let result = self.run_job_as(job, &running.requested_by, id.as_str(), deadline).await;
+        let ended = match &result {
+            Ok(run) => running.done(run.processed, run.complete, self.clock.now()),
+            Err(AppError::Conflict { message, .. }) => running.failed(message, self.clock.now()),
+            Err(_) => {
+                running.failed("it failed; the cause is in the log of the function that ran it", self.clock.now())
             }
-            Err(e) => {
-                let failed =
-                    running.failed("it failed; the cause is in the log of the function that ran it", self.clock.now());
-                if let Err(w) = self.store.put_requested_run(&failed).await {
-                    tracing::error!(error = %w, run = %id, "could not record the failed run");
-                }
-                Err(e)
-            }
+        };
+        if let Err(w) = self.store.put_requested_run(&ended).await {
+            tracing::error!(error = %w, run = %id, "could not record how the run ended");
         }
+        self.store.release_job(job.name(), JobSlot::Request, id.as_str()).await?;
+        result
     }
 
     /// Runs one job now (EventBridge, the local scheduler, or an admin) and records the run,
@@ -86,10 +130,37 @@ impl App {
         self.run_job_until(job, actor, Instant::now() + limit).await
     }
 
+    /// A scheduled run (EventBridge, the local scheduler), under the job's one-run-at-a-time slot;
+    /// `Conflict("job_running")` while another run of the job holds it.
+    pub async fn run_job_until(&self, job: Job, actor: &str, deadline: Instant) -> Result<JobRun, AppError> {
+        let holder = format!("{actor}@{}", self.clock.now().timestamp_micros());
+        self.run_job_as(job, actor, &holder, deadline).await
+    }
+
+    /// One run of a job at a time, scheduled or asked for, on every host: the run slot is held
+    /// for the run (`RUN_DEADLINE_MINUTES` at most, so that a killed run does not hold it for
+    /// good).
+    async fn run_job_as(&self, job: Job, actor: &str, holder: &str, deadline: Instant) -> Result<JobRun, AppError> {
+        let now = self.clock.now();
+        let until = now + Duration::minutes(RUN_DEADLINE_MINUTES);
+        if let Some(other) = self.store.claim_job(job.name(), JobSlot::Run, holder, now, until).await? {
+            tracing::warn!(job = job.name(), other = %other, "another run of this job is in progress: not run now");
+            return Err(AppError::Conflict {
+                code: "job_running",
+                message: format!("another run of {} was in progress; ask again once it is done", job.name()),
+            });
+        }
+        let result = self.run_job_now(job, actor, deadline).await;
+        if let Err(e) = self.store.release_job(job.name(), JobSlot::Run, holder).await {
+            tracing::error!(error = %e, job = job.name(), "could not give the job's run slot back; it runs out by itself");
+        }
+        result
+    }
+
     /// Runs one job, starting no new batch after `deadline` (the Lambda function passes its own
     /// remaining time): a run cut short has done whole batches only, and the next run goes on from
     /// what is still due.
-    pub async fn run_job_until(&self, job: Job, actor: &str, deadline: Instant) -> Result<JobRun, AppError> {
+    async fn run_job_now(&self, job: Job, actor: &str, deadline: Instant) -> Result<JobRun, AppError> {
         let now = self.clock.now();
         // Every run (hourly at least) first relays what a crashed process left between commit and
         // queue; a queue still down does not stop the job itself.
@@ -130,7 +201,12 @@ impl App {
             match self.store.last_job_run(job.name()).await? {
                 // A new store starts the clock: the first run is at the next scheduled time, as with beat.
                 None => self.store.record_job_run(job.name(), now).await?,
-                Some(last) if last < due => ran.push((job, self.run_job(job, "scheduler").await?.processed)),
+                Some(last) if last < due => match self.run_job(job, "scheduler").await {
+                    Ok(run) => ran.push((job, run.processed)),
+                    // A run asked for is at it: this one is due again at the next tick.
+                    Err(AppError::Conflict { code: "job_running", .. }) => {}
+                    Err(e) => return Err(e),
+                },
                 Some(_) => {}
             }
         }

@@ -106,6 +106,10 @@ pub struct RequestedRun {
 /// How long a requested run stays readable (both stores).
 pub const REQUESTED_RUN_DAYS: i64 = 30;
 
+/// A run of a job that has not finished this long after it was asked for (or started) never will:
+/// the process that ran it stopped or ran out of time (the function's 300 s, its deliveries).
+pub const RUN_DEADLINE_MINUTES: i64 = 15;
+
 impl RequestedRun {
     pub fn queued(run_id: RunId, job: Job, requested_by: &str, now: DateTime<Utc>) -> Self {
         Self {
@@ -138,6 +142,23 @@ impl RequestedRun {
         self.status = RunStatus::Failed;
         (self.error, self.finished_at) = (Some(error.to_owned()), Some(now));
         self
+    }
+
+    /// Queued or running: not finished.
+    pub fn is_pending(&self) -> bool {
+        matches!(self.status, RunStatus::Queued | RunStatus::Running)
+    }
+
+    /// As it stands at `now`: a run still queued or running past `RUN_DEADLINE_MINUTES` failed
+    /// (killed by its time limit, or its process stopped), whatever its record still says.
+    pub fn as_of(self, now: DateTime<Utc>) -> Self {
+        let deadline = self.started_at.unwrap_or(self.requested_at) + Duration::minutes(RUN_DEADLINE_MINUTES);
+        if self.is_pending() && now > deadline {
+            let why = "it did not finish in time: the process that ran it stopped or ran out of time";
+            self.failed(why, deadline)
+        } else {
+            self
+        }
     }
 }
 
@@ -228,6 +249,19 @@ mod tests {
         assert_eq!(Schedule::Weekly { day: Weekday::Mon, at: hm(3, 0) }.last_due(now), at(2026, 11, 23, 3, 0));
         assert_eq!(Schedule::Weekly { day: Weekday::Wed, at: hm(9, 0) }.last_due(now), at(2026, 11, 18, 9, 0));
         assert_eq!(Schedule::Daily { at: hm(8, 30) }.last_due(now), now);
+    }
+
+    #[test]
+    fn a_run_left_queued_or_running_past_its_deadline_reads_failed() {
+        let asked = at(2026, 11, 25, 8, 0);
+        let run = RequestedRun::queued(RunId::parse("r1").unwrap(), Job::ExpireTokens, "user:root", asked);
+        assert!(run.clone().as_of(asked + Duration::minutes(14)).is_pending());
+        let late = run.clone().as_of(asked + Duration::minutes(16));
+        assert_eq!((late.status, late.finished_at), (RunStatus::Failed, Some(asked + Duration::minutes(15))));
+        let started = run.started(asked + Duration::minutes(10));
+        assert!(started.clone().as_of(asked + Duration::minutes(20)).is_pending(), "counted from its start");
+        let done = started.done(3, true, asked + Duration::minutes(11));
+        assert_eq!(done.clone().as_of(asked + Duration::days(1)), done, "a finished run stays as it ended");
     }
 
     #[test]

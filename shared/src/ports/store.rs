@@ -403,6 +403,38 @@ pub trait JobLog: Send + Sync {
     /// Star transactions it has checked), for its next run.
     async fn job_cursor(&self, job: &str) -> Result<Option<String>, StoreError>;
     async fn set_job_cursor(&self, job: &str, cursor: &str) -> Result<(), StoreError>;
+    /// Takes the job's `slot` for `holder` until `until`, atomically: answers who holds it when
+    /// someone else does and their time has not run out at `now` (`None`: taken). Holding it again
+    /// extends it. Slots: `JobSlot::Run` (one run of a job at a time, scheduled or asked for) and
+    /// `JobSlot::Request` (one run asked for and not finished).
+    async fn claim_job(
+        &self,
+        job: &str,
+        slot: JobSlot,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
+    /// Gives the slot back, if `holder` still has it.
+    async fn release_job(&self, job: &str, slot: JobSlot, holder: &str) -> Result<(), StoreError>;
+    /// Who holds the slot now, whatever their time.
+    async fn job_holder(&self, job: &str, slot: JobSlot) -> Result<Option<String>, StoreError>;
+}
+
+/// What one job may have only one of at a time (see `JobLog::claim_job`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobSlot {
+    Run,
+    Request,
+}
+
+impl JobSlot {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Run => "RUN",
+            Self::Request => "REQUEST",
+        }
+    }
 }
 
 #[async_trait]

@@ -366,6 +366,67 @@ impl JobLog for DynamoStore {
         let item = self.get(&keys::run(id), "RUN").await?;
         item.map(|i| parsed(serde_json::from_str(&get_s(&i, "body")?))).transpose()
     }
+
+    async fn claim_job(
+        &self,
+        job: &str,
+        slot: JobSlot,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(keys::job(job)))
+            .item("sk", s(slot.name()))
+            .item("holder", s(holder))
+            .item("until", s(ts(until)))
+            .condition_expression("attribute_not_exists(pk) OR #until <= :now OR holder = :holder")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_values(":now", s(ts(now)))
+            .expression_attribute_values(":holder", s(holder))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(None),
+            Err(e)
+                if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
+                    == Some("ConditionalCheckFailedException") =>
+            {
+                self.job_holder(job, slot).await
+            }
+            Err(e) => Err(fault(e)),
+        }
+    }
+
+    async fn release_job(&self, job: &str, slot: JobSlot, holder: &str) -> Result<(), StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::job(job)))
+            .key("sk", s(slot.name()))
+            .condition_expression("holder = :holder")
+            .expression_attribute_values(":holder", s(holder))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(e)
+                if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
+                    == Some("ConditionalCheckFailedException") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(fault(e)),
+        }
+    }
+
+    async fn job_holder(&self, job: &str, slot: JobSlot) -> Result<Option<String>, StoreError> {
+        self.get(&keys::job(job), slot.name()).await?.map(|i| get_s(&i, "holder")).transpose()
+    }
 }
 
 impl DynamoStore {

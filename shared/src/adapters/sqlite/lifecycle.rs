@@ -270,4 +270,57 @@ impl JobLog for SqliteStore {
         body.map(|b| serde_json::from_str(&b).map_err(|e| StoreError::Corrupt(format!("requested run {id}: {e}"))))
             .transpose()
     }
+
+    async fn claim_job(
+        &self,
+        job: &str,
+        slot: JobSlot,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        self.with(|conn| {
+            let taken = conn
+                .execute(
+                    "INSERT INTO job_slots (job, slot, holder, until) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(job, slot) DO UPDATE SET holder = excluded.holder, until = excluded.until
+                     WHERE job_slots.until <= ?5 OR job_slots.holder = excluded.holder",
+                    params![job, slot.name(), holder, ts(until), ts(now)],
+                )
+                .map_err(fault)?;
+            if taken == 1 {
+                return Ok(None);
+            }
+            conn.query_row(
+                "SELECT holder FROM job_slots WHERE job = ?1 AND slot = ?2",
+                params![job, slot.name()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(fault)
+        })
+    }
+
+    async fn release_job(&self, job: &str, slot: JobSlot, holder: &str) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "DELETE FROM job_slots WHERE job = ?1 AND slot = ?2 AND holder = ?3",
+                params![job, slot.name(), holder],
+            )
+            .map(drop)
+            .map_err(fault)
+        })
+    }
+
+    async fn job_holder(&self, job: &str, slot: JobSlot) -> Result<Option<String>, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT holder FROM job_slots WHERE job = ?1 AND slot = ?2",
+                params![job, slot.name()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(fault)
+        })
+    }
 }
