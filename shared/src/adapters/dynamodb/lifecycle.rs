@@ -389,16 +389,7 @@ impl JobLog for DynamoStore {
             .expression_attribute_values(":holder", s(holder))
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(None),
-            Err(e)
-                if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
-                    == Some("ConditionalCheckFailedException") =>
-            {
-                self.job_holder(job, slot).await
-            }
-            Err(e) => Err(fault(e)),
-        }
+        if super::held(put)? { Ok(None) } else { self.job_holder(job, slot).await }
     }
 
     async fn release_job(&self, job: &str, slot: JobSlot, holder: &str) -> Result<(), StoreError> {
@@ -412,16 +403,8 @@ impl JobLog for DynamoStore {
             .expression_attribute_values(":holder", s(holder))
             .send()
             .await;
-        match deleted {
-            Ok(_) => Ok(()),
-            Err(e)
-                if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
-                    == Some("ConditionalCheckFailedException") =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(fault(e)),
-        }
+        // Held by another since: theirs to give back.
+        super::held(deleted).map(drop)
     }
 
     async fn job_holder(&self, job: &str, slot: JobSlot) -> Result<Option<String>, StoreError> {

@@ -288,16 +288,7 @@ impl JobLog for SqliteStore {
                     params![job, slot.name(), holder, ts(until), ts(now)],
                 )
                 .map_err(fault)?;
-            if taken == 1 {
-                return Ok(None);
-            }
-            conn.query_row(
-                "SELECT holder FROM job_slots WHERE job = ?1 AND slot = ?2",
-                params![job, slot.name()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(fault)
+            if taken == 1 { Ok(None) } else { slot_holder(conn, job, slot) }
         })
     }
 
@@ -313,14 +304,12 @@ impl JobLog for SqliteStore {
     }
 
     async fn job_holder(&self, job: &str, slot: JobSlot) -> Result<Option<String>, StoreError> {
-        self.with(|conn| {
-            conn.query_row(
-                "SELECT holder FROM job_slots WHERE job = ?1 AND slot = ?2",
-                params![job, slot.name()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(fault)
-        })
+        self.with(|conn| slot_holder(conn, job, slot))
     }
+}
+
+fn slot_holder(conn: &rusqlite::Connection, job: &str, slot: JobSlot) -> Result<Option<String>, StoreError> {
+    conn.query_row("SELECT holder FROM job_slots WHERE job = ?1 AND slot = ?2", params![job, slot.name()], |r| r.get(0))
+        .optional()
+        .map_err(fault)
 }
