@@ -540,7 +540,18 @@ async fn a_cancelled_stars_subscription_ends_with_the_period_paid_for() {
     pay(&app, buyer, "monthly").await;
     join(&app, buyer).await;
     let (payload, _) = buy(&app, buyer, "monthly").await;
+    let active = || async {
+        app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await.1["stars"]["active_subscriptions"]
+            .clone()
+    };
+    assert_eq!(active().await, 1);
     assert_eq!(app.webhook(updates::subscription(app.update_id(), buyer, &payload, "canceled")).await, 200);
+    assert_eq!(active().await, 0, "a cancelled subscription is not counted as running");
+    assert_eq!(app.webhook(updates::subscription(app.update_id(), buyer, &payload, "active")).await, 200);
+    assert_eq!(active().await, 1, "re-enabled");
+    assert_eq!(app.webhook(updates::subscription(app.update_id(), buyer, &payload, "canceled")).await, 200);
+    assert_eq!(app.webhook(updates::subscription(app.update_id(), buyer, &payload, "canceled")).await, 200);
+    assert_eq!(active().await, 0, "told twice, counted once");
     app.advance(30 * DAY + 6 * 3600).await;
     app.drain().await;
     assert_eq!(app.calls_for_user("banChatMember", buyer).len(), 1, "no renewal awaited: removed at the end");

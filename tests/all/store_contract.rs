@@ -148,6 +148,12 @@ async fn refunds(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert_eq!(store.counters(now).await.unwrap().stars.active_subscriptions, 1, "renewed: still one");
     assert_eq!(store.counters(now + Duration::days(2)).await.unwrap().stars.active_subscriptions, 1);
     assert_eq!(store.counters(now + Duration::days(32)).await.unwrap().stars.active_subscriptions, 0, "lapsed");
+    // Cancelled, then re-enabled.
+    let ends = now + Duration::days(30) + Duration::hours(1);
+    store.count_subscription(ends, -1).await.unwrap();
+    assert_eq!(store.counters(now).await.unwrap().stars.active_subscriptions, 0, "cancelled");
+    store.count_subscription(ends, 1).await.unwrap();
+    assert_eq!(store.counters(now).await.unwrap().stars.active_subscriptions, 1, "re-enabled");
     store.move_refund(&renewal.id, RefundRequested, Some("asked"), now).await.unwrap().unwrap();
     store.move_refund(&renewal.id, Refunded, None, now).await.unwrap().unwrap();
     assert_eq!(store.counters(now + Duration::days(2)).await.unwrap().stars.active_subscriptions, 0, "refunded");

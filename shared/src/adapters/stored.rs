@@ -86,7 +86,7 @@ pub(crate) fn payment_counters(p: &crate::domain::Payment) -> Vec<CounterChange>
     c
 }
 
-fn subscription_end(end: DateTime<Utc>, delta: i64) -> CounterChange {
+pub(crate) fn subscription_end(end: DateTime<Utc>, delta: i64) -> CounterChange {
     (subscription_end_bucket(end), delta, Some(end + Duration::days(BUCKET_KEEP_DAYS)))
 }
 

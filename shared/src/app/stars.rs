@@ -343,11 +343,20 @@ impl App {
             .await?;
         let now = self.clock.now();
         let Some(m) = self.store.current_membership(account).await? else { return Ok(()) };
-        match change.state.as_str() {
-            "canceled" | "failed" => self.store.set_renewal(&m.id, None).await?,
-            "active" => {
-                if let Some(latest) = self.latest_subscription_payment(account, &m.user_id).await? {
-                    self.await_renewal(account, &latest).await?;
+        // The renewal awaited is the subscription's state here: only a change of it counts.
+        let latest = self.latest_subscription_payment(account, &m.user_id).await?;
+        let ends = latest.as_ref().and_then(Payment::stars_paid).map(|paid| paid.period_end);
+        match (change.state.as_str(), m.renews_until.is_some()) {
+            ("canceled" | "failed", true) => {
+                self.store.set_renewal(&m.id, None).await?;
+                if let Some(end) = ends {
+                    self.store.count_subscription(end, -1).await?;
+                }
+            }
+            ("active", false) => {
+                if let (Some(latest), Some(end)) = (&latest, ends) {
+                    self.await_renewal(account, latest).await?;
+                    self.store.count_subscription(end, 1).await?;
                 }
             }
             _ => {}

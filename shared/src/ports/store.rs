@@ -387,6 +387,9 @@ pub trait Stats: Send + Sync {
     async fn count_attempt(&self, attempt: Attempt, at: DateTime<Utc>) -> Result<(), StoreError>;
     /// Counts a Stars subscription that lapsed, in the month of `at`.
     async fn count_lapse(&self, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// A Stars subscription whose period paid for ends at `end` stops (`-1`: cancelled or failed)
+    /// or starts again (`1`: re-enabled) counting among the active ones.
+    async fn count_subscription(&self, end: DateTime<Utc>, delta: i64) -> Result<(), StoreError>;
 }
 
 /// When each scheduled job last ran (the local scheduler and `doctor` read it), and the runs an

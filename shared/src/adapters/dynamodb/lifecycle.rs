@@ -308,6 +308,17 @@ impl Stats for DynamoStore {
             .map(drop)
             .map_err(fault)
     }
+
+    async fn count_subscription(&self, end: DateTime<Utc>, delta: i64) -> Result<(), StoreError> {
+        let (name, delta, ttl) = crate::adapters::stored::subscription_end(end, delta);
+        match self.transact(vec![self.bump(&name, delta, ttl)?]).await {
+            Ok(()) => Ok(()),
+            Err(Cancelled::Condition(_)) => {
+                Err(StoreError::Unavailable("a counter refused an unconditional add".into()))
+            }
+            Err(Cancelled::Fault(e)) => Err(e),
+        }
+    }
 }
 
 #[async_trait]

@@ -204,6 +204,11 @@ impl Stats for SqliteStore {
     async fn count_lapse(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.with(|conn| bump(conn, &lapse_counter(at), 1))
     }
+
+    async fn count_subscription(&self, end: DateTime<Utc>, delta: i64) -> Result<(), StoreError> {
+        let (name, delta, _) = crate::adapters::stored::subscription_end(end, delta);
+        self.with(|conn| bump(conn, &name, delta))
+    }
 }
 
 #[async_trait]
