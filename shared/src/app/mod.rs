@@ -6,11 +6,14 @@ mod admin;
 mod bot;
 pub mod effects;
 pub mod import;
+mod invoices;
+mod job_runs;
 mod jobs;
 mod limits;
 mod members;
 mod notifications;
 mod payments;
+mod refunds;
 mod stars;
 mod status;
 

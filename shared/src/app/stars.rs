@@ -1,5 +1,5 @@
-//! Payments in Telegram Stars, inside the bot: the offers with a pay button, the pre-checkout
-//! check, and each payment (a purchase, a subscription's first payment or a renewal) recorded once
+//! Payments in Telegram Stars, inside the bot (the pay buttons are `invoices.rs`, refunds
+//! `refunds.rs`): the pre-checkout check, and each payment (a purchase, a subscription's first payment or a renewal) recorded once
 //! per charge id and turned into access for the paying account by the same steps as a validated
 //! manual payment: a payment in the store, a token (already bound to the payer, who is the
 //! account), the membership it opens or extends, the personal invite.
@@ -8,98 +8,18 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::access::Redemption;
-use super::{App, AppError, actor, hour_window, require, telegram_actor};
-use crate::auth::{Caller, Role};
+use super::{App, AppError, hour_window, telegram_actor};
 use crate::domain::{
-    AuditAction, IncomingMessage, Invoice, Lang, MembershipStatus, Offer, Payment, PaymentId, PaymentStatus,
-    PreCheckoutQuery, STARS_RENEWAL_WAIT_HOURS, STARS_TRANSACTION_PREFIX, SubscriptionUpdated, SuccessfulPayment,
-    TelegramUserId, TgUser, TokenHash, TokenRecord, UserId, offer_of_payload, sale_of, texts,
+    AuditAction, IncomingMessage, Lang, MembershipStatus, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery,
+    STARS_RENEWAL_WAIT_HOURS, STARS_TRANSACTION_PREFIX, SubscriptionUpdated, SuccessfulPayment, TelegramUserId, TgUser,
+    TokenHash, TokenRecord, UserId, texts,
 };
-use crate::ports::{Effect, LinkButton, Presence, StarInvoice, StoreError, TelegramError};
+use crate::ports::{Presence, StoreError};
 
 /// Who reviewed a Stars payment: Telegram took it, nobody had to validate it.
 const STARS_REVIEWER: &str = "telegram-stars";
 
 impl App {
-    /// The offers sold in Stars under `text`, one pay button each (`/buy`, a bare `/start`):
-    /// `BUY_PER_MINUTE` times a minute per account, then a polite "wait"; Telegram's flood
-    /// control while making a pay button is told to the buyer the same way, never a failure.
-    pub(crate) async fn offers(
-        &self,
-        account: TelegramUserId,
-        lang: Lang,
-        text: String,
-    ) -> Result<(String, Vec<LinkButton>), AppError> {
-        let now = self.clock.now();
-        let minute = now.format("%Y%m%d%H%M");
-        let count = self.store.hit(&format!("offers:{account}:{minute}"), now + Duration::minutes(2)).await?;
-        if count > self.settings.limits.offers_per_minute {
-            let wait = 60 - u64::from(chrono::Timelike::second(&now));
-            return Ok((texts::wait_before_buying(lang, wait), Vec::new()));
-        }
-        match self.offer_buttons(lang).await {
-            Ok(buttons) => Ok((text, buttons)),
-            Err(Busy::Telegram(seconds)) => {
-                tracing::warn!(
-                    seconds,
-                    "Telegram's flood control while making a pay button: the buyer is told to wait"
-                );
-                Ok((texts::wait_before_buying(lang, u64::from(seconds.max(1))), Vec::new()))
-            }
-            Err(Busy::Failed(e)) => Err(e),
-        }
-    }
-
-    /// A pay button per offer sold in Stars: an invoice link Telegram opens in the buyer's app.
-    /// Each sale (offer, price, period, kind) has one invoice, recorded with what it sells, and
-    /// its link is reused for every buyer.
-    async fn offer_buttons(&self, lang: Lang) -> Result<Vec<LinkButton>, Busy> {
-        let channel = &self.settings.channel_name;
-        let mut buttons = Vec::new();
-        for (id, offer) in self.settings.offers.in_stars() {
-            let invoice = match self.store.invoice_for_sale(&sale_of(id, offer)).await? {
-                Some(invoice) => invoice,
-                None => {
-                    let mut invoice = Invoice::new(id, offer, self.clock.now())?;
-                    let wanted = StarInvoice {
-                        title: offer.name.chars().take(32).collect(),
-                        description: texts::invoice_description(lang, channel, offer.days, offer.renewing),
-                        payload: invoice.payload.clone(),
-                        stars: invoice.stars,
-                        renewing: offer.renewing,
-                    };
-                    invoice.link = match self.telegram.create_invoice_link(&wanted).await {
-                        Ok(link) => link,
-                        Err(TelegramError::RetryAfter(seconds)) => return Err(Busy::Telegram(seconds)),
-                        Err(e) => return Err(Busy::Failed(e.into())),
-                    };
-                    self.store.record_invoice(&invoice).await?
-                }
-            };
-            let text = texts::pay_button(lang, &offer.name, invoice.stars, offer.renewing);
-            buttons.push(LinkButton { text, url: invoice.link });
-        }
-        Ok(buttons)
-    }
-
-    /// What a Star payment's payload buys, when telegate sold it: an invoice it recorded (what it
-    /// sold then, even if the offer changed since), or an earlier release's `v1:<offer>` payload
-    /// of an offer still listed in Stars. `None`: not telegate's (a tip, paid media, another
-    /// program's invoice).
-    async fn sold(&self, payload: &str) -> Result<Option<Sold>, AppError> {
-        if let Some(invoice) = self.store.invoice(payload).await? {
-            let name =
-                self.settings.offers.find_in_stars(&invoice.offer_id).map_or(invoice.offer_id.clone(), |o| o.name);
-            let offer = Offer { name, days: invoice.days, stars: Some(invoice.stars), renewing: invoice.renewing };
-            let now = self.settings.offers.find_in_stars(&invoice.offer_id).filter(|o| invoice.still_sold_as(o));
-            return Ok(Some(Sold { offer_id: invoice.offer_id, offer, on_sale: now.is_some() }));
-        }
-        Ok(offer_of_payload(payload).and_then(|id| {
-            let offer = self.settings.offers.find_in_stars(id)?;
-            Some(Sold { offer_id: id.to_owned(), offer, on_sale: true })
-        }))
-    }
-
     /// `pre_checkout_query`: Telegram waits at most 10 seconds for the answer. Yes when the
     /// payload is an invoice telegate created, whose offer is still sold as invoiced, at the price
     /// asked, to an account that may buy; otherwise a refusal the buyer reads.
@@ -498,143 +418,12 @@ impl App {
         }
         self.store.token(&hash).await?.ok_or(AppError::Internal("a Stars payment's token vanished".into()))
     }
-
-    /// `POST /api/telegram/admin/stars/refund/` (admin): the Stars of one payment go back. The
-    /// payment moves to `refund_requested` (from `validated`, or from `refund_failed` to try
-    /// again), the access it paid into ends as a revoke ends it (renewal cancelled too), and
-    /// `refundStarPayment` is queued; its outcome moves the payment to `refunded` or
-    /// `refund_failed`. Asked again, nothing is done twice: the answer is where the refund stands.
-    pub async fn refund_stars(&self, caller: &Caller, payment_id: &str, reason: &str) -> Result<Refund, AppError> {
-        require(caller, Role::Admin)?;
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(AppError::Invalid("reason must be 1 to 500 characters".into()));
-        }
-        let id = PaymentId::parse(payment_id).map_err(|_| AppError::NotFound("no such payment"))?;
-        let payment = self.store.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?;
-        let Some((charge, account)) = stars_payer(&payment) else {
-            return Err(AppError::Conflict {
-                code: "not_a_stars_payment",
-                message: "only payments in Telegram Stars are refunded here; refund a manual payment where it was paid"
-                    .into(),
-            });
-        };
-        let now = self.clock.now();
-        let moved = self.store.move_refund(&id, PaymentStatus::RefundRequested, Some(reason), now).await?;
-        let status = match &moved {
-            Some(p) => p.status,
-            None => self.store.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?.status,
-        };
-        if !status.is_refund() {
-            return Err(AppError::Conflict {
-                code: "payment_not_validated",
-                message: format!("only a validated payment is refunded; this one is {}", status.as_str()),
-            });
-        }
-        if status != PaymentStatus::RefundRequested {
-            return Ok(Refund { status, revoked_count: 0 });
-        }
-        // Requested now or before (a first ask that failed half-way): the revoke and the queued
-        // refund are harmless to repeat (nothing left to revoke, one refund per charge).
-        let revoked = self.revoke_access(caller, payment.user_id.as_str(), &format!("refund: {reason}")).await?;
-        self.enqueue(vec![refund_effect(&payment, account, charge)]).await?;
-        if moved.is_some() {
-            let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": reason,
-                                  "revoked_count": revoked });
-            self.audit(&actor(caller), AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details)
-                .await?;
-            tracing::info!(payment = %payment.id, by = %caller.user_id, "Stars refund requested");
-        }
-        Ok(Refund { status, revoked_count: revoked })
-    }
-
-    /// A revoke also stops the user's Stars subscriptions from renewing. Telegram names a
-    /// subscription by the charge id of its first payment: per account, the latest subscription's
-    /// first payment (its latest renewing payment when the first is not on record).
-    pub(crate) async fn cancel_renewals(&self, user: &UserId) -> Result<(), AppError> {
-        // Per account: (is a first payment, when) of the payment that names its subscription.
-        let mut named: std::collections::BTreeMap<i64, (bool, Payment)> = std::collections::BTreeMap::new();
-        for p in self.store.payments_of(user).await? {
-            let account = p.user_info.as_ref().and_then(|i| i["telegram_user_id"].as_i64());
-            let (Some(paid), Some(account)) = (p.stars_paid().filter(|s| s.renewing), account) else { continue };
-            let first = !paid.renewal;
-            let better =
-                named.get(&account).is_none_or(|(was_first, q)| (first, p.created_at) > (*was_first, q.created_at));
-            if better {
-                named.insert(account, (first, p));
-            }
-        }
-        let mut effects = Vec::new();
-        for (account, (_, p)) in named {
-            let (Ok(account), Some(charge)) = (TelegramUserId::parse(account), p.stars_charge()) else { continue };
-            tracing::info!(payment = %p.id, "the Stars subscription's renewal is cancelled");
-            effects.push((
-                format!("cancel-subscription:{charge}"),
-                Effect::CancelSubscription { telegram_user_id: account, charge_id: charge.to_owned() },
-            ));
-        }
-        self.enqueue(effects).await
-    }
-
-    /// Paid, and no access can come of it: the payment moves to `refund_requested` (it buys
-    /// nothing from now on) and the Stars go back (queued, retried), audited.
-    async fn refund_unusable(&self, payment: &Payment, account: TelegramUserId, charge: &str) -> Result<(), AppError> {
-        const WHY: &str = "the account may not be let in";
-        tracing::warn!(payment = %payment.id, "a Stars payment that cannot give access: refunded");
-        self.store.move_refund(&payment.id, PaymentStatus::RefundRequested, Some(WHY), self.clock.now()).await?;
-        self.enqueue(vec![refund_effect(payment, account, charge)]).await?;
-        let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": WHY });
-        self.audit("system", AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await
-    }
-}
-
-/// Why no pay buttons could be made: Telegram's flood control (seconds to wait), or a failure.
-enum Busy {
-    Telegram(u32),
-    Failed(AppError),
-}
-
-impl From<StoreError> for Busy {
-    fn from(e: StoreError) -> Self {
-        Self::Failed(e.into())
-    }
-}
-
-impl From<crate::domain::DomainError> for Busy {
-    fn from(e: crate::domain::DomainError) -> Self {
-        Self::Failed(e.into())
-    }
-}
-
-/// What a payload telegate sold buys: the offer as invoiced, and whether it is still sold so.
-struct Sold {
-    offer_id: String,
-    offer: Offer,
-    on_sale: bool,
-}
-
-/// Where a refund of a payment in Stars stands, as the refund route answers it.
-#[derive(Debug)]
-pub struct Refund {
-    /// `refund_requested`, `refunded` or `refund_failed`.
-    pub status: PaymentStatus,
-    pub revoked_count: usize,
 }
 
 /// The charge id and the paying account of a payment in Stars.
-fn stars_payer(payment: &Payment) -> Option<(&str, TelegramUserId)> {
+pub(super) fn stars_payer(payment: &Payment) -> Option<(&str, TelegramUserId)> {
     let account = payment.user_info.as_ref()?["telegram_user_id"].as_i64()?;
     Some((payment.stars_charge()?, TelegramUserId::parse(account).ok()?))
-}
-
-/// `refundStarPayment` for `payment`, once per charge however often it is queued.
-fn refund_effect(payment: &Payment, account: TelegramUserId, charge: &str) -> (String, Effect) {
-    let effect = Effect::RefundStars {
-        telegram_user_id: account,
-        charge_id: charge.to_owned(),
-        payment_id: Some(payment.id.clone()),
-    };
-    (format!("refund:{charge}"), effect)
 }
 
 /// The user id of a Telegram account that pays in Stars on its own: `tg:<telegram id>`.

@@ -1,0 +1,115 @@
+//! What telegate sells in Stars: the pay buttons of `/buy` and a bare `/start` (one recorded
+//! invoice per sale, its link reused; a per-account limit; Telegram's flood control told to the
+//! buyer), and what a payload Telegram hands back buys (`sold`): telegate's invoices only.
+
+use chrono::Duration;
+
+use super::{App, AppError};
+use crate::domain::{Invoice, Lang, Offer, TelegramUserId, offer_of_payload, sale_of, texts};
+use crate::ports::{LinkButton, StarInvoice, StoreError, TelegramError};
+
+impl App {
+    /// The offers sold in Stars under `text`, one pay button each (`/buy`, a bare `/start`):
+    /// `BUY_PER_MINUTE` times a minute per account, then a polite "wait"; Telegram's flood
+    /// control while making a pay button is told to the buyer the same way, never a failure.
+    pub(crate) async fn offers(
+        &self,
+        account: TelegramUserId,
+        lang: Lang,
+        text: String,
+    ) -> Result<(String, Vec<LinkButton>), AppError> {
+        let now = self.clock.now();
+        let minute = now.format("%Y%m%d%H%M");
+        let count = self.store.hit(&format!("offers:{account}:{minute}"), now + Duration::minutes(2)).await?;
+        if count > self.settings.limits.offers_per_minute {
+            let wait = 60 - u64::from(chrono::Timelike::second(&now));
+            return Ok((texts::wait_before_buying(lang, wait), Vec::new()));
+        }
+        match self.offer_buttons(lang).await {
+            Ok(buttons) => Ok((text, buttons)),
+            Err(Busy::Telegram(seconds)) => {
+                tracing::warn!(
+                    seconds,
+                    "Telegram's flood control while making a pay button: the buyer is told to wait"
+                );
+                Ok((texts::wait_before_buying(lang, u64::from(seconds.max(1))), Vec::new()))
+            }
+            Err(Busy::Failed(e)) => Err(e),
+        }
+    }
+
+    /// A pay button per offer sold in Stars: an invoice link Telegram opens in the buyer's app.
+    /// Each sale (offer, price, period, kind) has one invoice, recorded with what it sells, and
+    /// its link is reused for every buyer.
+    async fn offer_buttons(&self, lang: Lang) -> Result<Vec<LinkButton>, Busy> {
+        let channel = &self.settings.channel_name;
+        let mut buttons = Vec::new();
+        for (id, offer) in self.settings.offers.in_stars() {
+            let invoice = match self.store.invoice_for_sale(&sale_of(id, offer)).await? {
+                Some(invoice) => invoice,
+                None => {
+                    let mut invoice = Invoice::new(id, offer, self.clock.now())?;
+                    let wanted = StarInvoice {
+                        title: offer.name.chars().take(32).collect(),
+                        description: texts::invoice_description(lang, channel, offer.days, offer.renewing),
+                        payload: invoice.payload.clone(),
+                        stars: invoice.stars,
+                        renewing: offer.renewing,
+                    };
+                    invoice.link = match self.telegram.create_invoice_link(&wanted).await {
+                        Ok(link) => link,
+                        Err(TelegramError::RetryAfter(seconds)) => return Err(Busy::Telegram(seconds)),
+                        Err(e) => return Err(Busy::Failed(e.into())),
+                    };
+                    self.store.record_invoice(&invoice).await?
+                }
+            };
+            let text = texts::pay_button(lang, &offer.name, invoice.stars, offer.renewing);
+            buttons.push(LinkButton { text, url: invoice.link });
+        }
+        Ok(buttons)
+    }
+
+    /// What a Star payment's payload buys, when telegate sold it: an invoice it recorded (what it
+    /// sold then, even if the offer changed since), or an earlier release's `v1:<offer>` payload
+    /// of an offer still listed in Stars. `None`: not telegate's (a tip, paid media, another
+    /// program's invoice).
+    pub(super) async fn sold(&self, payload: &str) -> Result<Option<Sold>, AppError> {
+        if let Some(invoice) = self.store.invoice(payload).await? {
+            let name =
+                self.settings.offers.find_in_stars(&invoice.offer_id).map_or(invoice.offer_id.clone(), |o| o.name);
+            let offer = Offer { name, days: invoice.days, stars: Some(invoice.stars), renewing: invoice.renewing };
+            let now = self.settings.offers.find_in_stars(&invoice.offer_id).filter(|o| invoice.still_sold_as(o));
+            return Ok(Some(Sold { offer_id: invoice.offer_id, offer, on_sale: now.is_some() }));
+        }
+        Ok(offer_of_payload(payload).and_then(|id| {
+            let offer = self.settings.offers.find_in_stars(id)?;
+            Some(Sold { offer_id: id.to_owned(), offer, on_sale: true })
+        }))
+    }
+}
+
+/// Why no pay buttons could be made: Telegram's flood control (seconds to wait), or a failure.
+enum Busy {
+    Telegram(u32),
+    Failed(AppError),
+}
+
+impl From<StoreError> for Busy {
+    fn from(e: StoreError) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+impl From<crate::domain::DomainError> for Busy {
+    fn from(e: crate::domain::DomainError) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+/// What a payload telegate sold buys: the offer as invoiced, and whether it is still sold so.
+pub(super) struct Sold {
+    pub(super) offer_id: String,
+    pub(super) offer: Offer,
+    pub(super) on_sale: bool,
+}

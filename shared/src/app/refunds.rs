@@ -1,0 +1,125 @@
+//! Money going back, and renewals stopped: an admin's refund of a payment in Stars, the refund
+//! of a payment that cannot give access, and the cancellation of a revoked account's renewals.
+//! A refund moves the payment along its states (`PaymentStatus::may_become`); the queued
+//! `refundStarPayment`'s outcome is recorded by the effect consumer (`Consumer::record_refund`).
+
+use serde_json::json;
+
+use super::stars::stars_payer;
+use super::{App, AppError, actor, require};
+use crate::auth::{Caller, Role};
+use crate::domain::{AuditAction, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId};
+use crate::ports::Effect;
+
+impl App {
+    /// `POST /api/telegram/admin/stars/refund/` (admin): the Stars of one payment go back. The
+    /// payment moves to `refund_requested` (from `validated`, or from `refund_failed` to try
+    /// again), the access it paid into ends as a revoke ends it (renewal cancelled too), and
+    /// `refundStarPayment` is queued; its outcome moves the payment to `refunded` or
+    /// `refund_failed`. Asked again, nothing is done twice: the answer is where the refund stands.
+    pub async fn refund_stars(&self, caller: &Caller, payment_id: &str, reason: &str) -> Result<Refund, AppError> {
+        require(caller, Role::Admin)?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(AppError::Invalid("reason must be 1 to 500 characters".into()));
+        }
+        let id = PaymentId::parse(payment_id).map_err(|_| AppError::NotFound("no such payment"))?;
+        let payment = self.store.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?;
+        let Some((charge, account)) = stars_payer(&payment) else {
+            return Err(AppError::Conflict {
+                code: "not_a_stars_payment",
+                message: "only payments in Telegram Stars are refunded here; refund a manual payment where it was paid"
+                    .into(),
+            });
+        };
+        let now = self.clock.now();
+        let moved = self.store.move_refund(&id, PaymentStatus::RefundRequested, Some(reason), now).await?;
+        let status = match &moved {
+            Some(p) => p.status,
+            None => self.store.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?.status,
+        };
+        if !status.is_refund() {
+            return Err(AppError::Conflict {
+                code: "payment_not_validated",
+                message: format!("only a validated payment is refunded; this one is {}", status.as_str()),
+            });
+        }
+        if status != PaymentStatus::RefundRequested {
+            return Ok(Refund { status, revoked_count: 0 });
+        }
+        // Requested now or before (a first ask that failed half-way): the revoke and the queued
+        // refund are harmless to repeat (nothing left to revoke, one refund per charge).
+        let revoked = self.revoke_access(caller, payment.user_id.as_str(), &format!("refund: {reason}")).await?;
+        self.enqueue(vec![refund_effect(&payment, account, charge)]).await?;
+        if moved.is_some() {
+            let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": reason,
+                                  "revoked_count": revoked });
+            self.audit(&actor(caller), AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details)
+                .await?;
+            tracing::info!(payment = %payment.id, by = %caller.user_id, "Stars refund requested");
+        }
+        Ok(Refund { status, revoked_count: revoked })
+    }
+
+    /// A revoke also stops the user's Stars subscriptions from renewing. Telegram names a
+    /// subscription by the charge id of its first payment: per account, the latest subscription's
+    /// first payment (its latest renewing payment when the first is not on record).
+    pub(crate) async fn cancel_renewals(&self, user: &UserId) -> Result<(), AppError> {
+        // Per account: (is a first payment, when) of the payment that names its subscription.
+        let mut named: std::collections::BTreeMap<i64, (bool, Payment)> = std::collections::BTreeMap::new();
+        for p in self.store.payments_of(user).await? {
+            let account = p.user_info.as_ref().and_then(|i| i["telegram_user_id"].as_i64());
+            let (Some(paid), Some(account)) = (p.stars_paid().filter(|s| s.renewing), account) else { continue };
+            let first = !paid.renewal;
+            let better =
+                named.get(&account).is_none_or(|(was_first, q)| (first, p.created_at) > (*was_first, q.created_at));
+            if better {
+                named.insert(account, (first, p));
+            }
+        }
+        let mut effects = Vec::new();
+        for (account, (_, p)) in named {
+            let (Ok(account), Some(charge)) = (TelegramUserId::parse(account), p.stars_charge()) else { continue };
+            tracing::info!(payment = %p.id, "the Stars subscription's renewal is cancelled");
+            effects.push((
+                format!("cancel-subscription:{charge}"),
+                Effect::CancelSubscription { telegram_user_id: account, charge_id: charge.to_owned() },
+            ));
+        }
+        self.enqueue(effects).await
+    }
+
+    /// Paid, and no access can come of it: the payment moves to `refund_requested` (it buys
+    /// nothing from now on) and the Stars go back (queued, retried), audited.
+    pub(super) async fn refund_unusable(
+        &self,
+        payment: &Payment,
+        account: TelegramUserId,
+        charge: &str,
+    ) -> Result<(), AppError> {
+        const WHY: &str = "the account may not be let in";
+        tracing::warn!(payment = %payment.id, "a Stars payment that cannot give access: refunded");
+        self.store.move_refund(&payment.id, PaymentStatus::RefundRequested, Some(WHY), self.clock.now()).await?;
+        self.enqueue(vec![refund_effect(payment, account, charge)]).await?;
+        let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": WHY });
+        self.audit("system", AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await
+    }
+}
+
+/// Where a refund of a payment in Stars stands, as the refund route answers it.
+#[derive(Debug)]
+pub struct Refund {
+    /// `refund_requested`, `refunded` or `refund_failed`.
+    pub status: PaymentStatus,
+    pub revoked_count: usize,
+}
+
+/// `refundStarPayment` for `payment`, once per charge however often it is queued.
+fn refund_effect(payment: &Payment, account: TelegramUserId, charge: &str) -> (String, Effect) {
+    let effect = Effect::RefundStars {
+        telegram_user_id: account,
+        charge_id: charge.to_owned(),
+        payment_id: Some(payment.id.clone()),
+    };
+    (format!("refund:{charge}"), effect)
+}
