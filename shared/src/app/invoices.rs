@@ -76,11 +76,11 @@ impl App {
     /// program's invoice).
     pub(super) async fn sold(&self, payload: &str) -> Result<Option<Sold>, AppError> {
         if let Some(invoice) = self.store.invoice(payload).await? {
-            let name =
-                self.settings.offers.find_in_stars(&invoice.offer_id).map_or(invoice.offer_id.clone(), |o| o.name);
+            let listed = self.settings.offers.find_in_stars(&invoice.offer_id);
+            let on_sale = listed.as_ref().is_some_and(|o| invoice.still_sold_as(o));
+            let name = listed.map_or(invoice.offer_id.clone(), |o| o.name);
             let offer = Offer { name, days: invoice.days, stars: Some(invoice.stars), renewing: invoice.renewing };
-            let now = self.settings.offers.find_in_stars(&invoice.offer_id).filter(|o| invoice.still_sold_as(o));
-            return Ok(Some(Sold { offer_id: invoice.offer_id, offer, on_sale: now.is_some() }));
+            return Ok(Some(Sold { offer_id: invoice.offer_id, offer, on_sale }));
         }
         Ok(offer_of_payload(payload).and_then(|id| {
             let offer = self.settings.offers.find_in_stars(id)?;

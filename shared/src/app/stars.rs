@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::access::Redemption;
+use super::invoices::Sold;
 use super::{App, AppError, hour_window, telegram_actor};
 use crate::domain::{
     AuditAction, IncomingMessage, Lang, MembershipStatus, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery,
@@ -58,7 +59,7 @@ impl App {
             return Ok(());
         };
         let at = DateTime::from_timestamp(message.date, 0).unwrap_or(self.clock.now());
-        if self.sold(&paid.invoice_payload).await?.is_none() {
+        let Some(sold) = self.sold(&paid.invoice_payload).await? else {
             // Another program's, or a tip or paid media: left alone, for whoever sold it.
             let account = TelegramUserId::parse(from.id).ok();
             tracing::warn!(stars = paid.total_amount, "a Star payment telegate did not invoice: it grants nothing");
@@ -66,17 +67,18 @@ impl App {
                                   "telegram_payment_charge_id": paid.telegram_payment_charge_id });
             let actor = account.map_or_else(|| "telegram".to_owned(), telegram_actor);
             return self.audit(&actor, AuditAction::StarsNotOurs, None, account, details).await;
-        }
-        self.apply_stars_payment(from, message.chat.id, paid, at).await.map(drop)
+        };
+        self.apply_stars_payment(from, message.chat.id, paid, sold, at).await.map(drop)
     }
 
-    /// One Stars payment, from its update or found by the reconciliation: recorded once, then
-    /// access (or a refund), and the payer told in `chat`. Whether it was new.
+    /// One Stars payment of what telegate `sold`, from its update or found by the reconciliation:
+    /// recorded once, then access (or a refund), and the payer told in `chat`. Whether it was new.
     async fn apply_stars_payment(
         &self,
         from: &TgUser,
         chat: i64,
         paid: &SuccessfulPayment,
+        sold: Sold,
         at: DateTime<Utc>,
     ) -> Result<bool, AppError> {
         let Ok(account) = TelegramUserId::parse(from.id) else {
@@ -89,9 +91,6 @@ impl App {
         }
         let lang = Lang::from_code(from.language_code.as_deref());
         let now = self.clock.now();
-        let Some(sold) = self.sold(&paid.invoice_payload).await? else {
-            return Ok(false);
-        };
         let offer = (sold.offer_id, sold.offer);
         // Seen before (another delivery of the same charge): the payment its token names.
         let seen = match self.store.token(&TokenHash::of_stars_charge(charge)).await? {
@@ -173,7 +172,7 @@ impl App {
                     username: None,
                     language_code: None,
                 };
-                if self.apply_stars_payment(&from, t.payer.get(), &paid, t.at).await? {
+                if self.apply_stars_payment(&from, t.payer.get(), &paid, sold, t.at).await? {
                     tracing::warn!(telegram_user = %t.payer, stars = t.stars, "a Stars payment whose update was missed: applied");
                     repaired += 1;
                 }
