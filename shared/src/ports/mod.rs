@@ -6,6 +6,7 @@ mod clock;
 mod events;
 mod mailer;
 mod queue;
+mod stats;
 mod store;
 mod telegram;
 
@@ -77,6 +78,7 @@ pub use clock::*;
 pub use events::*;
 pub use mailer::*;
 pub use queue::*;
+pub use stats::*;
 pub use store::*;
 pub use telegram::*;
 

@@ -1,9 +1,9 @@
 //! What the use cases store, cut by role. Each adapter (SQLite, DynamoDB) implements every role,
 //! and one contract-test body per role runs against both.
 
+use super::Stats;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::Envelope;
 use crate::domain::{
@@ -217,81 +217,6 @@ pub trait EffectLog: Send + Sync {
     async fn release_effect(&self, key: &str) -> Result<(), StoreError>;
 }
 
-/// Counters kept up to date as events happen, so that reading them costs the same at any size.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Counters {
-    pub tokens_total: i64,
-    pub tokens_pending: i64,
-    pub tokens_used: i64,
-    /// Tokens issued in the 24 hours before `now` (hourly buckets).
-    pub tokens_recent: i64,
-    pub invites_total: i64,
-    pub invites_accepted: i64,
-    pub members_total: i64,
-    pub members_active: i64,
-    /// Memberships started in the 7 days before `now` (daily buckets).
-    pub members_recent_joins: i64,
-    /// Suspicious access attempts in the 24 hours before `now` (hourly buckets): `/start` with a
-    /// token refused, join requests declined, strangers removed from the channel.
-    pub refused_tokens_recent: i64,
-    pub declined_joins_recent: i64,
-    pub removed_strangers_recent: i64,
-    pub stars: StarsCounters,
-}
-
-/// Payments in Telegram Stars, from counters kept in the writes that record them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct StarsCounters {
-    /// Gross: every Star paid.
-    pub revenue_total: i64,
-    /// Stars given back (counted when Telegram confirmed the refund).
-    pub refunded_total: i64,
-    /// Gross less refunded.
-    pub net_total: i64,
-    /// Subscriptions that paid in the last 30 days (each pays once per 30 days while it runs).
-    pub active_subscriptions: i64,
-    /// This month first, then the eleven before.
-    pub months: Vec<StarsMonth>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct StarsMonth {
-    /// `YYYY-MM`, UTC.
-    pub month: String,
-    /// Gross, by the month paid.
-    pub revenue: i64,
-    /// Given back, by the month refunded.
-    pub refunded: i64,
-    pub net: i64,
-    pub payments: i64,
-    pub new_subscriptions: i64,
-    pub renewals: i64,
-    /// Subscriptions whose access ended unrenewed (the churn).
-    pub lapsed: i64,
-}
-
-/// A suspicious access attempt, counted per hour (the guide's "monitor fraudulent access attempts").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Attempt {
-    /// `/start` with a token that is unknown, expired, foreign or of another payer.
-    RefusedToken,
-    /// A join request with a link that is not the requester's.
-    DeclinedJoin,
-    /// Someone in the channel without an active membership, removed.
-    RemovedStranger,
-}
-
-impl Attempt {
-    pub const ALL: [Attempt; 3] = [Attempt::RefusedToken, Attempt::DeclinedJoin, Attempt::RemovedStranger];
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::RefusedToken => "refused_token",
-            Self::DeclinedJoin => "declined_join",
-            Self::RemovedStranger => "removed_stranger",
-        }
-    }
-}
-
 /// What the scheduled jobs and the admin side need. The sweeps read an index by end date: they
 /// touch the rows that are due, never the whole table.
 #[async_trait]
@@ -377,19 +302,6 @@ pub trait AccountBars: Send + Sync {
     /// only while none of the memberships they opened is pending or active
     /// (`Conflict("access_still_open")`). Returns how many tokens were retired.
     async fn reopen_payment(&self, payment: &PaymentId) -> Result<u64, StoreError>;
-}
-
-/// The statistics, read from counters kept in the same writes as the events they count.
-#[async_trait]
-pub trait Stats: Send + Sync {
-    async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError>;
-    /// Counts one attempt in the hour of `at` (kept a little over a day).
-    async fn count_attempt(&self, attempt: Attempt, at: DateTime<Utc>) -> Result<(), StoreError>;
-    /// Counts a Stars subscription that lapsed, in the month of `at`.
-    async fn count_lapse(&self, at: DateTime<Utc>) -> Result<(), StoreError>;
-    /// A Stars subscription whose period paid for ends at `end` stops (`-1`: cancelled or failed)
-    /// or starts again (`1`: re-enabled) counting among the active ones.
-    async fn count_subscription(&self, end: DateTime<Utc>, delta: i64) -> Result<(), StoreError>;
 }
 
 /// When each scheduled job last ran (the local scheduler and `doctor` read it), and the runs an

@@ -9,6 +9,7 @@ mod bars;
 mod codec;
 mod import;
 mod invoices;
+mod jobs;
 mod keys;
 mod lifecycle;
 mod notifications;
