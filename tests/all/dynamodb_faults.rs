@@ -238,7 +238,7 @@ async fn a_revoke_ends_a_membership_the_lagging_indexes_do_not_show_yet() {
     let bound = store.bind_token(&token.hash, who, now).await.unwrap().unwrap();
     let m = crate::support::records::pending_membership(&bound, who, now);
     assert!(matches!(store.open_membership(&token.hash, &m).await.unwrap(), Applied::Now(_)));
-    store.activate_membership(&m.id, now, None).await.unwrap().unwrap();
+    store.activate_membership(&m.id, now, now, None).await.unwrap().unwrap();
 
     proxy.stale_indexes.store(true, Ordering::SeqCst);
     assert!(store.memberships_of(&p.user_id).await.unwrap().is_empty(), "the index lags: it shows no membership");

@@ -222,7 +222,7 @@ mod lost_between_commit_and_queue {
         let bound = store.bind_token(&record.hash, who, now).await.unwrap().unwrap();
         let m = support::records::pending_membership(&bound, who, now);
         store.open_membership(&record.hash, &m).await.unwrap();
-        store.activate_membership(&m.id, now, None).await.unwrap().unwrap()
+        store.activate_membership(&m.id, now, now, None).await.unwrap().unwrap()
     }
 
     async fn no_ban_is_lost(store: Arc<dyn Store>) {

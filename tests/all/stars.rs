@@ -481,8 +481,14 @@ async fn a_buyer_who_joins_days_later_keeps_the_purchase(app: TestApp) {
     join(&app, 7561).await;
     let status = app.status_of("tg:7561").await;
     assert_eq!(status["memberships"][0]["is_active"], true, "{status}");
+    // The week bought started at the payment, as Telegram charged for it: four days are left.
+    assert_eq!(status["memberships"][0]["days_remaining"], 4, "{status}");
+    app.advance(4 * DAY + 60).await;
+    app.drain().await;
+    assert_eq!(app.status_of("tg:7561").await["has_active_subscription"], false, "the week ended");
+    assert_eq!(app.calls_for_user("banChatMember", 7561).len(), 1, "removed at the end of the week paid for");
     // Past the period paid for, the purchase is over: /start invites no more.
-    app.advance(8 * DAY).await;
+    app.advance(4 * DAY).await;
     assert_eq!(app.status_of("tg:7561").await["has_active_subscription"], false);
 }
 
@@ -698,6 +704,54 @@ async fn an_admin_refund_of_a_stars_payment_gives_the_stars_back_and_ends_its_ac
     an_admin_refund_ends_the_access(stars_app(true).await).await;
 }
 
+/// The payment id of the Stars charge `charge`, from support's list.
+async fn payment_of(app: &TestApp, charge: &str) -> Value {
+    let (_, payments) =
+        app.get("/api/payments/admin/pending-payments/?status=validated", &app.jwt("s", "support")).await;
+    let tx = format!("stars:{charge}");
+    payments.as_array().unwrap().iter().find(|p| p["transaction_id"] == tx.as_str()).expect("listed")["id"].clone()
+}
+
+async fn a_refund_takes_back_only_its_own_days(app: TestApp) {
+    let buyer = 8101;
+    let first = pay(&app, buyer, "pass").await;
+    join(&app, buyer).await;
+    app.advance(DAY).await;
+    let second = pay(&app, buyer, "pass").await;
+    assert_eq!(app.status_of("tg:8101").await["memberships"][0]["days_remaining"], 13, "two weeks bought");
+    let admin = app.jwt("root", "admin");
+    let refund = json!({"payment_id": payment_of(&app, &second).await, "reason": "bought twice by mistake"});
+    let (status, answer) = app.post("/api/telegram/admin/stars/refund/", &admin, refund).await;
+    assert_eq!((status, answer["revoked_count"].clone()), (200, json!(0)), "{answer}");
+    assert!(answer["access_until"].is_string(), "the access lasts on the first week: {answer}");
+    app.drain().await;
+    assert_eq!(app.fake().refunded(), std::slice::from_ref(&second));
+    assert!(app.calls_for_user("banChatMember", buyer).is_empty(), "the week paid for and kept stays");
+    let status = app.status_of("tg:8101").await;
+    assert_eq!(
+        (status["has_active_subscription"].clone(), status["memberships"][0]["days_remaining"].clone()),
+        (json!(true), json!(6)),
+        "{status}"
+    );
+    // The first week refunded too: nothing paid for is left.
+    let refund = json!({"payment_id": payment_of(&app, &first).await, "reason": "changed their mind"});
+    let (status, answer) = app.post("/api/telegram/admin/stars/refund/", &admin, refund).await;
+    assert_eq!((status, answer["revoked_count"].clone(), answer["access_until"].clone()), (200, json!(1), Value::Null));
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", buyer).len(), 1, "removed");
+    assert_eq!(app.status_of("tg:8101").await["has_active_subscription"], false);
+}
+
+#[tokio::test]
+async fn a_refund_takes_back_only_the_days_its_payment_bought_on_sqlite() {
+    a_refund_takes_back_only_its_own_days(stars_app(false).await).await;
+}
+
+#[tokio::test]
+async fn a_refund_takes_back_only_the_days_its_payment_bought_on_aws() {
+    a_refund_takes_back_only_its_own_days(stars_app(true).await).await;
+}
+
 async fn a_refund_telegram_refuses_reads_failed(app: TestApp) {
     // A payment Telegram does not know (a charge it never took): its refund is refused.
     let (payload, stars) = buy(&app, 8101, "pass").await;
@@ -813,89 +867,4 @@ fn offers_sold_in_stars_need_a_pay_support_contact() {
         telegate_core::config::Settings::from_env(&|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
             .unwrap_err();
     assert!(e.to_string().contains("PAY_SUPPORT_CONTACT"), "{e}");
-}
-
-/// A store as the previous release (schema 13) wrote it for a Stars subscriber: a payment whose
-/// invoice payload was `v1:monthly` (no invoice record), its used token, the active membership,
-/// and the day bucket "active subscriptions" was counted from.
-fn previous_release_store(data: &crate::support::TempDir, now: chrono::DateTime<chrono::Utc>) {
-    use telegate_core::domain::TokenHash;
-    let conn = rusqlite::Connection::open(data.0.join("telegate.sqlite3")).unwrap();
-    for step in 1..=13 {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shared/src/adapters/sqlite/migrations");
-        conn.execute_batch(&std::fs::read_to_string(format!("{dir}/v{step}.sql")).unwrap()).unwrap();
-        conn.pragma_update(None, "user_version", step).unwrap();
-    }
-    let t = |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let paid = now - chrono::Duration::days(28);
-    let info = json!({"stars": 250, "telegram_user_id": 7001, "telegram_payment_charge_id": "stxOLD1",
-                      "renewing": true, "is_recurring": true, "renewal": false,
-                      "subscription_expiration_date": (paid + chrono::Duration::days(30)).to_rfc3339()});
-    conn.execute(
-        "INSERT INTO payments (id, user_id, offer_id, transaction_id, user_info, status, created_at, updated_at,
-           reviewed_by, lang, transaction_key)
-         VALUES ('01a0000000000001aaaaaaaa', 'tg:7001', 'monthly', 'stars:stxOLD1', ?1, 'validated', ?2, ?2,
-           'telegram-stars', 'fr', 'stars:stxold1')",
-        rusqlite::params![info.to_string(), t(paid)],
-    )
-    .unwrap();
-    conn.execute(
-        "INSERT INTO tokens (hash, payment_id, user_id, offer_name, days, status, created_at, expires_at,
-           telegram_user_id, membership_id, used_at)
-         VALUES (?1, '01a0000000000001aaaaaaaa', 'tg:7001', 'Monthly', 30, 'used', ?2, ?3, 7001, 'm-old-1', ?2)",
-        rusqlite::params![TokenHash::of_stars_charge("stxOLD1").as_str(), t(paid), t(paid + chrono::Duration::days(1))],
-    )
-    .unwrap();
-    conn.execute(
-        "INSERT INTO memberships (id, user_id, telegram_user_id, payment_id, offer_name, pending_days, status,
-           created_at, joined_at, expires_at, in_channel)
-         VALUES ('m-old-1', 'tg:7001', 7001, '01a0000000000001aaaaaaaa', 'Monthly', 0, 'active', ?1, ?1, ?2, 1)",
-        rusqlite::params![t(paid), t(paid + chrono::Duration::days(30))],
-    )
-    .unwrap();
-    let bucket = format!("stars.renewing.d{}", paid.format("%Y%m%d"));
-    for (name, value) in [("stars.revenue", 250), (bucket.as_str(), 1), ("members.active", 1), ("members.total", 1)] {
-        conn.execute("INSERT INTO counters (name, value) VALUES (?1, ?2)", rusqlite::params![name, value]).unwrap();
-    }
-}
-
-#[tokio::test]
-async fn a_store_written_by_the_previous_release_keeps_its_stars_subscribers_and_ledger() {
-    let data = crate::support::TempDir::new();
-    previous_release_store(&data, chrono::Utc::now());
-    let extra = [("OFFERS", OFFERS), ("PAY_SUPPORT_CONTACT", SUPPORT)];
-    let app = TestApp::spawn_on(data, &extra).await;
-    app.fake().set_member_status(7001, "member");
-    let admin = app.jwt("root", "admin");
-    let (_, stats) = app.get("/api/telegram/admin/stats/", &admin).await;
-    assert_eq!(
-        (stats["stars"]["active_subscriptions"].clone(), stats["stars"]["revenue_total"].clone()),
-        (json!(1), json!(250))
-    );
-
-    // Telegram renews the old subscription with the payload the previous release gave it.
-    let expires = app.now().timestamp() + 2 * DAY + i64::from(PERIOD);
-    let renewal = Renewal { expires, recurring: true, first: false };
-    let charge = app.fake().take_star_payment(7001, "v1:monthly", 250, Some(PERIOD));
-    let paid = updates::StarsPaid { payload: "v1:monthly", stars: 250, charge: &charge, renewal: Some(renewal) };
-    assert_eq!(app.webhook(updates::stars_payment(app.update_id(), 7001, app.now().timestamp(), paid)).await, 200);
-    app.drain().await;
-    let status = app.status_of("tg:7001").await;
-    assert_eq!(status["memberships"][0]["days_remaining"], 32, "renewed in place: {status}");
-    assert!(app.fake().calls_to("createChatInviteLink").is_empty(), "still in: no invite");
-    let (_, stats) = app.get("/api/telegram/admin/stats/", &admin).await;
-    assert_eq!(stats["stars"]["active_subscriptions"], 1, "one subscription, renewed: {stats}");
-
-    // The old charge told again pays nothing; the old payment moves through a refund.
-    let again = updates::StarsPaid { payload: "v1:monthly", stars: 250, charge: "stxOLD1", renewal: Some(renewal) };
-    assert_eq!(app.webhook(updates::stars_payment(app.update_id(), 7001, app.now().timestamp(), again)).await, 200);
-    let (_, payments) = app.get("/api/payments/admin/pending-payments/", &admin).await;
-    assert_eq!(payments.as_array().unwrap().len(), 2, "{payments}");
-    let body = json!({"payment_id": "01a0000000000001aaaaaaaa", "reason": "asked"});
-    let (status, answer) = app.post("/api/telegram/admin/stars/refund/", &admin, body).await;
-    assert_eq!((status, answer["refund"].as_str()), (200, Some("requested")), "{answer}");
-    app.drain().await;
-    // The fake never took that charge: Telegram refuses, and the old payment reads so.
-    let (_, failed) = app.get("/api/payments/admin/pending-payments/?status=refund_failed", &admin).await;
-    assert_eq!(failed[0]["id"], "01a0000000000001aaaaaaaa", "{failed}");
 }

@@ -11,7 +11,9 @@ use telegate_core::domain::{
     Notification, NotificationId, NotificationKind, Payment, PaymentId, PaymentStatus, RequestedRun, RunId, RunStatus,
     TelegramUserId, TokenRecord, TokenStatus, UserId,
 };
-use telegate_core::ports::{Applied, Attempt, Effect, Envelope, PageRequest, PaymentStore, Review, Store, StoreError};
+use telegate_core::ports::{
+    Applied, Attempt, Effect, Envelope, PageRequest, PaymentStore, Review, Store, StoreError, Withdrawn,
+};
 
 /// One test per section and per store: a failing section does not hide the others.
 macro_rules! contract {
@@ -42,6 +44,7 @@ macro_rules! contract {
 contract!(
     payments,
     refunds,
+    withdrawals,
     access,
     revoke_between_binding_and_opening,
     memberships_that_never_started_are_reconciled,
@@ -159,6 +162,75 @@ async fn refunds(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert_eq!(store.counters(now + Duration::days(2)).await.unwrap().stars.active_subscriptions, 0, "refunded");
 }
 
+/// One payment, one period: a refunded payment's token takes back its own days, and the
+/// membership ends only when nothing else paid for it (removal written with it); asked again,
+/// nothing.
+async fn withdrawals(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let who = account(950_001);
+    let mut hashes = Vec::new();
+    for tx in ["TX-WD-1", "TX-WD-2", "TX-WD-3", "TX-WD-4"] {
+        let p = payment("wd-a", tx, now);
+        store.insert_payment(&p).await.unwrap();
+        let (_, t) = token(&p, now);
+        store.issue_token(&t).await.unwrap();
+        hashes.push(t.hash);
+    }
+    let opener = store.bind_token(&hashes[0], who, now).await.unwrap().unwrap();
+    let m = membership(&opener, who, now);
+    store.open_membership(&hashes[0], &m).await.unwrap();
+    store.bind_token(&hashes[1], who, now).await.unwrap().unwrap();
+    store.extend_membership(&hashes[1], &m.id, now).await.unwrap();
+    let removal = |m: &Membership| {
+        vec![Envelope {
+            idempotency_key: format!("remove:{}:refund", m.id),
+            effect: Effect::RemoveMember { telegram_user_id: m.telegram_user_id, keep_banned: true },
+        }]
+    };
+
+    // Waiting for the join: the days wait, fewer.
+    let shorter = match store.withdraw_token(&hashes[1], "refund: asked", now, &removal).await.unwrap() {
+        Withdrawn::Shortened(m) => m,
+        other => panic!("shortened, not {other:?}"),
+    };
+    assert_eq!((shorter.status, shorter.pending_days), (MembershipStatus::Pending, 30));
+    assert_eq!(store.membership(&m.id).await.unwrap().unwrap().pending_days, 30, "written");
+    assert_eq!(store.token(&hashes[1]).await.unwrap().unwrap().status, TokenStatus::Revoked);
+    assert_eq!(store.withdraw_token(&hashes[1], "again", now, &removal).await.unwrap(), Withdrawn::Nothing);
+    assert_eq!(store.membership(&m.id).await.unwrap().unwrap().pending_days, 30, "taken back once");
+
+    // Active: the end moves back by the days, and the expiry index with it.
+    store.activate_membership(&m.id, now, now, None).await.unwrap().unwrap();
+    store.bind_token(&hashes[2], who, now).await.unwrap().unwrap();
+    store.extend_membership(&hashes[2], &m.id, now).await.unwrap();
+    assert_eq!(store.membership(&m.id).await.unwrap().unwrap().expires_at, Some(now + Duration::days(60)));
+    let Withdrawn::Shortened(shorter) = store.withdraw_token(&hashes[2], "refund", now, &removal).await.unwrap() else {
+        panic!("shortened");
+    };
+    assert_eq!(shorter.expires_at, Some(now + Duration::days(30)));
+    let due = store.due_memberships(now + Duration::days(30), None, 10).await.unwrap();
+    assert_eq!(due.iter().map(|d| (&d.id, d.expires_at)).collect::<Vec<_>>(), [(&m.id, shorter.expires_at)]);
+    assert!(store.pending_intents(now + Duration::hours(1), 10).await.unwrap().is_empty(), "nobody removed");
+
+    // Nothing else paid for it: revoked, its removal written with it.
+    let active = store.counters(now).await.unwrap().members_active;
+    let Withdrawn::Revoked(ended) =
+        store.withdraw_token(&hashes[0], "refund: chargeback", now, &removal).await.unwrap()
+    else {
+        panic!("revoked");
+    };
+    assert_eq!((ended.status, ended.end_reason.as_deref()), (MembershipStatus::Revoked, Some("refund: chargeback")));
+    let read = store.membership(&m.id).await.unwrap().unwrap();
+    assert_eq!((read.status, read.in_channel), (MembershipStatus::Revoked, false));
+    assert_eq!(store.counters(now).await.unwrap().members_active, active - 1);
+    let written = store.pending_intents(now + Duration::hours(1), 10).await.unwrap();
+    assert_eq!(written, removal(&read));
+    assert!(store.current_membership(who).await.unwrap().is_none());
+
+    // A token never redeemed: revoked, it opens nothing.
+    assert_eq!(store.withdraw_token(&hashes[3], "refund", now, &removal).await.unwrap(), Withdrawn::Nothing);
+    assert!(store.bind_token(&hashes[3], account(950_002), now).await.unwrap().is_none(), "it binds no more");
+}
+
 fn token(p: &Payment, now: DateTime<Utc>) -> (AccessToken, TokenRecord) {
     crate::support::records::token(p, now)
 }
@@ -233,7 +305,7 @@ async fn intents(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     let bound = store.bind_token(&t.hash, who, now).await.unwrap().unwrap();
     let m = membership(&bound, who, now);
     store.open_membership(&t.hash, &m).await.unwrap();
-    store.activate_membership(&m.id, now, None).await.unwrap().unwrap();
+    store.activate_membership(&m.id, now, now, None).await.unwrap().unwrap();
     let removal = |key: &str| Envelope {
         idempotency_key: key.into(),
         effect: Effect::RemoveMember { telegram_user_id: who, keep_banned: true },
@@ -383,11 +455,11 @@ async fn access(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert_eq!(store.membership_by_invite("https://t.me/+contract1").await.unwrap().unwrap().id, m.id);
     assert!(store.membership_by_invite("https://t.me/+nobody").await.unwrap().is_none());
 
-    let active = store.activate_membership(&m.id, now, Some("alice_tg")).await.unwrap().expect("activated");
+    let active = store.activate_membership(&m.id, now, now, Some("alice_tg")).await.unwrap().expect("activated");
     assert_eq!(active.status, MembershipStatus::Active);
     assert_eq!(active.expires_at, Some(now + Duration::days(30)));
     assert_eq!(active.telegram_username.as_deref(), Some("alice_tg"));
-    assert!(store.activate_membership(&m.id, now, None).await.unwrap().is_none(), "activated once");
+    assert!(store.activate_membership(&m.id, now, now, None).await.unwrap().is_none(), "activated once");
     assert_eq!(store.token(&second.hash).await.unwrap().unwrap().status, TokenStatus::Used);
 
     // A renewal extends from the current end, once.
@@ -533,7 +605,7 @@ async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     let bound = store.bind_token(&t.hash, who, now).await.unwrap().unwrap();
     let m = membership(&bound, who, now);
     store.open_membership(&t.hash, &m).await.unwrap();
-    store.activate_membership(&m.id, now, None).await.unwrap().unwrap();
+    store.activate_membership(&m.id, now, now, None).await.unwrap().unwrap();
     let q = payment("life-b", "TX-LIFE2", now);
     store.insert_payment(&q).await.unwrap();
     let (_, unopened) = token(&q, now);
@@ -595,7 +667,7 @@ async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     let rb = store.bind_token(&rt.hash, account(920_003), now).await.unwrap().unwrap();
     let rm = membership(&rb, account(920_003), now);
     store.open_membership(&rt.hash, &rm).await.unwrap();
-    store.activate_membership(&rm.id, now, None).await.unwrap().unwrap();
+    store.activate_membership(&rm.id, now, now, None).await.unwrap().unwrap();
     let revoked = store.revoke_user(&user("life-c"), "chargeback", now, &|_| vec![]).await.unwrap();
     assert_eq!(revoked.len(), 1);
     assert_eq!((revoked[0].status, revoked[0].end_reason.as_deref()), (MembershipStatus::Revoked, Some("chargeback")));
@@ -749,13 +821,13 @@ async fn revoke_racing_activation(store: &Arc<dyn Store>, now: DateTime<Utc>, co
         let (payer_id, none) = (user(&payer), |_: &Membership| vec![]);
         let revoke = || store.revoke_user(&payer_id, "chargeback", now, &none);
         let (activated, revoked) = if concurrent {
-            tokio::join!(store.activate_membership(&m.id, now, None), revoke())
+            tokio::join!(store.activate_membership(&m.id, now, now, None), revoke())
         } else if i % 2 == 0 {
-            let a = store.activate_membership(&m.id, now, None).await;
+            let a = store.activate_membership(&m.id, now, now, None).await;
             (a, revoke().await)
         } else {
             let r = revoke().await;
-            (store.activate_membership(&m.id, now, None).await, r)
+            (store.activate_membership(&m.id, now, now, None).await, r)
         };
         activated.unwrap();
         assert_eq!(revoked.unwrap().len(), 1, "iteration {i}: the membership is revoked, whichever came first");
@@ -783,15 +855,15 @@ async fn activation_racing_a_renewal(store: &Arc<dyn Store>, now: DateTime<Utc>,
         store.bind_token(&renewal.hash, who, now).await.unwrap().unwrap();
         let (activated, extended) = if concurrent {
             tokio::join!(
-                store.activate_membership(&m.id, now, None),
+                store.activate_membership(&m.id, now, now, None),
                 store.extend_membership(&renewal.hash, &m.id, now)
             )
         } else if i % 2 == 0 {
-            let a = store.activate_membership(&m.id, now, None).await;
+            let a = store.activate_membership(&m.id, now, now, None).await;
             (a, store.extend_membership(&renewal.hash, &m.id, now).await)
         } else {
             let e = store.extend_membership(&renewal.hash, &m.id, now).await;
-            (store.activate_membership(&m.id, now, None).await, e)
+            (store.activate_membership(&m.id, now, now, None).await, e)
         };
         activated.unwrap().expect("activated");
         assert!(matches!(extended.unwrap(), Applied::Now(_)));
@@ -886,7 +958,7 @@ async fn bars(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     let bound = store.bind_token(&t.hash, who, now).await.unwrap().unwrap();
     let m = membership(&bound, who, now);
     store.open_membership(&t.hash, &m).await.unwrap();
-    store.activate_membership(&m.id, now, None).await.unwrap().unwrap();
+    store.activate_membership(&m.id, now, now, None).await.unwrap().unwrap();
     assert_eq!(store.reopen_payment(&p.id).await, Err(StoreError::Conflict("access_still_open")));
     store.revoke_user(&user("reopen-a"), "chargeback", now, &|_| vec![]).await.unwrap();
     assert_eq!(store.reopen_payment(&p.id).await.unwrap(), 1);

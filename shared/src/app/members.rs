@@ -1,11 +1,12 @@
 //! What happens in the channel: join requests, joins and departures.
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{App, AppError, telegram_actor};
 use crate::domain::{
-    AccountBar, AuditAction, ChatJoinRequest, ChatMemberUpdated, Lang, MembershipStatus, NotificationKind,
-    TelegramUserId, texts,
+    AccountBar, AuditAction, ChatJoinRequest, ChatMemberUpdated, Lang, Membership, MembershipStatus, NotificationKind,
+    TelegramUserId, TokenHash, texts,
 };
 use crate::ports::Effect;
 
@@ -135,6 +136,20 @@ impl App {
         Ok(())
     }
 
+    /// Where a membership's paid days start: one a Stars purchase opened, at its payment (the period
+    /// bought is the one Telegram charged for, and a renewal lands at its end); any other at the
+    /// join (a web link, or a new link support issued for a reinstated payment).
+    async fn period_start(&self, m: &Membership, now: DateTime<Utc>) -> Result<DateTime<Utc>, AppError> {
+        let Some(payment) = self.store.payment(&m.payment_id).await? else { return Ok(now) };
+        let Some(charge) = payment.stars_charge() else { return Ok(now) };
+        let opened_by_purchase = self
+            .store
+            .token(&TokenHash::of_stars_charge(charge))
+            .await?
+            .is_some_and(|t| t.membership_id.as_ref() == Some(&m.id));
+        Ok(if opened_by_purchase { payment.created_at.min(now) } else { now })
+    }
+
     async fn on_join(
         &self,
         update_id: i64,
@@ -146,7 +161,9 @@ impl App {
         let actor = telegram_actor(account);
         match self.store.current_membership(account).await? {
             Some(m) if m.status == MembershipStatus::Pending => {
-                let Some(active) = self.store.activate_membership(&m.id, now, user.username.as_deref()).await? else {
+                let from = self.period_start(&m, now).await?;
+                let Some(active) = self.store.activate_membership(&m.id, from, now, user.username.as_deref()).await?
+                else {
                     // Activated by a concurrent delivery of the same join.
                     return Ok(());
                 };

@@ -5,11 +5,12 @@
 
 use serde_json::json;
 
+use super::jobs::{Ending, removal};
 use super::stars::stars_payer;
 use super::{App, AppError, actor, require};
 use crate::auth::{Caller, Role};
-use crate::domain::{AuditAction, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId};
-use crate::ports::Effect;
+use crate::domain::{AuditAction, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenHash, UserId};
+use crate::ports::{Effect, Withdrawn};
 
 impl App {
     /// `POST /api/telegram/admin/stars/refund/` (admin): the Stars of one payment go back. The
@@ -45,20 +46,57 @@ impl App {
             });
         }
         if status != PaymentStatus::RefundRequested {
-            return Ok(Refund { status, revoked_count: 0 });
+            return Ok(Refund { status, revoked_count: 0, access_until: None });
         }
-        // Requested now or before (a first ask that failed half-way): the revoke and the queued
-        // refund are harmless to repeat (nothing left to revoke, one refund per charge).
-        let revoked = self.revoke_access(caller, payment.user_id.as_str(), &format!("refund: {reason}")).await?;
+        // Requested now or before (a first ask that failed half-way): taking the period back and
+        // the queued refund are harmless to repeat (its token is revoked once, one refund per charge).
+        let ended = self.withdraw_period(&payment, charge, &actor(caller), &format!("refund: {reason}")).await?;
         self.enqueue(vec![refund_effect(&payment, account, charge)]).await?;
+        let (revoked, access_until) = match &ended {
+            Withdrawn::Revoked(_) => (1, None),
+            Withdrawn::Shortened(m) => (0, m.expires_at),
+            Withdrawn::Nothing => (0, None),
+        };
         if moved.is_some() {
             let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": reason,
-                                  "revoked_count": revoked });
+                                  "revoked_count": revoked, "access_until": access_until });
             self.audit(&actor(caller), AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details)
                 .await?;
             tracing::info!(payment = %payment.id, by = %caller.user_id, "Stars refund requested");
         }
-        Ok(Refund { status, revoked_count: revoked })
+        Ok(Refund { status, revoked_count: revoked, access_until })
+    }
+
+    /// One payment, one period: a refund takes back the days this payment bought, no more. The
+    /// membership they were in ends when nothing else paid for it (removed, told, audited as a
+    /// revoke), else lasts on what the payer's other payments bought. A refunded subscription
+    /// renews no more.
+    async fn withdraw_period(
+        &self,
+        payment: &Payment,
+        charge: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<Withdrawn, AppError> {
+        let how = Ending::Revoked(reason);
+        let intents = move |m: &crate::domain::Membership| vec![removal(m, how)];
+        let hash = TokenHash::of_stars_charge(charge);
+        let withdrawn = self.store.withdraw_token(&hash, reason, self.clock.now(), &intents).await?;
+        let renewing = payment.stars_paid().is_some_and(|paid| paid.renewing);
+        match &withdrawn {
+            Withdrawn::Revoked(m) => self.end_access(m, by, how, intents(m)).await?,
+            Withdrawn::Shortened(m) => {
+                tracing::info!(membership = %m.id, end = ?m.expires_at, "a refunded payment's days taken back");
+                if renewing {
+                    self.store.set_renewal(&m.id, None).await?;
+                }
+            }
+            Withdrawn::Nothing => {}
+        }
+        if renewing {
+            self.cancel_renewals(&payment.user_id).await?;
+        }
+        Ok(withdrawn)
     }
 
     /// A revoke also stops the user's Stars subscriptions from renewing. Telegram names a
@@ -111,7 +149,10 @@ impl App {
 pub struct Refund {
     /// `refund_requested`, `refunded` or `refund_failed`.
     pub status: PaymentStatus,
+    /// 1 when the membership the payment paid into ended with it, else 0.
     pub revoked_count: usize,
+    /// When the membership ends now, if it lasts on the payer's other payments.
+    pub access_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// `refundStarPayment` for `payment`, once per charge however often it is queued.

@@ -148,6 +148,24 @@ impl Membership {
         self.is_active(now) || self.status == MembershipStatus::Pending
     }
 
+    /// This membership without `days` of what was paid into it (a refunded payment's): its end
+    /// earlier, or fewer days waiting for the join. `None` when nothing paid for is left.
+    pub fn without_days(&self, days: u32, now: DateTime<Utc>) -> Option<Self> {
+        let mut shorter = self.clone();
+        match self.status {
+            MembershipStatus::Pending => {
+                shorter.pending_days = self.pending_days.saturating_sub(days);
+                (shorter.pending_days > 0).then_some(shorter)
+            }
+            MembershipStatus::Active => {
+                let end = self.expires_at? - Duration::days(i64::from(days));
+                shorter.expires_at = Some(end);
+                (end > now).then_some(shorter)
+            }
+            MembershipStatus::Expired | MembershipStatus::Revoked => None,
+        }
+    }
+
     /// Whole days left, rounded up, never negative.
     pub fn days_remaining(&self, now: DateTime<Utc>) -> i64 {
         match self.expires_at {

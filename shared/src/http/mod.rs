@@ -247,7 +247,7 @@ async fn refund_stars(
     };
     let refunded = refund.status == PaymentStatus::Refunded;
     let answer = json!({ "success": true, "payment_id": body.payment_id, "refund": state, "refunded": refunded,
-                         "revoked_count": refund.revoked_count });
+                         "revoked_count": refund.revoked_count, "access_until": refund.access_until });
     Ok(Json(answer).into_response())
 }
 

@@ -100,6 +100,17 @@ pub enum Applied {
     Ended,
 }
 
+/// What taking back a token's days did to the membership they were in.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Withdrawn {
+    /// The token had no live membership (never redeemed, or it ended): the token alone is revoked.
+    Nothing,
+    /// The membership lasts on what its other payments bought.
+    Shortened(Box<Membership>),
+    /// Nothing else paid for it: revoked.
+    Revoked(Box<Membership>),
+}
+
 /// Why a token's period was not applied when its conditional write failed: it was applied before
 /// (to the membership it names), or it is no longer bound (revoked or expired meanwhile).
 pub fn applied_before(token: &TokenRecord) -> Applied {
@@ -145,11 +156,13 @@ pub trait AccessStore: Send + Sync {
     /// A user's memberships, newest first.
     async fn memberships_of(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
     async fn set_invite(&self, id: &MembershipId, link: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
-    /// Pending → active on the first join: the period starts now; the membership's tokens become used.
-    /// `None` when it was not pending (a replayed or concurrent join).
+    /// Pending → active on the first join at `now`: the days paid count from `period_from` (the
+    /// join, or a Stars payment's time); the membership's tokens become used. `None` when it was
+    /// not pending (a replayed or concurrent join).
     async fn activate_membership(
         &self,
         id: &MembershipId,
+        period_from: DateTime<Utc>,
         now: DateTime<Utc>,
         username: Option<&str>,
     ) -> Result<Option<Membership>, StoreError>;
@@ -268,6 +281,18 @@ pub trait LifecycleStore: Send + Sync {
         now: DateTime<Utc>,
         intents: &IntentsFor<'_>,
     ) -> Result<Vec<Membership>, StoreError>;
+    /// Takes back what one token's payment bought (the payment was refunded): the token is
+    /// revoked, and the pending or active membership it opened or extended loses the token's days
+    /// (its end moves back by them, or its days waiting for the join). A membership left with
+    /// nothing paid for (its end at or before `now`, or no days) is revoked with `reason`, writing
+    /// `intents(membership)` in the same transaction. Asked again (the token is revoked), nothing.
+    async fn withdraw_token(
+        &self,
+        hash: &TokenHash,
+        reason: &str,
+        now: DateTime<Utc>,
+        intents: &IntentsFor<'_>,
+    ) -> Result<Withdrawn, StoreError>;
     /// Memberships that expired or were revoked at or after `since`, most recently ended first (for
     /// reconciliation).
     async fn ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError>;

@@ -294,6 +294,7 @@ impl AccessStore for DynamoStore {
     async fn activate_membership(
         &self,
         id: &MembershipId,
+        period_from: DateTime<Utc>,
         now: DateTime<Utc>,
         username: Option<&str>,
     ) -> Result<Option<Membership>, StoreError> {
@@ -306,7 +307,7 @@ impl AccessStore for DynamoStore {
             }
             // Written only if the days read are still the days there: a renewal that adds its days
             // in between makes this fail, and the next read counts them.
-            let end = now + Duration::days(i64::from(m.pending_days));
+            let end = period_from + Duration::days(i64::from(m.pending_days));
             let mut values = vec![
                 (":active", s("active")),
                 (":pending", s("pending")),

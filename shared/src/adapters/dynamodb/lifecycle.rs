@@ -1,14 +1,14 @@
 //! The scheduled jobs' reads and writes and statistics (`COUNTER#`); the job log is `jobs.rs`.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::KeysAndAttributes;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 
 use super::codec::*;
 use super::{Cancelled, DynamoStore, Query, fault, held, keys};
 use crate::adapters::stored::{ATTEMPT_KEEP_HOURS, attempt_bucket, counter_names, counters_from, lapse_counter, ts};
-use crate::domain::{Membership, MembershipId, MembershipStatus, TokenStatus, UserId};
+use crate::domain::{Membership, MembershipId, MembershipStatus, TokenHash, TokenStatus, UserId};
 use crate::ports::*;
 
 #[async_trait]
@@ -198,6 +198,16 @@ impl LifecycleStore for DynamoStore {
         Ok(revoked)
     }
 
+    async fn withdraw_token(
+        &self,
+        hash: &TokenHash,
+        reason: &str,
+        now: DateTime<Utc>,
+        intents: &IntentsFor<'_>,
+    ) -> Result<Withdrawn, StoreError> {
+        self.withdraw(hash, reason, now, intents).await
+    }
+
     async fn ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<Membership>, StoreError> {
         let mut ended = Vec::new();
         for group in [keys::memberships_by_status("expired"), keys::memberships_by_status("revoked")] {
@@ -385,43 +395,54 @@ impl DynamoStore {
             if &m.user_id != user || !matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active) {
                 return Ok(None);
             }
-            let mut revoked = m.clone();
-            revoked.status = MembershipStatus::Revoked;
-            revoked.ended_at = Some(now);
-            revoked.end_reason = Some(reason.to_owned());
-            revoked.in_channel = false;
-            // Still as read: same status, same end (a renewal moves it).
-            let mut values = vec![
-                (":revoked", s("revoked")),
-                (":now", s(ts(now))),
-                (":why", s(reason)),
-                (":no", b(false)),
-                (":g", s(keys::memberships_by_status("revoked"))),
-                (":was", s(m.status.as_str())),
-            ];
-            let condition = match m.expires_at {
-                Some(end) => {
-                    values.push((":end", s(ts(end))));
-                    "#status = :was AND expires_at = :end"
-                }
-                None => "#status = :was AND attribute_not_exists(expires_at)",
-            };
-            let mut items = vec![self.update(
-                (&keys::membership(&m.id), "MEM"),
-                "SET #status = :revoked, ended_at = :now, end_reason = :why, in_channel = :no, gsi2pk = :g, gsi2sk = :now",
-                Some(condition),
-                values,
-            )?];
-            if m.status == MembershipStatus::Active {
-                items.push(self.bump("members.active", -1, None)?);
-            }
-            items.extend(self.intents(&intents(&revoked), now)?);
-            match self.transact(items).await {
+            match self.transact(self.revocation(&m, reason, now, intents)?).await {
                 Ok(()) => return self.membership_record(id.as_str()).await,
                 Err(Cancelled::Condition(_)) => continue,
                 Err(Cancelled::Fault(e)) => return Err(e),
             }
         }
         Err(StoreError::Unavailable("the membership kept changing during the revoke".into()))
+    }
+
+    /// The writes that revoke `m` as read (its status and end unchanged since), with its intents.
+    pub(super) fn revocation(
+        &self,
+        m: &Membership,
+        reason: &str,
+        now: DateTime<Utc>,
+        intents: &IntentsFor<'_>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut revoked = m.clone();
+        revoked.status = MembershipStatus::Revoked;
+        revoked.ended_at = Some(now);
+        revoked.end_reason = Some(reason.to_owned());
+        revoked.in_channel = false;
+        // Still as read: same status, same end (a renewal moves it).
+        let mut values = vec![
+            (":revoked", s("revoked")),
+            (":now", s(ts(now))),
+            (":why", s(reason)),
+            (":no", b(false)),
+            (":g", s(keys::memberships_by_status("revoked"))),
+            (":was", s(m.status.as_str())),
+        ];
+        let condition = match m.expires_at {
+            Some(end) => {
+                values.push((":end", s(ts(end))));
+                "#status = :was AND expires_at = :end"
+            }
+            None => "#status = :was AND attribute_not_exists(expires_at)",
+        };
+        let mut items = vec![self.update(
+            (&keys::membership(&m.id), "MEM"),
+            "SET #status = :revoked, ended_at = :now, end_reason = :why, in_channel = :no, gsi2pk = :g, gsi2sk = :now",
+            Some(condition),
+            values,
+        )?];
+        if m.status == MembershipStatus::Active {
+            items.push(self.bump("members.active", -1, None)?);
+        }
+        items.extend(self.intents(&intents(&revoked), now)?);
+        Ok(items)
     }
 }

@@ -16,6 +16,7 @@ mod notifications;
 mod payments;
 mod schema;
 mod updates;
+mod withdraw;
 
 use std::collections::HashMap;
 

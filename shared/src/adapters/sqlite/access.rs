@@ -203,6 +203,7 @@ impl AccessStore for SqliteStore {
     async fn activate_membership(
         &self,
         id: &MembershipId,
+        period_from: DateTime<Utc>,
         now: DateTime<Utc>,
         username: Option<&str>,
     ) -> Result<Option<Membership>, StoreError> {
@@ -211,7 +212,7 @@ impl AccessStore for SqliteStore {
             let Some(m) = get_membership(&tx, id.as_str())?.filter(|m| m.status == MembershipStatus::Pending) else {
                 return Ok(None);
             };
-            let end = now + Duration::days(i64::from(m.pending_days));
+            let end = period_from + Duration::days(i64::from(m.pending_days));
             tx.execute(
                 "UPDATE memberships SET status = 'active', joined_at = ?1, expires_at = ?2, pending_days = 0, in_channel = 1,
                    telegram_username = COALESCE(?3, telegram_username)

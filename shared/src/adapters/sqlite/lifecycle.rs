@@ -5,9 +5,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::rows::*;
-use super::{SqliteStore, bump, fault, get_membership, memberships_where, write_intents};
+use super::{SqliteStore, bump, fault, get_membership, get_token, memberships_where, write_intents};
 use crate::adapters::stored::{attempt_bucket, counter_names, counters_from, lapse_counter, ts};
-use crate::domain::{Membership, MembershipId, MembershipStatus, REQUESTED_RUN_DAYS, RequestedRun, RunId, UserId};
+use crate::domain::{
+    Membership, MembershipId, MembershipStatus, REQUESTED_RUN_DAYS, RequestedRun, RunId, TokenHash, TokenStatus, UserId,
+};
 use crate::ports::*;
 
 #[async_trait]
@@ -154,6 +156,61 @@ impl LifecycleStore for SqliteStore {
             }
             tx.commit().map_err(fault)?;
             Ok(revoked)
+        })
+    }
+
+    async fn withdraw_token(
+        &self,
+        hash: &TokenHash,
+        reason: &str,
+        now: DateTime<Utc>,
+        intents: &IntentsFor<'_>,
+    ) -> Result<Withdrawn, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let Some(token) = get_token(&tx, hash.as_str())?.filter(|t| t.status != TokenStatus::Revoked) else {
+                return Ok(Withdrawn::Nothing);
+            };
+            tx.execute("UPDATE tokens SET status = 'revoked' WHERE hash = ?1", [hash.as_str()]).map_err(fault)?;
+            if matches!(token.status, TokenStatus::Pending | TokenStatus::Bound) {
+                bump(&tx, "tokens.pending", -1)?;
+            }
+            let live = match &token.membership_id {
+                Some(id) => get_membership(&tx, id.as_str())?
+                    .filter(|m| matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active)),
+                None => None,
+            };
+            let Some(m) = live else {
+                tx.commit().map_err(fault)?;
+                return Ok(Withdrawn::Nothing);
+            };
+            let outcome = match m.without_days(token.days, now) {
+                Some(shorter) => {
+                    tx.execute(
+                        "UPDATE memberships SET pending_days = ?1, expires_at = ?2 WHERE id = ?3",
+                        params![shorter.pending_days, shorter.expires_at.map(ts), m.id.as_str()],
+                    )
+                    .map_err(fault)?;
+                    Withdrawn::Shortened(Box::new(shorter))
+                }
+                None => {
+                    tx.execute(
+                        "UPDATE memberships SET status = 'revoked', ended_at = ?1, end_reason = ?2, in_channel = 0
+                         WHERE id = ?3",
+                        params![ts(now), reason, m.id.as_str()],
+                    )
+                    .map_err(fault)?;
+                    if m.status == MembershipStatus::Active {
+                        bump(&tx, "members.active", -1)?;
+                    }
+                    let revoked = get_membership(&tx, m.id.as_str())?
+                        .ok_or(StoreError::Unavailable("membership vanished".into()))?;
+                    write_intents(&tx, &intents(&revoked), now)?;
+                    Withdrawn::Revoked(Box::new(revoked))
+                }
+            };
+            tx.commit().map_err(fault)?;
+            Ok(outcome)
         })
     }
 
