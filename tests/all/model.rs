@@ -1,11 +1,12 @@
 //! The money rules, model-based: random sequences of web payments, validations, rejections, Stars
 //! purchases (telegate's invoices and not), renewals, refunds (carried out and refused), revokes,
 //! reinstatements, new links, joins, departures, clock steps and every job, over a few Telegram
-//! accounts sharing web links, against the fake Bot API. After each step, once the effects are
-//! carried out:
+//! accounts sharing web links (and an administrator and an exempt account), against the fake Bot
+//! API. After each step, once the effects are carried out:
 //! - nobody is in the channel without a membership holding the days of a validated payment, not
 //!   refunded, whose period (and the grace of a sweep not yet run, or a renewal awaited) is not over;
 //! - a member whose paid membership says they are in is in (no paying member locked out);
+//! - a channel administrator and an account the import kept stay in, whatever they buy or ask;
 //! - a payment asked to be refunded never buys anything again, and its days are taken back from
 //!   the membership they were in (which lives on only on other payments);
 //! - every Star charge of telegate's is one payment, counted once in the revenue; none of the
@@ -20,9 +21,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use telegate_core::domain::{
-    AccessToken, MembershipStatus, PaymentStatus, TelegramUserId, TokenHash, TokenStatus, UserId,
+    AccessToken, Exemption, MembershipStatus, PaymentStatus, TelegramUserId, TokenHash, TokenStatus, UserId,
 };
-use telegate_core::ports::{PageRequest, Store};
+use telegate_core::ports::{Imported, PageRequest, Store};
 
 use crate::support::{CHANNEL, TestApp, updates};
 use telegate_testkit::fake_telegram::updates::Renewal;
@@ -33,6 +34,10 @@ const OFFERS: &str = r#"{
     "web": {"name": "Web only", "days": 30}
 }"#;
 const ACCOUNTS: [i64; 3] = [9101, 9102, 9103];
+/// A channel administrator, and an account the import kept (exempt): in the channel throughout,
+/// whatever they buy or ask.
+const ADMIN: i64 = 9108;
+const KEPT: i64 = 9109;
 const WEB_USERS: [&str; 2] = ["mw1", "mw2"];
 const PERIOD: u32 = 2_592_000;
 const STEPS: usize = 14;
@@ -145,6 +150,16 @@ impl Sequence<'_> {
                 let seconds = self.rng.pick(&[3_600, 86_400, 86_400, 3 * 86_400, 8 * 86_400, 31 * 86_400]);
                 self.say(format!("the clock moves {seconds} s"));
                 self.app.advance(seconds).await;
+            }
+            90..=92 => {
+                let staff = self.rng.pick(&[ADMIN, KEPT]);
+                if self.rng.below(2) == 0 {
+                    self.buy(staff).await;
+                } else {
+                    self.say(format!("{staff} sends /start"));
+                    assert_eq!(self.app.webhook(updates::text(self.app.update_id(), staff, "fr", "/start")).await, 200);
+                    self.use_invite(staff).await;
+                }
             }
             _ => {
                 let job = self.rng.pick(&JOBS);
@@ -421,6 +436,12 @@ impl Sequence<'_> {
             assert!(p.status.is_refund(), "payment {id} went back to {}", p.status.as_str());
         }
 
+        // The administrator and the kept account stay in, never removed.
+        for (staff, status) in [(ADMIN, "administrator"), (KEPT, "member")] {
+            assert_eq!(self.app.fake().member_status(staff), status, "{staff} is no longer {status}");
+            assert!(self.app.calls_for_user("banChatMember", staff).is_empty(), "{staff} was removed");
+        }
+
         let backing = self.backing().await;
         for account in ACCOUNTS {
             let tg = TelegramUserId::parse(account).unwrap();
@@ -477,6 +498,10 @@ async fn run_one(seed: u64, aws: bool) {
     extra.extend(resources.iter().map(|(k, v)| (*k, v.as_str())));
     let app = TestApp::spawn_with(&extra).await;
     let store = app.running().app.store.clone();
+    app.fake().set_member_status(ADMIN, "administrator");
+    app.fake().set_member_status(KEPT, "member");
+    let kept = Exemption { telegram_user_id: TelegramUserId::parse(KEPT).unwrap(), note: "kept".into(), at: app.now() };
+    store.import(&[Imported::Exempt(kept)]).await.expect("the kept account imported");
     let mut sequence = Sequence { app: &app, store, rng: Rng(seed), seed, aws, model: Model::default() };
     for _ in 0..STEPS {
         sequence.step().await;
