@@ -16,6 +16,42 @@ const SUPPORT: &str = "@telegate_support";
 const PERIOD: u32 = 2_592_000;
 const DAY: i64 = 86_400;
 
+/// One body per finding, run on both stores: `both::<finding>::on_sqlite` and `…::on_aws`.
+macro_rules! on_both_stores {
+    ($($finding:ident),* $(,)?) => {
+        mod both {
+            $(
+                mod $finding {
+                    #[tokio::test]
+                    async fn on_sqlite() {
+                        super::super::$finding(super::super::stars_app(false).await).await;
+                    }
+                    #[tokio::test]
+                    async fn on_aws() {
+                        super::super::$finding(super::super::stars_app(true).await).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    a_repaired_first_payment_of_a_subscription_counts_as_new_and_its_renewal_as_a_renewal,
+    the_reconciliation_walks_past_refunds_and_payments_not_ours,
+    charge_ids_that_differ_only_in_case_or_invisible_characters_are_two_payments,
+    a_channel_administrator_is_not_sold_access_they_have,
+    buy_is_limited_per_account_and_telegrams_flood_control_is_told_to_the_buyer,
+    a_pre_checkout_for_a_withdrawn_or_repriced_offer_or_a_barred_account_is_refused,
+    a_stars_buyer_whose_invite_expired_gets_a_fresh_one_with_start,
+    a_cancelled_stars_subscription_ends_with_the_period_paid_for,
+    a_subscription_telegram_says_failed_is_told_to_the_member_and_changes_nothing_else,
+    a_stars_buyers_invite_used_by_another_account_is_declined,
+    a_revoke_removes_a_stars_member_and_cancels_the_renewal,
+    a_web_subscribers_stars_renewal_shows_in_their_web_status,
+    paysupport_names_the_creators_contact_and_the_request_is_recorded,
+);
+
 async fn stars_app(aws: bool) -> TestApp {
     let mut extra = vec![("OFFERS", OFFERS), ("PAY_SUPPORT_CONTACT", SUPPORT)];
     let resources = if aws { crate::support::aws_resources().await } else { Vec::new() };
@@ -236,9 +272,7 @@ async fn a_missed_payment_is_repaired(app: TestApp) {
     assert_eq!(app.run_job("reconcile-stars").await["processed"], 0, "nothing more to repair");
 }
 
-#[tokio::test]
-async fn a_repaired_first_payment_of_a_subscription_counts_as_new_and_its_renewal_as_a_renewal() {
-    let app = stars_app(false).await;
+async fn a_repaired_first_payment_of_a_subscription_counts_as_new_and_its_renewal_as_a_renewal(app: TestApp) {
     let (payload, stars) = buy(&app, 7911, "monthly").await;
     app.fake().take_star_payment(7911, &payload, stars, Some(PERIOD));
     assert_eq!(app.run_job("reconcile-stars").await["processed"], 1);
@@ -355,9 +389,7 @@ async fn invoice_links_are_made_once_per_offer_and_price_on_aws() {
     invoice_links_are_made_once_per_sale(stars_app(true).await).await;
 }
 
-#[tokio::test]
-async fn the_reconciliation_walks_past_refunds_and_payments_not_ours() {
-    let app = stars_app(false).await;
+async fn the_reconciliation_walks_past_refunds_and_payments_not_ours(app: TestApp) {
     // A first page of 100 transactions: a payment, its refund, and 98 tips; the missed payment
     // of ours is the 101st.
     let charge = pay(&app, 7821, "pass").await;
@@ -381,9 +413,7 @@ async fn the_reconciliation_walks_past_refunds_and_payments_not_ours() {
     assert_eq!(app.status_of("tg:7821").await["has_active_subscription"], false, "the refunded one stays refunded");
 }
 
-#[tokio::test]
-async fn charge_ids_that_differ_only_in_case_or_invisible_characters_are_two_payments() {
-    let app = stars_app(false).await;
+async fn charge_ids_that_differ_only_in_case_or_invisible_characters_are_two_payments(app: TestApp) {
     let charge = pay(&app, 7831, "pass").await;
     let (payload, stars) = buy(&app, 7831, "pass").await;
     for other in [charge.to_uppercase(), format!("{charge}\u{200B}")] {
@@ -402,18 +432,14 @@ async fn charge_ids_that_differ_only_in_case_or_invisible_characters_are_two_pay
     assert_eq!(app.status_of("tg:7831").await["memberships"][0]["days_remaining"], 21, "three weeks");
 }
 
-#[tokio::test]
-async fn a_channel_administrator_is_not_sold_access_they_have() {
-    let app = stars_app(false).await;
+async fn a_channel_administrator_is_not_sold_access_they_have(app: TestApp) {
     app.fake().set_member_status(7841, "administrator");
     let (payload, stars) = buy(&app, 7841, "pass").await;
     let refusal = pre_checkout(&app, 7841, &payload, stars).await.expect_err("refused");
     assert!(refusal.contains("administrez"), "{refusal}");
 }
 
-#[tokio::test]
-async fn buy_is_limited_per_account_and_telegrams_flood_control_is_told_to_the_buyer() {
-    let app = stars_app(false).await;
+async fn buy_is_limited_per_account_and_telegrams_flood_control_is_told_to_the_buyer(app: TestApp) {
     // Telegram's flood control on the first pay button: the buyer is told to wait, no failure.
     app.fake().fail_next("createInvoiceLink", crate::support::Fault::RetryAfter(7), 1);
     assert_eq!(app.webhook(updates::text(app.update_id(), 7851, "fr", "/buy")).await, 200);
@@ -433,9 +459,7 @@ async fn buy_is_limited_per_account_and_telegrams_flood_control_is_told_to_the_b
     assert!(last_message(&app, 7853)["reply_markup"]["inline_keyboard"].as_array().is_some_and(|b| b.len() == 2));
 }
 
-#[tokio::test]
-async fn a_pre_checkout_for_a_withdrawn_or_repriced_offer_or_a_barred_account_is_refused() {
-    let app = stars_app(false).await;
+async fn a_pre_checkout_for_a_withdrawn_or_repriced_offer_or_a_barred_account_is_refused(app: TestApp) {
     let (payload, stars) = buy(&app, 7401, "pass").await;
     let gone = pre_checkout(&app, 7401, "v1:web", 100).await.unwrap_err();
     assert!(gone.contains("plus en vente"), "{gone}");
@@ -457,9 +481,7 @@ async fn a_pre_checkout_for_a_withdrawn_or_repriced_offer_or_a_barred_account_is
     assert!(app.fake().calls_to("createChatInviteLink").is_empty(), "no invite");
 }
 
-#[tokio::test]
-async fn a_stars_buyer_whose_invite_expired_gets_a_fresh_one_with_start() {
-    let app = stars_app(false).await;
+async fn a_stars_buyer_whose_invite_expired_gets_a_fresh_one_with_start(app: TestApp) {
     pay(&app, 7551, "pass").await;
     app.advance(3600).await; // the 5-minute invite is long gone
     assert_eq!(app.webhook(updates::text(app.update_id(), 7551, "fr", "/start")).await, 200);
@@ -539,9 +561,7 @@ async fn a_stars_renewal_that_comes_after_the_end_finds_the_subscriber_still_in_
     a_late_renewal_finds_the_subscriber_still_in(stars_app(true).await).await;
 }
 
-#[tokio::test]
-async fn a_cancelled_stars_subscription_ends_with_the_period_paid_for() {
-    let app = stars_app(false).await;
+async fn a_cancelled_stars_subscription_ends_with_the_period_paid_for(app: TestApp) {
     let buyer = 7251;
     pay(&app, buyer, "monthly").await;
     join(&app, buyer).await;
@@ -580,9 +600,7 @@ async fn grace_hours_keep_a_member_past_the_end_and_the_warning_says_so() {
     assert_eq!(app.calls_for_user("banChatMember", 7261).len(), 1, "removed at the end and the grace");
 }
 
-#[tokio::test]
-async fn a_subscription_telegram_says_failed_is_told_to_the_member_and_changes_nothing_else() {
-    let app = stars_app(false).await;
+async fn a_subscription_telegram_says_failed_is_told_to_the_member_and_changes_nothing_else(app: TestApp) {
     pay(&app, 7571, "monthly").await;
     join(&app, 7571).await;
     assert_eq!(app.webhook(updates::subscription(app.update_id(), 7571, "v1:monthly", "failed")).await, 200);
@@ -594,9 +612,7 @@ async fn a_subscription_telegram_says_failed_is_told_to_the_member_and_changes_n
     assert!(app.calls_for_user("banChatMember", 7571).is_empty());
 }
 
-#[tokio::test]
-async fn a_stars_buyers_invite_used_by_another_account_is_declined() {
-    let app = stars_app(false).await;
+async fn a_stars_buyers_invite_used_by_another_account_is_declined(app: TestApp) {
     pay(&app, 7501, "pass").await;
     let link = last_message(&app, 7501)["reply_markup"]["inline_keyboard"][0][0]["url"].as_str().unwrap().to_owned();
     assert_eq!(app.webhook(updates::join_request(app.update_id(), CHANNEL, 7599, &link)).await, 200);
@@ -605,9 +621,7 @@ async fn a_stars_buyers_invite_used_by_another_account_is_declined() {
     assert!(app.calls_for_user("approveChatJoinRequest", 7599).is_empty());
 }
 
-#[tokio::test]
-async fn a_revoke_removes_a_stars_member_and_cancels_the_renewal() {
-    let app = stars_app(false).await;
+async fn a_revoke_removes_a_stars_member_and_cancels_the_renewal(app: TestApp) {
     let charge = pay(&app, 7601, "monthly").await;
     join(&app, 7601).await;
     // Renewed once: Telegram still names the subscription by its first payment.
@@ -793,9 +807,7 @@ async fn a_stars_refund_telegram_refuses_reads_failed_with_the_reason_on_aws() {
     a_refund_telegram_refuses_reads_failed(stars_app(true).await).await;
 }
 
-#[tokio::test]
-async fn a_web_subscribers_stars_renewal_shows_in_their_web_status() {
-    let app = stars_app(false).await;
+async fn a_web_subscribers_stars_renewal_shows_in_their_web_status(app: TestApp) {
     app.member("alice", "TX-WEB-1", 7701).await;
     pay(&app, 7701, "pass").await;
     let status = app.status_of("alice").await;
@@ -837,9 +849,7 @@ async fn a_stars_purchase_belongs_to_the_account_that_paid_not_to_a_web_account_
     a_stars_purchase_belongs_to_the_account_that_paid(stars_app(true).await).await;
 }
 
-#[tokio::test]
-async fn paysupport_names_the_creators_contact_and_the_request_is_recorded() {
-    let app = stars_app(false).await;
+async fn paysupport_names_the_creators_contact_and_the_request_is_recorded(app: TestApp) {
     for _ in 0..3 {
         assert_eq!(app.webhook(updates::text(app.update_id(), 7801, "en", "/paysupport")).await, 200);
     }
