@@ -57,6 +57,9 @@ fn secret(key: &str) -> Option<&'static str> {
     })
 }
 
+/// The stack the check plays (`${AWS::StackName}`).
+pub const STACK: &str = "deploy-check";
+
 /// One environment value of the template, resolved; `Err` names what could not be.
 fn resolve(value: &Value, resources: &HashMap<String, String>) -> Result<String, String> {
     match value {
@@ -81,7 +84,9 @@ fn resolve(value: &Value, resources: &HashMap<String, String>) -> Result<String,
                 let key = key.trim_end_matches("}}");
                 return secret(key).map(str::to_owned).ok_or(format!("the secret key {key}"));
             }
-            Err(format!("Fn::Sub {text}"))
+            // The stack's name, as the metrics' namespace uses it.
+            let text = text.replace("${AWS::StackName}", STACK);
+            if text.contains("${") { Err(format!("Fn::Sub {text}")) } else { Ok(text) }
         }
         other => Err(format!("{other}")),
     }

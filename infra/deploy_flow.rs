@@ -100,6 +100,22 @@ impl Flow<'_> {
         self.next_update
     }
 
+    /// `function`'s last invocation wrote the alarms' `metric` as CloudWatch reads it: an Embedded
+    /// Metric Format line under the stack's namespace (with `dimension`, when given).
+    fn emitted(&self, function: &str, metric: &str, dimension: Option<(&str, &str)>) -> Result<(), String> {
+        let path = self.platform.logs.join(format!("{function}.log"));
+        let log = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let namespace = format!("telegate/{}", super::STACK);
+        let found = log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).any(|line| {
+            let definition = &line["_aws"]["CloudWatchMetrics"][0];
+            definition["Namespace"] == namespace.as_str()
+                && definition["Metrics"][0]["Name"] == metric
+                && line[metric].is_number()
+                && dimension.is_none_or(|(key, value)| line[key] == value)
+        });
+        expect(found, &format!("{function} wrote no {metric} metric {dimension:?} (log: {})", path.display()))
+    }
+
     /// Delivers the queue to the consumer until it is empty, ten messages per invocation.
     async fn drain(&mut self) -> Result<(), String> {
         let sqs = self.sqs.clone();
@@ -228,6 +244,7 @@ pub async fn run(platform: &Platform, fake: &FakeTelegram, store: &DynamoStore) 
     expect(flow.calls_for("approveChatJoinRequest", ALICE) == 1, "the join request was not approved")?;
     let update_id = flow.update_id();
     flow.telegram(updates::joined(update_id, CHANNEL, ALICE, Some(&link))).await?;
+    flow.emitted("telegram-webhook", "WebhookAnswers", Some(("Class", "2xx")))?;
     flow.drain().await?;
 
     let (status, mine) = flow.api("status", "GET", "/api/telegram/status/", &alice, Value::Null).await?;
@@ -309,8 +326,10 @@ pub async fn run(platform: &Platform, fake: &FakeTelegram, store: &DynamoStore) 
     let answer: Value = serde_json::from_str(&platform.invoke("scheduled-jobs", input).await?)
         .map_err(|e| format!("scheduled-jobs: {e}"))?;
     expect(answer["processed"].as_u64() >= Some(1), &format!("expiry: {answer}"))?;
+    flow.emitted("scheduled-jobs", "JobRunsCompleted", Some(("Job", "expire-subscriptions")))?;
     flow.drain().await?;
     expect(flow.calls_for("banChatMember", BOB) == 1, "the expired member was not removed")?;
+    flow.emitted("side-effects", "EffectAgeSeconds", None)?;
 
     // An admin's job run: the stats function answers 202 at once; the bus delivers the run to the
     // scheduled-jobs function by the template's rule; the run is read back by its id.

@@ -30,6 +30,10 @@ fi
 "$VENV_SAM/bin/sam" validate --lint --template-file template.yaml
 # cargo-lambda needs zig (from the venv) on PATH to link arm64.
 PATH="$PWD/$VENV_SAM/bin:$PATH" "$VENV_SAM/bin/sam" build --template-file template.yaml --build-dir .aws-sam/build
+# Every change reaches the running code: the SAM translator on what was built, with the revision
+# infra/deploy.py derives (Secrets Manager on the stand-in).
+echo "==> the SAM translator: a new setting, a rotated secret or new code publishes new versions"
+"$VENV_SAM/bin/python" infra/check_revision.py
 
 # The template as CloudFormation reads it (intrinsics as {"Ref": …}), for the check below.
 "$VENV/bin/python" - <<'PY'

@@ -20,6 +20,7 @@ mod lifecycle;
 mod local_host;
 mod model;
 mod ops;
+mod outages;
 mod previous_release;
 mod races;
 mod secrets;

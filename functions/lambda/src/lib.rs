@@ -113,6 +113,8 @@ impl Wiring {
             let settings = Settings::from_env_for(&|k| std::env::var(k).ok(), needs)?;
             Self::build(settings, needs).await
         };
+        // CloudWatch reads the alarms' metrics from the log, under the stack's namespace.
+        telegate_core::metrics::enable(&std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "telegate".into()));
         built.await.map_err(|e| {
             let line = format!("function {name}: {e}");
             tracing::error!("{line}");
@@ -182,13 +184,30 @@ pub fn init_logs() {
 pub async fn serve_http(name: &str, routes: Router<HttpState>) -> Result<(), Error> {
     init_logs();
     let wiring = Wiring::from_env(name).await?;
-    lambda_http::run(wiring.router(routes)).await
+    let mut router = wiring.router(routes);
+    if name == "telegram-webhook" {
+        router = router.layer(axum::middleware::map_response(count_webhook_answer));
+    }
+    lambda_http::run(router).await
+}
+
+/// Each answer to Telegram by status class: a handled 500 is no Lambda error, and Telegram
+/// retries it (the `WebhookAnswers` alarm reads the `5xx`).
+async fn count_webhook_answer(response: axum::response::Response) -> axum::response::Response {
+    let class = match response.status().as_u16() {
+        500.. => "5xx",
+        400..=499 => "4xx",
+        _ => "2xx",
+    };
+    telegate_core::metrics::count(telegate_core::metrics::Metric::WebhookAnswer { class });
+    response
 }
 
 /// The SQS consumer: each record is handled and settled; the failures are reported so that only
 /// they come back (`ReportBatchItemFailures`). A record is started only while the invocation has
-/// time left for it (`deadline`): the ones it cannot start are reported as failures, so they come
-/// back whole instead of being cut off half-way.
+/// time left for it (`deadline`): the ones it cannot start are put back as fresh copies (a receive
+/// spent on a record never tried would bring it nearer the dead letters), or, if that fails,
+/// reported as failures; either way they come back whole instead of being cut off half-way.
 pub async fn handle_sqs(wiring: &Wiring, event: SqsEvent, deadline: SystemTime) -> SqsBatchResponse {
     let mut failures = Vec::new();
     // One record may take a Bot API call or two, each bounded by TELEGRAM_TIMEOUT_SECONDS.
@@ -197,8 +216,14 @@ pub async fn handle_sqs(wiring: &Wiring, event: SqsEvent, deadline: SystemTime) 
         let id = record.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("sqs_record", message = %id);
         let settled = if SystemTime::now() + needs > deadline {
-            span.in_scope(|| tracing::warn!("not started: the invocation is running out of time"));
-            false
+            span.in_scope(|| tracing::warn!("not started: the invocation is running out of time; put back"));
+            let body = record.body.as_deref().unwrap_or_default();
+            match &wiring.queue {
+                Some(queue) => {
+                    queue.put_back(body).await.inspect_err(|e| tracing::error!(error = %e, "not put back")).is_ok()
+                }
+                None => false,
+            }
         } else {
             let delivery = Delivery {
                 message_id: id.clone(),
@@ -269,6 +294,17 @@ pub async fn handle_schedule(wiring: &Wiring, event: Value, deadline: SystemTime
     Ok(json!({ "job": job.name(), "processed": run.processed, "complete": run.complete }))
 }
 
+/// A failed run, and a run that stopped before its work was done, count for the job's alarm; a
+/// complete run for the overdue alarm.
+fn counted(job: &str, outcome: &Result<Value, JobError>) {
+    use telegate_core::metrics::{Metric, count};
+    match outcome {
+        Ok(answer) if answer["complete"] == true => count(Metric::JobRunCompleted { job }),
+        Ok(_) => {}
+        Err(_) => count(Metric::JobRunFailed { job }),
+    }
+}
+
 /// Time kept back from a scheduled invocation for the batch in progress to finish.
 const JOB_MARGIN: Duration = Duration::from_secs(30);
 
@@ -278,7 +314,13 @@ pub async fn serve_schedule(name: &str) -> Result<(), Error> {
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| {
         let wiring = wiring.clone();
         let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        async move { handle_schedule(&wiring, event.payload, deadline).await }
+        async move {
+            let job = event.payload["job"].as_str().or_else(|| event.payload["detail"]["job"].as_str());
+            let job = job.unwrap_or_default().to_owned();
+            let outcome = handle_schedule(&wiring, event.payload, deadline).await;
+            counted(&job, &outcome);
+            outcome
+        }
     }))
     .await
 }

@@ -89,6 +89,7 @@ impl SqsQueue {
         };
         let delay = match consumer.deliver(&envelope, delivery.receive_count, &RetryPolicy::SQS).await {
             Settle::Finished { then } => {
+                waited(&delivery.body);
                 self.announce(&envelope, then).await;
                 return Ok(true);
             }
@@ -105,12 +106,19 @@ impl SqsQueue {
             // Left on the queue: at its next receive the redrive policy moves it to the
             // dead-letter queue.
             Settle::DeadLetter { then, .. } => {
+                waited(&delivery.body);
                 self.announce(&envelope, then).await;
                 RetryPolicy::SQS.unit
             }
         };
         self.retry_later(&delivery.receipt_handle, delay).await?;
         Ok(false)
+    }
+
+    /// A message this invocation has no time to start: the same again, for the next invocation, so
+    /// that no receive of the dead-letter count is spent on it (its first-queued time is kept).
+    pub async fn put_back(&self, body: &str) -> Result<(), QueueError> {
+        self.send_after(body, Duration::from_secs(1)).await
     }
 
     /// The same message again, delivered after `delay` (SQS delays at most 15 minutes; an effect
@@ -181,7 +189,10 @@ impl Queue for SqsQueue {
         for chunk in envelopes.chunks(10) {
             let mut entries = Vec::with_capacity(chunk.len());
             for (i, envelope) in chunk.iter().enumerate() {
-                let body = serde_json::to_string(envelope).map_err(|e| QueueError(crate::ports::Cause::new(e)))?;
+                let mut body = serde_json::to_value(envelope).map_err(|e| QueueError(crate::ports::Cause::new(e)))?;
+                // When it was first queued: a delayed copy under flood control keeps it.
+                body["queued_at_ms"] = serde_json::Value::from(now_ms());
+                let body = body.to_string();
                 entries.push(
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
@@ -203,5 +214,18 @@ impl Queue for SqsQueue {
             }
         }
         Ok(())
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+/// How long a settled effect waited since it was first queued, for the backlog alarm (a body
+/// queued by an earlier release has no time: nothing is told).
+fn waited(body: &str) {
+    let queued = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|b| b["queued_at_ms"].as_u64());
+    if let Some(queued) = queued {
+        crate::metrics::effect_age(now_ms().saturating_sub(queued) as f64 / 1000.0);
     }
 }

@@ -1,5 +1,6 @@
 //! The Telegram port over teloxide-core's `Bot`, pointed at `TELEGRAM_API_URL`.
 
+use crate::metrics::{self, Metric};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -71,7 +72,7 @@ impl BotApi {
             .allowed_updates(allowed_updates())
             .send()
             .await
-            .map_err(map_error)?;
+            .map_err(failed("getUpdates"))?;
         // teloxide's types re-serialise to the Bot API's JSON, which our own parser reads.
         Ok(updates
             .into_iter()
@@ -80,7 +81,7 @@ impl BotApi {
     }
 
     pub async fn webhook_state(&self) -> Result<WebhookState, TelegramError> {
-        let info = self.bot.get_webhook_info().send().await.map_err(map_error)?;
+        let info = self.bot.get_webhook_info().send().await.map_err(failed("getWebhookInfo"))?;
         Ok(WebhookState {
             url: info.url.map(|u| u.to_string()),
             pending_update_count: info.pending_update_count,
@@ -95,19 +96,23 @@ impl BotApi {
     }
 
     pub async fn me(&self) -> Result<BotIdentity, TelegramError> {
-        let me = self.bot.get_me().send().await.map_err(map_error)?;
+        let me = self.bot.get_me().send().await.map_err(failed("getMe"))?;
         Ok(BotIdentity { id: i64::try_from(me.user.id.0).unwrap_or_default(), username: me.username().to_owned() })
     }
 
     /// The channel's title (`getChat`).
     pub async fn channel_title(&self) -> Result<String, TelegramError> {
-        let chat = self.bot.get_chat(self.channel).send().await.map_err(map_error)?;
+        let chat = self.bot.get_chat(self.channel).send().await.map_err(failed("getChat"))?;
         Ok(chat.title().unwrap_or("(no title)").to_owned())
     }
 
     pub async fn rights(&self, bot_id: i64) -> Result<BotRights, TelegramError> {
-        let member =
-            self.bot.get_chat_member(self.channel, UserId(bot_id.unsigned_abs())).send().await.map_err(map_error)?;
+        let member = self
+            .bot
+            .get_chat_member(self.channel, UserId(bot_id.unsigned_abs()))
+            .send()
+            .await
+            .map_err(failed("getChatMember"))?;
         Ok(BotRights {
             administrator: member.kind.is_privileged(),
             can_invite_users: match &member.kind {
@@ -129,11 +134,11 @@ impl BotApi {
             .send()
             .await
             .map(drop)
-            .map_err(map_error)
+            .map_err(failed("setWebhook"))
     }
 
     pub async fn delete_webhook(&self) -> Result<(), TelegramError> {
-        self.bot.delete_webhook().send().await.map(drop).map_err(map_error)
+        self.bot.delete_webhook().send().await.map(drop).map_err(failed("deleteWebhook"))
     }
 }
 
@@ -164,7 +169,7 @@ impl Telegram for BotApi {
             }
             request = request.reply_markup(InlineKeyboardMarkup::new(rows));
         }
-        request.send().await.map(drop).map_err(map_error)
+        request.send().await.map(drop).map_err(failed("sendMessage"))
     }
 
     async fn create_invite(&self, invite: &InviteRequest) -> Result<String, TelegramError> {
@@ -174,11 +179,16 @@ impl Telegram for BotApi {
             InviteMode::JoinRequest => request.creates_join_request(true),
             InviteMode::MemberLimit => request.member_limit(1),
         };
-        request.send().await.map(|l| l.invite_link).map_err(map_error)
+        request.send().await.map(|l| l.invite_link).map_err(failed("createChatInviteLink"))
     }
 
     async fn revoke_invite(&self, link: &str) -> Result<(), TelegramError> {
-        self.bot.revoke_chat_invite_link(self.channel, link).send().await.map(drop).map_err(map_error)
+        self.bot
+            .revoke_chat_invite_link(self.channel, link)
+            .send()
+            .await
+            .map(drop)
+            .map_err(failed("revokeChatInviteLink"))
     }
 
     async fn unban(&self, id: TelegramUserId, only_if_banned: bool) -> Result<(), TelegramError> {
@@ -188,15 +198,20 @@ impl Telegram for BotApi {
             .send()
             .await
             .map(drop)
-            .map_err(map_error)
+            .map_err(failed("unbanChatMember"))
     }
 
     async fn ban(&self, id: TelegramUserId) -> Result<(), TelegramError> {
-        self.bot.ban_chat_member(self.channel, user(id)).send().await.map(drop).map_err(map_error)
+        self.bot.ban_chat_member(self.channel, user(id)).send().await.map(drop).map_err(failed("banChatMember"))
     }
 
     async fn approve_join_request(&self, id: TelegramUserId) -> Result<(), TelegramError> {
-        self.bot.approve_chat_join_request(self.channel, user(id)).send().await.map(drop).map_err(map_error)
+        self.bot
+            .approve_chat_join_request(self.channel, user(id))
+            .send()
+            .await
+            .map(drop)
+            .map_err(failed("approveChatJoinRequest"))
     }
 
     async fn presence(&self, id: TelegramUserId) -> Result<Presence, TelegramError> {
@@ -204,7 +219,7 @@ impl Telegram for BotApi {
             Ok(member) => member,
             // A deleted account is out of every chat.
             Err(RequestError::Api(ApiError::UserNotFound | ApiError::UserDeactivated)) => return Ok(Presence::Out),
-            Err(e) => return Err(map_error(e)),
+            Err(e) => return Err(failed("getChatMember")(e)),
         };
         Ok(match member.kind {
             ChatMemberKind::Owner(_) | ChatMemberKind::Administrator(_) => Presence::Staff,
@@ -215,7 +230,8 @@ impl Telegram for BotApi {
     }
 
     async fn administrators(&self) -> Result<Vec<TelegramUserId>, TelegramError> {
-        let staff = self.bot.get_chat_administrators(self.channel).send().await.map_err(map_error)?;
+        let staff =
+            self.bot.get_chat_administrators(self.channel).send().await.map_err(failed("getChatAdministrators"))?;
         Ok(staff
             .into_iter()
             .filter(|m| !m.user.is_bot)
@@ -224,7 +240,12 @@ impl Telegram for BotApi {
     }
 
     async fn decline_join_request(&self, id: TelegramUserId) -> Result<(), TelegramError> {
-        self.bot.decline_chat_join_request(self.channel, user(id)).send().await.map(drop).map_err(map_error)
+        self.bot
+            .decline_chat_join_request(self.channel, user(id))
+            .send()
+            .await
+            .map(drop)
+            .map_err(failed("declineChatJoinRequest"))
     }
 
     async fn create_invoice_link(&self, invoice: &StarInvoice) -> Result<String, TelegramError> {
@@ -241,7 +262,7 @@ impl Telegram for BotApi {
         } else {
             request
         };
-        request.send().await.map_err(map_error)
+        request.send().await.map_err(failed("createInvoiceLink"))
     }
 
     async fn answer_pre_checkout(&self, query_id: &str, refusal: Option<&str>) -> Result<(), TelegramError> {
@@ -250,7 +271,7 @@ impl Telegram for BotApi {
             Some(why) => request.error_message(why),
             None => request,
         };
-        request.send().await.map(drop).map_err(map_error)
+        request.send().await.map(drop).map_err(failed("answerPreCheckoutQuery"))
     }
 
     async fn refund_stars(&self, id: TelegramUserId, charge_id: &str) -> Result<(), TelegramError> {
@@ -259,7 +280,7 @@ impl Telegram for BotApi {
             .send()
             .await
             .map(drop)
-            .map_err(map_error)
+            .map_err(failed("refundStarPayment"))
     }
 
     async fn cancel_subscription(
@@ -273,7 +294,7 @@ impl Telegram for BotApi {
             .send()
             .await
             .map(drop)
-            .map_err(map_error)
+            .map_err(failed("editUserStarSubscription"))
     }
 
     async fn star_payments(&self, offset: u32, limit: u32) -> Result<StarPage, TelegramError> {
@@ -284,7 +305,7 @@ impl Telegram for BotApi {
             .limit(u8::try_from(limit.min(100)).unwrap_or(100))
             .send()
             .await
-            .map_err(map_error)?;
+            .map_err(failed("getStarTransactions"))?;
         // Read through the Bot API's JSON: only incoming payments from users, with their payload.
         let json = serde_json::to_value(&page).map_err(|e| TelegramError::Unavailable(e.to_string()))?;
         let listed = json["transactions"].as_array().map_or(0, Vec::len);
@@ -312,6 +333,20 @@ impl Telegram for BotApi {
 
 /// Telegram's only subscription period: 30 days.
 const STAR_SUBSCRIPTION_SECONDS: u32 = 2_592_000;
+
+/// A failed call of `method`, sorted, and counted for the alarms (a user who blocked the bot is
+/// no failure of ours).
+fn failed(method: &'static str) -> impl Fn(RequestError) -> TelegramError {
+    move |e| {
+        let error = map_error(e);
+        match &error {
+            TelegramError::RetryAfter(_) => metrics::count(Metric::TelegramFloodWait { method }),
+            TelegramError::Unreachable(_) => {}
+            _ => metrics::count(Metric::TelegramError { method }),
+        }
+        error
+    }
+}
 
 /// Sorts teloxide's errors by what the caller should do. teloxide already hides the token in
 /// network errors' URLs.

@@ -1,5 +1,6 @@
 //! Carrying out queued side effects: the same code behind the local queue and the SQS consumer.
 
+use crate::metrics::{self, Metric};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,11 +186,13 @@ pub struct RetryPolicy {
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 impl RetryPolicy {
-    /// SQS: 2, 4, 8, 16 s between the five receives.
-    pub const SQS: Self = Self { attempts: 5, unit: Duration::from_secs(1), permanent_at_once: false };
-    /// The local queue: the same five attempts, 0.4 to 3.2 s apart (one process, no invocation to
-    /// pay for, and a local run shows a dead letter in seconds).
-    pub const LOCAL: Self = Self { attempts: 5, unit: Duration::from_millis(200), permanent_at_once: true };
+    /// SQS: ten receives, 2 s to 5 min apart (about 13 minutes in all): a Telegram or DynamoDB
+    /// outage of several minutes (at 00:00, in the middle of the expiry) leaves the dead-letter
+    /// queue empty.
+    pub const SQS: Self = Self { attempts: 10, unit: Duration::from_secs(1), permanent_at_once: false };
+    /// The local queue: ten attempts, 0.5 s to about 2 min apart (about 4 minutes in all): the same
+    /// outages pass on the local host too.
+    pub const LOCAL: Self = Self { attempts: 10, unit: Duration::from_millis(250), permanent_at_once: true };
 
     fn backoff(&self, attempt: u32) -> Duration {
         self.unit.saturating_mul(2u32.saturating_pow(attempt.clamp(1, 16))).min(MAX_BACKOFF)
@@ -276,7 +279,10 @@ impl Consumer {
         let key = &envelope.idempotency_key;
         let (reason, permanent) = match self.handle(envelope).await {
             Outcome::Done | Outcome::AlreadyDone | Outcome::Dropped(_) => return Settle::Finished { then: None },
-            Outcome::GivenUp { event, .. } => return Settle::Finished { then: event },
+            Outcome::GivenUp { event, .. } => {
+                metrics::count(Metric::EffectDeadLettered);
+                return Settle::Finished { then: event };
+            }
             Outcome::Retry { after: Some(after), reason } => {
                 tracing::warn!(key = %key, reason, delay_ms = after.as_millis() as u64, "flood control: tried again after Telegram's delay");
                 return Settle::FloodControl { after };
@@ -286,10 +292,12 @@ impl Consumer {
         };
         if attempt >= policy.attempts || (permanent && policy.permanent_at_once) {
             tracing::error!(key = %key, attempt, reason, "effect dead-lettered");
+            metrics::count(Metric::EffectDeadLettered);
             let then = self.dead_lettered(envelope, &reason).await;
             Settle::DeadLetter { reason, then }
         } else {
             tracing::warn!(key = %key, attempt, reason, "effect will be retried");
+            metrics::count(Metric::EffectRetried);
             Settle::Retry { after: policy.backoff(attempt) }
         }
     }
@@ -307,7 +315,10 @@ impl Consumer {
         let now = self.clock.now();
         let recorded = match &result {
             Ok(_) => self.store.move_refund(id, Refunded, None, now).await,
-            Err(EffectError::Permanent(why)) => self.store.move_refund(id, RefundFailed, Some(why), now).await,
+            Err(EffectError::Permanent(why)) => {
+                metrics::count(Metric::RefundFailed);
+                self.store.move_refund(id, RefundFailed, Some(why), now).await
+            }
             Err(_) => return result,
         };
         match recorded {
@@ -418,8 +429,15 @@ mod tests {
     #[test]
     fn the_retry_policy_backs_off_and_matches_the_redrive_policy() {
         let waits = |p: RetryPolicy| (1..p.attempts).map(|n| p.backoff(n)).collect::<Vec<_>>();
-        assert_eq!(waits(RetryPolicy::SQS), [2, 4, 8, 16].map(Duration::from_secs));
-        assert_eq!(waits(RetryPolicy::LOCAL), [400, 800, 1600, 3200].map(Duration::from_millis));
+        assert_eq!(waits(RetryPolicy::SQS), [2, 4, 8, 16, 32, 64, 128, 256, 300].map(Duration::from_secs));
+        assert_eq!(
+            waits(RetryPolicy::LOCAL),
+            [500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000].map(Duration::from_millis)
+        );
+        // Longer in all than a three-minute outage, on both.
+        for p in [RetryPolicy::SQS, RetryPolicy::LOCAL] {
+            assert!(waits(p).iter().sum::<Duration>() > Duration::from_secs(180), "{p:?}");
+        }
         assert_eq!(RetryPolicy::SQS.backoff(40), Duration::from_secs(300));
         // The SQS consumer dead-letters at its last receive; the queue's redrive policy must agree.
         let template = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"));

@@ -40,6 +40,7 @@ pub enum Fault {
 struct Inner {
     calls: Vec<Call>,
     faults: HashMap<String, VecDeque<Fault>>,
+    outage: bool,
     updates: Vec<Value>,
     webhook_url: String,
     webhook_allowed: Value,
@@ -104,6 +105,12 @@ impl FakeTelegram {
 
     pub fn clear_calls(&self) {
         self.lock().calls.clear();
+    }
+
+    /// Telegram down until `set_outage(false)`: every call hangs 30 s, then answers 502 (a gateway
+    /// giving up), so the client gives up first, at its own timeout.
+    pub fn set_outage(&self, down: bool) {
+        self.lock().outage = down;
     }
 
     /// The next `times` calls of `method` fail with `fault`.
@@ -223,6 +230,10 @@ async fn handle(
         inner.calls.push(Call { method: method.clone(), params: params.clone(), bot_segment: bot });
         inner.faults.get_mut(&method).and_then(VecDeque::pop_front)
     };
+    if fake.lock().outage {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        return error(502, json!({"ok": false, "error_code": 502, "description": "Bad Gateway"}));
+    }
     if fault.is_none() {
         if let Some(why) = fake.refusal(&method, &params) {
             return error(400, json!({"ok": false, "error_code": 400, "description": format!("Bad Request: {why}")}));
