@@ -18,6 +18,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The binaries as `cargo run` builds them: without the tests' dev-dependency features.
 cargo check --workspace --bins --locked
 "$VENV/bin/cfn-lint" template.yaml
+. infra/checkov.sh
 
 phase "tests (unit; end to end over HTTP against the fake Telegram Bot API; SQLite; AWS adapters on moto; Lambda events)"
 cargo test --workspace --locked
