@@ -342,7 +342,12 @@ async fn main() -> Result<(), String> {
         .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
         .filter_map(|(id, r)| {
             let name = r["Properties"]["CodeUri"].as_str()?.rsplit('/').next()?.to_owned();
-            Some((name, (id.clone(), r["Properties"].clone())))
+            let mut properties = r["Properties"].clone();
+            // A function with a role of its own: what that role allows is its policies.
+            if let Some(role) = properties["Role"]["Fn::GetAtt"][0].as_str() {
+                properties["Policies"] = template["Resources"][role]["Properties"]["Policies"].clone();
+            }
+            Some((name, (id.clone(), properties)))
         })
         .collect();
     let bus = Arc::new(Bus {
