@@ -161,7 +161,7 @@ def main():
     print("  a rebuild with other code: a new revision")
 
     # deploy.py's own config: every override of the environment, and the revision.
-    example = pathlib.Path("samconfig.example.toml")
+    example = pathlib.Path("samconfig.toml")
     params, values = deploy.deploy_parameters(example, "dev")
     written = tomllib.loads(deploy.config_with_revision("dev", params, rev))["dev"]["deploy"]["parameters"]
     expected = params["parameter_overrides"] + [f"ConfigRevision={rev}"]
