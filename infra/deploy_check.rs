@@ -43,7 +43,7 @@ fn parameter(name: &str, resources: &HashMap<String, String>) -> Option<String> 
         // The flow's offer is sold on the website and in Stars (a renewing subscription).
         "Offers" => r#"{"monthly": {"name": "Monthly", "days": 30, "stars": 250, "renewing": true}}"#.into(),
         "PaySupportContact" => "@telegate_support".into(),
-        "JwtIssuer" | "JwtAudience" | "AlarmEmail" => String::new(),
+        "JwtIssuer" | "JwtAudience" | "AlarmEmail" | "JwksUrl" => String::new(),
         _ => return None,
     })
 }
@@ -203,11 +203,33 @@ pub struct Platform {
     global_timeout: Option<u64>,
     bus: Arc<Bus>,
     bus_url: String,
+    /// The template's conditions, for `Fn::If` in an environment.
+    conditions: serde_json::Map<String, Value>,
 }
 
 impl Platform {
     fn function(&self, name: &str) -> Result<&(String, Value), String> {
         self.functions.get(name).ok_or(format!("the template has no function in functions/{name}"))
+    }
+
+    /// Whether the template's condition `name` holds with the check's parameters (`Fn::Not`,
+    /// `Fn::Equals`, `Condition`: what the template uses).
+    fn holds(&self, name: &str) -> Result<bool, String> {
+        let condition = self.conditions.get(name).ok_or(format!("no condition {name}"))?;
+        self.evaluate(condition)
+    }
+
+    fn evaluate(&self, condition: &Value) -> Result<bool, String> {
+        if let Some(inner) = condition["Fn::Not"].get(0) {
+            return self.evaluate(inner).map(|held| !held);
+        }
+        if let Some([a, b]) = condition["Fn::Equals"].as_array().map(Vec::as_slice) {
+            return Ok(resolve(a, &self.resources)? == resolve(b, &self.resources)?);
+        }
+        match condition["Condition"].as_str() {
+            Some(name) => self.holds(name),
+            None => Err(format!("a condition the check cannot evaluate: {condition}")),
+        }
     }
 
     fn binary(&self, name: &str) -> Result<PathBuf, String> {
@@ -221,6 +243,17 @@ impl Platform {
         let mut env = HashMap::new();
         let own = properties["Environment"]["Variables"].as_object().cloned().unwrap_or_default();
         for (k, v) in self.globals.iter().chain(own.iter()) {
+            // `Fn::If` picks a value by a condition; `AWS::NoValue` leaves the variable out.
+            let v = match v.get("Fn::If").and_then(Value::as_array) {
+                Some(choice) if choice.len() == 3 => {
+                    let name = choice[0].as_str().ok_or(format!("{k}: a condition without a name"))?;
+                    &choice[if self.holds(name)? { 1 } else { 2 }]
+                }
+                _ => v,
+            };
+            if v["Ref"] == "AWS::NoValue" {
+                continue;
+            }
             env.insert(k.clone(), resolve(v, &self.resources).map_err(|e| format!("{k}: cannot resolve {e}"))?);
         }
         // Exactly the secrets the function uses: one it lacks stops it, one it does not use
@@ -368,6 +401,7 @@ async fn main() -> Result<(), String> {
         global_timeout: template["Globals"]["Function"]["Timeout"].as_u64(),
         bus,
         bus_url,
+        conditions: template["Conditions"].as_object().cloned().unwrap_or_default(),
     };
 
     let config = telegate_core::adapters::aws::sdk_config().await;
