@@ -34,6 +34,8 @@ PATH="$PWD/$VENV_SAM/bin:$PATH" "$VENV_SAM/bin/sam" build --template-file templa
 # infra/deploy.py derives (Secrets Manager on the stand-in).
 echo "==> the SAM translator: a new setting, a rotated secret or new code publishes new versions"
 "$VENV_SAM/bin/python" infra/check_revision.py
+echo "==> infra/preflight.py: each wrong setting of an environment named before the first deploy"
+"$VENV_SAM/bin/python" infra/check_preflight.py
 
 # The template as CloudFormation reads it (intrinsics as {"Ref": …}), for the check below.
 "$VENV/bin/python" - <<'PY'
