@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::jobs::{Ending, removal};
 use super::{App, AppError, actor, require};
 use crate::auth::{Caller, Role};
-use crate::domain::{AuditAction, AuditEntry, PaymentId, TelegramUserId, UserId};
+use crate::domain::{AuditAction, AuditEntry, PaymentId, Reason, TelegramUserId, UserId};
 use crate::ports::{Page, PageRequest, StoreError};
 use serde_json::json;
 
@@ -64,10 +64,8 @@ impl App {
     pub async fn revoke_access(&self, caller: &Caller, user_id: &str, reason: &str) -> Result<usize, AppError> {
         require(caller, Role::Admin)?;
         let user = UserId::parse(user_id)?;
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(AppError::Invalid("reason must be 1 to 500 characters".into()));
-        }
+        let reason = Reason::parse(reason)?;
+        let reason = reason.as_str();
         let how = Ending::Revoked(reason);
         let intents = move |m: &crate::domain::Membership| vec![removal(m, how)];
         let revoked = self.store.revoke_user(&user, reason, self.clock.now(), &intents).await?;
@@ -90,10 +88,8 @@ impl App {
         reason: &str,
     ) -> Result<Reinstated, AppError> {
         require(caller, Role::Support)?;
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(AppError::Invalid("reason must be 1 to 500 characters".into()));
-        }
+        let reason = Reason::parse(reason)?;
+        let reason = reason.as_str();
         if telegram_user_id.is_none() && payment_id.is_none() {
             return Err(AppError::Invalid("give telegram_user_id, payment_id or both".into()));
         }

@@ -9,7 +9,7 @@ use super::jobs::{Ending, removal};
 use super::stars::stars_payer;
 use super::{App, AppError, actor, require};
 use crate::auth::{Caller, Role};
-use crate::domain::{AuditAction, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenHash, UserId};
+use crate::domain::{AuditAction, Payment, PaymentId, PaymentStatus, Reason, TelegramUserId, TokenHash, UserId};
 use crate::ports::{Effect, Withdrawn};
 
 impl App {
@@ -20,10 +20,8 @@ impl App {
     /// `refund_failed`. Asked again, nothing is done twice: the answer is where the refund stands.
     pub async fn refund_stars(&self, caller: &Caller, payment_id: &str, reason: &str) -> Result<Refund, AppError> {
         require(caller, Role::Admin)?;
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(AppError::Invalid("reason must be 1 to 500 characters".into()));
-        }
+        let reason = Reason::parse(reason)?;
+        let reason = reason.as_str();
         let id = PaymentId::parse(payment_id).map_err(|_| AppError::NotFound("no such payment"))?;
         let payment = self.store.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?;
         let Some((charge, account)) = stars_payer(&payment) else {

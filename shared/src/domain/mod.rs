@@ -7,6 +7,7 @@ mod membership;
 mod notification;
 mod offer;
 mod payment;
+mod reason;
 pub mod texts;
 mod token;
 mod update;
@@ -21,6 +22,7 @@ pub use offer::{
     stars_payload,
 };
 pub use payment::{Payment, PaymentStatus, STARS_TRANSACTION_PREFIX, StarsPaid, parse_transaction_id, transaction_key};
+pub use reason::Reason;
 pub use texts::Lang;
 pub use token::{AccessToken, TokenHash, TokenRecord, TokenStatus};
 pub use update::{
