@@ -395,7 +395,7 @@ impl DynamoStore {
             if &m.user_id != user || !matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active) {
                 return Ok(None);
             }
-            match self.transact(self.revocation(&m, reason, now, intents)?).await {
+            match self.transact(self.revocation(&m, reason, now, intents)?.0).await {
                 Ok(()) => return self.membership_record(id.as_str()).await,
                 Err(Cancelled::Condition(_)) => continue,
                 Err(Cancelled::Fault(e)) => return Err(e),
@@ -404,14 +404,15 @@ impl DynamoStore {
         Err(StoreError::Unavailable("the membership kept changing during the revoke".into()))
     }
 
-    /// The writes that revoke `m` as read (its status and end unchanged since), with its intents.
+    /// The writes that revoke `m` as read (its status and end unchanged since), with its intents,
+    /// and the membership as they leave it.
     pub(super) fn revocation(
         &self,
         m: &Membership,
         reason: &str,
         now: DateTime<Utc>,
         intents: &IntentsFor<'_>,
-    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+    ) -> Result<(Vec<TransactWriteItem>, Membership), StoreError> {
         let mut revoked = m.clone();
         revoked.status = MembershipStatus::Revoked;
         revoked.ended_at = Some(now);
@@ -443,6 +444,6 @@ impl DynamoStore {
             items.push(self.bump("members.active", -1, None)?);
         }
         items.extend(self.intents(&intents(&revoked), now)?);
-        Ok(items)
+        Ok((items, revoked))
     }
 }

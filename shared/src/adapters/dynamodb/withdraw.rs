@@ -68,15 +68,9 @@ impl DynamoStore {
                         Withdrawn::Shortened(Box::new(shorter))
                     }
                     None => {
-                        items.extend(self.revocation(&m, reason, now, intents)?);
-                        let revoked = Box::new(crate::domain::Membership {
-                            status: MembershipStatus::Revoked,
-                            ended_at: Some(now),
-                            end_reason: Some(reason.to_owned()),
-                            in_channel: false,
-                            ..m
-                        });
-                        Withdrawn::Revoked(revoked)
+                        let (revocation, revoked) = self.revocation(&m, reason, now, intents)?;
+                        items.extend(revocation);
+                        Withdrawn::Revoked(Box::new(revoked))
                     }
                 },
             };
