@@ -14,17 +14,15 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use serde_json::Value;
 use telegate_core::adapters::clock::SystemClock;
 use telegate_core::adapters::dynamodb::DynamoStore;
 use telegate_core::adapters::telegram::NoBot;
 use telegate_core::app::App;
 use telegate_core::config::Settings;
-use telegate_core::domain::{
-    Job, Lang, Membership, MembershipId, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId,
-};
-use telegate_core::ports::{ImportStore, Imported, Stats};
+use telegate_core::domain::Job;
+use telegate_core::ports::{ImportStore, Stats};
 
 use common::CountingQueue;
 
@@ -84,51 +82,6 @@ async fn forward(State(p): State<Arc<Proxy>>, method: Method, uri: Uri, headers:
     (status, [("content-type", "application/x-amz-json-1.0")], bytes).into_response()
 }
 
-/// `n` active members; the first `DUE` ended an hour ago, the rest end within 60 days.
-fn records(n: usize) -> Vec<Imported> {
-    let now = Utc::now();
-    let mut out = Vec::with_capacity(2 * n);
-    for i in 0..n {
-        let started = now - Duration::days(20);
-        let end =
-            if i < DUE { now - Duration::hours(1) } else { now + Duration::minutes(60 + (i as i64 * 7919) % 86_400) };
-        let user = UserId::parse(&format!("u{i}")).expect("user id");
-        let payment = PaymentId::derived(started, &format!("bench-pay-{i}"));
-        out.push(Imported::Payment {
-            payment: Payment {
-                id: payment.clone(),
-                user_id: user.clone(),
-                email: None,
-                offer_id: "bench".into(),
-                transaction_id: format!("TX-BENCH-{i}"),
-                user_info: None,
-                status: PaymentStatus::Validated,
-                admin_notes: None,
-                reject_reason: None,
-                created_at: started,
-                updated_at: started,
-                reviewed_by: None,
-                refund_note: None,
-                lang: Lang::Fr,
-            },
-            current_token: None,
-        });
-        out.push(Imported::Membership {
-            membership: Membership::joined(
-                MembershipId::derived(started, &format!("bench-mem-{i}")),
-                user,
-                TelegramUserId::parse(1_000_000 + i as i64).expect("account"),
-                payment,
-                "bench".into(),
-                started,
-                end,
-            ),
-            tokens: Vec::new(),
-        });
-    }
-    out
-}
-
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
@@ -163,7 +116,7 @@ async fn main() -> Result<(), String> {
         let table = format!("sweep-bench-{n}-{}", std::process::id());
         DynamoStore::create_table(&direct, &table).await.map_err(|e| e.to_string())?;
         let seeding = DynamoStore::new(direct.clone(), &table);
-        let all = records(n);
+        let all = common::records(n, DUE);
         for chunk in all.chunks(500) {
             seeding.import(chunk).await.map_err(|e| e.to_string())?;
         }

@@ -13,9 +13,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use telegate_core::adapters::aws::{AwsAdapters, sdk_config};
 use telegate_core::adapters::clock::{SystemClock, TestClock};
+use telegate_core::adapters::dynamodb::DynamoPace;
 use telegate_core::adapters::local_jobs::{JobRequests, LocalJobs};
 use telegate_core::adapters::local_queue::{DeadLetter, LocalQueue, QueueLog};
 use telegate_core::adapters::outbox::{OutboxEvents, OutboxMailer, OutboxTelegram};
+use telegate_core::adapters::pace::{LocalPace, PacedTelegram};
 use telegate_core::adapters::sqlite::SqliteStore;
 use telegate_core::adapters::sqs::SqsQueue;
 use telegate_core::adapters::telegram::BotApi;
@@ -24,7 +26,7 @@ use telegate_core::app::effects::{Consumer, EffectRunner};
 use telegate_core::auth::JwtVerifier;
 use telegate_core::config::{Needs, Settings};
 use telegate_core::http::{self, HttpState, JsonBody};
-use telegate_core::ports::{Clock, EventBus, Mailer, Queue, Store, Telegram, TelegramError};
+use telegate_core::ports::{Clock, EventBus, Mailer, Pace, Queue, Store, Telegram, TelegramError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -102,6 +104,8 @@ struct Backend {
     events: Arc<dyn EventBus>,
     /// The SQS queue in AWS; locally the log the durable local queue keeps in the store's file.
     queue: Result<Arc<SqsQueue>, Arc<dyn QueueLog>>,
+    /// The pace of Bot API calls: this process's, or the one the functions share in the table.
+    pace: Arc<dyn Pace>,
 }
 
 impl Host {
@@ -118,19 +122,12 @@ impl Host {
             }
             None => (None, None),
         };
-        let telegram: Arc<dyn Telegram> = match calls {
-            Some(b) => b,
-            None => Arc::new(
-                OutboxTelegram::new(data.join("telegram-outbox.jsonl"))
-                    .map_err(|e| format!("cannot open the Telegram outbox: {e}"))?,
-            ),
-        };
         let test_clock = settings.test_clock.then(|| Arc::new(TestClock::default()));
         let clock: Arc<dyn Clock> = match &test_clock {
             Some(c) => c.clone(),
             None => Arc::new(SystemClock),
         };
-        let Backend { store, mailer, events, queue: effects } = match &settings.aws {
+        let Backend { store, mailer, events, queue: effects, pace } = match &settings.aws {
             None => {
                 let store = Arc::new(
                     SqliteStore::open(&data.join(crate::local_env::STORE_FILE))
@@ -142,20 +139,28 @@ impl Host {
                     .map_err(|e| format!("cannot open the events file: {e}"))?;
                 // The local queue keeps its effects in the same file: a crash or restart loses none.
                 let log: Arc<dyn QueueLog> = store.clone();
-                Backend { store, mailer: Arc::new(mailer), events: Arc::new(events), queue: Err(log) }
+                let pace = Arc::new(LocalPace::new(settings.limits.telegram_per_second));
+                Backend { store, mailer: Arc::new(mailer), events: Arc::new(events), queue: Err(log), pace }
             }
             Some(aws) => {
                 let AwsAdapters { store, queue, mailer, events, .. } =
                     AwsAdapters::build(&sdk_config().await, aws, &Needs::LOCAL);
                 let queue = queue.ok_or("the AWS adapters were built without the queue")?;
-                Backend { store, mailer, events, queue: Ok(queue) }
+                // The same pace as the functions': a host beside them shares Telegram's limit.
+                let pace = Arc::new(DynamoPace::new(&store, settings.limits.telegram_per_second));
+                Backend { store, mailer, events, queue: Ok(queue), pace }
             }
         };
-        let consumer = Arc::new(Consumer::new(
-            EffectRunner::new(telegram.clone(), mailer, events, settings.limits.effects_per_second),
-            store.clone(),
-            clock.clone(),
-        ));
+        let telegram: Arc<dyn Telegram> = match calls {
+            Some(b) => Arc::new(PacedTelegram::new(b, pace)),
+            // Written to a file: nothing to flood.
+            None => Arc::new(
+                OutboxTelegram::new(data.join("telegram-outbox.jsonl"))
+                    .map_err(|e| format!("cannot open the Telegram outbox: {e}"))?,
+            ),
+        };
+        let consumer =
+            Arc::new(Consumer::new(EffectRunner::new(telegram.clone(), mailer, events), store.clone(), clock.clone()));
         let effects = match effects {
             Err(log) => Effects::Local(LocalQueue::start(consumer, log, clock.clone())),
             Ok(queue) => Effects::Sqs(queue, consumer),

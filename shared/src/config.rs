@@ -73,9 +73,9 @@ pub struct Limits {
     pub reconcile_max_seconds: u32,
     /// Seconds any other scheduled job may run before it stops starting new batches.
     pub job_max_seconds: u32,
-    /// Bot API calls per second one effect consumer makes (the queue's event source runs at most
-    /// two consumers: together under Telegram's ~30 per second).
-    pub effects_per_second: u32,
+    /// Bot API calls per second the bot makes, all functions together (`PacedTelegram`): under
+    /// Telegram's ~30 per second, with room for the calls that are not paced.
+    pub telegram_per_second: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -247,7 +247,7 @@ impl Settings {
                 reconcile_per_second: number(&get, "RECONCILE_PER_SECOND", 20, 1, 1000)?,
                 reconcile_active_per_run: number(&get, "RECONCILE_ACTIVE_PER_RUN", 2000, 0, 1_000_000)?,
                 reconcile_max_seconds: number(&get, "RECONCILE_MAX_SECONDS", 240, 0, 3600)?,
-                effects_per_second: number(&get, "EFFECTS_PER_SECOND", 15, 1, 1000)?,
+                telegram_per_second: number(&get, "TELEGRAM_CALLS_PER_SECOND", 25, 1, 1000)?,
                 job_max_seconds: number(&get, "JOB_MAX_SECONDS", 240, 0, 3600)?,
             },
             test_clock: get("TELEGATE_TEST_CLOCK").as_deref() == Some("1"),

@@ -13,7 +13,9 @@ const ALICE: i64 = 7001;
 #[tokio::test]
 async fn the_whole_access_flow_runs_on_dynamodb_sqs_and_ses() {
     let app = TestApp::spawn_aws().await;
-    let issued = app.paid("alice", "TX-AWS1").await;
+    // Her own address: other tests send mail through the same stand-in.
+    let alice = support::unique("alice");
+    let issued = app.paid(&alice, "TX-AWS1").await;
     let token = issued["token"].as_str().unwrap();
     app.start_command(ALICE, token).await;
     app.start_command(ALICE + 1, token).await; // another account: refused
@@ -27,17 +29,17 @@ async fn the_whole_access_flow_runs_on_dynamodb_sqs_and_ses() {
     app.webhook(updates::joined(app.update_id(), CHANNEL, ALICE, Some(&link))).await;
     app.drain().await;
 
-    let status = app.status_of("alice").await;
+    let status = app.status_of(&alice).await;
     assert_eq!(status["has_active_subscription"], true);
     assert_eq!(status["memberships"][0]["days_remaining"], 30);
-    let mails = support::ses_mails_to("alice@example.com").await;
+    let mails = support::ses_mails_to(&format!("{alice}@example.com")).await;
     assert_eq!(mails.len(), 2, "validation and access granted, through SES: {mails:?}");
     assert!(mails.iter().any(|(_, body)| body.contains(token)), "the validation mail carries the link");
 
     // The lifecycle on the same back end: expiry sweeps through the end-date index.
     app.advance(31 * 86_400).await;
     app.drain().await;
-    assert_eq!(app.status_of("alice").await["memberships"][0]["status"], "expired");
+    assert_eq!(app.status_of(&alice).await["memberships"][0]["status"], "expired");
     assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1);
     let (_, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
     assert_eq!(stats["members"], json!({"total": 1, "active": 0, "recent_joins": 0}));
@@ -195,4 +197,57 @@ async fn a_mail_ses_refuses_is_given_up_at_once_audited_and_announced() {
     assert_eq!(given_up.len(), 1, "{audit}");
     assert_eq!(given_up[0]["details"]["effect"], "send_email");
     assert!(given_up[0]["details"]["error"].as_str().unwrap().contains("refused"), "{audit}");
+}
+
+/// The pace contract: turns taken at once by several callers (`paces`: one process's, or two
+/// functions' over one table) never overlap, each starts `1 / per_second` after the one before
+/// or later, and a pace left idle starts the next turn now.
+async fn pace_contract(paces: Vec<std::sync::Arc<dyn telegate_core::ports::Pace>>, per_second: u32) {
+    use std::time::{Duration, SystemTime};
+    let every = Duration::from_secs(1) / per_second;
+    let asked = SystemTime::now();
+    let mut callers = Vec::new();
+    for (i, pace) in paces.iter().cycle().take(6).enumerate() {
+        let pace = pace.clone();
+        callers.push(tokio::spawn(async move {
+            let mut turns = Vec::new();
+            for j in 0..8u32 {
+                let calls = 1 + (i as u32 + j) % 2; // a removal takes two turns
+                turns.push((pace.reserve(calls).await, calls));
+            }
+            turns
+        }));
+    }
+    let mut turns = Vec::new();
+    for c in callers {
+        turns.extend(c.await.unwrap());
+    }
+    turns.sort();
+    assert_eq!(turns.len(), 48);
+    assert!(turns[0].0 >= asked - Duration::from_millis(5), "the first turn is not in the past");
+    for pair in turns.windows(2) {
+        let ((a, calls), (b, _)) = (pair[0], pair[1]);
+        assert!(b >= a + every * calls, "turns overlap: {a:?} for {calls} and {b:?}");
+    }
+    // Left idle: the next turn is now, not after the last one given.
+    let last = turns.last().map(|(t, calls)| *t + every * *calls).unwrap();
+    tokio::time::sleep(last.duration_since(SystemTime::now()).unwrap_or_default() + every).await;
+    let now = SystemTime::now();
+    let next = paces[0].reserve(1).await;
+    assert!(next >= now - Duration::from_millis(5) && next <= SystemTime::now(), "an idle pace starts now");
+}
+
+#[tokio::test]
+async fn one_process_paces_its_telegram_calls() {
+    let pace = telegate_core::adapters::pace::LocalPace::new(100);
+    pace_contract(vec![std::sync::Arc::new(pace)], 100).await;
+}
+
+#[tokio::test]
+async fn functions_share_one_pace_through_the_table() {
+    use telegate_core::adapters::dynamodb::DynamoPace;
+    let store = support::dynamo_store().await;
+    // Two functions' paces over the same table (each container has its own).
+    let (webhook, consumer) = (DynamoPace::new(&store, 100), DynamoPace::new(&store, 100));
+    pace_contract(vec![std::sync::Arc::new(webhook), std::sync::Arc::new(consumer)], 100).await;
 }

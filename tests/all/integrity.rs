@@ -190,8 +190,7 @@ mod lost_between_commit_and_queue {
             let outbox = support::TempDir::new();
             let mailer = Arc::new(OutboxMailer::new(outbox.0.clone(), "t <t@localhost>").unwrap());
             let events = Arc::new(OutboxEvents::new(outbox.0.join("events.jsonl")).unwrap());
-            let consumer =
-                Consumer::new(EffectRunner::new(telegram, mailer, events, 1000), store.clone(), clock.clone());
+            let consumer = Consumer::new(EffectRunner::new(telegram, mailer, events), store.clone(), clock.clone());
             Self { running, app, queue, clock, consumer, _outbox: outbox }
         }
     }

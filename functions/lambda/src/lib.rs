@@ -10,6 +10,8 @@ use axum::Router;
 use serde_json::{Value, json};
 use telegate_core::adapters::aws::{AwsAdapters, lambda_sdk_config};
 use telegate_core::adapters::clock::SystemClock;
+use telegate_core::adapters::dynamodb::DynamoPace;
+use telegate_core::adapters::pace::PacedTelegram;
 use telegate_core::adapters::sqs::{Delivery, SqsQueue};
 use telegate_core::adapters::telegram::{BotApi, NoBot};
 use telegate_core::app::effects::{Consumer, EffectRunner};
@@ -86,20 +88,21 @@ impl Wiring {
         let queue = adapters.queue();
         let AwsAdapters { store, queue: sqs, mailer, events, jobs } = adapters;
         let timeout = Duration::from_secs(u64::from(settings.telegram_timeout_seconds));
-        // A function that makes no Bot API call is given no token (template.yaml).
+        // A function that makes no Bot API call is given no token (template.yaml). Those that
+        // do take their turns from one pace, kept in the table for every function at once.
         let telegram: Arc<dyn Telegram> = match &settings.bot_token {
-            Some(token) => Arc::new(
-                BotApi::new(token, &settings.telegram_api_url, settings.channel_id, timeout)
-                    .map_err(StartupError::Telegram)?,
-            ),
+            Some(token) => Arc::new(PacedTelegram::new(
+                Arc::new(
+                    BotApi::new(token, &settings.telegram_api_url, settings.channel_id, timeout)
+                        .map_err(StartupError::Telegram)?,
+                ),
+                Arc::new(DynamoPace::new(&store, settings.limits.telegram_per_second)),
+            )),
             None => Arc::new(NoBot),
         };
         let clock = Arc::new(SystemClock);
-        let consumer = Arc::new(Consumer::new(
-            EffectRunner::new(telegram.clone(), mailer, events, settings.limits.effects_per_second),
-            store.clone(),
-            clock.clone(),
-        ));
+        let consumer =
+            Arc::new(Consumer::new(EffectRunner::new(telegram.clone(), mailer, events), store.clone(), clock.clone()));
         let verifier = Arc::new(JwtVerifier::new(&settings.jwt)?);
         let app = App { settings: Arc::new(settings), store, telegram, queue, clock, jobs };
         Ok(Self { app, verifier, queue: sqs, consumer })

@@ -10,6 +10,7 @@ pub mod eventbridge;
 pub mod local_jobs;
 pub mod local_queue;
 pub mod outbox;
+pub mod pace;
 #[cfg(feature = "aws")]
 pub mod ses;
 #[cfg(feature = "sqlite")]

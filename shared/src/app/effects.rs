@@ -25,27 +25,15 @@ pub struct EffectRunner {
     telegram: Arc<dyn Telegram>,
     mailer: Arc<dyn Mailer>,
     events: Arc<dyn EventBus>,
-    pacer: Pacer,
 }
 
 impl EffectRunner {
-    /// `per_second`: Bot API calls this runner makes at most (`EFFECTS_PER_SECOND`).
-    pub fn new(
-        telegram: Arc<dyn Telegram>,
-        mailer: Arc<dyn Mailer>,
-        events: Arc<dyn EventBus>,
-        per_second: u32,
-    ) -> Self {
-        Self { telegram, mailer, events, pacer: Pacer::new(per_second) }
+    /// `telegram` keeps to the bot's pace (`adapters::pace::PacedTelegram`).
+    pub fn new(telegram: Arc<dyn Telegram>, mailer: Arc<dyn Mailer>, events: Arc<dyn EventBus>) -> Self {
+        Self { telegram, mailer, events }
     }
 
     pub async fn run(&self, key: &str, effect: &Effect) -> Result<(), EffectError> {
-        let calls = match effect {
-            Effect::SendEmail { .. } | Effect::Publish { .. } => 0,
-            Effect::RemoveMember { keep_banned: false, .. } => 2,
-            _ => 1,
-        };
-        self.pacer.wait(calls).await;
         let result = match effect {
             Effect::SendMessage { chat_id, text } => {
                 match self.telegram.send_message(*chat_id, text, &[]).await {
@@ -99,33 +87,6 @@ impl EffectRunner {
             TelegramError::Unavailable(_) => EffectError::Retry { after: None, reason: e.to_string() },
             TelegramError::Refused(_) | TelegramError::Unreachable(_) => EffectError::Permanent(e.to_string()),
         })
-    }
-}
-
-/// Spaces Bot API calls evenly: each call takes the next free slot, `1 / per_second` apart.
-struct Pacer {
-    every: Duration,
-    next: tokio::sync::Mutex<tokio::time::Instant>,
-}
-
-impl Pacer {
-    fn new(per_second: u32) -> Self {
-        let every = Duration::from_secs(1) / per_second.max(1);
-        Self { every, next: tokio::sync::Mutex::new(tokio::time::Instant::now()) }
-    }
-
-    async fn wait(&self, calls: u32) {
-        if calls == 0 {
-            return;
-        }
-        let slot = {
-            let mut next = self.next.lock().await;
-            let now = tokio::time::Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + self.every * calls;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
     }
 }
 
@@ -424,7 +385,7 @@ enum Current {
 mod tests {
     use std::time::Duration;
 
-    use super::{Pacer, RetryPolicy};
+    use super::RetryPolicy;
 
     #[test]
     fn the_retry_policy_backs_off_and_matches_the_redrive_policy() {
@@ -444,19 +405,5 @@ mod tests {
         let counts: Vec<&str> =
             template.lines().filter_map(|l| l.trim().strip_prefix("maxReceiveCount:")).map(str::trim).collect();
         assert_eq!(counts, [RetryPolicy::SQS.attempts.to_string()]);
-    }
-
-    /// On Tokio's paused clock: calls are spaced `1 / per_second` apart, whoever asks.
-    #[tokio::test(start_paused = true)]
-    async fn the_pacer_spaces_calls_evenly() {
-        let pacer = Pacer::new(10);
-        let start = tokio::time::Instant::now();
-        pacer.wait(1).await; // the first call goes at once
-        assert_eq!(start.elapsed(), std::time::Duration::ZERO);
-        pacer.wait(2).await; // a removal: ban and unban
-        pacer.wait(1).await;
-        assert_eq!(start.elapsed(), std::time::Duration::from_millis(300));
-        pacer.wait(0).await; // an email: no Bot API call
-        assert_eq!(start.elapsed(), std::time::Duration::from_millis(300));
     }
 }

@@ -5,6 +5,7 @@
 mod clock;
 mod events;
 mod mailer;
+mod pace;
 mod queue;
 mod stats;
 mod store;
@@ -77,6 +78,7 @@ impl From<&str> for Cause {
 pub use clock::*;
 pub use events::*;
 pub use mailer::*;
+pub use pace::*;
 pub use queue::*;
 pub use stats::*;
 pub use store::*;

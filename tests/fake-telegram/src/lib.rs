@@ -57,6 +57,11 @@ struct Inner {
     /// Charge ids refunded (`refundStarPayment`) and subscriptions cancelled (`editUserStarSubscription`).
     refunded: Vec<String>,
     cancelled: Vec<String>,
+    /// Flood control, as Telegram applies it per bot: at most this many calls in any second,
+    /// the rest answered 429 with `retry_after` (`set_flood_limit`).
+    flood_limit: Option<(usize, u32)>,
+    recent: VecDeque<std::time::Instant>,
+    flooded: usize,
 }
 
 #[derive(Clone, Default)]
@@ -113,6 +118,17 @@ impl FakeTelegram {
         self.lock().outage = down;
     }
 
+    /// Flood control from now on: a call beyond `per_second` in the last second is refused with
+    /// 429 and `retry_after` (and not recorded in `calls`: Telegram did not carry it out).
+    pub fn set_flood_limit(&self, per_second: usize, retry_after: u32) {
+        self.lock().flood_limit = Some((per_second, retry_after));
+    }
+
+    /// How many calls flood control refused.
+    pub fn flooded(&self) -> usize {
+        self.lock().flooded
+    }
+
     /// The next `times` calls of `method` fail with `fault`.
     pub fn fail_next(&self, method: &str, fault: Fault, times: usize) {
         let mut inner = self.lock();
@@ -138,6 +154,21 @@ impl FakeTelegram {
     /// Whether the account is in the channel as far as this fake knows: `member`, `kicked`, `left`…
     pub fn member_status(&self, user_id: i64) -> String {
         self.lock().member_status.get(&user_id).cloned().unwrap_or_else(|| "left".into())
+    }
+
+    /// A call at `now` beyond the flood limit: its `retry_after`.
+    fn flood(&self, now: std::time::Instant) -> Option<u32> {
+        let mut inner = self.lock();
+        let (limit, retry_after) = inner.flood_limit?;
+        while inner.recent.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+            inner.recent.pop_front();
+        }
+        if inner.recent.len() >= limit {
+            inner.flooded += 1;
+            return Some(retry_after);
+        }
+        inner.recent.push_back(now);
+        None
     }
 
     /// What `getChatMember` answers follows the calls that change it, as in Telegram.
@@ -225,6 +256,9 @@ async fn handle(
     if method == "getUpdates" {
         return get_updates(&fake, &params).await;
     }
+    if let Some(retry_after) = fake.flood(std::time::Instant::now()) {
+        return too_many_requests(retry_after);
+    }
     let fault = {
         let mut inner = fake.lock();
         inner.calls.push(Call { method: method.clone(), params: params.clone(), bot_segment: bot });
@@ -241,10 +275,7 @@ async fn handle(
         fake.follow_presence(&method, &params);
     }
     match fault {
-        Some(Fault::RetryAfter(s)) => error(
-            429,
-            json!({"ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {s}"), "parameters": {"retry_after": s}}),
-        ),
+        Some(Fault::RetryAfter(s)) => too_many_requests(s),
         Some(Fault::ServerError) => {
             error(500, json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}))
         }
@@ -292,6 +323,13 @@ fn without_nulls(value: Value) -> Value {
         Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
         other => other,
     }
+}
+
+fn too_many_requests(retry_after: u32) -> Response {
+    error(
+        429,
+        json!({"ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {retry_after}"), "parameters": {"retry_after": retry_after}}),
+    )
 }
 
 fn ok(result: Value) -> Response {

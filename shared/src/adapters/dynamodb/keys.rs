@@ -64,3 +64,6 @@ pub(super) const ALL_AUDIT: &str = "AUDIT";
 pub(super) fn warning(membership: impl Display, threshold_days: u32, period_end: DateTime<Utc>) -> String {
     format!("WARN#{membership}#{threshold_days}#{}", ts(period_end))
 }
+
+/// The one pace of the bot's Bot API calls, shared by every function (`pace.rs`).
+pub(super) const PACE: &str = "PACE#telegram";

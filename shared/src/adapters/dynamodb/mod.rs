@@ -13,10 +13,13 @@ mod jobs;
 mod keys;
 mod lifecycle;
 mod notifications;
+mod pace;
 mod payments;
 mod schema;
 mod updates;
 mod withdraw;
+
+pub use pace::DynamoPace;
 
 use std::collections::HashMap;
 
