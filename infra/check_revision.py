@@ -125,8 +125,20 @@ def main():
     for function, environment in environments.items():
         for name in parameters_read(environment, names):
             readers.setdefault(name, set()).add(function)
-    if not {"Offers", "ChannelId", "SecretName"} <= set(readers):
-        fail(f"the environments read {sorted(readers)}: expected Offers, ChannelId and SecretName among them")
+    if not {"Offers", "ChannelId"} <= set(readers):
+        fail(f"the environments read {sorted(readers)}: expected Offers and ChannelId among them")
+    # The functions read their secrets when they start, from the stack's copies of SecretName's
+    # keys: a copy is updated (its value read again) when its properties change, so each must
+    # name the revision, which a rotation changes.
+    copies = {n for n, r in template["Resources"].items() if r["Type"] == "AWS::SecretsManager::Secret"}
+    for copy_name in sorted(copies):
+        read = parameters_read(template["Resources"][copy_name]["Properties"], names)
+        if not {"SecretName", "ConfigRevision"} <= read:
+            fail(f"{copy_name} reads {sorted(read)}: a rotation would not reach it")
+    named = set(re.findall(r"'Ref': '([A-Za-z0-9]+)'", str(environments))) & copies
+    if named != copies:
+        fail(f"the environments name the secrets {sorted(named)}, the stack copies {sorted(copies)}")
+    print(f"  {len(copies)} copies of the secret, each named by the functions that use it, each updated by a new revision")
 
     bare = translate(template, {**base, "ConfigRevision": ""})[0]
     for name, functions in sorted(readers.items()):

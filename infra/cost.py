@@ -33,7 +33,7 @@ EVENT_SECONDS = 0.05
 SQS_REQUESTS_PER_MESSAGE = 3  # send, receive, delete
 EMAILS = 5
 READS_PER_INVOCATION = 3
-WRITES_PER_INVOCATION = 4  # transactions count each item twice
+WRITES_PER_INVOCATION = 5  # transactions count each item twice; one more for the Bot API pace item
 LOG_KB_PER_INVOCATION = 2  # JSON lines: request, effects, errors
 STORED_KB = 10
 MEMORY_GB = 0.125
@@ -41,7 +41,7 @@ ALARMS = 22  # template.yaml
 # The code's metrics written every month (webhook answers 2xx, the effects' age, a complete run per
 # job, the fraud metric); the failure metrics exist only in the hours they are written.
 CUSTOM_METRICS = 10
-FIXED_SECRETS = 1
+FIXED_SECRETS = 4  # the operator's secret and the stack's three copies of its keys (two with JwksUrl)
 
 
 def month(subscribers):

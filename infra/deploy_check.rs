@@ -22,15 +22,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
-use serde_json::{Value, json};
+use serde_json::Value;
 use telegate_testkit::fake_telegram::FakeTelegram;
 use telegate_testkit::lambda_emulator::{SAMPLES, check, invoke_with_timeout, sample};
 
+#[path = "deploy_bus.rs"]
+mod bus;
+use bus::{Bus, bus_call};
 #[path = "deploy_flow.rs"]
 mod flow;
+#[path = "deploy_outage.rs"]
+mod outage;
 
 /// The deployment's parameters and secrets, as an operator would give them.
 fn parameter(name: &str, resources: &HashMap<String, String>) -> Option<String> {
@@ -74,16 +76,15 @@ fn resolve(value: &Value, resources: &HashMap<String, String>) -> Result<String,
                 "MailConfigurationSet" => {
                     resources.get("MAIL_CONFIGURATION_SET").cloned().ok_or("no configuration set".into())
                 }
+                // The stack's copies of the secret's keys (their ARNs).
+                "BotTokenSecret" | "WebhookSecretSecret" | "JwtKeySecret" => {
+                    resources.get(name).cloned().ok_or(format!("no secret {name}"))
+                }
                 _ => parameter(name, resources).ok_or(format!("!Ref {name}")),
             }
         }
         Value::Object(o) if o.contains_key("Fn::Sub") => {
             let text = o["Fn::Sub"].as_str().ok_or("Fn::Sub with variables")?;
-            // `{{resolve:secretsmanager:${SecretName}:SecretString:<key>}}`: the secret's value.
-            if let Some(key) = text.strip_prefix("{{resolve:secretsmanager:${SecretName}:SecretString:") {
-                let key = key.trim_end_matches("}}");
-                return secret(key).map(str::to_owned).ok_or(format!("the secret key {key}"));
-            }
             // The stack's name, as the metrics' namespace uses it.
             let text = text.replace("${AWS::StackName}", STACK);
             if text.contains("${") { Err(format!("Fn::Sub {text}")) } else { Ok(text) }
@@ -147,52 +148,9 @@ fn command(binary: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(vec!["qemu-aarch64".into(), "-L".into(), "/usr/aarch64-linux-gnu".into(), binary.to_owned()])
 }
 
-/// EventBridge as the functions reach it (`AWS_ENDPOINT_URL_EVENTBRIDGE`): each call goes on to
-/// the stand-in, and the entries of each `PutEvents` are kept for the platform to deliver as the
-/// template's rules say (the stand-in delivers nothing to targets).
-struct Bus {
-    upstream: String,
-    entries: Mutex<Vec<Value>>,
-}
-
-async fn bus_call(
-    State(bus): State<Arc<Bus>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::response::Response {
-    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if target.ends_with(".PutEvents") {
-        let call: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        bus.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(call["Entries"].as_array().cloned().unwrap_or_default());
-    }
-    telegate_testkit::local_aws::pass_on(&bus.upstream, method, &uri, &headers, body).await
-}
-
-/// Whether an `EventBridgeRule` event's `Pattern` matches a `PutEvents` entry: each field it
-/// names (`source`, `detail-type`) lists the values it takes. A field this check does not know
-/// is an error, not a match.
-fn matches(pattern: &Value, entry: &Value) -> Result<bool, String> {
-    let fields = pattern.as_object().ok_or("a rule without a Pattern")?;
-    for (field, allowed) in fields {
-        let value = match field.as_str() {
-            "source" => &entry["Source"],
-            "detail-type" => &entry["DetailType"],
-            other => return Err(format!("the check cannot match a pattern on {other}")),
-        };
-        if !allowed.as_array().is_some_and(|a| a.contains(value)) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 /// The deployed system as the template describes it, on the local stand-in: each function's built
 /// `bootstrap` with its own environment, started under the Runtime API emulator per invocation.
+#[derive(Clone)]
 pub struct Platform {
     functions: HashMap<String, (String, Value)>,
     globals: serde_json::Map<String, Value>,
@@ -205,6 +163,8 @@ pub struct Platform {
     bus_url: String,
     /// The template's conditions, for `Fn::If` in an environment.
     conditions: serde_json::Map<String, Value>,
+    /// Set in every function's environment after the template's (another endpoint for a service).
+    extra_env: Vec<(String, String)>,
 }
 
 impl Platform {
@@ -256,22 +216,30 @@ impl Platform {
             }
             env.insert(k.clone(), resolve(v, &self.resources).map_err(|e| format!("{k}: cannot resolve {e}"))?);
         }
-        // Exactly the secrets the function uses: one it lacks stops it, one it does not use
-        // should not be in its environment.
+        // Exactly the secrets the function uses, each named by its ARN (read when the function
+        // starts) and readable by its role, never a value in its environment: one it lacks stops
+        // it, one it does not use should be neither named nor readable.
         let needs = telegate_lambda::needs(name).ok_or(format!("{name} is not a telegate function"))?;
-        for (secret, needed) in [
-            ("TELEGRAM_BOT_TOKEN", needs.bot_token),
-            ("TELEGRAM_WEBHOOK_SECRET", needs.webhook_secret),
-            ("JWT_HS256_SECRET", needs.api_tokens),
+        let policies = serde_json::to_string(&properties["Policies"]).map_err(|e| e.to_string())?;
+        for (secret, resource, needed) in [
+            ("TELEGRAM_BOT_TOKEN", "BotTokenSecret", needs.bot_token),
+            ("TELEGRAM_WEBHOOK_SECRET", "WebhookSecretSecret", needs.webhook_secret),
+            ("JWT_HS256_SECRET", "JwtKeySecret", needs.api_tokens),
         ] {
-            if env.contains_key(secret) != needed {
+            if env.contains_key(secret) {
+                return Err(format!("{id}: {secret} is a value in its environment, not a secret it reads"));
+            }
+            if env.contains_key(&format!("{secret}_ARN")) != needed {
                 let given = if needed { "is not given" } else { "is given but not used" };
-                return Err(format!("{id}: {secret} {given} in the template"));
+                return Err(format!("{id}: {secret}_ARN {given} in the template"));
+            }
+            if policies.contains(&format!("{{\"Ref\":\"{resource}\"}}")) != needed {
+                let how = if needed { "cannot read" } else { "may read but does not use" };
+                return Err(format!("{id}: its role {how} {resource}"));
             }
         }
         // The AWS clients it builds are the services its role allows: one more is a client that
         // cannot be used, one less a call that fails in production.
-        let policies = serde_json::to_string(&properties["Policies"]).map_err(|e| e.to_string())?;
         for (action, needed) in
             [("sqs:SendMessage", needs.queue), ("ses:SendEmail", needs.mail), ("events:PutEvents", needs.events)]
         {
@@ -298,38 +266,22 @@ impl Platform {
         for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
             env.insert(k.to_owned(), std::env::var(k).map_err(|_| format!("{k} is not set"))?);
         }
+        env.extend(self.extra_env.iter().cloned());
         env.insert("AWS_ENDPOINT_URL_EVENTBRIDGE".into(), self.bus_url.clone());
         Ok(env)
     }
 
-    /// Delivers what was put on the bus since the last call, as EventBridge would: each entry
-    /// that an `EventBridgeRule` event of a function matches (its bus, its pattern) invokes that
-    /// function with the event. The functions invoked and their answers; an entry no rule matches
-    /// (a business event, for a creator's own rule) goes nowhere.
-    async fn deliver_bus(&self) -> Result<Vec<(String, String)>, String> {
-        let entries = std::mem::take(&mut *self.bus.entries.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut answers = Vec::new();
-        for entry in &entries {
-            for (name, (_, properties)) in &self.functions {
-                let events = properties["Events"].as_object().cloned().unwrap_or_default();
-                for rule in events.values().filter(|e| e["Type"] == "EventBridgeRule") {
-                    let bus = resolve(&rule["Properties"]["EventBusName"], &self.resources)?;
-                    if entry["EventBusName"] != json!(bus) || !matches(&rule["Properties"]["Pattern"], entry)? {
-                        continue;
-                    }
-                    let detail: Value = serde_json::from_str(entry["Detail"].as_str().unwrap_or("null"))
-                        .map_err(|e| format!("an entry whose detail is not JSON: {e}"))?;
-                    let event = json!({
-                        "version": "0", "id": format!("deploy-check-{}", answers.len()),
-                        "detail-type": entry["DetailType"], "source": entry["Source"], "account": "123456789012",
-                        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        "region": "eu-west-1", "resources": [], "detail": detail,
-                    });
-                    answers.push((name.clone(), self.invoke(name, event.to_string()).await?));
-                }
-            }
-        }
-        Ok(answers)
+    /// The input the template's schedule gives the scheduled-jobs function for `job`.
+    fn schedule_input(&self, job: &str) -> Result<String, String> {
+        let (_, properties) = self.function("scheduled-jobs")?;
+        let events = properties["Events"].as_object().ok_or("scheduled-jobs has no events")?;
+        events
+            .values()
+            .filter(|e| e["Type"] == "Schedule")
+            .filter_map(|e| e["Properties"]["Input"].as_str())
+            .find(|input| serde_json::from_str::<Value>(input).is_ok_and(|v| v["job"] == job))
+            .map(str::to_owned)
+            .ok_or(format!("the template schedules no {job}"))
     }
 
     /// The function's `Timeout` (its own, else the template's global one).
@@ -365,8 +317,17 @@ async fn main() -> Result<(), String> {
     std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
 
     let telegram = FakeTelegram::start().await.map_err(|e| e.to_string())?;
-    let resources: HashMap<String, String> =
+    let mut resources: HashMap<String, String> =
         telegate_testkit::local_aws::provision().await?.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    // The stack's copies of the operator's secret, one per key (template.yaml).
+    for (resource, key) in [
+        ("BotTokenSecret", "bot_token"),
+        ("WebhookSecretSecret", "webhook_secret"),
+        ("JwtKeySecret", "jwt_hs256_secret"),
+    ] {
+        let value = secret(key).ok_or(format!("no test value for {key}"))?;
+        resources.insert(resource.into(), telegate_testkit::local_aws::secret(value).await?);
+    }
     let globals = template["Globals"]["Function"]["Environment"]["Variables"].as_object().cloned().unwrap_or_default();
     let functions: HashMap<String, (String, Value)> = template["Resources"]
         .as_object()
@@ -402,6 +363,7 @@ async fn main() -> Result<(), String> {
         bus,
         bus_url,
         conditions: template["Conditions"].as_object().cloned().unwrap_or_default(),
+        extra_env: Vec::new(),
     };
 
     let config = telegate_core::adapters::aws::sdk_config().await;
@@ -411,46 +373,64 @@ async fn main() -> Result<(), String> {
     );
     telegate_testkit::samples::seed(&store).await.map_err(|e| e.to_string())?;
 
-    let mut failures = Vec::new();
-    let mut passed = 0;
-    // payments validates the payment that generate-token's sample needs: it goes first.
-    let mut cases: Vec<(&str, &str)> = vec![("payments", "payments/validate.json")];
-    cases.extend(SAMPLES);
-    for (name, file) in cases {
-        let outcome = async {
-            let (id, properties) = platform.function(name)?;
-            let event = sample(file);
-            let way_in = route(properties, &serde_json::from_str(&event).map_err(|e| format!("{file}: {e}"))?)?;
-            let answer = platform.invoke(name, event).await?;
-            let answer = check(&expected, name, file, &answer)?;
-            let arch = architecture(&platform.binary(name)?).unwrap_or("?");
-            Ok::<_, String>(match way_in {
-                Some(route) => format!("{id} ({arch}) via {route}: {answer}"),
-                None => format!("{id} ({arch}): {answer}"),
-            })
+    // Two outages, each on its own resources, beside the samples and the flow below.
+    let outages = async {
+        tokio::join!(outage::run(&platform, outage::Fault::Telegram), outage::run(&platform, outage::Fault::DynamoDb))
+    };
+    let (mut failures, mut passed) = (Vec::new(), 0);
+    let checks = async {
+        // payments validates the payment that generate-token's sample needs: it goes first.
+        let mut cases: Vec<(&str, &str)> = vec![("payments", "payments/validate.json")];
+        cases.extend(SAMPLES);
+        for (name, file) in cases {
+            let outcome = async {
+                let (id, properties) = platform.function(name)?;
+                let event = sample(file);
+                let way_in = route(properties, &serde_json::from_str(&event).map_err(|e| format!("{file}: {e}"))?)?;
+                let answer = platform.invoke(name, event).await?;
+                let answer = check(&expected, name, file, &answer)?;
+                let arch = architecture(&platform.binary(name)?).unwrap_or("?");
+                Ok::<_, String>(match way_in {
+                    Some(route) => format!("{id} ({arch}) via {route}: {answer}"),
+                    None => format!("{id} ({arch}): {answer}"),
+                })
+            }
+            .await;
+            match outcome {
+                Ok(line) => {
+                    passed += 1;
+                    println!("ok   {name} `{file}` — {line}");
+                }
+                Err(e) => {
+                    println!("FAIL {name} `{file}` — {e} (log: target/deploy-check/{name}.log)");
+                    failures.push(name);
+                }
+            }
         }
-        .await;
+
+        // The whole flow, through the built functions only, as the deployed system runs it.
+        match flow::run(&platform, &telegram.fake, &store).await {
+            Ok(steps) => {
+                passed += 1;
+                println!("ok   the whole flow — {steps}");
+            }
+            Err(e) => {
+                println!("FAIL the whole flow — {e} (logs: target/deploy-check/)");
+                failures.push("the whole flow");
+            }
+        }
+    };
+    let ((), (telegram_down, dynamodb_down)) = tokio::join!(checks, outages);
+    for (what, outcome) in [("a Telegram outage", telegram_down), ("a DynamoDB throttle", dynamodb_down)] {
         match outcome {
             Ok(line) => {
                 passed += 1;
-                println!("ok   {name} `{file}` — {line}");
+                println!("ok   {what} loses nothing — {line}");
             }
             Err(e) => {
-                println!("FAIL {name} `{file}` — {e} (log: target/deploy-check/{name}.log)");
-                failures.push(name);
+                println!("FAIL {what} loses nothing — {e}");
+                failures.push(what);
             }
-        }
-    }
-
-    // The whole flow, through the built functions only, as the deployed system runs it.
-    match flow::run(&platform, &telegram.fake, &store).await {
-        Ok(steps) => {
-            passed += 1;
-            println!("ok   the whole flow — {steps}");
-        }
-        Err(e) => {
-            println!("FAIL the whole flow — {e} (logs: target/deploy-check/)");
-            failures.push("the whole flow");
         }
     }
     println!("{passed} passed, {} failed", failures.len());

@@ -10,10 +10,7 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 use telegate_core::adapters::dynamodb::DynamoStore;
-use telegate_core::domain::{
-    Lang, Membership, MembershipId, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId,
-};
-use telegate_core::ports::{ImportStore, Imported, Written};
+use telegate_core::ports::{ImportStore, Written};
 use telegate_testkit::fake_telegram::{FakeTelegram, updates};
 
 use super::{Platform, route, secret};
@@ -116,79 +113,23 @@ impl Flow<'_> {
         expect(found, &format!("{function} wrote no {metric} metric {dimension:?} (log: {})", path.display()))
     }
 
-    /// Delivers the queue to the consumer until it is empty, ten messages per invocation.
+    /// Delivers the queue to the consumer until it is empty, ten messages per invocation; a
+    /// failure the consumer reports is a failure of the check.
     async fn drain(&mut self) -> Result<(), String> {
-        let sqs = self.sqs.clone();
-        let url = &self.platform.resources["QUEUE_URL"];
         for _ in 0..50 {
-            let received = sqs
-                .receive_message()
-                .queue_url(url)
-                .max_number_of_messages(10)
-                .visibility_timeout(60)
-                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-                .send()
-                .await
-                .map_err(|e| format!("SQS receive: {e:?}"))?;
-            let messages = received.messages.unwrap_or_default();
-            if messages.is_empty() {
+            let (received, failed) = deliver(self.platform, &self.sqs, Some(60)).await?;
+            if received == 0 {
                 return Ok(());
             }
-            let records: Vec<Value> = messages
-                .iter()
-                .map(|m| {
-                    let count = m
-                        .attributes
-                        .as_ref()
-                        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount).cloned())
-                        .unwrap_or_else(|| "1".into());
-                    json!({
-                        "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
-                        "attributes": {"ApproximateReceiveCount": count, "SentTimestamp": "0", "SenderId": "deploy-check",
-                                       "ApproximateFirstReceiveTimestamp": "0"},
-                        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-                        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:effects", "awsRegion": "eu-west-1",
-                    })
-                })
-                .collect();
             self.invocations += 1;
-            let answer: Value = serde_json::from_str(
-                &self.platform.invoke("side-effects", json!({ "Records": records }).to_string()).await?,
-            )
-            .map_err(|e| format!("side-effects: {e}"))?;
-            let failed: Vec<&str> = answer["batchItemFailures"]
-                .as_array()
-                .map(|f| f.iter().filter_map(|x| x["itemIdentifier"].as_str()).collect())
-                .unwrap_or_default();
             if !failed.is_empty() {
                 return Err(format!(
                     "the consumer reported failures: {failed:?} (log: target/deploy-check/side-effects.log)"
                 ));
             }
-            for m in &messages {
-                sqs.delete_message()
-                    .queue_url(url)
-                    .set_receipt_handle(m.receipt_handle.clone())
-                    .send()
-                    .await
-                    .map_err(|e| format!("SQS delete: {e:?}"))?;
-                self.effects += 1;
-            }
+            self.effects += received;
         }
         Err("the queue never emptied".into())
-    }
-
-    /// The input the template's schedule gives the scheduled-jobs function for `job`.
-    fn schedule_input(&self, job: &str) -> Result<String, String> {
-        let (_, properties) = self.platform.function("scheduled-jobs")?;
-        let events = properties["Events"].as_object().ok_or("scheduled-jobs has no events")?;
-        events
-            .values()
-            .filter(|e| e["Type"] == "Schedule")
-            .filter_map(|e| e["Properties"]["Input"].as_str())
-            .find(|input| serde_json::from_str::<Value>(input).is_ok_and(|v| v["job"] == job))
-            .map(str::to_owned)
-            .ok_or(format!("the template schedules no {job}"))
     }
 
     fn calls_for(&self, method: &str, user: i64) -> usize {
@@ -196,7 +137,66 @@ impl Flow<'_> {
     }
 }
 
-fn expect(ok: bool, what: &str) -> Result<(), String> {
+/// One delivery as Lambda's event source makes it: up to ten messages received from the queue
+/// (`visibility`: for how long, else the queue's own), with their receive counts, go to the
+/// consumer in one invocation; those it does not report as failed are deleted, the others come
+/// back when visible again (or go to the dead-letter queue by the queue's redrive policy). How many
+/// were received, and the ids of those that failed.
+pub(super) async fn deliver(
+    platform: &Platform,
+    sqs: &aws_sdk_sqs::Client,
+    visibility: Option<i32>,
+) -> Result<(usize, Vec<String>), String> {
+    let url = &platform.resources["QUEUE_URL"];
+    let received = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .set_visibility_timeout(visibility)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await
+        .map_err(|e| format!("SQS receive: {e:?}"))?;
+    let messages = received.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            let count = m
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount).cloned())
+                .unwrap_or_else(|| "1".into());
+            json!({
+                "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
+                "attributes": {"ApproximateReceiveCount": count, "SentTimestamp": "0", "SenderId": "deploy-check",
+                               "ApproximateFirstReceiveTimestamp": "0"},
+                "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:effects", "awsRegion": "eu-west-1",
+            })
+        })
+        .collect();
+    let answer: Value =
+        serde_json::from_str(&platform.invoke("side-effects", json!({ "Records": records }).to_string()).await?)
+            .map_err(|e| format!("side-effects: {e}"))?;
+    let failed: Vec<String> = answer["batchItemFailures"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|x| x["itemIdentifier"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    for m in messages.iter().filter(|m| !failed.iter().any(|f| Some(f.as_str()) == m.message_id.as_deref())) {
+        sqs.delete_message()
+            .queue_url(url)
+            .set_receipt_handle(m.receipt_handle.clone())
+            .send()
+            .await
+            .map_err(|e| format!("SQS delete: {e:?}"))?;
+    }
+    Ok((messages.len(), failed))
+}
+
+pub(super) fn expect(ok: bool, what: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what.to_owned()) }
 }
 
@@ -287,41 +287,16 @@ pub async fn run(platform: &Platform, fake: &FakeTelegram, store: &DynamoStore) 
     // A member whose period ended an hour ago (written as the import writes it), expired by the
     // scheduled-jobs function on the template's own schedule input.
     let now = Utc::now();
-    let started = now - Duration::days(31);
-    let paid = PaymentId::generate(started).map_err(|e| e.to_string())?;
-    let user = UserId::parse("flow-bob").map_err(|e| e.to_string())?;
-    let member = Membership::joined(
-        MembershipId::generate(started).map_err(|e| e.to_string())?,
-        user.clone(),
-        TelegramUserId::parse(BOB).map_err(|e| e.to_string())?,
-        paid.clone(),
-        "monthly".into(),
-        started,
+    let records = telegate_testkit::samples::paid_member(
+        "flow-bob",
+        BOB,
+        "TX-DEPLOY-FLOW-BOB",
+        now - Duration::days(31),
         now - Duration::hours(1),
     );
-    let payment = Payment {
-        id: paid,
-        user_id: user,
-        email: None,
-        offer_id: "monthly".into(),
-        transaction_id: "TX-DEPLOY-FLOW-BOB".into(),
-        user_info: None,
-        status: PaymentStatus::Validated,
-        admin_notes: None,
-        reject_reason: None,
-        created_at: started,
-        updated_at: started,
-        reviewed_by: None,
-        refund_note: None,
-        lang: Lang::Fr,
-    };
-    let records = [
-        Imported::Payment { payment, current_token: None },
-        Imported::Membership { membership: member, tokens: Vec::new() },
-    ];
     let written = store.import(&records).await.map_err(|e| e.to_string())?;
     expect(written.iter().all(|w| *w == Written::New), "the ended member could not be written")?;
-    let input = flow.schedule_input("expire-subscriptions")?;
+    let input = platform.schedule_input("expire-subscriptions")?;
     flow.invocations += 1;
     let answer: Value = serde_json::from_str(&platform.invoke("scheduled-jobs", input).await?)
         .map_err(|e| format!("scheduled-jobs: {e}"))?;

@@ -40,29 +40,6 @@ fn settings(api_url: &str, pace: usize, aws: &[(&'static str, String)]) -> Resul
     Settings::from_env(&|k| env.get(k).cloned()).map_err(|e| e.to_string())
 }
 
-/// The messages in the dead-letter queue of the effects queue at `queue_url`.
-async fn sqs_dead_letters(queue_url: &str) -> Result<usize, String> {
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let sqs = aws_sdk_sqs::Client::new(&telegate_core::adapters::aws::sdk_config().await);
-    let attribute = |url: String, name: QueueAttributeName| {
-        let sqs = sqs.clone();
-        async move {
-            let out = sqs.get_queue_attributes().queue_url(url).attribute_names(name.clone()).send().await;
-            out.map_err(|e| e.to_string())?
-                .attributes
-                .and_then(|a| a.get(&name).cloned())
-                .ok_or_else(|| "no such attribute".to_owned())
-        }
-    };
-    let redrive: serde_json::Value =
-        serde_json::from_str(&attribute(queue_url.into(), QueueAttributeName::RedrivePolicy).await?)
-            .map_err(|e| e.to_string())?;
-    let name = redrive["deadLetterTargetArn"].as_str().and_then(|a| a.rsplit(':').next()).ok_or("no DLQ")?;
-    let dlq = sqs.get_queue_url().queue_name(name).send().await.map_err(|e| e.to_string())?;
-    let count = attribute(dlq.queue_url.unwrap_or_default(), QueueAttributeName::ApproximateNumberOfMessages).await?;
-    count.parse().map_err(|e: std::num::ParseIntError| e.to_string())
-}
-
 /// One back end's expiry day: the hosts (the first runs the job) and where their dead letters are.
 async fn expiry_day(
     label: &str,
@@ -115,7 +92,7 @@ async fn expiry_day(
     }
     let once = bans.len() == members && bans.values().all(|n| *n == 1);
     let dead = match queue_url {
-        Some(url) => sqs_dead_letters(url).await.expect("the DLQ is read"),
+        Some(url) => telegate_testkit::local_aws::dead_letters(url).await.expect("the DLQ is read"),
         None => hosts[0].effects.dead_letters().await.expect("the dead letters are read").len(),
     };
     let ideal = calls.len() as f64 / pace as f64;

@@ -38,6 +38,7 @@ warm = (logs / "warm.md").read_text()
 sweep = (logs / "sweep.md").read_text()
 imported = (logs / "import.md").read_text()
 sweep_dynamodb = (logs / "sweep-dynamodb.md").read_text()
+expiry_day = (logs / "expiry-day.md").read_text()
 
 cold = rows(coldstart)
 functions = [r for r in cold if not r[0].startswith("**floor")]
@@ -49,6 +50,9 @@ sw = rows(sweep)
 steps_flat = len({r[5] for r in sw}) == 1 and all(r[6] == "0" for r in sw)
 times = [number(r[2]) for r in sw]
 stats = [number(r[7]) for r in sw]
+day = rows(expiry_day)
+worst_day = max(day, key=lambda r: number(r[6]) / number(r[5]))
+day_ok = all(r[10] == "yes" and r[11] == "0" for r in day)
 
 
 def mark(ok):
@@ -64,6 +68,7 @@ targets = "\n".join([
     f"| status p99 in process ≤ 1 ms | {status_p99:.3f} ms | {mark(status_p99 <= 1)} |",
     f"| sweep rows flat 1k → 100k | VM steps {', '.join(r[5] for r in sw)}; full-scan steps {', '.join(r[6] for r in sw)} | {mark(steps_flat)} |",
     f"| sweep time flat 1k → 100k | {', '.join(f'{t:.1f}' for t in times)} ms (max/min {max(times) / min(times):.2f}) | {mark(max(times) / min(times) <= 1.5)} |",
+    f"| expiry day: drain ≤ 1.15 × calls / pace, each member banned once, no dead letter | {number(worst_day[6]) / number(worst_day[5]):.2f} × ({worst_day[0]}); {'every member once, no dead letter' if day_ok else 'a member banned twice or not at all, or dead letters'} | {mark(number(worst_day[6]) / number(worst_day[5]) <= 1.15 and day_ok)} |",
     f"| stats read flat 1k → 100k | {', '.join(f'{t:.0f}' for t in stats)} µs (max/min {max(stats) / min(stats):.2f}) | {mark(max(stats) / min(stats) <= 1.5)} |",
 ])
 
@@ -75,7 +80,7 @@ machine = "\n".join([
     f"- release profile: opt-level = 's', lto = true, codegen-units = 1, strip = true, panic = unwind; {runs} cold starts per binary",
 ])
 
-sections = {"machine": machine, "targets": targets, "coldstart": coldstart.strip(), "warm": warm.strip(), "sweep": sweep.strip(), "import": imported.strip(), "sweep-dynamodb": sweep_dynamodb.strip()}
+sections = {"machine": machine, "targets": targets, "coldstart": coldstart.strip(), "warm": warm.strip(), "sweep": sweep.strip(), "import": imported.strip(), "sweep-dynamodb": sweep_dynamodb.strip(), "expiry-day": expiry_day.strip()}
 for name, body in sections.items():
     pattern = re.compile(rf"<!-- {name} -->.*?<!-- /{name} -->", re.S)
     if not pattern.search(page):

@@ -28,7 +28,7 @@ cargo lambda build --release --locked --output-format zip --lambda-dir target/la
 for f in "${FUNCTIONS[@]}"; do cp "target/lambda-zip/$f/bootstrap.zip" "target/lambda/$f/bootstrap.zip"; done
 
 echo "==> local host and benchmark programs (cargo build --release)"
-cargo build --release --locked --bin telegate --example coldstart --example warm --example sweep --example sweep-dynamodb --example import
+cargo build --release --locked --bin telegate --example coldstart --example warm --example sweep --example sweep-dynamodb --example import --example expiry-day
 
 mkdir -p target/bench-logs
 echo "==> cold starts ($RUNS per binary)"
@@ -42,6 +42,9 @@ echo "==> sweep scaling on DynamoDB Local"
 target/release/examples/sweep-dynamodb > target/bench-logs/sweep-dynamodb.md
 echo "==> import from the Django system (1k, 10k, 100k members; DynamoDB Local and SQLite)"
 target/release/examples/import > target/bench-logs/import.md
+
+echo "==> an expiry day at Telegram's limit (10k members; the local host, then DynamoDB Local + SQS with 3 consumers)"
+target/release/examples/expiry-day > target/bench-logs/expiry-day.md
 
 python3 infra/bench/report.py target/bench-logs "$RUNS" > target/bench-logs/BENCHMARKS.md
 mv target/bench-logs/BENCHMARKS.md BENCHMARKS.md

@@ -51,7 +51,7 @@ async fn a_failed_update_is_released_so_that_telegrams_retry_is_processed() {
     let issued = app.paid("alice", "TX-F").await;
     let update = updates::text(78, ALICE, "fr", &format!("/start {}", issued["token"].as_str().unwrap()));
     app.fake().fail_next("createChatInviteLink", support::Fault::RetryAfter(5), 1);
-    assert_eq!(app.webhook(update.clone()).await, 500, "Telegram will retry");
+    assert_eq!(app.webhook(update.clone()).await, 503, "Telegram is busy: it will retry");
     assert_eq!(app.webhook(update).await, 200);
     assert_eq!(app.texts_to(ALICE).len(), 1, "one invite message in the end");
     assert!(app.last_invite_link().is_some());

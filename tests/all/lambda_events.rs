@@ -8,15 +8,23 @@ use std::collections::{BTreeSet, HashMap};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
+use telegate_core::adapters::aws::sdk_config;
 use telegate_core::config::{Needs, Settings};
 use telegate_lambda::{JobError, StartupError, Wiring, handle_schedule, handle_sqs, needs, routes};
 use telegate_testkit::fake_telegram::FakeTelegram;
 use tower::ServiceExt;
 
-const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
+pub(crate) const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
 
 /// The functions' wiring on fresh resources of the stand-in, with Telegram as the fake Bot API.
 async fn wiring() -> (telegate_testkit::fake_telegram::RunningFake, Wiring) {
+    wiring_with(&sdk_config().await).await
+}
+
+/// The same, its AWS clients built from `config` (another endpoint, say).
+pub(crate) async fn wiring_with(
+    config: &telegate_core::adapters::aws::SdkConfig,
+) -> (telegate_testkit::fake_telegram::RunningFake, Wiring) {
     let telegram = FakeTelegram::start().await.unwrap();
     let mut env: HashMap<&str, String> = support::aws_resources().await.into_iter().collect();
     for (k, v) in [
@@ -32,7 +40,8 @@ async fn wiring() -> (telegate_testkit::fake_telegram::RunningFake, Wiring) {
         env.insert(k, v.to_owned());
     }
     env.insert("TELEGRAM_API_URL", telegram.url.clone());
-    let wiring = Wiring::build(Settings::from_env(&|k| env.get(k).cloned()).unwrap(), Needs::LOCAL).await.unwrap();
+    let wiring =
+        Wiring::build(Settings::from_env(&|k| env.get(k).cloned()).unwrap(), Needs::LOCAL, config).await.unwrap();
     (telegram, wiring)
 }
 
@@ -131,7 +140,9 @@ async fn a_function_refuses_to_start_with_the_test_clock_or_without_aws_resource
         let map: HashMap<&str, &str> = base.iter().chain(extra).copied().collect();
         Settings::from_env(&|k| map.get(k).map(|v| v.to_string())).unwrap()
     };
-    let Err(e) = Wiring::build(settings(&[]), Needs::LOCAL).await else { panic!("started without AWS resources") };
+    let Err(e) = Wiring::build(settings(&[]), Needs::LOCAL, &sdk_config().await).await else {
+        panic!("started without AWS resources")
+    };
     assert!(matches!(e, StartupError::NoAwsResources) && e.to_string().contains("TABLE_NAME"), "{e}");
     let aws = [
         ("TABLE_NAME", "t"),
@@ -140,7 +151,9 @@ async fn a_function_refuses_to_start_with_the_test_clock_or_without_aws_resource
         ("EVENT_BUS_NAME", "e"),
         ("TELEGATE_TEST_CLOCK", "1"),
     ];
-    let Err(e) = Wiring::build(settings(&aws), Needs::LOCAL).await else { panic!("started with the test clock") };
+    let Err(e) = Wiring::build(settings(&aws), Needs::LOCAL, &sdk_config().await).await else {
+        panic!("started with the test clock")
+    };
     assert!(matches!(e, StartupError::TestClock) && e.to_string().contains("TELEGATE_TEST_CLOCK"), "{e}");
     let map: HashMap<&str, &str> = base.iter().chain(&aws[..3]).copied().collect();
     let missing = Settings::from_env(&|k| map.get(k).map(|v| v.to_string())).unwrap_err();
@@ -222,7 +235,7 @@ async fn each_function_starts_with_only_the_secrets_it_uses_and_names_a_missing_
             move |k: &str| map.get(k).cloned()
         };
         let settings = Settings::from_env_for(&env(None), needs).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let wiring = Wiring::build(settings, needs)
+        let wiring = Wiring::build(settings, needs, &sdk_config().await)
             .await
             .unwrap_or_else(|e| panic!("{name} starts with its own secrets only: {e}"));
         // Only the clients it uses: without the queue, queuing is refused, never dropped.

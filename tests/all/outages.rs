@@ -43,3 +43,121 @@ async fn a_three_minute_telegram_outage_during_the_expiry_loses_no_removal_on_th
         assert_eq!(app.fake().member_status(account), "kicked", "{account} removed once Telegram was back");
     }
 }
+
+/// A stand-in in front of the local AWS one that can be made to fail every call, as AWS does
+/// when a service is down (503 `ServiceUnavailable`, which the SDK tries again, then gives up).
+struct Failing {
+    url: String,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Failing {
+    async fn start() -> Self {
+        use axum::body::Bytes;
+        use axum::http::{HeaderMap, Method, Uri};
+        use axum::response::IntoResponse;
+        let upstream = std::env::var("AWS_ENDPOINT_URL").expect("the local AWS stand-in (infra/moto.sh)");
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = down.clone();
+        let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (upstream, down) = (upstream.clone(), flag.load(std::sync::atomic::Ordering::SeqCst));
+            async move {
+                if down {
+                    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ServiceUnavailable","message":"down"}"#;
+                    return (axum::http::StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+                }
+                telegate_testkit::local_aws::pass_on(&upstream, method, &uri, &headers, body).await
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, axum::Router::new().fallback(handler)).await });
+        Self { url, down }
+    }
+
+    fn stop(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Whether `response` is the answer to an outage: 503, `Retry-After`, the JSON error.
+async fn is_outage_answer(response: axum::response::Response) -> Result<(), String> {
+    let status = response.status().as_u16();
+    let retry = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    match (status, retry.as_deref(), json["error"]["code"].as_str()) {
+        (503, Some("5"), Some("unavailable")) => Ok(()),
+        other => Err(format!("{other:?}: {}", String::from_utf8_lossy(&body))),
+    }
+}
+
+/// Every route of every function, on DynamoDB that stops answering: 503 with `Retry-After`, never
+/// a 500; and the same requests go through once it is back.
+#[tokio::test]
+async fn a_store_outage_answers_503_with_retry_after_on_every_route_on_dynamodb() {
+    use tower::ServiceExt;
+    let stand_in = Failing::start().await;
+    let config = telegate_core::adapters::aws::sdk_config_at(&stand_in.url).await;
+    let (_telegram, wiring) = crate::lambda_events::wiring_with(&config).await;
+    telegate_testkit::samples::seed(wiring.app.store.as_ref()).await.unwrap();
+    let expected: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}/expected.json", crate::lambda_events::EVENTS)).unwrap(),
+    )
+    .unwrap();
+    // The requests a function serves and that reach the store (the others are refused before).
+    let requests: Vec<(String, &str)> = expected
+        .iter()
+        .filter(|c| c["status"].as_u64().is_some_and(|s| s < 300))
+        .filter_map(|c| {
+            let name = c["function"].as_str()?;
+            let _http = telegate_lambda::routes(name)?;
+            let file = c["file"].as_str()?;
+            Some((std::fs::read_to_string(format!("{}/{file}", crate::lambda_events::EVENTS)).ok()?, name))
+        })
+        .collect();
+    assert!(requests.len() >= 10, "the samples cover the routes: {}", requests.len());
+
+    stand_in.stop();
+    let answers = futures_util::future::join_all(requests.iter().map(|(text, name)| {
+        let router = wiring.router(telegate_lambda::routes(name).unwrap());
+        let request = lambda_http::request::from_str(text).unwrap();
+        async move { (name, router.oneshot(request).await.unwrap()) }
+    }))
+    .await;
+    for (name, response) in answers {
+        is_outage_answer(response).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+
+    // Back: each request, sent again, is answered as if the outage had never been.
+    stand_in.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    for (text, name) in &requests {
+        let request = lambda_http::request::from_str(text).unwrap();
+        let response = wiring.router(telegate_lambda::routes(name).unwrap()).oneshot(request).await.unwrap();
+        assert!(response.status().is_success(), "{name}: {}", response.status());
+    }
+}
+
+/// The embedded store that cannot be written (another process holds it): a payment submitted and
+/// a Telegram update answer 503 with `Retry-After` after the store's wait; both go through after.
+#[tokio::test]
+async fn a_store_outage_answers_503_with_retry_after_on_sqlite() {
+    let app = TestApp::spawn().await;
+    let path = app.data.0.join(telegate::local_env::STORE_FILE);
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let jwt = app.jwt("outage-buyer", "user");
+    let submit = || {
+        app.http
+            .post(format!("{}/api/payments/pending-payments/create/", app.base))
+            .bearer_auth(&jwt)
+            .json(&serde_json::json!({"offer_id": "monthly", "transaction_id": "TX-OUTAGE-SQLITE"}))
+            .send()
+    };
+    let refused = submit().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 503);
+    assert_eq!(refused.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("5"));
+    holder.execute_batch("ROLLBACK").unwrap();
+    let accepted = submit().await.unwrap();
+    assert_eq!(accepted.status().as_u16(), 201, "nothing half-written by the refused one");
+}

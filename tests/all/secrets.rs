@@ -114,3 +114,35 @@ async fn a_whole_flow_logs_no_secret() {
         assert!(!logs.contains(secret), "the {what} is in the log");
     }
 }
+
+/// In AWS a function's secrets are not in its environment: it is given their ARNs
+/// (`<NAME>_ARN`) and reads them when it starts. A secret it cannot read stops it with a line
+/// naming the setting and the ARN, never a value.
+#[tokio::test]
+async fn a_function_reads_its_secrets_from_secrets_manager_when_it_starts() {
+    use std::collections::HashMap;
+    use telegate_core::adapters::{aws::sdk_config, secrets};
+    let config = sdk_config().await;
+    let token_arn = telegate_testkit::local_aws::secret(BOT_TOKEN).await.unwrap();
+    let hook_arn = telegate_testkit::local_aws::secret(WEBHOOK_SECRET).await.unwrap();
+    let env: HashMap<String, String> = HashMap::from([
+        ("TELEGRAM_BOT_TOKEN_ARN".into(), token_arn.clone()),
+        ("TELEGRAM_WEBHOOK_SECRET_ARN".into(), hook_arn),
+        ("TELEGRAM_BOT_TOKEN".into(), "not this one".into()),
+    ]);
+    let read = secrets::read(&config, &|k| env.get(k).cloned()).await.unwrap();
+    assert_eq!(
+        read,
+        HashMap::from([
+            ("TELEGRAM_BOT_TOKEN", BOT_TOKEN.to_owned()),
+            ("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET.into())
+        ])
+    );
+    // Nothing named, nothing read.
+    assert!(secrets::read(&config, &|_| None).await.unwrap().is_empty());
+
+    let gone = token_arn.replace("telegate-secret", "telegate-gone");
+    let env = HashMap::from([("JWT_HS256_SECRET_ARN".to_owned(), gone.clone())]);
+    let e = secrets::read(&config, &|k| env.get(k).cloned()).await.unwrap_err().to_string();
+    assert!(e.contains("JWT_HS256_SECRET_ARN") && e.contains(&gone), "{e}");
+}

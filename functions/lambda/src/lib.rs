@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use axum::Router;
 use serde_json::{Value, json};
-use telegate_core::adapters::aws::{AwsAdapters, lambda_sdk_config};
+
+use telegate_core::adapters::aws::{AwsAdapters, SdkConfig, lambda_sdk_config};
 use telegate_core::adapters::clock::SystemClock;
 use telegate_core::adapters::dynamodb::DynamoPace;
 use telegate_core::adapters::pace::PacedTelegram;
@@ -39,6 +40,8 @@ pub enum StartupError {
     NoAwsResources,
     #[error("the Telegram client: {0}")]
     Telegram(String),
+    #[error(transparent)]
+    Secret(#[from] telegate_core::adapters::secrets::SecretError),
 }
 
 /// Why a scheduled or requested job run failed; Lambda records its `errorType` (the runtime's
@@ -79,12 +82,13 @@ pub struct Wiring {
 
 impl Wiring {
     /// From the settings: a missing one is one clear line in the log and the function fails to start.
-    pub async fn build(settings: Settings, needs: Needs) -> Result<Self, StartupError> {
+    /// `config`: the AWS SDK's (`lambda_sdk_config`).
+    pub async fn build(settings: Settings, needs: Needs, config: &SdkConfig) -> Result<Self, StartupError> {
         if settings.test_clock {
             return Err(StartupError::TestClock);
         }
         let aws = settings.aws.clone().ok_or(StartupError::NoAwsResources)?;
-        let adapters = AwsAdapters::build(&lambda_sdk_config().await, &aws, &needs);
+        let adapters = AwsAdapters::build(config, &aws, &needs);
         let queue = adapters.queue();
         let AwsAdapters { store, queue: sqs, mailer, events, jobs } = adapters;
         let timeout = Duration::from_secs(u64::from(settings.telegram_timeout_seconds));
@@ -108,13 +112,18 @@ impl Wiring {
         Ok(Self { app, verifier, queue: sqs, consumer })
     }
 
-    /// A function's settings from its environment: exactly the secrets it needs (`needs`); a
-    /// missing setting is one line naming the function, and the function does not start.
+    /// A function's settings from its environment, its secrets read from Secrets Manager where
+    /// the environment names them (`<NAME>_ARN`, as the template does): exactly the secrets it
+    /// needs (`needs`). A missing setting or an unreadable secret is one line naming the
+    /// function, and the function does not start.
     pub async fn from_env(name: &str) -> Result<Self, Error> {
         let built = async {
             let needs = needs(name).ok_or_else(|| StartupError::UnknownFunction(name.into()))?;
-            let settings = Settings::from_env_for(&|k| std::env::var(k).ok(), needs)?;
-            Self::build(settings, needs).await
+            let config = lambda_sdk_config().await;
+            let env = |k: &str| std::env::var(k).ok();
+            let secrets = telegate_core::adapters::secrets::read(&config, &env).await?;
+            let settings = Settings::from_env_for(&|k| secrets.get(k).cloned().or_else(|| env(k)), needs)?;
+            Self::build(settings, needs, &config).await
         };
         // CloudWatch reads the alarms' metrics from the log, under the stack's namespace.
         telegate_core::metrics::enable(&std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "telegate".into()));

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
 
 use super::dynamodb::DynamoStore;
@@ -20,6 +21,11 @@ use crate::ports::{
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
     loader().load().await
+}
+
+/// As `sdk_config`, every service at `endpoint` whatever the environment says (a test's stand-in).
+pub async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
+    loader().endpoint_url(endpoint).load().await
 }
 
 /// In Lambda: region and credentials are the ones Lambda puts in every function's environment

@@ -12,6 +12,8 @@ pub mod local_queue;
 pub mod outbox;
 pub mod pace;
 #[cfg(feature = "aws")]
+pub mod secrets;
+#[cfg(feature = "aws")]
 pub mod ses;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

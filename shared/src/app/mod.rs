@@ -28,7 +28,7 @@ use crate::domain::{
     AuditAction, AuditEntry, AuditId, DomainError, Membership, Notification, NotificationId, NotificationKind,
     TelegramUserId, UserId,
 };
-use crate::ports::{Clock, Effect, Email, Envelope, JobStarter, Queue, Store, StoreError, Telegram};
+use crate::ports::{Cause, Clock, Effect, Email, Envelope, JobStarter, Queue, Store, StoreError, Telegram};
 
 pub use access::Issued;
 pub use admin::StatsView;
@@ -63,38 +63,47 @@ pub enum AppError {
     RateLimited(&'static str),
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
-    /// A dependency we cannot do without is down (e.g. the JWKS endpoint).
+    /// A dependency we cannot do without is down or throttled (the store, the queue, Telegram,
+    /// the JWKS endpoint): worth trying again shortly (503 with `Retry-After`).
     #[error("service unavailable: {0}")]
-    Unavailable(String),
-    /// A real fault on our side or a dependency's; the cause goes to the log, not to the caller.
+    Unavailable(#[source] Cause),
+    /// A real fault on our side; the cause goes to the log, not to the caller.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 impl From<DomainError> for AppError {
     fn from(e: DomainError) -> Self {
         match e {
             DomainError::Invalid { .. } => Self::Invalid(e.to_string()),
-            DomainError::Random(_) => Self::Internal(e.to_string()),
+            DomainError::Random(_) => Self::Internal(e.to_string().into()),
         }
     }
 }
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.to_string())
+        match e {
+            StoreError::Unavailable(cause) => Self::Unavailable(cause),
+            other => Self::Internal(Cause::new(other)),
+        }
     }
 }
 
+/// The adapters name the service in the cause (`DynamoDB: …`, `SQS send: …`).
 impl From<crate::ports::QueueError> for AppError {
     fn from(e: crate::ports::QueueError) -> Self {
-        Self::Internal(e.to_string())
+        Self::Unavailable(e.0)
     }
 }
 
 impl From<crate::ports::TelegramError> for AppError {
     fn from(e: crate::ports::TelegramError) -> Self {
-        Self::Internal(e.to_string())
+        use crate::ports::TelegramError::*;
+        match e {
+            RetryAfter(_) | Unavailable(_) => Self::Unavailable(Cause::new(e)),
+            Refused(_) | Unreachable(_) => Self::Internal(Cause::new(e)),
+        }
     }
 }
 

@@ -376,10 +376,9 @@ impl App {
                         tracing::info!(payment = %first.id, "a Stars payment seen before: not counted twice");
                         Ok(first)
                     }
-                    _ => Err(AppError::Internal(format!(
-                        "the Stars charge of payment {} is held by another",
-                        payment.id
-                    ))),
+                    _ => Err(AppError::Internal(
+                        format!("the Stars charge of payment {} is held by another", payment.id).into(),
+                    )),
                 };
             }
             Err(e) => return Err(e.into()),

@@ -22,7 +22,7 @@ impl FromRequestParts<HttpState> for Caller {
             AuthError::Missing => AppError::Unauthorized("missing bearer token"),
             AuthError::Invalid => AppError::Unauthorized("invalid or expired token"),
             AuthError::NoSubject => AppError::Unauthorized("the token names no user (sub)"),
-            AuthError::KeysUnavailable(why) => AppError::Unavailable(why),
+            AuthError::KeysUnavailable(why) => AppError::Unavailable(why.into()),
         })
     }
 }

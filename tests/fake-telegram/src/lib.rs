@@ -41,6 +41,8 @@ struct Inner {
     calls: Vec<Call>,
     faults: HashMap<String, VecDeque<Fault>>,
     outage: bool,
+    /// Every call answered 502 at once (`set_server_errors`).
+    server_errors: bool,
     updates: Vec<Value>,
     webhook_url: String,
     webhook_allowed: Value,
@@ -127,6 +129,11 @@ impl FakeTelegram {
     /// How many calls flood control refused.
     pub fn flooded(&self) -> usize {
         self.lock().flooded
+    }
+
+    /// Telegram failing until `set_server_errors(false)`: every call answers 502 Bad Gateway at once.
+    pub fn set_server_errors(&self, failing: bool) {
+        self.lock().server_errors = failing;
     }
 
     /// The next `times` calls of `method` fail with `fault`.
@@ -264,8 +271,14 @@ async fn handle(
         inner.calls.push(Call { method: method.clone(), params: params.clone(), bot_segment: bot });
         inner.faults.get_mut(&method).and_then(VecDeque::pop_front)
     };
-    if fake.lock().outage {
+    let (outage, server_errors) = {
+        let inner = fake.lock();
+        (inner.outage, inner.server_errors)
+    };
+    if outage {
         tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    if outage || server_errors {
         return error(502, json!({"ok": false, "error_code": 502, "description": "Bad Gateway"}));
     }
     if fault.is_none() {

@@ -82,6 +82,43 @@ pub async fn provision() -> Result<Vec<(&'static str, String)>, String> {
     ])
 }
 
+/// How many messages the dead-letter queue of the queue at `queue_url` holds (its redrive policy
+/// names it).
+pub async fn dead_letters(queue_url: &str) -> Result<usize, String> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs = aws_sdk_sqs::Client::new(&telegate_core::adapters::aws::sdk_config().await);
+    let attribute = |url: String, name: QueueAttributeName| {
+        let sqs = sqs.clone();
+        async move {
+            let out = sqs.get_queue_attributes().queue_url(url).attribute_names(name.clone()).send().await;
+            out.map_err(|e| e.to_string())?
+                .attributes
+                .and_then(|a| a.get(&name).cloned())
+                .ok_or_else(|| "no such attribute".to_owned())
+        }
+    };
+    let redrive: serde_json::Value =
+        serde_json::from_str(&attribute(queue_url.into(), QueueAttributeName::RedrivePolicy).await?)
+            .map_err(|e| e.to_string())?;
+    let name = redrive["deadLetterTargetArn"].as_str().and_then(|a| a.rsplit(':').next()).ok_or("no DLQ")?;
+    let dlq = sqs.get_queue_url().queue_name(name).send().await.map_err(|e| e.to_string())?;
+    let count = attribute(dlq.queue_url.unwrap_or_default(), QueueAttributeName::ApproximateNumberOfMessages).await?;
+    count.parse().map_err(|e: std::num::ParseIntError| e.to_string())
+}
+
+/// A fresh secret on the stand-in holding `value` (as `SecretString`); its ARN.
+pub async fn secret(value: &str) -> Result<String, String> {
+    let client = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
+    let created = client
+        .create_secret()
+        .name(unique("telegate-secret"))
+        .secret_string(value)
+        .send()
+        .await
+        .map_err(|e| format!("create a secret: {e}"))?;
+    created.arn.ok_or_else(|| "a secret without an ARN".into())
+}
+
 /// Passes one call on to the stand-in at `upstream` as it came (a test's proxy in front of it):
 /// its answer's status, content type and body.
 pub async fn pass_on(

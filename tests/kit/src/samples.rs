@@ -47,3 +47,49 @@ pub async fn seed(store: &dyn Store) -> Result<(), StoreError> {
         })
         .await
 }
+
+/// A member as `telegate import` writes one: a validated payment of `user` (transaction `tx`,
+/// made at `started`) and the membership it bought for `account`, ending at `end`.
+pub fn paid_member(
+    user: &str,
+    account: i64,
+    tx: &str,
+    started: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+) -> [telegate_core::ports::Imported; 2] {
+    use telegate_core::domain::{Membership, MembershipId, TelegramUserId};
+    use telegate_core::ports::Imported;
+    let user = UserId::parse(user).expect("a valid user id");
+    let payment = PaymentId::derived(started, &format!("payment-{tx}"));
+    let membership = Membership::joined(
+        MembershipId::derived(started, &format!("membership-{tx}")),
+        user.clone(),
+        TelegramUserId::parse(account).expect("a valid Telegram id"),
+        payment.clone(),
+        "monthly".into(),
+        started,
+        end,
+    );
+    [
+        Imported::Payment {
+            payment: Payment {
+                id: payment,
+                user_id: user,
+                email: None,
+                offer_id: "monthly".into(),
+                transaction_id: tx.into(),
+                user_info: None,
+                status: PaymentStatus::Validated,
+                admin_notes: None,
+                reject_reason: None,
+                created_at: started,
+                updated_at: started,
+                reviewed_by: None,
+                refund_note: None,
+                lang: Lang::Fr,
+            },
+            current_token: None,
+        },
+        Imported::Membership { membership, tokens: Vec::new() },
+    ]
+}
