@@ -360,7 +360,13 @@ fn map_error(e: RequestError) -> TelegramError {
             | ApiError::CantTalkWithBots
             | ApiError::ChatNotFound => TelegramError::Unreachable(api.to_string()),
             ApiError::Unknown(text) if is_server_fault(&text) => TelegramError::Unavailable(text),
-            other => TelegramError::Refused(other.to_string()),
+            other => {
+                let text = other.to_string();
+                match ALREADY_DONE.iter().any(|marker| text.contains(marker)) {
+                    true => TelegramError::AlreadyDone(text),
+                    false => TelegramError::Refused(text),
+                }
+            }
         },
         RequestError::Network(e) => TelegramError::Unavailable(e.to_string()),
         RequestError::InvalidJson { source, .. } => {
@@ -370,6 +376,11 @@ fn map_error(e: RequestError) -> TelegramError {
         RequestError::Io(e) => TelegramError::Unavailable(e.to_string()),
     }
 }
+
+/// Telegram's refusals that say what was asked is already so: a join request already decided (or
+/// withdrawn), an account already in, an invite link already revoked, a charge already refunded.
+const ALREADY_DONE: [&str; 4] =
+    ["HIDE_REQUESTER_MISSING", "USER_ALREADY_PARTICIPANT", "INVITE_HASH_EXPIRED", "CHARGE_ALREADY_REFUNDED"];
 
 fn is_server_fault(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
@@ -414,5 +425,24 @@ impl Telegram for NoBot {
     }
     async fn administrators(&self) -> Result<Vec<TelegramUserId>, TelegramError> {
         Self::refused()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use teloxide_core::errors::{ApiError, RequestError};
+
+    use super::map_error;
+    use crate::ports::TelegramError;
+
+    /// Telegram's words are read here, and only here: the callers get what to do.
+    #[test]
+    fn telegrams_refusals_are_sorted_by_what_to_do() {
+        let api = |text: &str| RequestError::Api(ApiError::Unknown(text.into()));
+        assert!(matches!(map_error(api("Bad Request: CHARGE_ALREADY_REFUNDED")), TelegramError::AlreadyDone(_)));
+        assert!(matches!(map_error(api("Bad Request: HIDE_REQUESTER_MISSING")), TelegramError::AlreadyDone(_)));
+        assert!(matches!(map_error(api("Bad Request: CHARGE_NOT_FOUND")), TelegramError::Refused(_)));
+        assert!(matches!(map_error(api("Bad Gateway")), TelegramError::Unavailable(_)));
+        assert!(matches!(map_error(RequestError::Api(ApiError::BotBlocked)), TelegramError::Unreachable(_)));
     }
 }

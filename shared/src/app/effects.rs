@@ -85,20 +85,18 @@ impl EffectRunner {
                 EffectError::Retry { after: Some(Duration::from_secs(u64::from(s))), reason: e.to_string() }
             }
             TelegramError::Unavailable(_) => EffectError::Retry { after: None, reason: e.to_string() },
-            TelegramError::Refused(_) | TelegramError::Unreachable(_) => EffectError::Permanent(e.to_string()),
+            TelegramError::Refused(_) | TelegramError::Unreachable(_) | TelegramError::AlreadyDone(_) => {
+                EffectError::Permanent(e.to_string())
+            }
         })
     }
 }
 
-/// A join request already handled (or a link already revoked) answers 400; the effect holds.
+/// What was asked is already so (a join request decided, a link revoked, a charge refunded): the
+/// effect holds.
 fn already_done_is_done(result: Result<(), TelegramError>) -> Result<(), TelegramError> {
     match result {
-        Err(TelegramError::Refused(why))
-            if why.contains("HIDE_REQUESTER_MISSING")
-                || why.contains("USER_ALREADY_PARTICIPANT")
-                || why.contains("INVITE_HASH_EXPIRED")
-                || why.contains("CHARGE_ALREADY_REFUNDED") =>
-        {
+        Err(TelegramError::AlreadyDone(why)) => {
             tracing::info!(why, "already done");
             Ok(())
         }

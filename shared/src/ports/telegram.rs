@@ -17,6 +17,10 @@ pub enum TelegramError {
     /// A permanent refusal (bad request, missing rights).
     #[error("Telegram refused: {0}")]
     Refused(String),
+    /// Refused because what was asked is already so (a join request already decided, an invite
+    /// already revoked, a charge already refunded): the call's aim holds.
+    #[error("already done: {0}")]
+    AlreadyDone(String),
     /// Network faults, timeouts and 5xx: worth retrying.
     #[error("Telegram unavailable: {0}")]
     Unavailable(String),
