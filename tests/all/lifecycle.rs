@@ -507,3 +507,19 @@ async fn a_job_run_asked_through_the_api_answers_at_once_and_is_read_back_by_its
         assert_eq!(status, 404, "{unknown}");
     }
 }
+
+/// More members than one page of the sweep (500) whose periods end at the same instant (an import,
+/// a bulk change of end dates): one run ends them all, instead of one page a day.
+#[tokio::test]
+async fn members_ending_at_the_same_instant_all_expire_in_one_run() {
+    let app = TestApp::spawn().await;
+    let now = chrono::Utc::now();
+    let (started, end) = (now - chrono::Duration::days(31), now - chrono::Duration::hours(1));
+    let mut records = Vec::new();
+    for i in 0..501 {
+        let (user, tx) = (format!("same-end-{i}"), format!("TX-SAME-END-{i}"));
+        records.extend(telegate_testkit::samples::paid_member(&user, 7_700_000 + i, &tx, started, end));
+    }
+    app.running().app.store.import(&records).await.unwrap();
+    assert_eq!(run_job(&app, "expire-subscriptions").await, 501);
+}

@@ -123,6 +123,7 @@ impl App {
                 return Ok((processed, false));
             }
             let due = self.store.due_memberships(cutoff, after, BATCH).await?;
+            let mut ended = 0;
             for m in &due {
                 if m.renewal_awaited(now) {
                     continue;
@@ -130,13 +131,17 @@ impl App {
                 // Conditional: a renewal that landed since the read keeps the membership.
                 let intents = [removal(m, Ending::Expired)];
                 if let Some(expired) = self.store.expire_membership(&m.id, cutoff, now, &intents).await? {
-                    processed += 1;
+                    ended += 1;
                     self.end_access(&expired, "job:expire-subscriptions", Ending::Expired, intents.to_vec()).await?;
                     self.count_if_subscription_lapsed(&expired, now).await?;
                 }
             }
-            // Pages follow the end date (microsecond times of joins: no ties across a page).
+            processed += ended;
+            // A full page: those it ended are no longer due, so the next page is read from the same
+            // place (many members may end at the same instant: an import, a bulk change). Only a
+            // page that ended none (renewals awaited) moves past its last end.
             match due.last().and_then(|m| m.expires_at) {
+                Some(_) if due.len() == BATCH as usize && ended > 0 => {}
                 Some(last) if due.len() == BATCH as usize => after = Some(last),
                 _ => return Ok((processed, true)),
             }
