@@ -135,3 +135,16 @@ async fn events_are_put_on_the_eventbridge_bus_with_their_type_and_detail() {
     let missing = EventBridgeBus::new(client, "no-such-bus").publish(&event).await;
     assert!(missing.is_err(), "an event the bus does not take is an error, so the queue tries again");
 }
+
+/// A member who leaves and comes back within the period paid for is the same membership: no second
+/// `Membership Started`.
+#[tokio::test]
+async fn a_member_back_within_the_paid_period_is_not_announced_as_a_new_membership() {
+    let app = TestApp::spawn().await;
+    app.member("rejoiner", "TX-EVENTS-REJOIN", 8102).await;
+    app.webhook(support::updates::left(app.update_id(), support::CHANNEL, 8102)).await;
+    app.webhook(support::updates::joined(app.update_id(), support::CHANNEL, 8102, None)).await;
+    app.drain().await;
+    let started = types(&events(&app)).iter().filter(|t| *t == "Membership Started").count();
+    assert_eq!(started, 1);
+}

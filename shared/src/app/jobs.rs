@@ -5,7 +5,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use super::{App, AppError};
+use super::{App, AppError, Meaning};
 use crate::domain::{
     AuditAction, Job, Lang, Membership, NotificationKind, READ_NOTIFICATION_DAYS, RUN_DEADLINE_MINUTES,
     UNREAD_NOTIFICATION_DAYS, texts,
@@ -348,7 +348,8 @@ impl App {
                 let remove = Effect::RemoveMember { telegram_user_id: account, keep_banned: false };
                 self.enqueue(vec![(format!("demoted:{account}:{}", now.format("%Y%m%d")), remove)]).await?;
                 let details = json!({ "reason": "no active membership", "former_administrator": true });
-                self.audit("job:reconcile-members", AuditAction::MemberRemoved, None, Some(account), details).await?;
+                let (actor, action) = ("job:reconcile-members", AuditAction::MemberRemoved);
+                self.audit_as(Meaning::Stranger, actor, action, None, Some(account), details).await?;
             }
         }
         let ids: Vec<i64> = staff.iter().map(|a| a.get()).collect();

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{App, AppError, telegram_actor};
+use super::{App, AppError, Meaning, telegram_actor};
 use crate::domain::{
     AccountBar, AuditAction, ChatJoinRequest, ChatMemberUpdated, Lang, Membership, MembershipStatus, NotificationKind,
     TelegramUserId, TokenHash, texts,
@@ -189,7 +189,8 @@ impl App {
             Some(m) if m.is_active(now) => {
                 tracing::info!(membership = %m.id, telegram_user = %account, "member back in the channel");
                 self.store.set_in_channel(&m.id, true, now).await?;
-                self.audit(
+                self.audit_as(
+                    Meaning::Rejoined,
                     &actor,
                     AuditAction::MemberJoined,
                     Some(&m.user_id),
@@ -206,7 +207,8 @@ impl App {
                     None => None,
                 };
                 tracing::warn!(telegram_user = %account, link_of_membership = ?owner.as_ref().map(|o| &o.id), "join without an active membership: removing");
-                self.audit(
+                self.audit_as(
+                    Meaning::Stranger,
                     &actor,
                     AuditAction::MemberRemoved,
                     owner.as_ref().map(|o| &o.user_id),

@@ -198,6 +198,20 @@ impl App {
         telegram: Option<TelegramUserId>,
         details: Value,
     ) -> Result<(), AppError> {
+        self.audit_as(Meaning::Plain, actor, action, user, telegram, details).await
+    }
+
+    /// As `audit`, saying what the entry means for what follows it (the counters, the business
+    /// events): decided here, by the caller that knows, never read back from the entry's details.
+    pub(crate) async fn audit_as(
+        &self,
+        meaning: Meaning,
+        actor: &str,
+        action: AuditAction,
+        user: Option<&UserId>,
+        telegram: Option<TelegramUserId>,
+        details: Value,
+    ) -> Result<(), AppError> {
         let at = self.clock.now();
         let entry = AuditEntry {
             id: AuditId::generate(at)?,
@@ -209,7 +223,7 @@ impl App {
             details,
         };
         self.store.record(&entry).await?;
-        if let Some(attempt) = suspicious(&entry) {
+        if let Some(attempt) = suspicious(&entry, meaning) {
             // The log line a CloudWatch metric filter counts (template.yaml's alarm on a spike).
             tracing::warn!(attempt = attempt.name(), telegram_user = ?entry.telegram_user_id, "suspicious access attempt");
             if let Err(e) = self.store.count_attempt(attempt, at).await {
@@ -219,7 +233,8 @@ impl App {
         // A business event for integrations, carried by the queue like any other effect (retried,
         // dead-lettered). The request has done what it was asked; a queue that refuses now loses
         // only the event (the audit log keeps the entry), so that is logged, not answered.
-        if let Some(envelope) = business_event(&entry)
+        if meaning != Meaning::Rejoined
+            && let Some(envelope) = business_event(&entry)
             && let Err(e) = self.queue.enqueue(vec![envelope]).await
         {
             tracing::error!(audit_id = %entry.id, error = %e, "business event not queued");
@@ -252,13 +267,20 @@ pub(crate) fn hour_window(now: chrono::DateTime<chrono::Utc>) -> (String, chrono
     (start, now + chrono::Duration::hours(2))
 }
 
+/// What an audited action means beyond its action, for the counters and business events that
+/// follow it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Meaning {
+    Plain,
+    /// A member back in the channel within a paid period: not a new membership (no event).
+    Rejoined,
+    /// An account removed for being in the channel with no membership: a suspicious attempt.
+    Stranger,
+}
+
 /// The business event an audit entry is, if it is one (see `AuditAction::event_type`).
 pub(crate) fn business_event(entry: &AuditEntry) -> Option<crate::ports::Envelope> {
     let detail_type = entry.action.event_type()?;
-    // A member coming back within a paid period is not a new membership.
-    if entry.details["rejoined"] == Value::Bool(true) {
-        return None;
-    }
     let mut detail = serde_json::json!({
         "audit_id": entry.id,
         "at": entry.at,
@@ -284,15 +306,13 @@ pub(crate) fn business_event(entry: &AuditEntry) -> Option<crate::ports::Envelop
 }
 
 /// The suspicious access attempt an audit entry records, if it is one.
-fn suspicious(entry: &AuditEntry) -> Option<crate::ports::Attempt> {
+fn suspicious(entry: &AuditEntry, meaning: Meaning) -> Option<crate::ports::Attempt> {
     use crate::ports::Attempt;
-    match entry.action {
-        AuditAction::TokenRefused => Some(Attempt::RefusedToken),
-        AuditAction::JoinDeclined => Some(Attempt::DeclinedJoin),
-        // Removed for joining without an active membership (not by an administrator's hand).
-        AuditAction::MemberRemoved if entry.details["reason"] == "no active membership" => {
-            Some(Attempt::RemovedStranger)
-        }
+    match (entry.action, meaning) {
+        (AuditAction::TokenRefused, _) => Some(Attempt::RefusedToken),
+        (AuditAction::JoinDeclined, _) => Some(Attempt::DeclinedJoin),
+        // Removed for being in the channel without an active membership (not by an admin's hand).
+        (AuditAction::MemberRemoved, Meaning::Stranger) => Some(Attempt::RemovedStranger),
         _ => None,
     }
 }
