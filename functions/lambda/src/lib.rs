@@ -2,6 +2,8 @@
 //! `serve_schedule`, which build the settings and AWS clients once per container and then run
 //! the same core use cases as `telegate serve`.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
