@@ -60,14 +60,16 @@ impl Effects {
     pub async fn drain(&self) {
         match self {
             Self::Local(q) => q.drain().await,
+            // Two minutes at most: on a busy stand-in an effect takes a second (each is several
+            // calls), and one under flood control waits out Telegram's delay first.
             Self::Sqs(q, _) => {
-                for _ in 0..600 {
+                for _ in 0..2_400 {
                     if q.backlog().await.is_ok_and(|n| n == 0) {
                         return;
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                tracing::warn!("the SQS backlog did not empty within 30 s");
+                tracing::warn!("the SQS backlog did not empty within 2 minutes");
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use crate::support;
 
-use crate::support::{CHANNEL, Fault, TestApp, updates};
+use crate::support::{CHANNEL, Fault, TestApp, on_store, updates};
 use serde_json::json;
 use telegate_core::domain::TelegramUserId;
 use telegate_core::ports::{Effect, Email, Envelope};
@@ -93,15 +93,8 @@ async fn flood_control_never_dead_letters(app: TestApp) {
     assert!(app.running().effects.dead_letters().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn flood_control_never_dead_letters_on_the_local_queue() {
-    flood_control_never_dead_letters(TestApp::spawn().await).await;
-}
-
-#[tokio::test]
-async fn flood_control_never_dead_letters_on_sqs() {
-    flood_control_never_dead_letters(TestApp::spawn_aws().await).await;
-}
+// On the local queue (embedded store) and on SQS (the stand-in).
+support::on_both_stores!(on_store => flood_control_never_dead_letters);
 
 #[tokio::test]
 async fn the_local_queue_keeps_the_queue_contract() {

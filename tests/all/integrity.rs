@@ -5,7 +5,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use crate::support::{CHANNEL, Fault, TestApp, updates};
+use crate::support::{CHANNEL, Fault, TestApp, on_store, updates};
 use serde_json::json;
 
 const ALICE: i64 = 8201;
@@ -77,26 +77,6 @@ async fn an_approval_queued_before_a_revoke_becomes_a_decline(app: TestApp) {
     assert_eq!(app.calls_for_user("approveChatJoinRequest", ALICE).len(), 1, "never approved after the revoke");
     assert_eq!(app.calls_for_user("declineChatJoinRequest", ALICE).len(), 1, "declined instead");
     assert_ne!(app.fake().member_status(ALICE), "member");
-}
-
-#[tokio::test]
-async fn a_ban_made_stale_by_a_renewal_does_not_remove_the_member_on_sqlite() {
-    a_ban_made_stale_by_a_renewal_does_not_remove_the_member(TestApp::spawn().await).await;
-}
-
-#[tokio::test]
-async fn a_ban_made_stale_by_a_renewal_does_not_remove_the_member_on_dynamodb() {
-    a_ban_made_stale_by_a_renewal_does_not_remove_the_member(TestApp::spawn_aws().await).await;
-}
-
-#[tokio::test]
-async fn an_approval_queued_before_a_revoke_becomes_a_decline_on_sqlite() {
-    an_approval_queued_before_a_revoke_becomes_a_decline(TestApp::spawn().await).await;
-}
-
-#[tokio::test]
-async fn an_approval_queued_before_a_revoke_becomes_a_decline_on_dynamodb() {
-    an_approval_queued_before_a_revoke_becomes_a_decline(TestApp::spawn_aws().await).await;
 }
 
 mod lost_between_commit_and_queue {
@@ -326,16 +306,6 @@ async fn look_alike_transaction_ids_are_one_transaction(app: TestApp) {
     assert_eq!(status, 409);
 }
 
-#[tokio::test]
-async fn look_alike_transaction_ids_are_one_transaction_on_sqlite() {
-    look_alike_transaction_ids_are_one_transaction(TestApp::spawn().await).await;
-}
-
-#[tokio::test]
-async fn look_alike_transaction_ids_are_one_transaction_on_dynamodb() {
-    look_alike_transaction_ids_are_one_transaction(TestApp::spawn_aws().await).await;
-}
-
 #[test]
 fn an_older_embedded_store_gets_the_keys_of_its_transaction_ids() {
     let dir = support::TempDir::new();
@@ -454,16 +424,6 @@ async fn an_update_whose_handler_was_killed_is_processed_on_retry(app: TestApp) 
     assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "and only once");
 }
 
-#[tokio::test]
-async fn an_update_whose_handler_was_killed_is_processed_on_retry_on_sqlite() {
-    an_update_whose_handler_was_killed_is_processed_on_retry(TestApp::spawn().await).await;
-}
-
-#[tokio::test]
-async fn an_update_whose_handler_was_killed_is_processed_on_retry_on_dynamodb() {
-    an_update_whose_handler_was_killed_is_processed_on_retry(TestApp::spawn_aws().await).await;
-}
-
 /// A job stops starting batches when its time is up; what it left is done by the next run.
 #[tokio::test]
 async fn a_job_cut_short_by_its_time_limit_leaves_the_rest_to_the_next_run() {
@@ -522,16 +482,6 @@ async fn a_removal_by_a_channel_administrator_is_respected_until_support_reinsta
     assert_eq!(app.start_command(ALICE, fresh["token"].as_str().unwrap()).await, 200);
     assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 2, "back in through support");
     assert!(audit_actions(&app).await.contains(&"reinstated".to_owned()));
-}
-
-#[tokio::test]
-async fn a_removal_by_a_channel_administrator_is_respected_until_support_reinstates_on_sqlite() {
-    a_removal_by_a_channel_administrator_is_respected_until_support_reinstates(TestApp::spawn().await).await;
-}
-
-#[tokio::test]
-async fn a_removal_by_a_channel_administrator_is_respected_until_support_reinstates_on_dynamodb() {
-    a_removal_by_a_channel_administrator_is_respected_until_support_reinstates(TestApp::spawn_aws().await).await;
 }
 
 /// After a revoke, a redeemed payment gets a new link once support reinstates it (defect: never).
@@ -783,3 +733,12 @@ mod whole_flow_under_faults {
         flow(Arc::new(support::dynamo_store().await)).await;
     }
 }
+
+support::on_both_stores!(
+    on_store =>
+    a_ban_made_stale_by_a_renewal_does_not_remove_the_member,
+    an_approval_queued_before_a_revoke_becomes_a_decline,
+    look_alike_transaction_ids_are_one_transaction,
+    an_update_whose_handler_was_killed_is_processed_on_retry,
+    a_removal_by_a_channel_administrator_is_respected_until_support_reinstates,
+);

@@ -3,13 +3,13 @@
 
 use crate::support;
 
-use crate::support::{CHANNEL, TestApp, updates};
+use crate::support::{CHANNEL, TestApp, on_store, updates};
 use futures_util::future::join_all;
 use serde_json::json;
 
 const ALICE: i64 = 8001;
 
-async fn fifty_starts_with_one_token_bind_one_account(app: TestApp) {
+async fn fifty_concurrent_starts_bind_one_account(app: TestApp) {
     let issued = app.paid("alice", "TX-RACE1").await;
     let token = issued["token"].as_str().unwrap();
     let statuses = join_all((0..50).map(|i| app.start_command(10_000 + i, token))).await;
@@ -23,7 +23,7 @@ async fn fifty_starts_with_one_token_bind_one_account(app: TestApp) {
     assert_eq!(app.fake().calls_to("unbanChatMember").len(), 1, "nobody else was even unbanned");
 }
 
-async fn twenty_validations_make_one_token(app: TestApp) {
+async fn twenty_concurrent_validations_make_one_token(app: TestApp) {
     let (_, p) = app
         .post(
             "/api/payments/pending-payments/create/",
@@ -42,7 +42,7 @@ async fn twenty_validations_make_one_token(app: TestApp) {
     assert_eq!(stats["tokens"]["total"], 1, "one token");
 }
 
-async fn ten_deliveries_of_one_update_have_one_effect(app: TestApp) {
+async fn ten_concurrent_deliveries_of_an_update_have_one_effect(app: TestApp) {
     let issued = app.paid("alice", "TX-RACE3").await;
     app.start_command(ALICE, issued["token"].as_str().unwrap()).await;
     let link = app.last_invite_link().unwrap();
@@ -58,7 +58,7 @@ async fn ten_deliveries_of_one_update_have_one_effect(app: TestApp) {
 }
 
 /// A renewal racing the expiry sweep: whichever wins, the payer ends with the days they paid for.
-async fn a_renewal_racing_the_sweep_is_never_lost(app: TestApp) {
+async fn a_renewal_racing_the_expiry_sweep_is_never_lost(app: TestApp) {
     app.member("alice", "TX-RACE4", ALICE).await;
     app.advance(30 * 86_400 + 60).await; // just past the end, not yet swept
     let renewal = app.paid("alice", "TX-RACE5").await;
@@ -88,48 +88,19 @@ async fn a_renewal_racing_the_sweep_is_never_lost(app: TestApp) {
     }
 }
 
-#[tokio::test]
-async fn fifty_concurrent_starts_bind_one_account_on_sqlite() {
-    fifty_starts_with_one_token_bind_one_account(TestApp::spawn().await).await;
+support::on_both_stores!(
+    on_store =>
+    fifty_concurrent_starts_bind_one_account,
+    twenty_concurrent_validations_make_one_token,
+    ten_concurrent_deliveries_of_an_update_have_one_effect,
+);
+
+/// The sweep is run by hand here: the scheduler's own runs would race it.
+async fn without_scheduler(aws: bool) -> TestApp {
+    TestApp::spawn_on_store_with(aws, &[("TELEGATE_SCHEDULER", "0")]).await
 }
 
-#[tokio::test]
-async fn fifty_concurrent_starts_bind_one_account_on_dynamodb() {
-    fifty_starts_with_one_token_bind_one_account(TestApp::spawn_aws().await).await;
-}
-
-#[tokio::test]
-async fn twenty_concurrent_validations_make_one_token_on_sqlite() {
-    twenty_validations_make_one_token(TestApp::spawn().await).await;
-}
-
-#[tokio::test]
-async fn twenty_concurrent_validations_make_one_token_on_dynamodb() {
-    twenty_validations_make_one_token(TestApp::spawn_aws().await).await;
-}
-
-#[tokio::test]
-async fn ten_concurrent_deliveries_of_an_update_have_one_effect_on_sqlite() {
-    ten_deliveries_of_one_update_have_one_effect(TestApp::spawn().await).await;
-}
-
-#[tokio::test]
-async fn ten_concurrent_deliveries_of_an_update_have_one_effect_on_dynamodb() {
-    ten_deliveries_of_one_update_have_one_effect(TestApp::spawn_aws().await).await;
-}
-
-#[tokio::test]
-async fn a_renewal_racing_the_expiry_sweep_is_never_lost_on_sqlite() {
-    a_renewal_racing_the_sweep_is_never_lost(TestApp::spawn_with(&[("TELEGATE_SCHEDULER", "0")]).await).await;
-}
-
-#[tokio::test]
-async fn a_renewal_racing_the_expiry_sweep_is_never_lost_on_dynamodb() {
-    let resources = support::aws_resources().await;
-    let mut env: Vec<(&str, &str)> = resources.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.push(("TELEGATE_SCHEDULER", "0"));
-    a_renewal_racing_the_sweep_is_never_lost(TestApp::spawn_with(&env).await).await;
-}
+support::on_both_stores!(without_scheduler => a_renewal_racing_the_expiry_sweep_is_never_lost);
 
 /// 200 pairs of `/start` and revoke racing, each on its own payer: whichever wins, nobody ends with
 /// a way in (the defect: a revoke landing between binding and opening left one intruder).

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{CHANNEL, TestApp, updates};
+use crate::support::{self, CHANNEL, TestApp, updates};
 use telegate_testkit::fake_telegram::updates::Renewal;
 
 const OFFERS: &str = r#"{
@@ -16,27 +16,21 @@ const SUPPORT: &str = "@telegate_support";
 const PERIOD: u32 = 2_592_000;
 const DAY: i64 = 86_400;
 
-/// One body per finding, run on both stores: `both::<finding>::on_sqlite` and `…::on_aws`.
-macro_rules! on_both_stores {
-    ($($finding:ident),* $(,)?) => {
-        mod both {
-            $(
-                mod $finding {
-                    #[tokio::test]
-                    async fn on_sqlite() {
-                        super::super::$finding(super::super::stars_app(false).await).await;
-                    }
-                    #[tokio::test]
-                    async fn on_aws() {
-                        super::super::$finding(super::super::stars_app(true).await).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+// One body per finding, run on both stores: `<finding>::on_sqlite` and `…::on_dynamodb`.
+support::on_both_stores!(
+    stars_app =>
+    a_one_off_purchase_in_stars_lets_the_payer_in_with_no_validation,
+    a_stars_subscription_renews_every_30_days_and_lapses_when_telegram_stops_charging,
+    a_stars_payment_told_twice_pays_for_one_period,
+    a_stars_payment_whose_update_was_missed_is_applied_by_the_reconciliation,
+    a_star_payment_telegate_did_not_invoice_grants_nothing,
+    invoice_links_are_made_once_per_offer_and_price,
+    a_stars_buyer_who_joins_days_after_paying_keeps_the_purchase,
+    a_stars_renewal_that_comes_after_the_end_finds_the_subscriber_still_in,
+    an_admin_refund_of_a_stars_payment_gives_the_stars_back_and_ends_its_access,
+    a_refund_takes_back_only_the_days_its_payment_bought,
+    a_stars_refund_telegram_refuses_reads_failed_with_the_reason,
+    a_stars_purchase_belongs_to_the_account_that_paid_not_to_a_web_account_it_once_used,
     a_repaired_first_payment_of_a_subscription_counts_as_new_and_its_renewal_as_a_renewal,
     the_reconciliation_walks_past_refunds_and_payments_not_ours,
     charge_ids_that_differ_only_in_case_or_invisible_characters_are_two_payments,
@@ -53,10 +47,7 @@ on_both_stores!(
 );
 
 async fn stars_app(aws: bool) -> TestApp {
-    let mut extra = vec![("OFFERS", OFFERS), ("PAY_SUPPORT_CONTACT", SUPPORT)];
-    let resources = if aws { crate::support::aws_resources().await } else { Vec::new() };
-    extra.extend(resources.iter().map(|(k, v)| (*k, v.as_str())));
-    TestApp::spawn_with(&extra).await
+    TestApp::spawn_on_store_with(aws, &[("OFFERS", OFFERS), ("PAY_SUPPORT_CONTACT", SUPPORT)]).await
 }
 
 /// The last message the bot sent to `chat`.
@@ -136,7 +127,7 @@ fn audit_count(entries: &Value, action: &str) -> usize {
     entries.as_array().unwrap().iter().filter(|e| e["action"] == action).count()
 }
 
-async fn a_one_off_purchase_lets_the_payer_in_with_no_validation(app: TestApp) {
+async fn a_one_off_purchase_in_stars_lets_the_payer_in_with_no_validation(app: TestApp) {
     let buyer = 7101;
     pay(&app, buyer, "pass").await;
     assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "a personal invite");
@@ -156,17 +147,7 @@ async fn a_one_off_purchase_lets_the_payer_in_with_no_validation(app: TestApp) {
     assert_eq!((stars["user_info"]["stars"].clone(), stars["offer_id"].clone()), (json!(100), json!("pass")));
 }
 
-#[tokio::test]
-async fn a_one_off_purchase_in_stars_lets_the_payer_in_with_no_validation_on_sqlite() {
-    a_one_off_purchase_lets_the_payer_in_with_no_validation(stars_app(false).await).await;
-}
-
-#[tokio::test]
-async fn a_one_off_purchase_in_stars_lets_the_payer_in_with_no_validation_on_aws() {
-    a_one_off_purchase_lets_the_payer_in_with_no_validation(stars_app(true).await).await;
-}
-
-async fn a_subscription_renews_and_lapses(app: TestApp) {
+async fn a_stars_subscription_renews_every_30_days_and_lapses_when_telegram_stops_charging(app: TestApp) {
     let buyer = 7201;
     let (payload, stars) = buy(&app, buyer, "monthly").await;
     let invoice = app.fake().calls_to("createInvoiceLink").into_iter().find(|c| c.params["payload"] == json!(payload));
@@ -212,17 +193,7 @@ async fn a_subscription_renews_and_lapses(app: TestApp) {
     assert_eq!(months.len(), 12);
 }
 
-#[tokio::test]
-async fn a_stars_subscription_renews_every_30_days_and_lapses_when_telegram_stops_charging_on_sqlite() {
-    a_subscription_renews_and_lapses(stars_app(false).await).await;
-}
-
-#[tokio::test]
-async fn a_stars_subscription_renews_every_30_days_and_lapses_when_telegram_stops_charging_on_aws() {
-    a_subscription_renews_and_lapses(stars_app(true).await).await;
-}
-
-async fn a_payment_told_twice_pays_once(app: TestApp) {
+async fn a_stars_payment_told_twice_pays_for_one_period(app: TestApp) {
     let buyer = 7301;
     let (payload, stars) = buy(&app, buyer, "pass").await;
     pre_checkout(&app, buyer, &payload, stars).await.unwrap();
@@ -239,17 +210,7 @@ async fn a_payment_told_twice_pays_once(app: TestApp) {
     assert_eq!(audit_count(&audit, "stars_paid"), 1);
 }
 
-#[tokio::test]
-async fn a_stars_payment_told_twice_pays_for_one_period_on_sqlite() {
-    a_payment_told_twice_pays_once(stars_app(false).await).await;
-}
-
-#[tokio::test]
-async fn a_stars_payment_told_twice_pays_for_one_period_on_aws() {
-    a_payment_told_twice_pays_once(stars_app(true).await).await;
-}
-
-async fn a_missed_payment_is_repaired(app: TestApp) {
+async fn a_stars_payment_whose_update_was_missed_is_applied_by_the_reconciliation(app: TestApp) {
     // One payment told as usual, one whose update never arrived (Telegram gave up on the webhook).
     pay(&app, 7901, "pass").await;
     let (payload, stars) = buy(&app, 7902, "pass").await;
@@ -283,16 +244,6 @@ async fn a_repaired_first_payment_of_a_subscription_counts_as_new_and_its_renewa
     let months = stats["stars"]["months"].as_array().unwrap();
     let total = |f: &str| months.iter().map(|m| m[f].as_i64().unwrap()).sum::<i64>();
     assert_eq!((total("new_subscriptions"), total("renewals")), (1, 1), "{stats}");
-}
-
-#[tokio::test]
-async fn a_stars_payment_whose_update_was_missed_is_applied_by_the_reconciliation_on_sqlite() {
-    a_missed_payment_is_repaired(stars_app(false).await).await;
-}
-
-#[tokio::test]
-async fn a_stars_payment_whose_update_was_missed_is_applied_by_the_reconciliation_on_aws() {
-    a_missed_payment_is_repaired(stars_app(true).await).await;
 }
 
 /// A crash after the payment was written and before its token: the reconciliation, which lists the
@@ -361,32 +312,12 @@ async fn a_star_payment_telegate_did_not_invoice_grants_nothing(app: TestApp) {
     assert_eq!(stats["stars"]["revenue_total"], 0);
 }
 
-#[tokio::test]
-async fn a_star_payment_telegate_did_not_invoice_grants_nothing_on_sqlite() {
-    a_star_payment_telegate_did_not_invoice_grants_nothing(stars_app(false).await).await;
-}
-
-#[tokio::test]
-async fn a_star_payment_telegate_did_not_invoice_grants_nothing_on_aws() {
-    a_star_payment_telegate_did_not_invoice_grants_nothing(stars_app(true).await).await;
-}
-
-async fn invoice_links_are_made_once_per_sale(app: TestApp) {
+async fn invoice_links_are_made_once_per_offer_and_price(app: TestApp) {
     let (first, _) = buy(&app, 7811, "monthly").await;
     for account in 7812..7816 {
         assert_eq!(buy(&app, account, "monthly").await.0, first, "the same invoice for every buyer");
     }
     assert_eq!(app.fake().calls_to("createInvoiceLink").len(), 2, "one link per offer, made once");
-}
-
-#[tokio::test]
-async fn invoice_links_are_made_once_per_offer_and_price_on_sqlite() {
-    invoice_links_are_made_once_per_sale(stars_app(false).await).await;
-}
-
-#[tokio::test]
-async fn invoice_links_are_made_once_per_offer_and_price_on_aws() {
-    invoice_links_are_made_once_per_sale(stars_app(true).await).await;
 }
 
 async fn the_reconciliation_walks_past_refunds_and_payments_not_ours(app: TestApp) {
@@ -493,7 +424,7 @@ async fn a_stars_buyer_whose_invite_expired_gets_a_fresh_one_with_start(app: Tes
     assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 2);
 }
 
-async fn a_buyer_who_joins_days_later_keeps_the_purchase(app: TestApp) {
+async fn a_stars_buyer_who_joins_days_after_paying_keeps_the_purchase(app: TestApp) {
     pay(&app, 7561, "pass").await;
     // Three days later: past TOKEN_TTL_HOURS, and expire-tokens has run every hour since.
     app.advance(3 * DAY).await;
@@ -514,17 +445,7 @@ async fn a_buyer_who_joins_days_later_keeps_the_purchase(app: TestApp) {
     assert_eq!(app.status_of("tg:7561").await["has_active_subscription"], false);
 }
 
-#[tokio::test]
-async fn a_stars_buyer_who_joins_days_after_paying_keeps_the_purchase_on_sqlite() {
-    a_buyer_who_joins_days_later_keeps_the_purchase(stars_app(false).await).await;
-}
-
-#[tokio::test]
-async fn a_stars_buyer_who_joins_days_after_paying_keeps_the_purchase_on_aws() {
-    a_buyer_who_joins_days_later_keeps_the_purchase(stars_app(true).await).await;
-}
-
-async fn a_late_renewal_finds_the_subscriber_still_in(app: TestApp) {
+async fn a_stars_renewal_that_comes_after_the_end_finds_the_subscriber_still_in(app: TestApp) {
     let buyer = 7241;
     let (payload, stars) = buy(&app, buyer, "monthly").await;
     pre_checkout(&app, buyer, &payload, stars).await.unwrap();
@@ -549,16 +470,6 @@ async fn a_late_renewal_finds_the_subscriber_still_in(app: TestApp) {
     app.advance(32 * DAY).await;
     app.drain().await;
     assert_eq!(app.calls_for_user("banChatMember", buyer).len(), 1, "removed once the renewal could no longer come");
-}
-
-#[tokio::test]
-async fn a_stars_renewal_that_comes_after_the_end_finds_the_subscriber_still_in_on_sqlite() {
-    a_late_renewal_finds_the_subscriber_still_in(stars_app(false).await).await;
-}
-
-#[tokio::test]
-async fn a_stars_renewal_that_comes_after_the_end_finds_the_subscriber_still_in_on_aws() {
-    a_late_renewal_finds_the_subscriber_still_in(stars_app(true).await).await;
 }
 
 async fn a_cancelled_stars_subscription_ends_with_the_period_paid_for(app: TestApp) {
@@ -650,7 +561,7 @@ async fn a_revoke_removes_a_stars_member_and_cancels_the_renewal(app: TestApp) {
     assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "no invite");
 }
 
-async fn an_admin_refund_ends_the_access(app: TestApp) {
+async fn an_admin_refund_of_a_stars_payment_gives_the_stars_back_and_ends_its_access(app: TestApp) {
     let charge = pay(&app, 8001, "pass").await;
     join(&app, 8001).await;
     let (_, payments) =
@@ -708,16 +619,6 @@ async fn an_admin_refund_ends_the_access(app: TestApp) {
     assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("not_a_stars_payment")), "{answer}");
 }
 
-#[tokio::test]
-async fn an_admin_refund_of_a_stars_payment_gives_the_stars_back_and_ends_its_access_on_sqlite() {
-    an_admin_refund_ends_the_access(stars_app(false).await).await;
-}
-
-#[tokio::test]
-async fn an_admin_refund_of_a_stars_payment_gives_the_stars_back_and_ends_its_access_on_aws() {
-    an_admin_refund_ends_the_access(stars_app(true).await).await;
-}
-
 /// The payment id of the Stars charge `charge`, from support's list.
 async fn payment_of(app: &TestApp, charge: &str) -> Value {
     let (_, payments) =
@@ -726,7 +627,7 @@ async fn payment_of(app: &TestApp, charge: &str) -> Value {
     payments.as_array().unwrap().iter().find(|p| p["transaction_id"] == tx.as_str()).expect("listed")["id"].clone()
 }
 
-async fn a_refund_takes_back_only_its_own_days(app: TestApp) {
+async fn a_refund_takes_back_only_the_days_its_payment_bought(app: TestApp) {
     let buyer = 8101;
     let first = pay(&app, buyer, "pass").await;
     join(&app, buyer).await;
@@ -756,17 +657,7 @@ async fn a_refund_takes_back_only_its_own_days(app: TestApp) {
     assert_eq!(app.status_of("tg:8101").await["has_active_subscription"], false);
 }
 
-#[tokio::test]
-async fn a_refund_takes_back_only_the_days_its_payment_bought_on_sqlite() {
-    a_refund_takes_back_only_its_own_days(stars_app(false).await).await;
-}
-
-#[tokio::test]
-async fn a_refund_takes_back_only_the_days_its_payment_bought_on_aws() {
-    a_refund_takes_back_only_its_own_days(stars_app(true).await).await;
-}
-
-async fn a_refund_telegram_refuses_reads_failed(app: TestApp) {
+async fn a_stars_refund_telegram_refuses_reads_failed_with_the_reason(app: TestApp) {
     // A payment Telegram does not know (a charge it never took): its refund is refused.
     let (payload, stars) = buy(&app, 8101, "pass").await;
     let paid = updates::StarsPaid { payload: &payload, stars, charge: "stxNOT-TAKEN", renewal: None };
@@ -797,16 +688,6 @@ async fn a_refund_telegram_refuses_reads_failed(app: TestApp) {
     assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("payment_refunded")), "{answer}");
 }
 
-#[tokio::test]
-async fn a_stars_refund_telegram_refuses_reads_failed_with_the_reason_on_sqlite() {
-    a_refund_telegram_refuses_reads_failed(stars_app(false).await).await;
-}
-
-#[tokio::test]
-async fn a_stars_refund_telegram_refuses_reads_failed_with_the_reason_on_aws() {
-    a_refund_telegram_refuses_reads_failed(stars_app(true).await).await;
-}
-
 async fn a_web_subscribers_stars_renewal_shows_in_their_web_status(app: TestApp) {
     app.member("alice", "TX-WEB-1", 7701).await;
     pay(&app, 7701, "pass").await;
@@ -815,7 +696,7 @@ async fn a_web_subscribers_stars_renewal_shows_in_their_web_status(app: TestApp)
     assert_eq!(status["memberships"][0]["days_remaining"], 37, "the web period and the Stars week");
 }
 
-async fn a_stars_purchase_belongs_to_the_account_that_paid(app: TestApp) {
+async fn a_stars_purchase_belongs_to_the_account_that_paid_not_to_a_web_account_it_once_used(app: TestApp) {
     // T once opened A's web link (a reseller, a family member); A's period ended since.
     app.member("carol", "TX-WEB-2", 7711).await;
     app.advance(31 * DAY).await;
@@ -837,16 +718,6 @@ async fn a_stars_purchase_belongs_to_the_account_that_paid(app: TestApp) {
     assert!(app.fake().cancelled_subscriptions().is_empty(), "T's subscription keeps renewing");
     assert!(app.calls_for_user("banChatMember", 7711).len() <= 1, "only the ban of A's ended period, if any");
     assert_eq!(app.status_of("tg:7711").await["has_active_subscription"], true);
-}
-
-#[tokio::test]
-async fn a_stars_purchase_belongs_to_the_account_that_paid_not_to_a_web_account_it_once_used_on_sqlite() {
-    a_stars_purchase_belongs_to_the_account_that_paid(stars_app(false).await).await;
-}
-
-#[tokio::test]
-async fn a_stars_purchase_belongs_to_the_account_that_paid_not_to_a_web_account_it_once_used_on_aws() {
-    a_stars_purchase_belongs_to_the_account_that_paid(stars_app(true).await).await;
 }
 
 async fn paysupport_names_the_creators_contact_and_the_request_is_recorded(app: TestApp) {

@@ -60,6 +60,19 @@ impl TestApp {
         Self::spawn_with(&extra).await
     }
 
+    /// On the embedded store, or (`aws`) on DynamoDB, SQS and SES on the stand-in.
+    pub async fn spawn_on_store(aws: bool) -> Self {
+        Self::spawn_on_store_with(aws, &[]).await
+    }
+
+    /// As `spawn_on_store`, with extra (or overriding) settings.
+    pub async fn spawn_on_store_with(aws: bool, extra: &[(&str, &str)]) -> Self {
+        let resources = if aws { aws_resources().await } else { Vec::new() };
+        let mut all: Vec<(&str, &str)> = resources.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        all.extend_from_slice(extra);
+        Self::spawn_with(&all).await
+    }
+
     /// Spawns with extra (or overriding) settings.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
         Self::spawn_on(TempDir::new(), extra).await
@@ -348,4 +361,28 @@ pub mod records {
     pub fn pending_membership(r: &TokenRecord, who: TelegramUserId, now: DateTime<Utc>) -> Membership {
         Membership::pending(MembershipId::generate(now).unwrap(), r, who, None, now)
     }
+}
+
+/// One test body, an `async fn(TestApp)`, run on each store: `<body>::on_sqlite` and
+/// `<body>::on_dynamodb`, each on a fresh app from `app(aws)`, a function in scope in the test
+/// file (`support::on_store`, or the file's own that adds settings).
+macro_rules! on_both_stores {
+    ($app:ident => $($body:ident),* $(,)?) => {$(
+        mod $body {
+            #[tokio::test]
+            async fn on_sqlite() {
+                super::$body(super::$app(false).await).await;
+            }
+            #[tokio::test]
+            async fn on_dynamodb() {
+                super::$body(super::$app(true).await).await;
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_stores;
+
+/// A fresh app on the embedded store, or (`aws`) on the stand-in: for `on_both_stores!`.
+pub async fn on_store(aws: bool) -> TestApp {
+    TestApp::spawn_on_store(aws).await
 }
