@@ -515,6 +515,7 @@ async fn a_subscription_telegram_says_failed_is_told_to_the_member_and_changes_n
     pay(&app, 7571, "monthly").await;
     join(&app, 7571).await;
     assert_eq!(app.webhook(updates::subscription(app.update_id(), 7571, "v1:monthly", "failed")).await, 200);
+    app.drain().await; // a notice, queued
     assert!(last_message(&app, 7571)["text"].as_str().unwrap().contains("a échoué"), "told");
     assert_eq!(app.status_of("tg:7571").await["memberships"][0]["days_remaining"], 30, "the period paid for stands");
     assert_eq!(app.webhook(updates::subscription(app.update_id(), 7571, "v1:monthly", "active")).await, 200);

@@ -15,7 +15,7 @@ use crate::domain::{
     STARS_RENEWAL_WAIT_HOURS, STARS_TRANSACTION_PREFIX, SubscriptionUpdated, SuccessfulPayment, TelegramUserId, TgUser,
     TokenHash, TokenRecord, UserId, texts,
 };
-use crate::ports::{Presence, StoreError};
+use crate::ports::{Effect, Presence, StoreError};
 
 /// Who reviewed a Stars payment: Telegram took it, nobody had to validate it.
 const STARS_REVIEWER: &str = "telegram-stars";
@@ -280,11 +280,13 @@ impl App {
             }
             _ => {}
         }
-        let end = Some(m).filter(|m| m.is_active(now)).and_then(|m| m.expires_at);
+        let end = Some(&m).filter(|m| m.is_active(now)).and_then(|m| m.expires_at);
         if let (Some(end), "canceled" | "failed") = (end, change.state.as_str()) {
             let lang = Lang::from_code(change.user.language_code.as_deref());
             let text = texts::subscription_ending(lang, &self.settings.channel_name, change.state == "failed", end);
-            self.telegram.send_message(account.get(), &text, &[]).await?;
+            // A notice, not a reply: queued like every message the member did not just ask for.
+            let key = format!("subscription:{}:{}:{}", m.id, change.state, end.timestamp());
+            self.enqueue(vec![(key, Effect::SendMessage { chat_id: account.get(), text })]).await?;
         }
         Ok(())
     }
