@@ -1,8 +1,7 @@
-//! The admin side: revoke, statistics, audit log.
+//! The admin side: reinstate, statistics, audit log (a revoke is in `ending.rs`).
 
 use serde::Serialize;
 
-use super::jobs::{Ending, removal};
 use super::{App, AppError, actor, require};
 use crate::auth::{Caller, Role};
 use crate::domain::{AuditAction, AuditEntry, PaymentId, Reason, TelegramUserId, UserId};
@@ -59,24 +58,6 @@ pub struct MemberStats {
 }
 
 impl App {
-    /// Every pending or active membership of the user is revoked, unused tokens too; the member
-    /// leaves the channel through the queue. Revoking again finds nothing: 0.
-    pub async fn revoke_access(&self, caller: &Caller, user_id: &str, reason: &str) -> Result<usize, AppError> {
-        require(caller, Role::Admin)?;
-        let user = UserId::parse(user_id)?;
-        let reason = Reason::parse(reason)?;
-        let reason = reason.as_str();
-        let how = Ending::Revoked(reason);
-        let intents = move |m: &crate::domain::Membership| vec![removal(m, how)];
-        let revoked = self.store.revoke_user(&user, reason, self.clock.now(), &intents).await?;
-        for m in &revoked {
-            self.end_access(m, &actor(caller), how, intents(m)).await?;
-        }
-        self.cancel_renewals(&user).await?;
-        tracing::info!(user = %user, by = %caller.user_id, count = revoked.len(), "access revoked");
-        Ok(revoked.len())
-    }
-
     /// Support's way back, audited: lifts a channel administrator's removal of a Telegram account,
     /// and/or lets a payment whose access was revoked or ended have a new link (its opened token is
     /// retired; `409 access_still_open` while that access lasts).

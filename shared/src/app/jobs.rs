@@ -5,15 +5,16 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
+use super::ending::renew_by;
 use super::{App, AppError, Meaning};
 use crate::domain::{
     AuditAction, Job, Lang, Membership, NotificationKind, READ_NOTIFICATION_DAYS, RUN_DEADLINE_MINUTES,
     UNREAD_NOTIFICATION_DAYS, texts,
 };
-use crate::ports::{Effect, Envelope, JobSlot, Presence};
+use crate::ports::{Effect, JobSlot, Presence};
 
 /// Rows read per round of a sweep.
-const BATCH: u32 = 500;
+pub(super) const BATCH: u32 = 500;
 
 impl App {
     /// Runs one job now (EventBridge, the local scheduler, or an admin) and records the run,
@@ -112,56 +113,6 @@ impl App {
         Ok(ran)
     }
 
-    /// Active memberships past their end and `GRACE_HOURS` are removed, earliest end first; one
-    /// a Stars subscription renews waits while Telegram's renewal may still arrive.
-    async fn expire_subscriptions(&self, now: DateTime<Utc>, deadline: Instant) -> Result<(u64, bool), AppError> {
-        let cutoff = now - Duration::hours(i64::from(self.settings.grace_hours));
-        let mut processed = 0;
-        let mut after = None;
-        loop {
-            if out_of_time(deadline) {
-                return Ok((processed, false));
-            }
-            let due = self.store.due_memberships(cutoff, after, BATCH).await?;
-            let mut ended = 0;
-            for m in &due {
-                if m.renewal_awaited(now) {
-                    continue;
-                }
-                // Conditional: a renewal that landed since the read keeps the membership.
-                let intents = [removal(m, Ending::Expired)];
-                if let Some(expired) = self.store.expire_membership(&m.id, cutoff, now, &intents).await? {
-                    ended += 1;
-                    self.end_access(&expired, "job:expire-subscriptions", Ending::Expired, intents.to_vec()).await?;
-                    self.count_if_subscription_lapsed(&expired, now).await?;
-                }
-            }
-            processed += ended;
-            // A full page: those it ended are no longer due, so the next page is read from the same
-            // place (many members may end at the same instant: an import, a bulk change). Only a
-            // page that ended none (renewals awaited) moves past its last end.
-            match due.last().and_then(|m| m.expires_at) {
-                Some(_) if due.len() == BATCH as usize && ended > 0 => {}
-                Some(last) if due.len() == BATCH as usize => after = Some(last),
-                _ => return Ok((processed, true)),
-            }
-        }
-    }
-
-    /// A membership that a Stars subscription paid for and that ended unrenewed is a lapse (the
-    /// stats' churn). Counted after the expiry, apart from it: a crash in between loses the count,
-    /// never the expiry.
-    async fn count_if_subscription_lapsed(&self, ended: &Membership, now: DateTime<Utc>) -> Result<(), AppError> {
-        if self.settings.offers.in_stars().is_empty() {
-            return Ok(());
-        }
-        let paid = self.store.payment(&ended.payment_id).await?.and_then(|p| p.stars_paid());
-        if paid.is_some_and(|p| p.renewing) {
-            self.store.count_lapse(now).await?;
-        }
-        Ok(())
-    }
-
     async fn expiration_warnings(&self, now: DateTime<Utc>, deadline: Instant) -> Result<(u64, bool), AppError> {
         let mut thresholds = self.settings.expiry_warning_days.clone();
         thresholds.sort_unstable();
@@ -223,39 +174,6 @@ impl App {
 
     pub(crate) async fn payer_lang(&self, m: &Membership) -> Result<Lang, AppError> {
         Ok(self.store.payment(&m.payment_id).await?.map(|p| p.lang).unwrap_or_default())
-    }
-
-    /// Out of the channel (banned until a new payment lifts it), notified in the app, by Telegram
-    /// and email. The removal's intent was written with the state change; it is queued now, and if
-    /// that fails the next job run queues it again (`relay_intents`).
-    pub(crate) async fn end_access(
-        &self,
-        m: &Membership,
-        actor: &str,
-        how: Ending<'_>,
-        intents: Vec<Envelope>,
-    ) -> Result<(), AppError> {
-        let lang = self.payer_lang(m).await?;
-        let channel = &self.settings.channel_name;
-        let (kind, text, action, details) = match how {
-            Ending::Expired => (
-                NotificationKind::AccessExpired,
-                texts::expired(lang, channel, renew_by(m)),
-                AuditAction::AccessExpired,
-                json!({ "membership_id": m.id, "expires_at": m.expires_at }),
-            ),
-            Ending::Revoked(reason) => (
-                NotificationKind::AccessRevoked,
-                texts::revoked(lang, channel, reason),
-                AuditAction::AccessRevoked,
-                json!({ "membership_id": m.id, "reason": reason }),
-            ),
-        };
-        if let Err(e) = self.queue.enqueue(intents).await {
-            tracing::warn!(membership = %m.id, error = %e, "removal not queued; its intent is queued by the next job run");
-        }
-        self.notify_member(m, kind, &text, &format!("{}:{}", action.as_str(), m.id)).await?;
-        self.audit(actor, action, Some(&m.user_id), Some(m.telegram_user_id), details).await
     }
 }
 
@@ -392,7 +310,7 @@ impl App {
 }
 
 /// Whether a job must stop before its next batch.
-fn out_of_time(deadline: Instant) -> bool {
+pub(super) fn out_of_time(deadline: Instant) -> bool {
     let over = Instant::now() >= deadline;
     if over {
         tracing::warn!("job cut short by its time limit; the next run goes on from what is still due");
@@ -425,30 +343,6 @@ pub struct JobRun {
     pub complete: bool,
 }
 
-#[derive(Clone, Copy)]
-pub(crate) enum Ending<'a> {
-    Expired,
-    Revoked(&'a str),
-}
-
-impl Ending<'_> {
-    fn action(self) -> AuditAction {
-        match self {
-            Self::Expired => AuditAction::AccessExpired,
-            Self::Revoked(_) => AuditAction::AccessRevoked,
-        }
-    }
-}
-
-/// The effect that takes an ended membership's account out of the channel, kept banned until a
-/// new payment lifts the ban. One per membership and ending.
-pub(crate) fn removal(m: &Membership, how: Ending<'_>) -> Envelope {
-    Envelope {
-        idempotency_key: format!("remove:{}:{}", m.id, how.action().as_str()),
-        effect: Effect::RemoveMember { telegram_user_id: m.telegram_user_id, keep_banned: true },
-    }
-}
-
 /// How old an intent must be before the sweep queues it again: longer than a request takes to
 /// queue it itself.
 const INTENT_GRACE: Duration = Duration::minutes(5);
@@ -464,17 +358,5 @@ impl App {
             self.queue.enqueue(pending).await?;
         }
         Ok(count)
-    }
-}
-
-/// How the member keeps access: Telegram renews a subscription that is still running; a buyer
-/// in Stars with no web account buys again in the bot; a web subscriber on the website.
-fn renew_by(m: &Membership) -> texts::RenewBy {
-    if m.renews_until.is_some() {
-        texts::RenewBy::Itself
-    } else if m.user_id.as_str().starts_with(super::stars::STARS_USER_PREFIX) {
-        texts::RenewBy::Buy
-    } else {
-        texts::RenewBy::Website
     }
 }

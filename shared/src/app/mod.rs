@@ -5,6 +5,7 @@ mod access;
 mod admin;
 mod bot;
 pub mod effects;
+mod ending;
 pub mod import;
 mod invoices;
 mod job_runs;

@@ -1,15 +1,14 @@
-//! Money going back, and renewals stopped: an admin's refund of a payment in Stars, the refund
-//! of a payment that cannot give access, and the cancellation of a revoked account's renewals.
+//! Money going back: an admin's refund of a payment in Stars, and the refund of a payment that
+//! cannot give access (the access a refund ends, and renewals stopped: `ending.rs`).
 //! A refund moves the payment along its states (`PaymentStatus::may_become`); the queued
 //! `refundStarPayment`'s outcome is recorded by the effect consumer (`Consumer::record_refund`).
 
 use serde_json::json;
 
-use super::jobs::{Ending, removal};
 use super::stars::stars_payer;
 use super::{App, AppError, actor, require};
 use crate::auth::{Caller, Role};
-use crate::domain::{AuditAction, Payment, PaymentId, PaymentStatus, Reason, TelegramUserId, TokenHash, UserId};
+use crate::domain::{AuditAction, Payment, PaymentId, PaymentStatus, Reason, TelegramUserId};
 use crate::ports::{Effect, Withdrawn};
 
 impl App {
@@ -63,66 +62,6 @@ impl App {
             tracing::info!(payment = %payment.id, by = %caller.user_id, "Stars refund requested");
         }
         Ok(Refund { status, revoked_count: revoked, access_until })
-    }
-
-    /// One payment, one period: a refund takes back the days this payment bought, no more. The
-    /// membership they were in ends when nothing else paid for it (removed, told, audited as a
-    /// revoke), else lasts on what the payer's other payments bought. A refunded subscription
-    /// renews no more.
-    async fn withdraw_period(
-        &self,
-        payment: &Payment,
-        charge: &str,
-        by: &str,
-        reason: &str,
-    ) -> Result<Withdrawn, AppError> {
-        let how = Ending::Revoked(reason);
-        let intents = move |m: &crate::domain::Membership| vec![removal(m, how)];
-        let hash = TokenHash::of_stars_charge(charge);
-        let withdrawn = self.store.withdraw_token(&hash, reason, self.clock.now(), &intents).await?;
-        let renewing = payment.stars_paid().is_some_and(|paid| paid.renewing);
-        match &withdrawn {
-            Withdrawn::Revoked(m) => self.end_access(m, by, how, intents(m)).await?,
-            Withdrawn::Shortened(m) => {
-                tracing::info!(membership = %m.id, end = ?m.expires_at, "a refunded payment's days taken back");
-                if renewing {
-                    self.store.set_renewal(&m.id, None).await?;
-                }
-            }
-            Withdrawn::Nothing => {}
-        }
-        if renewing {
-            self.cancel_renewals(&payment.user_id).await?;
-        }
-        Ok(withdrawn)
-    }
-
-    /// A revoke also stops the user's Stars subscriptions from renewing. Telegram names a
-    /// subscription by the charge id of its first payment: per account, the latest subscription's
-    /// first payment (its latest renewing payment when the first is not on record).
-    pub(crate) async fn cancel_renewals(&self, user: &UserId) -> Result<(), AppError> {
-        // Per account: (is a first payment, when) of the payment that names its subscription.
-        let mut named: std::collections::BTreeMap<i64, (bool, Payment)> = std::collections::BTreeMap::new();
-        for p in self.store.payments_of(user).await? {
-            let account = p.user_info.as_ref().and_then(|i| i["telegram_user_id"].as_i64());
-            let (Some(paid), Some(account)) = (p.stars_paid().filter(|s| s.renewing), account) else { continue };
-            let first = !paid.renewal;
-            let better =
-                named.get(&account).is_none_or(|(was_first, q)| (first, p.created_at) > (*was_first, q.created_at));
-            if better {
-                named.insert(account, (first, p));
-            }
-        }
-        let mut effects = Vec::new();
-        for (account, (_, p)) in named {
-            let (Ok(account), Some(charge)) = (TelegramUserId::parse(account), p.stars_charge()) else { continue };
-            tracing::info!(payment = %p.id, "the Stars subscription's renewal is cancelled");
-            effects.push((
-                format!("cancel-subscription:{charge}"),
-                Effect::CancelSubscription { telegram_user_id: account, charge_id: charge.to_owned() },
-            ));
-        }
-        self.enqueue(effects).await
     }
 
     /// Paid, and no access can come of it: the payment moves to `refund_requested` (it buys
