@@ -128,7 +128,7 @@ async fn main() -> Result<(), String> {
 
     let dir = std::env::temp_dir().join(format!("telegate-expiry-day-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let local = Running::spawn(settings(&running.url, pace, &[])?, &dir, options).await?;
+    let local = Running::spawn(settings(&running.url, pace, &[])?, &dir, options).await.map_err(|e| e.to_string())?;
     println!(
         "{}",
         expiry_day("local host (SQLite, in-process queue)", vec![local], None, &running.fake, members, pace).await
@@ -139,7 +139,11 @@ async fn main() -> Result<(), String> {
     let mut hosts = Vec::new();
     for i in 0..consumers {
         let data = dir.join(format!("host-{i}"));
-        hosts.push(Running::spawn(settings(&running.url, pace, &resources)?, &data, options).await?);
+        hosts.push(
+            Running::spawn(settings(&running.url, pace, &resources)?, &data, options)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
     }
     let label = format!("AWS parts: DynamoDB + SQS, {consumers} consumers");
     let queue_url = resources.iter().find(|(k, _)| *k == "QUEUE_URL").map(|(_, v)| v.as_str());

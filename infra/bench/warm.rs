@@ -138,7 +138,9 @@ fn temp(name: &str) -> std::path::PathBuf {
 async fn in_process() -> Result<(), String> {
     let telegram = FakeTelegram::start().await.map_err(|e| e.to_string())?;
     let data = temp("warm");
-    let host = Host::build(settings(&telegram.url), &data, Options { polling: false, scheduler: false }).await?;
+    let host = Host::build(settings(&telegram.url), &data, Options { polling: false, scheduler: false })
+        .await
+        .map_err(|e| e.to_string())?;
     let t = Target::InProcess(host.router());
     let support = mint(JWT_SECRET, "sam", "support", None, 600)?;
 

@@ -41,12 +41,14 @@ pub async fn run() -> Result<(), String> {
         ("PAY_SUPPORT_CONTACT", "@club_support".to_owned()),
     ]);
     let settings = Settings::from_env(&|k| env.get(k).cloned()).map_err(|e| e.to_string())?;
-    let running = Running::spawn(settings, &data, Options { polling: false, scheduler: false }).await?;
+    let running = Running::spawn(settings, &data, Options { polling: false, scheduler: false })
+        .await
+        .map_err(|e| e.to_string())?;
     let result = story(&running, &telegram.fake).await;
     let stopped = running.stop().await;
     let _ = std::fs::remove_dir_all(&data);
     result?;
-    stopped?;
+    stopped.map_err(|e| e.to_string())?;
     println!("\n✓ The whole flow works. Run it for real with `telegate serve` (see README).");
     Ok(())
 }

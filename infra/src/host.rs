@@ -30,6 +30,27 @@ use telegate_core::ports::{Clock, EventBus, Mailer, Pace, Queue, Store, Telegram
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// Why the local host does not start or stop cleanly: one line, its cause kept.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("cannot create the data folder {path}: {source}")]
+    DataFolder { path: PathBuf, source: std::io::Error },
+    #[error("cannot open the store: {0}")]
+    Store(#[from] telegate_core::ports::StoreError),
+    #[error("cannot open {what}: {source}")]
+    Outbox { what: &'static str, source: std::io::Error },
+    #[error("the Telegram client: {0}")]
+    Telegram(String),
+    #[error("the AWS adapters were built without the queue")]
+    NoQueue,
+    #[error(transparent)]
+    Settings(#[from] telegate_core::config::ConfigError),
+    #[error("cannot serve HTTP: {0}")]
+    Serve(#[from] std::io::Error),
+    #[error("the host's task ended abnormally: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// What the local host runs besides HTTP.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
@@ -113,14 +134,17 @@ struct Backend {
 impl Host {
     /// Builds every adapter once: the embedded store, local queue and outboxes in `data`, or
     /// DynamoDB, SQS and SES when the settings name AWS resources. Needs a Tokio runtime.
-    pub async fn build(settings: Settings, data: &Path, options: Options) -> Result<Self, String> {
-        std::fs::create_dir_all(data).map_err(|e| format!("cannot create the data folder {}: {e}", data.display()))?;
+    pub async fn build(settings: Settings, data: &Path, options: Options) -> Result<Self, HostError> {
+        std::fs::create_dir_all(data).map_err(|source| HostError::DataFolder { path: data.to_owned(), source })?;
         // Two clients: calls bounded by TELEGRAM_TIMEOUT_SECONDS, long polls by their own 25 s + margin.
         let (bot, calls) = match &settings.bot_token {
             Some(token) => {
                 let api = |timeout| BotApi::new(token, &settings.telegram_api_url, settings.channel_id, timeout);
-                let calls = Arc::new(api(Duration::from_secs(u64::from(settings.telegram_timeout_seconds)))?);
-                (Some(Arc::new(api(Duration::from_secs(40))?)), Some(calls))
+                let calls = Arc::new(
+                    api(Duration::from_secs(u64::from(settings.telegram_timeout_seconds)))
+                        .map_err(HostError::Telegram)?,
+                );
+                (Some(Arc::new(api(Duration::from_secs(40)).map_err(HostError::Telegram)?)), Some(calls))
             }
             None => (None, None),
         };
@@ -131,14 +155,12 @@ impl Host {
         };
         let Backend { store, mailer, events, queue: effects, pace } = match &settings.aws {
             None => {
-                let store = Arc::new(
-                    SqliteStore::open(&data.join(crate::local_env::STORE_FILE))
-                        .map_err(|e| format!("cannot open the store: {e}"))?,
-                );
+                let store =
+                    Arc::new(SqliteStore::open(&data.join(crate::local_env::STORE_FILE)).map_err(HostError::Store)?);
                 let mailer = OutboxMailer::new(data.join("outbox"), settings.mail_from.clone())
-                    .map_err(|e| format!("cannot create the mail outbox: {e}"))?;
+                    .map_err(|source| HostError::Outbox { what: "the mail outbox", source })?;
                 let events = OutboxEvents::new(data.join("events.jsonl"))
-                    .map_err(|e| format!("cannot open the events file: {e}"))?;
+                    .map_err(|source| HostError::Outbox { what: "the events file", source })?;
                 // The local queue keeps its effects in the same file: a crash or restart loses none.
                 let log: Arc<dyn QueueLog> = store.clone();
                 let pace = Arc::new(LocalPace::new(settings.limits.telegram_per_second));
@@ -147,7 +169,7 @@ impl Host {
             Some(aws) => {
                 let AwsAdapters { store, queue, mailer, events, .. } =
                     AwsAdapters::build(&sdk_config().await, aws, &Needs::LOCAL);
-                let queue = queue.ok_or("the AWS adapters were built without the queue")?;
+                let queue = queue.ok_or(HostError::NoQueue)?;
                 // The same pace as the functions': a host beside them shares Telegram's limit.
                 let pace = Arc::new(DynamoPace::new(&store, settings.limits.telegram_per_second));
                 Backend { store, mailer, events, queue: Ok(queue), pace }
@@ -158,7 +180,7 @@ impl Host {
             // Written to a file: nothing to flood.
             None => Arc::new(
                 OutboxTelegram::new(data.join("telegram-outbox.jsonl"))
-                    .map_err(|e| format!("cannot open the Telegram outbox: {e}"))?,
+                    .map_err(|source| HostError::Outbox { what: "the Telegram outbox", source })?,
             ),
         };
         let consumer =
@@ -167,7 +189,7 @@ impl Host {
             Err(log) => Effects::Local(LocalQueue::start(consumer, log, clock.clone())),
             Ok(queue) => Effects::Sqs(queue, consumer),
         };
-        let verifier = Arc::new(JwtVerifier::new(&settings.jwt).map_err(|e| e.to_string())?);
+        let verifier = Arc::new(JwtVerifier::new(&settings.jwt)?);
         // An admin's job run is run here, in the background, whatever the back end.
         let (starter, requests) = LocalJobs::channel();
         let app = App {
@@ -416,10 +438,10 @@ pub struct Running {
 }
 
 impl Running {
-    pub async fn spawn(settings: Settings, data: &Path, options: Options) -> Result<Self, String> {
+    pub async fn spawn(settings: Settings, data: &Path, options: Options) -> Result<Self, HostError> {
         let host = Host::build(settings, data, options).await?;
-        let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-        let base_url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
         let (app, effects, test_clock) = (host.app.clone(), host.effects.clone(), host.test_clock.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(host.run(listener, async move {
@@ -429,14 +451,11 @@ impl Running {
     }
 
     /// Graceful stop: in-flight requests finish, queued effects are carried out.
-    pub async fn stop(mut self) -> Result<(), String> {
+    pub async fn stop(mut self) -> Result<(), HostError> {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        match (&mut self.task).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
+        Ok((&mut self.task).await??)
     }
 }
 
