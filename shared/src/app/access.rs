@@ -2,7 +2,6 @@
 //! first account that opens them.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
 
 use serde_json::json;
 
@@ -15,19 +14,13 @@ use crate::domain::{
 use crate::ports::{Applied, InviteRequest, StoreError};
 
 /// A freshly issued token, shown once to the caller.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct Issued {
-    pub success: bool,
     pub payment_id: PaymentId,
     pub bot_link: String,
-    #[serde(serialize_with = "expose_token")]
     pub token: AccessToken,
     pub expires_at: DateTime<Utc>,
     pub notification_id: NotificationId,
-}
-
-fn expose_token<S: serde::Serializer>(t: &AccessToken, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(t.expose())
 }
 
 /// What opening a token in Telegram led to.
@@ -132,7 +125,7 @@ impl App {
         )
         .await?;
         tracing::info!(payment = %payment.id, token = record.hash.label(), "access token issued");
-        Ok(Issued { success: true, payment_id: payment.id.clone(), bot_link, token, expires_at, notification_id })
+        Ok(Issued { payment_id: payment.id.clone(), bot_link, token, expires_at, notification_id })
     }
 
     /// A new pending token under `hash` for `payment`'s offer, valid `TOKEN_TTL_HOURS`.

@@ -8,9 +8,8 @@ use crate::domain::{AuditAction, AuditEntry, PaymentId, Reason, TelegramUserId, 
 use crate::ports::{Page, PageRequest, StoreError};
 use serde_json::json;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct Reinstated {
-    pub success: bool,
     pub bar_lifted: bool,
     pub tokens_retired: u64,
 }
@@ -112,7 +111,7 @@ impl App {
         )
         .await?;
         tracing::info!(by = %caller.user_id, bar_lifted, tokens_retired, "reinstated");
-        Ok(Reinstated { success: true, bar_lifted, tokens_retired })
+        Ok(Reinstated { bar_lifted, tokens_retired })
     }
 
     pub async fn stats(&self, caller: &Caller) -> Result<StatsView, AppError> {

@@ -156,7 +156,7 @@ async fn validate_payment(
 ) -> Result<Response, AppError> {
     let id = PaymentId::parse(&id).map_err(|_| AppError::NotFound("no such payment"))?;
     let issued = s.app.validate_payment(&caller, &id, body.admin_notes, body.transaction_id).await?;
-    Ok(Json(issued).into_response())
+    Ok(Json(issued_answer(&issued)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -190,7 +190,15 @@ async fn generate_token(
 ) -> Result<Response, AppError> {
     let id = PaymentId::parse(&body.payment_id).map_err(|_| AppError::NotFound("no such payment"))?;
     let issued = s.app.generate_token(&caller, &id, body.transaction_id.as_deref()).await?;
-    Ok(Json(issued).into_response())
+    Ok(Json(issued_answer(&issued)).into_response())
+}
+
+/// A token as the validation and `generate-token` answer it, the one time it is shown.
+fn issued_answer(issued: &crate::app::Issued) -> serde_json::Value {
+    json!({
+        "success": true, "payment_id": issued.payment_id, "bot_link": issued.bot_link,
+        "token": issued.token.expose(), "expires_at": issued.expires_at, "notification_id": issued.notification_id,
+    })
 }
 
 async fn notifications(
@@ -265,7 +273,8 @@ async fn reinstate(
     JsonBody(body): JsonBody<ReinstateBody>,
 ) -> Result<Response, AppError> {
     let done = s.app.reinstate(&caller, body.telegram_user_id, body.payment_id.as_deref(), &body.reason).await?;
-    Ok(Json(done).into_response())
+    let answer = json!({ "success": true, "bar_lifted": done.bar_lifted, "tokens_retired": done.tokens_retired });
+    Ok(Json(answer).into_response())
 }
 
 async fn stats(State(s): State<HttpState>, caller: Caller) -> Result<Response, AppError> {
