@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::{App, AppError, Meaning, telegram_actor};
 use crate::domain::{
-    AccountBar, AuditAction, ChatJoinRequest, ChatMemberUpdated, Lang, Membership, MembershipStatus, NotificationKind,
-    TelegramUserId, TokenHash, texts,
+    AccountBar, AuditAction, ChatJoinRequest, ChatMemberStatus, ChatMemberUpdated, Lang, Membership, MembershipStatus,
+    NotificationKind, TelegramUserId, TokenHash, texts,
 };
 use crate::ports::Effect;
 
@@ -83,7 +83,7 @@ impl App {
         if before.is_staff() {
             return if after.is_in_chat() { self.on_join(update_id, update, account).await } else { Ok(()) };
         }
-        let by_an_administrator = update.new_chat_member.status == "kicked"
+        let by_an_administrator = after == ChatMemberStatus::Banned
             && !update.from.is_bot
             && Some(update.from.id) != self.settings.bot_id()
             && update.from.id != user.id;

@@ -141,6 +141,9 @@ pub enum ChatMemberStatus {
     Member,
     /// Restricted but still in the chat.
     RestrictedMember,
+    /// Banned (`kicked`): out, and kept out until unbanned.
+    Banned,
+    /// Left, or restricted and not in the chat.
     Out,
 }
 
@@ -151,6 +154,7 @@ impl ChatMember {
             "administrator" => ChatMemberStatus::Administrator,
             "member" => ChatMemberStatus::Member,
             "restricted" if self.is_member.unwrap_or(false) => ChatMemberStatus::RestrictedMember,
+            "kicked" => ChatMemberStatus::Banned,
             _ => ChatMemberStatus::Out,
         }
     }
@@ -158,7 +162,7 @@ impl ChatMember {
 
 impl ChatMemberStatus {
     pub fn is_in_chat(self) -> bool {
-        !matches!(self, Self::Out)
+        !matches!(self, Self::Out | Self::Banned)
     }
     pub fn is_staff(self) -> bool {
         matches!(self, Self::Owner | Self::Administrator)
@@ -216,6 +220,7 @@ mod tests {
                 .unwrap();
         assert!(m.status().is_in_chat());
         let gone: ChatMember = serde_json::from_str(r#"{"user":{"id":1},"status":"kicked"}"#).unwrap();
+        assert_eq!(gone.status(), ChatMemberStatus::Banned);
         assert!(!gone.status().is_in_chat());
     }
 }
