@@ -135,6 +135,17 @@ impl Host {
     /// Builds every adapter once: the embedded store, local queue and outboxes in `data`, or
     /// DynamoDB, SQS and SES when the settings name AWS resources. Needs a Tokio runtime.
     pub async fn build(settings: Settings, data: &Path, options: Options) -> Result<Self, HostError> {
+        Self::build_with(settings, data, options, None).await
+    }
+
+    /// As `build`, its AWS clients built from `aws` when given (another endpoint: a test's
+    /// stand-in in front of the local one).
+    pub async fn build_with(
+        settings: Settings,
+        data: &Path,
+        options: Options,
+        aws: Option<telegate_core::adapters::aws::SdkConfig>,
+    ) -> Result<Self, HostError> {
         std::fs::create_dir_all(data).map_err(|source| HostError::DataFolder { path: data.to_owned(), source })?;
         // Two clients: calls bounded by TELEGRAM_TIMEOUT_SECONDS, long polls by their own 25 s + margin.
         let (bot, calls) = match &settings.bot_token {
@@ -166,9 +177,13 @@ impl Host {
                 let pace = Arc::new(LocalPace::new(settings.limits.telegram_per_second));
                 Backend { store, mailer: Arc::new(mailer), events: Arc::new(events), queue: Err(log), pace }
             }
-            Some(aws) => {
+            Some(resources) => {
+                let config = match aws {
+                    Some(config) => config,
+                    None => sdk_config().await,
+                };
                 let AwsAdapters { store, queue, mailer, events, .. } =
-                    AwsAdapters::build(&sdk_config().await, aws, &Needs::LOCAL);
+                    AwsAdapters::build(&config, resources, &Needs::LOCAL);
                 let queue = queue.ok_or(HostError::NoQueue)?;
                 // The same pace as the functions': a host beside them shares Telegram's limit.
                 let pace = Arc::new(DynamoPace::new(&store, settings.limits.telegram_per_second));
@@ -439,7 +454,17 @@ pub struct Running {
 
 impl Running {
     pub async fn spawn(settings: Settings, data: &Path, options: Options) -> Result<Self, HostError> {
-        let host = Host::build(settings, data, options).await?;
+        Self::spawn_with(settings, data, options, None).await
+    }
+
+    /// As `spawn`, the AWS clients built from `aws` when given (`Host::build_with`).
+    pub async fn spawn_with(
+        settings: Settings,
+        data: &Path,
+        options: Options,
+        aws: Option<telegate_core::adapters::aws::SdkConfig>,
+    ) -> Result<Self, HostError> {
+        let host = Host::build_with(settings, data, options, aws).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let (app, effects, test_clock) = (host.app.clone(), host.effects.clone(), host.test_clock.clone());

@@ -1,6 +1,7 @@
-//! Outages that must lose nothing: Telegram down for three minutes during the night's expiry run
-//! dead-letters no removal, and the ended member is out once it is back (the retry policy's
-//! budget is longer than the outage). On the local host, whose queue runs on the app's clock.
+//! Outages that must lose nothing: Telegram down, or DynamoDB throttled, for three minutes during
+//! the night's expiry run dead-letters no removal, and the ended member is out once it is back
+//! (the retry policy's budget is longer than the outage). On the local host: its own queue, on
+//! the app's clock; SQS, in real time. And a store that is down answers 503 on every route.
 
 use std::time::Duration;
 
@@ -44,11 +45,14 @@ async fn a_three_minute_telegram_outage_during_the_expiry_loses_no_removal_on_th
     }
 }
 
-/// A stand-in in front of the local AWS one that can be made to fail every call, as AWS does
-/// when a service is down (503 `ServiceUnavailable`, which the SDK tries again, then gives up).
+/// A stand-in in front of the local AWS one that can be made to throttle every DynamoDB call
+/// (`ThrottlingException`, which the SDK tries again, then gives up); the other services' calls
+/// go through.
 struct Failing {
     url: String,
     down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// SQS receives answered "nothing", so that what is queued waits (`hold_receives`).
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Failing {
@@ -58,13 +62,26 @@ impl Failing {
         use axum::response::IntoResponse;
         let upstream = std::env::var("AWS_ENDPOINT_URL").expect("the local AWS stand-in (infra/moto.sh)");
         let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = down.clone();
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, hold) = (down.clone(), held.clone());
         let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let (upstream, down) = (upstream.clone(), flag.load(std::sync::atomic::Ordering::SeqCst));
+            let held = hold.load(std::sync::atomic::Ordering::SeqCst);
             async move {
-                if down {
-                    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ServiceUnavailable","message":"down"}"#;
-                    return (axum::http::StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+                let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                let dynamodb = target.starts_with("DynamoDB_");
+                if held && target.ends_with(".ReceiveMessage") {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    return ([("content-type", "application/x-amz-json-1.0")], "{}").into_response();
+                }
+                if down && dynamodb {
+                    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#;
+                    return (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        [("content-type", "application/x-amz-json-1.0")],
+                        body,
+                    )
+                        .into_response();
                 }
                 telegate_testkit::local_aws::pass_on(&upstream, method, &uri, &headers, body).await
             }
@@ -72,12 +89,47 @@ impl Failing {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, axum::Router::new().fallback(handler)).await });
-        Self { url, down }
+        Self { url, down, held }
+    }
+
+    fn hold_receives(&self, held: bool) {
+        self.held.store(held, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn stop(&self) {
         self.down.store(true, std::sync::atomic::Ordering::SeqCst);
     }
+
+    fn resume(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// DynamoDB throttling every call for three minutes while the night's removals are carried out,
+/// on the local host running on AWS's parts (the SQS consumer, real time): nothing is
+/// dead-lettered, and the ended member is out once DynamoDB answers again.
+#[tokio::test]
+async fn a_three_minute_dynamodb_throttle_during_the_expiry_loses_no_removal_on_the_local_host() {
+    let stand_in = Failing::start().await;
+    let app = TestApp::spawn_aws_through(&stand_in.url).await;
+    let account = 9402;
+    app.member("throttled", "TX-THROTTLE-1", account).await;
+    // The expiry runs and queues the removal, which waits for DynamoDB to throttle.
+    stand_in.hold_receives(true);
+    tokio::time::sleep(Duration::from_secs(2)).await; // a long poll already waiting ends empty
+    app.advance(31 * 86_400).await;
+    stand_in.stop();
+    stand_in.hold_receives(false);
+    let start = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(180)).await;
+    assert_eq!(app.fake().member_status(account), "member", "nothing removed while DynamoDB refused");
+    stand_in.resume();
+    while app.fake().member_status(account) != "kicked" {
+        assert!(start.elapsed() < Duration::from_secs(600), "not removed 7 minutes after DynamoDB came back");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let queue = app.env["QUEUE_URL"].clone();
+    assert_eq!(telegate_testkit::local_aws::dead_letters(&queue).await.unwrap(), 0, "nothing dead-lettered");
 }
 
 /// Whether `response` is the answer to an outage: 503, `Retry-After`, the JSON error.

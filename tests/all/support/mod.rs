@@ -78,8 +78,25 @@ impl TestApp {
         Self::spawn_on(TempDir::new(), extra).await
     }
 
+    /// On fresh resources of the stand-in, every AWS call going through `endpoint` (a test's
+    /// stand-in in front of the local one, that can fail them).
+    pub async fn spawn_aws_through(endpoint: &str) -> Self {
+        let resources = aws_resources().await;
+        let extra: Vec<(&str, &str)> = resources.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let aws = telegate_core::adapters::aws::sdk_config_at(endpoint).await;
+        Self::spawn_inner(TempDir::new(), &extra, Some(aws)).await
+    }
+
     /// Spawns on a data folder that already holds a store (one an earlier release wrote).
     pub async fn spawn_on(data: TempDir, extra: &[(&str, &str)]) -> Self {
+        Self::spawn_inner(data, extra, None).await
+    }
+
+    async fn spawn_inner(
+        data: TempDir,
+        extra: &[(&str, &str)],
+        aws: Option<telegate_core::adapters::aws::SdkConfig>,
+    ) -> Self {
         let telegram = FakeTelegram::start().await.expect("fake Telegram");
         let mut env: HashMap<String, String> = [
             ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
@@ -97,7 +114,8 @@ impl TestApp {
         for (k, v) in extra {
             env.insert(k.to_string(), v.to_string());
         }
-        let running = start(&env, &data, false).await;
+        let settings = Settings::from_env(&|k| env.get(k).cloned()).expect("test settings");
+        let running = Running::spawn_with(settings, &data.0, options(&env, false), aws).await.expect("server starts");
         Self {
             base: running.base_url.clone(),
             running: Some(running),
@@ -276,10 +294,13 @@ impl TestApp {
     }
 }
 
+fn options(env: &HashMap<String, String>, polling: bool) -> Options {
+    Options { polling, scheduler: env.get("TELEGATE_SCHEDULER").map(String::as_str) != Some("0") }
+}
+
 async fn start(env: &HashMap<String, String>, data: &TempDir, polling: bool) -> Running {
     let settings = Settings::from_env(&|k| env.get(k).cloned()).expect("test settings");
-    let options = Options { polling, scheduler: env.get("TELEGATE_SCHEDULER").map(String::as_str) != Some("0") };
-    Running::spawn(settings, &data.0, options).await.expect("server starts")
+    Running::spawn(settings, &data.0, options(env, polling)).await.expect("server starts")
 }
 
 pub async fn start_polling(env: &HashMap<String, String>, data: &TempDir) -> Running {
