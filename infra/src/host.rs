@@ -26,7 +26,7 @@ use telegate_core::app::effects::{Consumer, EffectRunner};
 use telegate_core::auth::JwtVerifier;
 use telegate_core::config::{Needs, Settings};
 use telegate_core::http::{self, HttpState, JsonBody};
-use telegate_core::ports::{Clock, EventBus, Mailer, Pace, Queue, Store, Telegram, TelegramError};
+use telegate_core::ports::{Clock, EventBus, Mailer, Pace, Queue, Store, Telegram};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -257,7 +257,9 @@ impl Host {
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let poller = match (&self.bot, self.options.polling) {
-            (Some(bot), true) => Some(tokio::spawn(poll(bot.clone(), self.app.clone(), stop_rx.clone()))),
+            (Some(bot), true) => {
+                Some(tokio::spawn(crate::polling::poll(bot.clone(), self.app.clone(), stop_rx.clone())))
+            }
             _ => None,
         };
         let ticker = self
@@ -383,61 +385,6 @@ async fn run_requested(app: App, mut requests: JobRequests, mut stop: watch::Rec
         let limit = Duration::from_secs(u64::from(app.settings.limits.job_max_seconds));
         if let Err(e) = app.run_requested(job, &id, std::time::Instant::now() + limit).await {
             tracing::error!(error = %e, job = job.name(), run = %id, "the requested job run failed");
-        }
-    }
-}
-
-/// Long polling: each update goes through `App::handle_update`, like a webhook delivery. A failed
-/// update is retried (5 times) before the offset moves past it.
-async fn poll(bot: Arc<BotApi>, app: App, mut stop: watch::Receiver<bool>) {
-    match bot.webhook_state().await {
-        Ok(w) if w.url.as_deref().is_some_and(|u| !u.is_empty()) => {
-            tracing::error!(
-                webhook = w.url.as_deref().unwrap_or_default(),
-                "a webhook is registered for this bot, so Telegram will not answer getUpdates: remove it with \
-                 `telegate set-webhook --delete` (or set TELEGATE_POLLING=0 and let the webhook route receive updates)"
-            );
-            return;
-        }
-        Ok(_) => tracing::info!("long polling Telegram for message, chat_member and chat_join_request updates"),
-        Err(e) => tracing::warn!(error = %e, "could not read the webhook state; polling anyway"),
-    }
-    let mut offset: i32 = 0;
-    let mut failures = 0u32;
-    loop {
-        let batch = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            b = bot.poll(offset, 25) => b,
-        };
-        let updates = match batch {
-            Ok(u) => u,
-            Err(e) => {
-                let wait = match e {
-                    TelegramError::RetryAfter(s) => Duration::from_secs(u64::from(s)),
-                    _ => Duration::from_secs(3),
-                };
-                tracing::warn!(error = %e, wait_s = wait.as_secs(), "getUpdates failed");
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return,
-                    _ = tokio::time::sleep(wait) => continue,
-                }
-            }
-        };
-        for update in updates {
-            match app.handle_update(&update).await {
-                Ok(()) => failures = 0,
-                Err(e) if failures < 5 => {
-                    failures += 1;
-                    tracing::warn!(update_id = update.update_id, error = %e, "update failed; will retry");
-                    tokio::time::sleep(Duration::from_secs(u64::from(failures))).await;
-                    break;
-                }
-                Err(e) => {
-                    failures = 0;
-                    tracing::error!(update_id = update.update_id, error = %e, "update failed 5 times; skipped");
-                }
-            }
-            offset = i32::try_from(update.update_id + 1).unwrap_or(i32::MAX);
         }
     }
 }

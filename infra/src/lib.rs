@@ -9,3 +9,4 @@ pub mod import;
 pub mod jwt;
 pub mod local_env;
 pub mod ops;
+mod polling;
