@@ -219,7 +219,7 @@ impl Platform {
         // Exactly the secrets the function uses, each named by its ARN (read when the function
         // starts) and readable by its role, never a value in its environment: one it lacks stops
         // it, one it does not use should be neither named nor readable.
-        let needs = telegate_lambda::needs(name).ok_or(format!("{name} is not a telegate function"))?;
+        let needs = telegate_lambda::Function::parse(name).ok_or(format!("{name} is not a telegate function"))?.needs();
         let policies = serde_json::to_string(&properties["Policies"]).map_err(|e| e.to_string())?;
         for (secret, resource, needed) in [
             ("TELEGRAM_BOT_TOKEN", "BotTokenSecret", needs.bot_token),

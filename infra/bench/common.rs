@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
-use telegate_core::ports::{Envelope, Imported, Queue, QueueError};
+use telegate_core::domain::TelegramUserId;
+use telegate_core::ports::{
+    Envelope, Imported, InviteRequest, LinkButton, Presence, Queue, QueueError, Telegram, TelegramError,
+};
 
 /// The sweep only queues effects; the queue counts them.
 #[derive(Default)]
@@ -38,4 +41,39 @@ pub fn records(n: usize, due: usize) -> Vec<Imported> {
         ));
     }
     out
+}
+
+/// The sweep makes no Bot API call of its own (removals are queued): every call succeeds, and
+/// nobody is in the channel.
+pub struct NoTelegram;
+
+#[async_trait]
+impl Telegram for NoTelegram {
+    async fn send_message(&self, _: i64, _: &str, _: &[LinkButton]) -> Result<(), TelegramError> {
+        Ok(())
+    }
+    async fn create_invite(&self, _: &InviteRequest) -> Result<String, TelegramError> {
+        Ok(String::new())
+    }
+    async fn revoke_invite(&self, _: &str) -> Result<(), TelegramError> {
+        Ok(())
+    }
+    async fn unban(&self, _: TelegramUserId, _: bool) -> Result<(), TelegramError> {
+        Ok(())
+    }
+    async fn ban(&self, _: TelegramUserId) -> Result<(), TelegramError> {
+        Ok(())
+    }
+    async fn approve_join_request(&self, _: TelegramUserId) -> Result<(), TelegramError> {
+        Ok(())
+    }
+    async fn decline_join_request(&self, _: TelegramUserId) -> Result<(), TelegramError> {
+        Ok(())
+    }
+    async fn presence(&self, _: TelegramUserId) -> Result<Presence, TelegramError> {
+        Ok(Presence::Out)
+    }
+    async fn administrators(&self) -> Result<Vec<TelegramUserId>, TelegramError> {
+        Ok(Vec::new())
+    }
 }

@@ -43,13 +43,14 @@ fn settings(api_url: &str, pace: usize, aws: &[(&'static str, String)]) -> Resul
 /// One back end's expiry day: the hosts (the first runs the job) and where their dead letters are.
 async fn expiry_day(
     label: &str,
+    data: &std::path::Path,
     hosts: Vec<Running>,
     queue_url: Option<&str>,
     fake: &FakeTelegram,
     members: usize,
     pace: usize,
 ) -> String {
-    let store = hosts[0].app.store.clone();
+    let store = telegate::import::open_store(&hosts[0].ports.settings, data).await.expect("the store opens");
     for chunk in common::records(members, members).chunks(500) {
         store.import(chunk).await.expect("the members are written");
     }
@@ -58,7 +59,7 @@ async fn expiry_day(
     let start = Instant::now();
     let mut processed = 0;
     loop {
-        let run = hosts[0].app.run_job(Job::ExpireSubscriptions, "bench").await.expect("the sweep runs");
+        let run = hosts[0].app.jobs.run_job(Job::ExpireSubscriptions, "bench").await.expect("the sweep runs");
         processed += run.processed;
         if run.complete {
             break;
@@ -131,7 +132,8 @@ async fn main() -> Result<(), String> {
     let local = Running::spawn(settings(&running.url, pace, &[])?, &dir, options).await.map_err(|e| e.to_string())?;
     println!(
         "{}",
-        expiry_day("local host (SQLite, in-process queue)", vec![local], None, &running.fake, members, pace).await
+        expiry_day("local host (SQLite, in-process queue)", &dir, vec![local], None, &running.fake, members, pace)
+            .await
     );
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -149,7 +151,7 @@ async fn main() -> Result<(), String> {
     let aws_members = number("EXPIRY_AWS_MEMBERS", 2_000);
     let label = format!("AWS parts: DynamoDB + SQS, {consumers} consumers");
     let queue_url = resources.iter().find(|(k, _)| *k == "QUEUE_URL").map(|(_, v)| v.as_str());
-    println!("{}", expiry_day(&label, hosts, queue_url, &running.fake, aws_members, pace).await);
+    println!("{}", expiry_day(&label, &dir.join("host-0"), hosts, queue_url, &running.fake, aws_members, pace).await);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

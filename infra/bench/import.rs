@@ -8,11 +8,10 @@ use std::time::Instant;
 
 use chrono::{Duration, SecondsFormat, Utc};
 use serde_json::json;
+use telegate::import::{self, Context, Mapping};
 use telegate_core::adapters::dynamodb::DynamoStore;
 use telegate_core::adapters::sqlite::SqliteStore;
-use telegate_core::app::import::{self, Context, Mapping};
 use telegate_core::domain::Offers;
-use telegate_core::ports::Store;
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 const CHANNEL: i64 = -1_000_000_000_001;
@@ -37,7 +36,7 @@ fn dump(members: usize) -> String {
     serde_json::to_string(&rows).expect("a dump")
 }
 
-async fn measure(store: &dyn Store, name: &str, members: usize) -> Result<String, String> {
+async fn measure(store: &dyn import::Importable, name: &str, members: usize) -> Result<String, String> {
     let raw = dump(members);
     let now = Utc::now();
     let cx = Context {
@@ -47,7 +46,7 @@ async fn measure(store: &dyn Store, name: &str, members: usize) -> Result<String
         keep: Vec::new(),
     };
     let started = Instant::now();
-    let plan = import::plan(&raw, &Mapping::default(), &cx)?;
+    let plan = import::plan(&raw, &Mapping::default(), &cx).map_err(|e| e.to_string())?;
     let planned = started.elapsed();
     if !plan.refused.is_empty() {
         return Err(format!("{} rows refused: {:?}", plan.refused.len(), plan.refused.first()));

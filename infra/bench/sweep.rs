@@ -10,55 +10,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use async_trait::async_trait;
 use chrono::{Duration, SecondsFormat, Utc};
 use rusqlite::{Connection, StatementStatus, params};
 use telegate_core::adapters::clock::SystemClock;
 use telegate_core::adapters::sqlite::SqliteStore;
-use telegate_core::app::App;
+use telegate_core::app::Ports;
 use telegate_core::auth::{Caller, Role};
 use telegate_core::config::Settings;
-use telegate_core::domain::{Job, TelegramUserId, UserId};
-use telegate_core::ports::{InviteRequest, LinkButton, Presence, Telegram, TelegramError};
+use telegate_core::domain::{Job, UserId};
 
-use common::CountingQueue;
+use common::{CountingQueue, NoTelegram};
 
 const DUE: usize = 100;
 const RUNS: usize = 5;
 const STATS_READS: usize = 200;
-
-struct NoTelegram;
-
-#[async_trait]
-impl Telegram for NoTelegram {
-    async fn send_message(&self, _: i64, _: &str, _: &[LinkButton]) -> Result<(), TelegramError> {
-        Ok(())
-    }
-    async fn create_invite(&self, _: &InviteRequest) -> Result<String, TelegramError> {
-        Ok(String::new())
-    }
-    async fn revoke_invite(&self, _: &str) -> Result<(), TelegramError> {
-        Ok(())
-    }
-    async fn unban(&self, _: TelegramUserId, _: bool) -> Result<(), TelegramError> {
-        Ok(())
-    }
-    async fn ban(&self, _: TelegramUserId) -> Result<(), TelegramError> {
-        Ok(())
-    }
-    async fn approve_join_request(&self, _: TelegramUserId) -> Result<(), TelegramError> {
-        Ok(())
-    }
-    async fn decline_join_request(&self, _: TelegramUserId) -> Result<(), TelegramError> {
-        Ok(())
-    }
-    async fn presence(&self, _: TelegramUserId) -> Result<Presence, TelegramError> {
-        Ok(Presence::Out)
-    }
-    async fn administrators(&self) -> Result<Vec<TelegramUserId>, TelegramError> {
-        Ok(Vec::new())
-    }
-}
 
 fn ts(t: chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -146,14 +111,15 @@ async fn main() {
         populate(&db, n);
         db.execute_batch("ANALYZE").unwrap();
         let queue = Arc::new(CountingQueue::default());
-        let app = App {
+        let ports = Ports {
             settings: settings.clone(),
             store: Arc::new(store),
-            telegram: Arc::new(NoTelegram),
-            queue: queue.clone(),
+            telegram: Some(Arc::new(NoTelegram)),
+            queue: Some(queue.clone()),
             clock: Arc::new(SystemClock),
-            jobs: Arc::new(telegate_core::adapters::local_jobs::LocalJobs::channel().0),
+            jobs: None,
         };
+        let (jobs, admin_side) = (ports.jobs().unwrap(), ports.admin().unwrap());
         let (vm_steps, fullscan, p) = due_read_cost(&db);
         plan = p;
         let (mut sweeps, mut reads, mut processed) = (Vec::new(), Vec::new(), 0);
@@ -161,13 +127,13 @@ async fn main() {
             reset(&db);
             queue.0.store(0, Ordering::Relaxed);
             let t = Instant::now();
-            processed = app.run_job(Job::ExpireSubscriptions, "bench").await.unwrap().processed;
+            processed = jobs.run_job(Job::ExpireSubscriptions, "bench").await.unwrap().processed;
             sweeps.push(t.elapsed().as_secs_f64() * 1e3);
         }
         // The stats read is tens of microseconds: many samples, after a warm-up.
         for i in 0..STATS_READS + 20 {
             let t = Instant::now();
-            app.stats(&admin).await.unwrap();
+            admin_side.stats(&admin).await.unwrap();
             if i >= 20 {
                 reads.push(t.elapsed().as_secs_f64() * 1e6);
             }

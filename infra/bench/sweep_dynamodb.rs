@@ -18,13 +18,12 @@ use chrono::Utc;
 use serde_json::Value;
 use telegate_core::adapters::clock::SystemClock;
 use telegate_core::adapters::dynamodb::DynamoStore;
-use telegate_core::adapters::telegram::NoBot;
-use telegate_core::app::App;
+use telegate_core::app::Ports;
 use telegate_core::config::Settings;
 use telegate_core::domain::Job;
 use telegate_core::ports::{ImportStore, Stats};
 
-use common::CountingQueue;
+use common::{CountingQueue, NoTelegram};
 
 const DUE: usize = 100;
 const STATS_READS: usize = 50;
@@ -122,14 +121,16 @@ async fn main() -> Result<(), String> {
         }
         let store = Arc::new(DynamoStore::new(through_proxy.clone(), &table));
         let queue = Arc::new(CountingQueue::default());
-        let app = App {
+        let app = Ports {
             settings: settings.clone(),
             store: store.clone(),
-            telegram: Arc::new(NoBot),
-            queue,
+            telegram: Some(Arc::new(NoTelegram)),
+            queue: Some(queue),
             clock: Arc::new(SystemClock),
-            jobs: Arc::new(telegate_core::adapters::local_jobs::LocalJobs::channel().0),
-        };
+            jobs: None,
+        }
+        .jobs()
+        .map_err(|e| e.to_string())?;
         *proxy.usage.lock().unwrap() = Usage::default();
         let t = Instant::now();
         let run = app.run_job(Job::ExpireSubscriptions, "bench").await.map_err(|e| e.to_string())?;

@@ -21,8 +21,8 @@ use telegate_core::adapters::pace::{LocalPace, PacedTelegram};
 use telegate_core::adapters::sqlite::SqliteStore;
 use telegate_core::adapters::sqs::SqsQueue;
 use telegate_core::adapters::telegram::BotApi;
-use telegate_core::app::App;
 use telegate_core::app::effects::{Consumer, EffectRunner};
+use telegate_core::app::{App, Ports};
 use telegate_core::auth::JwtVerifier;
 use telegate_core::config::{Needs, Settings};
 use telegate_core::http::{self, HttpState, JsonBody};
@@ -41,8 +41,10 @@ pub enum HostError {
     Outbox { what: &'static str, source: std::io::Error },
     #[error("the Telegram client: {0}")]
     Telegram(String),
-    #[error("the AWS adapters were built without the queue")]
-    NoQueue,
+    #[error("the AWS adapters were built without {0}")]
+    NotBuilt(&'static str),
+    #[error(transparent)]
+    Missing(#[from] telegate_core::app::Missing),
     #[error(transparent)]
     Settings(#[from] telegate_core::config::ConfigError),
     #[error("cannot serve HTTP: {0}")]
@@ -107,6 +109,8 @@ impl Effects {
 
 pub struct Host {
     pub app: App,
+    /// What the services were built from (the tests and benchmarks reach the store through it).
+    pub ports: Ports,
     /// Serialises job runs (the scheduler's ticks, the test clock's, those an admin asks for).
     jobs: Arc<tokio::sync::Mutex<()>>,
     /// The job runs admins ask for, until `run` starts their runner.
@@ -184,7 +188,9 @@ impl Host {
                 };
                 let AwsAdapters { store, queue, mailer, events, .. } =
                     AwsAdapters::build(&config, resources, &Needs::LOCAL);
-                let queue = queue.ok_or(HostError::NoQueue)?;
+                let queue = queue.ok_or(HostError::NotBuilt("the queue"))?;
+                let mailer = mailer.ok_or(HostError::NotBuilt("SES"))?;
+                let events = events.ok_or(HostError::NotBuilt("the event bus"))?;
                 // The same pace as the functions': a host beside them shares Telegram's limit.
                 let pace = Arc::new(DynamoPace::new(&store, settings.limits.telegram_per_second));
                 Backend { store, mailer, events, queue: Ok(queue), pace }
@@ -198,8 +204,11 @@ impl Host {
                     .map_err(|source| HostError::Outbox { what: "the Telegram outbox", source })?,
             ),
         };
-        let consumer =
-            Arc::new(Consumer::new(EffectRunner::new(telegram.clone(), mailer, events), store.clone(), clock.clone()));
+        let consumer = Arc::new(telegate_core::app::consumer(
+            EffectRunner::new(telegram.clone(), mailer, events),
+            &store,
+            clock.clone(),
+        ));
         let effects = match effects {
             Err(log) => Effects::Local(LocalQueue::start(consumer, log, clock.clone())),
             Ok(queue) => Effects::Sqs(queue, consumer),
@@ -207,16 +216,18 @@ impl Host {
         let verifier = Arc::new(JwtVerifier::new(&settings.jwt)?);
         // An admin's job run is run here, in the background, whatever the back end.
         let (starter, requests) = LocalJobs::channel();
-        let app = App {
+        let ports = Ports {
             settings: Arc::new(settings),
             store,
-            telegram,
-            queue: effects.queue(),
+            telegram: Some(telegram),
+            queue: Some(effects.queue()),
             clock,
-            jobs: Arc::new(starter),
+            jobs: Some(Arc::new(starter)),
         };
+        let app = App::new(&ports)?;
         Ok(Self {
             app,
+            ports,
             jobs: Arc::default(),
             requests: std::sync::Mutex::new(Some(requests)),
             options,
@@ -269,7 +280,7 @@ impl Host {
         let requests = self.requests.lock().ok().and_then(|mut r| r.take());
         let runner = requests.map(|r| tokio::spawn(run_requested(self.app.clone(), r, stop_rx.clone())));
         // Runs asked for before a stop: queued ones run now, running ones are recorded failed.
-        if let Err(e) = self.app.recover_requested_runs().await {
+        if let Err(e) = self.app.job_runs.recover_requested_runs().await {
             tracing::error!(error = %e, "could not look for the job runs a stopped process left");
         }
         let consumer_task = match &self.effects {
@@ -319,7 +330,7 @@ async fn advance_clock(State(s): State<ClockState>, JsonBody(body): JsonBody<Adv
     let mut ran = Vec::new();
     if s.scheduler {
         let _guard = s.jobs.lock().await;
-        match s.app.run_due_jobs().await {
+        match s.app.jobs.run_due_jobs().await {
             Ok(jobs) => {
                 ran = jobs
                     .into_iter()
@@ -359,7 +370,7 @@ async fn schedule(app: App, jobs: Arc<tokio::sync::Mutex<()>>, mut stop: watch::
     loop {
         {
             let _guard = jobs.lock().await;
-            if let Err(e) = app.run_due_jobs().await {
+            if let Err(e) = app.jobs.run_due_jobs().await {
                 tracing::error!(error = %e, "scheduled jobs failed; retrying at the next tick");
             }
         }
@@ -383,7 +394,7 @@ async fn run_requested(app: App, mut requests: JobRequests, mut stop: watch::Rec
             },
         };
         let limit = Duration::from_secs(u64::from(app.settings.limits.job_max_seconds));
-        if let Err(e) = app.run_requested(job, &id, std::time::Instant::now() + limit).await {
+        if let Err(e) = app.jobs.run_requested(job, &id, std::time::Instant::now() + limit).await {
             tracing::error!(error = %e, job = job.name(), run = %id, "the requested job run failed");
         }
     }
@@ -393,6 +404,7 @@ async fn run_requested(app: App, mut requests: JobRequests, mut stop: watch::Rec
 pub struct Running {
     pub base_url: String,
     pub app: App,
+    pub ports: Ports,
     pub effects: Effects,
     pub test_clock: Option<Arc<TestClock>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -414,12 +426,13 @@ impl Running {
         let host = Host::build_with(settings, data, options, aws).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}", listener.local_addr()?);
-        let (app, effects, test_clock) = (host.app.clone(), host.effects.clone(), host.test_clock.clone());
+        let (app, ports, effects, test_clock) =
+            (host.app.clone(), host.ports.clone(), host.effects.clone(), host.test_clock.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(host.run(listener, async move {
             let _ = rx.await;
         }));
-        Ok(Self { base_url, app, effects, test_clock, stop: Some(tx), task })
+        Ok(Self { base_url, app, ports, effects, test_clock, stop: Some(tx), task })
     }
 
     /// Graceful stop: in-flight requests finish, queued effects are carried out.

@@ -46,7 +46,7 @@ pub(crate) async fn poll(bot: Arc<BotApi>, app: App, mut stop: watch::Receiver<b
             }
         };
         for update in updates {
-            match app.handle_update(&update).await {
+            match app.bot.handle_update(&update).await {
                 Ok(()) => failures = 0,
                 Err(e) if failures < 5 => {
                     failures += 1;

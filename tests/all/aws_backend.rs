@@ -53,7 +53,7 @@ fn envelope(key: &str, effect: Effect) -> Envelope {
 async fn queue_contract(app: TestApp) {
     let who = TelegramUserId::parse(ALICE).unwrap();
     app.fake().fail_next("banChatMember", Fault::RetryAfter(1), 1);
-    let queue = app.running().app.queue.clone();
+    let queue = app.running().ports.queue.clone().unwrap();
     queue
         .enqueue(vec![
             envelope("c-msg", Effect::SendMessage { chat_id: ALICE, text: "hello".into() }),
@@ -75,7 +75,7 @@ async fn queue_contract(app: TestApp) {
 async fn flood_control_never_dead_letters(app: TestApp) {
     let who = TelegramUserId::parse(ALICE).unwrap();
     app.fake().fail_next("banChatMember", Fault::RetryAfter(1), 7);
-    let queue = app.running().app.queue.clone();
+    let queue = app.running().ports.queue.clone().unwrap();
     queue
         .enqueue(vec![envelope("flood-remove", Effect::RemoveMember { telegram_user_id: who, keep_banned: true })])
         .await
@@ -116,8 +116,10 @@ fn mail(to: &str) -> Email {
 async fn the_outbox_mailer_keeps_the_mailer_contract() {
     let app = TestApp::spawn().await;
     app.running()
-        .app
+        .ports
         .queue
+        .as_ref()
+        .unwrap()
         .enqueue(vec![envelope("m1", Effect::SendEmail { email: mail("bob@example.com") })])
         .await
         .unwrap();
@@ -134,7 +136,14 @@ async fn the_outbox_mailer_keeps_the_mailer_contract() {
 async fn the_ses_mailer_keeps_the_mailer_contract() {
     let app = TestApp::spawn_aws().await;
     let to = format!("{}@example.com", support::unique("bob"));
-    app.running().app.queue.enqueue(vec![envelope("m1", Effect::SendEmail { email: mail(&to) })]).await.unwrap();
+    app.running()
+        .ports
+        .queue
+        .as_ref()
+        .unwrap()
+        .enqueue(vec![envelope("m1", Effect::SendEmail { email: mail(&to) })])
+        .await
+        .unwrap();
     app.drain().await;
     let mails = support::ses_mails_to(&to).await;
     assert_eq!(mails.len(), 1);
@@ -174,8 +183,10 @@ async fn a_mail_ses_refuses_is_given_up_at_once_audited_and_announced() {
     let app = TestApp::spawn_with(&extra).await;
     let to = format!("{}@example.com", support::unique("dave"));
     app.running()
-        .app
+        .ports
         .queue
+        .as_ref()
+        .unwrap()
         .enqueue(vec![envelope("refused-mail", Effect::SendEmail { email: mail(&to) })])
         .await
         .unwrap();

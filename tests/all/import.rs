@@ -10,10 +10,10 @@ use std::sync::Arc;
 use crate::support::{CHANNEL, TestApp};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
+use telegate::import::{self, Context, Importable, Mapping, Plan};
 use telegate_core::adapters::sqlite::SqliteStore;
-use telegate_core::app::import::{self, Context, Mapping, Plan};
 use telegate_core::domain::{Offers, TelegramUserId};
-use telegate_core::ports::{Imported, Store};
+use telegate_core::ports::Imported;
 
 const OFFERS: &str = r#"{"monthly": {"name": "Mensuel", "days": 30}}"#;
 const KEPT: i64 = 990_001;
@@ -273,7 +273,7 @@ fn a_mapping_renames_fields_and_users() {
     assert!(Mapping::from_json(r#"{"feilds": {}}"#).is_err(), "a misspelt mapping is refused, not ignored");
 }
 
-async fn import_twice_and_check(store: Arc<dyn Store>) {
+async fn import_twice_and_check(store: Arc<dyn Importable>) {
     let now = Utc::now();
     let (raw, e) = dump(now);
     let plan = import::plan(&raw, &Mapping::default(), &context(now, vec![KEPT])).unwrap();

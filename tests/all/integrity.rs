@@ -91,8 +91,8 @@ mod lost_between_commit_and_queue {
     use telegate_core::adapters::clock::TestClock;
     use telegate_core::adapters::outbox::{OutboxEvents, OutboxMailer};
     use telegate_core::adapters::telegram::BotApi;
-    use telegate_core::app::App;
     use telegate_core::app::effects::{Consumer, EffectRunner, Outcome};
+    use telegate_core::app::{App, Ports};
     use telegate_core::auth::{Caller, Role};
     use telegate_core::config::{Secret, Settings};
     use telegate_core::domain::{Job, Lang, Membership, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId};
@@ -159,18 +159,20 @@ mod lost_between_commit_and_queue {
             );
             let clock = Arc::new(TestClock::default());
             let queue = Arc::new(FlakyQueue::default());
-            let app = App {
+            let app = App::new(&Ports {
                 settings: Arc::new(settings),
                 store: store.clone(),
-                telegram: telegram.clone(),
-                queue: queue.clone(),
+                telegram: Some(telegram.clone()),
+                queue: Some(queue.clone()),
                 clock: clock.clone(),
-                jobs: Arc::new(telegate_core::adapters::local_jobs::LocalJobs::channel().0),
-            };
+                jobs: Some(Arc::new(telegate_core::adapters::local_jobs::LocalJobs::channel().0)),
+            })
+            .unwrap();
             let outbox = support::TempDir::new();
             let mailer = Arc::new(OutboxMailer::new(outbox.0.clone(), "t <t@localhost>").unwrap());
             let events = Arc::new(OutboxEvents::new(outbox.0.join("events.jsonl")).unwrap());
-            let consumer = Consumer::new(EffectRunner::new(telegram, mailer, events), store.clone(), clock.clone());
+            let consumer =
+                telegate_core::app::consumer(EffectRunner::new(telegram, mailer, events), &store, clock.clone());
             Self { running, app, queue, clock, consumer, _outbox: outbox }
         }
     }
@@ -216,12 +218,18 @@ mod lost_between_commit_and_queue {
         // The queue is down right after each commit: expiry of alice, revoke of bob.
         queue.down.store(true, Ordering::SeqCst);
         let admin = Caller { user_id: UserId::parse("root").unwrap(), email: None, role: Role::Admin };
-        assert!(app.revoke_access(&admin, "lost-bob", "chargeback").await.is_err(), "the queue fault is reported");
+        assert!(
+            app.ending.revoke_access(&admin, "lost-bob", "chargeback").await.is_err(),
+            "the queue fault is reported"
+        );
         clock.advance(31 * 86_400).unwrap();
-        assert!(app.run_job(Job::ExpireSubscriptions, "test").await.is_err(), "the queue fault is reported");
-        assert!(app.revoke_access(&admin, "lost-bob", "again").await.unwrap() == 0, "a retry finds nothing to do");
+        assert!(app.jobs.run_job(Job::ExpireSubscriptions, "test").await.is_err(), "the queue fault is reported");
+        assert!(
+            app.ending.revoke_access(&admin, "lost-bob", "again").await.unwrap() == 0,
+            "a retry finds nothing to do"
+        );
         assert_eq!(
-            app.run_job(Job::ExpireSubscriptions, "test").await.unwrap().processed,
+            app.jobs.run_job(Job::ExpireSubscriptions, "test").await.unwrap().processed,
             0,
             "a job with the queue down"
         );
@@ -230,7 +238,7 @@ mod lost_between_commit_and_queue {
         // The queue is back: the next job run, a few minutes later, queues both removals again.
         queue.down.store(false, Ordering::SeqCst);
         clock.advance(6 * 60).unwrap();
-        app.run_job(Job::ExpireTokens, "test").await.unwrap();
+        app.jobs.run_job(Job::ExpireTokens, "test").await.unwrap();
         let removals: Vec<Envelope> = [queue.removals_of(alice), queue.removals_of(bob)].concat();
         assert_eq!(removals.len(), 2, "both removals relayed: {removals:?}");
         for envelope in &removals {
@@ -240,7 +248,7 @@ mod lost_between_commit_and_queue {
 
         // Settled: nothing is relayed again, and a redelivery does nothing.
         assert!(store.pending_intents(clock.now() + Duration::days(1), 100).await.unwrap().is_empty());
-        app.run_job(Job::ExpireTokens, "test").await.unwrap();
+        app.jobs.run_job(Job::ExpireTokens, "test").await.unwrap();
         assert_eq!(queue.removals_of(alice).len() + queue.removals_of(bob).len(), 2, "not relayed twice");
         assert_eq!(consumer.handle(&removals[0]).await, Outcome::AlreadyDone);
         assert_eq!(fake.calls_to("banChatMember").len(), 2);
@@ -265,11 +273,11 @@ mod lost_between_commit_and_queue {
         let store = telegate_core::adapters::sqlite::SqliteStore::open(&dir.0.join("runs.sqlite3")).unwrap();
         let rig = Rig::new(Arc::new(store)).await;
         let admin = Caller { user_id: UserId::parse("root").unwrap(), email: None, role: Role::Admin };
-        let refused = rig.app.request_job_run(&admin, "expire-tokens").await;
+        let refused = rig.app.job_runs.request_job_run(&admin, "expire-tokens").await;
         assert!(matches!(refused, Err(telegate_core::app::AppError::Unavailable(_))), "{refused:?}");
         let user = Caller { role: Role::User, ..admin };
         assert!(matches!(
-            rig.app.request_job_run(&user, "expire-tokens").await,
+            rig.app.job_runs.request_job_run(&user, "expire-tokens").await,
             Err(telegate_core::app::AppError::Forbidden(_))
         ));
     }
@@ -413,8 +421,8 @@ async fn an_update_whose_handler_was_killed_is_processed_on_retry(app: TestApp) 
     let issued = app.paid("alice", "TX-KILLED").await;
     let id = app.update_id();
     let start = updates::text(id, ALICE, "fr", &format!("/start {}", issued["token"].as_str().unwrap()));
-    let now = app.running().app.clock.now();
-    assert!(app.running().app.store.claim_update(id, now).await.unwrap(), "the killed handler's claim");
+    let now = app.running().ports.clock.now();
+    assert!(app.running().ports.store.claim_update(id, now).await.unwrap(), "the killed handler's claim");
     assert_eq!(app.webhook(start.clone()).await, 200);
     assert!(app.fake().calls_to("createChatInviteLink").is_empty(), "not twice while the lease holds");
     app.advance(31).await;
@@ -535,7 +543,7 @@ async fn the_local_queue_survives_a_restart_and_shows_its_dead_letters() {
     let who = telegate_core::domain::TelegramUserId::parse(ALICE).unwrap();
     let doomed =
         Envelope { idempotency_key: "doomed".into(), effect: Effect::DeclineJoinRequest { telegram_user_id: who } };
-    app.running().app.queue.enqueue(vec![doomed]).await.unwrap();
+    app.running().ports.queue.as_ref().unwrap().enqueue(vec![doomed]).await.unwrap();
     app.drain().await;
     app.restart().await;
     let (status, dead) = app.get("/api/telegram/admin/dead-letters/", &app.jwt("root", "admin")).await;
@@ -625,7 +633,7 @@ mod whole_flow_under_faults {
     async fn deliver(app: &App, update: Value) {
         let update: Update = serde_json::from_value(update).unwrap();
         for _ in 0..3 {
-            if app.handle_update(&update).await.is_ok() {
+            if app.bot.handle_update(&update).await.is_ok() {
                 return;
             }
         }
@@ -651,8 +659,8 @@ mod whole_flow_under_faults {
             let payer = Caller { user_id: UserId::parse(user).unwrap(), email: None, role: Role::User };
             let input =
                 SubmitPayment { offer_id: "monthly".into(), transaction_id: format!("TX-WHOLE-{i}"), user_info: None };
-            let payment = app.submit_payment(&payer, input, Lang::Fr).await.unwrap();
-            let issued = app.validate_payment(&support, &payment.id, None, None).await.unwrap();
+            let payment = app.payments.submit_payment(&payer, input, Lang::Fr).await.unwrap();
+            let issued = app.payments.validate_payment(&support, &payment.id, None, None).await.unwrap();
             let start = updates::text(update_id(), *account, "fr", &format!("/start {}", issued.token.expose()));
             deliver(app, start).await;
             let link = fake
@@ -665,10 +673,10 @@ mod whole_flow_under_faults {
             let request =
                 serde_json::from_value::<Update>(updates::join_request(update_id(), CHANNEL, *account, &link)).unwrap();
             if i == 0 {
-                assert!(app.handle_update(&request).await.is_err(), "the queue refused after the commit");
+                assert!(app.bot.handle_update(&request).await.is_err(), "the queue refused after the commit");
                 queue.down.store(false, Ordering::SeqCst);
             }
-            app.handle_update(&request).await.unwrap();
+            app.bot.handle_update(&request).await.unwrap();
             pump(queue, consumer, clock).await;
             deliver(app, updates::joined(update_id(), CHANNEL, *account, Some(&link))).await;
         }
@@ -684,7 +692,7 @@ mod whole_flow_under_faults {
         // answers the bans for a while; a consumer dies holding w-a's ban.
         queue.down.store(true, Ordering::SeqCst);
         let admin = Caller { user_id: UserId::parse("root").unwrap(), email: None, role: Role::Admin };
-        assert!(app.revoke_access(&admin, "w-b", "chargeback").await.is_err());
+        assert!(app.ending.revoke_access(&admin, "w-b", "chargeback").await.is_err());
         clock.advance(31 * 86_400).unwrap();
         // w-c and w-d renewed in time.
         for (i, (account, user)) in accounts.iter().enumerate().skip(2) {
@@ -692,20 +700,20 @@ mod whole_flow_under_faults {
             let payer = Caller { user_id: UserId::parse(user).unwrap(), email: None, role: Role::User };
             let input =
                 SubmitPayment { offer_id: "monthly".into(), transaction_id: format!("TX-WHOLE-R{i}"), user_info: None };
-            let payment = app.submit_payment(&payer, input, Lang::Fr).await.unwrap();
-            let issued = app.validate_payment(&support, &payment.id, None, None).await.unwrap();
+            let payment = app.payments.submit_payment(&payer, input, Lang::Fr).await.unwrap();
+            let issued = app.payments.validate_payment(&support, &payment.id, None, None).await.unwrap();
             deliver(app, updates::text(update_id(), *account, "fr", &format!("/start {}", issued.token.expose())))
                 .await;
         }
         queue.down.store(true, Ordering::SeqCst);
-        let _ = app.run_job(Job::ExpireSubscriptions, "test").await;
+        let _ = app.jobs.run_job(Job::ExpireSubscriptions, "test").await;
         queue.down.store(false, Ordering::SeqCst);
         let dying = store.pending_intents(clock.now() + Duration::days(1), 100).await.unwrap();
         let held = dying.iter().find(|e| e.idempotency_key.contains("access_expired")).expect("w-a's removal intent");
         assert!(store.claim_effect(&held.idempotency_key, clock.now(), Duration::seconds(120)).await.unwrap());
         fake.fail_next("banChatMember", Fault::RetryAfter(1), 3);
         clock.advance(6 * 60).unwrap(); // past the dead consumer's lease and the intents' grace
-        app.run_job(Job::ExpireTokens, "test").await.unwrap();
+        app.jobs.run_job(Job::ExpireTokens, "test").await.unwrap();
         let dead = pump(queue, consumer, clock).await;
         assert!(dead.is_empty(), "nothing dead-lettered: {dead:?}");
 

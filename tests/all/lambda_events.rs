@@ -4,27 +4,45 @@
 
 use crate::support;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
 use telegate_core::adapters::aws::sdk_config;
-use telegate_core::config::{Needs, Settings};
-use telegate_lambda::{JobError, StartupError, Wiring, handle_schedule, handle_sqs, needs, routes};
+use telegate_core::config::Settings;
+use telegate_lambda::{Function, JobError, StartupError, Wiring, handle_schedule, handle_sqs};
 use telegate_testkit::fake_telegram::FakeTelegram;
 use tower::ServiceExt;
 
 pub(crate) const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
 
-/// The functions' wiring on fresh resources of the stand-in, with Telegram as the fake Bot API.
-async fn wiring() -> (telegate_testkit::fake_telegram::RunningFake, Wiring) {
+/// Every function, each wired as its `main` wires it, on the same resources.
+pub(crate) struct Functions(BTreeMap<Function, Wiring>);
+
+impl Functions {
+    pub(crate) fn of(&self, function: Function) -> &Wiring {
+        &self.0[&function]
+    }
+
+    /// A function by its name in events/expected.json.
+    pub(crate) fn named(&self, name: &str) -> &Wiring {
+        self.of(Function::parse(name).unwrap_or_else(|| panic!("no function {name}")))
+    }
+
+    pub(crate) fn store(&self) -> &dyn telegate_core::ports::Store {
+        self.of(Function::Status).ports.store.as_ref()
+    }
+}
+
+/// The functions on fresh resources of the stand-in, with Telegram as the fake Bot API.
+async fn wiring() -> (telegate_testkit::fake_telegram::RunningFake, Functions) {
     wiring_with(&sdk_config().await).await
 }
 
-/// The same, its AWS clients built from `config` (another endpoint, say).
+/// The same, their AWS clients built from `config` (another endpoint, say).
 pub(crate) async fn wiring_with(
     config: &telegate_core::adapters::aws::SdkConfig,
-) -> (telegate_testkit::fake_telegram::RunningFake, Wiring) {
+) -> (telegate_testkit::fake_telegram::RunningFake, Functions) {
     let telegram = FakeTelegram::start().await.unwrap();
     let mut env: HashMap<&str, String> = support::aws_resources().await.into_iter().collect();
     for (k, v) in [
@@ -40,15 +58,19 @@ pub(crate) async fn wiring_with(
         env.insert(k, v.to_owned());
     }
     env.insert("TELEGRAM_API_URL", telegram.url.clone());
-    let wiring =
-        Wiring::build(Settings::from_env(&|k| env.get(k).cloned()).unwrap(), Needs::LOCAL, config).await.unwrap();
-    (telegram, wiring)
+    let settings = Settings::from_env(&|k| env.get(k).cloned()).unwrap();
+    let mut functions = BTreeMap::new();
+    for function in Function::ALL {
+        let wiring = Wiring::build(function, settings.clone(), config).await.unwrap();
+        functions.insert(function, wiring);
+    }
+    (telegram, Functions(functions))
 }
 
 #[tokio::test]
 async fn every_sample_event_gets_the_expected_answer_from_its_function() {
     let (telegram, wiring) = wiring().await;
-    telegate_testkit::samples::seed(wiring.app.store.as_ref()).await.unwrap();
+    telegate_testkit::samples::seed(wiring.store()).await.unwrap();
 
     let expected: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(format!("{EVENTS}/expected.json")).unwrap()).unwrap();
@@ -57,10 +79,11 @@ async fn every_sample_event_gets_the_expected_answer_from_its_function() {
         let file = case["file"].as_str().unwrap();
         let name = case["function"].as_str().unwrap();
         let text = std::fs::read_to_string(format!("{EVENTS}/{file}")).unwrap();
-        match (name, routes(name)) {
-            (_, Some(routes)) => {
+        let function = wiring.named(name);
+        match (function.router(), function.effects(), function.scheduled()) {
+            (Some(router), _, _) => {
                 let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-                let response = wiring.router(routes).oneshot(request).await.unwrap();
+                let response = router.oneshot(request).await.unwrap();
                 let status = response.status().as_u16();
                 let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
                 assert_eq!(
@@ -70,23 +93,23 @@ async fn every_sample_event_gets_the_expected_answer_from_its_function() {
                     String::from_utf8_lossy(&body)
                 );
             }
-            ("side-effects", None) => {
+            (_, Some(effects), _) => {
                 let event: SqsEvent = serde_json::from_str(&text).unwrap();
                 let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(30);
-                let response = handle_sqs(&wiring, event, deadline).await;
+                let response = handle_sqs(effects, event, deadline).await;
                 let failed: Vec<&str> =
                     response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
                 let want: Vec<&str> =
                     case["failures"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
                 assert_eq!(failed, want, "{file}: only the poison message comes back");
             }
-            ("scheduled-jobs", None) => {
+            (_, _, Some(scheduled)) => {
                 let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
-                let answer = handle_schedule(&wiring, serde_json::from_str(&text).unwrap(), deadline).await.unwrap();
+                let answer = handle_schedule(scheduled, serde_json::from_str(&text).unwrap(), deadline).await.unwrap();
                 assert_eq!(answer["job"], case["job"], "{file}");
                 assert!(answer["processed"].is_u64());
             }
-            _ => panic!("no function {name}"),
+            _ => panic!("{name} serves nothing"),
         }
         covered.insert(file.to_owned());
     }
@@ -124,7 +147,7 @@ async fn every_sample_event_gets_the_expected_answer_from_its_function() {
     }
     assert_eq!(on_disk, covered, "every file in events/ is listed in expected.json");
     let names: BTreeSet<&str> = expected.iter().map(|c| c["function"].as_str().unwrap()).collect();
-    assert_eq!(names.len(), telegate_lambda::FUNCTIONS.len(), "every function has sample events");
+    assert_eq!(names.len(), Function::ALL.len(), "every function has sample events");
 }
 
 #[tokio::test]
@@ -140,7 +163,7 @@ async fn a_function_refuses_to_start_with_the_test_clock_or_without_aws_resource
         let map: HashMap<&str, &str> = base.iter().chain(extra).copied().collect();
         Settings::from_env(&|k| map.get(k).map(|v| v.to_string())).unwrap()
     };
-    let Err(e) = Wiring::build(settings(&[]), Needs::LOCAL, &sdk_config().await).await else {
+    let Err(e) = Wiring::build(Function::Status, settings(&[]), &sdk_config().await).await else {
         panic!("started without AWS resources")
     };
     assert!(matches!(e, StartupError::NoAwsResources) && e.to_string().contains("TABLE_NAME"), "{e}");
@@ -151,7 +174,7 @@ async fn a_function_refuses_to_start_with_the_test_clock_or_without_aws_resource
         ("EVENT_BUS_NAME", "e"),
         ("TELEGATE_TEST_CLOCK", "1"),
     ];
-    let Err(e) = Wiring::build(settings(&aws), Needs::LOCAL, &sdk_config().await).await else {
+    let Err(e) = Wiring::build(Function::Status, settings(&aws), &sdk_config().await).await else {
         panic!("started with the test clock")
     };
     assert!(matches!(e, StartupError::TestClock) && e.to_string().contains("TELEGATE_TEST_CLOCK"), "{e}");
@@ -168,13 +191,14 @@ async fn a_batch_that_runs_out_of_time_puts_its_unstarted_records_back_without_s
     let mut bodies: Vec<String> = event.records.iter().map(|r| r.body.clone().unwrap()).collect();
     // Less time left than one record may need (two Bot API calls of TELEGRAM_TIMEOUT_SECONDS).
     let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-    let response = handle_sqs(&wiring, event, deadline).await;
+    let effects = wiring.of(Function::SideEffects).effects().unwrap();
+    let response = handle_sqs(effects, event, deadline).await;
     assert!(response.batch_item_failures.is_empty(), "settled: no receive counted towards the dead letters");
     assert!(telegram.fake.calls().is_empty(), "none was started");
     // Each is on the queue again, whole, as a fresh message (received once so far).
     let config = telegate_core::adapters::aws::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let url = wiring.queue.as_ref().unwrap().url().to_owned();
+    let url = effects.queue.url().to_owned();
     let mut again = Vec::new();
     for _ in 0..20 {
         let got = sqs
@@ -215,8 +239,8 @@ async fn each_function_starts_with_only_the_secrets_it_uses_and_names_a_missing_
         ("TELEGRAM_WEBHOOK_SECRET", "s"),
         ("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
     ];
-    for name in telegate_lambda::FUNCTIONS {
-        let needs = needs(name).unwrap();
+    for function in Function::ALL {
+        let (name, needs) = (function.name(), function.needs());
         let given: Vec<(&str, &str)> = secrets
             .iter()
             .filter(|(k, _)| match *k {
@@ -235,23 +259,21 @@ async fn each_function_starts_with_only_the_secrets_it_uses_and_names_a_missing_
             move |k: &str| map.get(k).cloned()
         };
         let settings = Settings::from_env_for(&env(None), needs).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let wiring = Wiring::build(settings, needs, &sdk_config().await)
+        let wiring = Wiring::build(function, settings, &sdk_config().await)
             .await
             .unwrap_or_else(|e| panic!("{name} starts with its own secrets only: {e}"));
-        // Only the clients it uses: without the queue, queuing is refused, never dropped.
-        assert_eq!(wiring.queue.is_some(), needs.queue, "{name}");
-        if !needs.queue {
-            let e = wiring.app.queue.enqueue(vec![]).await.unwrap_err();
-            assert!(e.to_string().contains("does not use SQS"), "{name}: {e}");
-        }
+        // Only the clients it uses: no queue, no Bot API where it has no use for them.
+        assert_eq!(wiring.ports.queue.is_some(), needs.queue, "{name}");
+        assert_eq!(wiring.ports.telegram.is_some(), needs.bot_token, "{name}");
+        assert_eq!(wiring.ports.jobs.is_some(), needs.events, "{name}");
         for (missing, _) in &given {
             let e = Settings::from_env_for(&env(Some(missing)), needs).unwrap_err();
             assert!(e.to_string().contains(missing), "{name} without {missing}: {e}");
         }
     }
     // Status, given no bot token, serves its route and calls no Telegram.
-    assert!(!needs("status").unwrap().bot_token && !needs("status").unwrap().webhook_secret);
-    assert!(!needs("stats").unwrap().bot_token, "an admin's job run runs in the scheduled-jobs function");
+    assert!(!Function::Status.needs().bot_token && !Function::Status.needs().webhook_secret);
+    assert!(!Function::Stats.needs().bot_token, "an admin's job run runs in the scheduled-jobs function");
 }
 
 /// An admin's job run: the stats function answers 202 at once with a run id; the run, delivered by
@@ -259,7 +281,8 @@ async fn each_function_starts_with_only_the_secrets_it_uses_and_names_a_missing_
 #[tokio::test]
 async fn a_job_run_asked_of_the_stats_function_runs_in_the_scheduled_jobs_function() {
     let (_telegram, wiring) = wiring().await;
-    let router = wiring.router(routes("stats").unwrap());
+    let router = wiring.of(Function::Stats).router().unwrap();
+    let scheduled = wiring.of(Function::ScheduledJobs).scheduled().unwrap();
     let jwt = telegate::jwt::mint("events-secret-not-for-production-0123456789", "root", "admin", None, 10).unwrap();
     let admin = format!("Bearer {jwt}");
     let call = |method: &str, path: String| {
@@ -290,7 +313,7 @@ async fn a_job_run_asked_of_the_stats_function_runs_in_the_scheduled_jobs_functi
         "detail": {"job": "expire-tokens", "run_id": id},
     });
     let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
-    let answer = handle_schedule(&wiring, event.clone(), deadline).await.unwrap();
+    let answer = handle_schedule(scheduled, event.clone(), deadline).await.unwrap();
     assert_eq!(answer["job"], "expire-tokens");
 
     let response = router.clone().oneshot(call("GET", location)).await.unwrap();
@@ -308,10 +331,10 @@ async fn a_job_run_asked_of_the_stats_function_runs_in_the_scheduled_jobs_functi
     // A run delivered for another job than the one asked for is refused, and the record stands.
     let mut other = event;
     other["detail"]["job"] = "expire-subscriptions".into();
-    let refused = handle_schedule(&wiring, other, deadline).await.unwrap_err();
+    let refused = handle_schedule(scheduled, other, deadline).await.unwrap_err();
     assert!(matches!(refused, JobError::Failed(_)), "{refused}");
     assert_eq!(telegate_lambda::Diagnostic::from(refused).error_type, "JobFailed");
-    let unknown = handle_schedule(&wiring, serde_json::json!({"job": "reboot"}), deadline).await.unwrap_err();
+    let unknown = handle_schedule(scheduled, serde_json::json!({"job": "reboot"}), deadline).await.unwrap_err();
     assert_eq!(telegate_lambda::Diagnostic::from(unknown).error_type, "UnknownJob");
     let response =
         router.oneshot(call("GET", "/api/telegram/admin/job-runs/0000019ab9f3a1c00000ffff/".into())).await.unwrap();

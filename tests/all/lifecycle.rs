@@ -401,7 +401,7 @@ async fn asked_for(app: &TestApp, job: &str, status: &str) -> String {
     let now = app.now();
     let run = RequestedRun::queued(RunId::generate(now).unwrap(), Job::parse(job).unwrap(), "user:root", now);
     let run = if status == "running" { run.started(now) } else { run };
-    let store = &app.running().app.store;
+    let store = &app.running().ports.store;
     store.put_requested_run(&run).await.unwrap();
     let until = now + chrono::Duration::minutes(15);
     assert_eq!(store.claim_job(job, JobSlot::Request, run.run_id.as_str(), now, until).await.unwrap(), None);
@@ -454,7 +454,7 @@ async fn a_scheduled_run_waits_while_a_run_asked_for_holds_the_job() {
     use telegate_core::ports::JobSlot;
     let app = TestApp::spawn().await;
     app.member("alice", "TX-SLOT", ALICE).await;
-    let store = app.running().app.store.clone();
+    let store = app.running().ports.store.clone();
     // A run asked for is at expire-subscriptions (elsewhere) when its end and midnight pass.
     let now = app.now();
     let held =
@@ -520,6 +520,6 @@ async fn members_ending_at_the_same_instant_all_expire_in_one_run() {
         let (user, tx) = (format!("same-end-{i}"), format!("TX-SAME-END-{i}"));
         records.extend(telegate_testkit::samples::paid_member(&user, 7_700_000 + i, &tx, started, end));
     }
-    app.running().app.store.import(&records).await.unwrap();
+    app.importer().await.import(&records).await.unwrap();
     assert_eq!(run_job(&app, "expire-subscriptions").await, 501);
 }

@@ -497,11 +497,11 @@ async fn run_one(seed: u64, aws: bool) {
     let resources = if aws { crate::support::aws_resources().await } else { Vec::new() };
     extra.extend(resources.iter().map(|(k, v)| (*k, v.as_str())));
     let app = TestApp::spawn_with(&extra).await;
-    let store = app.running().app.store.clone();
+    let store = app.running().ports.store.clone();
     app.fake().set_member_status(ADMIN, "administrator");
     app.fake().set_member_status(KEPT, "member");
     let kept = Exemption { telegram_user_id: TelegramUserId::parse(KEPT).unwrap(), note: "kept".into(), at: app.now() };
-    store.import(&[Imported::Exempt(kept)]).await.expect("the kept account imported");
+    app.importer().await.import(&[Imported::Exempt(kept)]).await.expect("the kept account imported");
     let mut sequence = Sequence { app: &app, store, rng: Rng(seed), seed, aws, model: Model::default() };
     for _ in 0..STEPS {
         sequence.step().await;

@@ -152,7 +152,7 @@ async fn a_store_outage_answers_503_with_retry_after_on_every_route_on_dynamodb(
     let stand_in = Failing::start().await;
     let config = telegate_core::adapters::aws::sdk_config_at(&stand_in.url).await;
     let (_telegram, wiring) = crate::lambda_events::wiring_with(&config).await;
-    telegate_testkit::samples::seed(wiring.app.store.as_ref()).await.unwrap();
+    telegate_testkit::samples::seed(wiring.store()).await.unwrap();
     let expected: Vec<serde_json::Value> = serde_json::from_str(
         &std::fs::read_to_string(format!("{}/expected.json", crate::lambda_events::EVENTS)).unwrap(),
     )
@@ -163,7 +163,7 @@ async fn a_store_outage_answers_503_with_retry_after_on_every_route_on_dynamodb(
         .filter(|c| c["status"].as_u64().is_some_and(|s| s < 300))
         .filter_map(|c| {
             let name = c["function"].as_str()?;
-            let _http = telegate_lambda::routes(name)?;
+            let _http = wiring.named(name).router()?;
             let file = c["file"].as_str()?;
             Some((std::fs::read_to_string(format!("{}/{file}", crate::lambda_events::EVENTS)).ok()?, name))
         })
@@ -172,7 +172,7 @@ async fn a_store_outage_answers_503_with_retry_after_on_every_route_on_dynamodb(
 
     stand_in.stop();
     let answers = futures_util::future::join_all(requests.iter().map(|(text, name)| {
-        let router = wiring.router(telegate_lambda::routes(name).unwrap());
+        let router = wiring.named(name).router().unwrap();
         let request = lambda_http::request::from_str(text).unwrap();
         async move { (name, router.oneshot(request).await.unwrap()) }
     }))
@@ -185,7 +185,7 @@ async fn a_store_outage_answers_503_with_retry_after_on_every_route_on_dynamodb(
     stand_in.down.store(false, std::sync::atomic::Ordering::SeqCst);
     for (text, name) in &requests {
         let request = lambda_http::request::from_str(text).unwrap();
-        let response = wiring.router(telegate_lambda::routes(name).unwrap()).oneshot(request).await.unwrap();
+        let response = wiring.named(name).router().unwrap().oneshot(request).await.unwrap();
         assert!(response.status().is_success(), "{name}: {}", response.status());
     }
 }

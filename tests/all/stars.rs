@@ -272,7 +272,7 @@ async fn a_payment_written_before_a_crash_is_finished_by_the_reconciliation() {
         refund_note: None,
         lang: Lang::Fr,
     };
-    app.running().app.store.insert_payment(&written).await.unwrap();
+    app.running().ports.store.insert_payment(&written).await.unwrap();
 
     let run = app.run_job("reconcile-stars").await;
     assert_eq!((run["status"].as_str(), run["processed"].as_u64()), (Some("done"), Some(1)), "{run}");

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), telegate_lambda::Error> {
-    telegate_lambda::serve_http("generate-token", telegate_lambda::http::generate_token_routes()).await
+    telegate_lambda::serve_function(telegate_lambda::Function::GenerateToken).await
 }

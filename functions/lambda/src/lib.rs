@@ -1,6 +1,6 @@
-//! The Lambda side of telegate: each function's `main` calls one of `serve_http`, `serve_sqs` or
-//! `serve_schedule`, which build the settings and AWS clients once per container and then run
-//! the same core use cases as `telegate serve`.
+//! The Lambda side of telegate: each function's `main` calls `serve_function` with its
+//! `Function`, which builds the settings, the AWS clients and only the services the function
+//! serves once per container, then runs the same core use cases as `telegate serve`.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,16 +14,17 @@ use serde_json::{Value, json};
 use telegate_core::adapters::aws::{AwsAdapters, SdkConfig, lambda_sdk_config};
 use telegate_core::adapters::clock::SystemClock;
 use telegate_core::adapters::dynamodb::DynamoPace;
+use telegate_core::adapters::eventbridge::EventBridgeBus;
 use telegate_core::adapters::pace::PacedTelegram;
+use telegate_core::adapters::ses::SesMailer;
 use telegate_core::adapters::sqs::{Delivery, SqsQueue};
-use telegate_core::adapters::telegram::{BotApi, NoBot};
+use telegate_core::adapters::telegram::BotApi;
 use telegate_core::app::effects::{Consumer, EffectRunner};
-use telegate_core::app::{App, AppError};
+use telegate_core::app::{AppError, Jobs, Ports};
 use telegate_core::auth::JwtVerifier;
 use telegate_core::config::{ConfigError, Needs, Settings};
 use telegate_core::domain::{Job, RunId};
-use telegate_core::http::{HttpState, finish};
-use telegate_core::ports::{QueueError, Telegram};
+use telegate_core::ports::{JobStarter, Queue, Telegram};
 use tracing::Instrument;
 
 pub type Error = lambda_runtime::Error;
@@ -32,8 +33,8 @@ pub use lambda_runtime::Diagnostic;
 /// Why a function does not start: one line in its log, naming the function and the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("{0} is not a telegate function")]
-    UnknownFunction(String),
+    #[error(transparent)]
+    Missing(#[from] telegate_core::app::Missing),
     #[error(transparent)]
     Settings(#[from] ConfigError),
     #[error("TELEGATE_TEST_CLOCK is for the local host only, never in Lambda")]
@@ -73,120 +74,241 @@ impl From<JobError> for lambda_runtime::Diagnostic {
 /// The routers, for the functions' `main`s.
 pub use telegate_core::http;
 
+/// The telegate functions, as the template names them (`Binary:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Function {
+    Payments,
+    GenerateToken,
+    Notifications,
+    Status,
+    Revoke,
+    Stats,
+    TelegramWebhook,
+    SideEffects,
+    ScheduledJobs,
+}
+
+impl Function {
+    pub const ALL: [Self; 9] = [
+        Self::Payments,
+        Self::GenerateToken,
+        Self::Notifications,
+        Self::Status,
+        Self::Revoke,
+        Self::Stats,
+        Self::TelegramWebhook,
+        Self::SideEffects,
+        Self::ScheduledJobs,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Payments => "payments",
+            Self::GenerateToken => "generate-token",
+            Self::Notifications => "notifications",
+            Self::Status => "status",
+            Self::Revoke => "revoke",
+            Self::Stats => "stats",
+            Self::TelegramWebhook => "telegram-webhook",
+            Self::SideEffects => "side-effects",
+            Self::ScheduledJobs => "scheduled-jobs",
+        }
+    }
+
+    /// The function a binary of the template is (`Binary:`), if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The secrets and AWS clients the function is given (template.yaml passes exactly these):
+    /// only the webhook, the consumer and the jobs call Telegram (an admin's job run is started
+    /// on the bus and runs in the scheduled-jobs function); only the webhook needs its secret;
+    /// every API function verifies API tokens. Status and the notifications only read and mark
+    /// read; stats starts job runs on the bus; the consumer sends the mail and publishes the
+    /// business events.
+    pub fn needs(self) -> Needs {
+        use Function::*;
+        let (bot_token, webhook_secret, api_tokens) = match self {
+            Payments | GenerateToken | Notifications | Status | Revoke | Stats => (false, false, true),
+            TelegramWebhook => (true, true, false),
+            SideEffects | ScheduledJobs => (true, false, false),
+        };
+        let queue = !matches!(self, Status | Notifications);
+        let mail = self == SideEffects;
+        let events = matches!(self, Stats | SideEffects);
+        Needs { bot_token, webhook_secret, api_tokens, queue, mail, events }
+    }
+}
+
+/// What a function serves, built from only the services it uses.
+pub enum Served {
+    /// An HTTP API or Function URL function: its routes, with exactly its services as state.
+    Http(Router),
+    /// The SQS consumer of the effects queue.
+    Effects(Effects),
+    /// The scheduled jobs, and the runs admins ask for.
+    Jobs(Scheduled),
+}
+
+/// The side-effects function's: the consumer and the queue it settles records on.
+pub struct Effects {
+    pub consumer: Arc<Consumer>,
+    pub queue: Arc<SqsQueue>,
+    /// What one record may take: a Bot API call or two, each bounded by TELEGRAM_TIMEOUT_SECONDS.
+    pub per_record: Duration,
+}
+
+/// The scheduled-jobs function's: the jobs, and how long one run may take (`JOB_MAX_SECONDS`).
+pub struct Scheduled {
+    pub jobs: Arc<Jobs>,
+    pub max_run: Duration,
+}
+
 /// Everything a function needs, built once per container.
 pub struct Wiring {
-    pub app: App,
-    pub verifier: Arc<JwtVerifier>,
-    /// The effects queue (`None` for a function that queues nothing: status).
-    pub queue: Option<Arc<SqsQueue>>,
-    pub consumer: Arc<Consumer>,
+    pub function: Function,
+    /// What its services were built from.
+    pub ports: Ports,
+    pub served: Served,
 }
 
 impl Wiring {
-    /// From the settings: a missing one is one clear line in the log and the function fails to start.
-    /// `config`: the AWS SDK's (`lambda_sdk_config`).
-    pub async fn build(settings: Settings, needs: Needs, config: &SdkConfig) -> Result<Self, StartupError> {
+    /// `function` from the settings: a missing one is one clear line in the log and the function
+    /// fails to start. `config`: the AWS SDK's (`lambda_sdk_config`).
+    pub async fn build(function: Function, settings: Settings, config: &SdkConfig) -> Result<Self, StartupError> {
         if settings.test_clock {
             return Err(StartupError::TestClock);
         }
+        let needs = function.needs();
         let aws = settings.aws.clone().ok_or(StartupError::NoAwsResources)?;
-        let adapters = AwsAdapters::build(config, &aws, &needs);
-        let queue = adapters.queue();
-        let AwsAdapters { store, queue: sqs, mailer, events, jobs } = adapters;
+        let AwsAdapters { store, queue: sqs, mailer, events } = AwsAdapters::build(config, &aws, &needs);
         let timeout = Duration::from_secs(u64::from(settings.telegram_timeout_seconds));
         // A function that makes no Bot API call is given no token (template.yaml). Those that
         // do take their turns from one pace, kept in the table for every function at once.
-        let telegram: Arc<dyn Telegram> = match &settings.bot_token {
-            Some(token) => Arc::new(PacedTelegram::new(
+        let telegram: Option<Arc<dyn Telegram>> = match (&settings.bot_token, needs.bot_token) {
+            (Some(token), true) => Some(Arc::new(PacedTelegram::new(
                 Arc::new(
                     BotApi::new(token, &settings.telegram_api_url, settings.channel_id, timeout)
                         .map_err(StartupError::Telegram)?,
                 ),
                 Arc::new(DynamoPace::new(&store, settings.limits.telegram_per_second)),
-            )),
-            None => Arc::new(NoBot),
+            ))),
+            _ => None,
         };
-        let clock = Arc::new(SystemClock);
-        let consumer =
-            Arc::new(Consumer::new(EffectRunner::new(telegram.clone(), mailer, events), store.clone(), clock.clone()));
         let verifier = Arc::new(JwtVerifier::new(&settings.jwt)?);
-        let app = App { settings: Arc::new(settings), store, telegram, queue, clock, jobs };
-        Ok(Self { app, verifier, queue: sqs, consumer })
+        let ports = Ports {
+            settings: Arc::new(settings),
+            store,
+            clock: Arc::new(SystemClock),
+            queue: sqs.clone().map(|q| q as Arc<dyn Queue>),
+            telegram,
+            jobs: events.clone().map(|e| e as Arc<dyn JobStarter>),
+        };
+        let served = serve(function, &ports, verifier, sqs, mailer, events)?;
+        Ok(Self { function, ports, served })
     }
 
     /// A function's settings from its environment, its secrets read from Secrets Manager where
     /// the environment names them (`<NAME>_ARN`, as the template does): exactly the secrets it
-    /// needs (`needs`). A missing setting or an unreadable secret is one line naming the
-    /// function, and the function does not start.
-    pub async fn from_env(name: &str) -> Result<Self, Error> {
+    /// needs. A missing setting or an unreadable secret is one line naming the function, and the
+    /// function does not start.
+    pub async fn from_env(function: Function) -> Result<Self, Error> {
         let built = async {
-            let needs = needs(name).ok_or_else(|| StartupError::UnknownFunction(name.into()))?;
+            let needs = function.needs();
             let config = lambda_sdk_config().await;
             let env = |k: &str| std::env::var(k).ok();
             let secrets = telegate_core::adapters::secrets::read(&config, &env).await?;
             let settings = Settings::from_env_for(&|k| secrets.get(k).cloned().or_else(|| env(k)), needs)?;
-            Self::build(settings, needs, &config).await
+            Self::build(function, settings, &config).await
         };
         // CloudWatch reads the alarms' metrics from the log, under the stack's namespace.
         telegate_core::metrics::enable(&std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "telegate".into()));
         built.await.map_err(|e| {
-            let line = format!("function {name}: {e}");
+            let line = format!("function {}: {e}", function.name());
             tracing::error!("{line}");
             Error::from(line)
         })
     }
 
-    /// One function's routes, finished with the JSON 404/405 answers.
-    pub fn router(&self, routes: Router<HttpState>) -> Router {
-        finish(routes, HttpState { app: self.app.clone(), verifier: self.verifier.clone() })
+    /// The function's HTTP routes, if it serves HTTP.
+    pub fn router(&self) -> Option<Router> {
+        match &self.served {
+            Served::Http(router) => Some(router.clone()),
+            _ => None,
+        }
+    }
+
+    /// The consumer, if the function is the side-effects one.
+    pub fn effects(&self) -> Option<&Effects> {
+        match &self.served {
+            Served::Effects(effects) => Some(effects),
+            _ => None,
+        }
+    }
+
+    /// The jobs, if the function is the scheduled-jobs one.
+    pub fn scheduled(&self) -> Option<&Scheduled> {
+        match &self.served {
+            Served::Jobs(scheduled) => Some(scheduled),
+            _ => None,
+        }
     }
 }
 
-pub const FUNCTIONS: [&str; 9] = [
-    "payments",
-    "generate-token",
-    "notifications",
-    "status",
-    "revoke",
-    "stats",
-    "telegram-webhook",
-    "side-effects",
-    "scheduled-jobs",
-];
-
-/// The secrets each function is given (template.yaml passes exactly these): only the webhook, the
-/// consumer and the jobs call Telegram (an admin's job run is started on the bus and runs in the
-/// scheduled-jobs function); only the webhook needs its secret; every API function verifies API
-/// tokens.
-pub fn needs(name: &str) -> Option<Needs> {
-    let (bot_token, webhook_secret, api_tokens) = match name {
-        "payments" | "generate-token" | "notifications" | "status" | "revoke" | "stats" => (false, false, true),
-        "telegram-webhook" => (true, true, false),
-        "side-effects" | "scheduled-jobs" => (true, false, false),
-        _ => return None,
-    };
-    // Status only reads; stats starts job runs on the bus; the consumer sends the mail and
-    // publishes the business events.
-    let queue = name != "status";
-    let mail = name == "side-effects";
-    let events = matches!(name, "stats" | "side-effects");
-    Some(Needs { bot_token, webhook_secret, api_tokens, queue, mail, events })
-}
-
-/// A function's HTTP routes, by name (its `main` passes them to `serve_http`); for the tests and
-/// the deployment check, which serve every function.
-pub fn routes(name: &str) -> Option<Router<HttpState>> {
+/// Builds what `function` serves: only the services it uses, from the ports it was given.
+fn serve(
+    function: Function,
+    ports: &Ports,
+    verifier: Arc<JwtVerifier>,
+    sqs: Option<Arc<SqsQueue>>,
+    mailer: Option<Arc<SesMailer>>,
+    events: Option<Arc<EventBridgeBus>>,
+) -> Result<Served, StartupError> {
+    use Function::*;
     use telegate_core::http::*;
-    Some(match name {
-        "payments" => payments_routes(),
-        "generate-token" => generate_token_routes(),
-        "notifications" => notifications_routes(),
-        "status" => status_routes(),
-        "revoke" => revoke_routes(),
-        "stats" => admin_routes(),
-        "telegram-webhook" => webhook_routes(),
-        _ => return None,
-    })
+    let http = |routes: Router| Ok(Served::Http(routes));
+    match function {
+        Payments => {
+            http(finish(payments_routes(), PaymentsState { payments: Arc::new(ports.payment_desk()?), verifier }))
+        }
+        GenerateToken => {
+            http(finish(generate_token_routes(), GenerateTokenState { issuer: Arc::new(ports.issuer()?), verifier }))
+        }
+        Notifications => {
+            http(finish(notifications_routes(), NotificationsState { inbox: Arc::new(ports.inbox()?), verifier }))
+        }
+        Status => http(finish(status_routes(), StatusState { status: Arc::new(ports.status()?), verifier })),
+        Revoke => http(finish(
+            revoke_routes(),
+            RevokeState {
+                ending: Arc::new(ports.ending()?),
+                admin: Arc::new(ports.admin()?),
+                refunds: Arc::new(ports.refunds()?),
+                verifier,
+            },
+        )),
+        Stats => http(finish(
+            admin_routes(),
+            AdminState { admin: Arc::new(ports.admin()?), job_runs: Arc::new(ports.job_runs()?), verifier },
+        )),
+        TelegramWebhook => http(
+            finish(webhook_routes(), WebhookState { bot: Arc::new(ports.bot()?), verifier })
+                .layer(axum::middleware::map_response(count_webhook_answer)),
+        ),
+        SideEffects => {
+            let missing = |what| StartupError::Missing(telegate_core::app::Missing(what));
+            let telegram = ports.telegram.clone().ok_or(missing("Telegram"))?;
+            let runner =
+                EffectRunner::new(telegram, mailer.ok_or(missing("SES"))?, events.ok_or(missing("the event bus"))?);
+            let consumer = Arc::new(telegate_core::app::consumer(runner, &ports.store, ports.clock.clone()));
+            let per_record = Duration::from_secs(2 * u64::from(ports.settings.telegram_timeout_seconds) + 1);
+            Ok(Served::Effects(Effects { consumer, queue: sqs.ok_or(missing("the queue"))?, per_record }))
+        }
+        ScheduledJobs => Ok(Served::Jobs(Scheduled {
+            jobs: Arc::new(ports.jobs()?),
+            max_run: Duration::from_secs(u64::from(ports.settings.limits.job_max_seconds)),
+        })),
+    }
 }
 
 /// JSON logs to CloudWatch (`RUST_LOG` / `AWS_LAMBDA_LOG_LEVEL` pick the level).
@@ -194,15 +316,36 @@ pub fn init_logs() {
     lambda_runtime::tracing::init_default_subscriber();
 }
 
-/// An API Gateway (HTTP API) or Function URL function `name` serving `routes`.
-pub async fn serve_http(name: &str, routes: Router<HttpState>) -> Result<(), Error> {
+/// Runs `function` in Lambda: its `main` calls this, and nothing else.
+pub async fn serve_function(function: Function) -> Result<(), Error> {
     init_logs();
-    let wiring = Wiring::from_env(name).await?;
-    let mut router = wiring.router(routes);
-    if name == "telegram-webhook" {
-        router = router.layer(axum::middleware::map_response(count_webhook_answer));
+    match Wiring::from_env(function).await?.served {
+        Served::Http(router) => lambda_http::run(router).await,
+        Served::Effects(effects) => {
+            let effects = Arc::new(effects);
+            lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+                let effects = effects.clone();
+                let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+                async move { Ok::<_, Error>(handle_sqs(&effects, event.payload, deadline).await) }
+            }))
+            .await
+        }
+        Served::Jobs(scheduled) => {
+            let scheduled = Arc::new(scheduled);
+            lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| {
+                let scheduled = scheduled.clone();
+                let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+                async move {
+                    let job = event.payload["job"].as_str().or_else(|| event.payload["detail"]["job"].as_str());
+                    let job = job.unwrap_or_default().to_owned();
+                    let outcome = handle_schedule(&scheduled, event.payload, deadline).await;
+                    counted(&job, &outcome);
+                    outcome
+                }
+            }))
+            .await
+        }
     }
-    lambda_http::run(router).await
 }
 
 /// Each answer to Telegram by status class: a handled 500 is no Lambda error, and Telegram
@@ -222,22 +365,15 @@ async fn count_webhook_answer(response: axum::response::Response) -> axum::respo
 /// time left for it (`deadline`): the ones it cannot start are put back as fresh copies (a receive
 /// spent on a record never tried would bring it nearer the dead letters), or, if that fails,
 /// reported as failures; either way they come back whole instead of being cut off half-way.
-pub async fn handle_sqs(wiring: &Wiring, event: SqsEvent, deadline: SystemTime) -> SqsBatchResponse {
+pub async fn handle_sqs(effects: &Effects, event: SqsEvent, deadline: SystemTime) -> SqsBatchResponse {
     let mut failures = Vec::new();
-    // One record may take a Bot API call or two, each bounded by TELEGRAM_TIMEOUT_SECONDS.
-    let needs = Duration::from_secs(2 * u64::from(wiring.app.settings.telegram_timeout_seconds) + 1);
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("sqs_record", message = %id);
-        let settled = if SystemTime::now() + needs > deadline {
+        let settled = if SystemTime::now() + effects.per_record > deadline {
             span.in_scope(|| tracing::warn!("not started: the invocation is running out of time; put back"));
             let body = record.body.as_deref().unwrap_or_default();
-            match &wiring.queue {
-                Some(queue) => {
-                    queue.put_back(body).await.inspect_err(|e| tracing::error!(error = %e, "not put back")).is_ok()
-                }
-                None => false,
-            }
+            effects.queue.put_back(body).await.inspect_err(|e| tracing::error!(error = %e, "not put back")).is_ok()
         } else {
             let delivery = Delivery {
                 message_id: id.clone(),
@@ -249,11 +385,7 @@ pub async fn handle_sqs(wiring: &Wiring, event: SqsEvent, deadline: SystemTime) 
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(1),
             };
-            // A function without the queue cannot settle a record: every one comes back.
-            let handled = match &wiring.queue {
-                Some(queue) => queue.handle(&wiring.consumer, &delivery).instrument(span.clone()).await,
-                None => Err(QueueError("this function has no queue client (telegate_lambda::needs)".into())),
-            };
+            let handled = effects.queue.handle(&effects.consumer, &delivery).instrument(span.clone()).await;
             handled.unwrap_or_else(|e| {
                 span.in_scope(|| tracing::error!(error = %e, "could not settle the message"));
                 false
@@ -270,34 +402,22 @@ pub async fn handle_sqs(wiring: &Wiring, event: SqsEvent, deadline: SystemTime) 
     response
 }
 
-pub async fn serve_sqs(name: &str) -> Result<(), Error> {
-    init_logs();
-    let wiring = Arc::new(Wiring::from_env(name).await?);
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
-        let wiring = wiring.clone();
-        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        async move { Ok::<_, Error>(handle_sqs(&wiring, event.payload, deadline).await) }
-    }))
-    .await
-}
-
 /// An EventBridge schedule: the rule's input names the job (`{"job": "expire-tokens"}`); or a run
 /// an admin asked for, from the bus (`detail: {job, run_id}`), recorded under its id.
 /// No batch is started later than `deadline` minus a margin for the batch itself: a run cut short
 /// leaves the rest to the next one (each job is idempotent and reads what is still due).
-pub async fn handle_schedule(wiring: &Wiring, event: Value, deadline: SystemTime) -> Result<Value, JobError> {
+pub async fn handle_schedule(scheduled: &Scheduled, event: Value, deadline: SystemTime) -> Result<Value, JobError> {
     let name = event["job"].as_str().or_else(|| event["detail"]["job"].as_str()).unwrap_or_default();
     let job = Job::parse(name).map_err(|_| JobError::UnknownJob(name.into()))?;
     let left = deadline.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(JOB_MARGIN);
-    let own = Duration::from_secs(u64::from(wiring.app.settings.limits.job_max_seconds));
-    let until = std::time::Instant::now() + left.min(own);
-    let app = &wiring.app;
+    let until = std::time::Instant::now() + left.min(scheduled.max_run);
+    let jobs = &scheduled.jobs;
     let run = match event["detail"]["run_id"].as_str() {
         Some(id) => {
             let id = RunId::parse(id).map_err(|_| JobError::BadRunId(id.into()))?;
-            app.run_requested(job, &id, until).await
+            jobs.run_requested(job, &id, until).await
         }
-        None => match app.run_job_until(job, "eventbridge", until).await {
+        None => match jobs.run_job_until(job, "eventbridge", until).await {
             // A run an admin asked for is at it: this schedule's run is not needed twice.
             Err(AppError::Conflict { code: "job_running", message }) => {
                 return Ok(json!({ "job": job.name(), "skipped": message }));
@@ -321,20 +441,3 @@ fn counted(job: &str, outcome: &Result<Value, JobError>) {
 
 /// Time kept back from a scheduled invocation for the batch in progress to finish.
 const JOB_MARGIN: Duration = Duration::from_secs(30);
-
-pub async fn serve_schedule(name: &str) -> Result<(), Error> {
-    init_logs();
-    let wiring = Arc::new(Wiring::from_env(name).await?);
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| {
-        let wiring = wiring.clone();
-        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        async move {
-            let job = event.payload["job"].as_str().or_else(|| event.payload["detail"]["job"].as_str());
-            let job = job.unwrap_or_default().to_owned();
-            let outcome = handle_schedule(&wiring, event.payload, deadline).await;
-            counted(&job, &outcome);
-            outcome
-        }
-    }))
-    .await
-}

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), telegate_lambda::Error> {
-    telegate_lambda::serve_http("payments", telegate_lambda::http::payments_routes()).await
+    telegate_lambda::serve_function(telegate_lambda::Function::Payments).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), telegate_lambda::Error> {
-    telegate_lambda::serve_http("revoke", telegate_lambda::http::revoke_routes()).await
+    telegate_lambda::serve_function(telegate_lambda::Function::Revoke).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), telegate_lambda::Error> {
-    telegate_lambda::serve_schedule("scheduled-jobs").await
+    telegate_lambda::serve_function(telegate_lambda::Function::ScheduledJobs).await
 }

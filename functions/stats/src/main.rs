@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), telegate_lambda::Error> {
-    telegate_lambda::serve_http("stats", telegate_lambda::http::admin_routes()).await
+    telegate_lambda::serve_function(telegate_lambda::Function::Stats).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), telegate_lambda::Error> {
-    telegate_lambda::serve_http("telegram-webhook", telegate_lambda::http::webhook_routes()).await
+    telegate_lambda::serve_function(telegate_lambda::Function::TelegramWebhook).await
 }

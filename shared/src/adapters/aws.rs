@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 pub use aws_config::SdkConfig;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
@@ -14,10 +13,6 @@ use super::eventbridge::EventBridgeBus;
 use super::ses::SesMailer;
 use super::sqs::SqsQueue;
 use crate::config::{AwsResources, Needs};
-use crate::domain::{Job, RunId};
-use crate::ports::{
-    BusinessEvent, Email, Envelope, EventBus, EventError, JobStarter, MailError, Mailer, Queue, QueueError,
-};
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
     loader().load().await
@@ -69,85 +64,31 @@ fn trust_store() -> TrustStore {
 
 /// The AWS side of telegate, as the settings name it: the table, the queue, SES and the event bus.
 /// Built the same way by the Lambda functions and by `telegate serve` with AWS settings; a
-/// function builds only the clients it needs, and the others refuse every call (`NotGranted`).
+/// function builds only the clients it needs (`needs`), and has none of the others.
 pub struct AwsAdapters {
     pub store: Arc<DynamoStore>,
-    /// `None` for a function that queues nothing.
     pub queue: Option<Arc<SqsQueue>>,
-    pub mailer: Arc<dyn Mailer>,
-    pub events: Arc<dyn EventBus>,
-    pub jobs: Arc<dyn JobStarter>,
+    pub mailer: Option<Arc<SesMailer>>,
+    /// The event bus: business events, and the job runs an admin asks for.
+    pub events: Option<Arc<EventBridgeBus>>,
 }
 
 impl AwsAdapters {
     /// `config`: `sdk_config` or, in Lambda, `lambda_sdk_config`.
     pub fn build(config: &aws_config::SdkConfig, aws: &AwsResources, needs: &Needs) -> Self {
-        let (events, jobs): (Arc<dyn EventBus>, Arc<dyn JobStarter>) = match needs.events {
-            true => {
-                let bus = Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(config), &aws.event_bus));
-                (bus.clone(), bus)
-            }
-            false => (Arc::new(NotGranted("EventBridge")), Arc::new(NotGranted("EventBridge"))),
-        };
         Self {
             store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(config), &aws.table)),
             queue: needs.queue.then(|| Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(config), &aws.queue_url))),
-            mailer: match needs.mail {
-                true => Arc::new(
+            mailer: needs.mail.then(|| {
+                Arc::new(
                     SesMailer::new(aws_sdk_sesv2::Client::new(config), &aws.mail_from)
                         .with_configuration_set(aws.mail_configuration_set.clone()),
-                ),
-                false => Arc::new(NotGranted("SES")),
-            },
-            events,
-            jobs,
+                )
+            }),
+            events: needs
+                .events
+                .then(|| Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(config), &aws.event_bus))),
         }
-    }
-
-    /// The queue, as the use cases see it.
-    pub fn queue(&self) -> Arc<dyn Queue> {
-        match &self.queue {
-            Some(queue) => queue.clone(),
-            None => Arc::new(NotGranted("SQS")),
-        }
-    }
-}
-
-/// An AWS service a function does not use: it has no client, and its role no permission. Every
-/// call is refused with an error that says so.
-pub struct NotGranted(pub &'static str);
-
-impl NotGranted {
-    fn why(&self) -> String {
-        format!("this function does not use {}: it has no client for it (telegate_lambda::needs)", self.0)
-    }
-}
-
-#[async_trait]
-impl Queue for NotGranted {
-    async fn enqueue(&self, _: Vec<Envelope>) -> Result<(), QueueError> {
-        Err(QueueError(self.why().into()))
-    }
-}
-
-#[async_trait]
-impl Mailer for NotGranted {
-    async fn send(&self, _: &Email) -> Result<(), MailError> {
-        Err(MailError::Unavailable(self.why().into()))
-    }
-}
-
-#[async_trait]
-impl EventBus for NotGranted {
-    async fn publish(&self, _: &BusinessEvent) -> Result<(), EventError> {
-        Err(EventError(self.why()))
-    }
-}
-
-#[async_trait]
-impl JobStarter for NotGranted {
-    async fn start(&self, _: Job, _: &RunId) -> Result<(), EventError> {
-        Err(EventError(self.why()))
     }
 }
 

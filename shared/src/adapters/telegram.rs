@@ -387,47 +387,6 @@ fn is_server_fault(text: &str) -> bool {
     ["internal server error", "bad gateway", "gateway timeout", "service unavailable"].iter().any(|s| t.contains(s))
 }
 
-/// The Telegram of a Lambda function given no bot token because it makes no Bot API call (the
-/// API functions other than the admin's): any call is refused, loudly, instead of pretending.
-pub struct NoBot;
-
-impl NoBot {
-    fn refused<T>() -> Result<T, TelegramError> {
-        Err(TelegramError::Refused("this function has no bot token: it does not call Telegram".into()))
-    }
-}
-
-#[async_trait]
-impl Telegram for NoBot {
-    async fn send_message(&self, _: i64, _: &str, _: &[LinkButton]) -> Result<(), TelegramError> {
-        Self::refused()
-    }
-    async fn create_invite(&self, _: &InviteRequest) -> Result<String, TelegramError> {
-        Self::refused()
-    }
-    async fn revoke_invite(&self, _: &str) -> Result<(), TelegramError> {
-        Self::refused()
-    }
-    async fn unban(&self, _: TelegramUserId, _: bool) -> Result<(), TelegramError> {
-        Self::refused()
-    }
-    async fn ban(&self, _: TelegramUserId) -> Result<(), TelegramError> {
-        Self::refused()
-    }
-    async fn approve_join_request(&self, _: TelegramUserId) -> Result<(), TelegramError> {
-        Self::refused()
-    }
-    async fn decline_join_request(&self, _: TelegramUserId) -> Result<(), TelegramError> {
-        Self::refused()
-    }
-    async fn presence(&self, _: TelegramUserId) -> Result<Presence, TelegramError> {
-        Self::refused()
-    }
-    async fn administrators(&self) -> Result<Vec<TelegramUserId>, TelegramError> {
-        Self::refused()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use teloxide_core::errors::{ApiError, RequestError};

@@ -1,12 +1,14 @@
 //! The admin side: reinstate, statistics, audit log (a revoke is in `ending.rs`).
 
-use serde::Serialize;
+use std::sync::Arc;
 
-use super::{App, AppError, actor, require};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{AppError, Auditor, actor, require};
 use crate::auth::{Caller, Role};
 use crate::domain::{AuditAction, AuditEntry, PaymentId, Reason, TelegramUserId, UserId};
-use crate::ports::{Page, PageRequest, StoreError};
-use serde_json::json;
+use crate::ports::{AccountBars, AuditLog, Clock, Page, PageRequest, PaymentStore, Stats, StoreError};
 
 #[derive(Debug)]
 pub struct Reinstated {
@@ -56,7 +58,18 @@ pub struct MemberStats {
     pub recent_joins: i64,
 }
 
-impl App {
+/// The admin side: reinstate, statistics, the audit log.
+#[derive(Clone)]
+pub struct Admin {
+    pub(crate) audit_log: Arc<dyn AuditLog>,
+    pub(crate) auditor: Auditor,
+    pub(crate) bars: Arc<dyn AccountBars>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) payments: Arc<dyn PaymentStore>,
+    pub(crate) stats: Arc<dyn Stats>,
+}
+
+impl Admin {
     /// Support's way back, audited: lifts a channel administrator's removal of a Telegram account,
     /// and/or lets a payment whose access was revoked or ended have a new link (its opened token is
     /// retired; `409 access_still_open` while that access lasts).
@@ -77,7 +90,7 @@ impl App {
         let payment = match payment_id {
             Some(id) => {
                 let id = PaymentId::parse(id).map_err(|_| AppError::NotFound("no such payment"))?;
-                Some(self.store.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?)
+                Some(self.payments.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?)
             }
             None => None,
         };
@@ -85,7 +98,7 @@ impl App {
             return Err(super::access::refunded(p));
         }
         let tokens_retired = match &payment {
-            Some(p) => match self.store.reopen_payment(&p.id).await {
+            Some(p) => match self.bars.reopen_payment(&p.id).await {
                 Ok(n) => n,
                 Err(StoreError::Conflict(_)) => {
                     return Err(AppError::Conflict {
@@ -98,25 +111,26 @@ impl App {
             None => 0,
         };
         let bar_lifted = match account {
-            Some(a) => self.store.lift_bar(a).await?,
+            Some(a) => self.bars.lift_bar(a).await?,
             None => false,
         };
-        self.audit(
-            &actor(caller),
-            AuditAction::Reinstated,
-            payment.as_ref().map(|p| &p.user_id),
-            account,
-            json!({ "reason": reason, "payment_id": payment.as_ref().map(|p| p.id.clone()),
+        self.auditor
+            .audit(
+                &actor(caller),
+                AuditAction::Reinstated,
+                payment.as_ref().map(|p| &p.user_id),
+                account,
+                json!({ "reason": reason, "payment_id": payment.as_ref().map(|p| p.id.clone()),
                     "bar_lifted": bar_lifted, "tokens_retired": tokens_retired }),
-        )
-        .await?;
+            )
+            .await?;
         tracing::info!(by = %caller.user_id, bar_lifted, tokens_retired, "reinstated");
         Ok(Reinstated { bar_lifted, tokens_retired })
     }
 
     pub async fn stats(&self, caller: &Caller) -> Result<StatsView, AppError> {
         require(caller, Role::Admin)?;
-        let c = self.store.counters(self.clock.now()).await?;
+        let c = self.stats.counters(self.clock.now()).await?;
         let rate = if c.invites_total > 0 {
             (c.invites_accepted as f64 * 10_000.0 / c.invites_total as f64).round() / 100.0
         } else {
@@ -152,6 +166,6 @@ impl App {
     ) -> Result<Page<AuditEntry>, AppError> {
         require(caller, Role::Admin)?;
         let user = user.map(UserId::parse).transpose()?;
-        Ok(self.store.audit(user.as_ref(), page).await?)
+        Ok(self.audit_log.audit(user.as_ref(), page).await?)
     }
 }

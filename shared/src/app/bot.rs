@@ -1,37 +1,61 @@
 //! The webhook's entry: one Telegram update, processed at most once.
 
-use super::access::Redemption;
-use super::{App, AppError};
-use crate::domain::{IncomingMessage, Lang, TelegramUserId, Update, UpdateKind, texts};
-use crate::ports::LinkButton;
+use std::sync::Arc;
 
-impl App {
+use super::admission::Redemption;
+use super::{Admission, AppError, Members, Sales, Stars, Status};
+use crate::config::Settings;
+use crate::domain::{IncomingMessage, Lang, TelegramUserId, Update, UpdateKind, texts};
+use crate::ports::{AccessStore, AccountBars, Clock, Telegram, UpdateLog};
+
+/// The Telegram webhook's updates: claimed once, dispatched to the use case they are for.
+#[derive(Clone)]
+pub struct Bot {
+    pub(crate) access: Arc<dyn AccessStore>,
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) bars: Arc<dyn AccountBars>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) members: Arc<Members>,
+    pub(crate) sales: Arc<Sales>,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) stars: Arc<Stars>,
+    pub(crate) status: Arc<Status>,
+    pub(crate) telegram: Arc<dyn Telegram>,
+    pub(crate) update_log: Arc<dyn UpdateLog>,
+}
+
+impl Bot {
+    /// The secret Telegram sends with each update (`None`: this process serves no webhook).
+    pub fn webhook_secret(&self) -> Option<&crate::config::Secret> {
+        self.settings.webhook_secret.as_ref()
+    }
+
     /// Handles an update unless its `update_id` was handled before (or is being handled now). On
     /// failure the claim is given back, and a handler killed mid-way loses it when its lease ends:
     /// either way Telegram's retry of the same update is processed.
     pub async fn handle_update(&self, update: &Update) -> Result<(), AppError> {
-        if !self.store.claim_update(update.update_id, self.clock.now()).await? {
+        if !self.update_log.claim_update(update.update_id, self.clock.now()).await? {
             tracing::info!(update_id = update.update_id, "update already processed");
             return Ok(());
         }
         let result = match update.kind() {
-            UpdateKind::Message(m) if m.successful_payment.is_some() => self.on_stars_payment(m).await,
+            UpdateKind::Message(m) if m.successful_payment.is_some() => self.stars.on_stars_payment(m).await,
             UpdateKind::Message(m) => self.on_message(m).await,
-            UpdateKind::PreCheckout(q) => self.on_pre_checkout(q).await,
-            UpdateKind::Subscription(s) => self.on_subscription_change(s).await,
+            UpdateKind::PreCheckout(q) => self.stars.on_pre_checkout(q).await,
+            UpdateKind::Subscription(s) => self.stars.on_subscription_change(s).await,
             UpdateKind::ChatMember(c) if c.chat.id == self.settings.channel_id => {
-                self.on_chat_member(update.update_id, c).await
+                self.members.on_chat_member(update.update_id, c).await
             }
             UpdateKind::JoinRequest(j) if j.chat.id == self.settings.channel_id => {
-                self.on_join_request(update.update_id, j).await
+                self.members.on_join_request(update.update_id, j).await
             }
             _ => Ok(()),
         };
         match &result {
-            Ok(()) => self.store.complete_update(update.update_id, self.clock.now()).await?,
+            Ok(()) => self.update_log.complete_update(update.update_id, self.clock.now()).await?,
             Err(e) => {
                 tracing::warn!(update_id = update.update_id, error = %e, "update failed; released for retry");
-                self.store.release_update(update.update_id).await?;
+                self.update_log.release_update(update.update_id).await?;
             }
         }
         result
@@ -55,34 +79,34 @@ impl App {
         let command = command.split_once('@').map_or(command, |(c, _)| c);
         let channel = &self.settings.channel_name;
         let (reply, buttons) = match (command, words.next()) {
-            ("/start", Some(token)) if self.start_is_silenced(account, token).await? => {
+            ("/start", Some(token)) if self.admission.start_is_silenced(account, token).await? => {
                 tracing::info!(telegram_user = %account, "too many /start this hour: silent until the window passes");
                 return Ok(());
             }
             ("/start", Some(token)) => {
-                let redemption = self.redeem(from, account, token).await?;
+                let redemption = self.admission.redeem(from, account, token).await?;
                 match &redemption {
-                    Redemption::Refused => self.count_start_failure(account, token).await?,
-                    Redemption::Invite { .. } => self.count_invite(account).await?,
+                    Redemption::Refused => self.admission.count_start_failure(account, token).await?,
+                    Redemption::Invite { .. } => self.admission.count_invite(account).await?,
                     _ => {}
                 }
-                self.redemption_reply(redemption, lang)
+                self.admission.redemption_reply(redemption, lang)
             }
             // Paid (in Stars, or a link already used) and not in the channel: a fresh invite, with
             // the same hourly limit as a re-sent link.
-            ("/start", None) if self.start_is_silenced(account, "").await? => return Ok(()),
+            ("/start", None) if self.admission.start_is_silenced(account, "").await? => return Ok(()),
             ("/start", None) if let Some(link) = self.invite_again(account).await? => {
-                self.count_invite(account).await?;
-                self.redemption_reply(Redemption::Invite { link }, lang)
+                self.admission.count_invite(account).await?;
+                self.admission.redemption_reply(Redemption::Invite { link }, lang)
             }
             ("/start", None) if !self.settings.offers.in_stars().is_empty() => {
-                self.offers(account, lang, texts::welcome_with_stars(lang, channel)).await?
+                self.sales.offers(account, lang, texts::welcome_with_stars(lang, channel)).await?
             }
             ("/start", None) => (texts::welcome(lang, channel), Vec::new()),
             ("/buy", _) if self.settings.offers.in_stars().is_empty() => (texts::nothing_for_sale(lang), Vec::new()),
-            ("/buy", _) => self.offers(account, lang, texts::buy(lang, channel)).await?,
-            ("/paysupport", _) => (self.pay_support(account, lang).await?, Vec::new()),
-            ("/status", _) => (self.status_text(account, lang).await?, Vec::new()),
+            ("/buy", _) => self.sales.offers(account, lang, texts::buy(lang, channel)).await?,
+            ("/paysupport", _) => (self.stars.pay_support(account, lang).await?, Vec::new()),
+            ("/status", _) => (self.status.status_text(account, lang).await?, Vec::new()),
             _ => (texts::help(lang), Vec::new()),
         };
         self.telegram.send_message(message.chat.id, &reply, &buttons).await?;
@@ -93,28 +117,13 @@ impl App {
     /// channel), unless a channel administrator removed it by hand.
     async fn invite_again(&self, account: TelegramUserId) -> Result<Option<String>, AppError> {
         let now = self.clock.now();
-        let Some(m) = self.store.current_membership(account).await?.filter(|m| m.holds_place(now) && !m.in_channel)
+        let Some(m) = self.access.current_membership(account).await?.filter(|m| m.holds_place(now) && !m.in_channel)
         else {
             return Ok(None);
         };
-        if self.store.account_bar(account).await?.is_some() {
+        if self.bars.account_bar(account).await?.is_some() {
             return Ok(None);
         }
-        Ok(Some(self.invite(&m).await?))
-    }
-
-    /// What the account is told after a token (or a Stars payment) was applied.
-    pub(crate) fn redemption_reply(&self, redemption: Redemption, lang: Lang) -> (String, Vec<LinkButton>) {
-        let channel = &self.settings.channel_name;
-        match redemption {
-            Redemption::Refused => (texts::refusal(lang), Vec::new()),
-            Redemption::Invite { link } => (
-                texts::invite(lang, channel, u64::from(self.settings.invite_ttl_seconds).div_ceil(60)),
-                vec![LinkButton { text: texts::join_button(lang).into(), url: link }],
-            ),
-            Redemption::Extended { end } => (texts::extended(lang, channel, end), Vec::new()),
-            Redemption::AlreadyMember { end } => (texts::already_member(lang, channel, end), Vec::new()),
-            Redemption::OtherPayer => (texts::other_payer(lang, channel), Vec::new()),
-        }
+        Ok(Some(self.admission.invite(&m).await?))
     }
 }

@@ -1,11 +1,14 @@
 //! Carrying out queued side effects: the same code behind the local queue and the SQS consumer.
 
-use crate::metrics::{self, Metric};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{AuditAction, AuditEntry, AuditId};
-use crate::ports::{Clock, Effect, Envelope, EventBus, MailError, Mailer, Store, StoreError, Telegram, TelegramError};
+use crate::metrics::{self, Metric};
+use crate::ports::{
+    AccessStore, AccountBars, AuditLog, Clock, Effect, EffectLog, EffectOutbox, Envelope, EventBus, Exemptions,
+    MailError, Mailer, PaymentStore, StoreError, Telegram, TelegramError,
+};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EffectError {
@@ -180,20 +183,22 @@ const LEASE_SECONDS: i64 = 120;
 /// consumer that dies mid-way does not lose it), then marked done, or released on failure.
 /// Channel effects are level-triggered: each is checked against the membership as it is now.
 pub struct Consumer {
-    runner: EffectRunner,
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    pub(crate) runner: EffectRunner,
+    pub(crate) effect_log: Arc<dyn EffectLog>,
+    pub(crate) outbox: Arc<dyn EffectOutbox>,
+    pub(crate) payments: Arc<dyn PaymentStore>,
+    pub(crate) access: Arc<dyn AccessStore>,
+    pub(crate) bars: Arc<dyn AccountBars>,
+    pub(crate) exemptions: Arc<dyn Exemptions>,
+    pub(crate) audit_log: Arc<dyn AuditLog>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Consumer {
-    pub fn new(runner: EffectRunner, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { runner, store, clock }
-    }
-
     pub async fn handle(&self, envelope: &Envelope) -> Outcome {
         let key = &envelope.idempotency_key;
         let now = self.clock.now();
-        match self.store.claim_effect(key, now, chrono::Duration::seconds(LEASE_SECONDS)).await {
+        match self.effect_log.claim_effect(key, now, chrono::Duration::seconds(LEASE_SECONDS)).await {
             Ok(true) => {}
             Ok(false) => {
                 self.settle_intent(envelope).await;
@@ -211,8 +216,8 @@ impl Consumer {
             _ => result,
         };
         let settled = match &result {
-            Ok(_) | Err(EffectError::Undeliverable(_)) => self.store.complete_effect(key, self.clock.now()).await,
-            Err(_) => self.store.release_effect(key).await,
+            Ok(_) | Err(EffectError::Undeliverable(_)) => self.effect_log.complete_effect(key, self.clock.now()).await,
+            Err(_) => self.effect_log.release_effect(key).await,
         };
         if let Err(e) = settled {
             tracing::error!(key = %key, error = %e, "could not record the effect's outcome");
@@ -273,10 +278,10 @@ impl Consumer {
         use crate::domain::PaymentStatus::{RefundFailed, Refunded};
         let now = self.clock.now();
         let recorded = match &result {
-            Ok(_) => self.store.move_refund(id, Refunded, None, now).await,
+            Ok(_) => self.payments.move_refund(id, Refunded, None, now).await,
             Err(EffectError::Permanent(why)) => {
                 metrics::count(Metric::RefundFailed);
-                self.store.move_refund(id, RefundFailed, Some(why), now).await
+                self.payments.move_refund(id, RefundFailed, Some(why), now).await
             }
             Err(_) => return result,
         };
@@ -302,11 +307,12 @@ impl Consumer {
             _ => return Ok(Current::Run(effect.clone())),
         };
         let now = self.clock.now();
-        let current = self.store.current_membership(account).await?;
-        let barred = self.store.account_bar(account).await?.is_some();
+        let current = self.access.current_membership(account).await?;
+        let barred = self.bars.account_bar(account).await?.is_some();
         let holds_place = current.as_ref().is_some_and(|m| m.holds_place(now));
         let admitted = current.as_ref().is_some_and(|m| m.admits(now)) && !barred;
-        let exempt = matches!(effect, Effect::RemoveMember { .. }) && self.store.exemption(account).await?.is_some();
+        let exempt =
+            matches!(effect, Effect::RemoveMember { .. }) && self.exemptions.exemption(account).await?.is_some();
         Ok(match effect {
             Effect::RemoveMember { .. } if holds_place => Current::Drop("the account has a current membership"),
             Effect::RemoveMember { .. } if exempt => Current::Drop("the account is exempt (kept at the import)"),
@@ -324,7 +330,7 @@ impl Consumer {
         let kind = serde_json::to_value(&envelope.effect).ok().and_then(|v| v["type"].as_str().map(str::to_owned));
         let details = serde_json::json!({ "key": envelope.idempotency_key, "effect": kind, "error": reason });
         let entry = self.audit_entry(AuditAction::EffectDeadLettered, envelope, details).ok()?;
-        if let Err(e) = self.store.record(&entry).await {
+        if let Err(e) = self.audit_log.record(&entry).await {
             tracing::error!(key = %envelope.idempotency_key, error = %e, "could not audit a dead-lettered effect");
         }
         if matches!(envelope.effect, Effect::Publish { .. }) {
@@ -339,7 +345,7 @@ impl Consumer {
         let details = serde_json::json!({ "key": envelope.idempotency_key, "effect": envelope.effect, "why": why });
         let entry =
             self.audit_entry(AuditAction::EffectDropped, envelope, details).map_err(|e| retry(e.to_string()))?;
-        self.store.record(&entry).await.map_err(|e| retry(e.to_string()))
+        self.audit_log.record(&entry).await.map_err(|e| retry(e.to_string()))
     }
 
     /// The queue's audit entry about one effect, on the account it acts on.
@@ -368,7 +374,7 @@ impl Consumer {
             return;
         }
         let key = &envelope.idempotency_key;
-        if let Err(e) = self.store.settle_intent(key).await {
+        if let Err(e) = self.outbox.settle_intent(key).await {
             tracing::warn!(key, error = %e, "could not settle the effect's intent");
         }
     }

@@ -3,20 +3,36 @@
 //! Each ends what it ends in the store with the removal's intent in the same write, then queues
 //! the removal, tells the member and audits (`end_access`).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::jobs::{BATCH, out_of_time};
-use super::{App, AppError, actor, require};
+use super::{AppError, Auditor, Notifier, actor, require};
 use crate::auth::{Caller, Role};
+use crate::config::Settings;
 use crate::domain::{
     AuditAction, Membership, NotificationKind, Payment, Reason, TelegramUserId, TokenHash, UserId, texts,
 };
-use crate::ports::{Effect, Envelope, Withdrawn};
+use crate::ports::{AccessStore, Clock, Effect, Envelope, LifecycleStore, PaymentStore, Queue, Stats, Withdrawn};
 
-impl App {
+/// Ending access: revoke, the expiry sweep, a refund's end, cancelling a renewal.
+#[derive(Clone)]
+pub struct Ending {
+    pub(crate) access: Arc<dyn AccessStore>,
+    pub(crate) auditor: Auditor,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) lifecycle: Arc<dyn LifecycleStore>,
+    pub(crate) notifier: Notifier,
+    pub(crate) payments: Arc<dyn PaymentStore>,
+    pub(crate) queue: Arc<dyn Queue>,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) stats: Arc<dyn Stats>,
+}
+
+impl Ending {
     /// Every pending or active membership of the user is revoked, unused tokens too; the member
     /// leaves the channel through the queue. Revoking again finds nothing: 0.
     pub async fn revoke_access(&self, caller: &Caller, user_id: &str, reason: &str) -> Result<usize, AppError> {
@@ -24,9 +40,9 @@ impl App {
         let user = UserId::parse(user_id)?;
         let reason = Reason::parse(reason)?;
         let reason = reason.as_str();
-        let how = Ending::Revoked(reason);
+        let how = EndedBy::Revoked(reason);
         let intents = move |m: &crate::domain::Membership| vec![removal(m, how)];
-        let revoked = self.store.revoke_user(&user, reason, self.clock.now(), &intents).await?;
+        let revoked = self.lifecycle.revoke_user(&user, reason, self.clock.now(), &intents).await?;
         for m in &revoked {
             self.end_access(m, &actor(caller), how, intents(m)).await?;
         }
@@ -49,17 +65,17 @@ impl App {
             if out_of_time(deadline) {
                 return Ok((processed, false));
             }
-            let due = self.store.due_memberships(cutoff, after, BATCH).await?;
+            let due = self.lifecycle.due_memberships(cutoff, after, BATCH).await?;
             let mut ended = 0;
             for m in &due {
                 if m.renewal_awaited(now) {
                     continue;
                 }
                 // Conditional: a renewal that landed since the read keeps the membership.
-                let intents = [removal(m, Ending::Expired)];
-                if let Some(expired) = self.store.expire_membership(&m.id, cutoff, now, &intents).await? {
+                let intents = [removal(m, EndedBy::Expired)];
+                if let Some(expired) = self.lifecycle.expire_membership(&m.id, cutoff, now, &intents).await? {
                     ended += 1;
-                    self.end_access(&expired, "job:expire-subscriptions", Ending::Expired, intents.to_vec()).await?;
+                    self.end_access(&expired, "job:expire-subscriptions", EndedBy::Expired, intents.to_vec()).await?;
                     self.count_if_subscription_lapsed(&expired, now).await?;
                 }
             }
@@ -82,9 +98,9 @@ impl App {
         if self.settings.offers.in_stars().is_empty() {
             return Ok(());
         }
-        let paid = self.store.payment(&ended.payment_id).await?.and_then(|p| p.stars_paid());
+        let paid = self.payments.payment(&ended.payment_id).await?.and_then(|p| p.stars_paid());
         if paid.is_some_and(|p| p.renewing) {
-            self.store.count_lapse(now).await?;
+            self.stats.count_lapse(now).await?;
         }
         Ok(())
     }
@@ -100,17 +116,17 @@ impl App {
         by: &str,
         reason: &str,
     ) -> Result<Withdrawn, AppError> {
-        let how = Ending::Revoked(reason);
+        let how = EndedBy::Revoked(reason);
         let intents = move |m: &crate::domain::Membership| vec![removal(m, how)];
         let hash = TokenHash::of_stars_charge(charge);
-        let withdrawn = self.store.withdraw_token(&hash, reason, self.clock.now(), &intents).await?;
+        let withdrawn = self.lifecycle.withdraw_token(&hash, reason, self.clock.now(), &intents).await?;
         let renewing = payment.stars_paid().is_some_and(|paid| paid.renewing);
         match &withdrawn {
             Withdrawn::Revoked(m) => self.end_access(m, by, how, intents(m)).await?,
             Withdrawn::Shortened(m) => {
                 tracing::info!(membership = %m.id, end = ?m.expires_at, "a refunded payment's days taken back");
                 if renewing {
-                    self.store.set_renewal(&m.id, None).await?;
+                    self.access.set_renewal(&m.id, None).await?;
                 }
             }
             Withdrawn::Nothing => {}
@@ -127,7 +143,7 @@ impl App {
     pub(crate) async fn cancel_renewals(&self, user: &UserId) -> Result<(), AppError> {
         // Per account: (is a first payment, when) of the payment that names its subscription.
         let mut named: std::collections::BTreeMap<i64, (bool, Payment)> = std::collections::BTreeMap::new();
-        for p in self.store.payments_of(user).await? {
+        for p in self.payments.payments_of(user).await? {
             let account = p.user_info.as_ref().and_then(|i| i["telegram_user_id"].as_i64());
             let (Some(paid), Some(account)) = (p.stars_paid().filter(|s| s.renewing), account) else { continue };
             let first = !paid.renewal;
@@ -146,7 +162,7 @@ impl App {
                 Effect::CancelSubscription { telegram_user_id: account, charge_id: charge.to_owned() },
             ));
         }
-        self.enqueue(effects).await
+        self.notifier.enqueue(effects).await
     }
 
     /// Out of the channel (banned until a new payment lifts it), notified in the app, by Telegram
@@ -156,19 +172,19 @@ impl App {
         &self,
         m: &Membership,
         actor: &str,
-        how: Ending<'_>,
+        how: EndedBy<'_>,
         intents: Vec<Envelope>,
     ) -> Result<(), AppError> {
-        let lang = self.payer_lang(m).await?;
+        let lang = self.notifier.payer_lang(m).await?;
         let channel = &self.settings.channel_name;
         let (kind, text, action, details) = match how {
-            Ending::Expired => (
+            EndedBy::Expired => (
                 NotificationKind::AccessExpired,
                 texts::expired(lang, channel, renew_by(m)),
                 AuditAction::AccessExpired,
                 json!({ "membership_id": m.id, "expires_at": m.expires_at }),
             ),
-            Ending::Revoked(reason) => (
+            EndedBy::Revoked(reason) => (
                 NotificationKind::AccessRevoked,
                 texts::revoked(lang, channel, reason),
                 AuditAction::AccessRevoked,
@@ -178,18 +194,18 @@ impl App {
         if let Err(e) = self.queue.enqueue(intents).await {
             tracing::warn!(membership = %m.id, error = %e, "removal not queued; its intent is queued by the next job run");
         }
-        self.notify_member(m, kind, &text, &format!("{}:{}", action.as_str(), m.id)).await?;
-        self.audit(actor, action, Some(&m.user_id), Some(m.telegram_user_id), details).await
+        self.notifier.notify_member(m, kind, &text, &format!("{}:{}", action.as_str(), m.id)).await?;
+        self.auditor.audit(actor, action, Some(&m.user_id), Some(m.telegram_user_id), details).await
     }
 }
 
 #[derive(Clone, Copy)]
-pub(crate) enum Ending<'a> {
+pub(crate) enum EndedBy<'a> {
     Expired,
     Revoked(&'a str),
 }
 
-impl Ending<'_> {
+impl EndedBy<'_> {
     fn action(self) -> AuditAction {
         match self {
             Self::Expired => AuditAction::AccessExpired,
@@ -200,7 +216,7 @@ impl Ending<'_> {
 
 /// The effect that takes an ended membership's account out of the channel, kept banned until a
 /// new payment lifts the ban. One per membership and ending.
-pub(crate) fn removal(m: &Membership, how: Ending<'_>) -> Envelope {
+pub(crate) fn removal(m: &Membership, how: EndedBy<'_>) -> Envelope {
     Envelope {
         idempotency_key: format!("remove:{}:{}", m.id, how.action().as_str()),
         effect: Effect::RemoveMember { telegram_user_id: m.telegram_user_id, keep_banned: true },

@@ -2,13 +2,26 @@
 //! invoice per sale, its link reused; a per-account limit; Telegram's flood control told to the
 //! buyer), and what a payload Telegram hands back buys (`sold`): telegate's invoices only.
 
+use std::sync::Arc;
+
 use chrono::Duration;
 
-use super::{App, AppError};
+use super::AppError;
+use crate::config::Settings;
 use crate::domain::{Invoice, Lang, Offer, TelegramUserId, offer_of_payload, sale_of, texts};
-use crate::ports::{LinkButton, StarInvoice, StoreError, TelegramError};
+use crate::ports::{Clock, InvoiceStore, LinkButton, RateLimits, StarInvoice, StoreError, Telegram, TelegramError};
 
-impl App {
+/// Offers sold in Stars: the invoice links telegate created, what makes a Star payment its own.
+#[derive(Clone)]
+pub struct Sales {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) invoices: Arc<dyn InvoiceStore>,
+    pub(crate) limits: Arc<dyn RateLimits>,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) telegram: Arc<dyn Telegram>,
+}
+
+impl Sales {
     /// The offers sold in Stars under `text`, one pay button each (`/buy`, a bare `/start`):
     /// `BUY_PER_MINUTE` times a minute per account, then a polite "wait"; Telegram's flood
     /// control while making a pay button is told to the buyer the same way, never a failure.
@@ -20,7 +33,7 @@ impl App {
     ) -> Result<(String, Vec<LinkButton>), AppError> {
         let now = self.clock.now();
         let minute = now.format("%Y%m%d%H%M");
-        let count = self.store.hit(&format!("offers:{account}:{minute}"), now + Duration::minutes(2)).await?;
+        let count = self.limits.hit(&format!("offers:{account}:{minute}"), now + Duration::minutes(2)).await?;
         if count > self.settings.limits.offers_per_minute {
             let wait = 60 - u64::from(chrono::Timelike::second(&now));
             return Ok((texts::wait_before_buying(lang, wait), Vec::new()));
@@ -45,7 +58,7 @@ impl App {
         let channel = &self.settings.channel_name;
         let mut buttons = Vec::new();
         for (id, offer) in self.settings.offers.in_stars() {
-            let invoice = match self.store.invoice_for_sale(&sale_of(id, offer)).await? {
+            let invoice = match self.invoices.invoice_for_sale(&sale_of(id, offer)).await? {
                 Some(invoice) => invoice,
                 None => {
                     let mut invoice = Invoice::new(id, offer, self.clock.now())?;
@@ -61,7 +74,7 @@ impl App {
                         Err(TelegramError::RetryAfter(seconds)) => return Err(Busy::Telegram(seconds)),
                         Err(e) => return Err(Busy::Failed(e.into())),
                     };
-                    self.store.record_invoice(&invoice).await?
+                    self.invoices.record_invoice(&invoice).await?
                 }
             };
             let text = texts::pay_button(lang, &offer.name, invoice.stars, offer.renewing);
@@ -75,7 +88,7 @@ impl App {
     /// of an offer still listed in Stars. `None`: not telegate's (a tip, paid media, another
     /// program's invoice).
     pub(super) async fn sold(&self, payload: &str) -> Result<Option<Sold>, AppError> {
-        if let Some(invoice) = self.store.invoice(payload).await? {
+        if let Some(invoice) = self.invoices.invoice(payload).await? {
             let listed = self.settings.offers.find_in_stars(&invoice.offer_id);
             let on_sale = listed.as_ref().is_some_and(|o| invoice.still_sold_as(o));
             let name = listed.map_or(invoice.offer_id.clone(), |o| o.name);

@@ -1,22 +1,46 @@
 //! The scheduled jobs: each idempotent, each returning how many items it processed.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::ending::renew_by;
-use super::{App, AppError, Meaning};
+use super::{AppError, Auditor, Ending, Meaning, Notifier, Stars};
+use crate::config::Settings;
 use crate::domain::{
-    AuditAction, Job, Lang, Membership, NotificationKind, READ_NOTIFICATION_DAYS, RUN_DEADLINE_MINUTES,
+    AuditAction, Job, Membership, NotificationKind, READ_NOTIFICATION_DAYS, RUN_DEADLINE_MINUTES,
     UNREAD_NOTIFICATION_DAYS, texts,
 };
-use crate::ports::{Effect, JobSlot, Presence};
+use crate::ports::{
+    AccessStore, Clock, Effect, EffectOutbox, Exemptions, JobLog, JobSlot, LifecycleStore, NotificationStore, Presence,
+    Queue, Telegram,
+};
 
 /// Rows read per round of a sweep.
 pub(super) const BATCH: u32 = 500;
 
-impl App {
+/// The scheduled jobs (warnings, expiry, reconciliations, clean-ups), run by the scheduler or on request.
+#[derive(Clone)]
+pub struct Jobs {
+    pub(crate) access: Arc<dyn AccessStore>,
+    pub(crate) auditor: Auditor,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ending: Arc<Ending>,
+    pub(crate) exemptions: Arc<dyn Exemptions>,
+    pub(crate) job_log: Arc<dyn JobLog>,
+    pub(crate) lifecycle: Arc<dyn LifecycleStore>,
+    pub(crate) notifications: Arc<dyn NotificationStore>,
+    pub(crate) notifier: Notifier,
+    pub(crate) outbox: Arc<dyn EffectOutbox>,
+    pub(crate) queue: Arc<dyn Queue>,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) stars: Arc<Stars>,
+    pub(crate) telegram: Arc<dyn Telegram>,
+}
+
+impl Jobs {
     /// Runs one job now (EventBridge, the local scheduler, or an admin) and records the run,
     /// within `JOB_MAX_SECONDS`.
     pub async fn run_job(&self, job: Job, actor: &str) -> Result<JobRun, AppError> {
@@ -43,7 +67,7 @@ impl App {
     ) -> Result<JobRun, AppError> {
         let now = self.clock.now();
         let until = now + Duration::minutes(RUN_DEADLINE_MINUTES);
-        if let Some(other) = self.store.claim_job(job.name(), JobSlot::Run, holder, now, until).await? {
+        if let Some(other) = self.job_log.claim_job(job.name(), JobSlot::Run, holder, now, until).await? {
             tracing::warn!(job = job.name(), other = %other, "another run of this job is in progress: not run now");
             return Err(AppError::Conflict {
                 code: "job_running",
@@ -51,7 +75,7 @@ impl App {
             });
         }
         let result = self.run_job_now(job, actor, deadline).await;
-        if let Err(e) = self.store.release_job(job.name(), JobSlot::Run, holder).await {
+        if let Err(e) = self.job_log.release_job(job.name(), JobSlot::Run, holder).await {
             tracing::error!(error = %e, job = job.name(), "could not give the job's run slot back; it runs out by itself");
         }
         result
@@ -68,24 +92,24 @@ impl App {
             tracing::error!(error = %e, "could not relay pending effect intents; the next job run tries again");
         }
         let (processed, complete) = match job {
-            Job::ExpireTokens => in_batches(deadline, || self.store.expire_tokens(now, BATCH)).await?,
-            Job::ExpireSubscriptions => self.expire_subscriptions(now, deadline).await?,
+            Job::ExpireTokens => in_batches(deadline, || self.lifecycle.expire_tokens(now, BATCH)).await?,
+            Job::ExpireSubscriptions => self.ending.expire_subscriptions(now, deadline).await?,
             Job::ExpirationWarnings => self.expiration_warnings(now, deadline).await?,
             Job::ReconcileMembers => self.reconcile_members(now, deadline).await?,
-            Job::ReconcileStars => self.reconcile_stars(deadline).await?,
+            Job::ReconcileStars => self.stars.reconcile_stars(deadline).await?,
             Job::CleanupNotifications => {
                 let read = now - Duration::days(READ_NOTIFICATION_DAYS);
                 let unread = now - Duration::days(UNREAD_NOTIFICATION_DAYS);
-                in_batches(deadline, || self.store.delete_old_notifications(read, unread, BATCH)).await?
+                in_batches(deadline, || self.notifications.delete_old_notifications(read, unread, BATCH)).await?
             }
         };
         // Only a run that got through what was due counts as the job's run: after one cut short,
         // the local scheduler runs it again on its next tick, and doctor does not call it done.
         if complete {
-            self.store.record_job_run(job.name(), now).await?;
+            self.job_log.record_job_run(job.name(), now).await?;
         }
         let details = json!({ "job": job.name(), "processed": processed, "complete": complete });
-        self.audit(actor, AuditAction::JobRun, None, None, details).await?;
+        self.auditor.audit(actor, AuditAction::JobRun, None, None, details).await?;
         tracing::info!(job = job.name(), processed, complete, "job run");
         Ok(JobRun { processed, complete })
     }
@@ -98,9 +122,9 @@ impl App {
         for job in Job::ALL {
             let schedule = self.settings.schedule(job);
             let due = schedule.last_due(now);
-            match self.store.last_job_run(job.name()).await? {
+            match self.job_log.last_job_run(job.name()).await? {
                 // A new store starts the clock: the first run is at the next scheduled time, as with beat.
-                None => self.store.record_job_run(job.name(), now).await?,
+                None => self.job_log.record_job_run(job.name(), now).await?,
                 Some(last) if last < due => match self.run_job(job, "scheduler").await {
                     Ok(run) => ran.push((job, run.processed)),
                     // A run asked for is at it: this one is due again at the next tick.
@@ -127,7 +151,7 @@ impl App {
             if out_of_time(deadline) {
                 return Ok((sent, false));
             }
-            let ending = self.store.ending_between(from, until, BATCH).await?;
+            let ending = self.lifecycle.ending_between(from, until, BATCH).await?;
             for m in &ending {
                 let Some(end) = m.expires_at else { continue };
                 let left = end - now;
@@ -137,9 +161,9 @@ impl App {
                 let Some(&narrowest) = applicable.next() else {
                     continue;
                 };
-                let fresh = self.store.claim_warning(&m.id, narrowest, end).await?;
+                let fresh = self.lifecycle.claim_warning(&m.id, narrowest, end).await?;
                 for &wider in applicable {
-                    self.store.claim_warning(&m.id, wider, end).await?;
+                    self.lifecycle.claim_warning(&m.id, wider, end).await?;
                 }
                 if fresh {
                     sent += 1;
@@ -157,27 +181,24 @@ impl App {
 
     async fn warn(&self, m: &Membership, end: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), AppError> {
         let days = m.days_remaining(now);
-        let lang = self.payer_lang(m).await?;
+        let lang = self.notifier.payer_lang(m).await?;
         let removal = end + Duration::hours(i64::from(self.settings.grace_hours));
         let text = texts::warning(lang, &self.settings.channel_name, end, days, renew_by(m), removal);
         let key = format!("warn:{}:{}:{days}", m.id, end.timestamp());
-        self.notify_member(m, NotificationKind::ExpirationWarning, &text, &key).await?;
-        self.audit(
-            "job:expiration-warnings",
-            AuditAction::WarningSent,
-            Some(&m.user_id),
-            Some(m.telegram_user_id),
-            json!({ "membership_id": m.id, "expires_at": end, "days_remaining": days }),
-        )
-        .await
-    }
-
-    pub(crate) async fn payer_lang(&self, m: &Membership) -> Result<Lang, AppError> {
-        Ok(self.store.payment(&m.payment_id).await?.map(|p| p.lang).unwrap_or_default())
+        self.notifier.notify_member(m, NotificationKind::ExpirationWarning, &text, &key).await?;
+        self.auditor
+            .audit(
+                "job:expiration-warnings",
+                AuditAction::WarningSent,
+                Some(&m.user_id),
+                Some(m.telegram_user_id),
+                json!({ "membership_id": m.id, "expires_at": end, "days_remaining": days }),
+            )
+            .await
     }
 }
 
-impl App {
+impl Jobs {
     /// Telegram against the store: people whose membership ended or was revoked in the last 7 days
     /// are confirmed out of the channel (removed again if not); active members believed to be in
     /// the channel are checked too (up to a limit per run) and those who left are recorded. Paced to
@@ -191,13 +212,13 @@ impl App {
             return Ok((0, false));
         };
         let mut seen = std::collections::HashSet::new();
-        for m in self.store.ended_since(now - Duration::days(7), 10_000).await? {
+        for m in self.lifecycle.ended_since(now - Duration::days(7), 10_000).await? {
             // Just ended: its removal is still on the queue.
             if m.ended_at.is_some_and(|at| at > now - Duration::minutes(10)) || !seen.insert(m.telegram_user_id) {
                 continue;
             }
             // Paid again since: the current membership decides.
-            if self.store.current_membership(m.telegram_user_id).await?.is_some() {
+            if self.access.current_membership(m.telegram_user_id).await?.is_some() {
                 continue;
             }
             let Some(presence) = self.presence_paced(m.telegram_user_id, pace, deadline).await else {
@@ -206,23 +227,24 @@ impl App {
             if presence == Presence::In {
                 fixed += 1;
                 tracing::warn!(membership = %m.id, telegram_user = %m.telegram_user_id, "still in the channel after its membership ended: removing");
-                self.enqueue(vec![(
-                    format!("reconcile:{}:{}", m.id, now.format("%Y%m%d")),
-                    Effect::RemoveMember { telegram_user_id: m.telegram_user_id, keep_banned: true },
-                )])
-                .await?;
+                self.notifier
+                    .enqueue(vec![(
+                        format!("reconcile:{}:{}", m.id, now.format("%Y%m%d")),
+                        Effect::RemoveMember { telegram_user_id: m.telegram_user_id, keep_banned: true },
+                    )])
+                    .await?;
                 let why = "still in the channel after its membership ended";
                 self.audit_reconciled(&m, AuditAction::MemberRemoved, json!({ "membership_id": m.id, "reason": why }))
                     .await?;
             }
         }
-        for m in self.store.active_in_channel(limits.reconcile_active_per_run).await? {
+        for m in self.lifecycle.active_in_channel(limits.reconcile_active_per_run).await? {
             let Some(presence) = self.presence_paced(m.telegram_user_id, pace, deadline).await else {
                 return Ok((fixed, false));
             };
             if presence == Presence::Out {
                 fixed += 1;
-                self.store.set_in_channel(&m.id, false, now).await?;
+                self.access.set_in_channel(&m.id, false, now).await?;
                 let details = json!({ "membership_id": m.id, "noticed_by": "reconciliation" });
                 self.audit_reconciled(&m, AuditAction::MemberLeft, details).await?;
             }
@@ -248,12 +270,12 @@ impl App {
             }
         };
         let known: Vec<i64> =
-            self.store.job_cursor(STAFF).await?.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
+            self.job_log.job_cursor(STAFF).await?.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
         let mut fixed = 0;
         for account in known.into_iter().filter_map(|id| crate::domain::TelegramUserId::parse(id).ok()) {
             if staff.contains(&account)
-                || self.store.current_membership(account).await?.is_some_and(|m| m.holds_place(now))
-                || self.store.exemption(account).await?.is_some()
+                || self.access.current_membership(account).await?.is_some_and(|m| m.holds_place(now))
+                || self.exemptions.exemption(account).await?.is_some()
             {
                 continue;
             }
@@ -264,14 +286,14 @@ impl App {
                 fixed += 1;
                 tracing::warn!(telegram_user = %account, "a former administrator in the channel without a membership: removing");
                 let remove = Effect::RemoveMember { telegram_user_id: account, keep_banned: false };
-                self.enqueue(vec![(format!("demoted:{account}:{}", now.format("%Y%m%d")), remove)]).await?;
+                self.notifier.enqueue(vec![(format!("demoted:{account}:{}", now.format("%Y%m%d")), remove)]).await?;
                 let details = json!({ "reason": "no active membership", "former_administrator": true });
                 let (actor, action) = ("job:reconcile-members", AuditAction::MemberRemoved);
-                self.audit_as(Meaning::Stranger, actor, action, None, Some(account), details).await?;
+                self.auditor.audit_as(Meaning::Stranger, actor, action, None, Some(account), details).await?;
             }
         }
         let ids: Vec<i64> = staff.iter().map(|a| a.get()).collect();
-        self.store.set_job_cursor(STAFF, &json!(ids).to_string()).await?;
+        self.job_log.set_job_cursor(STAFF, &json!(ids).to_string()).await?;
         Ok(Some(fixed))
     }
 
@@ -281,7 +303,7 @@ impl App {
         action: AuditAction,
         details: serde_json::Value,
     ) -> Result<(), AppError> {
-        self.audit("job:reconcile-members", action, Some(&m.user_id), Some(m.telegram_user_id), details).await
+        self.auditor.audit("job:reconcile-members", action, Some(&m.user_id), Some(m.telegram_user_id), details).await
     }
 
     /// One `getChatMember`, then the pause that keeps the job under Telegram's rate. `None` stops
@@ -347,11 +369,11 @@ pub struct JobRun {
 /// queue it itself.
 const INTENT_GRACE: Duration = Duration::minutes(5);
 
-impl App {
+impl Jobs {
     /// Queues again every intent older than `INTENT_GRACE` that no consumer has settled: what a
     /// process that died between its commit and its queue left behind. Returns how many.
     pub(crate) async fn relay_intents(&self, now: DateTime<Utc>) -> Result<u64, AppError> {
-        let pending = self.store.pending_intents(now - INTENT_GRACE, BATCH).await?;
+        let pending = self.outbox.pending_intents(now - INTENT_GRACE, BATCH).await?;
         let count = pending.len() as u64;
         if count > 0 {
             tracing::warn!(count, "queuing again effects whose intent was not settled");

@@ -1,16 +1,32 @@
 //! What happens in the channel: join requests, joins and departures.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{App, AppError, Meaning, telegram_actor};
+use super::{AppError, Auditor, Meaning, Notifier, telegram_actor};
+use crate::config::Settings;
 use crate::domain::{
     AccountBar, AuditAction, ChatJoinRequest, ChatMemberStatus, ChatMemberUpdated, Lang, Membership, MembershipStatus,
     NotificationKind, TelegramUserId, TokenHash, texts,
 };
-use crate::ports::Effect;
+use crate::ports::{AccessStore, AccountBars, Clock, Effect, LifecycleStore, PaymentStore};
 
-impl App {
+/// The channel's membership events: join requests and members joining, leaving or removed.
+#[derive(Clone)]
+pub struct Members {
+    pub(crate) access: Arc<dyn AccessStore>,
+    pub(crate) auditor: Auditor,
+    pub(crate) bars: Arc<dyn AccountBars>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) lifecycle: Arc<dyn LifecycleStore>,
+    pub(crate) notifier: Notifier,
+    pub(crate) payments: Arc<dyn PaymentStore>,
+    pub(crate) settings: Arc<Settings>,
+}
+
+impl Members {
     /// Approves only an account that redeemed a token (an invite still open, or an active
     /// membership); declines anyone else and, when the link was one of ours, records whose it was.
     pub(crate) async fn on_join_request(&self, update_id: i64, request: &ChatJoinRequest) -> Result<(), AppError> {
@@ -20,26 +36,27 @@ impl App {
         let now = self.clock.now();
         let link = request.invite_link.as_ref().map(|l| l.invite_link.clone());
         let link_owner = match &link {
-            Some(link) => self.store.membership_by_invite(link).await?,
+            Some(link) => self.access.membership_by_invite(link).await?,
             None => None,
         };
-        let current = self.store.current_membership(account).await?;
-        let barred = self.store.account_bar(account).await?.is_some();
+        let current = self.access.current_membership(account).await?;
+        let barred = self.bars.account_bar(account).await?.is_some();
         let entitled = current.as_ref().filter(|m| m.admits(now) && !barred);
         // The effects an update decides are keyed by its id: Telegram's retries of it are one event.
         let key = format!("update:{update_id}:join-request");
         let actor = telegram_actor(account);
         if let Some(m) = entitled {
             tracing::info!(telegram_user = %account, membership = %m.id, "join request approved");
-            self.audit(
-                &actor,
-                AuditAction::JoinApproved,
-                Some(&m.user_id),
-                Some(account),
-                json!({ "membership_id": m.id, "invite_link": link }),
-            )
-            .await?;
-            return self.enqueue(vec![(key, Effect::ApproveJoinRequest { telegram_user_id: account })]).await;
+            self.auditor
+                .audit(
+                    &actor,
+                    AuditAction::JoinApproved,
+                    Some(&m.user_id),
+                    Some(account),
+                    json!({ "membership_id": m.id, "invite_link": link }),
+                )
+                .await?;
+            return self.notifier.enqueue(vec![(key, Effect::ApproveJoinRequest { telegram_user_id: account })]).await;
         }
         let leaked_from = link_owner.as_ref().filter(|o| o.telegram_user_id != account);
         match leaked_from {
@@ -53,19 +70,20 @@ impl App {
                 tracing::info!(telegram_user = %account, "join request without a membership declined")
             }
         }
-        self.audit(
-            &actor,
-            AuditAction::JoinDeclined,
-            leaked_from.map(|o| &o.user_id),
-            Some(account),
-            json!({
-                "invite_link": link,
-                "link_of_membership": leaked_from.map(|o| o.id.clone()),
-                "link_of_telegram_user": leaked_from.map(|o| o.telegram_user_id),
-            }),
-        )
-        .await?;
-        self.enqueue(vec![(key, Effect::DeclineJoinRequest { telegram_user_id: account })]).await
+        self.auditor
+            .audit(
+                &actor,
+                AuditAction::JoinDeclined,
+                leaked_from.map(|o| &o.user_id),
+                Some(account),
+                json!({
+                    "invite_link": link,
+                    "link_of_membership": leaked_from.map(|o| o.id.clone()),
+                    "link_of_telegram_user": leaked_from.map(|o| o.telegram_user_id),
+                }),
+            )
+            .await?;
+        self.notifier.enqueue(vec![(key, Effect::DeclineJoinRequest { telegram_user_id: account })]).await
     }
 
     pub(crate) async fn on_chat_member(&self, update_id: i64, update: &ChatMemberUpdated) -> Result<(), AppError> {
@@ -106,31 +124,33 @@ impl App {
         let now = self.clock.now();
         let by = telegram_actor(TelegramUserId::parse(update.from.id)?);
         let reason = "removed by a channel administrator";
-        self.store
+        self.bars
             .bar_account(&AccountBar { telegram_user_id: account, reason: reason.into(), by: by.clone(), at: now })
             .await?;
-        let current = self.store.current_membership(account).await?;
+        let current = self.access.current_membership(account).await?;
         tracing::warn!(telegram_user = %account, by = %by, "removed by a channel administrator: barred until support reinstates");
-        self.audit(
-            &by,
-            AuditAction::MemberRemoved,
-            current.as_ref().map(|m| &m.user_id),
-            Some(account),
-            json!({ "reason": reason, "membership_id": current.as_ref().map(|m| m.id.clone()) }),
-        )
-        .await?;
+        self.auditor
+            .audit(
+                &by,
+                AuditAction::MemberRemoved,
+                current.as_ref().map(|m| &m.user_id),
+                Some(account),
+                json!({ "reason": reason, "membership_id": current.as_ref().map(|m| m.id.clone()) }),
+            )
+            .await?;
         if let Some(m) = current {
             // Already out of the channel: nothing to queue, only the store to bring in line.
-            for ended in self.store.revoke_user(&m.user_id, reason, now, &|_| Vec::new()).await? {
-                let lang = self.payer_lang(&ended).await?;
+            for ended in self.lifecycle.revoke_user(&m.user_id, reason, now, &|_| Vec::new()).await? {
+                let lang = self.notifier.payer_lang(&ended).await?;
                 let text = texts::revoked(lang, &self.settings.channel_name, reason);
-                self.notify_member(
-                    &ended,
-                    NotificationKind::AccessRevoked,
-                    &text,
-                    &format!("access_revoked:{}", ended.id),
-                )
-                .await?;
+                self.notifier
+                    .notify_member(
+                        &ended,
+                        NotificationKind::AccessRevoked,
+                        &text,
+                        &format!("access_revoked:{}", ended.id),
+                    )
+                    .await?;
             }
         }
         Ok(())
@@ -140,10 +160,10 @@ impl App {
     /// bought is the one Telegram charged for, and a renewal lands at its end); any other at the
     /// join (a web link, or a new link support issued for a reinstated payment).
     async fn period_start(&self, m: &Membership, now: DateTime<Utc>) -> Result<DateTime<Utc>, AppError> {
-        let Some(payment) = self.store.payment(&m.payment_id).await? else { return Ok(now) };
+        let Some(payment) = self.payments.payment(&m.payment_id).await? else { return Ok(now) };
         let Some(charge) = payment.stars_charge() else { return Ok(now) };
         let opened_by_purchase = self
-            .store
+            .access
             .token(&TokenHash::of_stars_charge(charge))
             .await?
             .is_some_and(|t| t.membership_id.as_ref() == Some(&m.id));
@@ -159,55 +179,60 @@ impl App {
         let now = self.clock.now();
         let user = &update.new_chat_member.user;
         let actor = telegram_actor(account);
-        match self.store.current_membership(account).await? {
+        match self.access.current_membership(account).await? {
             Some(m) if m.status == MembershipStatus::Pending => {
                 let from = self.period_start(&m, now).await?;
-                let Some(active) = self.store.activate_membership(&m.id, from, now, user.username.as_deref()).await?
+                let Some(active) = self.access.activate_membership(&m.id, from, now, user.username.as_deref()).await?
                 else {
                     // Activated by a concurrent delivery of the same join.
                     return Ok(());
                 };
                 let end = active.expires_at.unwrap_or(now);
                 tracing::info!(membership = %active.id, telegram_user = %account, end = %end, "member joined");
-                self.audit(
-                    &actor,
-                    AuditAction::MemberJoined,
-                    Some(&active.user_id),
-                    Some(account),
-                    json!({ "membership_id": active.id, "expires_at": end }),
-                )
-                .await?;
+                self.auditor
+                    .audit(
+                        &actor,
+                        AuditAction::MemberJoined,
+                        Some(&active.user_id),
+                        Some(account),
+                        json!({ "membership_id": active.id, "expires_at": end }),
+                    )
+                    .await?;
                 let lang = Lang::from_code(user.language_code.as_deref());
                 let text = texts::joined(lang, &self.settings.channel_name, end);
-                self.notify_member(&active, NotificationKind::AccessGranted, &text, &format!("joined:{}", active.id))
+                self.notifier
+                    .notify_member(&active, NotificationKind::AccessGranted, &text, &format!("joined:{}", active.id))
                     .await?;
                 if let Some(link) = &active.invite_link {
-                    self.enqueue(vec![(format!("revoke:{link}"), Effect::RevokeInvite { link: link.clone() })]).await?;
+                    self.notifier
+                        .enqueue(vec![(format!("revoke:{link}"), Effect::RevokeInvite { link: link.clone() })])
+                        .await?;
                 }
                 Ok(())
             }
             Some(m) if m.is_active(now) => {
                 tracing::info!(membership = %m.id, telegram_user = %account, "member back in the channel");
-                self.store.set_in_channel(&m.id, true, now).await?;
-                self.audit_as(
-                    Meaning::Rejoined,
-                    &actor,
-                    AuditAction::MemberJoined,
-                    Some(&m.user_id),
-                    Some(account),
-                    json!({ "membership_id": m.id, "rejoined": true }),
-                )
-                .await
+                self.access.set_in_channel(&m.id, true, now).await?;
+                self.auditor
+                    .audit_as(
+                        Meaning::Rejoined,
+                        &actor,
+                        AuditAction::MemberJoined,
+                        Some(&m.user_id),
+                        Some(account),
+                        json!({ "membership_id": m.id, "rejoined": true }),
+                    )
+                    .await
             }
             _ => {
                 // Not paid for: out, but not banned, so that paying later lets them in.
                 let link = update.invite_link.as_ref().map(|l| l.invite_link.clone());
                 let owner = match &link {
-                    Some(l) => self.store.membership_by_invite(l).await?,
+                    Some(l) => self.access.membership_by_invite(l).await?,
                     None => None,
                 };
                 tracing::warn!(telegram_user = %account, link_of_membership = ?owner.as_ref().map(|o| &o.id), "join without an active membership: removing");
-                self.audit_as(
+                self.auditor.audit_as(
                     Meaning::Stranger,
                     &actor,
                     AuditAction::MemberRemoved,
@@ -216,31 +241,33 @@ impl App {
                     json!({ "reason": "no active membership", "invite_link": link, "link_of_membership": owner.as_ref().map(|o| o.id.clone()) }),
                 )
                 .await?;
-                self.enqueue(vec![(
-                    format!("update:{update_id}:remove-stranger"),
-                    Effect::RemoveMember { telegram_user_id: account, keep_banned: false },
-                )])
-                .await
+                self.notifier
+                    .enqueue(vec![(
+                        format!("update:{update_id}:remove-stranger"),
+                        Effect::RemoveMember { telegram_user_id: account, keep_banned: false },
+                    )])
+                    .await
             }
         }
     }
 
     async fn on_leave(&self, account: TelegramUserId) -> Result<(), AppError> {
-        let Some(m) = self.store.current_membership(account).await? else {
+        let Some(m) = self.access.current_membership(account).await? else {
             return Ok(());
         };
         if m.status != MembershipStatus::Active {
             return Ok(());
         }
         tracing::info!(membership = %m.id, telegram_user = %account, "member left the channel");
-        self.store.set_in_channel(&m.id, false, self.clock.now()).await?;
-        self.audit(
-            &telegram_actor(account),
-            AuditAction::MemberLeft,
-            Some(&m.user_id),
-            Some(account),
-            json!({ "membership_id": m.id }),
-        )
-        .await
+        self.access.set_in_channel(&m.id, false, self.clock.now()).await?;
+        self.auditor
+            .audit(
+                &telegram_actor(account),
+                AuditAction::MemberLeft,
+                Some(&m.user_id),
+                Some(account),
+                json!({ "membership_id": m.id }),
+            )
+            .await
     }
 }

@@ -3,10 +3,10 @@
 
 mod access;
 mod admin;
+mod admission;
 mod bot;
 pub mod effects;
 mod ending;
-pub mod import;
 mod invoices;
 mod job_runs;
 mod jobs;
@@ -17,6 +17,12 @@ mod payments;
 mod refunds;
 mod stars;
 mod status;
+mod wiring;
+
+#[cfg(test)]
+mod fakes;
+#[cfg(test)]
+mod unit_tests;
 
 use std::sync::Arc;
 
@@ -29,23 +35,41 @@ use crate::domain::{
     AuditAction, AuditEntry, AuditId, DomainError, Membership, Notification, NotificationId, NotificationKind,
     TelegramUserId, UserId,
 };
-use crate::ports::{Cause, Clock, Effect, Email, Envelope, JobStarter, Queue, Store, StoreError, Telegram};
+use crate::ports::{
+    AuditLog, Cause, Clock, Effect, Email, Envelope, NotificationStore, PaymentStore, Queue, Stats, StoreError,
+};
 
-pub use access::Issued;
-pub use admin::StatsView;
-pub use payments::{OwnPayment, SubmitPayment};
-pub use status::{MembershipView, StatusView};
+pub use access::{Issued, Issuer};
+pub use admin::{Admin, StatsView};
+pub use admission::Admission;
+pub use bot::Bot;
+pub use ending::Ending;
+pub use invoices::Sales;
+pub use job_runs::JobRuns;
+pub use jobs::Jobs;
+pub use members::Members;
+pub use notifications::Inbox;
+pub use payments::{OwnPayment, PaymentDesk, SubmitPayment};
+pub use refunds::Refunds;
+pub use stars::Stars;
+pub use status::{MembershipView, Status, StatusView};
+pub use wiring::{Missing, Ports, consumer};
 
-/// The application: settings and ports, built once per process.
+/// Every use case, as the local host serves them, built once per process from the ports
+/// (`wiring.rs`). A Lambda function builds only the services it serves.
 #[derive(Clone)]
 pub struct App {
     pub settings: Arc<Settings>,
-    pub store: Arc<dyn Store>,
-    pub telegram: Arc<dyn Telegram>,
-    pub queue: Arc<dyn Queue>,
-    pub clock: Arc<dyn Clock>,
-    /// Where the job runs an admin asks for are started.
-    pub jobs: Arc<dyn JobStarter>,
+    pub payments: Arc<PaymentDesk>,
+    pub issuer: Arc<Issuer>,
+    pub inbox: Arc<Inbox>,
+    pub status: Arc<Status>,
+    pub ending: Arc<Ending>,
+    pub refunds: Arc<Refunds>,
+    pub admin: Arc<Admin>,
+    pub jobs: Arc<Jobs>,
+    pub job_runs: Arc<JobRuns>,
+    pub bot: Arc<Bot>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +144,16 @@ pub(crate) fn require(caller: &Caller, role: Role) -> Result<(), AppError> {
     }
 }
 
-impl App {
+/// In-app notifications with their copies by email and Telegram, and the effects queue.
+#[derive(Clone)]
+pub struct Notifier {
+    pub(crate) notifications: Arc<dyn NotificationStore>,
+    pub(crate) payments: Arc<dyn PaymentStore>,
+    pub(crate) queue: Arc<dyn Queue>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Notifier {
     /// Queues side effects; each key makes a redelivery harmless.
     pub(crate) async fn enqueue(&self, effects: Vec<(String, Effect)>) -> Result<(), AppError> {
         if effects.is_empty() {
@@ -129,10 +162,6 @@ impl App {
         let envelopes =
             effects.into_iter().map(|(idempotency_key, effect)| Envelope { idempotency_key, effect }).collect();
         Ok(self.queue.enqueue(envelopes).await?)
-    }
-
-    pub fn bot_link(&self, token: &crate::domain::AccessToken) -> String {
-        format!("https://t.me/{}?start={}", self.settings.bot_username, token.expose())
     }
 
     /// An in-app notification, plus the same text by email and Telegram when given. The effects'
@@ -149,7 +178,7 @@ impl App {
             created_at: now,
             read: false,
         };
-        self.store.add_notification(&notification).await?;
+        self.notifications.add_notification(&notification).await?;
         let mut effects = Vec::new();
         if let Some(account) = notice.telegram {
             effects.push((
@@ -178,7 +207,7 @@ impl App {
         text: &Text,
         key: &str,
     ) -> Result<NotificationId, AppError> {
-        let email = self.store.payment(&m.payment_id).await?.and_then(|p| p.email);
+        let email = self.payments.payment(&m.payment_id).await?.and_then(|p| p.email);
         self.notify(Notice {
             user: &m.user_id,
             kind,
@@ -191,6 +220,23 @@ impl App {
         .await
     }
 
+    /// The language of the member's payer, for the texts sent to them.
+    pub(crate) async fn payer_lang(&self, m: &Membership) -> Result<crate::domain::Lang, AppError> {
+        Ok(self.payments.payment(&m.payment_id).await?.map(|p| p.lang).unwrap_or_default())
+    }
+}
+
+/// The audit log, with what follows an entry: the suspicious-attempt counters and the business
+/// events.
+#[derive(Clone)]
+pub struct Auditor {
+    pub(crate) audit_log: Arc<dyn AuditLog>,
+    pub(crate) stats: Arc<dyn Stats>,
+    pub(crate) queue: Arc<dyn Queue>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Auditor {
     pub(crate) async fn audit(
         &self,
         actor: &str,
@@ -223,11 +269,11 @@ impl App {
             telegram_user_id: telegram,
             details,
         };
-        self.store.record(&entry).await?;
+        self.audit_log.record(&entry).await?;
         if let Some(attempt) = suspicious(&entry, meaning) {
             // The log line a CloudWatch metric filter counts (template.yaml's alarm on a spike).
             tracing::warn!(attempt = attempt.name(), telegram_user = ?entry.telegram_user_id, "suspicious access attempt");
-            if let Err(e) = self.store.count_attempt(attempt, at).await {
+            if let Err(e) = self.stats.count_attempt(attempt, at).await {
                 tracing::error!(error = %e, "could not count a suspicious access attempt");
             }
         }

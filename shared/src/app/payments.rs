@@ -1,13 +1,16 @@
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{App, AppError, Issued, Notice, actor, require};
+use super::{AppError, Auditor, Issued, Issuer, Notice, Notifier, actor, require};
 use crate::auth::{Caller, Role};
+use crate::config::Settings;
 use crate::domain::{
     AuditAction, Lang, NotificationKind, Payment, PaymentId, PaymentStatus, parse_transaction_id, texts,
     transaction_key,
 };
-use crate::ports::{Page, PageRequest, Review, StoreError};
+use crate::ports::{Clock, Page, PageRequest, PaymentStore, Review, StoreError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,7 +24,18 @@ pub struct SubmitPayment {
 /// `user_info` is free-form but bounded: it is shown to support, not interpreted.
 const USER_INFO_MAX: usize = 4096;
 
-impl App {
+/// Web payments: submitted by users, reviewed by support.
+#[derive(Clone)]
+pub struct PaymentDesk {
+    pub(crate) auditor: Auditor,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) issuer: Arc<Issuer>,
+    pub(crate) notifier: Notifier,
+    pub(crate) payments: Arc<dyn PaymentStore>,
+    pub(crate) settings: Arc<Settings>,
+}
+
+impl PaymentDesk {
     pub async fn submit_payment(&self, caller: &Caller, input: SubmitPayment, lang: Lang) -> Result<Payment, AppError> {
         let offer = self.settings.offers.find(&input.offer_id)?;
         let transaction_id = parse_transaction_id(&input.transaction_id)?;
@@ -51,7 +65,7 @@ impl App {
             refund_note: None,
             lang,
         };
-        match self.store.insert_payment(&payment).await {
+        match self.payments.insert_payment(&payment).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 return Err(AppError::Conflict {
@@ -62,7 +76,7 @@ impl App {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(payment = %payment.id, user = %payment.user_id, offer = %offer.name, "payment submitted");
-        self.audit(
+        self.auditor.audit(
             &actor(caller),
             AuditAction::PaymentSubmitted,
             Some(&payment.user_id),
@@ -75,7 +89,7 @@ impl App {
 
     /// The caller's own payments, as the payer sees them: no internal notes, no reviewer.
     pub async fn my_payments(&self, caller: &Caller) -> Result<Vec<OwnPayment>, AppError> {
-        Ok(self.store.payments_of(&caller.user_id).await?.into_iter().map(OwnPayment::from).collect())
+        Ok(self.payments.payments_of(&caller.user_id).await?.into_iter().map(OwnPayment::from).collect())
     }
 
     pub async fn list_payments(
@@ -85,7 +99,7 @@ impl App {
         page: &PageRequest,
     ) -> Result<Page<Payment>, AppError> {
         require(caller, Role::Support)?;
-        Ok(self.store.list_payments(status, page).await?)
+        Ok(self.payments.list_payments(status, page).await?)
     }
 
     /// Validates a submitted payment once: a single token, notification and email. Validating it
@@ -109,15 +123,16 @@ impl App {
         };
         let payment = self.review(id, &review).await?;
         tracing::info!(payment = %payment.id, by = %caller.user_id, "payment validated");
-        self.audit(
-            &actor(caller),
-            AuditAction::PaymentValidated,
-            Some(&payment.user_id),
-            None,
-            json!({ "payment_id": payment.id }),
-        )
-        .await?;
-        self.issue_access(caller, &payment).await
+        self.auditor
+            .audit(
+                &actor(caller),
+                AuditAction::PaymentValidated,
+                Some(&payment.user_id),
+                None,
+                json!({ "payment_id": payment.id }),
+            )
+            .await?;
+        self.issuer.issue_access(caller, &payment).await
     }
 
     pub async fn reject_payment(&self, caller: &Caller, id: &PaymentId, reason: String) -> Result<(), AppError> {
@@ -135,31 +150,33 @@ impl App {
         let payment = self.review(id, &review).await?;
         tracing::info!(payment = %payment.id, by = %caller.user_id, "payment rejected");
         let text = texts::payment_rejected(payment.lang, &reason);
-        self.notify(Notice {
-            user: &payment.user_id,
-            kind: NotificationKind::PaymentRejected,
-            text: &text,
-            action_url: None,
-            email: payment.email.clone(),
-            telegram: None,
-            key: format!("reject:{}", payment.id),
-        })
-        .await?;
-        self.audit(
-            &actor(caller),
-            AuditAction::PaymentRejected,
-            Some(&payment.user_id),
-            None,
-            json!({ "payment_id": payment.id, "reason": reason }),
-        )
-        .await?;
+        self.notifier
+            .notify(Notice {
+                user: &payment.user_id,
+                kind: NotificationKind::PaymentRejected,
+                text: &text,
+                action_url: None,
+                email: payment.email.clone(),
+                telegram: None,
+                key: format!("reject:{}", payment.id),
+            })
+            .await?;
+        self.auditor
+            .audit(
+                &actor(caller),
+                AuditAction::PaymentRejected,
+                Some(&payment.user_id),
+                None,
+                json!({ "payment_id": payment.id, "reason": reason }),
+            )
+            .await?;
         Ok(())
     }
 
     async fn review(&self, id: &PaymentId, review: &Review) -> Result<Payment, AppError> {
-        match self.store.review_payment(id, review).await {
+        match self.payments.review_payment(id, review).await {
             Ok(Some(p)) => Ok(p),
-            Ok(None) => match self.store.payment(id).await? {
+            Ok(None) => match self.payments.payment(id).await? {
                 None => Err(AppError::NotFound("no such payment")),
                 Some(p) => Err(AppError::Conflict {
                     code: match p.status {

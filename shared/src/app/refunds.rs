@@ -3,15 +3,27 @@
 //! A refund moves the payment along its states (`PaymentStatus::may_become`); the queued
 //! `refundStarPayment`'s outcome is recorded by the effect consumer (`Consumer::record_refund`).
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::stars::stars_payer;
-use super::{App, AppError, actor, require};
+use super::{AppError, Auditor, Ending, Notifier, actor, require};
 use crate::auth::{Caller, Role};
 use crate::domain::{AuditAction, Payment, PaymentId, PaymentStatus, Reason, TelegramUserId};
-use crate::ports::{Effect, Withdrawn};
+use crate::ports::{Clock, Effect, PaymentStore, Withdrawn};
 
-impl App {
+/// Refunds of payments in Stars.
+#[derive(Clone)]
+pub struct Refunds {
+    pub(crate) auditor: Auditor,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ending: Arc<Ending>,
+    pub(crate) notifier: Notifier,
+    pub(crate) payments: Arc<dyn PaymentStore>,
+}
+
+impl Refunds {
     /// `POST /api/telegram/admin/stars/refund/` (admin): the Stars of one payment go back. The
     /// payment moves to `refund_requested` (from `validated`, or from `refund_failed` to try
     /// again), the access it paid into ends as a revoke ends it (renewal cancelled too), and
@@ -22,7 +34,7 @@ impl App {
         let reason = Reason::parse(reason)?;
         let reason = reason.as_str();
         let id = PaymentId::parse(payment_id).map_err(|_| AppError::NotFound("no such payment"))?;
-        let payment = self.store.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?;
+        let payment = self.payments.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?;
         let Some((charge, account)) = stars_payer(&payment) else {
             return Err(AppError::Conflict {
                 code: "not_a_stars_payment",
@@ -31,10 +43,10 @@ impl App {
             });
         };
         let now = self.clock.now();
-        let moved = self.store.move_refund(&id, PaymentStatus::RefundRequested, Some(reason), now).await?;
+        let moved = self.payments.move_refund(&id, PaymentStatus::RefundRequested, Some(reason), now).await?;
         let status = match &moved {
             Some(p) => p.status,
-            None => self.store.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?.status,
+            None => self.payments.payment(&id).await?.ok_or(AppError::NotFound("no such payment"))?.status,
         };
         if !status.is_refund() {
             return Err(AppError::Conflict {
@@ -47,8 +59,8 @@ impl App {
         }
         // Requested now or before (a first ask that failed half-way): taking the period back and
         // the queued refund are harmless to repeat (its token is revoked once, one refund per charge).
-        let ended = self.withdraw_period(&payment, charge, &actor(caller), &format!("refund: {reason}")).await?;
-        self.enqueue(vec![refund_effect(&payment, account, charge)]).await?;
+        let ended = self.ending.withdraw_period(&payment, charge, &actor(caller), &format!("refund: {reason}")).await?;
+        self.notifier.enqueue(vec![refund_effect(&payment, account, charge)]).await?;
         let (revoked, access_until) = match &ended {
             Withdrawn::Revoked(_) => (1, None),
             Withdrawn::Shortened(m) => (0, m.expires_at),
@@ -57,7 +69,8 @@ impl App {
         if moved.is_some() {
             let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": reason,
                                   "revoked_count": revoked, "access_until": access_until });
-            self.audit(&actor(caller), AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details)
+            self.auditor
+                .audit(&actor(caller), AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details)
                 .await?;
             tracing::info!(payment = %payment.id, by = %caller.user_id, "Stars refund requested");
         }
@@ -74,10 +87,10 @@ impl App {
     ) -> Result<(), AppError> {
         const WHY: &str = "the account may not be let in";
         tracing::warn!(payment = %payment.id, "a Stars payment that cannot give access: refunded");
-        self.store.move_refund(&payment.id, PaymentStatus::RefundRequested, Some(WHY), self.clock.now()).await?;
-        self.enqueue(vec![refund_effect(payment, account, charge)]).await?;
+        self.payments.move_refund(&payment.id, PaymentStatus::RefundRequested, Some(WHY), self.clock.now()).await?;
+        self.notifier.enqueue(vec![refund_effect(payment, account, charge)]).await?;
         let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": WHY });
-        self.audit("system", AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await
+        self.auditor.audit("system", AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await
     }
 }
 

@@ -4,32 +4,57 @@
 //! manual payment: a payment in the store, a token (already bound to the payer, who is the
 //! account), the membership it opens or extends, the personal invite.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use super::access::Redemption;
+use super::admission::Redemption;
 use super::invoices::Sold;
-use super::{App, AppError, hour_window, telegram_actor};
+use super::{Admission, AppError, Auditor, Issuer, Notifier, Refunds, Sales, hour_window, telegram_actor};
+use crate::config::Settings;
 use crate::domain::{
     AuditAction, IncomingMessage, Lang, MembershipStatus, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery,
     STARS_RENEWAL_WAIT_HOURS, STARS_TRANSACTION_PREFIX, SubscriptionUpdated, SuccessfulPayment, TelegramUserId, TgUser,
     TokenHash, TokenRecord, UserId, texts,
 };
-use crate::ports::{Effect, Presence, StoreError};
+use crate::ports::{
+    AccessStore, AccountBars, Clock, Effect, JobLog, PaymentStore, Presence, RateLimits, Stats, StoreError, Telegram,
+};
 
 /// Who reviewed a Stars payment: Telegram took it, nobody had to validate it.
 const STARS_REVIEWER: &str = "telegram-stars";
 
-impl App {
+/// Payments in Telegram Stars: pre-checkout, successful payments, subscription changes, reconciliation.
+#[derive(Clone)]
+pub struct Stars {
+    pub(crate) access: Arc<dyn AccessStore>,
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) auditor: Auditor,
+    pub(crate) bars: Arc<dyn AccountBars>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) issuer: Arc<Issuer>,
+    pub(crate) job_log: Arc<dyn JobLog>,
+    pub(crate) limits: Arc<dyn RateLimits>,
+    pub(crate) notifier: Notifier,
+    pub(crate) payments: Arc<dyn PaymentStore>,
+    pub(crate) refunds: Arc<Refunds>,
+    pub(crate) sales: Arc<Sales>,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) stats: Arc<dyn Stats>,
+    pub(crate) telegram: Arc<dyn Telegram>,
+}
+
+impl Stars {
     /// `pre_checkout_query`: Telegram waits at most 10 seconds for the answer. Yes when the
     /// payload is an invoice telegate created, whose offer is still sold as invoiced, at the price
     /// asked, to an account that may buy; otherwise a refusal the buyer reads.
     pub(crate) async fn on_pre_checkout(&self, query: &PreCheckoutQuery) -> Result<(), AppError> {
         let lang = Lang::from_code(query.from.language_code.as_deref());
-        let sold = self.sold(&query.invoice_payload).await?.filter(|s| s.on_sale);
+        let sold = self.sales.sold(&query.invoice_payload).await?.filter(|s| s.on_sale);
         let refusal = match (sold, TelegramUserId::parse(query.from.id)) {
             (Some(s), Ok(account)) if query.currency == "XTR" && s.offer.stars == Some(query.total_amount) => {
-                if self.store.account_bar(account).await?.is_some() {
+                if self.bars.account_bar(account).await?.is_some() {
                     Some(texts::checkout_barred(lang))
                 } else if self.is_staff(account).await {
                     Some(texts::checkout_staff(lang))
@@ -46,7 +71,7 @@ impl App {
             let details = json!({ "payload": query.invoice_payload, "stars": query.total_amount,
                                   "currency": query.currency, "reason": why });
             let actor = account.map_or_else(|| "telegram".to_owned(), telegram_actor);
-            self.audit(&actor, AuditAction::StarsCheckoutRefused, None, account, details).await?;
+            self.auditor.audit(&actor, AuditAction::StarsCheckoutRefused, None, account, details).await?;
         }
         Ok(())
     }
@@ -59,14 +84,14 @@ impl App {
             return Ok(());
         };
         let at = DateTime::from_timestamp(message.date, 0).unwrap_or(self.clock.now());
-        let Some(sold) = self.sold(&paid.invoice_payload).await? else {
+        let Some(sold) = self.sales.sold(&paid.invoice_payload).await? else {
             // Another program's, or a tip or paid media: left alone, for whoever sold it.
             let account = TelegramUserId::parse(from.id).ok();
             tracing::warn!(stars = paid.total_amount, "a Star payment telegate did not invoice: it grants nothing");
             let details = json!({ "payload": paid.invoice_payload, "stars": paid.total_amount,
                                   "telegram_payment_charge_id": paid.telegram_payment_charge_id });
             let actor = account.map_or_else(|| "telegram".to_owned(), telegram_actor);
-            return self.audit(&actor, AuditAction::StarsNotOurs, None, account, details).await;
+            return self.auditor.audit(&actor, AuditAction::StarsNotOurs, None, account, details).await;
         };
         self.apply_stars_payment(from, message.chat.id, paid, sold, at).await.map(drop)
     }
@@ -93,8 +118,8 @@ impl App {
         let now = self.clock.now();
         let offer = (sold.offer_id, sold.offer);
         // Seen before (another delivery of the same charge): the payment its token names.
-        let seen = match self.store.token(&TokenHash::of_stars_charge(charge)).await? {
-            Some(t) => self.store.payment(&t.payment_id).await?,
+        let seen = match self.access.token(&TokenHash::of_stars_charge(charge)).await? {
+            Some(t) => self.payments.payment(&t.payment_id).await?,
             None => None,
         };
         let new = seen.is_none();
@@ -105,22 +130,22 @@ impl App {
             None => self.record_stars_payment(account, paid, &offer, at, lang).await?,
         };
         let record = self.stars_token(&payment, &offer, charge, account, now).await?;
-        let barred = self.store.account_bar(account).await?.is_some();
+        let barred = self.bars.account_bar(account).await?.is_some();
         let redemption = if barred || self.renews_a_revoked_subscription(account, paid).await? {
             Redemption::Refused
         } else {
-            self.admit(&record, from, account, now).await?
+            self.admission.admit(&record, from, account, now).await?
         };
         let (reply, buttons) = match redemption {
             Redemption::Refused => {
-                self.refund_unusable(&payment, account, charge).await?;
+                self.refunds.refund_unusable(&payment, account, charge).await?;
                 (texts::stars_refunded(lang), Vec::new())
             }
             other => {
                 if offer.1.renewing {
                     self.await_renewal(account, &payment).await?;
                 }
-                self.redemption_reply(other, lang)
+                self.admission.redemption_reply(other, lang)
             }
         };
         self.telegram.send_message(chat, &reply, &buttons).await?;
@@ -137,7 +162,7 @@ impl App {
         if self.settings.offers.in_stars().is_empty() {
             return Ok((0, true));
         }
-        let checked: u32 = self.store.job_cursor(JOB).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
+        let checked: u32 = self.job_log.job_cursor(JOB).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
         let mut offset = checked.saturating_sub(PAGE);
         let mut repaired = 0;
         loop {
@@ -147,8 +172,8 @@ impl App {
             let page = self.telegram.star_payments(offset, PAGE).await?;
             for t in &page.payments {
                 // Not telegate's (a tip, paid media, another program's invoice): left alone.
-                let Some(sold) = self.sold(&t.payload).await? else { continue };
-                if self.store.token(&TokenHash::of_stars_charge(&t.charge_id)).await?.is_some() {
+                let Some(sold) = self.sales.sold(&t.payload).await? else { continue };
+                if self.access.token(&TokenHash::of_stars_charge(&t.charge_id)).await?.is_some() {
                     continue;
                 }
                 // The list does not say whether a subscription's payment is its first: it is a
@@ -179,7 +204,7 @@ impl App {
             }
             // Over what Telegram listed, refunds and withdrawals included, not over what was kept.
             offset += page.listed;
-            self.store.set_job_cursor(JOB, &offset.max(checked).to_string()).await?;
+            self.job_log.set_job_cursor(JOB, &offset.max(checked).to_string()).await?;
             if page.listed < PAGE {
                 return Ok((repaired, true));
             }
@@ -194,11 +219,11 @@ impl App {
         account: TelegramUserId,
         paid: &SuccessfulPayment,
     ) -> Result<bool, AppError> {
-        if !paid.is_recurring || paid.is_first_recurring || self.store.current_membership(account).await?.is_some() {
+        if !paid.is_recurring || paid.is_first_recurring || self.access.current_membership(account).await?.is_some() {
             return Ok(false);
         }
         let own = stars_user(account)?;
-        let last = self.store.last_membership(account).await?;
+        let last = self.access.last_membership(account).await?;
         Ok(last.is_some_and(|m| m.status == MembershipStatus::Revoked && m.user_id == own))
     }
 
@@ -212,9 +237,9 @@ impl App {
         at: DateTime<Utc>,
     ) -> Result<bool, AppError> {
         let mut owners = vec![stars_user(account)?];
-        owners.extend(self.store.current_membership(account).await?.map(|m| m.user_id));
+        owners.extend(self.access.current_membership(account).await?.map(|m| m.user_id));
         for owner in owners {
-            let earlier = self.store.payments_of(&owner).await?.into_iter().any(|p| {
+            let earlier = self.payments.payments_of(&owner).await?.into_iter().any(|p| {
                 p.offer_id == offer_id
                     && p.created_at <= at
                     && p.stars_charge() != Some(charge)
@@ -243,11 +268,11 @@ impl App {
     /// The membership a subscription's payment went into waits for the next renewal: it is not
     /// removed before the renewal date and `STARS_RENEWAL_WAIT_HOURS`.
     async fn await_renewal(&self, account: TelegramUserId, payment: &Payment) -> Result<(), AppError> {
-        let (Some(m), Some(paid)) = (self.store.current_membership(account).await?, payment.stars_paid()) else {
+        let (Some(m), Some(paid)) = (self.access.current_membership(account).await?, payment.stars_paid()) else {
             return Ok(());
         };
         let until = paid.period_end + Duration::hours(STARS_RENEWAL_WAIT_HOURS);
-        self.store.set_renewal(&m.id, Some(until.max(m.renews_until.unwrap_or(until)))).await?;
+        self.access.set_renewal(&m.id, Some(until.max(m.renews_until.unwrap_or(until)))).await?;
         Ok(())
     }
 
@@ -258,24 +283,25 @@ impl App {
     pub(crate) async fn on_subscription_change(&self, change: &SubscriptionUpdated) -> Result<(), AppError> {
         let Ok(account) = TelegramUserId::parse(change.user.id) else { return Ok(()) };
         let details = json!({ "payload": change.invoice_payload, "state": change.state });
-        self.audit(&telegram_actor(account), AuditAction::StarsSubscriptionChanged, None, Some(account), details)
+        self.auditor
+            .audit(&telegram_actor(account), AuditAction::StarsSubscriptionChanged, None, Some(account), details)
             .await?;
         let now = self.clock.now();
-        let Some(m) = self.store.current_membership(account).await? else { return Ok(()) };
+        let Some(m) = self.access.current_membership(account).await? else { return Ok(()) };
         // The renewal awaited is the subscription's state here: only a change of it counts.
         let latest = self.latest_subscription_payment(account, &m.user_id).await?;
         let ends = latest.as_ref().and_then(Payment::stars_paid).map(|paid| paid.period_end);
         match (change.state.as_str(), m.renews_until.is_some()) {
             ("canceled" | "failed", true) => {
-                self.store.set_renewal(&m.id, None).await?;
+                self.access.set_renewal(&m.id, None).await?;
                 if let Some(end) = ends {
-                    self.store.count_subscription(end, -1).await?;
+                    self.stats.count_subscription(end, -1).await?;
                 }
             }
             ("active", false) => {
                 if let (Some(latest), Some(end)) = (&latest, ends) {
                     self.await_renewal(account, latest).await?;
-                    self.store.count_subscription(end, 1).await?;
+                    self.stats.count_subscription(end, 1).await?;
                 }
             }
             _ => {}
@@ -286,7 +312,7 @@ impl App {
             let text = texts::subscription_ending(lang, &self.settings.channel_name, change.state == "failed", end);
             // A notice, not a reply: queued like every message the member did not just ask for.
             let key = format!("subscription:{}:{}:{}", m.id, change.state, end.timestamp());
-            self.enqueue(vec![(key, Effect::SendMessage { chat_id: account.get(), text })]).await?;
+            self.notifier.enqueue(vec![(key, Effect::SendMessage { chat_id: account.get(), text })]).await?;
         }
         Ok(())
     }
@@ -297,7 +323,7 @@ impl App {
         account: TelegramUserId,
         user: &UserId,
     ) -> Result<Option<Payment>, AppError> {
-        let mine = self.store.payments_of(user).await?.into_iter().filter(|p| {
+        let mine = self.payments.payments_of(user).await?.into_iter().filter(|p| {
             p.status == PaymentStatus::Validated
                 && p.stars_paid().is_some_and(|s| s.renewing)
                 && stars_payer(p).is_some_and(|(_, a)| a == account)
@@ -309,9 +335,9 @@ impl App {
     /// account, however often it is sent).
     pub(crate) async fn pay_support(&self, account: TelegramUserId, lang: Lang) -> Result<String, AppError> {
         let (window, until) = hour_window(self.clock.now());
-        if self.store.hit(&format!("paysupport:{account}:{window}"), until).await? == 1 {
+        if self.limits.hit(&format!("paysupport:{account}:{window}"), until).await? == 1 {
             let actor = telegram_actor(account);
-            self.audit(&actor, AuditAction::PaySupportRequested, None, Some(account), json!({})).await?;
+            self.auditor.audit(&actor, AuditAction::PaySupportRequested, None, Some(account), json!({})).await?;
         }
         let contact = self.settings.pay_support.as_deref().unwrap_or("the creator");
         Ok(texts::pay_support(lang, contact))
@@ -334,7 +360,7 @@ impl App {
         // membership, which it joined by that account's link: linked on purpose, the purchase
         // extends that membership (one period, one payer) and shows there. An account that once
         // used a web link is not linked for good.
-        let user_id = match self.store.current_membership(account).await? {
+        let user_id = match self.access.current_membership(account).await? {
             Some(m) => m.user_id,
             None => stars_user(account)?,
         };
@@ -360,16 +386,16 @@ impl App {
             refund_note: None,
             lang,
         };
-        match self.store.insert_payment(&payment).await {
+        match self.payments.insert_payment(&payment).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 // Recorded before (a crash came before its token). Its id names the time Telegram
                 // gave then, which the reconciliation's list may give differently: found by id,
                 // else among the payer's payments by its charge.
-                let first = match self.store.payment(&payment.id).await? {
+                let first = match self.payments.payment(&payment.id).await? {
                     Some(p) => Some(p),
                     None => {
-                        let mine = self.store.payments_of(&payment.user_id).await?;
+                        let mine = self.payments.payments_of(&payment.user_id).await?;
                         mine.into_iter().find(|p| p.transaction_id == payment.transaction_id)
                     }
                 };
@@ -388,7 +414,8 @@ impl App {
         tracing::info!(payment = %payment.id, stars = paid.total_amount, recurring = paid.is_recurring, "Stars payment");
         let details = json!({ "payment_id": payment.id, "offer_id": offer_id, "stars": paid.total_amount,
                               "telegram_payment_charge_id": charge, "renewal": paid.is_recurring && !paid.is_first_recurring });
-        self.audit(&telegram_actor(account), AuditAction::StarsPaid, Some(&payment.user_id), Some(account), details)
+        self.auditor
+            .audit(&telegram_actor(account), AuditAction::StarsPaid, Some(&payment.user_id), Some(account), details)
             .await?;
         Ok(payment)
     }
@@ -403,20 +430,20 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<TokenRecord, AppError> {
         let hash = TokenHash::of_stars_charge(charge);
-        if self.store.token(&hash).await?.is_none() {
-            let mut record = self.pending_token(hash.clone(), payment, offer, now);
+        if self.access.token(&hash).await?.is_none() {
+            let mut record = self.issuer.pending_token(hash.clone(), payment, offer, now);
             // A Stars buyer has no other link to ask for: the purchase waits for its account as
             // long as the period paid for, never only `TOKEN_TTL_HOURS`.
             record.expires_at = record.expires_at.max(payment.created_at + Duration::days(i64::from(offer.days)));
-            match self.store.issue_token(&record).await {
+            match self.access.issue_token(&record).await {
                 Ok(()) | Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        if let Some(bound) = self.store.bind_token(&hash, account, now).await? {
+        if let Some(bound) = self.access.bind_token(&hash, account, now).await? {
             return Ok(bound);
         }
-        self.store.token(&hash).await?.ok_or(AppError::Internal("a Stars payment's token vanished".into()))
+        self.access.token(&hash).await?.ok_or(AppError::Internal("a Stars payment's token vanished".into()))
     }
 }
 

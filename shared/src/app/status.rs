@@ -1,9 +1,13 @@
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{App, AppError};
+use super::AppError;
 use crate::auth::Caller;
+use crate::config::Settings;
 use crate::domain::{Lang, MembershipStatus, TelegramUserId, texts};
+use crate::ports::{AccessStore, Clock};
 
 #[derive(Debug, Serialize)]
 pub struct MembershipView {
@@ -23,10 +27,18 @@ pub struct StatusView {
     pub has_active_subscription: bool,
 }
 
-impl App {
+/// What a subscriber sees of their subscription, on the web and in the bot.
+#[derive(Clone)]
+pub struct Status {
+    pub(crate) access: Arc<dyn AccessStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Arc<Settings>,
+}
+
+impl Status {
     pub async fn status(&self, caller: &Caller) -> Result<StatusView, AppError> {
         let now = self.clock.now();
-        let memberships = self.store.memberships_of(&caller.user_id).await?;
+        let memberships = self.access.memberships_of(&caller.user_id).await?;
         let telegram_username = memberships.iter().find_map(|m| m.telegram_username.clone());
         let views: Vec<MembershipView> = memberships
             .iter()
@@ -47,7 +59,7 @@ impl App {
     /// `/status` in the bot: this Telegram account's subscription.
     pub(crate) async fn status_text(&self, account: TelegramUserId, lang: Lang) -> Result<String, AppError> {
         let now = self.clock.now();
-        Ok(match self.store.current_membership(account).await? {
+        Ok(match self.access.current_membership(account).await? {
             Some(m) if m.is_active(now) => {
                 texts::status_active(lang, &m.offer_name, m.expires_at.unwrap_or(now), m.days_remaining(now))
             }

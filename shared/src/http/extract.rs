@@ -1,24 +1,29 @@
 //! Extractors that answer in the JSON error shape: the caller from the bearer token, and bounded JSON bodies.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::HttpState;
 use crate::app::AppError;
-use crate::auth::{AuthError, Caller};
+use crate::auth::{AuthError, Caller, JwtVerifier};
 
 /// Bodies above this are refused with 413 before they are read in full.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-impl FromRequestParts<HttpState> for Caller {
+/// The caller, in any router whose state holds the verifier.
+impl<S: Send + Sync> FromRequestParts<S> for Caller
+where
+    Arc<JwtVerifier>: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        state.verifier.verify_header(header).await.map_err(|e| match e {
+        Arc::<JwtVerifier>::from_ref(state).verify_header(header).await.map_err(|e| match e {
             AuthError::Missing => AppError::Unauthorized("missing bearer token"),
             AuthError::Invalid => AppError::Unauthorized("invalid or expired token"),
             AuthError::NoSubject => AppError::Unauthorized("the token names no user (sub)"),

@@ -439,10 +439,17 @@ pub trait ImportStore: Send + Sync {
     /// accepted) in the same writes: a rerun after a crash writes only what is missing and counts
     /// nothing twice. Answers one `Written` per record, in order.
     async fn import(&self, records: &[Imported]) -> Result<Vec<Written>, StoreError>;
+}
+
+/// Accounts the system telegate replaces let in without a membership (staff, imported as such):
+/// never removed for having none.
+#[async_trait]
+pub trait Exemptions: Send + Sync {
     async fn exemption(&self, account: TelegramUserId) -> Result<Option<Exemption>, StoreError>;
 }
 
-/// Everything the use cases store. Each adapter implements the parts.
+/// Everything the use cases store. Each adapter implements the parts (and `ImportStore`, which
+/// only `telegate import` uses: it is not part of this union).
 pub trait Store:
     PaymentStore
     + AccessStore
@@ -456,7 +463,7 @@ pub trait Store:
     + JobLog
     + AuditLog
     + RateLimits
-    + ImportStore
+    + Exemptions
     + InvoiceStore
 {
 }
@@ -473,7 +480,8 @@ impl<T> Store for T where
         + JobLog
         + AuditLog
         + RateLimits
-        + ImportStore
+        + Exemptions
+        + Exemptions
         + InvoiceStore
 {
 }

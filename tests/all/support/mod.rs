@@ -49,6 +49,12 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The store the app runs on, opened as `telegate import` opens it: the import is not one
+    /// of the app's services, and its writes are not part of the store the services see.
+    pub async fn importer(&self) -> std::sync::Arc<dyn telegate::import::Importable> {
+        telegate::import::open_store(&self.running().ports.settings, &self.data.0).await.expect("the store opens")
+    }
+
     pub async fn spawn() -> Self {
         Self::spawn_with(&[]).await
     }
@@ -210,7 +216,7 @@ impl TestApp {
 
     /// The app's time (its test clock).
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.running().app.clock.now()
+        self.running().ports.clock.now()
     }
 
     pub fn update_id(&self) -> i64 {

@@ -142,7 +142,10 @@ impl ImportStore for DynamoStore {
         }
         Ok(written)
     }
+}
 
+#[async_trait]
+impl Exemptions for DynamoStore {
     async fn exemption(&self, account: TelegramUserId) -> Result<Option<Exemption>, StoreError> {
         let Some(item) = self.get(&keys::exempt(account), "EXEMPT").await? else { return Ok(None) };
         Ok(Some(Exemption { telegram_user_id: account, note: get_s(&item, "note")?, at: time(&item, "at")? }))

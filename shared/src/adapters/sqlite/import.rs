@@ -78,7 +78,10 @@ impl ImportStore for SqliteStore {
             Ok(written)
         })
     }
+}
 
+#[async_trait]
+impl Exemptions for SqliteStore {
     async fn exemption(&self, account: TelegramUserId) -> Result<Option<Exemption>, StoreError> {
         self.with(|conn| {
             conn.query_row("SELECT * FROM exempt_accounts WHERE telegram_user_id = ?1", [account.get()], |r| {

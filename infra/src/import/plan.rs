@@ -1,14 +1,7 @@
-//! Moving in from the Django system: the fixture `python manage.py dumpdata` writes becomes
-//! telegate's payments, tokens, memberships, notifications and kept accounts. `plan` (here) reads
-//! and checks everything without writing; `apply` writes the plan, each record once; `verify`
-//! compares the store with the plan (`write.rs`).
+//! The plan: the dump read and checked, nothing written.
 
-mod fields;
-mod write;
-
-pub use write::{Outcome, apply, describe, verify};
-
-use fields::{Fields, pk_text};
+use super::ImportError;
+use super::fields::{Fields, pk_text};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -16,12 +9,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::domain::{
+use telegate_core::domain::{
     AccessToken, Exemption, Membership, MembershipId, MembershipStatus, Notification, NotificationId, NotificationKind,
     Offers, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenHash, TokenRecord, TokenStatus, UserId,
     transaction_key,
 };
-use crate::ports::Imported;
+use telegate_core::ports::Imported;
 
 /// The five models of the original guide, by their lower-case model name (any app label).
 const MODELS: [&str; 5] =
@@ -45,8 +38,8 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    pub fn from_json(raw: &str) -> Result<Self, String> {
-        serde_json::from_str(raw).map_err(|e| format!("the mapping file is not valid: {e}"))
+    pub fn from_json(raw: &str) -> Result<Self, ImportError> {
+        serde_json::from_str(raw).map_err(ImportError::Mapping)
     }
 }
 
@@ -434,9 +427,8 @@ impl Planner {
 }
 
 /// Reads the dump and decides every row: what it becomes, or why it is refused. Writes nothing.
-pub fn plan(dump: &str, mapping: &Mapping, cx: &Context) -> Result<Plan, String> {
-    let rows: Vec<Row> =
-        serde_json::from_str(dump).map_err(|e| format!("the dump is not a `manage.py dumpdata` JSON fixture: {e}"))?;
+pub fn plan(dump: &str, mapping: &Mapping, cx: &Context) -> Result<Plan, ImportError> {
+    let rows: Vec<Row> = serde_json::from_str(dump).map_err(ImportError::Dump)?;
     let mut by_model: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     let mut other_models = BTreeMap::new();
     for row in &rows {

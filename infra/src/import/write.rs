@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use super::{Plan, Refusal};
-use crate::domain::{AuditAction, AuditEntry, AuditId, UserId};
-use crate::ports::{Imported, PageRequest, Store, StoreError, Written};
+use super::{Importable, Plan, Refusal};
+use telegate_core::domain::{AuditAction, AuditEntry, AuditId, UserId};
+use telegate_core::ports::{Imported, PageRequest, Store, StoreError, Written};
 
 /// What a record is, for the summary: its kind and status.
 pub fn describe(record: &Imported) -> (&'static str, String) {
@@ -33,7 +33,7 @@ const BATCH: usize = 500;
 /// Writes the plan, each record once (a rerun after a crash writes only what is missing), then
 /// records what was imported in the audit log.
 pub async fn apply(
-    store: &dyn Store,
+    store: &dyn Importable,
     plan: &Plan,
     now: DateTime<Utc>,
     progress: &dyn Fn(usize, usize),
@@ -57,7 +57,7 @@ pub async fn apply(
         progress((i * BATCH + batch.len()).min(plan.records.len()), plan.records.len());
     }
     let entry = AuditEntry {
-        id: AuditId::generate(now).map_err(|e| StoreError::Unavailable(crate::ports::Cause::new(e)))?,
+        id: AuditId::generate(now).map_err(|e| StoreError::Unavailable(telegate_core::ports::Cause::new(e)))?,
         at: now,
         actor: "system".into(),
         action: AuditAction::Imported,

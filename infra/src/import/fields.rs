@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{Context, Mapping};
-use crate::domain::{
+use telegate_core::domain::{
     Lang, Payment, PaymentId, PaymentStatus, STARS_TRANSACTION_PREFIX, UserId, parse_transaction_id, transaction_key,
 };
 

@@ -1,17 +1,16 @@
-//! `telegate import`: moves the Django system's dump into the configured store (SQLite in the
+//! The command: moves the Django system's dump into the configured store (SQLite in the
 //! data folder, or the DynamoDB table when the AWS settings are set).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::{Context, ImportError, Importable, Mapping, Plan};
 use telegate_core::adapters::aws::sdk_config;
 use telegate_core::adapters::dynamodb::DynamoStore;
 use telegate_core::adapters::sqlite::SqliteStore;
-use telegate_core::app::import::{self, Context, Mapping, Plan};
 use telegate_core::config::Settings;
 use telegate_core::domain::TelegramUserId;
-use telegate_core::ports::Store;
 
 pub struct Request {
     pub dump: PathBuf,
@@ -23,7 +22,7 @@ pub struct Request {
 
 /// The ids of `--keep`: one Telegram id per line (first column of a CSV; a header, blank lines
 /// and `#` comments are skipped).
-pub fn read_keep(raw: &str) -> Result<Vec<TelegramUserId>, String> {
+pub fn read_keep(raw: &str) -> Result<Vec<TelegramUserId>, ImportError> {
     let mut ids = Vec::new();
     for (n, line) in raw.lines().enumerate() {
         let first = line.split([',', ';', '\t']).next().unwrap_or("").trim().trim_matches('"');
@@ -31,29 +30,32 @@ pub fn read_keep(raw: &str) -> Result<Vec<TelegramUserId>, String> {
             continue;
         }
         let id = first.parse::<i64>().ok().and_then(|i| TelegramUserId::parse(i).ok());
-        ids.push(id.ok_or(format!("--keep line {}: {first:?} is not a Telegram user id", n + 1))?);
+        ids.push(id.ok_or(ImportError::Keep { line: n + 1, value: first.to_owned() })?);
     }
     Ok(ids)
 }
 
-pub async fn open_store(settings: &Settings, data: &Path) -> Result<Arc<dyn Store>, String> {
+/// The store the settings name (the DynamoDB table with the AWS settings, else the SQLite file
+/// in `data`), opened for the import.
+pub async fn open_store(settings: &Settings, data: &Path) -> Result<Arc<dyn Importable>, ImportError> {
     Ok(match &settings.aws {
         Some(aws) => {
             let config = sdk_config().await;
             Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &aws.table))
         }
         None => {
-            std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-            Arc::new(
-                SqliteStore::open(&data.join(crate::local_env::STORE_FILE))
-                    .map_err(|e| format!("cannot open the store: {e}"))?,
-            )
+            std::fs::create_dir_all(data).map_err(|source| ImportError::Folder { path: data.to_owned(), source })?;
+            Arc::new(SqliteStore::open(&data.join(crate::local_env::STORE_FILE))?)
         }
     })
 }
 
-pub fn make_plan(request: &Request, settings: &Settings, now: chrono::DateTime<chrono::Utc>) -> Result<Plan, String> {
-    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+pub fn make_plan(
+    request: &Request,
+    settings: &Settings,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Plan, ImportError> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|source| ImportError::Read { path: p.to_owned(), source });
     let mapping = match &request.mapping {
         Some(p) => Mapping::from_json(&read(p)?)?,
         None => Mapping::default(),
@@ -63,13 +65,13 @@ pub fn make_plan(request: &Request, settings: &Settings, now: chrono::DateTime<c
         None => Vec::new(),
     };
     let cx = Context { offers: settings.offers.clone(), channel_id: settings.channel_id, now, keep };
-    import::plan(&read(&request.dump)?, &mapping, &cx)
+    super::plan(&read(&request.dump)?, &mapping, &cx)
 }
 
 fn tally(plan: &Plan) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for record in &plan.records {
-        let (kind, status) = import::describe(record);
+        let (kind, status) = super::describe(record);
         *counts.entry(format!("{kind} {status}")).or_insert(0) += 1;
     }
     counts
@@ -110,7 +112,7 @@ pub async fn run(request: Request, settings: &Settings, data: &Path) -> (Vec<Str
         Err(e) => return (vec![format!("telegate import: {e}")], false),
     };
     if request.verify {
-        return match import::verify(store.as_ref(), &plan, now).await {
+        return match super::verify(store.as_ref(), &plan, now).await {
             Ok(problems) if problems.is_empty() => {
                 lines.push(format!("✓ all {} imported record(s) are in the store", plan.records.len()));
                 (lines, plan.refused.is_empty())
@@ -124,7 +126,7 @@ pub async fn run(request: Request, settings: &Settings, data: &Path) -> (Vec<Str
         };
     }
     let progress = |done: usize, total: usize| tracing::info!(done, total, "importing");
-    match import::apply(store.as_ref(), &plan, now, &progress).await {
+    match super::apply(store.as_ref(), &plan, now, &progress).await {
         Ok(outcome) => {
             for (label, n) in &outcome.new {
                 lines.push(format!("imported {n:>6} {label}"));
