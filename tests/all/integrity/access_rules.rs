@@ -1,0 +1,104 @@
+//! A channel administrator's removal, support's way back, one payer per period.
+
+use serde_json::json;
+
+use super::{ALICE, audit_actions};
+use crate::support::{self, CHANNEL, TestApp, on_store, updates};
+
+/// A channel administrator bans a member by hand: the bot respects it. The member's used link
+/// neither unbans nor re-invites them, their join request is declined, their membership ends, until
+/// support reinstates the account and the payment.
+async fn a_removal_by_a_channel_administrator_is_respected_until_support_reinstates(app: TestApp) {
+    const ADMIN: i64 = 4242;
+    let issued = app.member("alice", "TX-ADMIN-KICK", ALICE).await;
+    let token = issued["token"].as_str().unwrap().to_owned();
+    assert_eq!(app.webhook(updates::removed_by_admin(app.update_id(), CHANNEL, ALICE, ADMIN)).await, 200);
+    app.drain().await;
+    let status = app.status_of("alice").await;
+    assert_eq!(status["has_active_subscription"], false, "{status}");
+
+    let unbans = app.calls_for_user("unbanChatMember", ALICE).len();
+    assert_eq!(app.start_command(ALICE, &token).await, 200);
+    assert_eq!(app.calls_for_user("unbanChatMember", ALICE).len(), unbans, "the used link does not unban");
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "nor re-invite");
+    assert_eq!(app.webhook(updates::join_request(app.update_id(), CHANNEL, ALICE, "https://t.me/+old")).await, 200);
+    app.drain().await;
+    assert_eq!(app.calls_for_user("declineChatJoinRequest", ALICE).len(), 1);
+
+    // A new link for the same payment: refused until support reinstates it, with a true message.
+    let support = app.jwt("s", "support");
+    let body = json!({"payment_id": issued["payment_id"]});
+    let (status, answer) = app.post("/api/telegram/generate-token/", &support, body.clone()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("already_redeemed")));
+    assert!(answer["error"]["message"].as_str().unwrap().contains("reinstate"), "{answer}");
+    let reinstate = json!({"telegram_user_id": ALICE, "payment_id": issued["payment_id"], "reason": "appeal accepted"});
+    let (status, answer) = app.post("/api/telegram/admin/reinstate/", &app.jwt("bob", "user"), reinstate.clone()).await;
+    assert_eq!(status, 403, "support only: {answer}");
+    let (status, answer) = app.post("/api/telegram/admin/reinstate/", &support, reinstate).await;
+    assert_eq!((status, &answer["bar_lifted"], &answer["tokens_retired"]), (200, &json!(true), &json!(1)), "{answer}");
+    let (status, fresh) = app.post("/api/telegram/generate-token/", &support, body).await;
+    assert_eq!(status, 200, "{fresh}");
+    assert_eq!(app.start_command(ALICE, fresh["token"].as_str().unwrap()).await, 200);
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 2, "back in through support");
+    assert!(audit_actions(&app).await.contains(&"reinstated".to_owned()));
+}
+
+/// After a revoke, a redeemed payment gets a new link once support reinstates it (defect: never).
+#[tokio::test]
+async fn a_revoked_payment_gets_a_new_link_once_support_reinstates_it() {
+    let app = TestApp::spawn().await;
+    let issued = app.member("alice", "TX-REINSTATE", ALICE).await;
+    let support = app.jwt("s", "support");
+    let body = json!({"payment_id": issued["payment_id"]});
+    let reinstate = json!({"payment_id": issued["payment_id"], "reason": "chargeback reversed"});
+    let (status, answer) = app.post("/api/telegram/admin/reinstate/", &support, reinstate.clone()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("access_still_open")), "revoke first");
+    let (status, _) = app
+        .post(
+            "/api/telegram/revoke-access/",
+            &app.jwt("root", "admin"),
+            json!({"user_id": "alice", "reason": "chargeback"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.post("/api/telegram/generate-token/", &support, body.clone()).await.0, 409);
+    let (status, answer) = app.post("/api/telegram/admin/reinstate/", &support, reinstate).await;
+    assert_eq!((status, &answer["tokens_retired"]), (200, &json!(1)), "{answer}");
+    let (status, fresh) = app.post("/api/telegram/generate-token/", &support, body).await;
+    assert_eq!(status, 200, "{fresh}");
+}
+
+/// A link paid by web user B, opened by a Telegram account whose membership user A paid for, does
+/// not extend A's membership: it stays unused, so every period is attributable to its payment and
+/// revoking B removes only what B paid for.
+#[tokio::test]
+async fn a_link_paid_by_another_user_does_not_extend_this_accounts_membership() {
+    const BOB: i64 = 8202;
+    let app = TestApp::spawn().await;
+    app.member("alice", "TX-PAYER-A", ALICE).await;
+    let before = app.status_of("alice").await["memberships"][0]["expires_at"].clone();
+    let bobs = app.paid("bob", "TX-PAYER-B").await;
+    let token = bobs["token"].as_str().unwrap();
+    assert_eq!(app.start_command(ALICE, token).await, 200);
+    assert!(app.texts_to(ALICE).last().unwrap().contains("payé par un autre compte"), "{:?}", app.texts_to(ALICE));
+    assert_eq!(app.status_of("alice").await["memberships"][0]["expires_at"], before, "alice's end unchanged");
+
+    // The link still works for bob's own Telegram account, and revoking bob leaves alice alone.
+    assert_eq!(app.start_command(BOB, token).await, 200);
+    assert!(app.last_invite_link().is_some());
+    assert_eq!(app.status_of("bob").await["memberships"].as_array().unwrap().len(), 1, "bob sees what he paid for");
+    let (status, body) = app
+        .post(
+            "/api/telegram/revoke-access/",
+            &app.jwt("root", "admin"),
+            json!({"user_id": "bob", "reason": "chargeback"}),
+        )
+        .await;
+    assert_eq!((status, &body["revoked_count"]), (200, &json!(1)));
+    assert_eq!(app.status_of("alice").await["has_active_subscription"], true);
+}
+
+support::on_both_stores!(
+    on_store =>
+    a_removal_by_a_channel_administrator_is_respected_until_support_reinstates,
+);
