@@ -42,6 +42,7 @@ macro_rules! contract {
 }
 
 contract!(
+    ending_at_the_same_instant,
     payments,
     refunds,
     withdrawals,
@@ -623,8 +624,9 @@ async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert!(store.active_in_channel(10_000).await.unwrap().iter().any(|x| x.id == m.id), "in the channel");
 
     let end = now + Duration::days(30);
-    let warned = store.ending_between(end - Duration::days(3), end, 100).await.unwrap();
-    assert!(warned.iter().any(|x| x.id == m.id));
+    let first = PageRequest { limit: 100, after: None };
+    let warned = store.ending_between(end - Duration::days(3), end, &first).await.unwrap();
+    assert!(warned.items.iter().any(|x| x.id == m.id));
     assert!(store.claim_warning(&m.id, 3, end).await.unwrap());
     assert!(!store.claim_warning(&m.id, 3, end).await.unwrap());
 
@@ -935,6 +937,46 @@ async fn batches(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert_eq!(store.delete_old_notifications(read_before, unread_before, 2).await.unwrap(), 2);
     assert_eq!(store.delete_old_notifications(read_before, unread_before, 2).await.unwrap(), 1);
     assert_eq!(store.delete_old_notifications(read_before, unread_before, 2).await.unwrap(), 0);
+}
+
+/// Members ending at the same instant (an import, a season's end) are read a page at a time, each
+/// once: a page's edge skips none of them.
+async fn ending_at_the_same_instant(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    // Far in the future, so that only this section's members end then.
+    let later = now + Duration::days(7_300);
+    let mut opened = std::collections::BTreeSet::new();
+    let mut end = None;
+    for i in 0..7 {
+        let p = payment(&format!("tie-{i}"), &format!("TX-TIE-{i}"), later);
+        store.insert_payment(&p).await.unwrap();
+        let (_, t) = token(&p, later);
+        store.issue_token(&t).await.unwrap();
+        let who = account(940_000 + i);
+        let bound = store.bind_token(&t.hash, who, later).await.unwrap().unwrap();
+        let m = membership(&bound, who, later);
+        store.open_membership(&t.hash, &m).await.unwrap();
+        let active = store.activate_membership(&m.id, later, later, None).await.unwrap().unwrap();
+        assert!(end.is_none_or(|e| Some(e) == active.expires_at), "one end for all");
+        end = active.expires_at;
+        opened.insert(active.id.to_string());
+    }
+    let end = end.unwrap();
+    let mut seen = Vec::new();
+    let mut page = PageRequest { limit: 3, after: None };
+    for _ in 0..5 {
+        let got = store.ending_between(end - Duration::seconds(1), end, &page).await.unwrap();
+        assert!(got.items.len() <= 3);
+        seen.extend(got.items.iter().map(|m| m.id.to_string()));
+        match got.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7, "each once: {seen:?}");
+    assert_eq!(seen.into_iter().collect::<std::collections::BTreeSet<_>>(), opened);
+    let none =
+        store.ending_between(end, end + Duration::days(1), &PageRequest { limit: 3, after: None }).await.unwrap();
+    assert!(none.items.is_empty() && none.next.is_none(), "(from, until]: not those ending at `from`");
 }
 
 /// Account bars: set, read, replaced, lifted once; a payment reopened only once its access ended.

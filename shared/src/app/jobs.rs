@@ -14,8 +14,8 @@ use crate::domain::{
     UNREAD_NOTIFICATION_DAYS, texts,
 };
 use crate::ports::{
-    AccessStore, Clock, Effect, EffectOutbox, Exemptions, JobLog, JobSlot, LifecycleStore, NotificationStore, Presence,
-    Queue, Telegram,
+    AccessStore, Clock, Effect, EffectOutbox, Exemptions, JobLog, JobSlot, LifecycleStore, NotificationStore,
+    PageRequest, Presence, Queue, Telegram,
 };
 
 /// Rows read per round of a sweep.
@@ -145,14 +145,14 @@ impl Jobs {
         };
         let until = now + Duration::days(i64::from(widest));
         let mut sent = 0;
-        let mut from = now;
+        let mut page = PageRequest { limit: BATCH, after: None };
         loop {
             // A warning is claimed before it is sent: a run cut short here sends the rest next time.
             if out_of_time(deadline) {
                 return Ok((sent, false));
             }
-            let ending = self.lifecycle.ending_between(from, until, BATCH).await?;
-            for m in &ending {
+            let ending = self.lifecycle.ending_between(now, until, &page).await?;
+            for m in &ending.items {
                 let Some(end) = m.expires_at else { continue };
                 let left = end - now;
                 // The narrowest threshold the membership is within; wider ones are marked too, so
@@ -170,11 +170,11 @@ impl Jobs {
                     self.warn(m, end, now).await?;
                 }
             }
-            // Pages follow the end date; ends are microsecond timestamps of joins, so ties across
-            // a page boundary do not happen in practice.
-            match ending.last().and_then(|m| m.expires_at) {
-                Some(last) if ending.len() == BATCH as usize => from = last,
-                _ => return Ok((sent, true)),
+            // Pages follow the end date, then the id: members ending at the same instant (an
+            // import, a season's end) are all warned, whatever the page they fall on.
+            match ending.next {
+                Some(next) => page.after = Some(next),
+                None => return Ok((sent, true)),
             }
         }
     }

@@ -256,13 +256,15 @@ pub trait LifecycleStore: Send + Sync {
         now: DateTime<Utc>,
         intents: &[Envelope],
     ) -> Result<Option<Membership>, StoreError>;
-    /// Active memberships ending in `(from, until]`, earliest end first.
+    /// Active memberships ending in `(from, until]`, by end (ties by id), a page at a time:
+    /// `page.after` is the `next` of the page before. Many members may end at the same instant (an
+    /// import, a season's end): a page's edge never skips one.
     async fn ending_between(
         &self,
         from: DateTime<Utc>,
         until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Membership>, StoreError>;
+        page: &PageRequest,
+    ) -> Result<Page<Membership>, StoreError>;
     /// Claims the warning for one threshold of one period (identified by its end); `false` if sent before.
     async fn claim_warning(
         &self,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 
 use super::codec::*;
-use super::{Cancelled, DynamoStore, Query, fault, held, keys};
+use super::{Cancelled, DynamoStore, Item, Query, fault, held, keys};
 use crate::adapters::stored::{ATTEMPT_KEEP_HOURS, attempt_bucket, counter_names, counters_from, lapse_counter, ts};
 use crate::domain::{Membership, MembershipId, MembershipStatus, TokenHash, TokenStatus, UserId};
 use crate::ports::*;
@@ -132,27 +132,34 @@ impl LifecycleStore for DynamoStore {
         &self,
         from: DateTime<Utc>,
         until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Membership>, StoreError> {
-        let items = self
-            .query(
-                Query::on(
-                    Some("gsi2"),
-                    "gsi2pk = :p AND gsi2sk BETWEEN :f AND :u",
-                    vec![(":p", s(keys::memberships_by_status("active"))), (":f", s(ts(from))), (":u", s(ts(until)))],
-                )
-                .oldest_first()
-                .limit(limit + 1),
-            )
-            .await?;
-        let mut list = Vec::new();
-        for item in &items {
-            let m = membership_from(item)?;
-            if m.expires_at.is_some_and(|e| e > from) && list.len() < limit as usize {
-                list.push(m);
-            }
+        page: &PageRequest,
+    ) -> Result<Page<Membership>, StoreError> {
+        let active = s(keys::memberships_by_status("active"));
+        let values = vec![(":p", active.clone()), (":f", s(ts(from))), (":u", s(ts(until)))];
+        let mut query = Query::on(Some("gsi2"), "gsi2pk = :p AND gsi2sk BETWEEN :f AND :u", values)
+            .oldest_first()
+            .limit(page.limit + 1);
+        // The cursor is where the page before stopped in the index: its last item's keys, from
+        // which DynamoDB goes on, ties at the same end included.
+        if let Some(after) = &page.after {
+            let mut keys = after.splitn(3, '|');
+            let (Some(end), Some(pk), Some(sk)) = (keys.next(), keys.next(), keys.next()) else {
+                return Err(StoreError::Corrupt(format!("not a cursor of ending_between: {after:?}")));
+            };
+            query = query.start(HashMap::from([
+                ("gsi2pk".to_owned(), active),
+                ("gsi2sk".to_owned(), s(end)),
+                ("pk".to_owned(), s(pk)),
+                ("sk".to_owned(), s(sk)),
+            ]));
         }
-        Ok(list)
+        let from = ts(from);
+        let text = |i: &Item, k: &str| i.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        // BETWEEN is inclusive: one ending exactly at `from` is not in `(from, until]`.
+        let items: Vec<Item> = self.query(query).await?.into_iter().filter(|i| text(i, "gsi2sk") != from).collect();
+        let page =
+            Page::of(items, page.limit, |i| format!("{}|{}|{}", text(i, "gsi2sk"), text(i, "pk"), text(i, "sk")));
+        Ok(Page { items: page.items.iter().map(membership_from).collect::<Result<_, _>>()?, next: page.next })
     }
 
     async fn claim_warning(

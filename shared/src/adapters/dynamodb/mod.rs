@@ -82,7 +82,7 @@ impl DynamoStore {
             request = request.limit(limit as i32);
         }
         let mut items = Vec::new();
-        let mut start: Option<Item> = None;
+        let mut start: Option<Item> = q.start;
         loop {
             let out = request.clone().set_exclusive_start_key(start.take()).send().await.map_err(fault)?;
             items.extend(out.items.unwrap_or_default());
@@ -241,11 +241,13 @@ struct Query<'a> {
     values: Vec<(&'a str, AttributeValue)>,
     forward: bool,
     limit: Option<u32>,
+    /// Where to go on from: the keys of the last item of the page before.
+    start: Option<Item>,
 }
 
 impl<'a> Query<'a> {
     fn on(index: Option<&'a str>, condition: &'a str, values: Vec<(&'a str, AttributeValue)>) -> Self {
-        Self { index, condition, values, forward: false, limit: None }
+        Self { index, condition, values, forward: false, limit: None, start: None }
     }
     fn limit(mut self, limit: u32) -> Self {
         self.limit = Some(limit);
@@ -253,6 +255,10 @@ impl<'a> Query<'a> {
     }
     fn oldest_first(mut self) -> Self {
         self.forward = true;
+        self
+    }
+    fn start(mut self, keys: Item) -> Self {
+        self.start = Some(keys);
         self
     }
 }

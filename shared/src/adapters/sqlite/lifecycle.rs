@@ -90,15 +90,22 @@ impl LifecycleStore for SqliteStore {
         &self,
         from: DateTime<Utc>,
         until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Membership>, StoreError> {
+        page: &PageRequest,
+    ) -> Result<Page<Membership>, StoreError> {
+        // The cursor is the last (end, id) of the page before.
+        let (after_end, after_id) = match page.after.as_deref().and_then(|c| c.split_once('|')) {
+            Some((end, id)) => (end.to_owned(), Some(id.to_owned())),
+            None => (ts(from), None),
+        };
         self.with(|conn| {
-            memberships_where(
+            let rows = memberships_where(
                 conn,
-                "SELECT * FROM memberships WHERE status = 'active' AND expires_at > ?1 AND expires_at <= ?2
-                 ORDER BY expires_at LIMIT ?3",
-                params![ts(from), ts(until), limit],
-            )
+                "SELECT * FROM memberships WHERE status = 'active' AND expires_at <= ?2
+                   AND (expires_at > ?1 OR (expires_at = ?1 AND id > ?3))
+                 ORDER BY expires_at, id LIMIT ?4",
+                params![after_end, ts(until), after_id, page.limit + 1],
+            )?;
+            Ok(Page::of(rows, page.limit, |m| format!("{}|{}", m.expires_at.map(ts).unwrap_or_default(), m.id)))
         })
     }
 
