@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::admission::Redemption;
 use super::{Admission, AppError, Members, Sales, Stars, Status};
 use crate::config::Settings;
-use crate::domain::{IncomingMessage, Lang, TelegramUserId, Update, UpdateKind, texts};
+use crate::domain::{IncomingMessage, TelegramUserId, Update, UpdateKind, texts};
 use crate::ports::{AccessStore, AccountBars, Clock, Telegram, UpdateLog};
 
 /// The Telegram webhook's updates: claimed once, dispatched to the use case they are for.
@@ -38,15 +38,15 @@ impl Bot {
             tracing::info!(update_id = update.update_id, "update already processed");
             return Ok(());
         }
-        let result = match update.kind() {
+        let result = match &update.kind {
             UpdateKind::Message(m) if m.successful_payment.is_some() => self.stars.on_stars_payment(m).await,
             UpdateKind::Message(m) => self.on_message(m).await,
             UpdateKind::PreCheckout(q) => self.stars.on_pre_checkout(q).await,
             UpdateKind::Subscription(s) => self.stars.on_subscription_change(s).await,
-            UpdateKind::ChatMember(c) if c.chat.id == self.settings.channel_id => {
+            UpdateKind::ChatMember(c) if c.chat_id == self.settings.channel_id => {
                 self.members.on_chat_member(update.update_id, c).await
             }
-            UpdateKind::JoinRequest(j) if j.chat.id == self.settings.channel_id => {
+            UpdateKind::JoinRequest(j) if j.chat_id == self.settings.channel_id => {
                 self.members.on_join_request(update.update_id, j).await
             }
             _ => Ok(()),
@@ -66,13 +66,13 @@ impl Bot {
         let (Some(from), Some(text)) = (&message.from, &message.text) else {
             return Ok(());
         };
-        if message.chat.kind != "private" || from.is_bot {
+        if !message.private || from.is_bot {
             return Ok(());
         }
         let Ok(account) = TelegramUserId::parse(from.id) else {
             return Ok(());
         };
-        let lang = Lang::from_code(from.language_code.as_deref());
+        let lang = from.lang;
         let mut words = text.split_whitespace();
         let command = words.next().unwrap_or("");
         // `/start@our_bot` is how Telegram writes a command aimed at one bot.
@@ -109,7 +109,7 @@ impl Bot {
             ("/status", _) => (self.status.status_text(account, lang).await?, Vec::new()),
             _ => (texts::help(lang), Vec::new()),
         };
-        self.telegram.send_message(message.chat.id, &reply, &buttons).await?;
+        self.telegram.send_message(message.chat_id, &reply, &buttons).await?;
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{AppError, Auditor, Meaning, Notifier, telegram_actor};
 use crate::config::Settings;
 use crate::domain::{
-    AccountBar, AuditAction, ChatJoinRequest, ChatMemberStatus, ChatMemberUpdated, Lang, Membership, MembershipStatus,
+    AccountBar, AuditAction, ChatJoinRequest, ChatMemberStatus, ChatMemberUpdated, Membership, MembershipStatus,
     NotificationKind, TelegramUserId, TokenHash, texts,
 };
 use crate::ports::{AccessStore, AccountBars, Clock, Effect, LifecycleStore, PaymentStore};
@@ -87,11 +87,11 @@ impl Members {
     }
 
     pub(crate) async fn on_chat_member(&self, update_id: i64, update: &ChatMemberUpdated) -> Result<(), AppError> {
-        let user = &update.new_chat_member.user;
+        let user = &update.user;
         let Ok(account) = TelegramUserId::parse(user.id) else {
             return Ok(());
         };
-        let (before, after) = (update.old_chat_member.status(), update.new_chat_member.status());
+        let (before, after) = (update.before, update.after);
         // Administrators and the owner are never touched, nor bots the admins add.
         if after.is_staff() || user.is_bot {
             return Ok(());
@@ -177,7 +177,7 @@ impl Members {
         account: TelegramUserId,
     ) -> Result<(), AppError> {
         let now = self.clock.now();
-        let user = &update.new_chat_member.user;
+        let user = &update.user;
         let actor = telegram_actor(account);
         match self.access.current_membership(account).await? {
             Some(m) if m.status == MembershipStatus::Pending => {
@@ -198,7 +198,7 @@ impl Members {
                         json!({ "membership_id": active.id, "expires_at": end }),
                     )
                     .await?;
-                let lang = Lang::from_code(user.language_code.as_deref());
+                let lang = user.lang;
                 let text = texts::joined(lang, &self.settings.channel_name, end);
                 self.notifier
                     .notify_member(&active, NotificationKind::AccessGranted, &text, &format!("joined:{}", active.id))

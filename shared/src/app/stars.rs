@@ -15,8 +15,8 @@ use super::{Admission, AppError, Auditor, Issuer, Notifier, Refunds, Sales, hour
 use crate::config::Settings;
 use crate::domain::{
     AuditAction, IncomingMessage, Lang, MembershipStatus, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery,
-    STARS_RENEWAL_WAIT_HOURS, STARS_TRANSACTION_PREFIX, SubscriptionUpdated, SuccessfulPayment, TelegramUserId, TgUser,
-    TokenHash, TokenRecord, UserId, texts,
+    STARS_RENEWAL_WAIT_HOURS, STARS_TRANSACTION_PREFIX, SubscriptionState, SubscriptionUpdated, SuccessfulPayment,
+    TelegramUserId, TgUser, TokenHash, TokenRecord, UserId, texts,
 };
 use crate::ports::{
     AccessStore, AccountBars, Clock, Effect, JobLog, PaymentStore, Presence, RateLimits, Stats, StoreError, Telegram,
@@ -50,7 +50,7 @@ impl Stars {
     /// payload is an invoice telegate created, whose offer is still sold as invoiced, at the price
     /// asked, to an account that may buy; otherwise a refusal the buyer reads.
     pub(crate) async fn on_pre_checkout(&self, query: &PreCheckoutQuery) -> Result<(), AppError> {
-        let lang = Lang::from_code(query.from.language_code.as_deref());
+        let lang = query.from.lang;
         let sold = self.sales.sold(&query.invoice_payload).await?.filter(|s| s.on_sale);
         let refusal = match (sold, TelegramUserId::parse(query.from.id)) {
             (Some(s), Ok(account)) if query.currency == "XTR" && s.offer.stars == Some(query.total_amount) => {
@@ -93,7 +93,7 @@ impl Stars {
             let actor = account.map_or_else(|| "telegram".to_owned(), telegram_actor);
             return self.auditor.audit(&actor, AuditAction::StarsNotOurs, None, account, details).await;
         };
-        self.apply_stars_payment(from, message.chat.id, paid, sold, at).await.map(drop)
+        self.apply_stars_payment(from, message.chat_id, paid, sold, at).await.map(drop)
     }
 
     /// One Stars payment of what telegate `sold`, from its update or found by the reconciliation:
@@ -114,7 +114,7 @@ impl Stars {
             tracing::error!(currency = %paid.currency, "a payment telegate never invoiced: left to support");
             return Ok(false);
         }
-        let lang = Lang::from_code(from.language_code.as_deref());
+        let lang = from.lang;
         let now = self.clock.now();
         let offer = (sold.offer_id, sold.offer);
         // Seen before (another delivery of the same charge): the payment its token names.
@@ -185,18 +185,11 @@ impl Stars {
                     total_amount: t.stars,
                     invoice_payload: t.payload.clone(),
                     telegram_payment_charge_id: t.charge_id.clone(),
-                    provider_payment_charge_id: String::new(),
                     subscription_expiration_date: None,
                     is_recurring: subscription,
                     is_first_recurring: subscription && !renewal,
                 };
-                let from = TgUser {
-                    id: t.payer.get(),
-                    is_bot: false,
-                    first_name: String::new(),
-                    username: None,
-                    language_code: None,
-                };
+                let from = TgUser { id: t.payer.get(), is_bot: false, username: None, lang: Lang::default() };
                 if self.apply_stars_payment(&from, t.payer.get(), &paid, sold, t.at).await? {
                     tracing::warn!(telegram_user = %t.payer, stars = t.stars, "a Stars payment whose update was missed: applied");
                     repaired += 1;
@@ -282,7 +275,7 @@ impl Stars {
     /// the next renewal is awaited again.
     pub(crate) async fn on_subscription_change(&self, change: &SubscriptionUpdated) -> Result<(), AppError> {
         let Ok(account) = TelegramUserId::parse(change.user.id) else { return Ok(()) };
-        let details = json!({ "payload": change.invoice_payload, "state": change.state });
+        let details = json!({ "payload": change.invoice_payload, "state": change.state.as_str() });
         self.auditor
             .audit(&telegram_actor(account), AuditAction::StarsSubscriptionChanged, None, Some(account), details)
             .await?;
@@ -291,14 +284,15 @@ impl Stars {
         // The renewal awaited is the subscription's state here: only a change of it counts.
         let latest = self.latest_subscription_payment(account, &m.user_id).await?;
         let ends = latest.as_ref().and_then(Payment::stars_paid).map(|paid| paid.period_end);
-        match (change.state.as_str(), m.renews_until.is_some()) {
-            ("canceled" | "failed", true) => {
+        let stops = matches!(change.state, SubscriptionState::Canceled | SubscriptionState::Failed);
+        match (change.state, m.renews_until.is_some()) {
+            (_, true) if stops => {
                 self.access.set_renewal(&m.id, None).await?;
                 if let Some(end) = ends {
                     self.stats.count_subscription(end, -1).await?;
                 }
             }
-            ("active", false) => {
+            (SubscriptionState::Active, false) => {
                 if let (Some(latest), Some(end)) = (&latest, ends) {
                     self.await_renewal(account, latest).await?;
                     self.stats.count_subscription(end, 1).await?;
@@ -307,11 +301,11 @@ impl Stars {
             _ => {}
         }
         let end = Some(&m).filter(|m| m.is_active(now)).and_then(|m| m.expires_at);
-        if let (Some(end), "canceled" | "failed") = (end, change.state.as_str()) {
-            let lang = Lang::from_code(change.user.language_code.as_deref());
-            let text = texts::subscription_ending(lang, &self.settings.channel_name, change.state == "failed", end);
+        if let (Some(end), true) = (end, stops) {
+            let failed = change.state == SubscriptionState::Failed;
+            let text = texts::subscription_ending(change.user.lang, &self.settings.channel_name, failed, end);
             // A notice, not a reply: queued like every message the member did not just ask for.
-            let key = format!("subscription:{}:{}:{}", m.id, change.state, end.timestamp());
+            let key = format!("subscription:{}:{}:{}", m.id, change.state.as_str(), end.timestamp());
             self.notifier.enqueue(vec![(key, Effect::SendMessage { chat_id: account.get(), text })]).await?;
         }
         Ok(())

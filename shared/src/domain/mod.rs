@@ -26,8 +26,8 @@ pub use reason::Reason;
 pub use texts::Lang;
 pub use token::{AccessToken, TokenHash, TokenRecord, TokenStatus};
 pub use update::{
-    ChatJoinRequest, ChatMember, ChatMemberStatus, ChatMemberUpdated, IncomingMessage, InviteLinkRef, PreCheckoutQuery,
-    SubscriptionUpdated, SuccessfulPayment, TgChat, TgUser, Update, UpdateKind,
+    ChatJoinRequest, ChatMemberStatus, ChatMemberUpdated, IncomingMessage, InviteLinkRef, PreCheckoutQuery,
+    SubscriptionState, SubscriptionUpdated, SuccessfulPayment, TgUser, Update, UpdateKind,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -22,7 +22,7 @@ use crate::app::{
     Admin, App, AppError, Bot, Ending, Inbox, Issuer, JobRuns, PaymentDesk, Refunds, Status, SubmitPayment,
 };
 use crate::auth::{Caller, JwtVerifier};
-use crate::domain::{Lang, NotificationId, PaymentId, PaymentStatus, Update};
+use crate::domain::{Lang, NotificationId, PaymentId, PaymentStatus};
 use crate::ports::{Page, PageRequest};
 
 /// Implements `FromRef` for each field of a router's state, so that a handler extracts the one
@@ -435,8 +435,8 @@ async fn webhook(State(bot): State<Arc<Bot>>, request: axum::extract::Request) -
         return Err(AppError::Unauthorized("missing or wrong webhook secret"));
     }
     let LimitedBody(body) = LimitedBody::from_request(request, &()).await?;
-    let update: Update =
-        serde_json::from_slice(&body).map_err(|e| AppError::Invalid(format!("not a Telegram update: {e}")))?;
+    let update = crate::adapters::telegram::parse_update(&body)
+        .map_err(|e| AppError::Invalid(format!("not a Telegram update: {e}")))?;
     bot.handle_update(&update).await?;
     Ok(Json(json!({ "ok": true })).into_response())
 }

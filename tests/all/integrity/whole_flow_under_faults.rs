@@ -9,10 +9,11 @@ use std::sync::atomic::Ordering;
 use chrono::Duration;
 use serde_json::Value;
 use telegate_core::adapters::clock::TestClock;
+use telegate_core::adapters::telegram::parse_update;
 use telegate_core::app::effects::{Consumer, Outcome};
 use telegate_core::app::{App, SubmitPayment};
 use telegate_core::auth::{Caller, Role};
-use telegate_core::domain::{Job, Lang, TelegramUserId, Update, UserId};
+use telegate_core::domain::{Job, Lang, TelegramUserId, UserId};
 use telegate_core::ports::{Clock, Envelope, Store};
 
 use super::lost_between_commit_and_queue::{FlakyQueue, Rig};
@@ -43,7 +44,7 @@ async fn pump(queue: &FlakyQueue, consumer: &Consumer, clock: &TestClock) -> Vec
 
 /// Delivers an update as Telegram does: again after a failure (the webhook answered 500).
 async fn deliver(app: &App, update: Value) {
-    let update: Update = serde_json::from_value(update).unwrap();
+    let update = parse_update(update.to_string().as_bytes()).unwrap();
     for _ in 0..3 {
         if app.bot.handle_update(&update).await.is_ok() {
             return;
@@ -83,7 +84,7 @@ async fn flow(store: Arc<dyn Store>) {
             .expect("an invite");
         queue.down.store(i == 0, Ordering::SeqCst);
         let request =
-            serde_json::from_value::<Update>(updates::join_request(update_id(), CHANNEL, *account, &link)).unwrap();
+            parse_update(updates::join_request(update_id(), CHANNEL, *account, &link).to_string().as_bytes()).unwrap();
         if i == 0 {
             assert!(app.bot.handle_update(&request).await.is_err(), "the queue refused after the commit");
             queue.down.store(false, Ordering::SeqCst);

@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
+use telegate_core::adapters::telegram::parse_update;
 use telegate_core::config::Settings;
-use telegate_core::domain::{Update, UpdateKind};
+use telegate_core::domain::UpdateKind;
 
 use telegate::host::{Host, Options, answer};
 use telegate::jwt::mint;
@@ -22,13 +23,13 @@ const WEBHOOK_SECRET: &str = "fuzz-webhook-secret";
 
 /// Parses `data` as an update; whatever it is, reading it must not panic.
 pub fn update(data: &[u8]) {
-    if let Ok(update) = serde_json::from_slice::<Update>(data) {
-        match update.kind() {
+    if let Ok(update) = parse_update(data) {
+        match update.kind {
             UpdateKind::Message(m) => drop(m.text.as_deref().map(str::len)),
-            UpdateKind::ChatMember(c) => drop((c.old_chat_member.status().is_in_chat(), c.new_chat_member.status())),
+            UpdateKind::ChatMember(c) => drop((c.before.is_in_chat(), c.after.is_staff())),
             UpdateKind::JoinRequest(j) => drop(j.invite_link.as_ref().map(|l| l.invite_link.len())),
             UpdateKind::PreCheckout(q) => drop(q.invoice_payload.len()),
-            UpdateKind::Subscription(s) => drop(s.state.len()),
+            UpdateKind::Subscription(s) => drop(s.state.as_str()),
             UpdateKind::Other => {}
         }
     }

@@ -1,5 +1,8 @@
 //! The Telegram port over teloxide-core's `Bot`, pointed at `TELEGRAM_API_URL`.
 
+pub mod wire;
+pub use wire::parse_update;
+
 use crate::metrics::{self, Metric};
 use std::time::Duration;
 
@@ -76,7 +79,7 @@ impl BotApi {
         // teloxide's types re-serialise to the Bot API's JSON, which our own parser reads.
         Ok(updates
             .into_iter()
-            .filter_map(|u| serde_json::to_value(&u).ok().and_then(|v| serde_json::from_value(v).ok()))
+            .filter_map(|u| serde_json::to_vec(&u).ok().and_then(|v| parse_update(&v).ok()))
             .collect())
     }
 
