@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::*;
-use super::{SqliteStore, bump, fault, get_membership, get_token, insert_membership};
+use super::{SqliteStore, bump, fault, get_membership, get_token, insert_membership, memberships_where};
 use crate::adapters::stored::{day_bucket, hour_bucket, ts};
 use crate::domain::{
     Membership, MembershipId, MembershipStatus, TelegramUserId, TokenHash, TokenRecord, TokenStatus, UserId,
@@ -180,10 +180,7 @@ impl AccessStore for SqliteStore {
 
     async fn memberships_of(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
         self.with(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT * FROM memberships WHERE user_id = ?1 ORDER BY id DESC").map_err(fault)?;
-            let rows = stmt.query_map([user.as_str()], membership_from).map_err(fault)?;
-            rows.collect::<Result<_, _>>().map_err(fault)
+            memberships_where(conn, "SELECT * FROM memberships WHERE user_id = ?1 ORDER BY id DESC", [user.as_str()])
         })
     }
 

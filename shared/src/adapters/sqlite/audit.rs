@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::rows::*;
-use super::{SqliteStore, fault};
+use super::{SqliteStore, fault, rows_where};
 use crate::adapters::stored::ts;
 use crate::domain::{AuditEntry, TelegramUserId, UserId};
 use crate::ports::*;
@@ -33,17 +33,13 @@ impl AuditLog for SqliteStore {
 
     async fn audit(&self, user: Option<&UserId>, page: &PageRequest) -> Result<Page<AuditEntry>, StoreError> {
         self.with(|conn| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT * FROM audit WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR id < ?2)
-                     ORDER BY id DESC LIMIT ?3",
-                )
-                .map_err(fault)?;
-            let rows = stmt
-                .query_map(params![user.map(UserId::as_str), page.after, page.limit + 1], audit_from)
-                .map_err(fault)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(fault)?;
+            let rows = rows_where(
+                conn,
+                "SELECT * FROM audit WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR id < ?2)
+                 ORDER BY id DESC LIMIT ?3",
+                params![user.map(UserId::as_str), page.after, page.limit + 1],
+                audit_from,
+            )?;
             Ok(Page::of(rows, page.limit, |e| e.id.to_string()))
         })
     }

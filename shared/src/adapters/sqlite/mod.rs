@@ -187,12 +187,22 @@ fn bump(conn: &Connection, name: &str, delta: i64) -> Result<(), StoreError> {
     .map_err(fault)
 }
 
+/// The rows `sql` selects, each read by `from_row`.
+fn rows_where<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    from_row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare(sql).map_err(fault)?;
+    let rows = stmt.query_map(params, from_row).map_err(fault)?;
+    rows.collect::<Result<_, _>>().map_err(fault)
+}
+
 fn memberships_where(
     conn: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<Membership>, StoreError> {
-    let mut stmt = conn.prepare(sql).map_err(fault)?;
-    let rows = stmt.query_map(params, membership_from).map_err(fault)?;
-    rows.collect::<Result<_, _>>().map_err(fault)
+    rows_where(conn, sql, params, membership_from)
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::params;
 
 use super::rows::*;
-use super::{SqliteStore, fault};
+use super::{SqliteStore, fault, rows_where};
 use crate::adapters::stored::{day_bucket, hour_bucket, ts};
 use crate::domain::{Notification, NotificationId, READ_NOTIFICATION_DAYS, UNREAD_NOTIFICATION_DAYS, UserId};
 use crate::ports::*;
@@ -24,21 +24,14 @@ impl NotificationStore for SqliteStore {
     ) -> Result<Page<Notification>, StoreError> {
         let (read_since, unread_since) = retention_cutoffs(now);
         self.with(|conn| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT * FROM notifications WHERE user_id = ?1 AND (?2 IS NULL OR id < ?2)
-                       AND created_at >= CASE WHEN read = 1 THEN ?4 ELSE ?5 END
-                     ORDER BY id DESC LIMIT ?3",
-                )
-                .map_err(fault)?;
-            let rows = stmt
-                .query_map(
-                    params![user.as_str(), page.after, page.limit + 1, read_since, unread_since],
-                    notification_from,
-                )
-                .map_err(fault)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(fault)?;
+            let rows = rows_where(
+                conn,
+                "SELECT * FROM notifications WHERE user_id = ?1 AND (?2 IS NULL OR id < ?2)
+                   AND created_at >= CASE WHEN read = 1 THEN ?4 ELSE ?5 END
+                 ORDER BY id DESC LIMIT ?3",
+                params![user.as_str(), page.after, page.limit + 1, read_since, unread_since],
+                notification_from,
+            )?;
             Ok(Page::of(rows, page.limit, |n| n.id.to_string()))
         })
     }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
 use super::rows::*;
-use super::{SqliteStore, fault, is_unique_violation};
+use super::{SqliteStore, fault, is_unique_violation, rows_where};
 use crate::adapters::stored::{payment_counters, refund_counters, ts};
 use crate::domain::{Payment, PaymentId, PaymentStatus, UserId, transaction_key};
 use crate::ports::*;
@@ -29,9 +29,12 @@ impl PaymentStore for SqliteStore {
 
     async fn payments_of(&self, user: &UserId) -> Result<Vec<Payment>, StoreError> {
         self.with(|conn| {
-            let mut stmt = conn.prepare("SELECT * FROM payments WHERE user_id = ?1 ORDER BY id DESC").map_err(fault)?;
-            let rows = stmt.query_map([user.as_str()], payment_from).map_err(fault)?;
-            rows.collect::<Result<_, _>>().map_err(fault)
+            rows_where(
+                conn,
+                "SELECT * FROM payments WHERE user_id = ?1 ORDER BY id DESC",
+                [user.as_str()],
+                payment_from,
+            )
         })
     }
 
@@ -41,17 +44,13 @@ impl PaymentStore for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<Payment>, StoreError> {
         self.with(|conn| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT * FROM payments WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR id < ?2)
-                     ORDER BY id DESC LIMIT ?3",
-                )
-                .map_err(fault)?;
-            let rows = stmt
-                .query_map(params![status.map(PaymentStatus::as_str), page.after, page.limit + 1], payment_from)
-                .map_err(fault)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(fault)?;
+            let rows = rows_where(
+                conn,
+                "SELECT * FROM payments WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR id < ?2)
+                 ORDER BY id DESC LIMIT ?3",
+                params![status.map(PaymentStatus::as_str), page.after, page.limit + 1],
+                payment_from,
+            )?;
             Ok(Page::of(rows, page.limit, |p| p.id.to_string()))
         })
     }
