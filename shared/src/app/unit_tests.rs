@@ -159,24 +159,17 @@ async fn the_status_counts_the_days_left_of_the_active_membership_only() {
     let now = chrono::Utc::now();
     let ann = caller("ann", Role::User);
     let membership = |days_left: i64, status| Membership {
-        id: MembershipId::generate(now).unwrap(),
-        user_id: ann.user_id.clone(),
-        telegram_user_id: TelegramUserId::parse(7).unwrap(),
-        telegram_username: Some("ann_tg".into()),
-        payment_id: crate::domain::PaymentId::generate(now).unwrap(),
-        offer_name: "Monthly".into(),
-        pending_days: 0,
         status,
-        created_at: now,
-        joined_at: Some(now),
-        expires_at: Some(now + chrono::Duration::days(days_left)),
-        in_channel: true,
-        left_at: None,
-        invite_link: None,
-        invite_expires_at: None,
-        ended_at: None,
-        end_reason: None,
-        renews_until: None,
+        telegram_username: Some("ann_tg".into()),
+        ..Membership::joined(
+            MembershipId::generate(now).unwrap(),
+            ann.user_id.clone(),
+            TelegramUserId::parse(7).unwrap(),
+            crate::domain::PaymentId::generate(now).unwrap(),
+            "Monthly".into(),
+            now,
+            now + chrono::Duration::days(days_left),
+        )
     };
     rig.memory.kept().memberships.push(membership(-3, MembershipStatus::Expired));
     rig.memory.kept().memberships.push(membership(12, MembershipStatus::Active));

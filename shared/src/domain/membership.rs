@@ -71,24 +71,9 @@ impl Membership {
         now: DateTime<Utc>,
     ) -> Self {
         Self {
-            id,
-            user_id: token.user_id.clone(),
-            telegram_user_id: account,
             telegram_username: username,
-            payment_id: token.payment_id.clone(),
-            offer_name: token.offer_name.clone(),
             pending_days: token.days,
-            status: MembershipStatus::Pending,
-            created_at: now,
-            joined_at: None,
-            expires_at: None,
-            in_channel: false,
-            left_at: None,
-            invite_link: None,
-            invite_expires_at: None,
-            ended_at: None,
-            end_reason: None,
-            renews_until: None,
+            ..Self::opened(id, token.user_id.clone(), account, token.payment_id.clone(), token.offer_name.clone(), now)
         }
     }
 
@@ -104,6 +89,24 @@ impl Membership {
         expires_at: DateTime<Utc>,
     ) -> Self {
         Self {
+            status: MembershipStatus::Active,
+            joined_at: Some(joined_at),
+            expires_at: Some(expires_at),
+            in_channel: true,
+            ..Self::opened(id, user_id, account, payment_id, offer_name, joined_at)
+        }
+    }
+
+    /// Paid for, not joined yet, nothing else known: what the constructors start from.
+    fn opened(
+        id: MembershipId,
+        user_id: UserId,
+        account: TelegramUserId,
+        payment_id: PaymentId,
+        offer_name: String,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
             id,
             user_id,
             telegram_user_id: account,
@@ -111,11 +114,11 @@ impl Membership {
             payment_id,
             offer_name,
             pending_days: 0,
-            status: MembershipStatus::Active,
-            created_at: joined_at,
-            joined_at: Some(joined_at),
-            expires_at: Some(expires_at),
-            in_channel: true,
+            status: MembershipStatus::Pending,
+            created_at: at,
+            joined_at: None,
+            expires_at: None,
+            in_channel: false,
             left_at: None,
             invite_link: None,
             invite_expires_at: None,
