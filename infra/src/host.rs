@@ -24,7 +24,9 @@ use telegate_core::adapters::telegram::BotApi;
 use telegate_core::app::effects::{Consumer, EffectRunner};
 use telegate_core::app::{App, Ports};
 use telegate_core::auth::JwtVerifier;
+use telegate_core::auth::Role;
 use telegate_core::config::{Needs, Settings};
+use telegate_core::console::{Console, Sessions};
 use telegate_core::http::{self, HttpState, JsonBody};
 use telegate_core::ports::{Clock, EventBus, Mailer, Pace, Queue, Store, Telegram};
 use tokio::net::TcpListener;
@@ -41,6 +43,8 @@ pub enum HostError {
     Outbox { what: &'static str, source: std::io::Error },
     #[error("the Telegram client: {0}")]
     Telegram(String),
+    #[error("the console's session key: {0}")]
+    Console(String),
     #[error("the AWS adapters were built without {0}")]
     NotBuilt(&'static str),
     #[error(transparent)]
@@ -122,6 +126,8 @@ pub struct Host {
     pub bot: Option<Arc<BotApi>>,
     pub data: PathBuf,
     verifier: Arc<JwtVerifier>,
+    /// The console's sessions (signed with a key of this process) and its one-time sign-in.
+    pub console: Console,
 }
 
 /// Where the host keeps its state and sends its effects: the embedded store, or AWS.
@@ -225,6 +231,8 @@ impl Host {
             jobs: Some(Arc::new(starter)),
         };
         let app = App::new(&ports)?;
+        let sessions = Sessions::new().map_err(|e| HostError::Console(e.to_string()))?;
+        let console = Console { sessions: Arc::new(sessions), clock: ports.clock.clone() };
         Ok(Self {
             app,
             ports,
@@ -236,12 +244,19 @@ impl Host {
             bot,
             data: data.to_owned(),
             verifier,
+            console,
         })
+    }
+
+    /// A one-time link that signs its opener in to the console as the local admin (the one before
+    /// it stops working). `telegate serve` prints it, as Jupyter prints its token.
+    pub fn console_link(&self, base_url: &str) -> Result<String, HostError> {
+        console_link(&self.console, base_url)
     }
 
     /// Every route of the contract, plus `/_local/clock/advance` when the test clock is on.
     pub fn router(&self) -> Router {
-        let state = HttpState { app: self.app.clone(), verifier: self.verifier.clone() };
+        let state = HttpState { app: self.app.clone(), verifier: self.verifier.clone(), console: self.console.clone() };
         let mut router = http::router(state);
         if let Some(clock) = &self.test_clock {
             let state = ClockState {
@@ -405,13 +420,30 @@ pub struct Running {
     pub base_url: String,
     pub app: App,
     pub ports: Ports,
+    pub console: Console,
     pub effects: Effects,
     pub test_clock: Option<Arc<TestClock>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// The console's one-time sign-in link: for the local admin, on this host.
+fn console_link(console: &Console, base_url: &str) -> Result<String, HostError> {
+    let now = console.clock.now();
+    let code =
+        console.sessions.sign_in_code(LOCAL_ADMIN, Role::Admin, now).map_err(|e| HostError::Console(e.to_string()))?;
+    Ok(format!("{base_url}/console/sign-in?code={code}"))
+}
+
+/// Who the local host's one-time link signs in.
+pub const LOCAL_ADMIN: &str = "local-admin";
+
 impl Running {
+    /// A one-time console sign-in link (`Host::console_link`).
+    pub fn console_link(&self) -> Result<String, HostError> {
+        console_link(&self.console, &self.base_url)
+    }
+
     pub async fn spawn(settings: Settings, data: &Path, options: Options) -> Result<Self, HostError> {
         Self::spawn_with(settings, data, options, None).await
     }
@@ -428,11 +460,12 @@ impl Running {
         let base_url = format!("http://{}", listener.local_addr()?);
         let (app, ports, effects, test_clock) =
             (host.app.clone(), host.ports.clone(), host.effects.clone(), host.test_clock.clone());
+        let console = host.console.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(host.run(listener, async move {
             let _ = rx.await;
         }));
-        Ok(Self { base_url, app, ports, effects, test_clock, stop: Some(tx), task })
+        Ok(Self { base_url, app, ports, console, effects, test_clock, stop: Some(tx), task })
     }
 
     /// Graceful stop: in-flight requests finish, queued effects are carried out.

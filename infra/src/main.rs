@@ -250,6 +250,15 @@ async fn serve(bind: String, data: PathBuf) -> ExitCode {
         }
     };
     tracing::info!(bind = %bind, data = %data.display(), "telegate serving every route");
+    // On the terminal, not in the log: the link is a credential, for whoever started the host.
+    match listener
+        .local_addr()
+        .map_err(|e| e.to_string())
+        .and_then(|a| host.console_link(&format!("http://{a}")).map_err(|e| e.to_string()))
+    {
+        Ok(link) => println!("telegate: the console, signed in as the local admin (one use, 10 minutes): {link}"),
+        Err(e) => eprintln!("telegate: no console sign-in link: {e}"),
+    }
     if local.used_dev_jwt_secret || local.used_dev_webhook_secret {
         tracing::info!(
             file = %data.join(telegate::local_env::DEV_SECRETS).display(),

@@ -12,7 +12,8 @@ use tokio::sync::RwLock;
 use crate::config::{ConfigError, JwtKey, JwtSettings};
 use crate::domain::UserId;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
     Support,

@@ -8,6 +8,7 @@ mod abuse;
 mod access_flow;
 mod api;
 mod aws_backend;
+mod console;
 mod dynamodb_faults;
 mod events;
 mod fuzz_corpus;

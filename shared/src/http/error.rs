@@ -14,17 +14,25 @@ pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
 }
 
+/// The status and code an error answers with (the API's JSON, the console's pages).
+pub fn status_of(e: &AppError) -> (StatusCode, &'static str) {
+    match e {
+        AppError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
+        AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        AppError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+        AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        AppError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let message = self.to_string();
         let (status, code) = match &self {
-            AppError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
-            AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            AppError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
-            AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            AppError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             AppError::Unavailable(cause) => {
                 tracing::error!(%cause, "dependency unavailable");
                 let mut response = error_body(
@@ -43,6 +51,7 @@ impl IntoResponse for AppError {
                     "something went wrong on our side",
                 );
             }
+            other => status_of(other),
         };
         let mut response = error_body(status, code, &message);
         if status == StatusCode::UNAUTHORIZED {

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-pub use error::error_body;
+pub use error::{error_body, status_of};
 pub use extract::{BODY_LIMIT, JsonBody, LimitedBody, PathParam};
 
 use crate::app::{
@@ -37,11 +37,12 @@ macro_rules! substates {
     };
 }
 
-/// Every service, as `telegate serve` mounts every route.
+/// Every service, as `telegate serve` mounts every route, and the console.
 #[derive(Clone)]
 pub struct HttpState {
     pub app: App,
     pub verifier: Arc<JwtVerifier>,
+    pub console: crate::console::Console,
 }
 
 substates!(HttpState {
@@ -55,6 +56,7 @@ substates!(HttpState {
     app.job_runs: Arc<JobRuns>,
     app.bot: Arc<Bot>,
     verifier: Arc<JwtVerifier>,
+    console: crate::console::Console,
 });
 
 /// Every route, as `telegate serve` mounts them.
@@ -68,7 +70,8 @@ pub fn router(state: HttpState) -> Router {
             .merge(revoke_routes())
             .merge(stats_routes())
             .merge(jobs_routes())
-            .merge(webhook_routes()),
+            .merge(webhook_routes())
+            .merge(crate::console::console_routes()),
         state,
     )
 }

@@ -1,0 +1,241 @@
+//! The console for support and admins (`/console/…`): server-rendered pages over the same use
+//! cases as the API, a signed session cookie (`session.rs`), a CSRF token in every form, and a
+//! strict Content-Security-Policy: no script, nothing loaded from anywhere but telegate.
+//!
+//! First rooms: the local one-time sign-in and the payments queue.
+
+mod pages;
+pub mod session;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts, Query, State};
+use axum::http::header::{self, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use crate::app::{AppError, PaymentDesk};
+use crate::domain::{PaymentId, PaymentStatus};
+use crate::http::{PathParam, status_of};
+use crate::ports::{Clock, PageRequest};
+pub use session::{COOKIE, Session, Sessions};
+
+/// What the console's pages need besides the services: the sessions and the clock they end by.
+#[derive(Clone)]
+pub struct Console {
+    pub sessions: Arc<Sessions>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The console's routes, in any router whose state gives the console and the payment desk.
+pub fn console_routes<S: Clone + Send + Sync + 'static>() -> Router<S>
+where
+    Console: FromRef<S>,
+    Arc<PaymentDesk>: FromRef<S>,
+{
+    Router::new()
+        .route("/console", get(home))
+        .route("/console/", get(home))
+        .route("/console/sign-in", get(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/console.css", get(stylesheet))
+        .route("/console/payments", get(payments))
+        .route("/console/payments/{id}/validate", post(validate))
+        .route("/console/payments/{id}/reject", post(reject))
+        .layer(axum::middleware::map_response(harden))
+}
+
+/// Every console answer: nothing but telegate's own stylesheet may load, no script runs, no other
+/// site frames it, nothing is cached or told where it came from.
+async fn harden(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// A page, or the page that says what went wrong, with the API's status for the same error.
+pub enum ConsoleError {
+    /// No session, or one that ended: the sign-in page.
+    SignIn,
+    /// A form without this session's token.
+    Csrf,
+    App(AppError),
+}
+
+impl From<AppError> for ConsoleError {
+    fn from(e: AppError) -> Self {
+        Self::App(e)
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::SignIn => (StatusCode::UNAUTHORIZED, pages::signed_out()).into_response(),
+            Self::Csrf => {
+                (StatusCode::FORBIDDEN, pages::problem("This form has expired", "Reload the page and try again."))
+                    .into_response()
+            }
+            Self::App(e) => {
+                let (status, _) = status_of(&e);
+                let detail = if status.is_server_error() {
+                    tracing::error!(error = %e, "console: the action failed");
+                    "Something went wrong on our side; try again shortly.".to_owned()
+                } else {
+                    e.to_string()
+                };
+                (status, pages::problem("That did not work", &detail)).into_response()
+            }
+        }
+    }
+}
+
+/// The signed-in session of a request (else the sign-in page).
+impl<S: Send + Sync> FromRequestParts<S> for Session
+where
+    Console: FromRef<S>,
+{
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let console = Console::from_ref(state);
+        cookie(&parts.headers)
+            .and_then(|value| console.sessions.read(value, console.clock.now()))
+            .ok_or(ConsoleError::SignIn)
+    }
+}
+
+fn cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+}
+
+fn session_cookie(value: &str, max_age: i64) -> HeaderValue {
+    let cookie = format!("{COOKIE}={value}; Path=/console; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict");
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("telegate_console=; Max-Age=0"))
+}
+
+fn see_other(to: &'static str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, HeaderValue::from_static(to))]).into_response()
+}
+
+async fn home(_: Session) -> Response {
+    see_other("/console/payments")
+}
+
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], pages::CSS).into_response()
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    code: Option<String>,
+}
+
+/// The one-time link `telegate serve` prints: a session, once.
+async fn sign_in(State(console): State<Console>, Query(q): Query<SignIn>) -> Result<Response, ConsoleError> {
+    let now = console.clock.now();
+    let (sub, role) = q.code.and_then(|code| console.sessions.redeem_code(&code, now)).ok_or(ConsoleError::SignIn)?;
+    let (_, value) = console.sessions.open(&sub, role, now).map_err(AppError::from)?;
+    tracing::info!(user = %sub, "console: signed in with the one-time link");
+    let max_age = session::SESSION_HOURS * 3600;
+    let mut response = see_other("/console/payments");
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&value, max_age));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    csrf: String,
+}
+
+async fn sign_out(session: Session, Form(form): Form<CsrfOnly>) -> Result<Response, ConsoleError> {
+    if !session.csrf_matches(&form.csrf) {
+        return Err(ConsoleError::Csrf);
+    }
+    let mut response = (StatusCode::OK, pages::signed_out()).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0));
+    Ok(response)
+}
+
+/// The payments queue: the submitted ones first (support's work), the others by status.
+async fn payments(
+    State(desk): State<Arc<PaymentDesk>>,
+    session: Session,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ConsoleError> {
+    let caller = session.caller().map_err(AppError::from)?;
+    let status = match q.get("status").map(String::as_str) {
+        None | Some("") => Some(PaymentStatus::TransactionSubmitted),
+        Some("all") => None,
+        Some(raw) => Some(PaymentStatus::parse(raw).map_err(AppError::from)?),
+    };
+    let page = PageRequest { limit: 50, after: q.get("cursor").filter(|c| !c.is_empty()).cloned() };
+    let listed = desk.list_payments(&caller, status, &page).await?;
+    Ok(pages::payments(&session, status, &listed).into_response())
+}
+
+#[derive(Deserialize)]
+struct Validate {
+    csrf: String,
+    #[serde(default)]
+    admin_notes: String,
+}
+
+async fn validate(
+    State(desk): State<Arc<PaymentDesk>>,
+    session: Session,
+    PathParam(id): PathParam,
+    Form(form): Form<Validate>,
+) -> Result<Response, ConsoleError> {
+    if !session.csrf_matches(&form.csrf) {
+        return Err(ConsoleError::Csrf);
+    }
+    let caller = session.caller().map_err(AppError::from)?;
+    let id = PaymentId::parse(&id).map_err(|_| AppError::NotFound("no such payment"))?;
+    let notes = Some(form.admin_notes).filter(|n| !n.trim().is_empty());
+    let issued = desk.validate_payment(&caller, &id, notes, None).await?;
+    Ok(pages::validated(&session, &issued).into_response())
+}
+
+#[derive(Deserialize)]
+struct Reject {
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn reject(
+    State(desk): State<Arc<PaymentDesk>>,
+    session: Session,
+    PathParam(id): PathParam,
+    Form(form): Form<Reject>,
+) -> Result<Response, ConsoleError> {
+    if !session.csrf_matches(&form.csrf) {
+        return Err(ConsoleError::Csrf);
+    }
+    let caller = session.caller().map_err(AppError::from)?;
+    let id = PaymentId::parse(&id).map_err(|_| AppError::NotFound("no such payment"))?;
+    desk.reject_payment(&caller, &id, form.reason).await?;
+    Ok(see_other("/console/payments"))
+}

@@ -1,0 +1,157 @@
+//! The console's pages, rendered on the server (maud escapes every value it is given). Small and
+//! readable on a phone (375 px) as on a desktop; one stylesheet, no script.
+
+use axum::response::Html;
+use maud::{DOCTYPE, Markup, html};
+
+use super::Session;
+use crate::app::Issued;
+use crate::domain::{Payment, PaymentStatus};
+use crate::ports::Page;
+
+pub const CSS: &str = r#"
+:root { color-scheme: light dark; --line: #8884; --accent: #2a7ae2; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 16px/1.45 system-ui, sans-serif; }
+header { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: center; padding: .75rem 1rem;
+  border-bottom: 1px solid var(--line); }
+header strong { margin-right: auto; }
+main { padding: 1rem; max-width: 70rem; margin: 0 auto; }
+a { color: var(--accent); }
+nav.filters { display: flex; flex-wrap: wrap; gap: .5rem; margin: 0 0 1rem; }
+nav.filters a[aria-current] { font-weight: 700; text-decoration: none; }
+.payment { border: 1px solid var(--line); border-radius: .5rem; padding: .75rem; margin: 0 0 .75rem; }
+.payment dl { display: grid; grid-template-columns: max-content 1fr; gap: .25rem .75rem; margin: 0 0 .5rem; }
+.payment dt { opacity: .75; }
+.payment dd { margin: 0; overflow-wrap: anywhere; }
+form.inline { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; margin: .5rem 0 0; }
+label { display: flex; flex-direction: column; font-size: .9rem; }
+input[type=text] { font: inherit; padding: .4rem; min-width: 12rem; }
+button { font: inherit; padding: .4rem .9rem; cursor: pointer; }
+button:focus-visible, a:focus-visible, input:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
+.notice { padding: .75rem; border-left: 4px solid var(--accent); background: #2a7ae214; }
+code { overflow-wrap: anywhere; }
+"#;
+
+fn layout(title: &str, session: Option<&Session>, body: Markup) -> Html<String> {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · telegate" }
+                link rel="stylesheet" href="/console/console.css";
+            }
+            body {
+                header {
+                    strong { "telegate" }
+                    @if let Some(session) = session {
+                        a href="/console/payments" { "Payments" }
+                        span { (session.sub) " (" (role_name(session)) ")" }
+                        form method="post" action="/console/sign-out" {
+                            input type="hidden" name="csrf" value=(session.csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    };
+    Html(page.into_string())
+}
+
+fn role_name(session: &Session) -> &'static str {
+    match session.role {
+        crate::auth::Role::Admin => "admin",
+        crate::auth::Role::Support => "support",
+        crate::auth::Role::User => "user",
+    }
+}
+
+pub fn signed_out() -> Html<String> {
+    layout(
+        "Sign in",
+        None,
+        html! {
+            p { "You are not signed in, or your session has ended." }
+            p { "On the local host, open the one-time sign-in link that " code { "telegate serve" } " printed when it started." }
+        },
+    )
+}
+
+pub fn problem(title: &str, detail: &str) -> Html<String> {
+    layout(title, None, html! { p { (detail) } p { a href="/console/payments" { "Back to the payments" } } })
+}
+
+const FILTERS: [(&str, &str); 4] =
+    [("transaction_submitted", "To review"), ("validated", "Validated"), ("rejected", "Rejected"), ("all", "All")];
+
+pub fn payments(session: &Session, status: Option<PaymentStatus>, page: &Page<Payment>) -> Html<String> {
+    let current = status.map_or("all", PaymentStatus::as_str);
+    layout(
+        "Payments",
+        Some(session),
+        html! {
+            nav.filters aria-label="Filter by status" {
+                @for (value, label) in FILTERS {
+                    @if value == current {
+                        a href={ "/console/payments?status=" (value) } aria-current="page" { (label) }
+                    } @else {
+                        a href={ "/console/payments?status=" (value) } { (label) }
+                    }
+                }
+            }
+            @if page.items.is_empty() {
+                p { "Nothing here." }
+            }
+            @for p in &page.items {
+                section.payment aria-label={ "Payment " (p.id) } {
+                    dl {
+                        dt { "Transaction" } dd { code { (p.transaction_id) } }
+                        dt { "Offer" } dd { (p.offer_id) }
+                        dt { "User" } dd { (p.user_id) @if let Some(email) = &p.email { " · " (email) } }
+                        dt { "Submitted" } dd { (p.created_at.format("%Y-%m-%d %H:%M UTC")) }
+                        dt { "Status" } dd { (p.status.as_str()) }
+                        @if let Some(info) = &p.user_info {
+                            dt { "Buyer's note" } dd { code { (info) } }
+                        }
+                        @if let Some(reason) = &p.reject_reason {
+                            dt { "Reason" } dd { (reason) }
+                        }
+                    }
+                    @if p.status == PaymentStatus::TransactionSubmitted {
+                        form.inline method="post" action={ "/console/payments/" (p.id) "/validate" } {
+                            input type="hidden" name="csrf" value=(session.csrf);
+                            label { "Notes (support only)" input type="text" name="admin_notes" maxlength="2000"; }
+                            button type="submit" { "Validate" }
+                        }
+                        form.inline method="post" action={ "/console/payments/" (p.id) "/reject" } {
+                            input type="hidden" name="csrf" value=(session.csrf);
+                            label { "Reason (told to the buyer)" input type="text" name="reason" required maxlength="2000"; }
+                            button type="submit" { "Reject" }
+                        }
+                    }
+                }
+            }
+            @if let Some(next) = &page.next {
+                p { a href={ "/console/payments?status=" (current) "&cursor=" (next) } { "Older payments" } }
+            }
+        },
+    )
+}
+
+/// The link is shown once, here, as the API shows it once: support may pass it on.
+pub fn validated(session: &Session, issued: &Issued) -> Html<String> {
+    layout(
+        "Payment validated",
+        Some(session),
+        html! {
+            p.notice { "The buyer was notified with their link to the channel." }
+            p { "Their link (shown once): " code { (issued.bot_link) } }
+            p { "It works until " (issued.expires_at.format("%Y-%m-%d %H:%M UTC")) "." }
+            p { a href="/console/payments" { "Back to the payments" } }
+        },
+    )
+}

@@ -1,0 +1,159 @@
+//! The console's session: a signed, short-lived cookie naming who signed in, their role and the
+//! CSRF token every form of theirs carries; and the one-time sign-in link of the local host.
+
+use std::sync::Mutex;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::auth::{Caller, Role};
+use crate::domain::{DomainError, UserId};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "telegate_console";
+/// How long a session lasts: a working session, not a remembered device.
+pub const SESSION_HOURS: i64 = 8;
+/// How long the one-time sign-in link can be used.
+pub const SIGN_IN_MINUTES: i64 = 10;
+
+/// What the session cookie holds (signed, so not changed by its holder).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Session {
+    pub sub: String,
+    pub role: Role,
+    /// Unix time the session ends.
+    pub exp: i64,
+    /// The token every form of this session carries.
+    pub csrf: String,
+}
+
+impl Session {
+    pub fn caller(&self) -> Result<Caller, DomainError> {
+        Ok(Caller { user_id: UserId::parse(&self.sub)?, email: None, role: self.role })
+    }
+
+    /// Whether a form's token is this session's.
+    pub fn csrf_matches(&self, given: &str) -> bool {
+        bool::from(self.csrf.as_bytes().ct_eq(given.as_bytes()))
+    }
+}
+
+struct OneTime {
+    hash: [u8; 32],
+    until: DateTime<Utc>,
+    sub: String,
+    role: Role,
+}
+
+/// Signs and reads sessions with a key of this process, and keeps the one pending sign-in link.
+pub struct Sessions {
+    key: [u8; 32],
+    sign_in: Mutex<Option<OneTime>>,
+}
+
+fn random() -> Result<[u8; 32], DomainError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| DomainError::Random(e.to_string()))?;
+    Ok(bytes)
+}
+
+fn mac(key: &[u8; 32], payload: &str) -> Vec<u8> {
+    // An HMAC takes a key of any length: this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("any key length"));
+    mac.update(payload.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+impl Sessions {
+    /// With a fresh random key: sessions end with the process.
+    pub fn new() -> Result<Self, DomainError> {
+        Ok(Self { key: random()?, sign_in: Mutex::new(None) })
+    }
+
+    /// A new session for `sub` with `role`, as the cookie's value.
+    pub fn open(&self, sub: &str, role: Role, now: DateTime<Utc>) -> Result<(Session, String), DomainError> {
+        let session = Session {
+            sub: sub.to_owned(),
+            role,
+            exp: (now + Duration::hours(SESSION_HOURS)).timestamp(),
+            csrf: URL_SAFE_NO_PAD.encode(random()?),
+        };
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&session).unwrap_or_default());
+        let signature = URL_SAFE_NO_PAD.encode(mac(&self.key, &payload));
+        Ok((session, format!("{payload}.{signature}")))
+    }
+
+    /// The session a cookie's value carries, if this process signed it and it has not ended.
+    pub fn read(&self, value: &str, now: DateTime<Utc>) -> Option<Session> {
+        let (payload, signature) = value.split_once('.')?;
+        let given = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        if !bool::from(mac(&self.key, payload).ct_eq(&given)) {
+            return None;
+        }
+        let session: Session = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        (session.exp > now.timestamp()).then_some(session)
+    }
+
+    /// A new one-time sign-in code for `sub` (the one before it stops working).
+    pub fn sign_in_code(&self, sub: &str, role: Role, now: DateTime<Utc>) -> Result<String, DomainError> {
+        let code = URL_SAFE_NO_PAD.encode(random()?);
+        let pending = OneTime {
+            hash: Sha256::digest(code.as_bytes()).into(),
+            until: now + Duration::minutes(SIGN_IN_MINUTES),
+            sub: sub.to_owned(),
+            role,
+        };
+        *self.sign_in.lock().unwrap_or_else(|p| p.into_inner()) = Some(pending);
+        Ok(code)
+    }
+
+    /// Uses the sign-in code: who it signs in, once, while it lasts.
+    pub fn redeem_code(&self, code: &str, now: DateTime<Utc>) -> Option<(String, Role)> {
+        let mut pending = self.sign_in.lock().unwrap_or_else(|p| p.into_inner());
+        let hash: [u8; 32] = Sha256::digest(code.as_bytes()).into();
+        let matches = pending.as_ref().is_some_and(|p| bool::from(p.hash.ct_eq(&hash)) && p.until > now);
+        if !matches {
+            return None;
+        }
+        pending.take().map(|p| (p.sub, p.role))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_reads_back_only_as_signed_and_until_it_ends() {
+        let sessions = Sessions::new().unwrap();
+        let now = Utc::now();
+        let (session, cookie) = sessions.open("root", Role::Admin, now).unwrap();
+        assert_eq!(sessions.read(&cookie, now), Some(session.clone()));
+        assert_eq!(sessions.read(&cookie, now + Duration::hours(SESSION_HOURS)), None, "ended");
+        let (payload, signature) = cookie.split_once('.').unwrap();
+        let forged = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(&Session { role: Role::Admin, sub: "mallory".into(), ..session.clone() }).unwrap(),
+        );
+        assert_eq!(sessions.read(&format!("{forged}.{signature}"), now), None, "another payload");
+        assert_eq!(sessions.read(payload, now), None, "no signature");
+        assert_eq!(Sessions::new().unwrap().read(&cookie, now), None, "another process's key");
+        assert!(session.csrf_matches(&session.csrf) && !session.csrf_matches("x"));
+    }
+
+    #[test]
+    fn a_sign_in_code_works_once_and_not_after_its_minutes() {
+        let sessions = Sessions::new().unwrap();
+        let now = Utc::now();
+        let code = sessions.sign_in_code("local", Role::Admin, now).unwrap();
+        assert_eq!(sessions.redeem_code("wrong", now), None);
+        assert_eq!(sessions.redeem_code(&code, now), Some(("local".to_owned(), Role::Admin)));
+        assert_eq!(sessions.redeem_code(&code, now), None, "used");
+        let late = sessions.sign_in_code("local", Role::Admin, now).unwrap();
+        assert_eq!(sessions.redeem_code(&late, now + Duration::minutes(SIGN_IN_MINUTES)), None, "expired");
+    }
+}

@@ -1,0 +1,141 @@
+//! The console over HTTP on the local host: the one-time sign-in, the session cookie, CSRF, the
+//! Content-Security-Policy and the payments queue (validate, reject). The browser tests come with
+//! the rest of the console.
+
+use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+use crate::support::TestApp;
+
+/// A browser of its own: no redirect followed, the cookie sent by hand.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
+}
+
+/// Signs in with a fresh one-time link; the session cookie (`name=value`).
+async fn sign_in(app: &TestApp) -> String {
+    let link = app.running().console_link().unwrap();
+    let response = browser().get(&link).send().await.unwrap();
+    assert_eq!(response.status(), 303, "a session, then the payments");
+    assert_eq!(response.headers()[LOCATION], "/console/payments");
+    let cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/console"] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn page(app: &TestApp, path: &str, cookie: &str) -> (u16, String) {
+    let response = browser().get(format!("{}{path}", app.base)).header(COOKIE, cookie).send().await.unwrap();
+    let csp = response.headers().get(CONTENT_SECURITY_POLICY).map(|v| v.to_str().unwrap().to_owned());
+    assert!(csp.is_some_and(|c| c.contains("default-src 'none'") && !c.contains("script-src")), "{path}");
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// The CSRF token the page's forms carry.
+fn csrf(html: &str) -> String {
+    let start = html.find(r#"name="csrf" value=""#).expect("a form with its token") + r#"name="csrf" value=""#.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+async fn post_form(app: &TestApp, path: &str, cookie: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let response =
+        browser().post(format!("{}{path}", app.base)).header(COOKIE, cookie).form(form).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_one_time_link_signs_in_once_and_nothing_else_opens_the_console() {
+    let app = TestApp::spawn().await;
+    let link = app.running().console_link().unwrap();
+    assert_eq!(browser().get(&link).send().await.unwrap().status(), 303);
+    assert_eq!(browser().get(&link).send().await.unwrap().status(), 401, "used");
+
+    let (status, html) = page(&app, "/console/payments", "").await;
+    assert_eq!(status, 401);
+    assert!(html.contains("one-time sign-in link"), "{html}");
+    let forged = "telegate_console=eyJzdWIiOiJtYWxsb3J5In0.AAAA";
+    assert_eq!(page(&app, "/console/payments", forged).await.0, 401, "a cookie this host did not sign");
+    // An API token is not a console session.
+    let api = browser()
+        .get(format!("{}/console/payments", app.base))
+        .bearer_auth(app.jwt("root", "admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401);
+
+    let cookie = sign_in(&app).await;
+    let (status, html) = page(&app, "/console/payments", &cookie).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("local-admin (admin)"));
+    let css = browser().get(format!("{}/console/console.css", app.base)).send().await.unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+}
+
+#[tokio::test]
+async fn support_validates_and_rejects_from_the_queue_and_every_form_needs_its_token() {
+    let app = TestApp::spawn().await;
+    let buyer = app.jwt("carol", "user");
+    let submit = |tx: &'static str, note: serde_json::Value| {
+        let buyer = buyer.clone();
+        let app = &app;
+        async move {
+            let body = json!({ "offer_id": "monthly", "transaction_id": tx, "user_info": note });
+            let (status, payment) = app.post("/api/payments/pending-payments/create/", &buyer, body).await;
+            assert_eq!(status, 201, "{payment}");
+            payment["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = submit("TX-CONSOLE-1", json!({ "note": "<script>alert(1)</script>" })).await;
+    let second = submit("TX-CONSOLE-2", json!({})).await;
+
+    let cookie = sign_in(&app).await;
+    let (_, html) = page(&app, "/console/payments", &cookie).await;
+    assert!(html.contains("TX-CONSOLE-1") && html.contains("TX-CONSOLE-2"), "the queue lists both");
+    assert!(!html.contains("<script>") && html.contains("&lt;script&gt;"), "what the buyer wrote is shown, inert");
+    let token = csrf(&html);
+
+    // Without the form's token, or with another, nothing happens.
+    let validate = format!("/console/payments/{first}/validate");
+    assert_eq!(post_form(&app, &validate, &cookie, &[("admin_notes", "ok")]).await.0, 422, "no token at all");
+    assert_eq!(post_form(&app, &validate, &cookie, &[("csrf", "forged")]).await.0, 403);
+    assert_eq!(post_form(&app, &validate, "", &[("csrf", &token)]).await.0, 401, "no session");
+    let (_, mine) = app.get("/api/payments/pending-payments/", &buyer).await;
+    assert!(mine.as_array().unwrap().iter().all(|p| p["status"] == "transaction_submitted"), "{mine}");
+
+    let (status, html) = post_form(&app, &validate, &cookie, &[("csrf", &token), ("admin_notes", "bank ok")]).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("https://t.me/telegate_fake_bot?start="), "the link, shown once: {html}");
+    let (status, html) = post_form(&app, &validate, &cookie, &[("csrf", &token)]).await;
+    assert_eq!(status, 409, "validated once");
+    assert!(html.contains("already validated"), "{html}");
+
+    let reject = format!("/console/payments/{second}/reject");
+    assert_eq!(post_form(&app, &reject, &cookie, &[("csrf", &token), ("reason", " ")]).await.0, 400);
+    let (status, _) = post_form(&app, &reject, &cookie, &[("csrf", &token), ("reason", "no such transfer")]).await;
+    assert_eq!(status, 303);
+
+    let (_, mine) = app.get("/api/payments/pending-payments/", &buyer).await;
+    let status_of = |id: &str| mine.as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["status"].clone();
+    assert_eq!((status_of(&first), status_of(&second)), (json!("validated"), json!("rejected")));
+    let (_, audit) = app.get("/api/telegram/admin/audit/?limit=100", &app.jwt("root", "admin")).await;
+    let by_console = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "user:local-admin")
+        .map(|e| e["action"].as_str().unwrap())
+        .collect::<Vec<_>>();
+    assert!(by_console.contains(&"payment_validated") && by_console.contains(&"payment_rejected"), "{by_console:?}");
+
+    let (_, html) = page(&app, "/console/payments", &cookie).await;
+    assert!(html.contains("Nothing here."), "the queue is empty once reviewed");
+    let (_, html) = page(&app, "/console/payments?status=all", &cookie).await;
+    assert!(html.contains("TX-CONSOLE-1") && html.contains("no such transfer"));
+
+    // Signing out ends the session in the browser (the cookie is cleared).
+    let (status, _) = post_form(&app, "/console/sign-out", &cookie, &[("csrf", &token)]).await;
+    assert_eq!(status, 200);
+}
