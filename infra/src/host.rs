@@ -26,6 +26,7 @@ use telegate_core::app::{App, Ports};
 use telegate_core::auth::JwtVerifier;
 use telegate_core::auth::Role;
 use telegate_core::config::{Needs, Settings};
+use telegate_core::console::telegram::TelegramSignIn;
 use telegate_core::console::{Console, Sessions};
 use telegate_core::http::{self, HttpState, JsonBody};
 use telegate_core::ports::{Clock, EventBus, Mailer, Pace, Queue, Store, Telegram};
@@ -232,7 +233,16 @@ impl Host {
         };
         let app = App::new(&ports)?;
         let sessions = Sessions::new().map_err(|e| HostError::Console(e.to_string()))?;
-        let console = Console { sessions: Arc::new(sessions), clock: ports.clock.clone() };
+        let telegram_sign_in = match (&ports.settings.bot_token, &ports.telegram) {
+            (Some(token), Some(telegram)) => Some(Arc::new(TelegramSignIn::new(
+                token,
+                ports.settings.admin_telegram_ids.clone(),
+                ports.settings.support_telegram_ids.clone(),
+                telegram.clone(),
+            ))),
+            _ => None,
+        };
+        let console = Console { sessions: Arc::new(sessions), clock: ports.clock.clone(), telegram: telegram_sign_in };
         Ok(Self {
             app,
             ports,

@@ -111,6 +111,24 @@ pub struct Settings {
     pub schedules: HashMap<Job, Schedule>,
     /// `TELEGATE_TEST_CLOCK=1`: the clock can be moved through `/_local/clock/advance`. Never in Lambda.
     pub test_clock: bool,
+    /// Telegram accounts that sign in to the console as admins (`ADMIN_TELEGRAM_IDS`), besides
+    /// the channel's administrators, and as support (`SUPPORT_TELEGRAM_IDS`).
+    pub admin_telegram_ids: Vec<i64>,
+    pub support_telegram_ids: Vec<i64>,
+}
+
+/// A list of Telegram user ids, separated by commas or spaces.
+fn telegram_ids(get: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<Vec<i64>, ConfigError> {
+    let raw = get(name).unwrap_or_default();
+    raw.split([',', ' '])
+        .filter(|id| !id.is_empty())
+        .map(|id| {
+            id.parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| ConfigError(format!("bad setting {name}: {id:?} is not a Telegram user id")))
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -238,6 +256,8 @@ impl Settings {
             schedules: schedules(&get)?,
             aws: aws_resources(&get)?,
             mail_from: get("MAIL_FROM").unwrap_or_else(|| "telegate <no-reply@localhost>".into()),
+            admin_telegram_ids: telegram_ids(&get, "ADMIN_TELEGRAM_IDS")?,
+            support_telegram_ids: telegram_ids(&get, "SUPPORT_TELEGRAM_IDS")?,
             limits: Limits {
                 start_failures_per_account: number(&get, "START_FAILURES_PER_HOUR", 5, 1, 10_000)?,
                 start_failures_per_token: number(&get, "TOKEN_FAILURES_PER_HOUR", 10, 1, 10_000)?,

@@ -139,3 +139,32 @@ async fn support_validates_and_rejects_from_the_queue_and_every_form_needs_its_t
     let (status, _) = post_form(&app, "/console/sign-out", &cookie, &[("csrf", &token)]).await;
     assert_eq!(status, 200);
 }
+
+/// Inside Telegram: the Mini App's launch data, signed with the bot's token, signs in the
+/// channel's administrators and the listed admins as admin, the listed support as support; data
+/// another bot signed, data changed on the way, stale data or an account with no role get nowhere.
+#[tokio::test]
+async fn inside_telegram_the_launch_data_signs_in_the_channel_s_staff_with_their_role() {
+    use telegate_testkit::fake_telegram::mini_app_launch_data;
+    let app = TestApp::spawn_with(&[("ADMIN_TELEGRAM_IDS", "5001"), ("SUPPORT_TELEGRAM_IDS", "5002, 5003")]).await;
+    app.fake().set_member_status(5004, "administrator");
+    let now = chrono::Utc::now().timestamp();
+    let sign_in = |data: String| {
+        let url = format!("{}/console/telegram", app.base);
+        async move { browser().post(url).form(&[("launch_data", data)]).send().await.unwrap() }
+    };
+    for (account, role) in [(5001, "admin"), (5002, "support"), (5004, "admin")] {
+        let response = sign_in(mini_app_launch_data(crate::support::BOT_TOKEN, account, now)).await;
+        assert_eq!(response.status(), 303, "{account}");
+        let cookie = response.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let (status, html) = page(&app, "/console/payments", &cookie).await;
+        assert_eq!(status, 200);
+        assert!(html.contains(&format!("telegram-{account} ({role})")), "{account}: {html}");
+    }
+    assert_eq!(sign_in(mini_app_launch_data(crate::support::BOT_TOKEN, 5999, now)).await.status(), 403, "no role");
+    assert_eq!(sign_in(mini_app_launch_data("654321:another-bot", 5001, now)).await.status(), 401);
+    let changed = mini_app_launch_data(crate::support::BOT_TOKEN, 5999, now).replace("5999", "5001");
+    assert_eq!(sign_in(changed).await.status(), 401, "changed on the way");
+    assert_eq!(sign_in(mini_app_launch_data(crate::support::BOT_TOKEN, 5001, now - 2 * 3600)).await.status(), 401);
+    assert_eq!(sign_in("not launch data".into()).await.status(), 401);
+}

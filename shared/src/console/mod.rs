@@ -6,6 +6,7 @@
 
 mod pages;
 pub mod session;
+pub mod telegram;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,11 +26,13 @@ use crate::http::{PathParam, status_of};
 use crate::ports::{Clock, PageRequest};
 pub use session::{COOKIE, Session, Sessions};
 
-/// What the console's pages need besides the services: the sessions and the clock they end by.
+/// What the console's pages need besides the services: the sessions and the clock they end by,
+/// and the check of Telegram's launch data where there is a bot (its token signs the data).
 #[derive(Clone)]
 pub struct Console {
     pub sessions: Arc<Sessions>,
     pub clock: Arc<dyn Clock>,
+    pub telegram: Option<Arc<telegram::TelegramSignIn>>,
 }
 
 /// The console's routes, in any router whose state gives the console and the payment desk.
@@ -42,6 +45,7 @@ where
         .route("/console", get(home))
         .route("/console/", get(home))
         .route("/console/sign-in", get(sign_in))
+        .route("/console/telegram", post(telegram_sign_in))
         .route("/console/sign-out", post(sign_out))
         .route("/console/console.css", get(stylesheet))
         .route("/console/payments", get(payments))
@@ -161,6 +165,39 @@ async fn sign_in(State(console): State<Console>, Query(q): Query<SignIn>) -> Res
     let max_age = session::SESSION_HOURS * 3600;
     let mut response = see_other("/console/payments");
     response.headers_mut().insert(header::SET_COOKIE, session_cookie(&value, max_age));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct LaunchData {
+    /// `tgWebAppData`, as Telegram put it in the Mini App's URL.
+    launch_data: String,
+}
+
+/// Inside Telegram: the Mini App's launch data, checked against the bot's token, signs in the
+/// account with its console role (the channel's administrators and `ADMIN_TELEGRAM_IDS` as admin,
+/// `SUPPORT_TELEGRAM_IDS` as support); anyone else is refused.
+async fn telegram_sign_in(
+    State(console): State<Console>,
+    Form(form): Form<LaunchData>,
+) -> Result<Response, ConsoleError> {
+    let Some(check) = &console.telegram else {
+        return Err(AppError::NotFound("this host has no bot: sign in with its one-time link").into());
+    };
+    let now = console.clock.now();
+    let account = check.launch.verify(&form.launch_data, now).map_err(|why| {
+        tracing::info!(%why, "console: Telegram sign-in refused");
+        ConsoleError::SignIn
+    })?;
+    let Some(role) = check.role_of(account, now).await? else {
+        tracing::info!(telegram_user = account, "console: Telegram sign-in of an account with no console role");
+        return Err(AppError::Forbidden("this Telegram account is neither an admin nor support of the channel").into());
+    };
+    let sub = format!("telegram-{account}");
+    let (_, value) = console.sessions.open(&sub, role, now).map_err(AppError::from)?;
+    tracing::info!(user = %sub, ?role, "console: signed in inside Telegram");
+    let mut response = see_other("/console/payments");
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&value, session::SESSION_HOURS * 3600));
     Ok(response)
 }
 
