@@ -234,12 +234,9 @@ impl Host {
         let app = App::new(&ports)?;
         let sessions = Sessions::new().map_err(|e| HostError::Console(e.to_string()))?;
         let telegram_sign_in = match (&ports.settings.bot_token, &ports.telegram) {
-            (Some(token), Some(telegram)) => Some(Arc::new(TelegramSignIn::new(
-                token,
-                ports.settings.admin_telegram_ids.clone(),
-                ports.settings.support_telegram_ids.clone(),
-                telegram.clone(),
-            ))),
+            (Some(token), Some(telegram)) => {
+                Some(Arc::new(TelegramSignIn::new(token, ports.settings.staff.clone(), telegram.clone())))
+            }
             _ => None,
         };
         let console = Console { sessions: Arc::new(sessions), clock: ports.clock.clone(), telegram: telegram_sign_in };

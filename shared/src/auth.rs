@@ -20,6 +20,26 @@ pub enum Role {
     Admin,
 }
 
+/// The Telegram accounts with a console role besides the channel's administrators
+/// (`ADMIN_TELEGRAM_IDS`, `SUPPORT_TELEGRAM_IDS`): one rule for the bot's `/admin` and the
+/// console's sign-in inside Telegram.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Staff {
+    pub admins: Vec<i64>,
+    pub support: Vec<i64>,
+}
+
+impl Staff {
+    /// The role of `account`, given the channel's administrators (admins too).
+    pub fn role(&self, account: i64, channel_administrators: &[i64]) -> Option<Role> {
+        if self.admins.contains(&account) || channel_administrators.contains(&account) {
+            Some(Role::Admin)
+        } else {
+            self.support.contains(&account).then_some(Role::Support)
+        }
+    }
+}
+
 /// Who is calling, as the verified token says.
 #[derive(Clone, Debug)]
 pub struct Caller {

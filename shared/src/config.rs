@@ -113,8 +113,19 @@ pub struct Settings {
     pub test_clock: bool,
     /// Telegram accounts that sign in to the console as admins (`ADMIN_TELEGRAM_IDS`), besides
     /// the channel's administrators, and as support (`SUPPORT_TELEGRAM_IDS`).
-    pub admin_telegram_ids: Vec<i64>,
-    pub support_telegram_ids: Vec<i64>,
+    pub staff: crate::auth::Staff,
+    /// Where the console is published (`CONSOLE_URL`, https): the bot's `/admin` opens it as a
+    /// Mini App. Unset, `/admin` says so.
+    pub console_url: Option<String>,
+}
+
+/// The console's public address: Telegram opens Mini Apps over https only.
+fn console_url(raw: Option<String>) -> Result<Option<String>, ConfigError> {
+    match raw.map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty()) {
+        Some(url) if url.starts_with("https://") && reqwest::Url::parse(&url).is_ok() => Ok(Some(url)),
+        Some(url) => Err(ConfigError(format!("bad setting CONSOLE_URL: {url:?} is not an https address"))),
+        None => Ok(None),
+    }
 }
 
 /// A list of Telegram user ids, separated by commas or spaces.
@@ -256,8 +267,11 @@ impl Settings {
             schedules: schedules(&get)?,
             aws: aws_resources(&get)?,
             mail_from: get("MAIL_FROM").unwrap_or_else(|| "telegate <no-reply@localhost>".into()),
-            admin_telegram_ids: telegram_ids(&get, "ADMIN_TELEGRAM_IDS")?,
-            support_telegram_ids: telegram_ids(&get, "SUPPORT_TELEGRAM_IDS")?,
+            staff: crate::auth::Staff {
+                admins: telegram_ids(&get, "ADMIN_TELEGRAM_IDS")?,
+                support: telegram_ids(&get, "SUPPORT_TELEGRAM_IDS")?,
+            },
+            console_url: console_url(get("CONSOLE_URL"))?,
             limits: Limits {
                 start_failures_per_account: number(&get, "START_FAILURES_PER_HOUR", 5, 1, 10_000)?,
                 start_failures_per_token: number(&get, "TOKEN_FAILURES_PER_HOUR", 10, 1, 10_000)?,

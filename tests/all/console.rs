@@ -29,7 +29,9 @@ async fn sign_in(app: &TestApp) -> String {
 async fn page(app: &TestApp, path: &str, cookie: &str) -> (u16, String) {
     let response = browser().get(format!("{}{path}", app.base)).header(COOKIE, cookie).send().await.unwrap();
     let csp = response.headers().get(CONTENT_SECURITY_POLICY).map(|v| v.to_str().unwrap().to_owned());
-    assert!(csp.is_some_and(|c| c.contains("default-src 'none'") && !c.contains("script-src")), "{path}");
+    let strict =
+        |c: &str| c.contains("default-src 'none'") && c.contains("script-src 'self';") && !c.contains("unsafe");
+    assert!(csp.as_deref().is_some_and(strict), "{path}: {csp:?}");
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
@@ -167,4 +169,34 @@ async fn inside_telegram_the_launch_data_signs_in_the_channel_s_staff_with_their
     assert_eq!(sign_in(changed).await.status(), 401, "changed on the way");
     assert_eq!(sign_in(mini_app_launch_data(crate::support::BOT_TOKEN, 5001, now - 2 * 3600)).await.status(), 401);
     assert_eq!(sign_in("not launch data".into()).await.status(), 401);
+}
+
+/// `/admin` in the bot opens the console as a Mini App, for the channel's staff only; the Mini
+/// App's page carries the one script that posts the launch data.
+#[tokio::test]
+async fn admin_in_the_bot_opens_the_console_for_staff_only() {
+    use crate::support::updates;
+    let app = TestApp::spawn_with(&[("ADMIN_TELEGRAM_IDS", "5101"), ("CONSOLE_URL", "https://console.example/")]).await;
+    app.fake().set_member_status(5102, "administrator");
+    for account in [5101, 5102, 5103] {
+        assert_eq!(app.webhook(updates::text(app.update_id(), account, "en", "/admin")).await, 200);
+    }
+    let replies = app.fake().calls_to("sendMessage");
+    let to = |chat: i64| replies.iter().find(|c| c.params["chat_id"] == chat).unwrap().params.clone();
+    for staff in [5101, 5102] {
+        let button = &to(staff)["reply_markup"]["inline_keyboard"][0][0];
+        assert_eq!(button["web_app"]["url"], "https://console.example/console/telegram", "{staff}: {button}");
+    }
+    let stranger = to(5103);
+    assert!(stranger["reply_markup"].is_null() && stranger["text"].as_str().unwrap().contains("/status"), "{stranger}");
+
+    let (status, html) = page(&app, "/console/telegram", "").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(r#"<script src="/console/telegram.js"></script>"#)
+            && html.contains(r#"action="/console/telegram""#)
+    );
+    let script = browser().get(format!("{}/console/telegram.js", app.base)).send().await.unwrap();
+    assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert!(script.text().await.unwrap().contains("tgWebAppData"));
 }

@@ -232,7 +232,7 @@ impl Admission {
             Redemption::Refused => (texts::refusal(lang), Vec::new()),
             Redemption::Invite { link } => (
                 texts::invite(lang, channel, u64::from(self.settings.invite_ttl_seconds).div_ceil(60)),
-                vec![LinkButton { text: texts::join_button(lang).into(), url: link }],
+                vec![LinkButton::link(texts::join_button(lang), link)],
             ),
             Redemption::Extended { end } => (texts::extended(lang, channel, end), Vec::new()),
             Redemption::AlreadyMember { end } => (texts::already_member(lang, channel, end), Vec::new()),

@@ -6,7 +6,7 @@ use super::admission::Redemption;
 use super::{Admission, AppError, Members, Sales, Stars, Status};
 use crate::config::Settings;
 use crate::domain::{IncomingMessage, TelegramUserId, Update, UpdateKind, texts};
-use crate::ports::{AccessStore, AccountBars, Clock, Telegram, UpdateLog};
+use crate::ports::{AccessStore, AccountBars, Clock, LinkButton, Telegram, UpdateLog};
 
 /// The Telegram webhook's updates: claimed once, dispatched to the use case they are for.
 #[derive(Clone)]
@@ -107,10 +107,24 @@ impl Bot {
             ("/buy", _) => self.sales.offers(account, lang, texts::buy(lang, channel)).await?,
             ("/paysupport", _) => (self.stars.pay_support(account, lang).await?, Vec::new()),
             ("/status", _) => (self.status.status_text(account, lang).await?, Vec::new()),
+            ("/admin", _) if self.is_staff(account).await? => match &self.settings.console_url {
+                Some(url) => {
+                    let (text, button) = texts::console(lang);
+                    (text.to_owned(), vec![LinkButton::mini_app(button, format!("{url}/console/telegram"))])
+                }
+                None => (texts::console_unpublished(lang), Vec::new()),
+            },
             _ => (texts::help(lang), Vec::new()),
         };
         self.telegram.send_message(message.chat_id, &reply, &buttons).await?;
         Ok(())
+    }
+
+    /// Whether the account has a console role: `/admin` is answered to them only (to anyone
+    /// else, it is an unknown command).
+    async fn is_staff(&self, account: TelegramUserId) -> Result<bool, AppError> {
+        let administrators: Vec<i64> = self.telegram.administrators().await?.into_iter().map(|a| a.get()).collect();
+        Ok(self.settings.staff.role(account.get(), &administrators).is_some())
     }
 
     /// A fresh invite for an account whose current membership waits for it (paid, not in the

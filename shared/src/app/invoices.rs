@@ -78,7 +78,7 @@ impl Sales {
                 }
             };
             let text = texts::pay_button(lang, &offer.name, invoice.stars, offer.renewing);
-            buttons.push(LinkButton { text, url: invoice.link });
+            buttons.push(LinkButton::link(text, invoice.link));
         }
         Ok(buttons)
     }

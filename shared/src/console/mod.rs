@@ -45,7 +45,8 @@ where
         .route("/console", get(home))
         .route("/console/", get(home))
         .route("/console/sign-in", get(sign_in))
-        .route("/console/telegram", post(telegram_sign_in))
+        .route("/console/telegram", get(telegram_page).post(telegram_sign_in))
+        .route("/console/telegram.js", get(telegram_script))
         .route("/console/sign-out", post(sign_out))
         .route("/console/console.css", get(stylesheet))
         .route("/console/payments", get(payments))
@@ -54,15 +55,16 @@ where
         .layer(axum::middleware::map_response(harden))
 }
 
-/// Every console answer: nothing but telegate's own stylesheet may load, no script runs, no other
-/// site frames it, nothing is cached or told where it came from.
+/// Every console answer: nothing but telegate's own stylesheet and its one script (the Mini App's
+/// sign-in) may load, nothing inline runs, only Telegram's web client may frame it (a Mini App
+/// there is a frame), nothing is cached or told where it came from.
 async fn harden(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors https://web.telegram.org; base-uri 'none'",
         ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
@@ -149,6 +151,15 @@ async fn home(_: Session) -> Response {
 
 async fn stylesheet() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], pages::CSS).into_response()
+}
+
+/// The Mini App's first page: its script posts Telegram's launch data, from the URL's fragment.
+async fn telegram_page() -> Response {
+    pages::telegram_sign_in().into_response()
+}
+
+async fn telegram_script() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], pages::TELEGRAM_JS).into_response()
 }
 
 #[derive(Deserialize)]

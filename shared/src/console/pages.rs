@@ -33,6 +33,20 @@ button:focus-visible, a:focus-visible, input:focus-visible { outline: 3px solid 
 code { overflow-wrap: anywhere; }
 "#;
 
+/// Inside Telegram, the launch data is in the URL's fragment, which never reaches the server: the
+/// one script of the console reads it and posts it, nothing else.
+pub const TELEGRAM_JS: &str = r#"(function () {
+  var data = new URLSearchParams(location.hash.slice(1)).get("tgWebAppData");
+  var form = document.getElementById("sign-in");
+  if (!data || !form) {
+    document.getElementById("outside").hidden = false;
+    return;
+  }
+  form.elements.launch_data.value = data;
+  form.submit();
+})();
+"#;
+
 fn layout(title: &str, session: Option<&Session>, body: Markup) -> Html<String> {
     let page = html! {
         (DOCTYPE)
@@ -77,6 +91,21 @@ pub fn signed_out() -> Html<String> {
         html! {
             p { "You are not signed in, or your session has ended." }
             p { "On the local host, open the one-time sign-in link that " code { "telegate serve" } " printed when it started." }
+        },
+    )
+}
+
+pub fn telegram_sign_in() -> Html<String> {
+    layout(
+        "Signing in",
+        None,
+        html! {
+            form #sign-in method="post" action="/console/telegram" {
+                input type="hidden" name="launch_data";
+                noscript { p { "This page signs you in inside Telegram; it needs the small script it comes with." } }
+            }
+            p #outside hidden { "Open the console from the bot inside Telegram (/admin)." }
+            script src="/console/telegram.js" {}
         },
     )
 }

@@ -12,7 +12,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::app::AppError;
-use crate::auth::Role;
+use crate::auth::{Role, Staff};
 use crate::config::Secret;
 use crate::ports::Telegram;
 
@@ -79,23 +79,19 @@ impl LaunchData {
 
 pub struct TelegramSignIn {
     pub launch: LaunchData,
-    admins: Vec<i64>,
-    support: Vec<i64>,
+    staff: Staff,
     telegram: Arc<dyn Telegram>,
     administrators: Mutex<Option<(DateTime<Utc>, Vec<i64>)>>,
 }
 
 impl TelegramSignIn {
-    pub fn new(bot_token: &Secret, admins: Vec<i64>, support: Vec<i64>, telegram: Arc<dyn Telegram>) -> Self {
-        Self { launch: LaunchData::new(bot_token), admins, support, telegram, administrators: Mutex::new(None) }
+    pub fn new(bot_token: &Secret, staff: Staff, telegram: Arc<dyn Telegram>) -> Self {
+        Self { launch: LaunchData::new(bot_token), staff, telegram, administrators: Mutex::new(None) }
     }
 
     /// The console role of a Telegram account, if it has one.
     pub async fn role_of(&self, account: i64, now: DateTime<Utc>) -> Result<Option<Role>, AppError> {
-        if self.admins.contains(&account) || self.channel_administrators(now).await?.contains(&account) {
-            return Ok(Some(Role::Admin));
-        }
-        Ok(self.support.contains(&account).then_some(Role::Support))
+        Ok(self.staff.role(account, &self.channel_administrators(now).await?))
     }
 
     async fn channel_administrators(&self, now: DateTime<Utc>) -> Result<Vec<i64>, AppError> {

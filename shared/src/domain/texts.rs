@@ -75,6 +75,22 @@ pub fn help(lang: Lang) -> String {
     }
 }
 
+/// `/admin`, for the channel's staff: the console, opened inside Telegram.
+pub fn console(lang: Lang) -> (&'static str, &'static str) {
+    match lang {
+        Lang::Fr => ("La console : paiements à valider, membres, tâches.", "Ouvrir la console"),
+        Lang::En => ("The console: payments to review, members, jobs.", "Open the console"),
+    }
+}
+
+/// `/admin` where the console has no public address yet.
+pub fn console_unpublished(lang: Lang) -> String {
+    match lang {
+        Lang::Fr => "La console n'est pas encore publiée : réglez CONSOLE_URL sur son adresse https.".into(),
+        Lang::En => "The console is not published yet: set CONSOLE_URL to its https address.".into(),
+    }
+}
+
 /// One refusal for unknown, expired and foreign tokens alike: it must not tell which.
 pub fn refusal(lang: Lang) -> String {
     match lang {

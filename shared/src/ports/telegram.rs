@@ -46,6 +46,18 @@ pub struct InviteRequest {
 pub struct LinkButton {
     pub text: String,
     pub url: String,
+    /// Opens `url` inside Telegram as a Mini App (the console), not in the browser.
+    #[serde(default)]
+    pub mini_app: bool,
+}
+
+impl LinkButton {
+    pub fn link(text: impl Into<String>, url: impl Into<String>) -> Self {
+        Self { text: text.into(), url: url.into(), mini_app: false }
+    }
+    pub fn mini_app(text: impl Into<String>, url: impl Into<String>) -> Self {
+        Self { text: text.into(), url: url.into(), mini_app: true }
+    }
 }
 
 /// An invoice in Telegram Stars (`XTR`, one price item, no provider token).

@@ -13,7 +13,7 @@ use teloxide_core::payloads::setters::*;
 use teloxide_core::requests::{Request, Requester};
 use teloxide_core::types::{
     AllowedUpdate, ChatId, ChatMemberKind, InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice,
-    PreCheckoutQueryId, Seconds, TelegramTransactionId, UserId,
+    PreCheckoutQueryId, Seconds, TelegramTransactionId, UserId, WebAppInfo,
 };
 
 use crate::config::Secret;
@@ -168,7 +168,10 @@ impl Telegram for BotApi {
             for b in buttons {
                 let url =
                     reqwest::Url::parse(&b.url).map_err(|e| TelegramError::Refused(format!("bad button url: {e}")))?;
-                rows.push(vec![InlineKeyboardButton::url(b.text.clone(), url)]);
+                rows.push(vec![match b.mini_app {
+                    true => InlineKeyboardButton::web_app(b.text.clone(), WebAppInfo { url }),
+                    false => InlineKeyboardButton::url(b.text.clone(), url),
+                }]);
             }
             request = request.reply_markup(InlineKeyboardMarkup::new(rows));
         }
