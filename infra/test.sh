@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "test.sh: cargo is not installed (https://rustup.rs)" >&2; exit 1; }
 . infra/moto.sh
+. infra/browser.sh
 
 phase() { echo "==> $1 (at ${SECONDS}s)"; }
 

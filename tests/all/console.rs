@@ -200,3 +200,45 @@ async fn admin_in_the_bot_opens_the_console_for_staff_only() {
     assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
     assert!(script.text().await.unwrap().contains("tgWebAppData"));
 }
+
+/// The console in a real headless Chromium: signed in with the one-time link, the payments queue at
+/// a phone's width and a desktop's (screenshots in target/console-screenshots), axe-core finds no
+/// serious or critical violation, nothing lands in the browser's console (no CSP violation, no
+/// error), and a payment is validated with the keyboard alone.
+#[tokio::test]
+async fn in_a_real_browser_the_queue_is_accessible_and_works_with_the_keyboard_alone() {
+    use crate::support::browser::Browser;
+    let app = TestApp::spawn().await;
+    let buyer = app.jwt("dora", "user");
+    let body = json!({ "offer_id": "monthly", "transaction_id": "TX-BROWSER-1", "user_info": { "bank": "Ada's" } });
+    let (status, payment) = app.post("/api/payments/pending-payments/create/", &buyer, body).await;
+    assert_eq!(status, 201, "{payment}");
+
+    for width in [375, 1280] {
+        let browser = Browser::start(width).await;
+        browser.goto(&app.running().console_link().unwrap()).await;
+        browser.wait_for("/console/payments").await;
+        assert!(browser.source().await.contains("TX-BROWSER-1"));
+        browser.screenshot(&format!("payments-{width}")).await;
+        assert_eq!(browser.accessibility_violations().await, Vec::<String>::new(), "payments at {width} px");
+        let overflow = browser.run("return document.documentElement.scrollWidth > window.innerWidth;").await;
+        assert_eq!(overflow, json!(false), "no sideways scrolling at {width} px");
+        if width == 1280 {
+            // Keyboard only: the notes field, then Enter, as someone without a mouse would.
+            let notes = browser.find("input[name=admin_notes]").await;
+            browser.type_into(&notes, "paid in full\u{E007}").await;
+            browser.wait_for("/validate").await;
+            assert!(browser.source().await.contains("https://t.me/telegate_fake_bot?start="));
+            browser.screenshot("validated-1280").await;
+            assert_eq!(browser.accessibility_violations().await, Vec::<String>::new(), "the validated page");
+        }
+        assert_eq!(browser.console_errors().await, Vec::<String>::new(), "the browser's console at {width} px");
+        browser.close().await;
+    }
+    let (_, mine) = app.get("/api/payments/pending-payments/", &buyer).await;
+    assert_eq!(mine[0]["status"], "validated", "{mine}");
+    for name in ["payments-375", "payments-1280", "validated-1280"] {
+        let shot = crate::support::browser::screenshots().join(format!("{name}.png"));
+        assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "{name}.png written");
+    }
+}

@@ -10,7 +10,8 @@ use crate::domain::{Payment, PaymentStatus};
 use crate::ports::Page;
 
 pub const CSS: &str = r#"
-:root { color-scheme: light dark; --line: #8884; --accent: #2a7ae2; }
+:root { color-scheme: light dark; --line: #8886; --accent: #1a5fb4; }
+@media (prefers-color-scheme: dark) { :root { --accent: #8ab4f8; } }
 * { box-sizing: border-box; }
 body { margin: 0; font: 16px/1.45 system-ui, sans-serif; }
 header { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: center; padding: .75rem 1rem;
@@ -29,7 +30,7 @@ label { display: flex; flex-direction: column; font-size: .9rem; }
 input[type=text] { font: inherit; padding: .4rem; min-width: 12rem; }
 button { font: inherit; padding: .4rem .9rem; cursor: pointer; }
 button:focus-visible, a:focus-visible, input:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
-.notice { padding: .75rem; border-left: 4px solid var(--accent); background: #2a7ae214; }
+.notice { padding: .75rem; border-left: 4px solid var(--accent); }
 code { overflow-wrap: anywhere; }
 "#;
 
@@ -56,6 +57,8 @@ fn layout(title: &str, session: Option<&Session>, body: Markup) -> Html<String> 
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · telegate" }
                 link rel="stylesheet" href="/console/console.css";
+                // No icon to fetch: the browser would ask for /favicon.ico.
+                link rel="icon" href="data:,";
             }
             body {
                 header {

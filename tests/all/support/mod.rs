@@ -13,6 +13,8 @@ use telegate_testkit::fake_telegram::{BOT_USERNAME, FakeTelegram, RunningFake};
 #[allow(unused_imports)]
 pub use telegate_testkit::fake_telegram::{Call, Fault, updates};
 
+pub mod browser;
+
 pub const CHANNEL: i64 = -1_000_777_000_111;
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0001";
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
