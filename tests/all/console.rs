@@ -232,13 +232,72 @@ async fn in_a_real_browser_the_queue_is_accessible_and_works_with_the_keyboard_a
             browser.screenshot("validated-1280").await;
             assert_eq!(browser.accessibility_violations().await, Vec::<String>::new(), "the validated page");
         }
+        for room in ["audit", "jobs"] {
+            browser.goto(&format!("{}/console/{room}", app.base)).await;
+            browser.wait_for(&format!("/console/{room}")).await;
+            browser.screenshot(&format!("{room}-{width}")).await;
+            assert_eq!(browser.accessibility_violations().await, Vec::<String>::new(), "{room} at {width} px");
+        }
         assert_eq!(browser.console_errors().await, Vec::<String>::new(), "the browser's console at {width} px");
         browser.close().await;
     }
     let (_, mine) = app.get("/api/payments/pending-payments/", &buyer).await;
     assert_eq!(mine[0]["status"], "validated", "{mine}");
-    for name in ["payments-375", "payments-1280", "validated-1280"] {
+    for name in ["payments-375", "payments-1280", "validated-1280", "audit-375", "jobs-1280"] {
         let shot = crate::support::browser::screenshots().join(format!("{name}.png"));
         assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "{name}.png written");
     }
+}
+
+/// Admins read the audit log and run jobs from the console; support sees the payments queue only:
+/// the admin rooms answer them 403, and the run they might post is not started.
+#[tokio::test]
+async fn admins_read_the_audit_log_and_run_jobs_and_support_is_kept_to_the_payments() {
+    use telegate_testkit::fake_telegram::mini_app_launch_data;
+    let app = TestApp::spawn_with(&[("SUPPORT_TELEGRAM_IDS", "5202")]).await;
+    let now = chrono::Utc::now().timestamp();
+    let data = mini_app_launch_data(crate::support::BOT_TOKEN, 5202, now);
+    let response =
+        browser().post(format!("{}/console/telegram", app.base)).form(&[("launch_data", data)]).send().await.unwrap();
+    let support = response.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let (status, html) = page(&app, "/console/payments", &support).await;
+    assert_eq!(status, 200);
+    assert!(!html.contains("/console/audit") && !html.contains("/console/jobs"), "no admin rooms in support's menu");
+    assert_eq!(page(&app, "/console/audit", &support).await.0, 403);
+    assert_eq!(page(&app, "/console/jobs", &support).await.0, 403);
+    let token = csrf(&html);
+    assert_eq!(post_form(&app, "/console/jobs/expire-tokens/run", &support, &[("csrf", &token)]).await.0, 403);
+
+    let admin = sign_in(&app).await;
+    let (status, html) = page(&app, "/console/audit", &admin).await;
+    assert_eq!(status, 200, "{html}");
+    let (status, html) = page(&app, "/console/jobs", &admin).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("expire-subscriptions") && html.contains("Run now"));
+    let token = csrf(&html);
+    let response = browser()
+        .post(format!("{}/console/jobs/expire-tokens/run", app.base))
+        .header(COOKIE, &admin)
+        .form(&[("csrf", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let run = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(run.starts_with("/console/jobs/runs/"), "{run}");
+    let mut done = false;
+    for _ in 0..100 {
+        let (status, html) = page(&app, &run, &admin).await;
+        assert_eq!(status, 200);
+        if html.contains("<strong>done</strong>") {
+            assert!(!html.contains("http-equiv=\"refresh\""), "a finished run stops reloading");
+            done = true;
+            break;
+        }
+        assert!(html.contains("http-equiv=\"refresh\""), "a run still going reloads itself");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(done, "the run finished");
+    let (_, html) = page(&app, "/console/audit?user=", &admin).await;
+    assert!(html.contains("user:local-admin"), "the console's actions are in the audit log");
 }

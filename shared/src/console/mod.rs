@@ -20,7 +20,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use crate::app::{AppError, PaymentDesk};
+use crate::app::{Admin, AppError, JobRuns, PaymentDesk};
 use crate::domain::{PaymentId, PaymentStatus};
 use crate::http::{PathParam, status_of};
 use crate::ports::{Clock, PageRequest};
@@ -40,6 +40,8 @@ pub fn console_routes<S: Clone + Send + Sync + 'static>() -> Router<S>
 where
     Console: FromRef<S>,
     Arc<PaymentDesk>: FromRef<S>,
+    Arc<Admin>: FromRef<S>,
+    Arc<JobRuns>: FromRef<S>,
 {
     Router::new()
         .route("/console", get(home))
@@ -52,6 +54,10 @@ where
         .route("/console/payments", get(payments))
         .route("/console/payments/{id}/validate", post(validate))
         .route("/console/payments/{id}/reject", post(reject))
+        .route("/console/audit", get(audit))
+        .route("/console/jobs", get(jobs))
+        .route("/console/jobs/{job}/run", post(run_job))
+        .route("/console/jobs/runs/{id}", get(job_run))
         .layer(axum::middleware::map_response(harden))
 }
 
@@ -286,4 +292,51 @@ async fn reject(
     let id = PaymentId::parse(&id).map_err(|_| AppError::NotFound("no such payment"))?;
     desk.reject_payment(&caller, &id, form.reason).await?;
     Ok(see_other("/console/payments"))
+}
+
+/// The audit log, newest first, optionally about one user (admins).
+async fn audit(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ConsoleError> {
+    let caller = session.caller().map_err(AppError::from)?;
+    let user = q.get("user").map(|u| u.trim()).filter(|u| !u.is_empty());
+    let page = PageRequest { limit: 50, after: q.get("cursor").filter(|c| !c.is_empty()).cloned() };
+    let entries = admin.audit_log(&caller, user, &page).await?;
+    Ok(pages::audit(&session, user, &entries).into_response())
+}
+
+/// Each job, when it last ran, and a button to run it now (admins).
+async fn jobs(State(runs): State<Arc<JobRuns>>, session: Session) -> Result<Response, ConsoleError> {
+    let caller = session.caller().map_err(AppError::from)?;
+    let last = runs.last_runs(&caller).await?;
+    Ok(pages::jobs(&session, &last).into_response())
+}
+
+async fn run_job(
+    State(runs): State<Arc<JobRuns>>,
+    session: Session,
+    PathParam(job): PathParam,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, ConsoleError> {
+    if !session.csrf_matches(&form.csrf) {
+        return Err(ConsoleError::Csrf);
+    }
+    let caller = session.caller().map_err(AppError::from)?;
+    let run = runs.request_job_run(&caller, &job).await?;
+    let location = HeaderValue::from_str(&format!("/console/jobs/runs/{}", run.run_id))
+        .map_err(|_| AppError::Internal("a run id that is not a header value".into()))?;
+    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response())
+}
+
+/// How far a run asked for has got; the page reloads itself until it is over.
+async fn job_run(
+    State(runs): State<Arc<JobRuns>>,
+    session: Session,
+    PathParam(id): PathParam,
+) -> Result<Response, ConsoleError> {
+    let caller = session.caller().map_err(AppError::from)?;
+    let run = runs.requested_run(&caller, &id).await?;
+    Ok(pages::job_run(&session, &run).into_response())
 }

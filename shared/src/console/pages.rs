@@ -49,6 +49,12 @@ pub const TELEGRAM_JS: &str = r#"(function () {
 "#;
 
 fn layout(title: &str, session: Option<&Session>, body: Markup) -> Html<String> {
+    layout_with(title, session, None, body)
+}
+
+/// `refresh`: seconds after which the page reloads itself (a run still going).
+fn layout_with(title: &str, session: Option<&Session>, refresh: Option<u32>, body: Markup) -> Html<String> {
+    let admin = session.is_some_and(|s| s.role == crate::auth::Role::Admin);
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -59,12 +65,19 @@ fn layout(title: &str, session: Option<&Session>, body: Markup) -> Html<String> 
                 link rel="stylesheet" href="/console/console.css";
                 // No icon to fetch: the browser would ask for /favicon.ico.
                 link rel="icon" href="data:,";
+                @if let Some(seconds) = refresh {
+                    meta http-equiv="refresh" content=(seconds);
+                }
             }
             body {
                 header {
                     strong { "telegate" }
                     @if let Some(session) = session {
                         a href="/console/payments" { "Payments" }
+                        @if admin {
+                            a href="/console/audit" { "Audit" }
+                            a href="/console/jobs" { "Jobs" }
+                        }
                         span { (session.sub) " (" (role_name(session)) ")" }
                         form method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(session.csrf);
@@ -184,6 +197,85 @@ pub fn validated(session: &Session, issued: &Issued) -> Html<String> {
             p { "Their link (shown once): " code { (issued.bot_link) } }
             p { "It works until " (issued.expires_at.format("%Y-%m-%d %H:%M UTC")) "." }
             p { a href="/console/payments" { "Back to the payments" } }
+        },
+    )
+}
+
+pub fn audit(session: &Session, user: Option<&str>, page: &Page<crate::domain::AuditEntry>) -> Html<String> {
+    layout(
+        "Audit log",
+        Some(session),
+        html! {
+            form.inline method="get" action="/console/audit" {
+                label { "About one user" input type="text" name="user" value=[user]; }
+                button type="submit" { "Show" }
+            }
+            @if page.items.is_empty() {
+                p { "Nothing here." }
+            }
+            @for e in &page.items {
+                section.payment aria-label={ "Entry " (e.id) } {
+                    dl {
+                        dt { "When" } dd { (e.at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                        dt { "What" } dd { (e.action.as_str()) }
+                        dt { "Who" } dd { (e.actor) }
+                        @if let Some(u) = &e.user_id { dt { "User" } dd { (u) } }
+                        @if let Some(t) = e.telegram_user_id { dt { "Telegram" } dd { (t) } }
+                        dt { "Details" } dd { code { (e.details) } }
+                    }
+                }
+            }
+            @if let Some(next) = &page.next {
+                p { a href={ "/console/audit?user=" (user.unwrap_or_default()) "&cursor=" (next) } { "Older entries" } }
+            }
+        },
+    )
+}
+
+pub fn jobs(session: &Session, last: &[(crate::domain::Job, Option<chrono::DateTime<chrono::Utc>>)]) -> Html<String> {
+    layout(
+        "Jobs",
+        Some(session),
+        html! {
+            @for (job, at) in last {
+                section.payment aria-label=(job.name()) {
+                    dl {
+                        dt { "Job" } dd { (job.name()) }
+                        dt { "Last run" } dd {
+                            @match at { Some(at) => (at.format("%Y-%m-%d %H:%M UTC")), None => "never" }
+                        }
+                    }
+                    form.inline method="post" action={ "/console/jobs/" (job.name()) "/run" } {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        button type="submit" aria-label={ "Run " (job.name()) " now" } { "Run now" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub fn job_run(session: &Session, run: &crate::domain::RequestedRun) -> Html<String> {
+    use crate::domain::RunStatus;
+    let status = match run.status {
+        RunStatus::Queued => "queued",
+        RunStatus::Running => "running",
+        RunStatus::Done => "done",
+        RunStatus::Failed => "failed",
+    };
+    layout_with(
+        &format!("Run of {}", run.job.name()),
+        Some(session),
+        run.is_pending().then_some(2),
+        html! {
+            p.notice role="status" { "Status: " strong { (status) } }
+            dl {
+                dt { "Asked for by" } dd { (run.requested_by) }
+                @if let Some(n) = run.processed { dt { "Processed" } dd { (n) } }
+                @if let Some(complete) = run.complete { dt { "All done" } dd { (if complete { "yes" } else { "no, the rest next time" }) } }
+                @if let Some(error) = &run.error { dt { "Why" } dd { (error) } }
+            }
+            p { a href="/console/jobs" { "Back to the jobs" } }
         },
     )
 }
