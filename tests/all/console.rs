@@ -232,10 +232,11 @@ async fn in_a_real_browser_the_queue_is_accessible_and_works_with_the_keyboard_a
             browser.screenshot("validated-1280").await;
             assert_eq!(browser.accessibility_violations().await, Vec::<String>::new(), "the validated page");
         }
-        for room in ["audit", "jobs"] {
+        for room in ["audit", "jobs", "members?q=dora"] {
             browser.goto(&format!("{}/console/{room}", app.base)).await;
             browser.wait_for(&format!("/console/{room}")).await;
-            browser.screenshot(&format!("{room}-{width}")).await;
+            let name = room.split('?').next().unwrap();
+            browser.screenshot(&format!("{name}-{width}")).await;
             assert_eq!(browser.accessibility_violations().await, Vec::<String>::new(), "{room} at {width} px");
         }
         assert_eq!(browser.console_errors().await, Vec::<String>::new(), "the browser's console at {width} px");
@@ -243,7 +244,7 @@ async fn in_a_real_browser_the_queue_is_accessible_and_works_with_the_keyboard_a
     }
     let (_, mine) = app.get("/api/payments/pending-payments/", &buyer).await;
     assert_eq!(mine[0]["status"], "validated", "{mine}");
-    for name in ["payments-375", "payments-1280", "validated-1280", "audit-375", "jobs-1280"] {
+    for name in ["payments-375", "payments-1280", "validated-1280", "audit-375", "jobs-1280", "members-375"] {
         let shot = crate::support::browser::screenshots().join(format!("{name}.png"));
         assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "{name}.png written");
     }
@@ -267,6 +268,14 @@ async fn admins_read_the_audit_log_and_run_jobs_and_support_is_kept_to_the_payme
     assert_eq!(page(&app, "/console/jobs", &support).await.0, 403);
     let token = csrf(&html);
     assert_eq!(post_form(&app, "/console/jobs/expire-tokens/run", &support, &[("csrf", &token)]).await.0, 403);
+    // Members: support reads a file, and changes nothing in it.
+    app.member("erin", "TX-SUPPORT-1", 5290).await;
+    let (status, html) = page(&app, "/console/members?q=5290", &support).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Member erin") && !html.contains("Revoke access"), "read-only for support");
+    let revoke = [("csrf", token.as_str()), ("user", "erin"), ("reason", "x"), ("confirm", "yes")];
+    assert_eq!(post_form(&app, "/console/members/revoke", &support, &revoke).await.0, 403);
+    assert_eq!(app.status_of("erin").await["has_active_subscription"], true);
 
     let admin = sign_in(&app).await;
     let (status, html) = page(&app, "/console/audit", &admin).await;
@@ -300,4 +309,63 @@ async fn admins_read_the_audit_log_and_run_jobs_and_support_is_kept_to_the_payme
     assert!(done, "the run finished");
     let (_, html) = page(&app, "/console/audit?user=", &admin).await;
     assert!(html.contains("user:local-admin"), "the console's actions are in the audit log");
+}
+
+/// A member's file: support finds a member by Telegram id or web user and reads it; admins revoke,
+/// reinstate and refund a Stars payment from it, each only once its box is ticked.
+#[tokio::test]
+async fn members_are_found_by_telegram_id_and_admins_revoke_reinstate_and_refund_with_a_confirmation() {
+    let app = crate::stars::stars_app(false).await;
+    app.member("alice", "TX-MEMBER-1", 7301).await;
+    crate::stars::pay(&app, 7302, "pass").await;
+    crate::stars::join(&app, 7302).await;
+
+    let admin = sign_in(&app).await;
+    let (status, html) = page(&app, "/console/members?q=7301", &admin).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Member alice") && html.contains("TX-MEMBER-1") && html.contains("in the channel"), "{html}");
+    assert_eq!(page(&app, "/console/members?q=alice", &admin).await.0, 200, "by web user too");
+    assert_eq!(page(&app, "/console/members?q=7399", &admin).await.0, 404);
+    let token = csrf(&html);
+
+    // Revoke: refused until the box is ticked.
+    let form = |confirm: bool| {
+        let mut f = vec![("csrf", token.clone()), ("user", "alice".to_owned()), ("reason", "chargeback".to_owned())];
+        if confirm {
+            f.push(("confirm", "yes".to_owned()));
+        }
+        f
+    };
+    let post = |path: String, fields: Vec<(&'static str, String)>| {
+        let admin = admin.clone();
+        let url = format!("{}{path}", app.base);
+        async move { browser().post(url).header(COOKIE, admin).form(&fields).send().await.unwrap() }
+    };
+    assert_eq!(post("/console/members/revoke".into(), form(false)).await.status(), 400);
+    assert_eq!(app.status_of("alice").await["has_active_subscription"], true, "nothing done");
+    let revoked = post("/console/members/revoke".into(), form(true)).await;
+    assert_eq!(revoked.status(), 303);
+    assert_eq!(revoked.headers()[LOCATION], "/console/members?q=alice");
+    app.drain().await;
+    assert_eq!(app.status_of("alice").await["has_active_subscription"], false);
+    let (_, html) = page(&app, "/console/members?q=alice", &admin).await;
+    assert!(html.contains("revoked") && html.contains("Reinstate"), "{html}");
+
+    // The Stars buyer's payment, refunded from their file.
+    let (_, html) = page(&app, "/console/members?q=7302", &admin).await;
+    let user = html.split("Member ").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    let refund_action =
+        html.split("action=\"/console/payments/").nth(1).expect("a refund form").split('"').next().unwrap();
+    let refund_path = format!("/console/payments/{refund_action}");
+    let fields = vec![
+        ("csrf", token.clone()),
+        ("user", user.clone()),
+        ("reason", "asked for".to_owned()),
+        ("confirm", "yes".to_owned()),
+    ];
+    assert_eq!(post(refund_path, fields).await.status(), 303);
+    app.drain().await;
+    assert_eq!(app.fake().calls_to("refundStarPayment").len(), 1, "the Stars go back");
+    let (_, html) = page(&app, &format!("/console/members?q={user}"), &admin).await;
+    assert!(html.contains("refunded"), "{html}");
 }

@@ -46,7 +46,7 @@ support::on_both_stores!(
     paysupport_names_the_creators_contact_and_the_request_is_recorded,
 );
 
-async fn stars_app(aws: bool) -> TestApp {
+pub(crate) async fn stars_app(aws: bool) -> TestApp {
     TestApp::spawn_on_store_with(aws, &[("OFFERS", OFFERS), ("PAY_SUPPORT_CONTACT", SUPPORT)]).await
 }
 
@@ -103,7 +103,7 @@ async fn paid(app: &TestApp, account: i64, payload: &str, stars: u32, renewal: O
 }
 
 /// `/buy`, the pre-checkout and the payment of `offer` by `account`: the charge id.
-async fn pay(app: &TestApp, account: i64, offer: &str) -> String {
+pub(crate) async fn pay(app: &TestApp, account: i64, offer: &str) -> String {
     let (payload, stars) = buy(app, account, offer).await;
     pre_checkout(app, account, &payload, stars).await.expect("the pre-checkout is accepted");
     let expires = chrono::Utc::now().timestamp() + i64::from(PERIOD);
@@ -112,7 +112,7 @@ async fn pay(app: &TestApp, account: i64, offer: &str) -> String {
 }
 
 /// The personal invite the bot sent, used to ask and join.
-async fn join(app: &TestApp, account: i64) -> String {
+pub(crate) async fn join(app: &TestApp, account: i64) -> String {
     let link = last_message(app, account)["reply_markup"]["inline_keyboard"][0][0]["url"]
         .as_str()
         .expect("an invite button")

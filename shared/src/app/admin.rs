@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::{AppError, Auditor, actor, require};
 use crate::auth::{Caller, Role};
-use crate::domain::{AuditAction, AuditEntry, PaymentId, Reason, TelegramUserId, UserId};
-use crate::ports::{AccountBars, AuditLog, Clock, Page, PageRequest, PaymentStore, Stats, StoreError};
+use crate::domain::{AuditAction, AuditEntry, Membership, Payment, PaymentId, Reason, TelegramUserId, UserId};
+use crate::ports::{AccessStore, AccountBars, AuditLog, Clock, Page, PageRequest, PaymentStore, Stats, StoreError};
 
 #[derive(Debug)]
 pub struct Reinstated {
@@ -58,9 +58,20 @@ pub struct MemberStats {
     pub recent_joins: i64,
 }
 
-/// The admin side: reinstate, statistics, the audit log.
+/// A member as support sees them: the web user, their payments and memberships (newest first),
+/// and the newest of what the audit log says about them.
+#[derive(Debug)]
+pub struct MemberFile {
+    pub user: UserId,
+    pub payments: Vec<Payment>,
+    pub memberships: Vec<Membership>,
+    pub audit: Vec<AuditEntry>,
+}
+
+/// The admin side: reinstate, statistics, the audit log, a member's file.
 #[derive(Clone)]
 pub struct Admin {
+    pub(crate) access: Arc<dyn AccessStore>,
     pub(crate) audit_log: Arc<dyn AuditLog>,
     pub(crate) auditor: Auditor,
     pub(crate) bars: Arc<dyn AccountBars>,
@@ -167,5 +178,27 @@ impl Admin {
         require(caller, Role::Admin)?;
         let user = user.map(UserId::parse).transpose()?;
         Ok(self.audit_log.audit(user.as_ref(), page).await?)
+    }
+
+    /// A member, looked up by Telegram id (the web user of their latest membership) or by web
+    /// user id: on keys, never a scan.
+    pub async fn member(&self, caller: &Caller, query: &str) -> Result<MemberFile, AppError> {
+        require(caller, Role::Support)?;
+        let query = query.trim();
+        let by_account = match query.parse::<i64>().ok().and_then(|id| TelegramUserId::parse(id).ok()) {
+            Some(account) => self.access.last_membership(account).await?.map(|m| m.user_id),
+            None => None,
+        };
+        let user = match by_account {
+            Some(user) => user,
+            None => UserId::parse(query)?,
+        };
+        let payments = self.payments.payments_of(&user).await?;
+        let memberships = self.access.memberships_of(&user).await?;
+        if payments.is_empty() && memberships.is_empty() {
+            return Err(AppError::NotFound("no member with that Telegram id or user id"));
+        }
+        let audit = self.audit_log.audit(Some(&user), &PageRequest { limit: 50, after: None }).await?.items;
+        Ok(MemberFile { user, payments, memberships, audit })
     }
 }

@@ -40,7 +40,7 @@ use crate::ports::{
 };
 
 pub use access::{Issued, Issuer};
-pub use admin::{Admin, StatsView};
+pub use admin::{Admin, MemberFile, StatsView};
 pub use admission::Admission;
 pub use bot::Bot;
 pub use ending::Ending;

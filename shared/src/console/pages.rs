@@ -27,6 +27,8 @@ nav.filters a[aria-current] { font-weight: 700; text-decoration: none; }
 .payment dd { margin: 0; overflow-wrap: anywhere; }
 form.inline { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; margin: .5rem 0 0; }
 label { display: flex; flex-direction: column; font-size: .9rem; }
+label.check { flex-direction: row; gap: .4rem; align-items: center; }
+h2, h3 { margin: 1.25rem 0 .5rem; }
 input[type=text] { font: inherit; padding: .4rem; min-width: 12rem; }
 button { font: inherit; padding: .4rem .9rem; cursor: pointer; }
 button:focus-visible, a:focus-visible, input:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
@@ -74,6 +76,7 @@ fn layout_with(title: &str, session: Option<&Session>, refresh: Option<u32>, bod
                     strong { "telegate" }
                     @if let Some(session) = session {
                         a href="/console/payments" { "Payments" }
+                        a href="/console/members" { "Members" }
                         @if admin {
                             a href="/console/audit" { "Audit" }
                             a href="/console/jobs" { "Jobs" }
@@ -276,6 +279,78 @@ pub fn job_run(session: &Session, run: &crate::domain::RequestedRun) -> Html<Str
                 @if let Some(error) = &run.error { dt { "Why" } dd { (error) } }
             }
             p { a href="/console/jobs" { "Back to the jobs" } }
+        },
+    )
+}
+
+/// A form that cannot be undone: its reason, and a box to tick.
+fn confirm_form(session: &Session, action: &str, user: &str, hidden: &[(&str, String)], label: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            input type="hidden" name="csrf" value=(session.csrf);
+            input type="hidden" name="user" value=(user);
+            @for (name, value) in hidden {
+                input type="hidden" name=(name) value=(value);
+            }
+            label { "Reason" input type="text" name="reason" required maxlength="500"; }
+            label.check { input type="checkbox" name="confirm" value="yes" required; "I confirm: this cannot be undone" }
+            button type="submit" { (label) }
+        }
+    }
+}
+
+pub fn members(session: &Session, query: Option<&str>, file: Option<&crate::app::MemberFile>) -> Html<String> {
+    use crate::domain::MembershipStatus;
+    let admin = session.role == crate::auth::Role::Admin;
+    layout(
+        "Members",
+        Some(session),
+        html! {
+            form.inline method="get" action="/console/members" role="search" {
+                label { "Telegram id or user id" input type="text" name="q" value=[query] required; }
+                button type="submit" { "Find" }
+            }
+            @if let Some(file) = file {
+                h2 { "Member " (file.user) }
+                @if admin {
+                    (confirm_form(session, "/console/members/revoke", file.user.as_str(), &[], "Revoke access"))
+                }
+                h3 { "Memberships" }
+                @for m in &file.memberships {
+                    section.payment aria-label={ "Membership " (m.id) } {
+                        dl {
+                            dt { "Telegram" } dd { (m.telegram_user_id) @if let Some(u) = &m.telegram_username { " · @" (u) } }
+                            dt { "Offer" } dd { (m.offer_name) }
+                            dt { "Status" } dd { (m.status.as_str()) @if m.in_channel { " · in the channel" } }
+                            @if let Some(end) = m.expires_at { dt { "Ends" } dd { (end.format("%Y-%m-%d %H:%M UTC")) } }
+                            @if let Some(why) = &m.end_reason { dt { "Ended because" } dd { (why) } }
+                        }
+                        @if admin && matches!(m.status, MembershipStatus::Revoked | MembershipStatus::Expired) {
+                            (confirm_form(session, "/console/members/reinstate", file.user.as_str(),
+                                &[("telegram_user_id", m.telegram_user_id.to_string()), ("payment_id", m.payment_id.to_string())],
+                                "Reinstate"))
+                        }
+                    }
+                }
+                h3 { "Payments" }
+                @for p in &file.payments {
+                    section.payment aria-label={ "Payment " (p.id) } {
+                        dl {
+                            dt { "Transaction" } dd { code { (p.transaction_id) } }
+                            dt { "Offer" } dd { (p.offer_id) }
+                            dt { "Status" } dd { (p.status.as_str()) }
+                            dt { "Submitted" } dd { (p.created_at.format("%Y-%m-%d %H:%M UTC")) }
+                        }
+                        @if admin && p.stars_charge().is_some() && p.status == PaymentStatus::Validated {
+                            (confirm_form(session, &format!("/console/payments/{}/refund", p.id), file.user.as_str(), &[], "Refund the Stars"))
+                        }
+                    }
+                }
+                h3 { "Audit trail" }
+                @for e in &file.audit {
+                    p { (e.at.format("%Y-%m-%d %H:%M UTC")) " · " (e.action.as_str()) " · " (e.actor) }
+                }
+            }
         },
     )
 }
