@@ -232,7 +232,7 @@ async fn in_a_real_browser_the_queue_is_accessible_and_works_with_the_keyboard_a
             browser.screenshot("validated-1280").await;
             assert_eq!(browser.accessibility_violations().await, Vec::<String>::new(), "the validated page");
         }
-        for room in ["audit", "jobs", "members?q=dora"] {
+        for room in ["overview", "audit", "jobs", "members?q=dora"] {
             browser.goto(&format!("{}/console/{room}", app.base)).await;
             browser.wait_for(&format!("/console/{room}")).await;
             let name = room.split('?').next().unwrap();
@@ -244,7 +244,9 @@ async fn in_a_real_browser_the_queue_is_accessible_and_works_with_the_keyboard_a
     }
     let (_, mine) = app.get("/api/payments/pending-payments/", &buyer).await;
     assert_eq!(mine[0]["status"], "validated", "{mine}");
-    for name in ["payments-375", "payments-1280", "validated-1280", "audit-375", "jobs-1280", "members-375"] {
+    for name in
+        ["payments-375", "payments-1280", "validated-1280", "overview-375", "audit-375", "jobs-1280", "members-375"]
+    {
         let shot = crate::support::browser::screenshots().join(format!("{name}.png"));
         assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "{name}.png written");
     }
@@ -368,4 +370,34 @@ async fn members_are_found_by_telegram_id_and_admins_revoke_reinstate_and_refund
     assert_eq!(app.fake().calls_to("refundStarPayment").len(), 1, "the Stars go back");
     let (_, html) = page(&app, &format!("/console/members?q={user}"), &admin).await;
     assert!(html.contains("refunded"), "{html}");
+}
+
+/// The overview's numbers and charts are the statistics the API returns.
+#[tokio::test]
+async fn the_overview_shows_the_numbers_and_charts_of_the_stats() {
+    let app = crate::stars::stars_app(false).await;
+    crate::stars::pay(&app, 7401, "pass").await;
+    crate::stars::join(&app, 7401).await;
+    app.member("frank", "TX-OVERVIEW-1", 7402).await;
+    let (status, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
+    assert_eq!(status, 200);
+
+    let admin = sign_in(&app).await;
+    let (status, html) = page(&app, "/console/overview", &admin).await;
+    assert_eq!(status, 200, "{html}");
+    let number = |label: &str| {
+        let after = html.split(&format!("<dt>{label}</dt><dd>")).nth(1).unwrap_or_else(|| panic!("{label}: {html}"));
+        after.split('<').next().unwrap().parse::<i64>().unwrap()
+    };
+    assert_eq!(number("Members active"), stats["members"]["active"].as_i64().unwrap());
+    assert_eq!(number("Stars, net"), stats["stars"]["net_total"].as_i64().unwrap());
+    assert_eq!(number("Stars, net"), 100);
+    // This month's bar of the revenue chart carries this month's net revenue.
+    let this_month = &stats["stars"]["months"][0];
+    let month = this_month["month"].as_str().unwrap();
+    let chart =
+        html.split("Stars revenue per month, net</figcaption>").nth(1).unwrap().split("</figure>").next().unwrap();
+    let bar = chart.split(&format!(r#"data-month="{month}" data-value=""#)).nth(1).expect("this month's bar");
+    assert_eq!(bar.split('"').next().unwrap().parse::<i64>().unwrap(), this_month["net"].as_i64().unwrap());
+    assert_eq!(chart.matches("<rect").count(), 12, "twelve months");
 }

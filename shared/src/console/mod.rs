@@ -60,6 +60,7 @@ where
         .route("/console/members/revoke", post(revoke))
         .route("/console/members/reinstate", post(reinstate))
         .route("/console/payments/{id}/refund", post(refund))
+        .route("/console/overview", get(overview))
         .route("/console/audit", get(audit))
         .route("/console/jobs", get(jobs))
         .route("/console/jobs/{job}/run", post(run_job))
@@ -443,4 +444,11 @@ async fn refund(
     let caller = session.caller().map_err(AppError::from)?;
     refunds.refund_stars(&caller, &id, &form.reason).await?;
     back_to(&form.user)
+}
+
+/// The numbers and charts of the statistics (admins): the same `stats` as the API's.
+async fn overview(State(admin): State<Arc<Admin>>, session: Session) -> Result<Response, ConsoleError> {
+    let caller = session.caller().map_err(AppError::from)?;
+    let stats = admin.stats(&caller).await?;
+    Ok(pages::overview(&session, &stats).into_response())
 }

@@ -28,6 +28,14 @@ nav.filters a[aria-current] { font-weight: 700; text-decoration: none; }
 form.inline { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; margin: .5rem 0 0; }
 label { display: flex; flex-direction: column; font-size: .9rem; }
 label.check { flex-direction: row; gap: .4rem; align-items: center; }
+.numbers { display: grid; grid-template-columns: repeat(auto-fit, minmax(9rem, 1fr)); gap: .75rem; margin: 0 0 1rem; }
+.numbers div { border: 1px solid var(--line); border-radius: .5rem; padding: .5rem .75rem; }
+.numbers dt { font-size: .85rem; }
+.numbers dd { margin: 0; font-size: 1.4rem; font-weight: 700; }
+figure { margin: 0 0 1.5rem; }
+figure svg { width: 100%; height: auto; max-width: 28rem; display: block; border-bottom: 1px solid var(--line); }
+figure svg text { fill: currentColor; font-size: 10px; }
+figure svg rect { fill: var(--accent); }
 h2, h3 { margin: 1.25rem 0 .5rem; }
 input[type=text] { font: inherit; padding: .4rem; min-width: 12rem; }
 button { font: inherit; padding: .4rem .9rem; cursor: pointer; }
@@ -78,6 +86,7 @@ fn layout_with(title: &str, session: Option<&Session>, refresh: Option<u32>, bod
                         a href="/console/payments" { "Payments" }
                         a href="/console/members" { "Members" }
                         @if admin {
+                            a href="/console/overview" { "Overview" }
                             a href="/console/audit" { "Audit" }
                             a href="/console/jobs" { "Jobs" }
                         }
@@ -351,6 +360,59 @@ pub fn members(session: &Session, query: Option<&str>, file: Option<&crate::app:
                     p { (e.at.format("%Y-%m-%d %H:%M UTC")) " · " (e.action.as_str()) " · " (e.actor) }
                 }
             }
+        },
+    )
+}
+
+/// A bar chart drawn on the server: one bar per month, oldest on the left, each bar's value in its
+/// title (and `data-value`), the whole chart described for screen readers.
+fn bars(caption: &str, points: &[(String, i64)]) -> Markup {
+    let (width, height, top, bottom) = (360.0_f64, 160.0_f64, 12.0_f64, 24.0_f64);
+    let max = points.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1) as f64;
+    let slot = width / points.len().max(1) as f64;
+    let summary = points.iter().map(|(m, v)| format!("{m}: {v}")).collect::<Vec<_>>().join(", ");
+    html! {
+        figure {
+            figcaption { (caption) }
+            svg viewBox={ "0 0 " (width) " " (height) } role="img" aria-label={ (caption) ". " (summary) } {
+                @for (i, (month, value)) in points.iter().enumerate() {
+                    @let h = (*value as f64 / max) * (height - top - bottom);
+                    @let x = i as f64 * slot + slot * 0.15;
+                    rect x=(format!("{x:.1}")) y=(format!("{:.1}", height - bottom - h)) width=(format!("{:.1}", slot * 0.7))
+                        height=(format!("{h:.1}")) data-month=(month) data-value=(value) {
+                        title { (month) ": " (value) }
+                    }
+                    text x=(format!("{:.1}", x + slot * 0.35)) y=(format!("{:.1}", height - 8.0)) text-anchor="middle" {
+                        (month.get(5..).unwrap_or(month))
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn overview(session: &Session, stats: &crate::app::StatsView) -> Html<String> {
+    let months: Vec<&crate::ports::StarsMonth> = stats.stars.months.iter().rev().collect();
+    let series = |f: fn(&crate::ports::StarsMonth) -> i64| -> Vec<(String, i64)> {
+        months.iter().map(|m| (m.month.clone(), f(m))).collect()
+    };
+    let number = |label: &str, value: i64| html! { div { dt { (label) } dd { (value) } } };
+    layout(
+        "Overview",
+        Some(session),
+        html! {
+            dl.numbers {
+                (number("Members active", stats.members.active))
+                (number("Joined this week", stats.members.recent_joins))
+                (number("Links waiting", stats.tokens.pending))
+                (number("Stars, net", stats.stars.net_total))
+                (number("Subscriptions running", stats.stars.active_subscriptions))
+                (number("Suspicious, 24 h", stats.attempts.refused_tokens + stats.attempts.declined_joins + stats.attempts.removed_strangers))
+            }
+            (bars("Stars revenue per month, net", &series(|m| m.net)))
+            (bars("New subscriptions per month", &series(|m| m.new_subscriptions)))
+            (bars("Renewals per month", &series(|m| m.renewals)))
+            (bars("Lapsed subscriptions per month", &series(|m| m.lapsed)))
         },
     )
 }
