@@ -401,3 +401,40 @@ async fn the_overview_shows_the_numbers_and_charts_of_the_stats() {
     assert_eq!(bar.split('"').next().unwrap().parse::<i64>().unwrap(), this_month["net"].as_i64().unwrap());
     assert_eq!(chart.matches("<rect").count(), 12, "twelve months");
 }
+
+/// The exports stream every row, page after page of the store, as CSV a spreadsheet reads safely.
+#[tokio::test]
+async fn the_csv_exports_have_every_row_and_no_formula() {
+    let app = TestApp::spawn().await;
+    let buyer = app.jwt("gina", "user");
+    for i in 0..130 {
+        let tx = if i == 0 { "=HYPERLINK(1)".to_owned() } else { format!("TX-EXPORT-{i:03}") };
+        let body = json!({ "offer_id": "monthly", "transaction_id": tx });
+        let (status, answer) = app.post("/api/payments/pending-payments/create/", &buyer, body).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    app.member("hugo", "TX-EXPORT-MEMBER", 7501).await;
+    let admin = sign_in(&app).await;
+    let download = |path: &'static str| {
+        let (url, admin) = (format!("{}{path}", app.base), admin.clone());
+        async move {
+            let response = browser().get(url).header(COOKIE, admin).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+            response.text().await.unwrap()
+        }
+    };
+    let payments = download("/console/export/payments.csv").await;
+    let lines: Vec<&str> = payments.lines().collect();
+    assert_eq!(lines[0], "id,user_id,email,offer_id,transaction_id,status,created_at,updated_at");
+    assert_eq!(lines.len(), 1 + 131, "every payment, over two pages of the store");
+    let ids: std::collections::BTreeSet<&str> = lines[1..].iter().map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(ids.len(), 131, "each once");
+    assert!(payments.contains(",'=HYPERLINK(1),"), "a formula is written as text");
+    let members = download("/console/export/members.csv").await;
+    assert_eq!(members.lines().count(), 2, "{members}");
+    assert!(members.contains(",hugo,7501,"), "{members}");
+    // Without a session, nothing is exported.
+    let refused = browser().get(format!("{}/console/export/payments.csv", app.base)).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+}

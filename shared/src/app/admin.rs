@@ -8,7 +8,9 @@ use serde_json::json;
 use super::{AppError, Auditor, actor, require};
 use crate::auth::{Caller, Role};
 use crate::domain::{AuditAction, AuditEntry, Membership, Payment, PaymentId, Reason, TelegramUserId, UserId};
-use crate::ports::{AccessStore, AccountBars, AuditLog, Clock, Page, PageRequest, PaymentStore, Stats, StoreError};
+use crate::ports::{
+    AccessStore, AccountBars, AuditLog, Clock, LifecycleStore, Page, PageRequest, PaymentStore, Stats, StoreError,
+};
 
 #[derive(Debug)]
 pub struct Reinstated {
@@ -72,6 +74,7 @@ pub struct MemberFile {
 #[derive(Clone)]
 pub struct Admin {
     pub(crate) access: Arc<dyn AccessStore>,
+    pub(crate) lifecycle: Arc<dyn LifecycleStore>,
     pub(crate) audit_log: Arc<dyn AuditLog>,
     pub(crate) auditor: Auditor,
     pub(crate) bars: Arc<dyn AccountBars>,
@@ -200,5 +203,15 @@ impl Admin {
         }
         let audit = self.audit_log.audit(Some(&user), &PageRequest { limit: 50, after: None }).await?.items;
         Ok(MemberFile { user, payments, memberships, audit })
+    }
+
+    /// The active members, a page at a time by the end of their period (the export): read on
+    /// the index by end, never a scan.
+    pub async fn active_members(&self, caller: &Caller, page: &PageRequest) -> Result<Page<Membership>, AppError> {
+        require(caller, Role::Admin)?;
+        // Every end there can be, in the stores' own format (four-digit years).
+        let from = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        let until = chrono::DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(from);
+        Ok(self.lifecycle.ending_between(from, until, page).await?)
     }
 }

@@ -121,6 +121,7 @@ impl Ports {
     pub fn admin(&self) -> Result<Admin, Missing> {
         Ok(Admin {
             access: self.store.clone(),
+            lifecycle: self.store.clone(),
             audit_log: self.store.clone(),
             auditor: self.auditor()?,
             bars: self.store.clone(),

@@ -195,6 +195,7 @@ pub fn payments(session: &Session, status: Option<PaymentStatus>, page: &Page<Pa
             @if let Some(next) = &page.next {
                 p { a href={ "/console/payments?status=" (current) "&cursor=" (next) } { "Older payments" } }
             }
+            p { a href="/console/export/payments.csv" download { "Every payment, as CSV" } }
         },
     )
 }
@@ -409,6 +410,7 @@ pub fn overview(session: &Session, stats: &crate::app::StatsView) -> Html<String
                 (number("Subscriptions running", stats.stars.active_subscriptions))
                 (number("Suspicious, 24 h", stats.attempts.refused_tokens + stats.attempts.declined_joins + stats.attempts.removed_strangers))
             }
+            p { a href="/console/export/members.csv" download { "The active members, as CSV" } }
             (bars("Stars revenue per month, net", &series(|m| m.net)))
             (bars("New subscriptions per month", &series(|m| m.new_subscriptions)))
             (bars("Renewals per month", &series(|m| m.renewals)))
