@@ -28,7 +28,7 @@ cargo lambda build --release --locked --output-format zip --lambda-dir target/la
 for f in "${FUNCTIONS[@]}"; do cp "target/lambda-zip/$f/bootstrap.zip" "target/lambda/$f/bootstrap.zip"; done
 
 echo "==> local host and benchmark programs (cargo build --release)"
-cargo build --release --locked --bin telegate --example coldstart --example warm --example sweep --example sweep-dynamodb --example import --example expiry-day
+cargo build --release --locked --bin telegate --example coldstart --example warm --example sweep --example sweep-dynamodb --example import --example expiry-day --example console
 
 mkdir -p target/bench-logs
 echo "==> cold starts ($RUNS per binary)"
@@ -45,6 +45,9 @@ target/release/examples/import > target/bench-logs/import.md
 
 echo "==> an expiry day at Telegram's limit (10k members; the local host, then DynamoDB Local + SQS with 3 consumers)"
 target/release/examples/expiry-day > target/bench-logs/expiry-day.md
+
+echo "==> the console's pages with 100k members (the local host, SQLite)"
+target/release/examples/console > target/bench-logs/console.md
 
 python3 infra/bench/report.py target/bench-logs "$RUNS" > target/bench-logs/BENCHMARKS.md
 mv target/bench-logs/BENCHMARKS.md BENCHMARKS.md

@@ -298,16 +298,16 @@ impl Host {
         let ticker = self
             .options
             .scheduler
-            .then(|| tokio::spawn(schedule(self.app.clone(), self.jobs.clone(), stop_rx.clone())));
+            .then(|| tokio::spawn(crate::tasks::schedule(self.app.clone(), self.jobs.clone(), stop_rx.clone())));
         let requests = self.requests.lock().ok().and_then(|mut r| r.take());
-        let runner = requests.map(|r| tokio::spawn(run_requested(self.app.clone(), r, stop_rx.clone())));
+        let runner = requests.map(|r| tokio::spawn(crate::tasks::run_requested(self.app.clone(), r, stop_rx.clone())));
         // Runs asked for before a stop: queued ones run now, running ones are recorded failed.
         if let Err(e) = self.app.job_runs.recover_requested_runs().await {
             tracing::error!(error = %e, "could not look for the job runs a stopped process left");
         }
         let consumer_task = match &self.effects {
             Effects::Sqs(queue, consumer) => {
-                Some(tokio::spawn(consume_sqs(queue.clone(), consumer.clone(), stop_rx.clone())))
+                Some(tokio::spawn(crate::tasks::consume_sqs(queue.clone(), consumer.clone(), stop_rx.clone())))
             }
             Effects::Local(_) => None,
         };
@@ -371,55 +371,6 @@ struct ClockState {
     app: App,
     jobs: Arc<tokio::sync::Mutex<()>>,
     scheduler: bool,
-}
-
-/// The SQS consumer of the local host when it runs on AWS resources.
-async fn consume_sqs(queue: Arc<SqsQueue>, consumer: Arc<Consumer>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let polled = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            r = queue.poll(&consumer, 1) => r,
-        };
-        if let Err(e) = polled {
-            tracing::warn!(error = %e, "SQS poll failed");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-}
-
-/// The local Celery beat: checks every 30 s which jobs are due on the app's clock.
-async fn schedule(app: App, jobs: Arc<tokio::sync::Mutex<()>>, mut stop: watch::Receiver<bool>) {
-    loop {
-        {
-            let _guard = jobs.lock().await;
-            if let Err(e) = app.jobs.run_due_jobs().await {
-                tracing::error!(error = %e, "scheduled jobs failed; retrying at the next tick");
-            }
-        }
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-        }
-    }
-}
-
-/// The job runs admins ask for, in order, each within `JOB_MAX_SECONDS`. A job's run slot (in the
-/// store) keeps a run from overlapping the scheduler's run of the same job; other jobs go on.
-/// A run still queued when the host stops is started again at the next start.
-async fn run_requested(app: App, mut requests: JobRequests, mut stop: watch::Receiver<bool>) {
-    loop {
-        let (job, id) = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            next = requests.recv() => match next {
-                Some(r) => r,
-                None => return,
-            },
-        };
-        let limit = Duration::from_secs(u64::from(app.settings.limits.job_max_seconds));
-        if let Err(e) = app.jobs.run_requested(job, &id, std::time::Instant::now() + limit).await {
-            tracing::error!(error = %e, job = job.name(), run = %id, "the requested job run failed");
-        }
-    }
 }
 
 /// A host serving on a free loopback port in the background: the demo and the tests use it.

@@ -10,3 +10,4 @@ pub mod jwt;
 pub mod local_env;
 pub mod ops;
 mod polling;
+mod tasks;

@@ -4,6 +4,8 @@
 //!
 //! First rooms: the local one-time sign-in and the payments queue.
 
+mod export;
+mod members;
 mod pages;
 pub mod session;
 pub mod telegram;
@@ -18,7 +20,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::app::{Admin, AppError, Ending, JobRuns, PaymentDesk, Refunds};
@@ -26,6 +27,9 @@ use crate::domain::{PaymentId, PaymentStatus};
 use crate::http::{PathParam, status_of};
 use crate::ports::{Clock, PageRequest};
 pub use session::{COOKIE, Session, Sessions};
+
+/// Payments on a page of the queue: a page stays small on a phone (about 25 KB).
+const PAYMENTS_PAGE: u32 = 25;
 
 /// What the console's pages need besides the services: the sessions and the clock they end by,
 /// and the check of Telegram's launch data where there is a bot (its token signs the data).
@@ -57,13 +61,13 @@ where
         .route("/console/payments", get(payments))
         .route("/console/payments/{id}/validate", post(validate))
         .route("/console/payments/{id}/reject", post(reject))
-        .route("/console/members", get(members))
-        .route("/console/members/revoke", post(revoke))
-        .route("/console/members/reinstate", post(reinstate))
-        .route("/console/payments/{id}/refund", post(refund))
+        .route("/console/members", get(members::members))
+        .route("/console/members/revoke", post(members::revoke))
+        .route("/console/members/reinstate", post(members::reinstate))
+        .route("/console/payments/{id}/refund", post(members::refund))
         .route("/console/overview", get(overview))
-        .route("/console/export/payments.csv", get(export_payments))
-        .route("/console/export/members.csv", get(export_members))
+        .route("/console/export/payments.csv", get(export::payments))
+        .route("/console/export/members.csv", get(export::members))
         .route("/console/audit", get(audit))
         .route("/console/jobs", get(jobs))
         .route("/console/jobs/{job}/run", post(run_job))
@@ -254,7 +258,7 @@ async fn payments(
         Some("all") => None,
         Some(raw) => Some(PaymentStatus::parse(raw).map_err(AppError::from)?),
     };
-    let page = PageRequest { limit: 50, after: q.get("cursor").filter(|c| !c.is_empty()).cloned() };
+    let page = PageRequest { limit: PAYMENTS_PAGE, after: q.get("cursor").filter(|c| !c.is_empty()).cloned() };
     let listed = desk.list_payments(&caller, status, &page).await?;
     Ok(pages::payments(&session, status, &listed).into_response())
 }
@@ -351,226 +355,9 @@ async fn job_run(
     Ok(pages::job_run(&session, &run).into_response())
 }
 
-/// A member's file: search by Telegram id or web user id (support and admins).
-async fn members(
-    State(admin): State<Arc<Admin>>,
-    session: Session,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ConsoleError> {
-    let caller = session.caller().map_err(AppError::from)?;
-    let query = q.get("q").map(|v| v.trim()).filter(|v| !v.is_empty());
-    let file = match query {
-        Some(query) => Some(admin.member(&caller, query).await?),
-        None => None,
-    };
-    Ok(pages::members(&session, query, file.as_ref()).into_response())
-}
-
-/// Back to the member's file after an action.
-fn back_to(user: &str) -> Result<Response, ConsoleError> {
-    let query = serde_urlencoded::to_string([("q", user)]).unwrap_or_default();
-    let location = HeaderValue::from_str(&format!("/console/members?{query}"))
-        .map_err(|_| AppError::Invalid("user_id is not a printable id".into()))?;
-    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response())
-}
-
-/// An action that cannot be undone asks to be confirmed (a box to tick in its form).
-fn confirmed(session: &Session, csrf: &str, confirm: Option<&str>) -> Result<(), ConsoleError> {
-    if !session.csrf_matches(csrf) {
-        return Err(ConsoleError::Csrf);
-    }
-    match confirm {
-        Some("yes") => Ok(()),
-        _ => Err(AppError::Invalid("tick the box to confirm: this cannot be undone".into()).into()),
-    }
-}
-
-#[derive(Deserialize)]
-struct Revoke {
-    csrf: String,
-    user: String,
-    #[serde(default)]
-    reason: String,
-    confirm: Option<String>,
-}
-
-async fn revoke(
-    State(ending): State<Arc<Ending>>,
-    session: Session,
-    Form(form): Form<Revoke>,
-) -> Result<Response, ConsoleError> {
-    confirmed(&session, &form.csrf, form.confirm.as_deref())?;
-    let caller = session.caller().map_err(AppError::from)?;
-    ending.revoke_access(&caller, &form.user, &form.reason).await?;
-    back_to(&form.user)
-}
-
-#[derive(Deserialize)]
-struct Reinstate {
-    csrf: String,
-    user: String,
-    telegram_user_id: Option<i64>,
-    payment_id: Option<String>,
-    #[serde(default)]
-    reason: String,
-    confirm: Option<String>,
-}
-
-async fn reinstate(
-    State(admin): State<Arc<Admin>>,
-    session: Session,
-    Form(form): Form<Reinstate>,
-) -> Result<Response, ConsoleError> {
-    confirmed(&session, &form.csrf, form.confirm.as_deref())?;
-    let caller = session.caller().map_err(AppError::from)?;
-    let payment = form.payment_id.as_deref().filter(|p| !p.is_empty());
-    admin.reinstate(&caller, form.telegram_user_id, payment, &form.reason).await?;
-    back_to(&form.user)
-}
-
-#[derive(Deserialize)]
-struct Refund {
-    csrf: String,
-    user: String,
-    #[serde(default)]
-    reason: String,
-    confirm: Option<String>,
-}
-
-async fn refund(
-    State(refunds): State<Arc<Refunds>>,
-    session: Session,
-    PathParam(id): PathParam,
-    Form(form): Form<Refund>,
-) -> Result<Response, ConsoleError> {
-    confirmed(&session, &form.csrf, form.confirm.as_deref())?;
-    let caller = session.caller().map_err(AppError::from)?;
-    refunds.refund_stars(&caller, &id, &form.reason).await?;
-    back_to(&form.user)
-}
-
 /// The numbers and charts of the statistics (admins): the same `stats` as the API's.
 async fn overview(State(admin): State<Arc<Admin>>, session: Session) -> Result<Response, ConsoleError> {
     let caller = session.caller().map_err(AppError::from)?;
     let stats = admin.stats(&caller).await?;
     Ok(pages::overview(&session, &stats).into_response())
-}
-
-/// One CSV field: quoted when it must be, and never read as a formula by a spreadsheet.
-fn csv_field(value: &str) -> String {
-    let value = match value.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{value}"),
-        _ => value.to_owned(),
-    };
-    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
-}
-
-fn csv_line(fields: &[String]) -> String {
-    let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
-    line.push_str("\r\n");
-    line
-}
-
-/// A CSV download streamed page by page over the store: the first page is read before the answer
-/// starts (a refusal is a page, not a broken file); the rest as the client reads.
-async fn csv_download<T, F, Fut>(
-    name: &'static str,
-    header: &[&str],
-    row: fn(&T) -> Vec<String>,
-    first: crate::ports::Page<T>,
-    next_page: F,
-) -> Response
-where
-    T: Send + 'static,
-    F: Fn(String) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<crate::ports::Page<T>, AppError>> + Send,
-{
-    let head = csv_line(&header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>());
-    let first_chunk: String = head + &first.items.iter().map(|t| csv_line(&row(t))).collect::<String>();
-    let rest = futures_util::stream::unfold((first.next, next_page), move |(cursor, next_page)| async move {
-        let cursor = cursor?;
-        match next_page(cursor).await {
-            Ok(page) => {
-                let chunk: String = page.items.iter().map(|t| csv_line(&row(t))).collect();
-                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(chunk)), (page.next, next_page)))
-            }
-            Err(e) => {
-                // The answer has started: the file ends short, and the log says why.
-                tracing::error!(error = %e, "console: an export stopped part-way");
-                Some((Err(std::io::Error::other(e.to_string())), (None, next_page)))
-            }
-        }
-    });
-    let stream = futures_util::stream::once(async move { Ok(axum::body::Bytes::from(first_chunk)) }).chain(rest);
-    let disposition = format!("attachment; filename=\"{name}\"");
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
-            (
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment")),
-            ),
-        ],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response()
-}
-
-const EXPORT_PAGE: u32 = 100;
-
-/// Every payment, newest first (support and admins).
-async fn export_payments(State(desk): State<Arc<PaymentDesk>>, session: Session) -> Result<Response, ConsoleError> {
-    let caller = session.caller().map_err(AppError::from)?;
-    let first = desk.list_payments(&caller, None, &PageRequest { limit: EXPORT_PAGE, after: None }).await?;
-    let next = move |cursor: String| {
-        let (desk, caller) = (desk.clone(), caller.clone());
-        async move { desk.list_payments(&caller, None, &PageRequest { limit: EXPORT_PAGE, after: Some(cursor) }).await }
-    };
-    let header = ["id", "user_id", "email", "offer_id", "transaction_id", "status", "created_at", "updated_at"];
-    let row = |p: &crate::domain::Payment| {
-        vec![
-            p.id.to_string(),
-            p.user_id.to_string(),
-            p.email.clone().unwrap_or_default(),
-            p.offer_id.clone(),
-            p.transaction_id.clone(),
-            p.status.as_str().to_owned(),
-            p.created_at.to_rfc3339(),
-            p.updated_at.to_rfc3339(),
-        ]
-    };
-    Ok(csv_download("payments.csv", &header, row, first, next).await)
-}
-
-/// The active members, by the end of their period (admins).
-async fn export_members(State(admin): State<Arc<Admin>>, session: Session) -> Result<Response, ConsoleError> {
-    let caller = session.caller().map_err(AppError::from)?;
-    let first = admin.active_members(&caller, &PageRequest { limit: EXPORT_PAGE, after: None }).await?;
-    let next = move |cursor: String| {
-        let (admin, caller) = (admin.clone(), caller.clone());
-        async move { admin.active_members(&caller, &PageRequest { limit: EXPORT_PAGE, after: Some(cursor) }).await }
-    };
-    let header = [
-        "membership_id",
-        "user_id",
-        "telegram_user_id",
-        "telegram_username",
-        "offer",
-        "joined_at",
-        "expires_at",
-        "in_channel",
-    ];
-    let row = |m: &crate::domain::Membership| {
-        vec![
-            m.id.to_string(),
-            m.user_id.to_string(),
-            m.telegram_user_id.to_string(),
-            m.telegram_username.clone().unwrap_or_default(),
-            m.offer_name.clone(),
-            m.joined_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-            m.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-            m.in_channel.to_string(),
-        ]
-    };
-    Ok(csv_download("members.csv", &header, row, first, next).await)
 }
