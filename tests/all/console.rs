@@ -208,7 +208,7 @@ async fn admin_in_the_bot_opens_the_console_for_staff_only() {
 #[tokio::test]
 async fn in_a_real_browser_the_queue_is_accessible_and_works_with_the_keyboard_alone() {
     use crate::support::browser::Browser;
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(&[("SUPPORT_TELEGRAM_IDS", "5601")]).await;
     let buyer = app.jwt("dora", "user");
     let body = json!({ "offer_id": "monthly", "transaction_id": "TX-BROWSER-1", "user_info": { "bank": "Ada's" } });
     let (status, payment) = app.post("/api/payments/pending-payments/create/", &buyer, body).await;
@@ -244,6 +244,22 @@ async fn in_a_real_browser_the_queue_is_accessible_and_works_with_the_keyboard_a
     }
     let (_, mine) = app.get("/api/payments/pending-payments/", &buyer).await;
     assert_eq!(mine[0]["status"], "validated", "{mine}");
+
+    // Inside Telegram: the Mini App's page reads the launch data from the URL's fragment, as
+    // Telegram puts it there, and its one script signs the account in.
+    let browser = Browser::start(375).await;
+    let data = telegate_testkit::fake_telegram::mini_app_launch_data(
+        crate::support::BOT_TOKEN,
+        5601,
+        chrono::Utc::now().timestamp(),
+    );
+    let fragment = serde_urlencoded::to_string([("tgWebAppData", data.as_str()), ("tgWebAppVersion", "8.0")]).unwrap();
+    browser.goto(&format!("{}/console/telegram#{fragment}", app.base)).await;
+    browser.wait_for("/console/payments").await;
+    assert!(browser.source().await.contains("telegram-5601 (support)"));
+    browser.screenshot("mini-app-375").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new(), "the Mini App's page");
+    browser.close().await;
     for name in
         ["payments-375", "payments-1280", "validated-1280", "overview-375", "audit-375", "jobs-1280", "members-375"]
     {
