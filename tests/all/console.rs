@@ -74,6 +74,12 @@ async fn the_one_time_link_signs_in_once_and_nothing_else_opens_the_console() {
     assert!(html.contains("local-admin (admin)"));
     let css = browser().get(format!("{}/console/console.css", app.base)).send().await.unwrap();
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+
+    // A stale session opens nothing, and its forms do nothing.
+    let token = csrf(&html);
+    app.advance(8 * 3600 + 60).await;
+    assert_eq!(page(&app, "/console/payments", &cookie).await.0, 401, "the session ended after 8 hours");
+    assert_eq!(post_form(&app, "/console/sign-out", &cookie, &[("csrf", &token)]).await.0, 401);
 }
 
 #[tokio::test]
