@@ -62,11 +62,12 @@ fn random() -> Result<[u8; 32], DomainError> {
     Ok(bytes)
 }
 
-fn mac(key: &[u8; 32], payload: &str) -> Vec<u8> {
+/// HMAC-SHA-256: the session's signature, and Telegram's check of launch data (`telegram.rs`).
+pub(super) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     // An HMAC takes a key of any length: this cannot fail.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("any key length"));
-    mac.update(payload.as_bytes());
-    mac.finalize().into_bytes().to_vec()
+    mac.update(data);
+    mac.finalize().into_bytes().into()
 }
 
 impl Sessions {
@@ -84,7 +85,7 @@ impl Sessions {
             csrf: URL_SAFE_NO_PAD.encode(random()?),
         };
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&session).unwrap_or_default());
-        let signature = URL_SAFE_NO_PAD.encode(mac(&self.key, &payload));
+        let signature = URL_SAFE_NO_PAD.encode(hmac(&self.key, payload.as_bytes()));
         Ok((session, format!("{payload}.{signature}")))
     }
 
@@ -92,7 +93,7 @@ impl Sessions {
     pub fn read(&self, value: &str, now: DateTime<Utc>) -> Option<Session> {
         let (payload, signature) = value.split_once('.')?;
         let given = URL_SAFE_NO_PAD.decode(signature).ok()?;
-        if !bool::from(mac(&self.key, payload).ct_eq(&given)) {
+        if !bool::from(hmac(&self.key, payload.as_bytes()).ct_eq(given.as_slice())) {
             return None;
         }
         let session: Session = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;

@@ -7,10 +7,9 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use super::session::hmac;
 use crate::app::AppError;
 use crate::auth::{Role, Staff};
 use crate::config::Secret;
@@ -20,13 +19,6 @@ use crate::ports::Telegram;
 pub const LAUNCH_DATA_MINUTES: i64 = 60;
 /// How long the channel's administrators are trusted as read.
 const ADMINISTRATORS_MINUTES: i64 = 5;
-
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // An HMAC takes a key of any length.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("any key length"));
-    mac.update(data);
-    mac.finalize().into_bytes().into()
-}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
