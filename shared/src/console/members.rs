@@ -40,9 +40,7 @@ fn back_to(user: &str) -> Result<Response, ConsoleError> {
 
 /// An action that cannot be undone asks to be confirmed (a box to tick in its form).
 fn confirmed(session: &Session, csrf: &str, confirm: Option<&str>) -> Result<(), ConsoleError> {
-    if !session.csrf_matches(csrf) {
-        return Err(ConsoleError::Csrf);
-    }
+    session.check_csrf(csrf)?;
     match confirm {
         Some("yes") => Ok(()),
         _ => Err(AppError::Invalid("tick the box to confirm: this cannot be undone".into()).into()),

@@ -20,9 +20,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::app::{Admin, AppError, Ending, JobRuns, PaymentDesk, Refunds};
+use crate::auth::Role;
 use crate::domain::{PaymentId, PaymentStatus};
 use crate::http::{PathParam, status_of};
 use crate::ports::{Clock, PageRequest};
@@ -191,11 +193,15 @@ struct SignIn {
 async fn sign_in(State(console): State<Console>, Query(q): Query<SignIn>) -> Result<Response, ConsoleError> {
     let now = console.clock.now();
     let (sub, role) = q.code.and_then(|code| console.sessions.redeem_code(&code, now)).ok_or(ConsoleError::SignIn)?;
-    let (_, value) = console.sessions.open(&sub, role, now).map_err(AppError::from)?;
     tracing::info!(user = %sub, "console: signed in with the one-time link");
-    let max_age = session::SESSION_HOURS * 3600;
+    signed_in(&console, &sub, role, now)
+}
+
+/// A new session for `sub`: its cookie, and on to the payments.
+fn signed_in(console: &Console, sub: &str, role: Role, now: DateTime<Utc>) -> Result<Response, ConsoleError> {
+    let (_, value) = console.sessions.open(sub, role, now).map_err(AppError::from)?;
     let mut response = see_other("/console/payments");
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&value, max_age));
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&value, session::SESSION_HOURS * 3600));
     Ok(response)
 }
 
@@ -225,11 +231,8 @@ async fn telegram_sign_in(
         return Err(AppError::Forbidden("this Telegram account is neither an admin nor support of the channel").into());
     };
     let sub = format!("telegram-{account}");
-    let (_, value) = console.sessions.open(&sub, role, now).map_err(AppError::from)?;
     tracing::info!(user = %sub, ?role, "console: signed in inside Telegram");
-    let mut response = see_other("/console/payments");
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&value, session::SESSION_HOURS * 3600));
-    Ok(response)
+    signed_in(&console, &sub, role, now)
 }
 
 #[derive(Deserialize)]
@@ -238,9 +241,7 @@ struct CsrfOnly {
 }
 
 async fn sign_out(session: Session, Form(form): Form<CsrfOnly>) -> Result<Response, ConsoleError> {
-    if !session.csrf_matches(&form.csrf) {
-        return Err(ConsoleError::Csrf);
-    }
+    session.check_csrf(&form.csrf)?;
     let mut response = (StatusCode::OK, pages::signed_out()).into_response();
     response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0));
     Ok(response)
@@ -276,9 +277,7 @@ async fn validate(
     PathParam(id): PathParam,
     Form(form): Form<Validate>,
 ) -> Result<Response, ConsoleError> {
-    if !session.csrf_matches(&form.csrf) {
-        return Err(ConsoleError::Csrf);
-    }
+    session.check_csrf(&form.csrf)?;
     let caller = session.caller().map_err(AppError::from)?;
     let id = PaymentId::parse(&id).map_err(|_| AppError::NotFound("no such payment"))?;
     let notes = Some(form.admin_notes).filter(|n| !n.trim().is_empty());
@@ -299,9 +298,7 @@ async fn reject(
     PathParam(id): PathParam,
     Form(form): Form<Reject>,
 ) -> Result<Response, ConsoleError> {
-    if !session.csrf_matches(&form.csrf) {
-        return Err(ConsoleError::Csrf);
-    }
+    session.check_csrf(&form.csrf)?;
     let caller = session.caller().map_err(AppError::from)?;
     let id = PaymentId::parse(&id).map_err(|_| AppError::NotFound("no such payment"))?;
     desk.reject_payment(&caller, &id, form.reason).await?;
@@ -334,9 +331,7 @@ async fn run_job(
     PathParam(job): PathParam,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, ConsoleError> {
-    if !session.csrf_matches(&form.csrf) {
-        return Err(ConsoleError::Csrf);
-    }
+    session.check_csrf(&form.csrf)?;
     let caller = session.caller().map_err(AppError::from)?;
     let run = runs.request_job_run(&caller, &job).await?;
     let location = HeaderValue::from_str(&format!("/console/jobs/runs/{}", run.run_id))

@@ -41,6 +41,11 @@ impl Session {
     pub fn csrf_matches(&self, given: &str) -> bool {
         bool::from(self.csrf.as_bytes().ct_eq(given.as_bytes()))
     }
+
+    /// A form of this session goes on; any other is refused (403, nothing done).
+    pub fn check_csrf(&self, given: &str) -> Result<(), super::ConsoleError> {
+        if self.csrf_matches(given) { Ok(()) } else { Err(super::ConsoleError::Csrf) }
+    }
 }
 
 struct OneTime {
