@@ -130,7 +130,12 @@ def main():
     # The functions read their secrets when they start, from the stack's copies of SecretName's
     # keys: a copy is updated (its value read again) when its properties change, so each must
     # name the revision, which a rotation changes.
-    copies = {n for n, r in template["Resources"].items() if r["Type"] == "AWS::SecretsManager::Secret"}
+    # (A secret the stack generates, as the console's session key, is no copy: nothing to rotate.)
+    copies = {
+        n
+        for n, r in template["Resources"].items()
+        if r["Type"] == "AWS::SecretsManager::Secret" and "GenerateSecretString" not in r["Properties"]
+    }
     for copy_name in sorted(copies):
         read = parameters_read(template["Resources"][copy_name]["Properties"], names)
         if not {"SecretName", "ConfigRevision"} <= read:

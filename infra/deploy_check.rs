@@ -46,6 +46,13 @@ fn parameter(name: &str, resources: &HashMap<String, String>) -> Option<String> 
         "Offers" => r#"{"monthly": {"name": "Monthly", "days": 30, "stars": 250, "renewing": true}}"#.into(),
         "PaySupportContact" => "@telegate_support".into(),
         "JwtIssuer" | "JwtAudience" | "AlarmEmail" | "JwksUrl" => String::new(),
+        // The console: the Mini App's admins, no identity provider (its sign-in is tested locally).
+        "AdminTelegramIds" => "777000".into(),
+        "SupportTelegramIds"
+        | "ConsoleUrl"
+        | "ConsoleOidcClientId"
+        | "ConsoleOidcAuthorizeUrl"
+        | "ConsoleOidcTokenUrl" => String::new(),
         _ => return None,
     })
 }
@@ -55,6 +62,8 @@ fn secret(key: &str) -> Option<&'static str> {
         "bot_token" => "123456:DEPLOY-CHECK",
         "webhook_secret" => "events-webhook-secret",
         "jwt_hs256_secret" => "events-secret-not-for-production-0123456789",
+        // The stack generates it (template.yaml); the console's sample cookie is signed with this.
+        "console_session_key" => "events-console-key-not-for-production-0123456789",
         _ => return None,
     })
 }
@@ -77,7 +86,7 @@ fn resolve(value: &Value, resources: &HashMap<String, String>) -> Result<String,
                     resources.get("MAIL_CONFIGURATION_SET").cloned().ok_or("no configuration set".into())
                 }
                 // The stack's copies of the secret's keys (their ARNs).
-                "BotTokenSecret" | "WebhookSecretSecret" | "JwtKeySecret" => {
+                "BotTokenSecret" | "WebhookSecretSecret" | "JwtKeySecret" | "ConsoleSessionKeySecret" => {
                     resources.get(name).cloned().ok_or(format!("no secret {name}"))
                 }
                 _ => parameter(name, resources).ok_or(format!("!Ref {name}")),
@@ -85,8 +94,13 @@ fn resolve(value: &Value, resources: &HashMap<String, String>) -> Result<String,
         }
         Value::Object(o) if o.contains_key("Fn::Sub") => {
             let text = o["Fn::Sub"].as_str().ok_or("Fn::Sub with variables")?;
-            // The stack's name, as the metrics' namespace uses it.
-            let text = text.replace("${AWS::StackName}", STACK);
+            // The stack's name, as the metrics' namespace uses it; the API's address, as the
+            // console's is by default.
+            let text = text
+                .replace("${AWS::StackName}", STACK)
+                .replace("${HttpApi}", "deploy-check-api")
+                .replace("${AWS::Region}", "eu-west-1")
+                .replace("${AWS::URLSuffix}", "amazonaws.com");
             if text.contains("${") { Err(format!("Fn::Sub {text}")) } else { Ok(text) }
         }
         other => Err(format!("{other}")),
@@ -225,6 +239,7 @@ impl Platform {
             ("TELEGRAM_BOT_TOKEN", "BotTokenSecret", needs.bot_token),
             ("TELEGRAM_WEBHOOK_SECRET", "WebhookSecretSecret", needs.webhook_secret),
             ("JWT_HS256_SECRET", "JwtKeySecret", needs.api_tokens),
+            ("CONSOLE_SESSION_KEY", "ConsoleSessionKeySecret", needs.console),
         ] {
             if env.contains_key(secret) {
                 return Err(format!("{id}: {secret} is a value in its environment, not a secret it reads"));
@@ -324,6 +339,7 @@ async fn main() -> Result<(), String> {
         ("BotTokenSecret", "bot_token"),
         ("WebhookSecretSecret", "webhook_secret"),
         ("JwtKeySecret", "jwt_hs256_secret"),
+        ("ConsoleSessionKeySecret", "console_session_key"),
     ] {
         let value = secret(key).ok_or(format!("no test value for {key}"))?;
         resources.insert(resource.into(), telegate_testkit::local_aws::secret(value).await?);

@@ -26,8 +26,7 @@ use telegate_core::app::{App, Ports};
 use telegate_core::auth::JwtVerifier;
 use telegate_core::auth::Role;
 use telegate_core::config::{Needs, Settings};
-use telegate_core::console::telegram::TelegramSignIn;
-use telegate_core::console::{Console, Sessions};
+use telegate_core::console::Console;
 use telegate_core::http::{self, HttpState, JsonBody};
 use telegate_core::ports::{Clock, EventBus, Mailer, Pace, Queue, Store, Telegram};
 use tokio::net::TcpListener;
@@ -44,7 +43,7 @@ pub enum HostError {
     Outbox { what: &'static str, source: std::io::Error },
     #[error("the Telegram client: {0}")]
     Telegram(String),
-    #[error("the console's session key: {0}")]
+    #[error("the console: {0}")]
     Console(String),
     #[error("the AWS adapters were built without {0}")]
     NotBuilt(&'static str),
@@ -232,14 +231,7 @@ impl Host {
             jobs: Some(Arc::new(starter)),
         };
         let app = App::new(&ports)?;
-        let sessions = Sessions::new().map_err(|e| HostError::Console(e.to_string()))?;
-        let telegram_sign_in = match (&ports.settings.bot_token, &ports.telegram) {
-            (Some(token), Some(telegram)) => {
-                Some(Arc::new(TelegramSignIn::new(token, ports.settings.staff.clone(), telegram.clone())))
-            }
-            _ => None,
-        };
-        let console = Console { sessions: Arc::new(sessions), clock: ports.clock.clone(), telegram: telegram_sign_in };
+        let console = Console::build(&ports).map_err(|e| HostError::Console(e.to_string()))?;
         Ok(Self {
             app,
             ports,

@@ -117,6 +117,52 @@ pub struct Settings {
     /// Where the console is published (`CONSOLE_URL`, https): the bot's `/admin` opens it as a
     /// Mini App. Unset, `/admin` says so.
     pub console_url: Option<String>,
+    /// The key console sessions are signed with (`CONSOLE_SESSION_KEY`, 32 characters or more):
+    /// the same in every container of the console function. Locally, without it, a key of the
+    /// process (sessions end with it).
+    pub console_session_key: Option<Secret>,
+    /// Signing in to the console in a browser, with the identity provider the API trusts.
+    pub console_oidc: Option<OidcSettings>,
+}
+
+/// The console's OpenID Connect client (authorization code with PKCE), as Cognito's hosted UI or
+/// any provider serves it: `CONSOLE_OIDC_CLIENT_ID`, `CONSOLE_OIDC_AUTHORIZE_URL`,
+/// `CONSOLE_OIDC_TOKEN_URL`, all three or none. The ID token it returns is checked as the API
+/// checks its tokens (the JWT settings), so `JWT_AUDIENCE` is this client's id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OidcSettings {
+    pub client_id: String,
+    pub authorize_url: String,
+    pub token_url: String,
+}
+
+fn console_oidc(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<OidcSettings>, ConfigError> {
+    let names = ["CONSOLE_OIDC_CLIENT_ID", "CONSOLE_OIDC_AUTHORIZE_URL", "CONSOLE_OIDC_TOKEN_URL"];
+    let [client_id, authorize_url, token_url] = names.map(get);
+    match (client_id, authorize_url, token_url) {
+        (None, None, None) => Ok(None),
+        (Some(client_id), Some(authorize_url), Some(token_url)) => {
+            for (name, url) in [(names[1], &authorize_url), (names[2], &token_url)] {
+                if reqwest::Url::parse(url).map_or(true, |u| !matches!(u.scheme(), "https" | "http")) {
+                    return Err(ConfigError(format!("bad setting {name}: {url:?} is not an address")));
+                }
+            }
+            Ok(Some(OidcSettings { client_id, authorize_url, token_url }))
+        }
+        _ => Err(ConfigError(format!("the console's sign-in needs all of {} or none", names.join(", ")))),
+    }
+}
+
+/// The console's session key: long enough that it cannot be guessed.
+fn console_session_key(get: &dyn Fn(&str) -> Option<String>, needed: bool) -> Result<Option<Secret>, ConfigError> {
+    match get("CONSOLE_SESSION_KEY") {
+        Some(key) if key.len() >= 32 => Ok(Some(Secret::new(key))),
+        Some(_) => Err(ConfigError("bad setting CONSOLE_SESSION_KEY: 32 characters or more".into())),
+        None if needed => Err(ConfigError(
+            "missing setting CONSOLE_SESSION_KEY: the key every container signs console sessions with".into(),
+        )),
+        None => Ok(None),
+    }
 }
 
 /// The console's public address: Telegram opens Mini Apps over https only.
@@ -163,13 +209,22 @@ pub struct Needs {
     pub mail: bool,
     /// It puts events on the bus (`events:PutEvents`): business events, or an admin's job run.
     pub events: bool,
+    /// It serves the console, whose sessions every container must read (`CONSOLE_SESSION_KEY`).
+    pub console: bool,
 }
 
 impl Needs {
     /// The local host: every route and service; a bot token is optional (without it, the
     /// Telegram outbox).
-    pub const LOCAL: Needs =
-        Needs { bot_token: false, webhook_secret: true, api_tokens: true, queue: true, mail: true, events: true };
+    pub const LOCAL: Needs = Needs {
+        bot_token: false,
+        webhook_secret: true,
+        api_tokens: true,
+        queue: true,
+        mail: true,
+        events: true,
+        console: false,
+    };
 }
 
 impl Settings {
@@ -272,6 +327,8 @@ impl Settings {
                 support: telegram_ids(&get, "SUPPORT_TELEGRAM_IDS")?,
             },
             console_url: console_url(get("CONSOLE_URL"))?,
+            console_session_key: console_session_key(&get, needs.console)?,
+            console_oidc: console_oidc(&get)?,
             limits: Limits {
                 start_failures_per_account: number(&get, "START_FAILURES_PER_HOUR", 5, 1, 10_000)?,
                 start_failures_per_token: number(&get, "TOKEN_FAILURES_PER_HOUR", 10, 1, 10_000)?,

@@ -51,6 +51,7 @@ pub(crate) async fn wiring_with(
         ("TELEGRAM_CHANNEL_ID", "-1001234567890"),
         ("TELEGRAM_WEBHOOK_SECRET", "events-webhook-secret"),
         ("JWT_HS256_SECRET", "events-secret-not-for-production-0123456789"),
+        ("CONSOLE_SESSION_KEY", "events-console-key-not-for-production-0123456789"),
         // As the deployment check deploys it: the samples' offer, also sold in Stars.
         ("OFFERS", r#"{"monthly": {"name": "Monthly", "days": 30, "stars": 250, "renewing": true}}"#),
         ("PAY_SUPPORT_CONTACT", "@telegate_support"),
@@ -238,6 +239,7 @@ async fn each_function_starts_with_only_the_secrets_it_uses_and_names_a_missing_
         ("TELEGRAM_BOT_TOKEN", "1:x"),
         ("TELEGRAM_WEBHOOK_SECRET", "s"),
         ("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("CONSOLE_SESSION_KEY", "a console session key of 32 characters or more"),
     ];
     for function in Function::ALL {
         let (name, needs) = (function.name(), function.needs());
@@ -246,6 +248,7 @@ async fn each_function_starts_with_only_the_secrets_it_uses_and_names_a_missing_
             .filter(|(k, _)| match *k {
                 "TELEGRAM_BOT_TOKEN" => needs.bot_token,
                 "TELEGRAM_WEBHOOK_SECRET" => needs.webhook_secret,
+                "CONSOLE_SESSION_KEY" => needs.console,
                 _ => needs.api_tokens,
             })
             .copied()

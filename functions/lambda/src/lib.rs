@@ -45,6 +45,8 @@ pub enum StartupError {
     Telegram(String),
     #[error(transparent)]
     Secret(#[from] telegate_core::adapters::secrets::SecretError),
+    #[error("the console: {0}")]
+    Console(AppError),
 }
 
 /// Why a scheduled or requested job run failed; Lambda records its `errorType` (the runtime's
@@ -86,10 +88,11 @@ pub enum Function {
     TelegramWebhook,
     SideEffects,
     ScheduledJobs,
+    Console,
 }
 
 impl Function {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Payments,
         Self::GenerateToken,
         Self::Notifications,
@@ -99,6 +102,7 @@ impl Function {
         Self::TelegramWebhook,
         Self::SideEffects,
         Self::ScheduledJobs,
+        Self::Console,
     ];
 
     pub fn name(self) -> &'static str {
@@ -112,6 +116,7 @@ impl Function {
             Self::TelegramWebhook => "telegram-webhook",
             Self::SideEffects => "side-effects",
             Self::ScheduledJobs => "scheduled-jobs",
+            Self::Console => "console",
         }
     }
 
@@ -125,18 +130,22 @@ impl Function {
     /// on the bus and runs in the scheduled-jobs function); only the webhook needs its secret;
     /// every API function verifies API tokens. Status and the notifications only read and mark
     /// read; stats starts job runs on the bus; the consumer sends the mail and publishes the
-    /// business events.
+    /// business events. The console checks Telegram's launch data with the bot's token (and reads
+    /// the channel's administrators), the identity provider's tokens as the API does, and signs
+    /// its sessions with the key every container shares; it does what stats and revoke do.
     pub fn needs(self) -> Needs {
         use Function::*;
         let (bot_token, webhook_secret, api_tokens) = match self {
             Payments | GenerateToken | Notifications | Status | Revoke | Stats => (false, false, true),
             TelegramWebhook => (true, true, false),
             SideEffects | ScheduledJobs => (true, false, false),
+            Console => (true, false, true),
         };
         let queue = !matches!(self, Status | Notifications);
         let mail = self == SideEffects;
-        let events = matches!(self, Stats | SideEffects);
-        Needs { bot_token, webhook_secret, api_tokens, queue, mail, events }
+        let events = matches!(self, Stats | SideEffects | Console);
+        let console = self == Console;
+        Needs { bot_token, webhook_secret, api_tokens, queue, mail, events, console }
     }
 }
 
@@ -304,6 +313,18 @@ fn serve(
             let per_record = Duration::from_secs(2 * u64::from(ports.settings.telegram_timeout_seconds) + 1);
             Ok(Served::Effects(Effects { consumer, queue: sqs.ok_or(missing("the queue"))?, per_record }))
         }
+        Console => http(finish(
+            telegate_core::console::console_routes(),
+            ConsoleState {
+                payments: Arc::new(ports.payment_desk()?),
+                admin: Arc::new(ports.admin()?),
+                job_runs: Arc::new(ports.job_runs()?),
+                ending: Arc::new(ports.ending()?),
+                refunds: Arc::new(ports.refunds()?),
+                console: telegate_core::console::Console::build(ports).map_err(StartupError::Console)?,
+                verifier,
+            },
+        )),
         ScheduledJobs => Ok(Served::Jobs(Scheduled {
             jobs: Arc::new(ports.jobs()?),
             max_run: Duration::from_secs(u64::from(ports.settings.limits.job_max_seconds)),

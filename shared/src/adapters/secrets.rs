@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use aws_sdk_secretsmanager::Client;
 
 /// The settings that may be given this way.
-pub const SECRET_SETTINGS: [&str; 3] = ["TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "JWT_HS256_SECRET"];
+pub const SECRET_SETTINGS: [&str; 4] =
+    ["TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "JWT_HS256_SECRET", "CONSOLE_SESSION_KEY"];
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the secret {arn} ({setting}_ARN): {cause}")]

@@ -6,6 +6,7 @@
 
 mod export;
 mod members;
+pub mod oidc;
 mod pages;
 pub mod session;
 pub mod telegram;
@@ -40,6 +41,34 @@ pub struct Console {
     pub sessions: Arc<Sessions>,
     pub clock: Arc<dyn Clock>,
     pub telegram: Option<Arc<telegram::TelegramSignIn>>,
+    /// Signing in in a browser, where the identity provider is set up (`CONSOLE_OIDC_*`).
+    pub oidc: Option<Arc<oidc::Oidc>>,
+}
+
+impl Console {
+    /// The console of a process with `ports`: its sessions signed with `CONSOLE_SESSION_KEY`
+    /// (else a key of the process), the sign-in inside Telegram where there is a bot, and the
+    /// identity provider's where it is set up.
+    pub fn build(ports: &crate::app::Ports) -> Result<Self, AppError> {
+        let settings = &ports.settings;
+        let sessions = Sessions::from_settings(settings.console_session_key.as_ref())?;
+        let telegram = match (&settings.bot_token, &ports.telegram) {
+            (Some(token), Some(telegram)) => {
+                Some(Arc::new(telegram::TelegramSignIn::new(token, settings.staff.clone(), telegram.clone())))
+            }
+            _ => None,
+        };
+        let oidc = match &settings.console_oidc {
+            Some(oidc) => Some(Arc::new(oidc::Oidc::new(oidc.clone(), settings.console_url.clone())?)),
+            None => None,
+        };
+        Ok(Self { sessions: Arc::new(sessions), clock: ports.clock.clone(), telegram, oidc })
+    }
+
+    /// The answer to a request without a session: the ways to sign in here.
+    fn sign_in_again(&self) -> ConsoleError {
+        ConsoleError::SignIn { oidc: self.oidc.is_some() }
+    }
 }
 
 /// The console's routes, in any router whose state gives the console and the payment desk.
@@ -51,6 +80,7 @@ where
     Arc<JobRuns>: FromRef<S>,
     Arc<Ending>: FromRef<S>,
     Arc<Refunds>: FromRef<S>,
+    Arc<crate::auth::JwtVerifier>: FromRef<S>,
 {
     Router::new()
         .route("/console", get(home))
@@ -58,6 +88,8 @@ where
         .route("/console/sign-in", get(sign_in))
         .route("/console/telegram", get(telegram_page).post(telegram_sign_in))
         .route("/console/telegram.js", get(telegram_script))
+        .route("/console/oidc", get(oidc::start))
+        .route("/console/oidc/callback", get(oidc::callback))
         .route("/console/sign-out", post(sign_out))
         .route("/console/console.css", get(stylesheet))
         .route("/console/payments", get(payments))
@@ -99,8 +131,10 @@ async fn harden(mut response: Response) -> Response {
 
 /// A page, or the page that says what went wrong, with the API's status for the same error.
 pub enum ConsoleError {
-    /// No session, or one that ended: the sign-in page.
-    SignIn,
+    /// No session, or one that ended: the sign-in page (`oidc`: with the identity provider's way in).
+    SignIn {
+        oidc: bool,
+    },
     /// A form without this session's token.
     Csrf,
     App(AppError),
@@ -115,7 +149,7 @@ impl From<AppError> for ConsoleError {
 impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
         match self {
-            Self::SignIn => (StatusCode::UNAUTHORIZED, pages::signed_out()).into_response(),
+            Self::SignIn { oidc } => (StatusCode::UNAUTHORIZED, pages::signed_out(oidc)).into_response(),
             Self::Csrf => {
                 (StatusCode::FORBIDDEN, pages::problem("This form has expired", "Reload the page and try again."))
                     .into_response()
@@ -143,19 +177,20 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let console = Console::from_ref(state);
-        cookie(&parts.headers)
+        cookie_named(&parts.headers, COOKIE)
             .and_then(|value| console.sessions.read(value, console.clock.now()))
-            .ok_or(ConsoleError::SignIn)
+            .ok_or(console.sign_in_again())
     }
 }
 
-fn cookie(headers: &HeaderMap) -> Option<&str> {
+/// The value of the request's cookie `name`.
+fn cookie_named<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
 fn session_cookie(value: &str, max_age: i64) -> HeaderValue {
@@ -192,17 +227,31 @@ struct SignIn {
 /// The one-time link `telegate serve` prints: a session, once.
 async fn sign_in(State(console): State<Console>, Query(q): Query<SignIn>) -> Result<Response, ConsoleError> {
     let now = console.clock.now();
-    let (sub, role) = q.code.and_then(|code| console.sessions.redeem_code(&code, now)).ok_or(ConsoleError::SignIn)?;
+    let (sub, role) =
+        q.code.and_then(|code| console.sessions.redeem_code(&code, now)).ok_or(console.sign_in_again())?;
     tracing::info!(user = %sub, "console: signed in with the one-time link");
     signed_in(&console, &sub, role, now)
 }
 
 /// A new session for `sub`: its cookie, and on to the payments.
 fn signed_in(console: &Console, sub: &str, role: Role, now: DateTime<Utc>) -> Result<Response, ConsoleError> {
+    let cookie = session_cookie_for(console, sub, role, now)?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, HeaderValue::from_static("/console/payments")), (header::SET_COOKIE, cookie)],
+    )
+        .into_response())
+}
+
+/// A new session for `sub`, as the header that sets its cookie.
+fn session_cookie_for(
+    console: &Console,
+    sub: &str,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<HeaderValue, ConsoleError> {
     let (_, value) = console.sessions.open(sub, role, now).map_err(AppError::from)?;
-    let mut response = see_other("/console/payments");
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&value, session::SESSION_HOURS * 3600));
-    Ok(response)
+    Ok(session_cookie(&value, session::SESSION_HOURS * 3600))
 }
 
 #[derive(Deserialize)]
@@ -224,7 +273,7 @@ async fn telegram_sign_in(
     let now = console.clock.now();
     let account = check.launch.verify(&form.launch_data, now).map_err(|why| {
         tracing::info!(%why, "console: Telegram sign-in refused");
-        ConsoleError::SignIn
+        console.sign_in_again()
     })?;
     let Some(role) = check.role_of(account, now).await? else {
         tracing::info!(telegram_user = account, "console: Telegram sign-in of an account with no console role");
@@ -240,9 +289,13 @@ struct CsrfOnly {
     csrf: String,
 }
 
-async fn sign_out(session: Session, Form(form): Form<CsrfOnly>) -> Result<Response, ConsoleError> {
+async fn sign_out(
+    State(console): State<Console>,
+    session: Session,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, ConsoleError> {
     session.check_csrf(&form.csrf)?;
-    let mut response = (StatusCode::OK, pages::signed_out()).into_response();
+    let mut response = (StatusCode::OK, pages::signed_out(console.oidc.is_some())).into_response();
     response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0));
     Ok(response)
 }

@@ -62,8 +62,9 @@ fn layout(title: &str, session: Option<&Session>, body: Markup) -> Html<String> 
     layout_with(title, session, None, body)
 }
 
-/// `refresh`: seconds after which the page reloads itself (a run still going).
-fn layout_with(title: &str, session: Option<&Session>, refresh: Option<u32>, body: Markup) -> Html<String> {
+/// `refresh`: the page's `http-equiv="refresh"`: `2` reloads it after two seconds (a run still
+/// going), `0;url=…` goes on at once.
+fn layout_with(title: &str, session: Option<&Session>, refresh: Option<&str>, body: Markup) -> Html<String> {
     let admin = session.is_some_and(|s| s.role == crate::auth::Role::Admin);
     let page = html! {
         (DOCTYPE)
@@ -75,8 +76,8 @@ fn layout_with(title: &str, session: Option<&Session>, refresh: Option<u32>, bod
                 link rel="stylesheet" href="/console/console.css";
                 // No icon to fetch: the browser would ask for /favicon.ico.
                 link rel="icon" href="data:,";
-                @if let Some(seconds) = refresh {
-                    meta http-equiv="refresh" content=(seconds);
+                @if let Some(content) = refresh {
+                    meta http-equiv="refresh" content=(content);
                 }
             }
             body {
@@ -112,15 +113,27 @@ fn role_name(session: &Session) -> &'static str {
     }
 }
 
-pub fn signed_out() -> Html<String> {
+/// `oidc`: whether the identity provider's sign-in is set up here.
+pub fn signed_out(oidc: bool) -> Html<String> {
     layout(
         "Sign in",
         None,
         html! {
             p { "You are not signed in, or your session has ended." }
+            @if oidc {
+                p { a href="/console/oidc" { "Sign in with your account" } }
+            }
+            p { "Inside Telegram, send " code { "/admin" } " to the bot." }
             p { "On the local host, open the one-time sign-in link that " code { "telegate serve" } " printed when it started." }
         },
     )
+}
+
+/// Signed in, coming from another site: on to `to`, from a page of ours (its Strict cookie goes
+/// with that navigation).
+pub fn continue_to(to: &'static str) -> Html<String> {
+    let refresh = format!("0;url={to}");
+    layout_with("Signed in", None, Some(&refresh), html! { p { a href=(to) { "Continue to the console" } } })
 }
 
 pub fn telegram_sign_in() -> Html<String> {
@@ -279,7 +292,7 @@ pub fn job_run(session: &Session, run: &crate::domain::RequestedRun) -> Html<Str
     layout_with(
         &format!("Run of {}", run.job.name()),
         Some(session),
-        run.is_pending().then_some(2),
+        run.is_pending().then_some("2"),
         html! {
             p.notice role="status" { "Status: " strong { (status) } }
             dl {

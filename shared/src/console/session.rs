@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -67,6 +68,11 @@ fn random() -> Result<[u8; 32], DomainError> {
     Ok(bytes)
 }
 
+/// 256 random bits, as URL-safe text.
+pub(super) fn random_text() -> Result<String, DomainError> {
+    Ok(URL_SAFE_NO_PAD.encode(random()?))
+}
+
 /// HMAC-SHA-256: the session's signature, and Telegram's check of launch data (`telegram.rs`).
 pub(super) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     // An HMAC takes a key of any length: this cannot fail.
@@ -81,33 +87,55 @@ impl Sessions {
         Ok(Self { key: random()?, sign_in: Mutex::new(None) })
     }
 
+    /// With the key every container shares (`CONSOLE_SESSION_KEY`): a session opened by one is
+    /// read by the others.
+    pub fn with_key(key: &crate::config::Secret) -> Self {
+        Self { key: Sha256::digest(key.expose().as_bytes()).into(), sign_in: Mutex::new(None) }
+    }
+
+    /// With `key` if there is one, else a key of this process.
+    pub fn from_settings(key: Option<&crate::config::Secret>) -> Result<Self, DomainError> {
+        key.map_or_else(Self::new, |k| Ok(Self::with_key(k)))
+    }
+
     /// A new session for `sub` with `role`, as the cookie's value.
     pub fn open(&self, sub: &str, role: Role, now: DateTime<Utc>) -> Result<(Session, String), DomainError> {
         let session = Session {
             sub: sub.to_owned(),
             role,
             exp: (now + Duration::hours(SESSION_HOURS)).timestamp(),
-            csrf: URL_SAFE_NO_PAD.encode(random()?),
+            csrf: random_text()?,
         };
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&session).unwrap_or_default());
-        let signature = URL_SAFE_NO_PAD.encode(hmac(&self.key, payload.as_bytes()));
-        Ok((session, format!("{payload}.{signature}")))
+        let value = self.seal(COOKIE, &session);
+        Ok((session, value))
     }
 
-    /// The session a cookie's value carries, if this process signed it and it has not ended.
+    /// The session a cookie's value carries, if this key signed it and it has not ended.
     pub fn read(&self, value: &str, now: DateTime<Utc>) -> Option<Session> {
+        self.unseal::<Session>(COOKIE, value).filter(|s| s.exp > now.timestamp())
+    }
+
+    /// `value` as JSON, signed for `purpose` (a cookie's name): one purpose's value is never
+    /// read as another's.
+    pub(super) fn seal(&self, purpose: &str, value: &impl Serialize) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap_or_default());
+        let signature = URL_SAFE_NO_PAD.encode(hmac(&self.key, format!("{purpose}.{payload}").as_bytes()));
+        format!("{payload}.{signature}")
+    }
+
+    /// What `seal` signed for `purpose`, if this key signed it.
+    pub(super) fn unseal<T: DeserializeOwned>(&self, purpose: &str, value: &str) -> Option<T> {
         let (payload, signature) = value.split_once('.')?;
         let given = URL_SAFE_NO_PAD.decode(signature).ok()?;
-        if !bool::from(hmac(&self.key, payload.as_bytes()).ct_eq(given.as_slice())) {
+        if !bool::from(hmac(&self.key, format!("{purpose}.{payload}").as_bytes()).ct_eq(given.as_slice())) {
             return None;
         }
-        let session: Session = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-        (session.exp > now.timestamp()).then_some(session)
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
     }
 
     /// A new one-time sign-in code for `sub` (the one before it stops working).
     pub fn sign_in_code(&self, sub: &str, role: Role, now: DateTime<Utc>) -> Result<String, DomainError> {
-        let code = URL_SAFE_NO_PAD.encode(random()?);
+        let code = random_text()?;
         let pending = OneTime {
             hash: Sha256::digest(code.as_bytes()).into(),
             until: now + Duration::minutes(SIGN_IN_MINUTES),

@@ -114,6 +114,17 @@ function_state!(
     AdminState { admin: Arc<Admin>, job_runs: Arc<JobRuns> }
 );
 function_state!(
+    /// The `console` function's: the console's pages over the services they call.
+    ConsoleState {
+        payments: Arc<PaymentDesk>,
+        admin: Arc<Admin>,
+        job_runs: Arc<JobRuns>,
+        ending: Arc<Ending>,
+        refunds: Arc<Refunds>,
+        console: crate::console::Console,
+    }
+);
+function_state!(
     /// The `telegram-webhook` function's.
     WebhookState { bot: Arc<Bot> }
 );

@@ -20,7 +20,7 @@ const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events");
 /// The hello-world floor of the benchmark: its answer is only a status.
 pub const FLOOR: &str = "floor";
 /// Each function of the design card with the sample event it answers first.
-pub const SAMPLES: [(&str, &str); 9] = [
+pub const SAMPLES: [(&str, &str); 10] = [
     ("payments", "payments/mine.json"),
     ("generate-token", "generate-token/generate.json"),
     ("notifications", "notifications/list.json"),
@@ -30,6 +30,7 @@ pub const SAMPLES: [(&str, &str); 9] = [
     ("telegram-webhook", "telegram-webhook/start.json"),
     ("side-effects", "side-effects/batch.json"),
     ("scheduled-jobs", "scheduled-jobs/expire-tokens.json"),
+    ("console", "console/payments.json"),
 ];
 /// Longer than any function takes to start and answer, even emulated (qemu) on a loaded machine.
 const TIMEOUT: Duration = Duration::from_secs(120);
