@@ -460,3 +460,113 @@ async fn the_csv_exports_have_every_row_and_no_formula() {
     let refused = browser().get(format!("{}/console/export/payments.csv", app.base)).send().await.unwrap();
     assert_eq!(refused.status(), 401);
 }
+
+/// In a browser, with the identity provider the API trusts: off to the provider with a state and
+/// a PKCE challenge, back with a code, which telegate exchanges (with its verifier) for a token the
+/// API would accept; its groups give the role. A way back with another state, without the cookie
+/// the browser left with, or with a code already used signs no one in; an account of the `user`
+/// role is refused.
+#[tokio::test]
+async fn in_a_browser_the_identity_provider_signs_in_support_and_admins_with_their_roles() {
+    use crate::support::idp::{CLIENT_ID, Idp};
+    let idp = Idp::start().await;
+    let settings = idp.settings();
+    let app = TestApp::spawn_with(&settings.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    let (status, html) = page(&app, "/console/payments", "").await;
+    assert_eq!(status, 401);
+    assert!(html.contains(r#"href="/console/oidc""#), "the way in with the provider: {html}");
+
+    // Leaves for the provider: its answer, the cookie it sets, the provider's redirect back.
+    let leave = || async {
+        let response = browser().get(format!("{}/console/oidc", app.base)).send().await.unwrap();
+        assert_eq!(response.status(), 303);
+        let pending = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/console/oidc", "Max-Age=600"] {
+            assert!(pending.contains(attribute), "{attribute} in {pending}");
+        }
+        let to = response.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert!(to.starts_with(&format!("{}/authorize?", idp.base)), "{to}");
+        let back = idp.sign_in_at(&to).await;
+        (pending.split(';').next().unwrap().to_owned(), back)
+    };
+    let come_back = |url: String, cookie: String| async move {
+        let response = browser().get(url).header(COOKIE, cookie).send().await.unwrap();
+        let status = response.status().as_u16();
+        let cookies: Vec<String> =
+            response.headers().get_all(SET_COOKIE).iter().map(|c| c.to_str().unwrap().to_owned()).collect();
+        (status, cookies, response.text().await.unwrap())
+    };
+
+    idp.sign_in_as("olga", &["admin"]);
+    let (pending, back) = leave().await;
+    let asked = idp.authorize_requests().pop().unwrap();
+    assert_eq!(asked["client_id"], CLIENT_ID);
+    assert_eq!((asked["code_challenge_method"].as_str(), asked["response_type"].as_str()), ("S256", "code"));
+    assert_eq!(asked["redirect_uri"], format!("{}/console/oidc/callback", app.base));
+    assert_eq!(asked["code_challenge"].len(), 43, "SHA-256 of the verifier, base64url");
+    assert!(back.starts_with(&format!("{}/console/oidc/callback?code=", app.base)), "{back}");
+
+    // Back with another state, without the cookie the browser left with, or with a changed one:
+    // no session, and the code is not even exchanged.
+    let forged_state = back.split("&state=").next().unwrap().to_owned() + "&state=forged";
+    assert_eq!(come_back(forged_state, pending.clone()).await.0, 401);
+    assert_eq!(come_back(back.clone(), String::new()).await.0, 401, "not the browser that left");
+    assert_eq!(come_back(back.clone(), format!("{pending}x")).await.0, 401, "a changed cookie");
+
+    let (status, cookies, html) = come_back(back.clone(), pending.clone()).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(r#"content="0;url=/console/payments""#), "on to the console from a page of ours");
+    let session = cookies.iter().find(|c| c.starts_with("telegate_console=")).expect("a session");
+    assert!(session.contains("SameSite=Strict") && session.contains("HttpOnly"), "{session}");
+    assert!(cookies.iter().any(|c| c.starts_with("telegate_oidc=;") && c.contains("Max-Age=0")), "{cookies:?}");
+    let session = session.split(';').next().unwrap().to_owned();
+    let (status, html) = page(&app, "/console/payments", &session).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("olga (admin)"), "{html}");
+    assert_eq!(page(&app, "/console/audit", &session).await.0, 200, "an admin's room");
+    assert_eq!(come_back(back, pending).await.0, 401, "a code works once");
+
+    // Support, by its group; an account of the user role is refused.
+    idp.sign_in_as("pia", &["support"]);
+    let (pending, back) = leave().await;
+    let (status, cookies, _) = come_back(back, pending).await;
+    assert_eq!(status, 200);
+    let session = cookies.iter().find(|c| c.starts_with("telegate_console=")).unwrap().split(';').next().unwrap();
+    assert!(page(&app, "/console/payments", session).await.1.contains("pia (support)"));
+    assert_eq!(page(&app, "/console/audit", session).await.0, 403);
+    idp.sign_in_as("quinn", &[]);
+    let (pending, back) = leave().await;
+    let (status, cookies, _) = come_back(back, pending).await;
+    assert_eq!(status, 403, "a buyer's account opens no console");
+    assert!(!cookies.iter().any(|c| c.starts_with("telegate_console=")), "{cookies:?}");
+}
+
+/// The same in a real headless Chromium: the sign-in page's link, the provider, and back to the
+/// payments signed in — the session cookie (SameSite=Strict) goes with the first page after the
+/// provider's redirect because a page of ours navigates there.
+#[tokio::test]
+async fn in_a_real_browser_the_identity_provider_signs_in_through_the_sign_in_page() {
+    use crate::support::browser::Browser;
+    use crate::support::idp::Idp;
+    let idp = Idp::start().await;
+    let settings = idp.settings();
+    let app = TestApp::spawn_with(&settings.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    idp.sign_in_as("rosa", &["support"]);
+    let browser = Browser::start(1280).await;
+    browser.goto(&format!("{}/console/payments", app.base)).await;
+    browser.wait_for("/console/payments").await;
+    browser.screenshot("sign-in-1280").await;
+    assert_eq!(browser.accessibility_violations().await, Vec::<String>::new(), "the sign-in page");
+    let before = browser.console_errors().await;
+    assert!(before.len() == 1 && before[0].contains("401"), "only the page's own status: {before:?}");
+    let link = browser.find(r#"a[href="/console/oidc"]"#).await;
+    browser.click(&link).await;
+    // The provider's page, on its own site: its button sends the browser back.
+    browser.wait_for_page_of(&idp.base).await;
+    let button = browser.find("button[type=submit]").await;
+    browser.click(&button).await;
+    browser.wait_for("/console/payments").await;
+    assert!(browser.source().await.contains("rosa (support)"), "signed in, on the payments");
+    assert_eq!(browser.console_errors().await, Vec::<String>::new(), "nothing since the sign-in page");
+    browser.close().await;
+}

@@ -101,14 +101,23 @@ impl Browser {
     /// Waits (up to 10 s) until the page is one whose address ends with `suffix` and is loaded: a
     /// form sent by a key press navigates after the key's command has answered.
     pub async fn wait_for(&self, suffix: &str) {
+        self.wait_until(|url| url.ends_with(suffix), suffix).await
+    }
+
+    /// Waits (up to 10 s) until the page loaded is one of the site at `base`.
+    pub async fn wait_for_page_of(&self, base: &str) {
+        self.wait_until(|url| url.starts_with(base), base).await
+    }
+
+    async fn wait_until(&self, arrived: impl Fn(&str) -> bool, what: &str) {
         for _ in 0..100 {
             let loaded = self.run("return document.readyState;").await == "complete";
-            if loaded && self.url().await.ends_with(suffix) {
+            if loaded && arrived(&self.url().await) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the browser did not get to …{suffix}: it is at {}", self.url().await);
+        panic!("the browser did not get to {what}: it is at {}", self.url().await);
     }
 
     pub async fn source(&self) -> String {
@@ -124,6 +133,11 @@ impl Browser {
     /// Types into an element, as a keyboard would (`\u{E007}` is Enter, `\u{E004}` Tab).
     pub async fn type_into(&self, element: &str, text: &str) {
         self.command("POST", &format!("/element/{element}/value"), json!({ "text": text })).await;
+    }
+
+    /// Clicks an element, as a mouse would.
+    pub async fn click(&self, element: &str) {
+        self.command("POST", &format!("/element/{element}/click"), json!({})).await;
     }
 
     /// The page's script result (`script` may return a promise).

@@ -14,6 +14,7 @@ use telegate_testkit::fake_telegram::{BOT_USERNAME, FakeTelegram, RunningFake};
 pub use telegate_testkit::fake_telegram::{Call, Fault, updates};
 
 pub mod browser;
+pub mod idp;
 
 pub const CHANNEL: i64 = -1_000_777_000_111;
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0001";
