@@ -419,7 +419,7 @@ async fn the_overview_shows_the_numbers_and_charts_of_the_stats() {
     let month = this_month["month"].as_str().unwrap();
     let chart =
         html.split("Stars revenue per month, net</figcaption>").nth(1).unwrap().split("</figure>").next().unwrap();
-    let bar = chart.split(&format!(r#"data-month="{month}" data-value=""#)).nth(1).expect("this month's bar");
+    let bar = chart.split(&format!(r#"data-at="{month}" data-value=""#)).nth(1).expect("this month's bar");
     assert_eq!(bar.split('"').next().unwrap().parse::<i64>().unwrap(), this_month["net"].as_i64().unwrap());
     assert_eq!(chart.matches("<rect").count(), 12, "twelve months");
 }
@@ -569,4 +569,46 @@ async fn in_a_real_browser_the_identity_provider_signs_in_through_the_sign_in_pa
     assert!(browser.source().await.contains("rosa (support)"), "signed in, on the payments");
     assert_eq!(browser.console_errors().await, Vec::<String>::new(), "nothing since the sign-in page");
     browser.close().await;
+}
+
+/// The audit log by kind (refused links, leaked invites, strangers…), on its own key, and the
+/// suspicious attempts of the last 24 hours drawn hour by hour, as the statistics count them.
+#[tokio::test]
+async fn the_audit_log_filters_by_kind_and_charts_the_suspicious_attempts_per_hour() {
+    use crate::support::updates;
+    let app = TestApp::spawn().await;
+    app.member("ivy", "TX-AUDIT-1", 7601).await;
+    for account in [7602, 7603] {
+        let start = updates::text(app.update_id(), account, "fr", "/start not-a-token-anyone-was-given");
+        assert_eq!(app.webhook(start).await, 200);
+    }
+    let admin_jwt = app.jwt("root", "admin");
+    let (status, api) = app.get("/api/telegram/admin/audit/?action=token_refused", &admin_jwt).await;
+    assert_eq!(status, 200, "{api}");
+    let refused = api.as_array().unwrap();
+    assert_eq!(refused.len(), 2, "{api}");
+    assert!(refused.iter().all(|e| e["action"] == "token_refused"));
+    let (status, _) = app.get("/api/telegram/admin/audit/?action=token_refused&user_id=ivy", &admin_jwt).await;
+    assert_eq!(status, 400, "one filter at a time");
+    assert_eq!(app.get("/api/telegram/admin/audit/?action=nonsense", &admin_jwt).await.0, 400);
+
+    let admin = sign_in(&app).await;
+    let (status, html) = page(&app, "/console/audit?action=token_refused", &admin).await;
+    assert_eq!(status, 200, "{html}");
+    let kinds: Vec<&str> =
+        html.split("<dt>What</dt><dd>").skip(1).map(|rest| rest.split('<').next().unwrap()).collect();
+    assert_eq!(kinds, ["token_refused", "token_refused"], "only that kind");
+    assert!(html.contains(r#"href="/console/audit?action=token_refused" aria-current="page""#));
+    let (_, everything) = page(&app, "/console/audit", &admin).await;
+    assert!(everything.contains("<dd>payment_validated</dd>"), "everything, unfiltered");
+
+    // This hour's bar carries this hour's attempts, as the statistics count them.
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &admin_jwt).await;
+    let this_hour = &stats["attempts"]["by_hour"][0];
+    assert_eq!(this_hour["refused_tokens"], 2, "{stats}");
+    let chart = html.split("last 24 hours</figcaption>").nth(1).unwrap().split("</figure>").next().unwrap();
+    assert_eq!(chart.matches("<rect").count(), 24, "a day, hour by hour");
+    let hour = this_hour["hour"].as_str().unwrap();
+    let bar = chart.split(&format!(r#"data-at="{hour}" data-value=""#)).nth(1).expect("this hour's bar");
+    assert_eq!(bar.split('"').next().unwrap(), "2");
 }

@@ -311,7 +311,10 @@ async fn import_twice_and_check(store: Arc<dyn Importable>) {
     }
     let (_, kept) = (0, store.exemption(TelegramUserId::parse(KEPT).unwrap()).await.unwrap());
     assert!(kept.is_some());
-    let audit = store.audit(None, &telegate_core::ports::PageRequest { limit: 10, after: None }).await.unwrap();
+    let audit = store
+        .audit(telegate_core::ports::AuditOf::Everyone, &telegate_core::ports::PageRequest { limit: 10, after: None })
+        .await
+        .unwrap();
     assert!(audit.items.iter().any(|a| a.action == telegate_core::domain::AuditAction::Imported));
 
     // A payment of the live system with the same transaction id as a new dump row: refused.

@@ -12,7 +12,7 @@ use telegate_core::domain::{
     TelegramUserId, TokenRecord, TokenStatus, UserId,
 };
 use telegate_core::ports::{
-    Applied, Attempt, Effect, Envelope, PageRequest, PaymentStore, Review, Store, StoreError, Withdrawn,
+    Applied, Attempt, AuditOf, Effect, Envelope, PageRequest, PaymentStore, Review, Store, StoreError, Withdrawn,
 };
 
 /// One test per section and per store: a failing section does not hide the others.
@@ -747,9 +747,13 @@ async fn job_slots(store: &Arc<dyn Store>, now: DateTime<Utc>) {
 async fn audit(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     let who = user("audit-a");
     let mut ids = Vec::new();
-    for (i, action) in
-        [AuditAction::PaymentSubmitted, AuditAction::PaymentValidated, AuditAction::TokenIssued].into_iter().enumerate()
-    {
+    let actions = [
+        AuditAction::PaymentSubmitted,
+        AuditAction::PaymentValidated,
+        AuditAction::TokenIssued,
+        AuditAction::PaymentValidated,
+    ];
+    for (i, action) in actions.into_iter().enumerate() {
         let e = AuditEntry {
             id: AuditId::generate(now + Duration::milliseconds(i as i64)).unwrap(),
             at: now,
@@ -762,16 +766,26 @@ async fn audit(store: &Arc<dyn Store>, now: DateTime<Utc>) {
         store.record(&e).await.unwrap();
         ids.push(e.id);
     }
-    let page = store.audit(Some(&who), &PageRequest { limit: 2, after: None }).await.unwrap();
+    let page = store.audit(AuditOf::User(&who), &PageRequest { limit: 2, after: None }).await.unwrap();
     assert_eq!(
         page.items.iter().map(|e| e.action).collect::<Vec<_>>(),
-        [AuditAction::TokenIssued, AuditAction::PaymentValidated]
+        [AuditAction::PaymentValidated, AuditAction::TokenIssued]
     );
-    let rest = store.audit(Some(&who), &PageRequest { limit: 2, after: page.next.clone() }).await.unwrap();
-    assert_eq!(rest.items.len(), 1);
-    assert_eq!(rest.items[0].details, serde_json::json!({"i": 0}));
-    let everyone = store.audit(None, &PageRequest { limit: 100, after: None }).await.unwrap();
+    let rest = store.audit(AuditOf::User(&who), &PageRequest { limit: 2, after: page.next.clone() }).await.unwrap();
+    assert_eq!(rest.items.len(), 2);
+    assert_eq!(rest.items[1].details, serde_json::json!({"i": 0}));
+    let everyone = store.audit(AuditOf::Everyone, &PageRequest { limit: 100, after: None }).await.unwrap();
     assert!(ids.iter().all(|id| everyone.items.iter().any(|e| &e.id == id)));
+    // One kind, on its own key: only its entries, newest first, page after page.
+    let validated = AuditOf::Action(AuditAction::PaymentValidated);
+    let kind = store.audit(validated, &PageRequest { limit: 100, after: None }).await.unwrap();
+    assert!(kind.items.iter().all(|e| e.action == AuditAction::PaymentValidated), "{:?}", kind.items);
+    let mine: Vec<&AuditId> = kind.items.iter().map(|e| &e.id).filter(|id| ids.contains(id)).collect();
+    assert_eq!(mine, [&ids[3], &ids[1]]);
+    let first = store.audit(validated, &PageRequest { limit: 1, after: None }).await.unwrap();
+    let second = store.audit(validated, &PageRequest { limit: 1, after: first.next.clone() }).await.unwrap();
+    assert!(first.next.is_some() && second.items.len() == 1, "two of that kind at least: two pages");
+    assert!(second.items[0].id < first.items[0].id, "older, on the next page");
 }
 
 #[tokio::test]

@@ -175,6 +175,18 @@ pub(crate) fn counters_from(now: DateTime<Utc>, get: &dyn Fn(&str) -> i64) -> cr
         refused_tokens_recent: attempts(Attempt::RefusedToken),
         declined_joins_recent: attempts(Attempt::DeclinedJoin),
         removed_strangers_recent: attempts(Attempt::RemovedStranger),
+        attempts_by_hour: (0..24)
+            .map(|back| {
+                let hour = now - Duration::hours(back);
+                let count = |a: Attempt| get(&attempt_bucket(a, hour));
+                crate::ports::HourAttempts {
+                    hour: hour.format("%Y-%m-%dT%H").to_string(),
+                    refused_tokens: count(Attempt::RefusedToken),
+                    declined_joins: count(Attempt::DeclinedJoin),
+                    removed_strangers: count(Attempt::RemovedStranger),
+                }
+            })
+            .collect(),
         stars: crate::ports::StarsCounters {
             revenue_total: get("stars.revenue"),
             refunded_total: get("stars.refunded"),

@@ -9,7 +9,8 @@ use super::{AppError, Auditor, actor, require};
 use crate::auth::{Caller, Role};
 use crate::domain::{AuditAction, AuditEntry, Membership, Payment, PaymentId, Reason, TelegramUserId, UserId};
 use crate::ports::{
-    AccessStore, AccountBars, AuditLog, Clock, LifecycleStore, Page, PageRequest, PaymentStore, Stats, StoreError,
+    AccessStore, AccountBars, AuditLog, AuditOf, Clock, LifecycleStore, Page, PageRequest, PaymentStore, Stats,
+    StoreError,
 };
 
 #[derive(Debug)]
@@ -35,6 +36,8 @@ pub struct AttemptStats {
     pub refused_tokens: i64,
     pub declined_joins: i64,
     pub removed_strangers: i64,
+    /// This hour first, then the 23 before.
+    pub by_hour: Vec<crate::ports::HourAttempts>,
 }
 
 #[derive(Debug, Serialize)]
@@ -167,20 +170,30 @@ impl Admin {
                 refused_tokens: c.refused_tokens_recent,
                 declined_joins: c.declined_joins_recent,
                 removed_strangers: c.removed_strangers_recent,
+                by_hour: c.attempts_by_hour,
             },
             stars: c.stars,
         })
     }
 
+    /// The audit log, newest first: everyone's, one user's or one kind's (`action`), not both.
     pub async fn audit_log(
         &self,
         caller: &Caller,
         user: Option<&str>,
+        action: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<AuditEntry>, AppError> {
         require(caller, Role::Admin)?;
         let user = user.map(UserId::parse).transpose()?;
-        Ok(self.audit_log.audit(user.as_ref(), page).await?)
+        let action = action.map(AuditAction::parse).transpose()?;
+        let of = match (&user, action) {
+            (None, None) => AuditOf::Everyone,
+            (Some(user), None) => AuditOf::User(user),
+            (None, Some(action)) => AuditOf::Action(action),
+            (Some(_), Some(_)) => return Err(AppError::Invalid("filter by user or by action, not both".into())),
+        };
+        Ok(self.audit_log.audit(of, page).await?)
     }
 
     /// A member, looked up by Telegram id (the web user of their latest membership) or by web
@@ -201,7 +214,7 @@ impl Admin {
         if payments.is_empty() && memberships.is_empty() {
             return Err(AppError::NotFound("no member with that Telegram id or user id"));
         }
-        let audit = self.audit_log.audit(Some(&user), &PageRequest { limit: 50, after: None }).await?.items;
+        let audit = self.audit_log.audit(AuditOf::User(&user), &PageRequest { limit: 50, after: None }).await?.items;
         Ok(MemberFile { user, payments, memberships, audit })
     }
 

@@ -205,8 +205,12 @@ impl AuditLog for Memory {
         self.kept().audit.push(entry.clone());
         Ok(())
     }
-    async fn audit(&self, user: Option<&UserId>, page: &PageRequest) -> Result<Page<AuditEntry>, StoreError> {
-        let rows = newest_first(&self.kept().audit, |e| user.is_none_or(|u| e.user_id.as_ref() == Some(u)));
+    async fn audit(&self, of: AuditOf<'_>, page: &PageRequest) -> Result<Page<AuditEntry>, StoreError> {
+        let rows = newest_first(&self.kept().audit, |e| match of {
+            AuditOf::Everyone => true,
+            AuditOf::User(u) => e.user_id.as_ref() == Some(u),
+            AuditOf::Action(a) => e.action == a,
+        });
         Ok(Page::of(rows, page.limit, |e| e.id.to_string()))
     }
 }

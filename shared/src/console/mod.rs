@@ -358,17 +358,20 @@ async fn reject(
     Ok(see_other("/console/payments"))
 }
 
-/// The audit log, newest first, optionally about one user (admins).
+/// The audit log, newest first: about one user, or of one kind (leaked links, strangers…), with
+/// the suspicious attempts of the last 24 hours, hour by hour (admins).
 async fn audit(
     State(admin): State<Arc<Admin>>,
     session: Session,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ConsoleError> {
     let caller = session.caller().map_err(AppError::from)?;
-    let user = q.get("user").map(|u| u.trim()).filter(|u| !u.is_empty());
-    let page = PageRequest { limit: 50, after: q.get("cursor").filter(|c| !c.is_empty()).cloned() };
-    let entries = admin.audit_log(&caller, user, &page).await?;
-    Ok(pages::audit(&session, user, &entries).into_response())
+    let filter = |name: &str| q.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let (user, action) = (filter("user"), filter("action"));
+    let page = PageRequest { limit: 50, after: filter("cursor").map(str::to_owned) };
+    let entries = admin.audit_log(&caller, user, action, &page).await?;
+    let stats = admin.stats(&caller).await?;
+    Ok(pages::audit(&session, pages::AuditFilter { user, action }, &entries, &stats.attempts.by_hour).into_response())
 }
 
 /// Each job, when it last ran, and a button to run it now (admins).

@@ -6,7 +6,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::Session;
 use crate::app::Issued;
-use crate::domain::{Payment, PaymentStatus};
+use crate::domain::{AuditAction, Payment, PaymentStatus};
 use crate::ports::Page;
 
 pub const CSS: &str = r#"
@@ -227,13 +227,57 @@ pub fn validated(session: &Session, issued: &Issued) -> Html<String> {
     )
 }
 
-pub fn audit(session: &Session, user: Option<&str>, page: &Page<crate::domain::AuditEntry>) -> Html<String> {
+/// What the audit page shows: one user's entries, or one kind's.
+pub struct AuditFilter<'a> {
+    pub user: Option<&'a str>,
+    pub action: Option<&'a str>,
+}
+
+/// The kinds of entry worth watching, as the audit page offers them.
+const WATCHED: [(AuditAction, &str); 6] = [
+    (AuditAction::TokenRefused, "Refused links"),
+    (AuditAction::JoinDeclined, "Leaked invites"),
+    (AuditAction::MemberRemoved, "Strangers removed"),
+    (AuditAction::StarsCheckoutRefused, "Refused pre-checkouts"),
+    (AuditAction::StarsNotOurs, "Stars not sold by us"),
+    (AuditAction::PaymentRejected, "Rejected payments"),
+];
+
+pub fn audit(
+    session: &Session,
+    filter: AuditFilter,
+    page: &Page<crate::domain::AuditEntry>,
+    by_hour: &[crate::ports::HourAttempts],
+) -> Html<String> {
+    let hours: Vec<(String, i64)> = by_hour.iter().rev().map(|h| (h.hour.clone(), h.total())).collect();
+    let more = serde_urlencoded::to_string([
+        ("user", filter.user.unwrap_or_default()),
+        ("action", filter.action.unwrap_or_default()),
+        ("cursor", page.next.as_deref().unwrap_or_default()),
+    ])
+    .unwrap_or_default();
     layout(
         "Audit log",
         Some(session),
         html! {
+            (bars("Suspicious attempts per hour, last 24 hours", &hours, hour_of))
+            nav.filters aria-label="Filter by kind" {
+                @if filter.action.is_none() {
+                    a href="/console/audit" aria-current="page" { "Everything" }
+                } @else {
+                    a href="/console/audit" { "Everything" }
+                }
+                @for (action, label) in WATCHED {
+                    @let href = format!("/console/audit?action={}", action.as_str());
+                    @if filter.action == Some(action.as_str()) {
+                        a href=(href) aria-current="page" { (label) }
+                    } @else {
+                        a href=(href) { (label) }
+                    }
+                }
+            }
             form.inline method="get" action="/console/audit" {
-                label { "About one user" input type="text" name="user" value=[user]; }
+                label { "About one user" input type="text" name="user" value=[filter.user]; }
                 button type="submit" { "Show" }
             }
             @if page.items.is_empty() {
@@ -251,8 +295,8 @@ pub fn audit(session: &Session, user: Option<&str>, page: &Page<crate::domain::A
                     }
                 }
             }
-            @if let Some(next) = &page.next {
-                p { a href={ "/console/audit?user=" (user.unwrap_or_default()) "&cursor=" (next) } { "Older entries" } }
+            @if page.next.is_some() {
+                p { a href={ "/console/audit?" (more) } { "Older entries" } }
             }
         },
     )
@@ -380,7 +424,18 @@ pub fn members(session: &Session, query: Option<&str>, file: Option<&crate::app:
 
 /// A bar chart drawn on the server: one bar per month, oldest on the left, each bar's value in its
 /// title (and `data-value`), the whole chart described for screen readers.
-fn bars(caption: &str, points: &[(String, i64)]) -> Markup {
+/// `MM` of `YYYY-MM`.
+fn month_of(key: &str) -> &str {
+    key.get(5..).unwrap_or(key)
+}
+
+/// `HH` of `YYYY-MM-DDTHH`.
+fn hour_of(key: &str) -> &str {
+    key.get(11..).unwrap_or(key)
+}
+
+/// A bar chart: each point's key (a month, an hour) with its value, labelled by `label(key)`.
+fn bars(caption: &str, points: &[(String, i64)], label: fn(&str) -> &str) -> Markup {
     let (width, height, top, bottom) = (360.0_f64, 160.0_f64, 12.0_f64, 24.0_f64);
     let max = points.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1) as f64;
     let slot = width / points.len().max(1) as f64;
@@ -389,15 +444,15 @@ fn bars(caption: &str, points: &[(String, i64)]) -> Markup {
         figure {
             figcaption { (caption) }
             svg viewBox={ "0 0 " (width) " " (height) } role="img" aria-label={ (caption) ". " (summary) } {
-                @for (i, (month, value)) in points.iter().enumerate() {
+                @for (i, (key, value)) in points.iter().enumerate() {
                     @let h = (*value as f64 / max) * (height - top - bottom);
                     @let x = i as f64 * slot + slot * 0.15;
                     rect x=(format!("{x:.1}")) y=(format!("{:.1}", height - bottom - h)) width=(format!("{:.1}", slot * 0.7))
-                        height=(format!("{h:.1}")) data-month=(month) data-value=(value) {
-                        title { (month) ": " (value) }
+                        height=(format!("{h:.1}")) data-at=(key) data-value=(value) {
+                        title { (key) ": " (value) }
                     }
                     text x=(format!("{:.1}", x + slot * 0.35)) y=(format!("{:.1}", height - 8.0)) text-anchor="middle" {
-                        (month.get(5..).unwrap_or(month))
+                        (label(key))
                     }
                 }
             }
@@ -424,10 +479,10 @@ pub fn overview(session: &Session, stats: &crate::app::StatsView) -> Html<String
                 (number("Suspicious, 24 h", stats.attempts.refused_tokens + stats.attempts.declined_joins + stats.attempts.removed_strangers))
             }
             p { a href="/console/export/members.csv" download { "The active members, as CSV" } }
-            (bars("Stars revenue per month, net", &series(|m| m.net)))
-            (bars("New subscriptions per month", &series(|m| m.new_subscriptions)))
-            (bars("Renewals per month", &series(|m| m.renewals)))
-            (bars("Lapsed subscriptions per month", &series(|m| m.lapsed)))
+            (bars("Stars revenue per month, net", &series(|m| m.net), month_of))
+            (bars("New subscriptions per month", &series(|m| m.new_subscriptions), month_of))
+            (bars("Renewals per month", &series(|m| m.renewals), month_of))
+            (bars("Lapsed subscriptions per month", &series(|m| m.lapsed), month_of))
         },
     )
 }

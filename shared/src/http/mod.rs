@@ -413,8 +413,8 @@ async fn audit(
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
-    let user = q.get("user_id").filter(|u| !u.is_empty());
-    Ok(paged(admin.audit_log(&caller, user.map(String::as_str), &page_request(&q)?).await?))
+    let filter = |name: &str| q.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    Ok(paged(admin.audit_log(&caller, filter("user_id"), filter("action"), &page_request(&q)?).await?))
 }
 
 /// `202 Accepted` with the queued run and where to read it back.

@@ -26,7 +26,25 @@ pub struct Counters {
     pub refused_tokens_recent: i64,
     pub declined_joins_recent: i64,
     pub removed_strangers_recent: i64,
+    /// The same, hour by hour: this hour first, then the 23 before.
+    pub attempts_by_hour: Vec<HourAttempts>,
     pub stars: StarsCounters,
+}
+
+/// The suspicious access attempts of one hour.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HourAttempts {
+    /// `YYYY-MM-DDTHH`, UTC.
+    pub hour: String,
+    pub refused_tokens: i64,
+    pub declined_joins: i64,
+    pub removed_strangers: i64,
+}
+
+impl HourAttempts {
+    pub fn total(&self) -> i64 {
+        self.refused_tokens + self.declined_joins + self.removed_strangers
+    }
 }
 
 /// Payments in Telegram Stars, from counters kept in the writes that record them.

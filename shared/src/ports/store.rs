@@ -382,8 +382,16 @@ impl JobSlot {
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError>;
-    /// Newest first, optionally about one user.
-    async fn audit(&self, user: Option<&UserId>, page: &PageRequest) -> Result<Page<AuditEntry>, StoreError>;
+    /// Newest first: every entry, a user's, or one kind's (on keys, never a scan).
+    async fn audit(&self, of: AuditOf<'_>, page: &PageRequest) -> Result<Page<AuditEntry>, StoreError>;
+}
+
+/// Which entries of the audit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditOf<'a> {
+    Everyone,
+    User(&'a UserId),
+    Action(crate::domain::AuditAction),
 }
 
 /// Counters for abuse limits, in fixed windows named by the caller (the key includes the window).

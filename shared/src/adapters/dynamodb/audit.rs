@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::codec::*;
 use super::{DynamoStore, Query, fault, keys};
-use crate::domain::{AuditEntry, UserId};
+use crate::domain::AuditEntry;
 use crate::ports::*;
 
 #[async_trait]
@@ -21,10 +21,11 @@ impl AuditLog for DynamoStore {
             .map_err(fault)
     }
 
-    async fn audit(&self, user: Option<&UserId>, p: &PageRequest) -> Result<Page<AuditEntry>, StoreError> {
-        let (index, pk_attr, sk_attr, pk) = match user {
-            Some(u) => ("gsi1", "gsi1pk", "gsi1sk", keys::audit_of_user(u)),
-            None => ("gsi3", "gsi3pk", "gsi3sk", keys::ALL_AUDIT.to_owned()),
+    async fn audit(&self, of: AuditOf<'_>, p: &PageRequest) -> Result<Page<AuditEntry>, StoreError> {
+        let (index, pk_attr, sk_attr, pk) = match of {
+            AuditOf::User(u) => ("gsi1", "gsi1pk", "gsi1sk", keys::audit_of_user(u)),
+            AuditOf::Action(a) => ("gsi2", "gsi2pk", "gsi2sk", keys::audit_of_action(a.as_str())),
+            AuditOf::Everyone => ("gsi3", "gsi3pk", "gsi3sk", keys::ALL_AUDIT.to_owned()),
         };
         let mut values = vec![(":p", s(pk))];
         let condition = match &p.after {

@@ -274,6 +274,8 @@ pub(super) fn audit_item(e: &AuditEntry) -> Item {
         ("sk".into(), s("AUDIT")),
         ("gsi3pk".into(), s(keys::ALL_AUDIT)),
         ("gsi3sk".into(), s(e.id.as_str())),
+        ("gsi2pk".into(), s(keys::audit_of_action(e.action.as_str()))),
+        ("gsi2sk".into(), s(e.id.as_str())),
         ("id".into(), s(e.id.as_str())),
         ("at".into(), s(ts(e.at))),
         ("actor".into(), s(&e.actor)),

@@ -48,6 +48,7 @@ prefixed! {
     memberships_of_user => "USERMEM",
     notifications_by_age => "NOTIFAGE",
     audit_of_user => "AUDITUSER",
+    audit_of_action => "AUDITACTION",
 }
 
 /// The sort keys of a user's notifications all begin with this.

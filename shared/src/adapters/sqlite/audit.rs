@@ -31,13 +31,18 @@ impl AuditLog for SqliteStore {
         })
     }
 
-    async fn audit(&self, user: Option<&UserId>, page: &PageRequest) -> Result<Page<AuditEntry>, StoreError> {
+    async fn audit(&self, of: AuditOf<'_>, page: &PageRequest) -> Result<Page<AuditEntry>, StoreError> {
+        let (user, action) = match of {
+            AuditOf::Everyone => (None, None),
+            AuditOf::User(user) => (Some(user.as_str()), None),
+            AuditOf::Action(action) => (None, Some(action.as_str())),
+        };
         self.with(|conn| {
             let rows = rows_where(
                 conn,
-                "SELECT * FROM audit WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR id < ?2)
-                 ORDER BY id DESC LIMIT ?3",
-                params![user.map(UserId::as_str), page.after, page.limit + 1],
+                "SELECT * FROM audit WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR action = ?2)
+                 AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4",
+                params![user, action, page.after, page.limit + 1],
                 audit_from,
             )?;
             Ok(Page::of(rows, page.limit, |e| e.id.to_string()))
