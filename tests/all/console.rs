@@ -104,6 +104,11 @@ async fn support_validates_and_rejects_from_the_queue_and_every_form_needs_its_t
     assert!(html.contains("TX-CONSOLE-1") && html.contains("TX-CONSOLE-2"), "the queue lists both");
     assert!(!html.contains("<script>") && html.contains("&lt;script&gt;"), "what the buyer wrote is shown, inert");
     let token = csrf(&html);
+    // Found by its transaction id, as the buyer may type it again.
+    let (status, found) = page(&app, "/console/payments?tx=+tx-console-2+", &cookie).await;
+    assert_eq!(status, 200);
+    assert!(found.contains("TX-CONSOLE-2") && !found.contains("TX-CONSOLE-1"), "{found}");
+    assert_eq!(page(&app, "/console/payments?tx=TX-NOWHERE", &cookie).await.0, 404);
 
     // Without the form's token, or with another, nothing happens.
     let validate = format!("/console/payments/{first}/validate");
@@ -341,10 +346,14 @@ async fn admins_read_the_audit_log_and_run_jobs_and_support_is_kept_to_the_payme
 async fn members_are_found_by_telegram_id_and_admins_revoke_reinstate_and_refund_with_a_confirmation() {
     let app = crate::stars::stars_app(false).await;
     app.member("alice", "TX-MEMBER-1", 7301).await;
-    crate::stars::pay(&app, 7302, "pass").await;
+    let charge = crate::stars::pay(&app, 7302, "pass").await;
     crate::stars::join(&app, 7302).await;
 
     let admin = sign_in(&app).await;
+    // A Stars payment, found by the charge id Telegram gave the buyer.
+    let (status, found) = page(&app, &format!("/console/payments?tx={charge}"), &admin).await;
+    assert_eq!(status, 200);
+    assert!(found.contains(&format!("stars:{charge}")), "{found}");
     let (status, html) = page(&app, "/console/members?q=7301", &admin).await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("Member alice") && html.contains("TX-MEMBER-1") && html.contains("in the channel"), "{html}");

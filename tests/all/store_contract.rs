@@ -375,6 +375,9 @@ async fn payments(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert_eq!(store.insert_payment(&dup).await, Err(StoreError::Conflict("transaction_id_taken")));
     assert_eq!(store.payment(&a.id).await.unwrap().unwrap(), a);
     assert!(store.payment(&dup.id).await.unwrap().is_none(), "a refused payment leaves nothing");
+    // Found by its transaction id, as the buyer might type it again (folded as uniqueness is).
+    assert_eq!(store.payment_with_transaction("tx-b").await.unwrap().map(|p| p.id), Some(b.id.clone()));
+    assert_eq!(store.payment_with_transaction("TX-NONE").await.unwrap(), None);
     let mine: Vec<PaymentId> = store.payments_of(&user("pay-a")).await.unwrap().into_iter().map(|p| p.id).collect();
     assert_eq!(mine, [b.id.clone(), a.id.clone()], "newest first");
 

@@ -56,6 +56,10 @@ impl PaymentStore for Memory {
     async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
         Ok(self.kept().payments.iter().find(|p| &p.id == id).cloned())
     }
+    async fn payment_with_transaction(&self, transaction_id: &str) -> Result<Option<Payment>, StoreError> {
+        let key = crate::domain::transaction_key(transaction_id);
+        Ok(self.kept().payments.iter().find(|p| p.transaction_key() == key).cloned())
+    }
     async fn payments_of(&self, user: &UserId) -> Result<Vec<Payment>, StoreError> {
         Ok(newest_first(&self.kept().payments, |p| &p.user_id == user))
     }

@@ -102,6 +102,19 @@ impl PaymentDesk {
         Ok(self.payments.list_payments(status, page).await?)
     }
 
+    /// The payment with a transaction id, as the buyer wrote it or as Telegram gave the charge
+    /// id of a payment in Stars (support).
+    pub async fn payment_with_transaction(&self, caller: &Caller, transaction_id: &str) -> Result<Payment, AppError> {
+        require(caller, Role::Support)?;
+        let typed = transaction_id.trim();
+        let mut found = self.payments.payment_with_transaction(typed).await?;
+        if found.is_none() && !typed.starts_with(crate::domain::STARS_TRANSACTION_PREFIX) {
+            let charge = format!("{}{typed}", crate::domain::STARS_TRANSACTION_PREFIX);
+            found = self.payments.payment_with_transaction(&charge).await?;
+        }
+        found.ok_or(AppError::NotFound("no payment with that transaction id"))
+    }
+
     /// Validates a submitted payment once: a single token, notification and email. Validating it
     /// again changes nothing and says so (409): the token exists only as a hash and cannot be shown again.
     pub async fn validate_payment(

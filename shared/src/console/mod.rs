@@ -307,6 +307,11 @@ async fn payments(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ConsoleError> {
     let caller = session.caller().map_err(AppError::from)?;
+    if let Some(tx) = q.get("tx").map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        let found = desk.payment_with_transaction(&caller, tx).await?;
+        let listed = crate::ports::Page { items: vec![found], next: None };
+        return Ok(pages::payments(&session, None, Some(tx), &listed).into_response());
+    }
     let status = match q.get("status").map(String::as_str) {
         None | Some("") => Some(PaymentStatus::TransactionSubmitted),
         Some("all") => None,
@@ -314,7 +319,7 @@ async fn payments(
     };
     let page = PageRequest { limit: PAYMENTS_PAGE, after: q.get("cursor").filter(|c| !c.is_empty()).cloned() };
     let listed = desk.list_payments(&caller, status, &page).await?;
-    Ok(pages::payments(&session, status, &listed).into_response())
+    Ok(pages::payments(&session, status, None, &listed).into_response())
 }
 
 #[derive(Deserialize)]

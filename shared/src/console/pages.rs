@@ -158,8 +158,14 @@ pub fn problem(title: &str, detail: &str) -> Html<String> {
 const FILTERS: [(&str, &str); 4] =
     [("transaction_submitted", "To review"), ("validated", "Validated"), ("rejected", "Rejected"), ("all", "All")];
 
-pub fn payments(session: &Session, status: Option<PaymentStatus>, page: &Page<Payment>) -> Html<String> {
-    let current = status.map_or("all", PaymentStatus::as_str);
+/// `search`: the transaction id looked for, if the page shows what it found.
+pub fn payments(
+    session: &Session,
+    status: Option<PaymentStatus>,
+    search: Option<&str>,
+    page: &Page<Payment>,
+) -> Html<String> {
+    let current = if search.is_some() { "" } else { status.map_or("all", PaymentStatus::as_str) };
     layout(
         "Payments",
         Some(session),
@@ -172,6 +178,10 @@ pub fn payments(session: &Session, status: Option<PaymentStatus>, page: &Page<Pa
                         a href={ "/console/payments?status=" (value) } { (label) }
                     }
                 }
+            }
+            form.inline method="get" action="/console/payments" role="search" {
+                label { "Transaction id" input type="search" name="tx" value=[search]; }
+                button type="submit" { "Find" }
             }
             @if page.items.is_empty() {
                 p { "Nothing here." }

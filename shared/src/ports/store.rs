@@ -65,6 +65,8 @@ pub trait PaymentStore: Send + Sync {
     /// Fails with `Conflict("transaction_id_taken")` when the transaction id is already used.
     async fn insert_payment(&self, payment: &Payment) -> Result<(), StoreError>;
     async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError>;
+    /// The payment that holds a transaction id (compared as `domain::transaction_key` folds it).
+    async fn payment_with_transaction(&self, transaction_id: &str) -> Result<Option<Payment>, StoreError>;
     /// A user's own payments, newest first.
     async fn payments_of(&self, user: &UserId) -> Result<Vec<Payment>, StoreError>;
     /// All payments (optionally of one status), newest first.

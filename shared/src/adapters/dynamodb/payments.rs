@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::codec::*;
 use super::{Cancelled, DynamoStore, Query, keys};
 use crate::adapters::stored::{payment_counters, refund_counters};
-use crate::domain::{Payment, PaymentId, PaymentStatus, UserId};
+use crate::domain::{Payment, PaymentId, PaymentStatus, UserId, transaction_key};
 use crate::ports::*;
 
 #[async_trait]
@@ -28,6 +28,13 @@ impl PaymentStore for DynamoStore {
 
     async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
         self.payment_record(id.as_str()).await
+    }
+
+    async fn payment_with_transaction(&self, transaction_id: &str) -> Result<Option<Payment>, StoreError> {
+        let Some(tx) = self.get(&keys::transaction(transaction_key(transaction_id)), "TX").await? else {
+            return Ok(None);
+        };
+        self.payment_record(&get_s(&tx, "payment_id")?).await
     }
 
     async fn payments_of(&self, user: &UserId) -> Result<Vec<Payment>, StoreError> {

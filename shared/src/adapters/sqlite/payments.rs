@@ -27,6 +27,15 @@ impl PaymentStore for SqliteStore {
         })
     }
 
+    async fn payment_with_transaction(&self, transaction_id: &str) -> Result<Option<Payment>, StoreError> {
+        let key = transaction_key(transaction_id);
+        self.with(|conn| {
+            conn.query_row("SELECT * FROM payments WHERE transaction_key = ?1", [key], payment_from)
+                .optional()
+                .map_err(fault)
+        })
+    }
+
     async fn payments_of(&self, user: &UserId) -> Result<Vec<Payment>, StoreError> {
         self.with(|conn| {
             rows_where(
