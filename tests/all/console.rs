@@ -336,6 +336,10 @@ async fn admins_read_the_audit_log_and_run_jobs_and_support_is_kept_to_the_payme
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(done, "the run finished");
+    let (_, html) = page(&app, "/console/jobs", &admin).await;
+    assert!(html.contains("every hour at :"), "each job's schedule: {html}");
+    let latest = html.split("Latest runs").nth(1).expect("the latest runs");
+    assert!(latest.contains("<td>expire-tokens</td><td>user:local-admin</td>"), "the run, by whom: {latest}");
     let (_, html) = page(&app, "/console/audit?user=", &admin).await;
     assert!(html.contains("user:local-admin"), "the console's actions are in the audit log");
 }

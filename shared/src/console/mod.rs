@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use crate::app::{Admin, AppError, Ending, JobRuns, PaymentDesk, Refunds};
 use crate::auth::Role;
-use crate::domain::{PaymentId, PaymentStatus};
+use crate::domain::{AuditAction, Job, PaymentId, PaymentStatus, Schedule};
 use crate::http::{PathParam, status_of};
 use crate::ports::{Clock, PageRequest};
 pub use session::{COOKIE, Session, Sessions};
@@ -43,6 +43,8 @@ pub struct Console {
     pub telegram: Option<Arc<telegram::TelegramSignIn>>,
     /// Signing in in a browser, where the identity provider is set up (`CONSOLE_OIDC_*`).
     pub oidc: Option<Arc<oidc::Oidc>>,
+    /// When each job runs, as the jobs page says (the settings' schedules: the template's in AWS).
+    pub schedules: Arc<Vec<(Job, Schedule)>>,
 }
 
 impl Console {
@@ -62,7 +64,8 @@ impl Console {
             Some(oidc) => Some(Arc::new(oidc::Oidc::new(oidc.clone(), settings.console_url.clone())?)),
             None => None,
         };
-        Ok(Self { sessions: Arc::new(sessions), clock: ports.clock.clone(), telegram, oidc })
+        let schedules = Arc::new(Job::ALL.into_iter().map(|job| (job, settings.schedule(job))).collect());
+        Ok(Self { sessions: Arc::new(sessions), clock: ports.clock.clone(), telegram, oidc, schedules })
     }
 
     /// The answer to a request without a session: the ways to sign in here.
@@ -379,11 +382,19 @@ async fn audit(
     Ok(pages::audit(&session, pages::AuditFilter { user, action }, &entries, &stats.attempts.by_hour).into_response())
 }
 
-/// Each job, when it last ran, and a button to run it now (admins).
-async fn jobs(State(runs): State<Arc<JobRuns>>, session: Session) -> Result<Response, ConsoleError> {
+/// Each job: when it runs, when it last ran, a button to run it now; and the latest runs with
+/// what they did (admins).
+async fn jobs(
+    State(runs): State<Arc<JobRuns>>,
+    State(admin): State<Arc<Admin>>,
+    State(console): State<Console>,
+    session: Session,
+) -> Result<Response, ConsoleError> {
     let caller = session.caller().map_err(AppError::from)?;
     let last = runs.last_runs(&caller).await?;
-    Ok(pages::jobs(&session, &last).into_response())
+    let recent = PageRequest { limit: 20, after: None };
+    let outcomes = admin.audit_log(&caller, None, Some(AuditAction::JobRun.as_str()), &recent).await?;
+    Ok(pages::jobs(&session, &console.schedules, &last, &outcomes.items).into_response())
 }
 
 async fn run_job(

@@ -37,7 +37,10 @@ figure svg { width: 100%; height: auto; max-width: 28rem; display: block; border
 figure svg text { fill: currentColor; font-size: 10px; }
 figure svg rect { fill: var(--accent); }
 h2, h3 { margin: 1.25rem 0 .5rem; }
-input[type=text] { font: inherit; padding: .4rem; min-width: 12rem; }
+input[type=text], input[type=search] { font: inherit; padding: .4rem; min-width: 12rem; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: .9rem; }
+th, td { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
 button { font: inherit; padding: .4rem .9rem; cursor: pointer; }
 button:focus-visible, a:focus-visible, input:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
 .notice { padding: .75rem; border-left: 4px solid var(--accent); }
@@ -312,7 +315,14 @@ pub fn audit(
     )
 }
 
-pub fn jobs(session: &Session, last: &[(crate::domain::Job, Option<chrono::DateTime<chrono::Utc>>)]) -> Html<String> {
+/// `recent`: the latest runs' audit entries (what each processed, whether it got through).
+pub fn jobs(
+    session: &Session,
+    schedules: &[(crate::domain::Job, crate::domain::Schedule)],
+    last: &[(crate::domain::Job, Option<chrono::DateTime<chrono::Utc>>)],
+    recent: &[crate::domain::AuditEntry],
+) -> Html<String> {
+    let schedule_of = |job| schedules.iter().find(|(j, _)| *j == job).map(|(_, s)| s.to_string());
     layout(
         "Jobs",
         Some(session),
@@ -321,6 +331,7 @@ pub fn jobs(session: &Session, last: &[(crate::domain::Job, Option<chrono::DateT
                 section.payment aria-label=(job.name()) {
                     dl {
                         dt { "Job" } dd { (job.name()) }
+                        dt { "Runs" } dd { (schedule_of(*job).unwrap_or_default()) }
                         dt { "Last run" } dd {
                             @match at { Some(at) => (at.format("%Y-%m-%d %H:%M UTC")), None => "never" }
                         }
@@ -330,6 +341,25 @@ pub fn jobs(session: &Session, last: &[(crate::domain::Job, Option<chrono::DateT
                         button type="submit" aria-label={ "Run " (job.name()) " now" } { "Run now" }
                     }
                 }
+            }
+            h2 { "Latest runs" }
+            @if recent.is_empty() {
+                p { "None yet." }
+            } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "When" } th scope="col" { "Job" } th scope="col" { "By" } th scope="col" { "Processed" } th scope="col" { "Outcome" } } }
+                tbody {
+                    @for e in recent {
+                        tr {
+                            td { (e.at.format("%m-%d %H:%M")) }
+                            td { (e.details["job"].as_str().unwrap_or("?")) }
+                            td { (e.actor) }
+                            td { (e.details["processed"]) }
+                            td { (if e.details["complete"] == true { "done" } else { "partly: the rest next time" }) }
+                        }
+                    }
+                }
+            } }
             }
         },
     )

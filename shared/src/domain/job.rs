@@ -174,6 +174,16 @@ pub enum Schedule {
     Weekly { day: Weekday, at: NaiveTime },
 }
 
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hourly { minute } => write!(f, "every hour at :{minute:02}"),
+            Self::Daily { at } => write!(f, "every day at {} UTC", at.format("%H:%M")),
+            Self::Weekly { day, at } => write!(f, "every {day} at {} UTC", at.format("%H:%M")),
+        }
+    }
+}
+
 impl Schedule {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let bad = DomainError::invalid(
