@@ -435,6 +435,19 @@ async fn the_overview_shows_the_numbers_and_charts_of_the_stats() {
     let bar = chart.split(&format!(r#"data-at="{month}" data-value=""#)).nth(1).expect("this month's bar");
     assert_eq!(bar.split('"').next().unwrap().parse::<i64>().unwrap(), this_month["net"].as_i64().unwrap());
     assert_eq!(chart.matches("<rect").count(), 12, "twelve months");
+
+    // Health: the bot's rights, Telegram's webhook, the backlog and the jobs, as they are.
+    let health = html.split(r#"aria-label="Health""#).nth(1).expect("the health panel");
+    assert!(health.contains("administrator: invites and bans"), "{health}");
+    assert!(health.contains("<dd>none</dd>"), "no delivery error yet: {health}");
+    assert!(health.contains("<dt>Jobs</dt><dd>on time</dd>"), "the host ran each at its start: {health}");
+    assert!(health.contains("<dt>Channel changes waiting</dt><dd>0</dd>"), "{health}");
+    app.fake().set_bot_rights(true, false);
+    app.fake().set_webhook_error("Wrong response from the webhook: 502 Bad Gateway");
+    let (_, html) = page(&app, "/console/overview", &admin).await;
+    let health = html.split(r#"aria-label="Health""#).nth(1).unwrap();
+    assert!(health.contains("missing rights:</strong> ban users"), "{health}");
+    assert!(health.contains("<strong>Wrong response from the webhook: 502 Bad Gateway</strong>"), "{health}");
 }
 
 /// The exports stream every row, page after page of the store, as CSV a spreadsheet reads safely.

@@ -321,6 +321,7 @@ fn serve(
                 job_runs: Arc::new(ports.job_runs()?),
                 ending: Arc::new(ports.ending()?),
                 refunds: Arc::new(ports.refunds()?),
+                health: Arc::new(ports.health()),
                 console: telegate_core::console::Console::build(ports).map_err(StartupError::Console)?,
                 verifier,
             },

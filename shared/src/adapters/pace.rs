@@ -121,6 +121,10 @@ impl Telegram for PacedTelegram {
     async fn star_payments(&self, offset: u32, limit: u32) -> Result<StarPage, TelegramError> {
         self.inner.star_payments(offset, limit).await
     }
+    async fn channel_health(&self) -> Result<crate::ports::ChannelHealth, TelegramError> {
+        self.turn().await;
+        self.inner.channel_health().await
+    }
 }
 
 #[cfg(test)]

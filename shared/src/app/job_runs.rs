@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
 use super::jobs::JobRun;
 use super::{AppError, Jobs, require};
@@ -82,16 +82,6 @@ impl JobRuns {
             self.job_log.release_job(job.name(), JobSlot::Request, &holder).await?;
         }
         Ok(())
-    }
-
-    /// Each job and when it last ran (the console's jobs page).
-    pub async fn last_runs(&self, caller: &Caller) -> Result<Vec<(Job, Option<DateTime<Utc>>)>, AppError> {
-        require(caller, Role::Admin)?;
-        let mut runs = Vec::new();
-        for job in Job::ALL {
-            runs.push((job, self.job_log.last_job_run(job.name()).await?));
-        }
-        Ok(runs)
     }
 
     /// `GET /api/telegram/admin/job-runs/{run_id}/`: how far a requested run has got.

@@ -7,6 +7,7 @@ mod admission;
 mod bot;
 pub mod effects;
 mod ending;
+mod health;
 mod invoices;
 mod job_runs;
 mod jobs;
@@ -44,6 +45,7 @@ pub use admin::{Admin, MemberFile, StatsView};
 pub use admission::Admission;
 pub use bot::Bot;
 pub use ending::Ending;
+pub use health::{Health, HealthView, JobHealth};
 pub use invoices::Sales;
 pub use job_runs::JobRuns;
 pub use jobs::Jobs;
@@ -70,6 +72,7 @@ pub struct App {
     pub jobs: Arc<Jobs>,
     pub job_runs: Arc<JobRuns>,
     pub bot: Arc<Bot>,
+    pub health: Arc<Health>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::config::Settings;
+use crate::domain::Job;
 use crate::ports::{Clock, JobStarter, Queue, Store, Telegram};
 
 /// What the services are built from: the store (one adapter implements every role), the other
@@ -193,6 +194,17 @@ impl Ports {
         })
     }
 
+    /// The console's health panel: a bot is not required (without one, it says so).
+    pub fn health(&self) -> Health {
+        Health {
+            clock: self.clock.clone(),
+            outbox: self.store.clone(),
+            job_log: self.store.clone(),
+            telegram: self.telegram.clone(),
+            schedules: Job::ALL.into_iter().map(|job| (job, self.settings.schedule(job))).collect(),
+        }
+    }
+
     pub fn job_runs(&self) -> Result<JobRuns, Missing> {
         Ok(JobRuns {
             clock: self.clock.clone(),
@@ -248,6 +260,7 @@ impl App {
             jobs: Arc::new(ports.jobs()?),
             job_runs: Arc::new(ports.job_runs()?),
             bot: Arc::new(ports.bot()?),
+            health: Arc::new(ports.health()),
         })
     }
 }

@@ -24,9 +24,9 @@ use axum::{Form, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::app::{Admin, AppError, Ending, JobRuns, PaymentDesk, Refunds};
+use crate::app::{Admin, AppError, Ending, Health, JobRuns, PaymentDesk, Refunds};
 use crate::auth::Role;
-use crate::domain::{AuditAction, Job, PaymentId, PaymentStatus, Schedule};
+use crate::domain::{AuditAction, PaymentId, PaymentStatus};
 use crate::http::{PathParam, status_of};
 use crate::ports::{Clock, PageRequest};
 pub use session::{COOKIE, Session, Sessions};
@@ -43,8 +43,6 @@ pub struct Console {
     pub telegram: Option<Arc<telegram::TelegramSignIn>>,
     /// Signing in in a browser, where the identity provider is set up (`CONSOLE_OIDC_*`).
     pub oidc: Option<Arc<oidc::Oidc>>,
-    /// When each job runs, as the jobs page says (the settings' schedules: the template's in AWS).
-    pub schedules: Arc<Vec<(Job, Schedule)>>,
 }
 
 impl Console {
@@ -64,8 +62,7 @@ impl Console {
             Some(oidc) => Some(Arc::new(oidc::Oidc::new(oidc.clone(), settings.console_url.clone())?)),
             None => None,
         };
-        let schedules = Arc::new(Job::ALL.into_iter().map(|job| (job, settings.schedule(job))).collect());
-        Ok(Self { sessions: Arc::new(sessions), clock: ports.clock.clone(), telegram, oidc, schedules })
+        Ok(Self { sessions: Arc::new(sessions), clock: ports.clock.clone(), telegram, oidc })
     }
 
     /// The answer to a request without a session: the ways to sign in here.
@@ -84,6 +81,7 @@ where
     Arc<Ending>: FromRef<S>,
     Arc<Refunds>: FromRef<S>,
     Arc<crate::auth::JwtVerifier>: FromRef<S>,
+    Arc<Health>: FromRef<S>,
 {
     Router::new()
         .route("/console", get(home))
@@ -385,16 +383,15 @@ async fn audit(
 /// Each job: when it runs, when it last ran, a button to run it now; and the latest runs with
 /// what they did (admins).
 async fn jobs(
-    State(runs): State<Arc<JobRuns>>,
+    State(health): State<Arc<Health>>,
     State(admin): State<Arc<Admin>>,
-    State(console): State<Console>,
     session: Session,
 ) -> Result<Response, ConsoleError> {
     let caller = session.caller().map_err(AppError::from)?;
-    let last = runs.last_runs(&caller).await?;
+    let jobs = health.jobs(&caller).await?;
     let recent = PageRequest { limit: 20, after: None };
     let outcomes = admin.audit_log(&caller, None, Some(AuditAction::JobRun.as_str()), &recent).await?;
-    Ok(pages::jobs(&session, &console.schedules, &last, &outcomes.items).into_response())
+    Ok(pages::jobs(&session, &jobs, &outcomes.items).into_response())
 }
 
 async fn run_job(
@@ -422,9 +419,15 @@ async fn job_run(
     Ok(pages::job_run(&session, &run).into_response())
 }
 
-/// The numbers and charts of the statistics (admins): the same `stats` as the API's.
-async fn overview(State(admin): State<Arc<Admin>>, session: Session) -> Result<Response, ConsoleError> {
+/// The numbers and charts of the statistics (admins): the same `stats` as the API's; and the
+/// health of what the system leans on.
+async fn overview(
+    State(admin): State<Arc<Admin>>,
+    State(health): State<Arc<Health>>,
+    session: Session,
+) -> Result<Response, ConsoleError> {
     let caller = session.caller().map_err(AppError::from)?;
     let stats = admin.stats(&caller).await?;
-    Ok(pages::overview(&session, &stats).into_response())
+    let health = health.health(&caller).await?;
+    Ok(pages::overview(&session, &stats, &health).into_response())
 }

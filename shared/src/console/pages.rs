@@ -5,7 +5,7 @@ use axum::response::Html;
 use maud::{DOCTYPE, Markup, html};
 
 use super::Session;
-use crate::app::Issued;
+use crate::app::{HealthView, Issued, JobHealth};
 use crate::domain::{AuditAction, Payment, PaymentStatus};
 use crate::ports::Page;
 
@@ -316,24 +316,19 @@ pub fn audit(
 }
 
 /// `recent`: the latest runs' audit entries (what each processed, whether it got through).
-pub fn jobs(
-    session: &Session,
-    schedules: &[(crate::domain::Job, crate::domain::Schedule)],
-    last: &[(crate::domain::Job, Option<chrono::DateTime<chrono::Utc>>)],
-    recent: &[crate::domain::AuditEntry],
-) -> Html<String> {
-    let schedule_of = |job| schedules.iter().find(|(j, _)| *j == job).map(|(_, s)| s.to_string());
+pub fn jobs(session: &Session, jobs: &[JobHealth], recent: &[crate::domain::AuditEntry]) -> Html<String> {
     layout(
         "Jobs",
         Some(session),
         html! {
-            @for (job, at) in last {
+            @for JobHealth { job, schedule, last_run, overdue } in jobs {
                 section.payment aria-label=(job.name()) {
                     dl {
                         dt { "Job" } dd { (job.name()) }
-                        dt { "Runs" } dd { (schedule_of(*job).unwrap_or_default()) }
+                        dt { "Runs" } dd { (schedule) }
                         dt { "Last run" } dd {
-                            @match at { Some(at) => (at.format("%Y-%m-%d %H:%M UTC")), None => "never" }
+                            @match last_run { Some(at) => (at.format("%Y-%m-%d %H:%M UTC")), None => "never" }
+                            @if *overdue { strong { " · overdue" } }
                         }
                     }
                     form.inline method="post" action={ "/console/jobs/" (job.name()) "/run" } {
@@ -500,7 +495,52 @@ fn bars(caption: &str, points: &[(String, i64)], label: fn(&str) -> &str) -> Mar
     }
 }
 
-pub fn overview(session: &Session, stats: &crate::app::StatsView) -> Html<String> {
+/// The health panel: what the bot may do in the channel, Telegram's webhook, the jobs, the backlog.
+fn health_panel(health: &HealthView) -> Markup {
+    let overdue: Vec<&str> = health.jobs.iter().filter(|j| j.overdue).map(|j| j.job.name()).collect();
+    html! {
+        h2 { "Health" }
+        section.payment aria-label="Health" {
+            dl {
+                @match &health.channel {
+                    Ok(channel) => {
+                        @let r = &channel.rights;
+                        dt { "Bot in the channel" }
+                        dd {
+                            @if r.administrator && r.can_invite_users && r.can_restrict_members {
+                                "administrator: invites and bans"
+                            } @else {
+                                strong { "missing rights:" }
+                                @if !r.administrator { " administrator" }
+                                @if !r.can_invite_users { " invite users" }
+                                @if !r.can_restrict_members { " ban users" }
+                            }
+                        }
+                        @let w = &channel.webhook;
+                        dt { "Webhook" }
+                        dd {
+                            @match w.url.as_deref().filter(|u| !u.is_empty()) {
+                                Some(url) => { (url) " · " (w.pending_update_count) " waiting" }
+                                None => "none registered (long polling)",
+                            }
+                        }
+                        dt { "Telegram's last delivery error" }
+                        dd { @match &w.last_error_message { Some(e) => strong { (e) }, None => "none" } }
+                    }
+                    Err(why) => { dt { "Telegram" } dd { "not read: " (why) } }
+                }
+                dt { "Channel changes waiting" }
+                dd { (health.backlog) @if health.backlog_more { " or more" } }
+                dt { "Jobs" }
+                dd {
+                    @if overdue.is_empty() { "on time" } @else { strong { "overdue: " (overdue.join(", ")) } }
+                }
+            }
+        }
+    }
+}
+
+pub fn overview(session: &Session, stats: &crate::app::StatsView, health: &HealthView) -> Html<String> {
     let months: Vec<&crate::ports::StarsMonth> = stats.stars.months.iter().rev().collect();
     let series = |f: fn(&crate::ports::StarsMonth) -> i64| -> Vec<(String, i64)> {
         months.iter().map(|m| (m.month.clone(), f(m))).collect()
@@ -514,6 +554,8 @@ pub fn overview(session: &Session, stats: &crate::app::StatsView) -> Html<String
                 (number("Members active", stats.members.active))
                 (number("Joined this week", stats.members.recent_joins))
                 (number("Links waiting", stats.tokens.pending))
+                (number("Stars this month", stats.stars.months.first().map_or(0, |m| m.revenue)))
+                (number("Stars this month, net", stats.stars.months.first().map_or(0, |m| m.net)))
                 (number("Stars, net", stats.stars.net_total))
                 (number("Subscriptions running", stats.stars.active_subscriptions))
                 (number("Suspicious, 24 h", stats.attempts.refused_tokens + stats.attempts.declined_joins + stats.attempts.removed_strangers))
@@ -523,6 +565,7 @@ pub fn overview(session: &Session, stats: &crate::app::StatsView) -> Html<String
             (bars("New subscriptions per month", &series(|m| m.new_subscriptions), month_of))
             (bars("Renewals per month", &series(|m| m.renewals), month_of))
             (bars("Lapsed subscriptions per month", &series(|m| m.lapsed), month_of))
+            (health_panel(health))
         },
     )
 }

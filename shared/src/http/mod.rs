@@ -55,6 +55,7 @@ substates!(HttpState {
     app.admin: Arc<Admin>,
     app.job_runs: Arc<JobRuns>,
     app.bot: Arc<Bot>,
+    app.health: Arc<crate::app::Health>,
     verifier: Arc<JwtVerifier>,
     console: crate::console::Console,
 });
@@ -121,6 +122,7 @@ function_state!(
         job_runs: Arc<JobRuns>,
         ending: Arc<Ending>,
         refunds: Arc<Refunds>,
+        health: Arc<crate::app::Health>,
         console: crate::console::Console,
     }
 );

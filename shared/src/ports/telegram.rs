@@ -61,6 +61,30 @@ impl LinkButton {
 }
 
 /// An invoice in Telegram Stars (`XTR`, one price item, no provider token).
+/// What `getWebhookInfo` says, for the local host, `doctor` and the console's health panel.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WebhookState {
+    pub url: Option<String>,
+    pub pending_update_count: u32,
+    pub last_error_message: Option<String>,
+    pub allowed_updates: Option<Vec<String>>,
+}
+
+/// The bot's standing in the channel, as `getChatMember` describes it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BotRights {
+    pub administrator: bool,
+    pub can_invite_users: bool,
+    pub can_restrict_members: bool,
+}
+
+/// The bot's rights in the channel and Telegram's webhook state, for the console's health panel.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChannelHealth {
+    pub rights: BotRights,
+    pub webhook: WebhookState,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct StarInvoice {
     pub title: String,
@@ -134,6 +158,11 @@ pub trait Telegram: Send + Sync {
     /// `getStarTransactions`: a page of the bot's Star transactions, oldest first, from `offset`.
     async fn star_payments(&self, _offset: u32, _limit: u32) -> Result<StarPage, TelegramError> {
         Err(no_stars())
+    }
+
+    /// The bot's rights in the channel and the webhook's state (`getChatMember`, `getWebhookInfo`).
+    async fn channel_health(&self) -> Result<ChannelHealth, TelegramError> {
+        Err(TelegramError::Unavailable("no bot on this host: Telegram's calls go to the outbox".into()))
     }
 }
 

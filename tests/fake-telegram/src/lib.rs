@@ -51,6 +51,8 @@ struct Inner {
     member_status: HashMap<i64, String>,
     /// The bot's rights in the channel (can invite users, can restrict members); both by default.
     bot_rights: Option<(bool, bool)>,
+    /// What `getWebhookInfo` says of Telegram's last failed delivery.
+    webhook_error: Option<String>,
     /// `createInvoiceLink` parameters by the link answered.
     invoices: HashMap<String, Value>,
     /// Stars transactions as `getStarTransactions` lists them, oldest first: incoming payments
@@ -148,6 +150,11 @@ impl FakeTelegram {
         let mut inner = self.lock();
         inner.webhook_url = url.to_owned();
         inner.webhook_allowed = json!(["message"]);
+    }
+
+    /// Telegram's last failed delivery to the webhook, as `getWebhookInfo` reports it.
+    pub fn set_webhook_error(&self, message: &str) {
+        self.lock().webhook_error = Some(message.to_owned());
     }
 
     pub fn set_bot_rights(&self, can_invite_users: bool, can_restrict_members: bool) {
@@ -381,10 +388,17 @@ fn answer(fake: &FakeTelegram, method: &str, p: &Value) -> Value {
             "invite_link": p["invite_link"], "creator": bot_user(), "creates_join_request": false,
             "is_primary": false, "is_revoked": true,
         }),
-        "getWebhookInfo" => json!({
-            "url": inner.webhook_url, "has_custom_certificate": false, "pending_update_count": 0,
-            "allowed_updates": inner.webhook_allowed,
-        }),
+        "getWebhookInfo" => {
+            let mut info = json!({
+                "url": inner.webhook_url, "has_custom_certificate": false, "pending_update_count": 0,
+                "allowed_updates": inner.webhook_allowed,
+            });
+            if let Some(error) = &inner.webhook_error {
+                info["last_error_date"] = json!(1_700_000_000);
+                info["last_error_message"] = json!(error);
+            }
+            info
+        }
         "getChat" => {
             json!({"id": p["chat_id"], "type": "channel", "title": "Fake channel", "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": {"unlimited_gifts": false, "limited_gifts": false, "unique_gifts": false, "premium_subscription": false}})
         }

@@ -18,8 +18,10 @@ use teloxide_core::types::{
 
 use crate::config::Secret;
 use crate::domain::{TelegramUserId, Update};
+pub use crate::ports::{BotRights, WebhookState};
 use crate::ports::{
-    InviteMode, InviteRequest, LinkButton, Presence, StarInvoice, StarPage, StarTransaction, Telegram, TelegramError,
+    ChannelHealth, InviteMode, InviteRequest, LinkButton, Presence, StarInvoice, StarPage, StarTransaction, Telegram,
+    TelegramError,
 };
 
 pub struct BotApi {
@@ -27,28 +29,11 @@ pub struct BotApi {
     channel: ChatId,
 }
 
-/// What `getWebhookInfo` says, for the local host and `doctor`.
-#[derive(Debug)]
-pub struct WebhookState {
-    pub url: Option<String>,
-    pub pending_update_count: u32,
-    pub last_error_message: Option<String>,
-    pub allowed_updates: Option<Vec<String>>,
-}
-
 /// The bot as `getMe` describes it.
 #[derive(Debug)]
 pub struct BotIdentity {
     pub id: i64,
     pub username: String,
-}
-
-/// The bot's standing in the channel, as `getChatMember` describes it.
-#[derive(Debug, Default)]
-pub struct BotRights {
-    pub administrator: bool,
-    pub can_invite_users: bool,
-    pub can_restrict_members: bool,
 }
 
 impl BotApi {
@@ -161,6 +146,11 @@ fn user(id: TelegramUserId) -> UserId {
 
 #[async_trait]
 impl Telegram for BotApi {
+    async fn channel_health(&self) -> Result<ChannelHealth, TelegramError> {
+        let me = self.me().await?;
+        Ok(ChannelHealth { rights: self.rights(me.id).await?, webhook: self.webhook_state().await? })
+    }
+
     async fn send_message(&self, chat_id: i64, text: &str, buttons: &[LinkButton]) -> Result<(), TelegramError> {
         let mut request = self.bot.send_message(ChatId(chat_id), text);
         if !buttons.is_empty() {
