@@ -638,3 +638,33 @@ async fn the_audit_log_filters_by_kind_and_charts_the_suspicious_attempts_per_ho
     let bar = chart.split(&format!(r#"data-at="{hour}" data-value=""#)).nth(1).expect("this hour's bar");
     assert_eq!(bar.split('"').next().unwrap(), "2");
 }
+
+/// The members active over the last 12 months: each month as the daily expiry run last saw it,
+/// this month as it is now; the overview draws the same numbers.
+#[tokio::test]
+async fn the_overview_charts_the_members_active_month_by_month() {
+    let app = TestApp::spawn().await;
+    app.member("jude", "TX-ACTIVE-1", 7701).await;
+    app.member("kate", "TX-ACTIVE-2", 7702).await;
+    app.run_job("expire-subscriptions").await;
+    let admin_jwt = app.jwt("root", "admin");
+    let (_, before) = app.get("/api/telegram/admin/stats/", &admin_jwt).await;
+    let month = before["members"]["active_by_month"][0]["month"].as_str().unwrap().to_owned();
+    assert_eq!(before["members"]["active_by_month"][0]["active"], 2, "{before}");
+
+    // Forty days on: both periods ended, and the month of the run keeps its two.
+    app.advance(40 * 86_400).await;
+    app.run_job("expire-subscriptions").await;
+    app.drain().await;
+    let (_, after) = app.get("/api/telegram/admin/stats/", &admin_jwt).await;
+    let by_month = after["members"]["active_by_month"].as_array().unwrap();
+    assert_eq!(by_month[0]["active"], 0, "none active now: {after}");
+    let then = by_month.iter().find(|m| m["month"] == month.as_str()).expect("the month of the first run");
+    assert_eq!(then["active"], 2);
+
+    let cookie = sign_in(&app).await;
+    let (_, html) = page(&app, "/console/overview", &cookie).await;
+    let chart = html.split("Members active per month</figcaption>").nth(1).unwrap().split("</figure>").next().unwrap();
+    assert_eq!(chart.matches("<rect").count(), 12);
+    assert!(chart.contains(&format!(r#"data-at="{month}" data-value="2""#)), "{chart}");
+}

@@ -610,6 +610,15 @@ async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     let m = membership(&bound, who, now);
     store.open_membership(&t.hash, &m).await.unwrap();
     store.activate_membership(&m.id, now, now, None).await.unwrap().unwrap();
+    // The month's figure of members active, kept as the daily expiry run saw it.
+    let active_now = store.counters(now).await.unwrap().members_active;
+    assert!(active_now >= 1);
+    store.record_active_members(now).await.unwrap();
+    let later = store.counters(now + Duration::days(40)).await.unwrap().members_active_by_month;
+    assert_eq!(later.len(), 12);
+    let this_month = now.format("%Y-%m").to_string();
+    assert_eq!(later.iter().find(|m| m.month == this_month).map(|m| m.active), Some(active_now));
+    assert_eq!(later[0].active, active_now, "the latest month: as it is now");
     let q = payment("life-b", "TX-LIFE2", now);
     store.insert_payment(&q).await.unwrap();
     let (_, unopened) = token(&q, now);

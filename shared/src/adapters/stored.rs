@@ -104,6 +104,11 @@ pub(crate) fn refund_counters(p: &crate::domain::Payment, at: DateTime<Utc>) -> 
     c
 }
 
+/// The members active in the month of `at`, as the daily expiry run last saw them.
+pub(crate) fn active_month_counter(at: DateTime<Utc>) -> String {
+    format!("members.active.{}", month(at))
+}
+
 /// A Stars subscription that lapsed (its membership expired, not renewed) in the month of `at`.
 pub(crate) fn lapse_counter(at: DateTime<Utc>) -> String {
     format!("stars.lapsed.{}", month(at))
@@ -146,6 +151,7 @@ pub(crate) fn counter_names(now: DateTime<Utc>) -> Vec<String> {
     for attempt in crate::ports::Attempt::ALL {
         names.extend(last_24_hours(now, |t| attempt_bucket(attempt, t)));
     }
+    names.extend((1..STARS_MONTHS).map(|back| active_month_counter(months_back(now, back))));
     names.push("stars.revenue".into());
     names.push("stars.refunded".into());
     names.extend(legacy_renewing(now));
@@ -175,6 +181,13 @@ pub(crate) fn counters_from(now: DateTime<Utc>, get: &dyn Fn(&str) -> i64) -> cr
         refused_tokens_recent: attempts(Attempt::RefusedToken),
         declined_joins_recent: attempts(Attempt::DeclinedJoin),
         removed_strangers_recent: attempts(Attempt::RemovedStranger),
+        members_active_by_month: (0..STARS_MONTHS)
+            .map(|back| {
+                let start = months_back(now, back);
+                let active = if back == 0 { get("members.active") } else { get(&active_month_counter(start)) };
+                crate::ports::MonthActive { month: start.format("%Y-%m").to_string(), active }
+            })
+            .collect(),
         attempts_by_hour: (0..24)
             .map(|back| {
                 let hour = now - Duration::hours(back);

@@ -61,6 +61,8 @@ pub struct MemberStats {
     pub total: i64,
     pub active: i64,
     pub recent_joins: i64,
+    /// This month first, then the eleven before.
+    pub active_by_month: Vec<crate::ports::MonthActive>,
 }
 
 /// A member as support sees them: the web user, their payments and memberships (newest first),
@@ -165,6 +167,7 @@ impl Admin {
                 total: c.members_total,
                 active: c.members_active,
                 recent_joins: c.members_recent_joins,
+                active_by_month: c.members_active_by_month,
             },
             attempts: AttemptStats {
                 refused_tokens: c.refused_tokens_recent,

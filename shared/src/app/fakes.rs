@@ -231,6 +231,9 @@ impl Stats for Memory {
     async fn count_lapse(&self, _: DateTime<Utc>) -> Result<(), StoreError> {
         unimplemented!("no unit test lapses")
     }
+    async fn record_active_members(&self, _: DateTime<Utc>) -> Result<(), StoreError> {
+        unimplemented!("no unit test runs the expiry job")
+    }
     async fn count_subscription(&self, _: DateTime<Utc>, _: i64) -> Result<(), StoreError> {
         unimplemented!("no unit test counts subscriptions")
     }

@@ -15,7 +15,7 @@ use crate::domain::{
 };
 use crate::ports::{
     AccessStore, Clock, Effect, EffectOutbox, Exemptions, JobLog, JobSlot, LifecycleStore, NotificationStore,
-    PageRequest, Presence, Queue, Telegram,
+    PageRequest, Presence, Queue, Stats, Telegram,
 };
 
 /// Rows read per round of a sweep.
@@ -37,6 +37,7 @@ pub struct Jobs {
     pub(crate) queue: Arc<dyn Queue>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) stars: Arc<Stars>,
+    pub(crate) stats: Arc<dyn Stats>,
     pub(crate) telegram: Arc<dyn Telegram>,
 }
 
@@ -107,6 +108,12 @@ impl Jobs {
         // the local scheduler runs it again on its next tick, and doctor does not call it done.
         if complete {
             self.job_log.record_job_run(job.name(), now).await?;
+        }
+        // The month's figure of members active, for the console's chart of the last 12 months.
+        if job == Job::ExpireSubscriptions
+            && let Err(e) = self.stats.record_active_members(now).await
+        {
+            tracing::error!(error = %e, "could not keep this month's number of active members");
         }
         let details = json!({ "job": job.name(), "processed": processed, "complete": complete });
         self.auditor.audit(actor, AuditAction::JobRun, None, None, details).await?;

@@ -190,6 +190,7 @@ impl Ports {
             queue: given(&self.queue, "queue")?,
             settings: self.settings.clone(),
             stars: Arc::new(self.stars()?),
+            stats: self.store.clone(),
             telegram: given(&self.telegram, "Telegram")?,
         })
     }

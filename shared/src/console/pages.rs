@@ -545,6 +545,8 @@ pub fn overview(session: &Session, stats: &crate::app::StatsView, health: &Healt
     let series = |f: fn(&crate::ports::StarsMonth) -> i64| -> Vec<(String, i64)> {
         months.iter().map(|m| (m.month.clone(), f(m))).collect()
     };
+    let active: Vec<(String, i64)> =
+        stats.members.active_by_month.iter().rev().map(|m| (m.month.clone(), m.active)).collect();
     let number = |label: &str, value: i64| html! { div { dt { (label) } dd { (value) } } };
     layout(
         "Overview",
@@ -565,6 +567,7 @@ pub fn overview(session: &Session, stats: &crate::app::StatsView, health: &Healt
             (bars("New subscriptions per month", &series(|m| m.new_subscriptions), month_of))
             (bars("Renewals per month", &series(|m| m.renewals), month_of))
             (bars("Lapsed subscriptions per month", &series(|m| m.lapsed), month_of))
+            (bars("Members active per month", &active, month_of))
             (health_panel(health))
         },
     )

@@ -28,7 +28,18 @@ pub struct Counters {
     pub removed_strangers_recent: i64,
     /// The same, hour by hour: this hour first, then the 23 before.
     pub attempts_by_hour: Vec<HourAttempts>,
+    /// Members active: this month's now, then for each of the eleven months before as the daily
+    /// expiry run last saw it in that month (0 before there were any).
+    pub members_active_by_month: Vec<MonthActive>,
     pub stars: StarsCounters,
+}
+
+/// The members active in a month.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MonthActive {
+    /// `YYYY-MM`, UTC.
+    pub month: String,
+    pub active: i64,
 }
 
 /// The suspicious access attempts of one hour.
@@ -106,6 +117,9 @@ pub trait Stats: Send + Sync {
     async fn counters(&self, now: DateTime<Utc>) -> Result<Counters, StoreError>;
     /// Counts one attempt in the hour of `at` (kept a little over a day).
     async fn count_attempt(&self, attempt: Attempt, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Keeps the number of members active now as the figure of the month of `at` (the daily
+    /// expiry run does, after removing the members whose access ended).
+    async fn record_active_members(&self, at: DateTime<Utc>) -> Result<(), StoreError>;
     /// Counts a Stars subscription that lapsed, in the month of `at`.
     async fn count_lapse(&self, at: DateTime<Utc>) -> Result<(), StoreError>;
     /// A Stars subscription whose period paid for ends at `end` stops (`-1`: cancelled or failed)

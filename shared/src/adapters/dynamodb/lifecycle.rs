@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use super::codec::*;
 use super::{Cancelled, DynamoStore, Item, Query, fault, held, keys};
-use crate::adapters::stored::{ATTEMPT_KEEP_HOURS, attempt_bucket, counter_names, counters_from, lapse_counter, ts};
+use crate::adapters::stored::{
+    ATTEMPT_KEEP_HOURS, active_month_counter, attempt_bucket, counter_names, counters_from, lapse_counter, ts,
+};
 use crate::domain::{Membership, MembershipId, MembershipStatus, TokenHash, TokenStatus, UserId};
 use crate::ports::*;
 
@@ -303,6 +305,23 @@ impl Stats for DynamoStore {
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":ttl", n(keep.timestamp()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(fault)
+    }
+
+    async fn record_active_members(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let active = match self.get(&keys::counter("members.active"), "COUNTER").await? {
+            Some(item) => get_n(&item, "value")?,
+            None => 0,
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(keys::counter(active_month_counter(at))))
+            .item("sk", s("COUNTER"))
+            .item("value", n(active))
             .send()
             .await
             .map(drop)

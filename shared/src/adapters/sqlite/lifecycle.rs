@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::rows::*;
 use super::{SqliteStore, bump, fault, get_membership, get_token, memberships_where, write_intents};
-use crate::adapters::stored::{attempt_bucket, counter_names, counters_from, lapse_counter, ts};
+use crate::adapters::stored::{active_month_counter, attempt_bucket, counter_names, counters_from, lapse_counter, ts};
 use crate::domain::{
     Membership, MembershipId, MembershipStatus, REQUESTED_RUN_DAYS, RequestedRun, RunId, TokenHash, TokenStatus, UserId,
 };
@@ -267,6 +267,19 @@ impl Stats for SqliteStore {
 
     async fn count_lapse(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.with(|conn| bump(conn, &lapse_counter(at), 1))
+    }
+
+    async fn record_active_members(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO counters (name, value)
+                 SELECT ?1, COALESCE((SELECT value FROM counters WHERE name = 'members.active'), 0) WHERE 1
+                 ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                [active_month_counter(at)],
+            )
+            .map(drop)
+            .map_err(fault)
+        })
     }
 
     async fn count_subscription(&self, end: DateTime<Utc>, delta: i64) -> Result<(), StoreError> {
