@@ -668,3 +668,31 @@ async fn the_overview_charts_the_members_active_month_by_month() {
     assert_eq!(chart.matches("<rect").count(), 12);
     assert!(chart.contains(&format!(r#"data-at="{month}" data-value="2""#)), "{chart}");
 }
+
+/// Web revenue: each payment support validates counts its offer's web price, once, in the month
+/// validated; the overview shows this month's and draws the months.
+#[tokio::test]
+async fn validated_web_payments_count_their_offer_s_price_in_the_web_revenue() {
+    let offers = r#"{"monthly": {"name": "Monthly", "days": 30, "price_cents": 990}, "free": {"name": "Free", "days": 7}}"#;
+    let app = TestApp::spawn_with(&[("OFFERS", offers)]).await;
+    let support = app.jwt("support", "support");
+    for (tx, offer) in [("TX-WEB-1", "monthly"), ("TX-WEB-2", "monthly"), ("TX-WEB-3", "free")] {
+        let body = json!({ "offer_id": offer, "transaction_id": tx });
+        let (status, p) = app.post("/api/payments/pending-payments/create/", &app.jwt("lena", "user"), body).await;
+        assert_eq!(status, 201, "{p}");
+        let path = format!("/api/payments/admin/pending-payments/{}/validate/", p["id"].as_str().unwrap());
+        assert_eq!(app.post(&path, &support, json!({})).await.0, 200);
+        assert_eq!(app.post(&path, &support, json!({})).await.0, 409, "validated once, counted once");
+    }
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
+    assert_eq!(stats["web"]["revenue_total_cents"], 1980, "two at 9.90, the free one at nothing: {stats}");
+    let this_month = &stats["web"]["months"][0];
+    assert_eq!((this_month["revenue_cents"].as_i64(), this_month["payments"].as_i64()), (Some(1980), Some(2)));
+
+    let admin = sign_in(&app).await;
+    let (_, html) = page(&app, "/console/overview", &admin).await;
+    assert!(html.contains("<dt>Web this month</dt><dd>19.80</dd>"), "{html}");
+    let month = this_month["month"].as_str().unwrap();
+    let chart = html.split("Web revenue per month, in cents</figcaption>").nth(1).unwrap();
+    assert!(chart.split("</figure>").next().unwrap().contains(&format!(r#"data-at="{month}" data-value="1980""#)));
+}

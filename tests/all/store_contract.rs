@@ -248,6 +248,7 @@ fn review(to: PaymentStatus, tx: Option<&str>, now: DateTime<Utc>) -> Review {
         reason: None,
         transaction_id: tx.map(str::to_owned),
         at: now,
+        revenue_cents: None,
     }
 }
 
@@ -400,15 +401,20 @@ async fn payments(store: &Arc<dyn Store>, now: DateTime<Utc>) {
         .unwrap();
     assert_eq!(rest.items.len() + 1, all_submitted.items.len());
 
-    // A validation that changes the transaction id to one already taken changes nothing.
+    // A validation that changes the transaction id to one already taken changes nothing, and
+    // counts no revenue.
+    let priced = |tx: Option<&str>| Review { revenue_cents: Some(990), ..review(PaymentStatus::Validated, tx, now) };
     assert_eq!(
-        store.review_payment(&b.id, &review(PaymentStatus::Validated, Some("TX-A"), now)).await,
+        store.review_payment(&b.id, &priced(Some("TX-A"))).await,
         Err(StoreError::Conflict("transaction_id_taken"))
     );
-    let validated =
-        store.review_payment(&b.id, &review(PaymentStatus::Validated, Some("TX-B2"), now)).await.unwrap().unwrap();
+    assert_eq!(store.counters(now).await.unwrap().web.revenue_total_cents, 0);
+    let validated = store.review_payment(&b.id, &priced(Some("TX-B2"))).await.unwrap().unwrap();
     assert_eq!((validated.status, validated.transaction_id.as_str()), (PaymentStatus::Validated, "TX-B2"));
-    assert!(store.review_payment(&b.id, &review(PaymentStatus::Validated, None, now)).await.unwrap().is_none(), "once");
+    assert!(store.review_payment(&b.id, &priced(None)).await.unwrap().is_none(), "once");
+    // Its web price counts once, in the month validated.
+    let web = store.counters(now).await.unwrap().web;
+    assert_eq!((web.revenue_total_cents, web.months[0].revenue_cents, web.months[0].payments), (990, 990, 1));
     store.insert_payment(&payment("pay-c", "TX-B", now)).await.expect("the old transaction id is free again");
     assert_eq!(
         store.insert_payment(&payment("pay-c", "TX-B2", now)).await,

@@ -104,6 +104,22 @@ pub(crate) fn refund_counters(p: &crate::domain::Payment, at: DateTime<Utc>) -> 
     c
 }
 
+/// The counters a validated web payment adds in the write that validates it: its price (the
+/// offer's `price_cents`) in the web revenue, by month.
+pub(crate) fn review_counters(r: &crate::ports::Review) -> Vec<CounterChange> {
+    match r.revenue_cents {
+        Some(cents) if r.to == crate::domain::PaymentStatus::Validated => {
+            let m = month(r.at);
+            vec![
+                ("web.revenue".to_owned(), cents, None),
+                (format!("web.revenue.{m}"), cents, None),
+                (format!("web.payments.{m}"), 1, None),
+            ]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// The members active in the month of `at`, as the daily expiry run last saw them.
 pub(crate) fn active_month_counter(at: DateTime<Utc>) -> String {
     format!("members.active.{}", month(at))
@@ -152,6 +168,11 @@ pub(crate) fn counter_names(now: DateTime<Utc>) -> Vec<String> {
         names.extend(last_24_hours(now, |t| attempt_bucket(attempt, t)));
     }
     names.extend((1..STARS_MONTHS).map(|back| active_month_counter(months_back(now, back))));
+    names.push("web.revenue".into());
+    for back in 0..STARS_MONTHS {
+        let m = month(months_back(now, back));
+        names.extend([format!("web.revenue.{m}"), format!("web.payments.{m}")]);
+    }
     names.push("stars.revenue".into());
     names.push("stars.refunded".into());
     names.extend(legacy_renewing(now));
@@ -200,6 +221,20 @@ pub(crate) fn counters_from(now: DateTime<Utc>, get: &dyn Fn(&str) -> i64) -> cr
                 }
             })
             .collect(),
+        web: crate::ports::WebCounters {
+            revenue_total_cents: get("web.revenue"),
+            months: (0..STARS_MONTHS)
+                .map(|back| {
+                    let start = months_back(now, back);
+                    let figure = |f: &str| get(&format!("web.{f}.{}", month(start)));
+                    crate::ports::WebMonth {
+                        month: start.format("%Y-%m").to_string(),
+                        revenue_cents: figure("revenue"),
+                        payments: figure("payments"),
+                    }
+                })
+                .collect(),
+        },
         stars: crate::ports::StarsCounters {
             revenue_total: get("stars.revenue"),
             refunded_total: get("stars.refunded"),

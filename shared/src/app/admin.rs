@@ -26,6 +26,8 @@ pub struct StatsView {
     pub members: MemberStats,
     /// The guide's "monitor fraudulent access attempts": the last 24 hours.
     pub attempts: AttemptStats,
+    /// Web payments validated, at their offers' `price_cents`: revenue, and per month.
+    pub web: crate::ports::WebCounters,
     /// Payments in Telegram Stars: revenue, running subscriptions, and per month the payments,
     /// new subscriptions, renewals and lapses (churn).
     pub stars: crate::ports::StarsCounters,
@@ -175,6 +177,7 @@ impl Admin {
                 removed_strangers: c.removed_strangers_recent,
                 by_hour: c.attempts_by_hour,
             },
+            web: c.web,
             stars: c.stars,
         })
     }

@@ -92,7 +92,13 @@ impl Sales {
             let listed = self.settings.offers.find_in_stars(&invoice.offer_id);
             let on_sale = listed.as_ref().is_some_and(|o| invoice.still_sold_as(o));
             let name = listed.map_or(invoice.offer_id.clone(), |o| o.name);
-            let offer = Offer { name, days: invoice.days, stars: Some(invoice.stars), renewing: invoice.renewing };
+            let offer = Offer {
+                name,
+                days: invoice.days,
+                stars: Some(invoice.stars),
+                renewing: invoice.renewing,
+                price_cents: None,
+            };
             return Ok(Some(Sold { offer_id: invoice.offer_id, offer, on_sale }));
         }
         Ok(offer_of_payload(payload).and_then(|id| {

@@ -126,6 +126,9 @@ impl PaymentDesk {
     ) -> Result<Issued, AppError> {
         require(caller, Role::Support)?;
         let transaction_id = transaction_id.as_deref().map(parse_transaction_id).transpose()?;
+        // The offer's web price as it stands now: what the revenue counts for this payment.
+        let offer = self.payments.payment(id).await?.map(|p| p.offer_id);
+        let price = offer.and_then(|o| self.settings.offers.find(&o).ok()).and_then(|o| o.price_cents);
         let review = Review {
             to: PaymentStatus::Validated,
             by: caller.user_id.clone(),
@@ -133,6 +136,7 @@ impl PaymentDesk {
             reason: None,
             transaction_id,
             at: self.clock.now(),
+            revenue_cents: price.and_then(|p| i64::try_from(p).ok()),
         };
         let payment = self.review(id, &review).await?;
         tracing::info!(payment = %payment.id, by = %caller.user_id, "payment validated");
@@ -159,6 +163,7 @@ impl PaymentDesk {
             reason: Some(reason.clone()),
             transaction_id: None,
             at: now,
+            revenue_cents: None,
         };
         let payment = self.review(id, &review).await?;
         tracing::info!(payment = %payment.id, by = %caller.user_id, "payment rejected");

@@ -459,6 +459,11 @@ pub fn members(session: &Session, query: Option<&str>, file: Option<&crate::app:
 
 /// A bar chart drawn on the server: one bar per month, oldest on the left, each bar's value in its
 /// title (and `data-value`), the whole chart described for screen readers.
+/// An amount in the offers' currency from its smallest unit: `990` is `9.90`.
+fn money(cents: i64) -> String {
+    format!("{}{}.{:02}", if cents < 0 { "-" } else { "" }, cents.abs() / 100, cents.abs() % 100)
+}
+
 /// `MM` of `YYYY-MM`.
 fn month_of(key: &str) -> &str {
     key.get(5..).unwrap_or(key)
@@ -545,6 +550,7 @@ pub fn overview(session: &Session, stats: &crate::app::StatsView, health: &Healt
     let series = |f: fn(&crate::ports::StarsMonth) -> i64| -> Vec<(String, i64)> {
         months.iter().map(|m| (m.month.clone(), f(m))).collect()
     };
+    let web: Vec<(String, i64)> = stats.web.months.iter().rev().map(|m| (m.month.clone(), m.revenue_cents)).collect();
     let active: Vec<(String, i64)> =
         stats.members.active_by_month.iter().rev().map(|m| (m.month.clone(), m.active)).collect();
     let number = |label: &str, value: i64| html! { div { dt { (label) } dd { (value) } } };
@@ -556,6 +562,7 @@ pub fn overview(session: &Session, stats: &crate::app::StatsView, health: &Healt
                 (number("Members active", stats.members.active))
                 (number("Joined this week", stats.members.recent_joins))
                 (number("Links waiting", stats.tokens.pending))
+                div { dt { "Web this month" } dd { (money(stats.web.months.first().map_or(0, |m| m.revenue_cents))) } }
                 (number("Stars this month", stats.stars.months.first().map_or(0, |m| m.revenue)))
                 (number("Stars this month, net", stats.stars.months.first().map_or(0, |m| m.net)))
                 (number("Stars, net", stats.stars.net_total))
@@ -563,6 +570,7 @@ pub fn overview(session: &Session, stats: &crate::app::StatsView, health: &Healt
                 (number("Suspicious, 24 h", stats.attempts.refused_tokens + stats.attempts.declined_joins + stats.attempts.removed_strangers))
             }
             p { a href="/console/export/members.csv" download { "The active members, as CSV" } }
+            (bars("Web revenue per month, in cents", &web, month_of))
             (bars("Stars revenue per month, net", &series(|m| m.net), month_of))
             (bars("New subscriptions per month", &series(|m| m.new_subscriptions), month_of))
             (bars("Renewals per month", &series(|m| m.renewals), month_of))

@@ -16,6 +16,10 @@ pub struct Offer {
     /// fails; otherwise each purchase pays for one period.
     #[serde(default)]
     pub renewing: bool,
+    /// Its price on the website, in the smallest unit of the currency (`990` for 9.90 EUR): each
+    /// payment support validates counts it in the web revenue. Unset: web payments count none.
+    #[serde(default)]
+    pub price_cents: Option<u64>,
 }
 
 /// Telegram's only subscription period (`subscription_period`), 30 days.
@@ -110,6 +114,9 @@ impl Offers {
             return Err(format!("OFFERS: offer {id:?} must last 1 to 3660 days"));
         }
         for (id, o) in &listed {
+            if o.price_cents.is_some_and(|p| p == 0 || p > 100_000_000) {
+                return Err(format!("OFFERS: offer {id:?}: price_cents is a whole number from 1 to 100000000"));
+            }
             if o.stars.is_some_and(|s| s == 0 || s > MAX_STARS) {
                 return Err(format!("OFFERS: offer {id:?} must cost 1 to {MAX_STARS} Stars"));
             }
@@ -144,7 +151,13 @@ impl Offers {
         }
         match &self.listed {
             Some(list) => list.get(id).cloned().ok_or(DomainError::invalid("offer_id", "is not an offer on sale")),
-            None => Ok(Offer { name: id.to_owned(), days: self.default_days, stars: None, renewing: false }),
+            None => Ok(Offer {
+                name: id.to_owned(),
+                days: self.default_days,
+                stars: None,
+                renewing: false,
+                price_cents: None,
+            }),
         }
     }
 }
@@ -158,7 +171,7 @@ mod tests {
         let offers = Offers::any(30);
         assert_eq!(
             offers.find("premium").unwrap(),
-            Offer { name: "premium".into(), days: 30, stars: None, renewing: false }
+            Offer { name: "premium".into(), days: 30, stars: None, renewing: false, price_cents: None }
         );
     }
 
@@ -194,7 +207,7 @@ mod tests {
 
     #[test]
     fn each_invoice_has_its_own_payload_and_a_changed_offer_is_another_sale() {
-        let offer = Offer { name: "M".into(), days: 30, stars: Some(250), renewing: true };
+        let offer = Offer { name: "M".into(), days: 30, stars: Some(250), renewing: true, price_cents: None };
         let (a, b) = (Invoice::new("m", &offer, Utc::now()).unwrap(), Invoice::new("m", &offer, Utc::now()).unwrap());
         assert_ne!(a.payload, b.payload);
         assert!(a.payload.starts_with("v2:") && a.payload.len() == 35, "{}", a.payload);
@@ -209,5 +222,8 @@ mod tests {
     fn an_offer_of_zero_days_is_a_configuration_error() {
         assert!(Offers::from_json(r#"{"p": {"name": "P", "days": 0}}"#, 30).is_err());
         assert!(Offers::from_json("not json", 30).is_err());
+        assert!(Offers::from_json(r#"{"p": {"name": "P", "days": 30, "price_cents": 0}}"#, 30).is_err());
+        let priced = Offers::from_json(r#"{"p": {"name": "P", "days": 30, "price_cents": 990}}"#, 30).unwrap();
+        assert_eq!(priced.find("p").unwrap().price_cents, Some(990));
     }
 }

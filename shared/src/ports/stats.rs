@@ -31,7 +31,25 @@ pub struct Counters {
     /// Members active: this month's now, then for each of the eleven months before as the daily
     /// expiry run last saw it in that month (0 before there were any).
     pub members_active_by_month: Vec<MonthActive>,
+    pub web: WebCounters,
     pub stars: StarsCounters,
+}
+
+/// Payments validated by support, at their offer's web price (`price_cents`), from counters kept
+/// in the writes that validate them. Gross: a refund of a web payment happens outside telegate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WebCounters {
+    pub revenue_total_cents: i64,
+    /// This month first, then the eleven before.
+    pub months: Vec<WebMonth>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WebMonth {
+    /// `YYYY-MM`, UTC: the month validated.
+    pub month: String,
+    pub revenue_cents: i64,
+    pub payments: i64,
 }
 
 /// The members active in a month.

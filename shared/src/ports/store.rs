@@ -34,6 +34,8 @@ pub struct Review {
     /// Support may correct the transaction id while validating; it stays unique.
     pub transaction_id: Option<String>,
     pub at: DateTime<Utc>,
+    /// A validation's web revenue (the offer's `price_cents`), counted in the same write.
+    pub revenue_cents: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default)]

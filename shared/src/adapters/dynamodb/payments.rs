@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::codec::*;
 use super::{Cancelled, DynamoStore, Query, keys};
-use crate::adapters::stored::{payment_counters, refund_counters};
+use crate::adapters::stored::{payment_counters, refund_counters, review_counters};
 use crate::domain::{Payment, PaymentId, PaymentStatus, UserId, transaction_key};
 use crate::ports::*;
 
@@ -83,6 +83,10 @@ impl PaymentStore for DynamoStore {
         if let Some(key) = new_key {
             items.push(self.put(tx_item(&key, id), Some("attribute_not_exists(pk)"), vec![])?);
             items.push(self.delete((&keys::transaction(current.transaction_key()), "TX"))?);
+        }
+        // A validation's web revenue counts in the same transaction.
+        for (name, delta, ttl) in review_counters(r) {
+            items.push(self.bump(&name, delta, ttl)?);
         }
         match self.transact(items).await {
             Ok(()) => Ok(Some(reviewed)),

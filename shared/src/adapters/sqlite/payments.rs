@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
 use super::rows::*;
-use super::{SqliteStore, fault, is_unique_violation, rows_where};
-use crate::adapters::stored::{payment_counters, refund_counters, ts};
+use super::{SqliteStore, bump, fault, is_unique_violation, rows_where};
+use crate::adapters::stored::{payment_counters, refund_counters, review_counters, ts};
 use crate::domain::{Payment, PaymentId, PaymentStatus, UserId, transaction_key};
 use crate::ports::*;
 
@@ -66,7 +66,8 @@ impl PaymentStore for SqliteStore {
 
     async fn review_payment(&self, id: &PaymentId, r: &Review) -> Result<Option<Payment>, StoreError> {
         self.with(|conn| {
-            let changed = conn
+            let tx = conn.transaction().map_err(fault)?;
+            let changed = tx
                 .execute(
                     "UPDATE payments SET status = ?1, reviewed_by = ?2, admin_notes = COALESCE(?3, admin_notes),
                        reject_reason = ?4, transaction_id = COALESCE(?5, transaction_id), updated_at = ?6,
@@ -89,9 +90,16 @@ impl PaymentStore for SqliteStore {
             if changed == 0 {
                 return Ok(None);
             }
-            conn.query_row("SELECT * FROM payments WHERE id = ?1", [id.as_str()], payment_from)
+            // A validation's web revenue counts in the same write.
+            for (name, delta, _) in review_counters(r) {
+                bump(&tx, &name, delta)?;
+            }
+            let reviewed = tx
+                .query_row("SELECT * FROM payments WHERE id = ?1", [id.as_str()], payment_from)
                 .optional()
-                .map_err(fault)
+                .map_err(fault)?;
+            tx.commit().map_err(fault)?;
+            Ok(reviewed)
         })
     }
 
