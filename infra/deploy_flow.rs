@@ -75,6 +75,42 @@ impl Flow<'_> {
         self.http(name, event).await
     }
 
+    /// A console request through the console function, by the template's route: the status, the
+    /// cookies it sets and the page. Each invocation is a process of its own, as Lambda's
+    /// containers are: a session opened by one is read by the next only with the stack's key.
+    async fn console(
+        &mut self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<String>,
+    ) -> Result<(u16, Vec<String>, String), String> {
+        let host = "abc123.execute-api.eu-west-1.amazonaws.com";
+        let mut headers = json!({"host": host, "x-forwarded-proto": "https", "accept": "text/html"});
+        if form.is_some() {
+            headers["content-type"] = json!("application/x-www-form-urlencoded");
+        }
+        let event = json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+            "cookies": cookie.map(|c| vec![c]).unwrap_or_default(), "headers": headers,
+            "requestContext": request_context(host, method, path), "isBase64Encoded": false, "body": form,
+        });
+        let (_, properties) = self.platform.function("console")?;
+        route(properties, &event)?.ok_or("console: not an HTTP event")?;
+        self.invocations += 1;
+        let answer: Value = serde_json::from_str(&self.platform.invoke("console", event.to_string()).await?)
+            .map_err(|e| format!("console: answer is not JSON: {e}"))?;
+        let status = answer["statusCode"].as_u64().unwrap_or(0) as u16;
+        let cookies = answer["cookies"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned);
+        let mut body = answer["body"].as_str().unwrap_or_default().to_owned();
+        if answer["isBase64Encoded"] == true {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(&body).map_err(|e| e.to_string())?;
+            body = String::from_utf8_lossy(&bytes).into_owned();
+        }
+        Ok((status, cookies.collect(), body))
+    }
+
     async fn telegram(&mut self, update: Value) -> Result<(), String> {
         let host = "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6.lambda-url.eu-west-1.on.aws";
         let path = "/api/telegram/webhook";
@@ -258,6 +294,27 @@ pub async fn run(platform: &Platform, fake: &FakeTelegram, store: &DynamoStore) 
     expect(status == 200 && revoked["revoked_count"] == 1, &format!("revoke: {status} {revoked}"))?;
     flow.drain().await?;
     expect(flow.calls_for("banChatMember", ALICE) >= 1, "the revoked member was not removed")?;
+
+    // The console, inside Telegram: an admin of AdminTelegramIds signs in with the Mini App's
+    // launch data, then validates a payment from the queue, each step its own invocation.
+    let body = json!({"offer_id": "monthly", "transaction_id": "TX-DEPLOY-CONSOLE"});
+    let (status, payment) =
+        flow.api("payments", "POST", "/api/payments/pending-payments/create/", &alice, body).await?;
+    expect(status == 201, &format!("payment: {status} {payment}"))?;
+    let bot_token = secret("bot_token").ok_or("no bot token")?;
+    let launch = telegate_testkit::fake_telegram::mini_app_launch_data(bot_token, 777_000, Utc::now().timestamp());
+    let form = serde_urlencoded::to_string([("launch_data", launch)]).map_err(|e| e.to_string())?;
+    let (status, cookies, _) = flow.console("POST", "/console/telegram", None, Some(form)).await?;
+    let session = cookies.iter().find(|c| c.starts_with("telegate_console=")).map(|c| c.split(';').next());
+    let session = session.flatten().ok_or(format!("console sign-in: {status}, no session cookie"))?.to_owned();
+    expect(status == 303, &format!("console sign-in: {status}"))?;
+    let (status, _, page) = flow.console("GET", "/console/payments", Some(&session), None).await?;
+    expect(status == 200 && page.contains("TX-DEPLOY-CONSOLE"), &format!("console queue: {status}"))?;
+    let csrf = page.split(r#"name="csrf" value=""#).nth(1).and_then(|r| r.split('"').next()).unwrap_or_default();
+    let validate = format!("/console/payments/{}/validate", payment["id"].as_str().unwrap_or_default());
+    let form = serde_urlencoded::to_string([("csrf", csrf)]).map_err(|e| e.to_string())?;
+    let (status, _, page) = flow.console("POST", &validate, Some(&session), Some(form)).await?;
+    expect(status == 200 && page.contains("https://t.me/"), &format!("console validation: {status}"))?;
 
     // A purchase in Telegram Stars, inside the bot: /buy, the pre-checkout, the payment, the invite.
     const CAROL: i64 = 880_003;

@@ -76,8 +76,10 @@ async fn main() -> Result<(), String> {
         ("payments queue (1,000 waiting, 25 a page)", "/console/payments"),
         ("all payments (101,000)", "/console/payments?status=all"),
         ("a member by Telegram id", "/console/members?q=1050000"),
-        ("overview (stats, four charts)", "/console/overview"),
+        ("a payment by transaction id", "/console/payments?tx=tx-waiting-500"),
+        ("overview (stats, six charts, health)", "/console/overview"),
         ("audit log", "/console/audit"),
+        ("audit log: refused links only", "/console/audit?action=token_refused"),
         ("jobs", "/console/jobs"),
     ] {
         for _ in 0..20 {

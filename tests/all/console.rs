@@ -445,6 +445,9 @@ async fn the_overview_shows_the_numbers_and_charts_of_the_stats() {
     app.fake().set_bot_rights(true, false);
     app.fake().set_webhook_error("Wrong response from the webhook: 502 Bad Gateway");
     let (_, html) = page(&app, "/console/overview", &admin).await;
+    assert!(html.contains("administrator: invites and bans"), "what Telegram said is kept a minute");
+    app.advance(61).await;
+    let (_, html) = page(&app, "/console/overview", &admin).await;
     let health = html.split(r#"aria-label="Health""#).nth(1).unwrap();
     assert!(health.contains("missing rights:</strong> ban users"), "{health}");
     assert!(health.contains("<strong>Wrong response from the webhook: 502 Bad Gateway</strong>"), "{health}");
@@ -673,7 +676,8 @@ async fn the_overview_charts_the_members_active_month_by_month() {
 /// validated; the overview shows this month's and draws the months.
 #[tokio::test]
 async fn validated_web_payments_count_their_offer_s_price_in_the_web_revenue() {
-    let offers = r#"{"monthly": {"name": "Monthly", "days": 30, "price_cents": 990}, "free": {"name": "Free", "days": 7}}"#;
+    let offers =
+        r#"{"monthly": {"name": "Monthly", "days": 30, "price_cents": 990}, "free": {"name": "Free", "days": 7}}"#;
     let app = TestApp::spawn_with(&[("OFFERS", offers)]).await;
     let support = app.jwt("support", "support");
     for (tx, offer) in [("TX-WEB-1", "monthly"), ("TX-WEB-2", "monthly"), ("TX-WEB-3", "free")] {

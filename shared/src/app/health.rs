@@ -14,6 +14,9 @@ use crate::ports::{ChannelHealth, Clock, EffectOutbox, JobLog, Telegram};
 const BACKLOG_COUNTED: u32 = 100;
 /// How late a job's run may be after its scheduled time before the panel calls it overdue.
 const OVERDUE_AFTER_MINUTES: i64 = 60;
+/// How long what Telegram said of the bot and the webhook is shown before it is asked again: the
+/// overview stays quick, and three Bot API calls are not made at every look.
+const CHANNEL_CACHE_SECONDS: i64 = 60;
 
 pub struct Health {
     pub(crate) clock: Arc<dyn Clock>,
@@ -22,11 +25,16 @@ pub struct Health {
     /// Where there is a bot: its standing in the channel is read from Telegram.
     pub(crate) telegram: Option<Arc<dyn Telegram>>,
     pub(crate) schedules: Vec<(Job, Schedule)>,
+    /// What Telegram said last, and when.
+    pub(crate) channel_seen: std::sync::Mutex<Option<(DateTime<Utc>, ChannelRead)>>,
 }
+
+/// What Telegram said of the bot and the webhook, or why it could not be read.
+type ChannelRead = Result<ChannelHealth, String>;
 
 pub struct HealthView {
     /// The bot's rights and the webhook, or why they could not be read.
-    pub channel: Result<ChannelHealth, String>,
+    pub channel: ChannelRead,
     pub jobs: Vec<JobHealth>,
     /// Channel changes (bans, approvals…) decided and not yet carried out, up to `BACKLOG_COUNTED`.
     pub backlog: u32,
@@ -42,6 +50,19 @@ pub struct JobHealth {
 }
 
 impl Health {
+    async fn channel(&self, now: DateTime<Utc>) -> ChannelRead {
+        let seen = self.channel_seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some((_, channel)) = seen.filter(|(at, _)| now - *at < Duration::seconds(CHANNEL_CACHE_SECONDS)) {
+            return channel;
+        }
+        let channel = match &self.telegram {
+            Some(telegram) => telegram.channel_health().await.map_err(|e| e.to_string()),
+            None => Err("this function has no bot".to_owned()),
+        };
+        *self.channel_seen.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, channel.clone()));
+        channel
+    }
+
     /// Each job: when it runs, when it last ran, and whether it is overdue (the jobs page too).
     pub async fn jobs(&self, caller: &Caller) -> Result<Vec<JobHealth>, AppError> {
         require(caller, Role::Admin)?;
@@ -58,10 +79,7 @@ impl Health {
     pub async fn health(&self, caller: &Caller) -> Result<HealthView, AppError> {
         require(caller, Role::Admin)?;
         let now = self.clock.now();
-        let channel = match &self.telegram {
-            Some(telegram) => telegram.channel_health().await.map_err(|e| e.to_string()),
-            None => Err("this function has no bot".to_owned()),
-        };
+        let channel = self.channel(now).await;
         let jobs = self.jobs(caller).await?;
         let pending = self.outbox.pending_intents(now, BACKLOG_COUNTED + 1).await?.len() as u32;
         Ok(HealthView { channel, jobs, backlog: pending.min(BACKLOG_COUNTED), backlog_more: pending > BACKLOG_COUNTED })

@@ -203,6 +203,7 @@ impl Ports {
             job_log: self.store.clone(),
             telegram: self.telegram.clone(),
             schedules: Job::ALL.into_iter().map(|job| (job, self.settings.schedule(job))).collect(),
+            channel_seen: std::sync::Mutex::default(),
         }
     }
 

@@ -39,6 +39,7 @@ figure svg rect { fill: var(--accent); }
 h2, h3 { margin: 1.25rem 0 .5rem; }
 input[type=text], input[type=search] { font: inherit; padding: .4rem; min-width: 12rem; }
 .scroll { overflow-x: auto; }
+form[role=search] { margin: 0 0 1rem; }
 table { border-collapse: collapse; font-size: .9rem; }
 th, td { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
 button { font: inherit; padding: .4rem .9rem; cursor: pointer; }
