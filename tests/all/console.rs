@@ -249,6 +249,26 @@ async fn in_a_real_browser_the_queue_is_accessible_and_works_with_the_keyboard_a
             let name = room.split('?').next().unwrap();
             browser.screenshot(&format!("{name}-{width}")).await;
             assert_eq!(browser.accessibility_violations().await, Vec::<String>::new(), "{room} at {width} px");
+            assert_eq!(browser.requests_elsewhere(&app.base).await, Vec::<String>::new(), "{room}: telegate's only");
+        }
+        if width == 1280 {
+            // A job run from its page: the run's page reloads itself until the run is over.
+            browser.goto(&format!("{}/console/jobs", app.base)).await;
+            browser.wait_for("/console/jobs").await;
+            let run = browser.find(r#"button[aria-label="Run expire-tokens now"]"#).await;
+            browser.click(&run).await;
+            let mut finished = false;
+            for _ in 0..100 {
+                if browser.url().await.contains("/console/jobs/runs/")
+                    && browser.source().await.contains("<strong>done</strong>")
+                {
+                    finished = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            assert!(finished, "the run's page showed the run done: {}", browser.source().await);
+            browser.screenshot("job-run-1280").await;
         }
         assert_eq!(browser.console_errors().await, Vec::<String>::new(), "the browser's console at {width} px");
         browser.close().await;

@@ -135,6 +135,19 @@ impl Browser {
         self.command("POST", &format!("/element/{element}/value"), json!({ "text": text })).await;
     }
 
+    /// What the page loaded from anywhere but `base` (scripts, styles, images, fetches).
+    pub async fn requests_elsewhere(&self, base: &str) -> Vec<String> {
+        let names = self.run("return performance.getEntriesByType('resource').map(e => e.name);").await;
+        names
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|n| !n.starts_with(base))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Clicks an element, as a mouse would.
     pub async fn click(&self, element: &str) {
         self.command("POST", &format!("/element/{element}/click"), json!({})).await;
