@@ -3,7 +3,8 @@
 //! URL), queued effects are received from the stand-in's SQS queue and delivered to the consumer in
 //! batches (what it does not report as failed is deleted, as Lambda's event source does), and the
 //! expiry runs on the scheduled-jobs function with the input of the template's own schedule.
-//! Payment, validation, `/start`, join request, join, status, stats, revoke, expiry, and an admin's
+//! Payment, validation, `/start`, join request, join, status, stats, revoke, the console inside
+//! Telegram (a Mini App sign-in, a validation from the queue), expiry, and an admin's
 //! job run, delivered by the bus to the scheduled-jobs function by the template's rule.
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
@@ -385,7 +386,7 @@ pub async fn run(platform: &Platform, fake: &FakeTelegram, store: &DynamoStore) 
     )?;
 
     Ok(format!(
-        "payment, validation, /start, join request, join, status, stats, revoke, a Stars purchase, expiry, an admin's job run: {} invocations, {} queued effects carried out",
+        "payment, validation, /start, join request, join, status, stats, revoke, the console inside Telegram (sign-in, validation), a Stars purchase, expiry, an admin's job run: {} invocations, {} queued effects carried out",
         flow.invocations, flow.effects
     ))
 }

@@ -434,6 +434,8 @@ async fn the_overview_shows_the_numbers_and_charts_of_the_stats() {
     crate::stars::pay(&app, 7401, "pass").await;
     crate::stars::join(&app, 7401).await;
     app.member("frank", "TX-OVERVIEW-1", 7402).await;
+    let body = json!({ "offer_id": "monthly", "transaction_id": "TX-OVERVIEW-WAITING" });
+    assert_eq!(app.post("/api/payments/pending-payments/create/", &app.jwt("gus", "user"), body).await.0, 201);
     let (status, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
     assert_eq!(status, 200);
 
@@ -445,6 +447,7 @@ async fn the_overview_shows_the_numbers_and_charts_of_the_stats() {
         after.split('<').next().unwrap().parse::<i64>().unwrap()
     };
     assert_eq!(number("Members active"), stats["members"]["active"].as_i64().unwrap());
+    assert_eq!(number("Payments to review"), 1, "gus's; the member's was validated");
     assert_eq!(number("Stars, net"), stats["stars"]["net_total"].as_i64().unwrap());
     assert_eq!(number("Stars, net"), 100);
     // This month's bar of the revenue chart carries this month's net revenue.

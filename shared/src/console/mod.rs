@@ -424,10 +424,15 @@ async fn job_run(
 async fn overview(
     State(admin): State<Arc<Admin>>,
     State(health): State<Arc<Health>>,
+    State(desk): State<Arc<PaymentDesk>>,
     session: Session,
 ) -> Result<Response, ConsoleError> {
     let caller = session.caller().map_err(AppError::from)?;
     let stats = admin.stats(&caller).await?;
     let health = health.health(&caller).await?;
-    Ok(pages::overview(&session, &stats, &health).into_response())
+    // The payments waiting for support, counted up to a page of the queue's index.
+    let first = PageRequest { limit: 100, after: None };
+    let waiting = desk.list_payments(&caller, Some(PaymentStatus::TransactionSubmitted), &first).await?;
+    let to_review = pages::Count { counted: waiting.items.len(), more: waiting.next.is_some() };
+    Ok(pages::overview(&session, &stats, &health, to_review).into_response())
 }

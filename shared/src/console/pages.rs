@@ -546,7 +546,18 @@ fn health_panel(health: &HealthView) -> Markup {
     }
 }
 
-pub fn overview(session: &Session, stats: &crate::app::StatsView, health: &HealthView) -> Html<String> {
+/// A number counted up to a bound: `more` when there were more than `counted`.
+pub struct Count {
+    pub counted: usize,
+    pub more: bool,
+}
+
+pub fn overview(
+    session: &Session,
+    stats: &crate::app::StatsView,
+    health: &HealthView,
+    to_review: Count,
+) -> Html<String> {
     let months: Vec<&crate::ports::StarsMonth> = stats.stars.months.iter().rev().collect();
     let series = |f: fn(&crate::ports::StarsMonth) -> i64| -> Vec<(String, i64)> {
         months.iter().map(|m| (m.month.clone(), f(m))).collect()
@@ -561,6 +572,7 @@ pub fn overview(session: &Session, stats: &crate::app::StatsView, health: &Healt
         html! {
             dl.numbers {
                 (number("Members active", stats.members.active))
+                div { dt { "Payments to review" } dd { (to_review.counted) @if to_review.more { "+" } } }
                 (number("Joined this week", stats.members.recent_joins))
                 (number("Links waiting", stats.tokens.pending))
                 div { dt { "Web this month" } dd { (money(stats.web.months.first().map_or(0, |m| m.revenue_cents))) } }
