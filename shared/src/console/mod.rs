@@ -4,9 +4,11 @@
 //!
 //! First rooms: the local one-time sign-in and the payments queue.
 
+mod charts;
 mod export;
 mod members;
 pub mod oidc;
+mod overview;
 mod pages;
 pub mod session;
 pub mod telegram;
@@ -433,6 +435,6 @@ async fn overview(
     // The payments waiting for support, counted up to a page of the queue's index.
     let first = PageRequest { limit: 100, after: None };
     let waiting = desk.list_payments(&caller, Some(PaymentStatus::TransactionSubmitted), &first).await?;
-    let to_review = pages::Count { counted: waiting.items.len(), more: waiting.next.is_some() };
-    Ok(pages::overview(&session, &stats, &health, to_review).into_response())
+    let to_review = overview::Count { counted: waiting.items.len(), more: waiting.next.is_some() };
+    Ok(overview::overview(&session, &stats, &health, to_review).into_response())
 }

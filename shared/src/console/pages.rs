@@ -5,7 +5,8 @@ use axum::response::Html;
 use maud::{DOCTYPE, Markup, html};
 
 use super::Session;
-use crate::app::{HealthView, Issued, JobHealth};
+use super::charts::{bars, hour_of};
+use crate::app::{Issued, JobHealth};
 use crate::domain::{AuditAction, Payment, PaymentStatus};
 use crate::ports::Page;
 
@@ -62,7 +63,7 @@ pub const TELEGRAM_JS: &str = r#"(function () {
 })();
 "#;
 
-fn layout(title: &str, session: Option<&Session>, body: Markup) -> Html<String> {
+pub(super) fn layout(title: &str, session: Option<&Session>, body: Markup) -> Html<String> {
     layout_with(title, session, None, body)
 }
 
@@ -454,142 +455,6 @@ pub fn members(session: &Session, query: Option<&str>, file: Option<&crate::app:
                     p { (e.at.format("%Y-%m-%d %H:%M UTC")) " · " (e.action.as_str()) " · " (e.actor) }
                 }
             }
-        },
-    )
-}
-
-/// A bar chart drawn on the server: one bar per month, oldest on the left, each bar's value in its
-/// title (and `data-value`), the whole chart described for screen readers.
-/// An amount in the offers' currency from its smallest unit: `990` is `9.90`.
-fn money(cents: i64) -> String {
-    format!("{}{}.{:02}", if cents < 0 { "-" } else { "" }, cents.abs() / 100, cents.abs() % 100)
-}
-
-/// `MM` of `YYYY-MM`.
-fn month_of(key: &str) -> &str {
-    key.get(5..).unwrap_or(key)
-}
-
-/// `HH` of `YYYY-MM-DDTHH`.
-fn hour_of(key: &str) -> &str {
-    key.get(11..).unwrap_or(key)
-}
-
-/// A bar chart: each point's key (a month, an hour) with its value, labelled by `label(key)`.
-fn bars(caption: &str, points: &[(String, i64)], label: fn(&str) -> &str) -> Markup {
-    let (width, height, top, bottom) = (360.0_f64, 160.0_f64, 12.0_f64, 24.0_f64);
-    let max = points.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1) as f64;
-    let slot = width / points.len().max(1) as f64;
-    let summary = points.iter().map(|(m, v)| format!("{m}: {v}")).collect::<Vec<_>>().join(", ");
-    html! {
-        figure {
-            figcaption { (caption) }
-            svg viewBox={ "0 0 " (width) " " (height) } role="img" aria-label={ (caption) ". " (summary) } {
-                @for (i, (key, value)) in points.iter().enumerate() {
-                    @let h = (*value as f64 / max) * (height - top - bottom);
-                    @let x = i as f64 * slot + slot * 0.15;
-                    rect x=(format!("{x:.1}")) y=(format!("{:.1}", height - bottom - h)) width=(format!("{:.1}", slot * 0.7))
-                        height=(format!("{h:.1}")) data-at=(key) data-value=(value) {
-                        title { (key) ": " (value) }
-                    }
-                    text x=(format!("{:.1}", x + slot * 0.35)) y=(format!("{:.1}", height - 8.0)) text-anchor="middle" {
-                        (label(key))
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The health panel: what the bot may do in the channel, Telegram's webhook, the jobs, the backlog.
-fn health_panel(health: &HealthView) -> Markup {
-    let overdue: Vec<&str> = health.jobs.iter().filter(|j| j.overdue).map(|j| j.job.name()).collect();
-    html! {
-        h2 { "Health" }
-        section.payment aria-label="Health" {
-            dl {
-                @match &health.channel {
-                    Ok(channel) => {
-                        @let r = &channel.rights;
-                        dt { "Bot in the channel" }
-                        dd {
-                            @if r.administrator && r.can_invite_users && r.can_restrict_members {
-                                "administrator: invites and bans"
-                            } @else {
-                                strong { "missing rights:" }
-                                @if !r.administrator { " administrator" }
-                                @if !r.can_invite_users { " invite users" }
-                                @if !r.can_restrict_members { " ban users" }
-                            }
-                        }
-                        @let w = &channel.webhook;
-                        dt { "Webhook" }
-                        dd {
-                            @match w.url.as_deref().filter(|u| !u.is_empty()) {
-                                Some(url) => { (url) " · " (w.pending_update_count) " waiting" }
-                                None => "none registered (long polling)",
-                            }
-                        }
-                        dt { "Telegram's last delivery error" }
-                        dd { @match &w.last_error_message { Some(e) => strong { (e) }, None => "none" } }
-                    }
-                    Err(why) => { dt { "Telegram" } dd { "not read: " (why) } }
-                }
-                dt { "Channel changes waiting" }
-                dd { (health.backlog) @if health.backlog_more { " or more" } }
-                dt { "Jobs" }
-                dd {
-                    @if overdue.is_empty() { "on time" } @else { strong { "overdue: " (overdue.join(", ")) } }
-                }
-            }
-        }
-    }
-}
-
-/// A number counted up to a bound: `more` when there were more than `counted`.
-pub struct Count {
-    pub counted: usize,
-    pub more: bool,
-}
-
-pub fn overview(
-    session: &Session,
-    stats: &crate::app::StatsView,
-    health: &HealthView,
-    to_review: Count,
-) -> Html<String> {
-    let months: Vec<&crate::ports::StarsMonth> = stats.stars.months.iter().rev().collect();
-    let series = |f: fn(&crate::ports::StarsMonth) -> i64| -> Vec<(String, i64)> {
-        months.iter().map(|m| (m.month.clone(), f(m))).collect()
-    };
-    let web: Vec<(String, i64)> = stats.web.months.iter().rev().map(|m| (m.month.clone(), m.revenue_cents)).collect();
-    let active: Vec<(String, i64)> =
-        stats.members.active_by_month.iter().rev().map(|m| (m.month.clone(), m.active)).collect();
-    let number = |label: &str, value: i64| html! { div { dt { (label) } dd { (value) } } };
-    layout(
-        "Overview",
-        Some(session),
-        html! {
-            dl.numbers {
-                (number("Members active", stats.members.active))
-                div { dt { "Payments to review" } dd { (to_review.counted) @if to_review.more { "+" } } }
-                (number("Joined this week", stats.members.recent_joins))
-                (number("Links waiting", stats.tokens.pending))
-                div { dt { "Web this month" } dd { (money(stats.web.months.first().map_or(0, |m| m.revenue_cents))) } }
-                (number("Stars this month", stats.stars.months.first().map_or(0, |m| m.revenue)))
-                (number("Stars this month, net", stats.stars.months.first().map_or(0, |m| m.net)))
-                (number("Stars, net", stats.stars.net_total))
-                (number("Subscriptions running", stats.stars.active_subscriptions))
-                (number("Suspicious, 24 h", stats.attempts.refused_tokens + stats.attempts.declined_joins + stats.attempts.removed_strangers))
-            }
-            p { a href="/console/export/members.csv" download { "The active members, as CSV" } }
-            (bars("Web revenue per month, in cents", &web, month_of))
-            (bars("Stars revenue per month, net", &series(|m| m.net), month_of))
-            (bars("New subscriptions per month", &series(|m| m.new_subscriptions), month_of))
-            (bars("Renewals per month", &series(|m| m.renewals), month_of))
-            (bars("Lapsed subscriptions per month", &series(|m| m.lapsed), month_of))
-            (bars("Members active per month", &active, month_of))
-            (health_panel(health))
         },
     )
 }

@@ -5,7 +5,7 @@ use super::Stats;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::Envelope;
+use super::{Envelope, Page, PageRequest};
 use crate::domain::{
     AccountBar, AuditEntry, Exemption, Invoice, Membership, MembershipId, Notification, NotificationId, Payment,
     PaymentId, PaymentStatus, RequestedRun, RunId, TelegramUserId, TokenHash, TokenRecord, UserId,
@@ -36,30 +36,6 @@ pub struct Review {
     pub at: DateTime<Utc>,
     /// A validation's web revenue (the offer's `price_cents`), counted in the same write.
     pub revenue_cents: Option<i64>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct PageRequest {
-    pub limit: u32,
-    /// The id of the last item of the previous page.
-    pub after: Option<String>,
-}
-
-#[derive(Clone, Debug)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next: Option<String>,
-}
-
-impl<T> Page<T> {
-    /// Keyset pagination: `rows` holds up to `limit + 1` items after the cursor; the extra one only
-    /// tells that there is a next page, whose cursor is the id of this page's last item.
-    pub fn of(mut rows: Vec<T>, limit: u32, id_of: impl Fn(&T) -> String) -> Self {
-        let more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        let next = if more { rows.last().map(id_of) } else { None };
-        Self { items: rows, next }
-    }
 }
 
 #[async_trait]
