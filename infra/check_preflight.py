@@ -42,6 +42,8 @@ def main():
             f"SecretName=telegate-preflight-{SUFFIX}",
             f"MailFrom={sender}",
             'Offers={"monthly": {"name": "Monthly", "days": 30, "stars": 250}}',
+            "ConsoleOidcClientId=console-client",
+            "ConsoleUrl=http://console.example.com",
         ]
         code, out = preflight(work, wrong)
         expected = [
@@ -51,6 +53,8 @@ def main():
             "✗ Offers parse; Stars offers have PaySupportContact",
             f"✗ secret telegate-preflight-{SUFFIX} exists",
             f"✗ SES identity of {sender}",
+            "✗ the console's identity provider: ConsoleOidcClientId, ConsoleOidcAuthorizeUrl and ConsoleOidcTokenUrl, all three or none",
+            "✗ ConsoleUrl 'http://console.example.com' is an https address",
         ]
         missing = [e for e in expected if e not in out]
         if code != 1 or missing:
@@ -80,6 +84,7 @@ def main():
             "PaySupportContact=@support",
             "AlarmEmail=ops@example.com",
             "AllowedOrigins=https://app.example.com",
+            "ConsoleUrl=https://console.example.com",
         ]
         code, out = preflight(work, right)
         if code != 0 or "✗" in out:

@@ -12,6 +12,7 @@ checked, with why; a warning):
   still in the SES sandbox (mail then reaches verified addresses only);
 - the account's Lambda concurrency covers the template's reserved and maximum concurrency;
 - AlarmEmail is set (else alarms tell nobody) and AllowedOrigins is not `*`;
+- the console's identity provider is given whole or not at all, and ConsoleUrl is an https address;
 - ChannelId is a channel's id, Offers is JSON, and an offer sold in Stars has PaySupportContact.
 
 Needs boto3 (the SAM CLI's Python has it) and read access to the account.
@@ -55,6 +56,12 @@ def checks(values, params, clients):
         yield ("fix" if stars and not values.get("PaySupportContact") else "ok", "Offers parse; Stars offers have PaySupportContact")
     except (ValueError, AttributeError) as e:
         yield ("fix", f"Offers is not JSON offers: {e}")
+    oidc = [n for n in ("ConsoleOidcClientId", "ConsoleOidcAuthorizeUrl", "ConsoleOidcTokenUrl") if values.get(n)]
+    yield ("ok" if len(oidc) in (0, 3) else "fix",
+           "the console's identity provider: ConsoleOidcClientId, ConsoleOidcAuthorizeUrl and ConsoleOidcTokenUrl, all three or none")
+    console = values.get("ConsoleUrl", "")
+    yield ("ok" if not console or re.fullmatch(r"https://[^/\s]+", console.rstrip("/")) else "fix",
+           f"ConsoleUrl {console!r} is an https address without a path (Telegram opens Mini Apps over https only)")
 
     name = values.get("SecretName", "telegate")
     try:
