@@ -220,9 +220,16 @@ async fn stats_after_a_scripted_history_equal_the_hand_count() {
 
     let (s, mut stats) = app.get("/api/telegram/admin/stats/", &admin).await;
     assert_eq!(s, 200);
-    // Nothing sold in Stars: zeros, twelve months (the Stars tests count them).
+    // Nothing sold in Stars: zeros, twelve months (the Stars tests count them); the web revenue,
+    // the months of members and the hours of attempts are the console's tests'.
     let stars = stats.as_object_mut().unwrap().remove("stars").unwrap();
     assert_eq!((stars["revenue_total"].as_i64(), stars["months"].as_array().map(Vec::len)), (Some(0), Some(12)));
+    let web = stats.as_object_mut().unwrap().remove("web").unwrap();
+    assert_eq!(web["revenue_total_cents"], 0, "no offer has a web price here");
+    let months = stats.as_object_mut().unwrap().remove("members_by_month").unwrap();
+    assert_eq!(months[0]["active"], 1, "this month: as it is now");
+    let hours = stats["attempts"].as_object_mut().unwrap().remove("by_hour").unwrap();
+    assert_eq!(hours.as_array().map(Vec::len), Some(24));
     assert_eq!(
         stats,
         json!({
@@ -256,12 +263,20 @@ async fn stats_count_the_suspicious_access_attempts_of_the_last_24_hours() {
     app.webhook(updates::join_request(app.update_id(), CHANNEL, 6099, &link)).await;
     app.webhook(updates::joined(app.update_id(), CHANNEL, 6098, None)).await;
     app.drain().await;
-    let (_, stats) = app.get("/api/telegram/admin/stats/", &admin).await;
+    let (_, mut stats) = app.get("/api/telegram/admin/stats/", &admin).await;
+    let hours = stats["attempts"].as_object_mut().unwrap().remove("by_hour").unwrap();
+    assert_eq!(
+        hours[0]["refused_tokens"].as_i64().unwrap() + hours[1]["refused_tokens"].as_i64().unwrap(),
+        2,
+        "this hour's"
+    );
     assert_eq!(stats["attempts"], json!({"refused_tokens": 2, "declined_joins": 1, "removed_strangers": 1}), "{stats}");
 
     // A day later they have aged out.
     app.advance(25 * 3600).await;
-    let (_, stats) = app.get("/api/telegram/admin/stats/", &admin).await;
+    let (_, mut stats) = app.get("/api/telegram/admin/stats/", &admin).await;
+    let hours = stats["attempts"].as_object_mut().unwrap().remove("by_hour").unwrap();
+    assert!(hours.as_array().unwrap().iter().all(|h| h["refused_tokens"] == 0), "{hours}");
     assert_eq!(stats["attempts"], json!({"refused_tokens": 0, "declined_joins": 0, "removed_strangers": 0}));
 }
 

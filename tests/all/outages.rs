@@ -132,13 +132,20 @@ async fn a_three_minute_dynamodb_throttle_during_the_expiry_loses_no_removal_on_
     assert_eq!(telegate_testkit::local_aws::dead_letters(&queue).await.unwrap(), 0, "nothing dead-lettered");
 }
 
-/// Whether `response` is the answer to an outage: 503, `Retry-After`, the JSON error.
+/// Whether `response` is the answer to an outage: 503, `Retry-After`, the JSON error (the
+/// console's: its page saying so).
 async fn is_outage_answer(response: axum::response::Response) -> Result<(), String> {
     let status = response.status().as_u16();
     let retry = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let html = response.headers().get("content-type").is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
     let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    match (status, retry.as_deref(), json["error"]["code"].as_str()) {
+    let said = if html {
+        String::from_utf8_lossy(&body).contains("try again shortly").then_some("unavailable")
+    } else {
+        json["error"]["code"].as_str()
+    };
+    match (status, retry.as_deref(), said) {
         (503, Some("5"), Some("unavailable")) => Ok(()),
         other => Err(format!("{other:?}: {}", String::from_utf8_lossy(&body))),
     }

@@ -616,6 +616,10 @@ async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     let m = membership(&bound, who, now);
     store.open_membership(&t.hash, &m).await.unwrap();
     store.activate_membership(&m.id, now, now, None).await.unwrap().unwrap();
+    // The account a @username names, any case (support's search).
+    assert_eq!(store.account_with_username("WHO").await.unwrap(), Some(who), "the membership's @who");
+    assert_eq!(store.account_with_username("nobody_here").await.unwrap(), None);
+
     // The month's figure of members active, kept as the daily expiry run saw it.
     let active_now = store.counters(now).await.unwrap().members_active;
     assert!(active_now >= 1);

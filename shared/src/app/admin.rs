@@ -24,6 +24,9 @@ pub struct StatsView {
     pub tokens: TokenStats,
     pub invites: InviteStats,
     pub members: MemberStats,
+    /// Members active, this month first, then the eleven before (beside `members`, whose shape
+    /// is the API's contract).
+    pub members_by_month: Vec<crate::ports::MonthActive>,
     /// The guide's "monitor fraudulent access attempts": the last 24 hours.
     pub attempts: AttemptStats,
     /// Web payments validated, at their offers' `price_cents`: revenue, and per month.
@@ -63,8 +66,6 @@ pub struct MemberStats {
     pub total: i64,
     pub active: i64,
     pub recent_joins: i64,
-    /// This month first, then the eleven before.
-    pub active_by_month: Vec<crate::ports::MonthActive>,
 }
 
 /// A member as support sees them: the web user, their payments and memberships (newest first),
@@ -169,8 +170,8 @@ impl Admin {
                 total: c.members_total,
                 active: c.members_active,
                 recent_joins: c.members_recent_joins,
-                active_by_month: c.members_active_by_month,
             },
+            members_by_month: c.members_active_by_month,
             attempts: AttemptStats {
                 refused_tokens: c.refused_tokens_recent,
                 declined_joins: c.declined_joins_recent,
@@ -180,6 +181,14 @@ impl Admin {
             web: c.web,
             stars: c.stars,
         })
+    }
+
+    /// The web user of an account's latest membership.
+    async fn user_of(&self, account: Option<TelegramUserId>) -> Result<Option<UserId>, AppError> {
+        match account {
+            Some(account) => Ok(self.access.last_membership(account).await?.map(|m| m.user_id)),
+            None => Ok(None),
+        }
     }
 
     /// The audit log, newest first: everyone's, one user's or one kind's (`action`), not both.
@@ -202,23 +211,35 @@ impl Admin {
         Ok(self.audit_log.audit(of, page).await?)
     }
 
-    /// A member, looked up by Telegram id (the web user of their latest membership) or by web
-    /// user id: on keys, never a scan.
+    /// A member, looked up by Telegram id or @username (the web user of the account's latest
+    /// membership) or by web user id: on keys, never a scan. A bare word is a web user id first,
+    /// then a username; `@name` is a username only.
     pub async fn member(&self, caller: &Caller, query: &str) -> Result<MemberFile, AppError> {
         require(caller, Role::Support)?;
         let query = query.trim();
-        let by_account = match query.parse::<i64>().ok().and_then(|id| TelegramUserId::parse(id).ok()) {
-            Some(account) => self.access.last_membership(account).await?.map(|m| m.user_id),
-            None => None,
-        };
-        let user = match by_account {
-            Some(user) => user,
-            None => UserId::parse(query)?,
-        };
-        let payments = self.payments.payments_of(&user).await?;
-        let memberships = self.access.memberships_of(&user).await?;
+        let not_found = || AppError::NotFound("no member with that Telegram id, @username or user id");
+        let mut user =
+            match (query.parse::<i64>().ok().and_then(|id| TelegramUserId::parse(id).ok()), query.strip_prefix('@')) {
+                (Some(account), _) => self.user_of(Some(account)).await?.map_or_else(|| UserId::parse(query), Ok)?,
+                (None, Some(name)) => {
+                    let account = self.access.account_with_username(name).await?;
+                    self.user_of(account).await?.ok_or_else(not_found)?
+                }
+                (None, None) => UserId::parse(query)?,
+            };
+        let mut payments = self.payments.payments_of(&user).await?;
+        let mut memberships = self.access.memberships_of(&user).await?;
+        // A bare word that is no web user's: the account that @username names, if any.
+        if payments.is_empty() && memberships.is_empty() && query.parse::<i64>().is_err() && !query.starts_with('@') {
+            let account = self.access.account_with_username(query).await?;
+            if let Some(named) = self.user_of(account).await? {
+                payments = self.payments.payments_of(&named).await?;
+                memberships = self.access.memberships_of(&named).await?;
+                user = named;
+            }
+        }
         if payments.is_empty() && memberships.is_empty() {
-            return Err(AppError::NotFound("no member with that Telegram id or user id"));
+            return Err(not_found());
         }
         let audit = self.audit_log.audit(AuditOf::User(&user), &PageRequest { limit: 50, after: None }).await?.items;
         Ok(MemberFile { user, payments, memberships, audit })

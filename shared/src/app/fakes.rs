@@ -152,6 +152,10 @@ impl AccessStore for Memory {
     async fn last_membership(&self, account: TelegramUserId) -> Result<Option<Membership>, StoreError> {
         Ok(newest_first(&self.kept().memberships, |m| m.telegram_user_id == account).into_iter().next())
     }
+    async fn account_with_username(&self, username: &str) -> Result<Option<TelegramUserId>, StoreError> {
+        let named = |m: &Membership| m.telegram_username.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(username));
+        Ok(newest_first(&self.kept().memberships, named).into_iter().next().map(|m| m.telegram_user_id))
+    }
     async fn membership_by_invite(&self, link: &str) -> Result<Option<Membership>, StoreError> {
         Ok(self.kept().memberships.iter().find(|m| m.invite_link.as_deref() == Some(link)).cloned())
     }

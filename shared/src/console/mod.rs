@@ -165,7 +165,13 @@ impl IntoResponse for ConsoleError {
                 } else {
                     e.to_string()
                 };
-                (status, pages::problem("That did not work", &detail)).into_response()
+                let mut response = (status, pages::problem("That did not work", &detail)).into_response();
+                // As the API says it: a dependency down is worth trying again in a few seconds.
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    let retry = HeaderValue::from_static(crate::http::RETRY_AFTER_SECONDS);
+                    response.headers_mut().insert(header::RETRY_AFTER, retry);
+                }
+                response
             }
         }
     }

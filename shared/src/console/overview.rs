@@ -70,8 +70,7 @@ pub fn overview(
         months.iter().map(|m| (m.month.clone(), f(m))).collect()
     };
     let web: Vec<(String, i64)> = stats.web.months.iter().rev().map(|m| (m.month.clone(), m.revenue_cents)).collect();
-    let active: Vec<(String, i64)> =
-        stats.members.active_by_month.iter().rev().map(|m| (m.month.clone(), m.active)).collect();
+    let active: Vec<(String, i64)> = stats.members_by_month.iter().rev().map(|m| (m.month.clone(), m.active)).collect();
     let number = |label: &str, value: i64| html! { div { dt { (label) } dd { (value) } } };
     layout(
         "Overview",

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::app::AppError;
 
 /// When a client should try again after a 503: a store or queue blip is seconds long.
-const RETRY_AFTER_SECONDS: &str = "5";
+pub const RETRY_AFTER_SECONDS: &str = "5";
 
 pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()

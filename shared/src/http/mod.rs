@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-pub use error::{error_body, status_of};
+pub use error::{RETRY_AFTER_SECONDS, error_body, status_of};
 pub use extract::{BODY_LIMIT, JsonBody, LimitedBody, PathParam};
 
 use crate::app::{

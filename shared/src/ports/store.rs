@@ -132,6 +132,9 @@ pub trait AccessStore: Send + Sync {
     async fn current_membership(&self, account: TelegramUserId) -> Result<Option<Membership>, StoreError>;
     /// The account's newest membership, whatever its status: whose web account it belongs to.
     async fn last_membership(&self, account: TelegramUserId) -> Result<Option<Membership>, StoreError>;
+    /// The account a membership last named with this @username (without the `@`, any case): a
+    /// search aid for support, never a decision (a username changes hands).
+    async fn account_with_username(&self, username: &str) -> Result<Option<TelegramUserId>, StoreError>;
     async fn membership_by_invite(&self, link: &str) -> Result<Option<Membership>, StoreError>;
     /// A user's memberships, newest first.
     async fn memberships_of(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;

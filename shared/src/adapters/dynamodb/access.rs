@@ -148,7 +148,10 @@ impl AccessStore for DynamoStore {
             self.put(membership_item(m, hash), Some("attribute_not_exists(pk)"), vec![])?,
         ];
         match self.transact(items).await {
-            Ok(()) => Ok(Applied::Now(Box::new(m.clone()))),
+            Ok(()) => {
+                self.remember_username(m.telegram_username.as_deref(), m.telegram_user_id).await;
+                Ok(Applied::Now(Box::new(m.clone())))
+            }
             Err(Cancelled::Condition(_)) => self.already(hash).await,
             Err(Cancelled::Fault(e)) => Err(e),
         }
@@ -255,6 +258,14 @@ impl AccessStore for DynamoStore {
         self.query(newest).await?.first().map(membership_from).transpose()
     }
 
+    async fn account_with_username(&self, username: &str) -> Result<Option<TelegramUserId>, StoreError> {
+        let Some(item) = self.get(&keys::username(username.to_lowercase()), "USERNAME").await? else {
+            return Ok(None);
+        };
+        let id = get_n::<i64>(&item, "telegram_user_id")?;
+        TelegramUserId::parse(id).map(Some).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
     async fn membership_by_invite(&self, link: &str) -> Result<Option<Membership>, StoreError> {
         let Some(item) = self.get(&keys::invite(link), "INVITE").await? else { return Ok(None) };
         self.membership_record(&get_s(&item, "membership_id")?).await
@@ -333,6 +344,7 @@ impl AccessStore for DynamoStore {
             match self.transact(items).await {
                 Ok(()) => {
                     self.mark_tokens_used(&token_hashes(&item), now).await?;
+                    self.remember_username(username, m.telegram_user_id).await;
                     return self.membership_record(id.as_str()).await;
                 }
                 Err(Cancelled::Condition(_)) => continue,

@@ -140,6 +140,17 @@ impl ImportStore for DynamoStore {
         for (chunk, out) in records.chunks(RECORDS_PER_WRITE).zip(written.chunks_mut(RECORDS_PER_WRITE)) {
             self.import_chunk(chunk, out).await?;
         }
+        let named: Vec<(&str, TelegramUserId)> = records
+            .iter()
+            .zip(&written)
+            .filter_map(|(record, w)| match (record, w) {
+                (Imported::Membership { membership: m, .. }, Written::New) => {
+                    Some((m.telegram_username.as_deref().filter(|u| !u.is_empty())?, m.telegram_user_id))
+                }
+                _ => None,
+            })
+            .collect();
+        self.remember_usernames(&named).await;
         Ok(written)
     }
 }

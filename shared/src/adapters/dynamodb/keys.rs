@@ -36,6 +36,7 @@ prefixed! {
     exempt => "EXEMPT",
     invoice => "INVOICE",
     sale => "SALE",
+    username => "USERNAME",
     // Sort keys under `user`.
     notification => "NOTIF",
     // Index partitions (gsiNpk).

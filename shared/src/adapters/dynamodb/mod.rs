@@ -25,10 +25,10 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, PutRequest, TransactWriteItem, Update, WriteRequest};
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Membership, Payment, TokenRecord};
+use crate::domain::{Membership, Payment, TelegramUserId, TokenRecord};
 use crate::ports::{Envelope, StoreError};
 use codec::*;
 
@@ -216,6 +216,52 @@ impl DynamoStore {
 
     async fn membership_record(&self, id: &str) -> Result<Option<Membership>, StoreError> {
         self.get(&keys::membership(id), "MEM").await?.map(|i| membership_from(&i)).transpose()
+    }
+
+    /// Up to 25 writes in one `BatchWriteItem`, asking again for what it leaves unprocessed.
+    async fn write_batch(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        let mut pending = Some(HashMap::from([(self.table.clone(), requests)]));
+        for attempt in 0u32.. {
+            let Some(items) = pending.take().filter(|p| p.values().any(|v| !v.is_empty())) else { return Ok(()) };
+            if attempt >= 8 {
+                return Err(StoreError::Unavailable("DynamoDB kept leaving writes unprocessed".into()));
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+            let out = self.client.batch_write_item().set_request_items(Some(items)).send().await.map_err(fault)?;
+            pending = out.unprocessed_items;
+        }
+        Ok(())
+    }
+
+    /// Keeps which account each @username last named (`USERNAME#<lowercase>`), for support's
+    /// search. A search aid, written after the memberships' own writes and outside them: if it
+    /// fails, the memberships stand and the search by username misses them (logged).
+    async fn remember_usernames(&self, named: &[(&str, TelegramUserId)]) {
+        for chunk in named.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for (username, account) in chunk {
+                let item = HashMap::from([
+                    ("pk".to_owned(), s(keys::username(username.to_lowercase()))),
+                    ("sk".to_owned(), s("USERNAME")),
+                    ("telegram_user_id".to_owned(), n(account.get())),
+                ]);
+                match PutRequest::builder().set_item(Some(item)).build() {
+                    Ok(put) => requests.push(WriteRequest::builder().put_request(put).build()),
+                    Err(e) => tracing::warn!(error = %e, "a @username the search cannot keep"),
+                }
+            }
+            if let Err(e) = self.write_batch(requests).await {
+                tracing::warn!(error = %e, "could not keep accounts' @usernames for the console's search");
+            }
+        }
+    }
+
+    async fn remember_username(&self, username: Option<&str>, account: TelegramUserId) {
+        if let Some(username) = username.filter(|u| !u.is_empty()) {
+            self.remember_usernames(&[(username, account)]).await;
+        }
     }
 
     async fn payment_record(&self, id: &str) -> Result<Option<Payment>, StoreError> {

@@ -1,7 +1,5 @@
 //! In-app notifications (`USER#` / `NOTIF#`) and their clean-up.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use chrono::{DateTime, Utc};
@@ -125,25 +123,13 @@ impl NotificationStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Deletes up to 25 items in one `BatchWriteItem`, asking again for what it leaves unprocessed.
+    /// Deletes up to 25 items in one `BatchWriteItem`.
     async fn delete_batch(&self, keys: &[(String, String)]) -> Result<(), StoreError> {
         let mut requests = Vec::with_capacity(keys.len());
         for (pk, sk) in keys {
             let delete = DeleteRequest::builder().key("pk", s(pk)).key("sk", s(sk)).build().map_err(fault)?;
             requests.push(WriteRequest::builder().delete_request(delete).build());
         }
-        let mut pending = Some(HashMap::from([(self.table.clone(), requests)]));
-        for attempt in 0u32.. {
-            let Some(items) = pending.take().filter(|p| p.values().any(|v| !v.is_empty())) else { return Ok(()) };
-            if attempt >= 8 {
-                return Err(StoreError::Unavailable("DynamoDB kept leaving deletes unprocessed".into()));
-            }
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-            }
-            let out = self.client.batch_write_item().set_request_items(Some(items)).send().await.map_err(fault)?;
-            pending = out.unprocessed_items;
-        }
-        Ok(())
+        self.write_batch(requests).await
     }
 }

@@ -170,6 +170,20 @@ impl AccessStore for SqliteStore {
         })
     }
 
+    async fn account_with_username(&self, username: &str) -> Result<Option<TelegramUserId>, StoreError> {
+        let id: Option<i64> = self.with(|conn| {
+            conn.query_row(
+                "SELECT telegram_user_id FROM memberships WHERE telegram_username = ?1 COLLATE NOCASE
+                 ORDER BY id DESC LIMIT 1",
+                [username],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(fault)
+        })?;
+        id.map(|id| TelegramUserId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
+    }
+
     async fn membership_by_invite(&self, link: &str) -> Result<Option<Membership>, StoreError> {
         self.with(|conn| {
             conn.query_row("SELECT * FROM memberships WHERE invite_link = ?1", [link], membership_from)
