@@ -411,7 +411,7 @@ pub fn members(session: &Session, query: Option<&str>, file: Option<&crate::app:
         Some(session),
         html! {
             form.inline method="get" action="/console/members" role="search" {
-                label { "Telegram id or user id" input type="text" name="q" value=[query] required; }
+                label { "Telegram id, @username or user id" input type="text" name="q" value=[query] required; }
                 button type="submit" { "Find" }
             }
             @if let Some(file) = file {
