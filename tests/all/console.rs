@@ -381,6 +381,8 @@ async fn members_are_found_by_telegram_id_and_admins_revoke_reinstate_and_refund
     let (status, html) = page(&app, "/console/members?q=7301", &admin).await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("Member alice") && html.contains("TX-MEMBER-1") && html.contains("in the channel"), "{html}");
+    let sent = html.split("Notifications sent</h3>").nth(1).unwrap().split("<h3>").next().unwrap();
+    assert!(sent.contains("payment_verified") && sent.contains("access_granted"), "what alice was told: {sent}");
     assert_eq!(page(&app, "/console/members?q=alice", &admin).await.0, 200, "by web user too");
     let by_name = page(&app, "/console/members?q=%40user7301", &admin).await;
     assert!(by_name.0 == 200 && by_name.1.contains("Member alice"), "by @username: {}", by_name.1);

@@ -75,6 +75,8 @@ pub struct MemberFile {
     pub user: UserId,
     pub payments: Vec<Payment>,
     pub memberships: Vec<Membership>,
+    /// The newest of the notifications the user was sent (in the app, and by mail with them).
+    pub notifications: Vec<crate::domain::Notification>,
     pub audit: Vec<AuditEntry>,
 }
 
@@ -87,6 +89,7 @@ pub struct Admin {
     pub(crate) auditor: Auditor,
     pub(crate) bars: Arc<dyn AccountBars>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) notifications: Arc<dyn crate::ports::NotificationStore>,
     pub(crate) payments: Arc<dyn PaymentStore>,
     pub(crate) stats: Arc<dyn Stats>,
 }
@@ -242,7 +245,9 @@ impl Admin {
             return Err(not_found());
         }
         let audit = self.audit_log.audit(AuditOf::User(&user), &PageRequest { limit: 50, after: None }).await?.items;
-        Ok(MemberFile { user, payments, memberships, audit })
+        let newest = PageRequest { limit: 20, after: None };
+        let notifications = self.notifications.notifications(&user, &newest, self.clock.now()).await?.items;
+        Ok(MemberFile { user, payments, memberships, notifications, audit })
     }
 
     /// The active members, a page at a time by the end of their period (the export): read on

@@ -127,6 +127,7 @@ impl Ports {
             auditor: self.auditor()?,
             bars: self.store.clone(),
             clock: self.clock.clone(),
+            notifications: self.store.clone(),
             payments: self.store.clone(),
             stats: self.store.clone(),
         })

@@ -450,6 +450,16 @@ pub fn members(session: &Session, query: Option<&str>, file: Option<&crate::app:
                         }
                     }
                 }
+                h3 { "Notifications sent" }
+                @if file.notifications.is_empty() {
+                    p { "None." }
+                }
+                @for n in &file.notifications {
+                    p {
+                        (n.created_at.format("%Y-%m-%d %H:%M UTC")) " · " (n.kind.as_str()) " · " (n.title)
+                        @if !n.read { " (unread)" }
+                    }
+                }
                 h3 { "Audit trail" }
                 @for e in &file.audit {
                     p { (e.at.format("%Y-%m-%d %H:%M UTC")) " · " (e.action.as_str()) " · " (e.actor) }
