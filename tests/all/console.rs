@@ -728,3 +728,52 @@ async fn validated_web_payments_count_their_offer_s_price_in_the_web_revenue() {
     let chart = html.split("Web revenue per month, in cents</figcaption>").nth(1).unwrap();
     assert!(chart.split("</figure>").next().unwrap().contains(&format!(r#"data-at="{month}" data-value="1980""#)));
 }
+
+/// Revoke and refund in a real headless Chromium, as an admin does it: the reason typed, the box
+/// ticked, the button pressed; the member is out and the Stars go back.
+#[tokio::test]
+async fn in_a_real_browser_an_admin_revokes_a_member_and_refunds_a_stars_payment() {
+    use crate::support::browser::Browser;
+    let app = crate::stars::stars_app(false).await;
+    app.member("mona", "TX-BROWSER-REVOKE", 7811).await;
+    crate::stars::pay(&app, 7812, "pass").await;
+    crate::stars::join(&app, 7812).await;
+    let browser = Browser::start(1280).await;
+    browser.goto(&app.running().console_link().unwrap()).await;
+    browser.wait_for("/console/payments").await;
+
+    // Revoke: the form of the member's file.
+    browser.goto(&format!("{}/console/members?q=7811", app.base)).await;
+    browser.wait_for("/console/members?q=7811").await;
+    let form = r#"form[action="/console/members/revoke"]"#;
+    browser.type_into(&browser.find(&format!("{form} input[name=reason]")).await, "chargeback").await;
+    browser.click(&browser.find(&format!("{form} input[name=confirm]")).await).await;
+    browser.click(&browser.find(&format!("{form} button")).await).await;
+    browser.wait_for("/console/members?q=mona").await;
+    app.drain().await;
+    assert_eq!(app.status_of("mona").await["has_active_subscription"], false, "revoked from the browser");
+    assert!(!app.calls_for_user("banChatMember", 7811).is_empty(), "and removed from the channel");
+
+    // Refund: the Stars buyer's payment.
+    browser.goto(&format!("{}/console/members?q=7812", app.base)).await;
+    browser.wait_for("/console/members?q=7812").await;
+    let form = r#"form[action$="/refund"]"#;
+    browser.type_into(&browser.find(&format!("{form} input[name=reason]")).await, "asked for").await;
+    browser.click(&browser.find(&format!("{form} input[name=confirm]")).await).await;
+    browser.click(&browser.find(&format!("{form} button")).await).await;
+    // Back to the buyer's file, under their web user id.
+    for _ in 0..100 {
+        if !browser.url().await.ends_with("q=7812") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.drain().await;
+    assert_eq!(app.fake().calls_to("refundStarPayment").len(), 1, "the Stars go back");
+    browser.goto(&format!("{}/console/members?q=7812", app.base)).await;
+    browser.wait_for("/console/members?q=7812").await;
+    assert!(browser.source().await.contains("refunded"), "the file says so");
+    assert_eq!(browser.accessibility_violations().await, Vec::<String>::new(), "a member's file after a refund");
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    browser.close().await;
+}
