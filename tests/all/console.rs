@@ -182,8 +182,9 @@ async fn inside_telegram_the_launch_data_signs_in_the_channel_s_staff_with_their
     assert_eq!(sign_in("not launch data".into()).await.status(), 401);
 }
 
-/// `/admin` in the bot opens the console as a Mini App, for the channel's staff only; the Mini
-/// App's page carries the one script that posts the launch data.
+/// `/admin` in the bot opens the console as a Mini App, for the channel's staff only (the
+/// channel's administrators read once for a few minutes); the Mini App's page carries the one
+/// script that posts the launch data.
 #[tokio::test]
 async fn admin_in_the_bot_opens_the_console_for_staff_only() {
     use crate::support::updates;
@@ -200,6 +201,8 @@ async fn admin_in_the_bot_opens_the_console_for_staff_only() {
     }
     let stranger = to(5103);
     assert!(stranger["reply_markup"].is_null() && stranger["text"].as_str().unwrap().contains("/status"), "{stranger}");
+    let administrators = app.fake().calls_to("getChatAdministrators").len();
+    assert_eq!(administrators, 1, "three /admin, the channel's administrators read once and trusted a few minutes");
 
     let (status, html) = page(&app, "/console/telegram", "").await;
     assert_eq!(status, 200);

@@ -250,7 +250,7 @@ async fn a_repaired_first_payment_of_a_subscription_counts_as_new_and_its_renewa
 /// payment with a time of its own, finds the payment written and goes on from it.
 #[tokio::test]
 async fn a_payment_written_before_a_crash_is_finished_by_the_reconciliation() {
-    use telegate_core::domain::{Lang, Payment, PaymentId, PaymentStatus, UserId};
+    use telegate_core::domain::{Payment, PaymentId, PaymentStatus, UserId};
     let app = stars_app(false).await;
     let (payload, stars) = buy(&app, 7951, "pass").await;
     pre_checkout(&app, 7951, &payload, stars).await.unwrap();
@@ -258,19 +258,11 @@ async fn a_payment_written_before_a_crash_is_finished_by_the_reconciliation() {
     let then = app.now() - chrono::Duration::seconds(7);
     let written = Payment {
         id: PaymentId::derived(then, &format!("stars:{charge}")),
-        user_id: UserId::parse("tg:7951").unwrap(),
-        email: None,
         offer_id: "pass".into(),
-        transaction_id: format!("stars:{charge}"),
         user_info: Some(json!({"stars": stars, "telegram_user_id": 7951, "telegram_payment_charge_id": charge})),
         status: PaymentStatus::Validated,
-        admin_notes: None,
-        reject_reason: None,
-        created_at: then,
-        updated_at: then,
         reviewed_by: Some(UserId::parse("telegram-stars").unwrap()),
-        refund_note: None,
-        lang: Lang::Fr,
+        ..telegate_testkit::samples::payment("tg:7951", &format!("stars:{charge}"), then)
     };
     app.running().ports.store.insert_payment(&written).await.unwrap();
 

@@ -204,7 +204,6 @@ impl Wiring {
             ))),
             _ => None,
         };
-        let verifier = Arc::new(JwtVerifier::new(&settings.jwt)?);
         let ports = Ports {
             settings: Arc::new(settings),
             store,
@@ -213,7 +212,7 @@ impl Wiring {
             telegram,
             jobs: events.clone().map(|e| e as Arc<dyn JobStarter>),
         };
-        let served = serve(function, &ports, verifier, sqs, mailer, events)?;
+        let served = serve(function, &ports, sqs, mailer, events)?;
         Ok(Self { function, ports, served })
     }
 
@@ -268,7 +267,6 @@ impl Wiring {
 fn serve(
     function: Function,
     ports: &Ports,
-    verifier: Arc<JwtVerifier>,
     sqs: Option<Arc<SqsQueue>>,
     mailer: Option<Arc<SesMailer>>,
     events: Option<Arc<EventBridgeBus>>,
@@ -276,32 +274,43 @@ fn serve(
     use Function::*;
     use telegate_core::http::*;
     let http = |routes: Router| Ok(Served::Http(routes));
+    // Only the functions with bearer-token routes hold a verifier.
+    let verifier = || JwtVerifier::new(&ports.settings.jwt).map(Arc::new);
     match function {
-        Payments => {
-            http(finish(payments_routes(), PaymentsState { payments: Arc::new(ports.payment_desk()?), verifier }))
+        Payments => http(finish(
+            payments_routes(),
+            PaymentsState { payments: Arc::new(ports.payment_desk()?), verifier: verifier()? },
+        )),
+        GenerateToken => http(finish(
+            generate_token_routes(),
+            GenerateTokenState { issuer: Arc::new(ports.issuer()?), verifier: verifier()? },
+        )),
+        Notifications => http(finish(
+            notifications_routes(),
+            NotificationsState { inbox: Arc::new(ports.inbox()?), verifier: verifier()? },
+        )),
+        Status => {
+            http(finish(status_routes(), StatusState { status: Arc::new(ports.status()?), verifier: verifier()? }))
         }
-        GenerateToken => {
-            http(finish(generate_token_routes(), GenerateTokenState { issuer: Arc::new(ports.issuer()?), verifier }))
-        }
-        Notifications => {
-            http(finish(notifications_routes(), NotificationsState { inbox: Arc::new(ports.inbox()?), verifier }))
-        }
-        Status => http(finish(status_routes(), StatusState { status: Arc::new(ports.status()?), verifier })),
         Revoke => http(finish(
             revoke_routes(),
             RevokeState {
                 ending: Arc::new(ports.ending()?),
                 admin: Arc::new(ports.admin()?),
                 refunds: Arc::new(ports.refunds()?),
-                verifier,
+                verifier: verifier()?,
             },
         )),
         Stats => http(finish(
             admin_routes(),
-            AdminState { admin: Arc::new(ports.admin()?), job_runs: Arc::new(ports.job_runs()?), verifier },
+            AdminState {
+                admin: Arc::new(ports.admin()?),
+                job_runs: Arc::new(ports.job_runs()?),
+                verifier: verifier()?,
+            },
         )),
         TelegramWebhook => http(
-            finish(webhook_routes(), WebhookState { bot: Arc::new(ports.bot()?), verifier })
+            finish(webhook_routes(), WebhookState { bot: Arc::new(ports.bot()?) })
                 .layer(axum::middleware::map_response(count_webhook_answer)),
         ),
         SideEffects => {
@@ -323,7 +332,7 @@ fn serve(
                 refunds: Arc::new(ports.refunds()?),
                 health: Arc::new(ports.health()),
                 console: telegate_core::console::Console::build(ports).map_err(StartupError::Console)?,
-                verifier,
+                verifier: verifier()?,
             },
         )),
         ScheduledJobs => Ok(Served::Jobs(Scheduled {

@@ -56,6 +56,11 @@ const STARS_MONTHLY: [&str; 6] = ["revenue", "refunded", "payments", "subscripti
 pub(crate) const STARS_MONTHS: u32 = 12;
 
 /// The first day of the month `back` months before `now`'s.
+/// One value per month of the last `STARS_MONTHS`, this month first, from the month's first day.
+fn last_12_months<T>(now: DateTime<Utc>, of: impl Fn(DateTime<Utc>) -> T) -> Vec<T> {
+    (0..STARS_MONTHS).map(|back| of(months_back(now, back))).collect()
+}
+
 fn months_back(now: DateTime<Utc>, back: u32) -> DateTime<Utc> {
     use chrono::{Datelike, TimeZone};
     let index = now.year() * 12 + now.month0() as i32 - back as i32;
@@ -169,16 +174,14 @@ pub(crate) fn counter_names(now: DateTime<Utc>) -> Vec<String> {
     }
     names.extend((1..STARS_MONTHS).map(|back| active_month_counter(months_back(now, back))));
     names.push("web.revenue".into());
-    for back in 0..STARS_MONTHS {
-        let m = month(months_back(now, back));
+    for m in last_12_months(now, month) {
         names.extend([format!("web.revenue.{m}"), format!("web.payments.{m}")]);
     }
     names.push("stars.revenue".into());
     names.push("stars.refunded".into());
     names.extend(legacy_renewing(now));
     names.extend(subscription_ends(now));
-    for back in 0..STARS_MONTHS {
-        let m = month(months_back(now, back));
+    for m in last_12_months(now, month) {
         names.extend(STARS_MONTHLY.iter().map(|figure| format!("stars.{figure}.{m}")));
     }
     names
@@ -202,13 +205,11 @@ pub(crate) fn counters_from(now: DateTime<Utc>, get: &dyn Fn(&str) -> i64) -> cr
         refused_tokens_recent: attempts(Attempt::RefusedToken),
         declined_joins_recent: attempts(Attempt::DeclinedJoin),
         removed_strangers_recent: attempts(Attempt::RemovedStranger),
-        members_active_by_month: (0..STARS_MONTHS)
-            .map(|back| {
-                let start = months_back(now, back);
-                let active = if back == 0 { get("members.active") } else { get(&active_month_counter(start)) };
-                crate::ports::MonthActive { month: start.format("%Y-%m").to_string(), active }
-            })
-            .collect(),
+        members_active_by_month: last_12_months(now, |start| {
+            let this_month = start == months_back(now, 0);
+            let active = if this_month { get("members.active") } else { get(&active_month_counter(start)) };
+            crate::ports::MonthActive { month: start.format("%Y-%m").to_string(), active }
+        }),
         attempts_by_hour: (0..24)
             .map(|back| {
                 let hour = now - Duration::hours(back);
@@ -223,39 +224,33 @@ pub(crate) fn counters_from(now: DateTime<Utc>, get: &dyn Fn(&str) -> i64) -> cr
             .collect(),
         web: crate::ports::WebCounters {
             revenue_total_cents: get("web.revenue"),
-            months: (0..STARS_MONTHS)
-                .map(|back| {
-                    let start = months_back(now, back);
-                    let figure = |f: &str| get(&format!("web.{f}.{}", month(start)));
-                    crate::ports::WebMonth {
-                        month: start.format("%Y-%m").to_string(),
-                        revenue_cents: figure("revenue"),
-                        payments: figure("payments"),
-                    }
-                })
-                .collect(),
+            months: last_12_months(now, |start| {
+                let figure = |f: &str| get(&format!("web.{f}.{}", month(start)));
+                crate::ports::WebMonth {
+                    month: start.format("%Y-%m").to_string(),
+                    revenue_cents: figure("revenue"),
+                    payments: figure("payments"),
+                }
+            }),
         },
         stars: crate::ports::StarsCounters {
             revenue_total: get("stars.revenue"),
             refunded_total: get("stars.refunded"),
             net_total: get("stars.revenue") - get("stars.refunded"),
             active_subscriptions: sum(subscription_ends(now)) + sum(legacy_renewing(now)),
-            months: (0..STARS_MONTHS)
-                .map(|back| {
-                    let start = months_back(now, back);
-                    let figure = |f: &str| get(&format!("stars.{f}.{}", month(start)));
-                    crate::ports::StarsMonth {
-                        month: start.format("%Y-%m").to_string(),
-                        revenue: figure("revenue"),
-                        refunded: figure("refunded"),
-                        net: figure("revenue") - figure("refunded"),
-                        payments: figure("payments"),
-                        new_subscriptions: figure("subscriptions"),
-                        renewals: figure("renewals"),
-                        lapsed: figure("lapsed"),
-                    }
-                })
-                .collect(),
+            months: last_12_months(now, |start| {
+                let figure = |f: &str| get(&format!("stars.{f}.{}", month(start)));
+                crate::ports::StarsMonth {
+                    month: start.format("%Y-%m").to_string(),
+                    revenue: figure("revenue"),
+                    refunded: figure("refunded"),
+                    net: figure("revenue") - figure("refunded"),
+                    payments: figure("payments"),
+                    new_subscriptions: figure("subscriptions"),
+                    renewals: figure("renewals"),
+                    lapsed: figure("lapsed"),
+                }
+            }),
         },
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::admission::Redemption;
-use super::{Admission, AppError, Members, Sales, Stars, Status};
+use super::{Admission, AppError, Members, Sales, StaffRoles, Stars, Status};
 use crate::config::Settings;
 use crate::domain::{IncomingMessage, TelegramUserId, Update, UpdateKind, texts};
 use crate::ports::{AccessStore, AccountBars, Clock, LinkButton, Telegram, UpdateLog};
@@ -18,6 +18,7 @@ pub struct Bot {
     pub(crate) members: Arc<Members>,
     pub(crate) sales: Arc<Sales>,
     pub(crate) settings: Arc<Settings>,
+    pub(crate) staff: Arc<StaffRoles>,
     pub(crate) stars: Arc<Stars>,
     pub(crate) status: Arc<Status>,
     pub(crate) telegram: Arc<dyn Telegram>,
@@ -107,7 +108,8 @@ impl Bot {
             ("/buy", _) => self.sales.offers(account, lang, texts::buy(lang, channel)).await?,
             ("/paysupport", _) => (self.stars.pay_support(account, lang).await?, Vec::new()),
             ("/status", _) => (self.status.status_text(account, lang).await?, Vec::new()),
-            ("/admin", _) if self.is_staff(account).await? => match &self.settings.console_url {
+            // To anyone without a console role, `/admin` is an unknown command.
+            ("/admin", _) if self.staff.role_of(account.get()).await?.is_some() => match &self.settings.console_url {
                 Some(url) => {
                     let (text, button) = texts::console(lang);
                     (text.to_owned(), vec![LinkButton::mini_app(button, format!("{url}/console/telegram"))])
@@ -118,13 +120,6 @@ impl Bot {
         };
         self.telegram.send_message(message.chat_id, &reply, &buttons).await?;
         Ok(())
-    }
-
-    /// Whether the account has a console role: `/admin` is answered to them only (to anyone
-    /// else, it is an unknown command).
-    async fn is_staff(&self, account: TelegramUserId) -> Result<bool, AppError> {
-        let administrators: Vec<i64> = self.telegram.administrators().await?.into_iter().map(|a| a.get()).collect();
-        Ok(self.settings.staff.role(account.get(), &administrators).is_some())
     }
 
     /// A fresh invite for an account whose current membership waits for it (paid, not in the

@@ -216,6 +216,15 @@ impl Ports {
         })
     }
 
+    pub fn staff_roles(&self) -> Result<StaffRoles, Missing> {
+        Ok(StaffRoles {
+            staff: self.settings.staff.clone(),
+            telegram: given(&self.telegram, "Telegram")?,
+            clock: self.clock.clone(),
+            administrators: std::sync::Mutex::default(),
+        })
+    }
+
     pub fn bot(&self) -> Result<Bot, Missing> {
         Ok(Bot {
             access: self.store.clone(),
@@ -225,6 +234,7 @@ impl Ports {
             members: Arc::new(self.members()?),
             sales: Arc::new(self.sales()?),
             settings: self.settings.clone(),
+            staff: Arc::new(self.staff_roles()?),
             stars: Arc::new(self.stars()?),
             status: Arc::new(self.status()?),
             telegram: given(&self.telegram, "Telegram")?,

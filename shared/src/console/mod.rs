@@ -54,10 +54,11 @@ impl Console {
     pub fn build(ports: &crate::app::Ports) -> Result<Self, AppError> {
         let settings = &ports.settings;
         let sessions = Sessions::from_settings(settings.console_session_key.as_ref())?;
-        let telegram = match (&settings.bot_token, &ports.telegram) {
-            (Some(token), Some(telegram)) => {
-                Some(Arc::new(telegram::TelegramSignIn::new(token, settings.staff.clone(), telegram.clone())))
-            }
+        let telegram = match (&settings.bot_token, ports.staff_roles()) {
+            (Some(token), Ok(staff)) => Some(Arc::new(telegram::TelegramSignIn {
+                launch: telegram::LaunchData::new(token),
+                staff: Arc::new(staff),
+            })),
             _ => None,
         };
         let oidc = match &settings.console_oidc {
@@ -284,7 +285,7 @@ async fn telegram_sign_in(
         tracing::info!(%why, "console: Telegram sign-in refused");
         console.sign_in_again()
     })?;
-    let Some(role) = check.role_of(account, now).await? else {
+    let Some(role) = check.staff.role_of(account).await? else {
         tracing::info!(telegram_user = account, "console: Telegram sign-in of an account with no console role");
         return Err(AppError::Forbidden("this Telegram account is neither an admin nor support of the channel").into());
     };

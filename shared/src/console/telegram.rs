@@ -4,21 +4,17 @@
 //! Who may come in: the channel's administrators and `ADMIN_TELEGRAM_IDS` as admins,
 //! `SUPPORT_TELEGRAM_IDS` as support.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use subtle::ConstantTimeEq;
 
 use super::session::hmac;
-use crate::app::AppError;
-use crate::auth::{Role, Staff};
+use crate::app::StaffRoles;
 use crate::config::Secret;
-use crate::ports::Telegram;
 
 /// How old launch data may be: Telegram signs it when the Mini App opens.
 pub const LAUNCH_DATA_MINUTES: i64 = 60;
-/// How long the channel's administrators are trusted as read.
-const ADMINISTRATORS_MINUTES: i64 = 5;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -69,32 +65,11 @@ impl LaunchData {
     }
 }
 
+/// Signing in inside Telegram: the launch data's check, and who among Telegram accounts has a
+/// console role.
 pub struct TelegramSignIn {
     pub launch: LaunchData,
-    staff: Staff,
-    telegram: Arc<dyn Telegram>,
-    administrators: Mutex<Option<(DateTime<Utc>, Vec<i64>)>>,
-}
-
-impl TelegramSignIn {
-    pub fn new(bot_token: &Secret, staff: Staff, telegram: Arc<dyn Telegram>) -> Self {
-        Self { launch: LaunchData::new(bot_token), staff, telegram, administrators: Mutex::new(None) }
-    }
-
-    /// The console role of a Telegram account, if it has one.
-    pub async fn role_of(&self, account: i64, now: DateTime<Utc>) -> Result<Option<Role>, AppError> {
-        Ok(self.staff.role(account, &self.channel_administrators(now).await?))
-    }
-
-    async fn channel_administrators(&self, now: DateTime<Utc>) -> Result<Vec<i64>, AppError> {
-        let cached = self.administrators.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some((_, ids)) = cached.filter(|(at, _)| now - *at < Duration::minutes(ADMINISTRATORS_MINUTES)) {
-            return Ok(ids);
-        }
-        let ids: Vec<i64> = self.telegram.administrators().await?.into_iter().map(|a| a.get()).collect();
-        *self.administrators.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, ids.clone()));
-        Ok(ids)
-    }
+    pub staff: Arc<StaffRoles>,
 }
 
 #[cfg(test)]

@@ -474,7 +474,6 @@ impl<T> Store for T where
         + AuditLog
         + RateLimits
         + Exemptions
-        + Exemptions
         + InvoiceStore
 {
 }

@@ -13,7 +13,7 @@ use telegate_core::app::effects::{Consumer, EffectRunner, Outcome};
 use telegate_core::app::{App, Ports};
 use telegate_core::auth::{Caller, Role};
 use telegate_core::config::{Secret, Settings};
-use telegate_core::domain::{Job, Lang, Membership, Payment, PaymentId, PaymentStatus, TelegramUserId, UserId};
+use telegate_core::domain::{Job, Membership, Payment, PaymentStatus, TelegramUserId, UserId};
 use telegate_core::ports::{Clock, Effect, Envelope, Queue, QueueError, Store};
 use telegate_testkit::fake_telegram::FakeTelegram;
 
@@ -98,20 +98,8 @@ impl Rig {
 async fn active_member(store: &Arc<dyn Store>, user: &str, account: i64) -> Membership {
     let now = Utc::now();
     let payment = Payment {
-        id: PaymentId::generate(now).unwrap(),
-        user_id: UserId::parse(user).unwrap(),
-        email: None,
-        offer_id: "monthly".into(),
-        transaction_id: format!("TX-LOST-{user}"),
-        user_info: None,
         status: PaymentStatus::Validated,
-        admin_notes: None,
-        reject_reason: None,
-        created_at: now,
-        updated_at: now,
-        reviewed_by: None,
-        refund_note: None,
-        lang: Lang::Fr,
+        ..telegate_testkit::samples::payment(user, &format!("TX-LOST-{user}"), now)
     };
     store.insert_payment(&payment).await.unwrap();
     let (_, record) = support::records::token(&payment, now);

@@ -11,6 +11,26 @@ pub const PAYMENTS: [(&str, &str); 2] =
     [("01a2000000000000000000a1", "TX-SEED-A"), ("01a2000000000000000000a2", "TX-SEED-B")];
 pub const NOTIFICATION: &str = "01a2000000000000000000b1";
 
+/// A web payment of `user` as submitted at `now`, for a test to write (or to change first).
+pub fn payment(user: &str, transaction_id: &str, now: chrono::DateTime<chrono::Utc>) -> Payment {
+    Payment {
+        id: PaymentId::generate(now).expect("a payment id"),
+        user_id: UserId::parse(user).expect("a valid user id"),
+        email: None,
+        offer_id: "monthly".into(),
+        transaction_id: transaction_id.into(),
+        user_info: None,
+        status: PaymentStatus::TransactionSubmitted,
+        admin_notes: None,
+        reject_reason: None,
+        created_at: now,
+        updated_at: now,
+        reviewed_by: None,
+        refund_note: None,
+        lang: Lang::Fr,
+    }
+}
+
 pub async fn seed(store: &dyn Store) -> Result<(), StoreError> {
     let now = chrono::Utc::now();
     let alice = UserId::parse("alice").expect("a valid user id");
@@ -18,19 +38,8 @@ pub async fn seed(store: &dyn Store) -> Result<(), StoreError> {
         store
             .insert_payment(&Payment {
                 id: PaymentId::parse(id).expect("a valid payment id"),
-                user_id: alice.clone(),
                 email: Some("alice@example.com".into()),
-                offer_id: "monthly".into(),
-                transaction_id: tx.into(),
-                user_info: None,
-                status: PaymentStatus::TransactionSubmitted,
-                admin_notes: None,
-                reject_reason: None,
-                created_at: now,
-                updated_at: now,
-                reviewed_by: None,
-                refund_note: None,
-                lang: Lang::Fr,
+                ..payment(alice.as_str(), tx, now)
             })
             .await?;
     }
