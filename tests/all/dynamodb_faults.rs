@@ -16,9 +16,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{Value, json};
 use telegate_core::adapters::dynamodb::DynamoStore;
-use telegate_core::domain::{
-    Lang, MembershipStatus, Payment, PaymentId, PaymentStatus, TelegramUserId, TokenRecord, TokenStatus, UserId,
-};
+use telegate_core::domain::{MembershipStatus, Payment, TelegramUserId, TokenRecord, TokenStatus};
 use telegate_core::ports::{AccessStore, Applied, LifecycleStore, PaymentStore, Stats};
 
 /// What the proxy does to the next calls of one DynamoDB operation.
@@ -152,23 +150,7 @@ fn payment(tx: &str) -> Payment {
 }
 
 fn payment_of(user: &str, tx: &str) -> Payment {
-    let now = Utc::now();
-    Payment {
-        id: PaymentId::generate(now).unwrap(),
-        user_id: UserId::parse(user).unwrap(),
-        email: None,
-        offer_id: "m".into(),
-        transaction_id: tx.into(),
-        user_info: None,
-        status: PaymentStatus::TransactionSubmitted,
-        admin_notes: None,
-        reject_reason: None,
-        created_at: now,
-        updated_at: now,
-        reviewed_by: None,
-        refund_note: None,
-        lang: Lang::Fr,
-    }
+    Payment { offer_id: "m".into(), ..telegate_testkit::samples::payment(user, tx, Utc::now()) }
 }
 
 #[tokio::test]

@@ -77,20 +77,10 @@ fn account(a: i64) -> TelegramUserId {
 
 fn payment(who: &str, tx: &str, now: DateTime<Utc>) -> Payment {
     Payment {
-        id: PaymentId::generate(now).unwrap(),
-        user_id: user(who),
         email: Some(format!("{who}@example.com")),
-        offer_id: "monthly".into(),
-        transaction_id: tx.into(),
         user_info: Some(serde_json::json!({"note": "x"})),
-        status: PaymentStatus::TransactionSubmitted,
-        admin_notes: None,
-        reject_reason: None,
-        created_at: now,
-        updated_at: now,
-        reviewed_by: None,
-        refund_note: None,
         lang: Lang::En,
+        ..telegate_testkit::samples::payment(who, tx, now)
     }
 }
 
