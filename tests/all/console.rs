@@ -182,6 +182,43 @@ async fn inside_telegram_the_launch_data_signs_in_the_channel_s_staff_with_their
     assert_eq!(sign_in("not launch data".into()).await.status(), 401);
 }
 
+/// A session opened inside Telegram lasts while its account keeps a console role: a channel
+/// administrator demoted in the channel is signed out within minutes (the administrators are
+/// trusted five minutes), and one who is also listed as support goes on with support's pages only.
+#[tokio::test]
+async fn a_telegram_session_ends_within_minutes_once_its_account_is_no_longer_staff() {
+    use telegate_testkit::fake_telegram::mini_app_launch_data;
+    let app = TestApp::spawn_with(&[("SUPPORT_TELEGRAM_IDS", "5205")]).await;
+    let now = chrono::Utc::now().timestamp();
+    app.fake().set_member_status(5204, "administrator");
+    app.fake().set_member_status(5205, "administrator");
+    let mut cookies = Vec::new();
+    for account in [5204, 5205] {
+        let response = browser()
+            .post(format!("{}/console/telegram", app.base))
+            .form(&[("launch_data", mini_app_launch_data(crate::support::BOT_TOKEN, account, now))])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{account}");
+        cookies.push(response.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned());
+    }
+    let (demoted, support) = (&cookies[0], &cookies[1]);
+    for cookie in [demoted, support] {
+        assert_eq!(page(&app, "/console/jobs", cookie).await.0, 200, "an admin's page");
+    }
+    app.fake().set_member_status(5204, "member");
+    app.fake().set_member_status(5205, "member");
+    assert_eq!(page(&app, "/console/jobs", demoted).await.0, 200, "the administrators as read a minute ago");
+
+    app.advance(6 * 60).await;
+    assert_eq!(page(&app, "/console/payments", demoted).await.0, 401, "no role any more: signed out");
+    let (status, html) = page(&app, "/console/payments", support).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("telegram-5205 (support)"), "{html}");
+    assert_eq!(page(&app, "/console/jobs", support).await.0, 403, "support's pages only");
+}
+
 /// `/admin` in the bot opens the console as a Mini App, for the channel's staff only (the
 /// channel's administrators read once for a few minutes); the Mini App's page carries the one
 /// script that posts the launch data.

@@ -68,6 +68,27 @@ impl Console {
         Ok(Self { sessions: Arc::new(sessions), clock: ports.clock.clone(), telegram, oidc })
     }
 
+    /// A session opened inside Telegram goes on while its account keeps a console role (read
+    /// again, trusted a few minutes), with the lower of its roles: a demoted administrator is
+    /// signed out within minutes, not at the session's end. When Telegram cannot say, the
+    /// session keeps the role it was opened with.
+    async fn still_staff(&self, mut session: Session) -> Result<Session, ConsoleError> {
+        let (Some(account), Some(check)) = (session.telegram, &self.telegram) else {
+            return Ok(session);
+        };
+        match check.staff.role_of(account).await {
+            Ok(Some(role)) => session.role = session.role.min(role),
+            Ok(None) => {
+                tracing::info!(telegram_user = account, "console: the account has lost its console role; signed out");
+                return Err(self.sign_in_again());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "console: the channel's administrators could not be read; the session keeps its role");
+            }
+        }
+        Ok(session)
+    }
+
     /// The answer to a request without a session: the ways to sign in here.
     fn sign_in_again(&self) -> ConsoleError {
         ConsoleError::SignIn { oidc: self.oidc.is_some() }
@@ -187,9 +208,10 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let console = Console::from_ref(state);
-        cookie_named(&parts.headers, COOKIE)
+        let session = cookie_named(&parts.headers, COOKIE)
             .and_then(|value| console.sessions.read(value, console.clock.now()))
-            .ok_or(console.sign_in_again())
+            .ok_or(console.sign_in_again())?;
+        console.still_staff(session).await
     }
 }
 
@@ -240,12 +262,18 @@ async fn sign_in(State(console): State<Console>, Query(q): Query<SignIn>) -> Res
     let (sub, role) =
         q.code.and_then(|code| console.sessions.redeem_code(&code, now)).ok_or(console.sign_in_again())?;
     tracing::info!(user = %sub, "console: signed in with the one-time link");
-    signed_in(&console, &sub, role, now)
+    signed_in(&console, &sub, role, None, now)
 }
 
 /// A new session for `sub`: its cookie, and on to the payments.
-fn signed_in(console: &Console, sub: &str, role: Role, now: DateTime<Utc>) -> Result<Response, ConsoleError> {
-    let cookie = session_cookie_for(console, sub, role, now)?;
+fn signed_in(
+    console: &Console,
+    sub: &str,
+    role: Role,
+    telegram: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<Response, ConsoleError> {
+    let cookie = session_cookie_for(console, sub, role, telegram, now)?;
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, HeaderValue::from_static("/console/payments")), (header::SET_COOKIE, cookie)],
@@ -258,9 +286,10 @@ fn session_cookie_for(
     console: &Console,
     sub: &str,
     role: Role,
+    telegram: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<HeaderValue, ConsoleError> {
-    let (_, value) = console.sessions.open(sub, role, now).map_err(AppError::from)?;
+    let (_, value) = console.sessions.open(sub, role, telegram, now).map_err(AppError::from)?;
     Ok(session_cookie(&value, session::SESSION_HOURS * 3600))
 }
 
@@ -291,7 +320,7 @@ async fn telegram_sign_in(
     };
     let sub = format!("telegram-{account}");
     tracing::info!(user = %sub, ?role, "console: signed in inside Telegram");
-    signed_in(&console, &sub, role, now)
+    signed_in(&console, &sub, role, Some(account), now)
 }
 
 #[derive(Deserialize)]

@@ -177,7 +177,7 @@ pub(super) async fn callback(
         return Err(AppError::Forbidden("this account has neither the support nor the admin role").into());
     }
     tracing::info!(user = %caller.user_id, role = ?caller.role, "console: signed in with the identity provider");
-    let session = session_cookie_for(&console, caller.user_id.as_str(), caller.role, now)?;
+    let session = session_cookie_for(&console, caller.user_id.as_str(), caller.role, None, now)?;
     // The browser came here from the provider's site: a Strict cookie is not sent on the
     // redirects of that navigation, so a page of ours goes on to the console.
     let cookies = AppendHeaders([(header::SET_COOKIE, session), (header::SET_COOKIE, pending_cookie("", 0))]);

@@ -31,6 +31,10 @@ pub struct Session {
     pub exp: i64,
     /// The token every form of this session carries.
     pub csrf: String,
+    /// The Telegram account a session opened inside Telegram was signed for: its role is read
+    /// again as the session goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<i64>,
 }
 
 impl Session {
@@ -98,13 +102,21 @@ impl Sessions {
         key.map_or_else(Self::new, |k| Ok(Self::with_key(k)))
     }
 
-    /// A new session for `sub` with `role`, as the cookie's value.
-    pub fn open(&self, sub: &str, role: Role, now: DateTime<Utc>) -> Result<(Session, String), DomainError> {
+    /// A new session for `sub` with `role` (signed in inside Telegram as `telegram`), as the
+    /// cookie's value.
+    pub fn open(
+        &self,
+        sub: &str,
+        role: Role,
+        telegram: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<(Session, String), DomainError> {
         let session = Session {
             sub: sub.to_owned(),
             role,
             exp: (now + Duration::hours(SESSION_HOURS)).timestamp(),
             csrf: random_text()?,
+            telegram,
         };
         let value = self.seal(COOKIE, &session);
         Ok((session, value))
@@ -166,7 +178,7 @@ mod tests {
     fn a_session_reads_back_only_as_signed_and_until_it_ends() {
         let sessions = Sessions::new().unwrap();
         let now = Utc::now();
-        let (session, cookie) = sessions.open("root", Role::Admin, now).unwrap();
+        let (session, cookie) = sessions.open("root", Role::Admin, None, now).unwrap();
         assert_eq!(sessions.read(&cookie, now), Some(session.clone()));
         assert_eq!(sessions.read(&cookie, now + Duration::hours(SESSION_HOURS)), None, "ended");
         let (payload, signature) = cookie.split_once('.').unwrap();
