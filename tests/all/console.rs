@@ -148,9 +148,14 @@ async fn support_validates_and_rejects_from_the_queue_and_every_form_needs_its_t
     let (_, html) = page(&app, "/console/payments?status=all", &cookie).await;
     assert!(html.contains("TX-CONSOLE-1") && html.contains("no such transfer"));
 
-    // Signing out ends the session in the browser (the cookie is cleared).
+    // Signing out ends the session: the cookie is cleared, and a copy of it opens nothing.
     let (status, _) = post_form(&app, "/console/sign-out", &cookie, &[("csrf", &token)]).await;
     assert_eq!(status, 200);
+    assert_eq!(page(&app, "/console/payments", &cookie).await.0, 401, "a copy of a signed-out session");
+    let refused = post_form(&app, &reject, &cookie, &[("csrf", &token), ("reason", "after signing out")]).await;
+    assert_eq!(refused.0, 401, "its forms do nothing");
+    let other = sign_in(&app).await;
+    assert_eq!(page(&app, "/console/payments", &other).await.0, 200, "another session of the same account goes on");
 }
 
 /// Inside Telegram: the Mini App's launch data, signed with the bot's token, signs in the

@@ -1,8 +1,9 @@
 //! The console for support and admins (`/console/…`): server-rendered pages over the same use
-//! cases as the API, a signed session cookie (`session.rs`), a CSRF token in every form, and a
-//! strict Content-Security-Policy: no script, nothing loaded from anywhere but telegate.
-//!
-//! First rooms: the local one-time sign-in and the payments queue.
+//! cases as the API, a signed session cookie (`session.rs`, signing in and out in `sign_in.rs`,
+//! inside Telegram `telegram.rs`, with the identity provider `oidc.rs`), a CSRF token in every
+//! form, and a strict Content-Security-Policy: one script of telegate's own (the Mini App's
+//! sign-in), nothing loaded from anywhere else. Here: the routes, the payments queue, the audit
+//! log and the jobs; the members' rooms in `members.rs`, the overview in `overview.rs`.
 
 mod charts;
 mod export;
@@ -11,33 +12,33 @@ pub mod oidc;
 mod overview;
 mod pages;
 pub mod session;
+mod sign_in;
 pub mod telegram;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts, Query, State};
+use axum::extract::{FromRef, Query, State};
+use axum::http::StatusCode;
 use axum::http::header::{self, HeaderValue};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::app::{Admin, AppError, Ending, Health, JobRuns, PaymentDesk, Refunds};
-use crate::auth::Role;
 use crate::domain::{AuditAction, PaymentId, PaymentStatus};
 use crate::http::{PathParam, status_of};
-use crate::ports::{Clock, PageRequest};
+use crate::ports::{Clock, PageRequest, RateLimits};
 pub use session::{COOKIE, Session, Sessions};
+use sign_in::{cookie_named, session_cookie_for, sign_in, sign_out, telegram_page, telegram_script, telegram_sign_in};
 
 /// Payments on a page of the queue: a page stays small on a phone (about 25 KB).
 const PAYMENTS_PAGE: u32 = 25;
 
-/// What the console's pages need besides the services: the sessions and the clock they end by,
-/// and the check of Telegram's launch data where there is a bot (its token signs the data).
+/// What the console's pages need besides the services: the sessions, the clock they end by and
+/// the ones signed out, the sign-in inside Telegram where there is a bot (its token signs the
+/// launch data) and the identity provider's where it is set up.
 #[derive(Clone)]
 pub struct Console {
     pub sessions: Arc<Sessions>,
@@ -45,6 +46,8 @@ pub struct Console {
     pub telegram: Option<Arc<telegram::TelegramSignIn>>,
     /// Signing in in a browser, where the identity provider is set up (`CONSOLE_OIDC_*`).
     pub oidc: Option<Arc<oidc::Oidc>>,
+    /// The sessions signed out before their end, marked until it.
+    pub signed_out: Arc<dyn RateLimits>,
 }
 
 impl Console {
@@ -65,28 +68,13 @@ impl Console {
             Some(oidc) => Some(Arc::new(oidc::Oidc::new(oidc.clone(), settings.console_url.clone())?)),
             None => None,
         };
-        Ok(Self { sessions: Arc::new(sessions), clock: ports.clock.clone(), telegram, oidc })
-    }
-
-    /// A session opened inside Telegram goes on while its account keeps a console role (read
-    /// again, trusted a few minutes), with the lower of its roles: a demoted administrator is
-    /// signed out within minutes, not at the session's end. When Telegram cannot say, the
-    /// session keeps the role it was opened with.
-    async fn still_staff(&self, mut session: Session) -> Result<Session, ConsoleError> {
-        let (Some(account), Some(check)) = (session.telegram, &self.telegram) else {
-            return Ok(session);
-        };
-        match check.staff.role_of(account).await {
-            Ok(Some(role)) => session.role = session.role.min(role),
-            Ok(None) => {
-                tracing::info!(telegram_user = account, "console: the account has lost its console role; signed out");
-                return Err(self.sign_in_again());
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "console: the channel's administrators could not be read; the session keeps its role");
-            }
-        }
-        Ok(session)
+        Ok(Self {
+            sessions: Arc::new(sessions),
+            clock: ports.clock.clone(),
+            telegram,
+            oidc,
+            signed_out: ports.store.clone(),
+        })
     }
 
     /// The answer to a request without a session: the ways to sign in here.
@@ -199,37 +187,6 @@ impl IntoResponse for ConsoleError {
     }
 }
 
-/// The signed-in session of a request (else the sign-in page).
-impl<S: Send + Sync> FromRequestParts<S> for Session
-where
-    Console: FromRef<S>,
-{
-    type Rejection = ConsoleError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let console = Console::from_ref(state);
-        let session = cookie_named(&parts.headers, COOKIE)
-            .and_then(|value| console.sessions.read(value, console.clock.now()))
-            .ok_or(console.sign_in_again())?;
-        console.still_staff(session).await
-    }
-}
-
-/// The value of the request's cookie `name`.
-fn cookie_named<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
-}
-
-fn session_cookie(value: &str, max_age: i64) -> HeaderValue {
-    let cookie = format!("{COOKIE}={value}; Path=/console; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict");
-    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("telegate_console=; Max-Age=0"))
-}
-
 fn see_other(to: &'static str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, HeaderValue::from_static(to))]).into_response()
 }
@@ -242,101 +199,9 @@ async fn stylesheet() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], pages::CSS).into_response()
 }
 
-/// The Mini App's first page: its script posts Telegram's launch data, from the URL's fragment.
-async fn telegram_page() -> Response {
-    pages::telegram_sign_in().into_response()
-}
-
-async fn telegram_script() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], pages::TELEGRAM_JS).into_response()
-}
-
-#[derive(Deserialize)]
-struct SignIn {
-    code: Option<String>,
-}
-
-/// The one-time link `telegate serve` prints: a session, once.
-async fn sign_in(State(console): State<Console>, Query(q): Query<SignIn>) -> Result<Response, ConsoleError> {
-    let now = console.clock.now();
-    let (sub, role) =
-        q.code.and_then(|code| console.sessions.redeem_code(&code, now)).ok_or(console.sign_in_again())?;
-    tracing::info!(user = %sub, "console: signed in with the one-time link");
-    signed_in(&console, &sub, role, None, now)
-}
-
-/// A new session for `sub`: its cookie, and on to the payments.
-fn signed_in(
-    console: &Console,
-    sub: &str,
-    role: Role,
-    telegram: Option<i64>,
-    now: DateTime<Utc>,
-) -> Result<Response, ConsoleError> {
-    let cookie = session_cookie_for(console, sub, role, telegram, now)?;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, HeaderValue::from_static("/console/payments")), (header::SET_COOKIE, cookie)],
-    )
-        .into_response())
-}
-
-/// A new session for `sub`, as the header that sets its cookie.
-fn session_cookie_for(
-    console: &Console,
-    sub: &str,
-    role: Role,
-    telegram: Option<i64>,
-    now: DateTime<Utc>,
-) -> Result<HeaderValue, ConsoleError> {
-    let (_, value) = console.sessions.open(sub, role, telegram, now).map_err(AppError::from)?;
-    Ok(session_cookie(&value, session::SESSION_HOURS * 3600))
-}
-
-#[derive(Deserialize)]
-struct LaunchData {
-    /// `tgWebAppData`, as Telegram put it in the Mini App's URL.
-    launch_data: String,
-}
-
-/// Inside Telegram: the Mini App's launch data, checked against the bot's token, signs in the
-/// account with its console role (the channel's administrators and `ADMIN_TELEGRAM_IDS` as admin,
-/// `SUPPORT_TELEGRAM_IDS` as support); anyone else is refused.
-async fn telegram_sign_in(
-    State(console): State<Console>,
-    Form(form): Form<LaunchData>,
-) -> Result<Response, ConsoleError> {
-    let Some(check) = &console.telegram else {
-        return Err(AppError::NotFound("this host has no bot: sign in with its one-time link").into());
-    };
-    let now = console.clock.now();
-    let account = check.launch.verify(&form.launch_data, now).map_err(|why| {
-        tracing::info!(%why, "console: Telegram sign-in refused");
-        console.sign_in_again()
-    })?;
-    let Some(role) = check.staff.role_of(account).await? else {
-        tracing::info!(telegram_user = account, "console: Telegram sign-in of an account with no console role");
-        return Err(AppError::Forbidden("this Telegram account is neither an admin nor support of the channel").into());
-    };
-    let sub = format!("telegram-{account}");
-    tracing::info!(user = %sub, ?role, "console: signed in inside Telegram");
-    signed_in(&console, &sub, role, Some(account), now)
-}
-
 #[derive(Deserialize)]
 struct CsrfOnly {
     csrf: String,
-}
-
-async fn sign_out(
-    State(console): State<Console>,
-    session: Session,
-    Form(form): Form<CsrfOnly>,
-) -> Result<Response, ConsoleError> {
-    session.check_csrf(&form.csrf)?;
-    let mut response = (StatusCode::OK, pages::signed_out(console.oidc.is_some())).into_response();
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0));
-    Ok(response)
 }
 
 /// The payments queue: the submitted ones first (support's work), the others by status.

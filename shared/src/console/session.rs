@@ -25,6 +25,8 @@ pub const SIGN_IN_MINUTES: i64 = 10;
 /// What the session cookie holds (signed, so not changed by its holder).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Session {
+    /// Names the session where it is signed out (`Sessions::signed_out_key`).
+    pub id: String,
     pub sub: String,
     pub role: Role,
     /// Unix time the session ends.
@@ -40,6 +42,17 @@ pub struct Session {
 impl Session {
     pub fn caller(&self) -> Result<Caller, DomainError> {
         Ok(Caller { user_id: UserId::parse(&self.sub)?, email: None, role: self.role })
+    }
+
+    /// Where signing out marks the session, until it would have ended: a copy of the cookie
+    /// opens nothing after that.
+    pub fn signed_out_key(&self) -> String {
+        format!("console-signed-out:{}", self.id)
+    }
+
+    /// When the session ends.
+    pub fn ends_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.exp, 0).unwrap_or_default()
     }
 
     /// Whether a form's token is this session's.
@@ -112,6 +125,7 @@ impl Sessions {
         now: DateTime<Utc>,
     ) -> Result<(Session, String), DomainError> {
         let session = Session {
+            id: random_text()?,
             sub: sub.to_owned(),
             role,
             exp: (now + Duration::hours(SESSION_HOURS)).timestamp(),
