@@ -66,6 +66,8 @@ async fn main() -> Result<(), String> {
         ("TELEGRAM_CHANNEL_ID", "-1001234567890"),
         ("TELEGRAM_WEBHOOK_SECRET", "events-webhook-secret"),
         ("JWT_HS256_SECRET", "events-secret-not-for-production-0123456789"),
+        // The key the console sample's session cookie is signed with (events/README.md).
+        ("CONSOLE_SESSION_KEY", "events-console-key-not-for-production-0123456789"),
         // The same sample is sent at every run: the owner's generate-token limit would answer 429.
         ("GENERATE_TOKEN_PER_HOUR", "10000"),
         ("TELEGRAM_API_URL", telegram.url.as_str()),

@@ -18,7 +18,7 @@ export PATH="$PWD/.venv-bench/bin:$PATH"
 mkdir -p target
 . infra/dynamodb-local.sh    # the import benchmark writes into AWS's DynamoDB Local
 
-FUNCTIONS=(payments generate-token notifications status revoke stats telegram-webhook side-effects scheduled-jobs floor)
+FUNCTIONS=(payments generate-token notifications status revoke stats telegram-webhook side-effects scheduled-jobs console floor)
 packages=()
 for f in "${FUNCTIONS[@]}"; do packages+=(-p "$f"); done
 
