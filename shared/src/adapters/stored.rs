@@ -55,12 +55,12 @@ const STARS_MONTHLY: [&str; 6] = ["revenue", "refunded", "payments", "subscripti
 /// How many months the stats show, this one first.
 pub(crate) const STARS_MONTHS: u32 = 12;
 
-/// The first day of the month `back` months before `now`'s.
 /// One value per month of the last `STARS_MONTHS`, this month first, from the month's first day.
 fn last_12_months<T>(now: DateTime<Utc>, of: impl Fn(DateTime<Utc>) -> T) -> Vec<T> {
     (0..STARS_MONTHS).map(|back| of(months_back(now, back))).collect()
 }
 
+/// The first day of the month `back` months before `now`'s.
 fn months_back(now: DateTime<Utc>, back: u32) -> DateTime<Utc> {
     use chrono::{Datelike, TimeZone};
     let index = now.year() * 12 + now.month0() as i32 - back as i32;
@@ -192,6 +192,7 @@ pub(crate) fn counters_from(now: DateTime<Utc>, get: &dyn Fn(&str) -> i64) -> cr
     use crate::ports::Attempt;
     let sum = |names: Vec<String>| names.iter().map(|n| get(n)).sum::<i64>();
     let attempts = |a: Attempt| sum(last_24_hours(now, |t| attempt_bucket(a, t)));
+    let this_month = months_back(now, 0);
     crate::ports::Counters {
         tokens_total: get("tokens.total"),
         tokens_pending: get("tokens.pending"),
@@ -206,8 +207,8 @@ pub(crate) fn counters_from(now: DateTime<Utc>, get: &dyn Fn(&str) -> i64) -> cr
         declined_joins_recent: attempts(Attempt::DeclinedJoin),
         removed_strangers_recent: attempts(Attempt::RemovedStranger),
         members_active_by_month: last_12_months(now, |start| {
-            let this_month = start == months_back(now, 0);
-            let active = if this_month { get("members.active") } else { get(&active_month_counter(start)) };
+            // This month's figure is the live count; earlier months keep what their last sweep saw.
+            let active = if start == this_month { get("members.active") } else { get(&active_month_counter(start)) };
             crate::ports::MonthActive { month: start.format("%Y-%m").to_string(), active }
         }),
         attempts_by_hour: (0..24)

@@ -187,11 +187,21 @@ impl Admin {
     }
 
     /// The web user of an account's latest membership.
-    async fn user_of(&self, account: Option<TelegramUserId>) -> Result<Option<UserId>, AppError> {
-        match account {
-            Some(account) => Ok(self.access.last_membership(account).await?.map(|m| m.user_id)),
+    async fn user_of(&self, account: TelegramUserId) -> Result<Option<UserId>, AppError> {
+        Ok(self.access.last_membership(account).await?.map(|m| m.user_id))
+    }
+
+    /// The web user of the account a membership last named with this @username.
+    async fn user_named(&self, username: &str) -> Result<Option<UserId>, AppError> {
+        match self.access.account_with_username(username).await? {
+            Some(account) => self.user_of(account).await,
             None => Ok(None),
         }
+    }
+
+    /// A user's payments and memberships, newest first.
+    async fn records_of(&self, user: &UserId) -> Result<(Vec<Payment>, Vec<Membership>), AppError> {
+        Ok((self.payments.payments_of(user).await?, self.access.memberships_of(user).await?))
     }
 
     /// The audit log, newest first: everyone's, one user's or one kind's (`action`), not both.
@@ -221,26 +231,24 @@ impl Admin {
         require(caller, Role::Support)?;
         let query = query.trim();
         let not_found = || AppError::NotFound("no member with that Telegram id, @username or user id");
-        let mut user =
-            match (query.parse::<i64>().ok().and_then(|id| TelegramUserId::parse(id).ok()), query.strip_prefix('@')) {
-                (Some(account), _) => self.user_of(Some(account)).await?.map_or_else(|| UserId::parse(query), Ok)?,
-                (None, Some(name)) => {
-                    let account = self.access.account_with_username(name).await?;
-                    self.user_of(account).await?.ok_or_else(not_found)?
-                }
-                (None, None) => UserId::parse(query)?,
-            };
-        let mut payments = self.payments.payments_of(&user).await?;
-        let mut memberships = self.access.memberships_of(&user).await?;
-        // A bare word that is no web user's: the account that @username names, if any.
-        if payments.is_empty() && memberships.is_empty() && query.parse::<i64>().is_err() && !query.starts_with('@') {
-            let account = self.access.account_with_username(query).await?;
-            if let Some(named) = self.user_of(account).await? {
-                payments = self.payments.payments_of(&named).await?;
-                memberships = self.access.memberships_of(&named).await?;
-                user = named;
-            }
+        let account = query.parse::<i64>().ok().and_then(|id| TelegramUserId::parse(id).ok());
+        let mut user = match (account, query.strip_prefix('@')) {
+            (Some(account), _) => self.user_of(account).await?.map_or_else(|| UserId::parse(query), Ok)?,
+            (None, Some(name)) => self.user_named(name).await?.ok_or_else(not_found)?,
+            (None, None) => UserId::parse(query)?,
+        };
+        let mut records = self.records_of(&user).await?;
+        // A bare word that is no web user's: the account that @word names, if any.
+        if records.0.is_empty()
+            && records.1.is_empty()
+            && account.is_none()
+            && !query.starts_with('@')
+            && let Some(named) = self.user_named(query).await?
+        {
+            records = self.records_of(&named).await?;
+            user = named;
         }
+        let (payments, memberships) = records;
         if payments.is_empty() && memberships.is_empty() {
             return Err(not_found());
         }

@@ -25,7 +25,7 @@ pub const SIGN_IN_MINUTES: i64 = 10;
 /// What the session cookie holds (signed, so not changed by its holder).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Session {
-    /// Names the session where it is signed out (`Sessions::signed_out_key`).
+    /// Names the session where signing out marks it (`Session::signed_out_key`).
     pub id: String,
     pub sub: String,
     pub role: Role,
