@@ -62,6 +62,10 @@ pub enum AuthError {
     Invalid,
     #[error("the token has no usable subject")]
     NoSubject,
+    /// A subject in telegate's own namespace of Telegram accounts (`tg:`): an identity provider
+    /// that let a user pick it would hand them a Stars buyer's payments.
+    #[error("the token's subject is reserved for Telegram accounts")]
+    ReservedSubject,
     #[error("signing keys unavailable: {0}")]
     KeysUnavailable(String),
 }
@@ -219,6 +223,9 @@ fn caller_from(claims: &Value) -> Result<Caller, AuthError> {
         _ => return Err(AuthError::NoSubject),
     };
     let user_id = UserId::parse(&subject).map_err(|_| AuthError::NoSubject)?;
+    if user_id.is_telegram_account() {
+        return Err(AuthError::ReservedSubject);
+    }
     let email = claims.get("email").and_then(Value::as_str).map(str::to_owned);
     let mut names: Vec<&str> = Vec::new();
     if let Some(r) = claims.get("role").and_then(Value::as_str) {
@@ -277,6 +284,15 @@ mod tests {
         assert_eq!(c.role, Role::Support);
         let c = v.verify(&sign(json!({"user_id": 42, "exp": exp(), "roles": ["admin"]}))).await.unwrap();
         assert_eq!((c.user_id.as_str(), c.role), ("42", Role::Admin));
+    }
+
+    #[tokio::test]
+    async fn a_subject_in_the_namespace_of_telegram_accounts_is_refused() {
+        let v = verifier(None, None);
+        for claims in [json!({"sub": "tg:7101", "exp": exp()}), json!({"user_id": " tg:7101", "exp": exp()})] {
+            assert_eq!(v.verify(&sign(claims)).await.unwrap_err(), AuthError::ReservedSubject);
+        }
+        assert_eq!(v.verify(&sign(json!({"sub": "TG:7101", "exp": exp()}))).await.unwrap().user_id.as_str(), "TG:7101");
     }
 
     #[tokio::test]

@@ -145,6 +145,16 @@ async fn a_one_off_purchase_in_stars_lets_the_payer_in_with_no_validation(app: T
     let stars =
         payments.as_array().unwrap().iter().find(|p| p["user_id"] == format!("tg:{buyer}")).expect("the payment");
     assert_eq!((stars["user_info"]["stars"].clone(), stars["offer_id"].clone()), (json!(100), json!("pass")));
+
+    // `tg:` is telegate's namespace: an identity provider's subject there reads and links nothing.
+    let posing = app.jwt(&format!("tg:{buyer}"), "user");
+    for path in ["/api/payments/pending-payments/", "/api/telegram/status/", "/api/telegram/notifications/"] {
+        let (status, body) = app.get(path, &posing).await;
+        assert_eq!((status, body["error"]["code"].clone()), (403, json!("forbidden")), "{path}: {body}");
+    }
+    let asked = json!({"payment_id": stars["id"]});
+    let (status, body) = app.post("/api/telegram/generate-token/", &posing, asked).await;
+    assert_eq!(status, 403, "{body}");
 }
 
 async fn a_stars_subscription_renews_every_30_days_and_lapses_when_telegram_stops_charging(app: TestApp) {

@@ -228,7 +228,7 @@ pub(crate) fn removal(m: &Membership, how: EndedBy<'_>) -> Envelope {
 pub(super) fn renew_by(m: &Membership) -> texts::RenewBy {
     if m.renews_until.is_some() {
         texts::RenewBy::Itself
-    } else if m.user_id.as_str().starts_with(super::stars::STARS_USER_PREFIX) {
+    } else if m.user_id.is_telegram_account() {
         texts::RenewBy::Buy
     } else {
         texts::RenewBy::Website

@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::domain::{
     AuditAction, IncomingMessage, Lang, MembershipStatus, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery,
     STARS_RENEWAL_WAIT_HOURS, STARS_TRANSACTION_PREFIX, SubscriptionState, SubscriptionUpdated, SuccessfulPayment,
-    TelegramUserId, TgUser, TokenHash, TokenRecord, UserId, texts,
+    TELEGRAM_ACCOUNT_PREFIX, TelegramUserId, TgUser, TokenHash, TokenRecord, UserId, texts,
 };
 use crate::ports::{
     AccessStore, AccountBars, Clock, Effect, JobLog, PaymentStore, Presence, RateLimits, Stats, StoreError, Telegram,
@@ -447,10 +447,7 @@ pub(super) fn stars_payer(payment: &Payment) -> Option<(&str, TelegramUserId)> {
     Some((payment.stars_charge()?, TelegramUserId::parse(account).ok()?))
 }
 
-/// The user id of a Telegram account that pays in Stars on its own: `tg:<telegram id>`.
-pub(crate) const STARS_USER_PREFIX: &str = "tg:";
-
 /// The payer of a Stars payment with no web account: the Telegram account itself.
 pub fn stars_user(account: TelegramUserId) -> Result<UserId, AppError> {
-    Ok(UserId::parse(&format!("{STARS_USER_PREFIX}{account}"))?)
+    Ok(UserId::parse(&format!("{TELEGRAM_ACCOUNT_PREFIX}{account}"))?)
 }

@@ -23,7 +23,15 @@ impl UserId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// A Telegram account paying in Stars with no web account (`tg:<telegram id>`): a namespace
+    /// telegate names itself, never an identity provider's subject.
+    pub fn is_telegram_account(&self) -> bool {
+        self.0.starts_with(TELEGRAM_ACCOUNT_PREFIX)
+    }
 }
+
+/// The user id prefix of a Telegram account paying in Stars on its own.
+pub const TELEGRAM_ACCOUNT_PREFIX: &str = "tg:";
 
 impl TryFrom<String> for UserId {
     type Error = DomainError;

@@ -27,6 +27,9 @@ where
             AuthError::Missing => AppError::Unauthorized("missing bearer token"),
             AuthError::Invalid => AppError::Unauthorized("invalid or expired token"),
             AuthError::NoSubject => AppError::Unauthorized("the token names no user (sub)"),
+            AuthError::ReservedSubject => {
+                AppError::Forbidden("the token's subject (tg:…) is reserved for Telegram accounts paying in Stars")
+            }
             AuthError::KeysUnavailable(why) => AppError::Unavailable(why.into()),
         })
     }
