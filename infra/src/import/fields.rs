@@ -7,9 +7,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{Context, Mapping};
-use telegate_core::domain::{
-    Lang, Payment, PaymentId, PaymentStatus, STARS_TRANSACTION_PREFIX, UserId, parse_transaction_id, transaction_key,
-};
+use telegate_core::domain::{Lang, Payment, PaymentId, PaymentStatus, UserId, parse_transaction_id};
 
 /// One row's fields, read through the mapping; remembers which were read.
 pub(super) struct Fields<'a> {
@@ -87,12 +85,6 @@ impl Fields<'_> {
         let offer_id = self.offer(mapping, cx)?;
         let transaction_id =
             parse_transaction_id(&self.text("transaction_id").unwrap_or_default()).map_err(|e| e.to_string())?;
-        // Telegram Stars' form: revenue telegate never took, and a refund would go to a stranger.
-        if transaction_key(&transaction_id).starts_with(STARS_TRANSACTION_PREFIX) {
-            return Err(
-                "a transaction id beginning with \"stars:\" is a Telegram Stars charge's form; not imported".into()
-            );
-        }
         let created_at = self.required_time("created_at")?;
         Ok(Payment {
             id: PaymentId::derived(created_at, &format!("{}:{}", self.model, self.pk)),

@@ -8,7 +8,6 @@ use crate::auth::{Caller, Role};
 use crate::config::Settings;
 use crate::domain::{
     AuditAction, Lang, NotificationKind, Payment, PaymentId, PaymentStatus, parse_transaction_id, texts,
-    transaction_key,
 };
 use crate::ports::{Clock, Page, PageRequest, PaymentStore, Review, StoreError};
 
@@ -39,10 +38,6 @@ impl PaymentDesk {
     pub async fn submit_payment(&self, caller: &Caller, input: SubmitPayment, lang: Lang) -> Result<Payment, AppError> {
         let offer = self.settings.offers.find(&input.offer_id)?;
         let transaction_id = parse_transaction_id(&input.transaction_id)?;
-        // Stars payments are recorded by their charge id under this prefix: nobody types one in.
-        if transaction_key(&transaction_id).starts_with(crate::domain::STARS_TRANSACTION_PREFIX) {
-            return Err(AppError::Invalid("transaction_id: ids beginning with \"stars:\" are Telegram's".into()));
-        }
         if let Some(info) = &input.user_info
             && (!info.is_object() || info.to_string().len() > USER_INFO_MAX)
         {

@@ -124,11 +124,21 @@ impl Payment {
     }
 }
 
-/// A transaction id as the payer typed it: trimmed, 1 to 128 printable characters.
+/// A transaction id as the payer typed it (or support corrected it, or a dump holds it): trimmed,
+/// 1 to 128 printable characters, never in the form of a Stars charge (`stars:` in any spelling),
+/// which only Telegram's payments take: such an id would be revenue telegate never took, and a
+/// refund would go to whoever the row names.
 pub fn parse_transaction_id(raw: &str) -> Result<String, DomainError> {
     let t = raw.trim();
-    if transaction_key(t).is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
+    let key = transaction_key(t);
+    if key.is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
         return Err(DomainError::invalid("transaction_id", "must be 1 to 128 printable characters"));
+    }
+    if key.starts_with(STARS_TRANSACTION_PREFIX) {
+        return Err(DomainError::invalid(
+            "transaction_id",
+            "must not begin with \"stars:\", the form of a Telegram Stars charge",
+        ));
     }
     Ok(t.to_owned())
 }

@@ -26,9 +26,20 @@ async fn look_alike_transaction_ids_are_one_transaction(app: TestApp) {
     let (_, mine) = app.get("/api/payments/pending-payments/", &app.jwt("alice", "user")).await;
     assert_eq!(mine[0]["transaction_id"], "TX-1", "shown as typed");
 
-    // Support may correct the spelling while validating: the same key is no conflict.
+    // Support may correct the spelling while validating: the same key is no conflict. A
+    // correction into a Stars charge's form is refused as the buyer's own would be, and the
+    // payment waits on, unchanged.
     let (_, p) = create("carol", "Ab-9").await;
     let path = format!("/api/payments/admin/pending-payments/{}/validate/", p["id"].as_str().unwrap());
+    for stars in ["stars:stx-9", "Stars:stx-9", "\u{200B}stars:stx-9"] {
+        let (status, body) = app.post(&path, &app.jwt("s", "support"), json!({"transaction_id": stars})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")), "{stars:?}: {body}");
+    }
+    let (_, waiting) = app.get("/api/payments/pending-payments/", &app.jwt("carol", "user")).await;
+    assert_eq!(
+        (waiting[0]["status"].as_str(), waiting[0]["transaction_id"].as_str()),
+        (Some("transaction_submitted"), Some("Ab-9"))
+    );
     let (status, body) = app.post(&path, &app.jwt("s", "support"), json!({"transaction_id": "AB-9"})).await;
     assert_eq!(status, 200, "{body}");
     let (status, _) = create("dave", "ab-9").await;
