@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
@@ -149,6 +150,11 @@ impl JwtVerifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        Ok(self.verify_until(token).await?.0)
+    }
+
+    /// The caller a token names, and when the token stops being good (its `exp`).
+    pub async fn verify_until(&self, token: &str) -> Result<(Caller, DateTime<Utc>), AuthError> {
         let claims = match &self.keys {
             Keys::None => return Err(AuthError::Invalid),
             Keys::Static(key) => decode(token, key, &self.validation)?,
@@ -165,7 +171,9 @@ impl JwtVerifier {
                 decode(token, &key, &self.validation)?
             }
         };
-        caller_from(&claims)
+        // `exp` is required and checked by `decode`; a number, whole or not.
+        let ends = claims.get("exp").and_then(Value::as_f64).and_then(|t| DateTime::from_timestamp(t as i64, 0));
+        Ok((caller_from(&claims)?, ends.ok_or(AuthError::Invalid)?))
     }
 }
 

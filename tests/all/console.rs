@@ -636,6 +636,13 @@ async fn in_a_browser_the_identity_provider_signs_in_support_and_admins_with_the
     let session = cookies.iter().find(|c| c.starts_with("telegate_console=")).unwrap().split(';').next().unwrap();
     assert!(page(&app, "/console/payments", session).await.1.contains("pia (support)"));
     assert_eq!(page(&app, "/console/audit", session).await.0, 403);
+    // The provider's role is not read again: the session ends with the provider's token (an
+    // hour here), not after the console's 8 hours, and the next sign-in asks the provider anew.
+    let set = cookies.iter().find(|c| c.starts_with("telegate_console=")).unwrap();
+    let max_age: i64 = set.split("Max-Age=").nth(1).unwrap().split(';').next().unwrap().parse().unwrap();
+    assert!((3500..=3600).contains(&max_age), "{set}");
+    app.advance(3601).await;
+    assert_eq!(page(&app, "/console/payments", session).await.0, 401, "ended with the provider's token");
     idp.sign_in_as("quinn", &[]);
     let (pending, back) = leave().await;
     let (status, cookies, _) = come_back(back, pending).await;

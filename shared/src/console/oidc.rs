@@ -168,7 +168,7 @@ pub(super) async fn callback(
         return Err(console.sign_in_again());
     };
     let token = oidc.exchange(&code, &pending).await?;
-    let caller = verifier.verify(&token).await.map_err(|e| {
+    let (caller, token_ends) = verifier.verify_until(&token).await.map_err(|e| {
         tracing::info!(error = %e, "console: the identity provider's token is not one the API accepts");
         console.sign_in_again()
     })?;
@@ -177,7 +177,9 @@ pub(super) async fn callback(
         return Err(AppError::Forbidden("this account has neither the support nor the admin role").into());
     }
     tracing::info!(user = %caller.user_id, role = ?caller.role, "console: signed in with the identity provider");
-    let session = session_cookie_for(&console, caller.user_id.as_str(), caller.role, None, now)?;
+    // The provider's role is not read again: the session ends when its token does (at most
+    // `SESSION_HOURS`), and the next sign-in asks the provider anew.
+    let session = session_cookie_for(&console, caller.user_id.as_str(), caller.role, None, now, Some(token_ends))?;
     // The browser came here from the provider's site: a Strict cookie is not sent on the
     // redirects of that navigation, so a page of ours goes on to the console.
     let cookies = AppendHeaders([(header::SET_COOKIE, session), (header::SET_COOKIE, pending_cookie("", 0))]);

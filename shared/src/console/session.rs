@@ -116,19 +116,22 @@ impl Sessions {
     }
 
     /// A new session for `sub` with `role` (signed in inside Telegram as `telegram`), as the
-    /// cookie's value.
+    /// cookie's value. It lasts `SESSION_HOURS`, or less when what vouched for the role is good
+    /// for less (`ends_by`: the identity provider's token, whose role is not read again).
     pub fn open(
         &self,
         sub: &str,
         role: Role,
         telegram: Option<i64>,
         now: DateTime<Utc>,
+        ends_by: Option<DateTime<Utc>>,
     ) -> Result<(Session, String), DomainError> {
+        let longest = now + Duration::hours(SESSION_HOURS);
         let session = Session {
             id: random_text()?,
             sub: sub.to_owned(),
             role,
-            exp: (now + Duration::hours(SESSION_HOURS)).timestamp(),
+            exp: ends_by.map_or(longest, |end| end.min(longest)).timestamp(),
             csrf: random_text()?,
             telegram,
         };
@@ -192,9 +195,14 @@ mod tests {
     fn a_session_reads_back_only_as_signed_and_until_it_ends() {
         let sessions = Sessions::new().unwrap();
         let now = Utc::now();
-        let (session, cookie) = sessions.open("root", Role::Admin, None, now).unwrap();
+        let (session, cookie) = sessions.open("root", Role::Admin, None, now, None).unwrap();
         assert_eq!(sessions.read(&cookie, now), Some(session.clone()));
         assert_eq!(sessions.read(&cookie, now + Duration::hours(SESSION_HOURS)), None, "ended");
+        let (_, shorter) = sessions.open("root", Role::Admin, None, now, Some(now + Duration::hours(1))).unwrap();
+        assert!(sessions.read(&shorter, now + Duration::minutes(59)).is_some());
+        assert_eq!(sessions.read(&shorter, now + Duration::hours(1)), None, "ended with what vouched for it");
+        let (_, longer) = sessions.open("root", Role::Admin, None, now, Some(now + Duration::hours(99))).unwrap();
+        assert_eq!(sessions.read(&longer, now + Duration::hours(SESSION_HOURS)), None, "never past its hours");
         let (payload, signature) = cookie.split_once('.').unwrap();
         let forged = URL_SAFE_NO_PAD.encode(
             serde_json::to_vec(&Session { role: Role::Admin, sub: "mallory".into(), ..session.clone() }).unwrap(),

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{COOKIE, Console, ConsoleError, CsrfOnly, Session, pages, session};
+use super::{COOKIE, Console, ConsoleError, CsrfOnly, Session, pages};
 use crate::app::AppError;
 use crate::auth::Role;
 
@@ -104,7 +104,7 @@ pub(super) fn signed_in(
     telegram: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<Response, ConsoleError> {
-    let cookie = session_cookie_for(console, sub, role, telegram, now)?;
+    let cookie = session_cookie_for(console, sub, role, telegram, now, None)?;
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, HeaderValue::from_static("/console/payments")), (header::SET_COOKIE, cookie)],
@@ -112,16 +112,18 @@ pub(super) fn signed_in(
         .into_response())
 }
 
-/// A new session for `sub`, as the header that sets its cookie.
+/// A new session for `sub` (ending by `ends_by` if sooner than its hours), as the header that
+/// sets its cookie.
 pub(super) fn session_cookie_for(
     console: &Console,
     sub: &str,
     role: Role,
     telegram: Option<i64>,
     now: DateTime<Utc>,
+    ends_by: Option<DateTime<Utc>>,
 ) -> Result<HeaderValue, ConsoleError> {
-    let (_, value) = console.sessions.open(sub, role, telegram, now).map_err(AppError::from)?;
-    Ok(session_cookie(&value, session::SESSION_HOURS * 3600))
+    let (session, value) = console.sessions.open(sub, role, telegram, now, ends_by).map_err(AppError::from)?;
+    Ok(session_cookie(&value, session.exp - now.timestamp()))
 }
 
 #[derive(Deserialize)]
