@@ -14,7 +14,8 @@
 //! - every payment is in exactly one state.
 //!
 //! `MODEL_SEQUENCES` sets how many sequences run (500 on SQLite, 8 on DynamoDB by default);
-//! a failure prints its seed and steps; `MODEL_SEED=<seed>` replays that one sequence alone.
+//! a failure prints its seed and steps; `MODEL_SEED=<seed>` replays that one sequence alone;
+//! `MODEL_BASE=<n>` runs other sequences than the test command's.
 
 use std::collections::{HashMap, HashSet};
 
@@ -519,6 +520,8 @@ async fn run_many(count: u64, aws: bool, base: u64) {
     if let Some(seed) = std::env::var("MODEL_SEED").ok().and_then(|s| s.parse().ok()) {
         return run_one(seed, aws).await;
     }
+    // Another base explores other sequences than the test command's (`MODEL_BASE=<n>`).
+    let base = std::env::var("MODEL_BASE").ok().and_then(|b| b.parse().ok()).unwrap_or(base);
     let seeds: Vec<u64> = (0..count).map(|i| base.wrapping_add(i.wrapping_mul(0x2545_F491_4F6C_DD1D))).collect();
     for batch in seeds.chunks(PARALLEL as usize) {
         let runs: Vec<_> = batch.iter().map(|&seed| tokio::spawn(run_one(seed, aws))).collect();

@@ -29,6 +29,7 @@ support::on_both_stores!(
     a_stars_renewal_that_comes_after_the_end_finds_the_subscriber_still_in,
     an_admin_refund_of_a_stars_payment_gives_the_stars_back_and_ends_its_access,
     a_refund_takes_back_only_the_days_its_payment_bought,
+    a_refund_takes_back_what_a_reinstated_payments_new_link_opened_or_would_open,
     a_stars_refund_telegram_refuses_reads_failed_with_the_reason,
     a_stars_purchase_belongs_to_the_account_that_paid_not_to_a_web_account_it_once_used,
     a_repaired_first_payment_of_a_subscription_counts_as_new_and_its_renewal_as_a_renewal,
@@ -658,6 +659,50 @@ async fn a_refund_takes_back_only_the_days_its_payment_bought(app: TestApp) {
     app.drain().await;
     assert_eq!(app.calls_for_user("banChatMember", buyer).len(), 1, "removed");
     assert_eq!(app.status_of("tg:8101").await["has_active_subscription"], false);
+}
+
+/// Support reinstated a lapsed Stars payment and gave it a new link: the refund takes back what
+/// that link opened, and a link not yet opened opens nothing after it (the model-based test found
+/// the first: only the charge's own token was withdrawn).
+async fn a_refund_takes_back_what_a_reinstated_payments_new_link_opened_or_would_open(app: TestApp) {
+    let (support, admin) = (app.jwt("s", "support"), app.jwt("root", "admin"));
+    let relinked = |charge: String| {
+        let (app, support) = (&app, &support);
+        async move {
+            let id = payment_of(app, &charge).await;
+            let body = json!({"payment_id": id, "reason": "lapsed while abroad"});
+            assert_eq!(app.post("/api/telegram/admin/reinstate/", support, body).await.0, 200);
+            let (status, issued) = app.post("/api/telegram/generate-token/", support, json!({"payment_id": id})).await;
+            assert_eq!(status, 200, "{issued}");
+            (id, issued["token"].as_str().unwrap().to_owned())
+        }
+    };
+    let (opened, unopened) = (8201, 8202);
+    let charges = [pay(&app, opened, "pass").await, pay(&app, unopened, "pass").await];
+    join(&app, opened).await;
+    join(&app, unopened).await;
+    app.advance(8 * DAY).await;
+    app.run_job("expire-subscriptions").await;
+    app.drain().await;
+    let (first, link) = relinked(charges[0].clone()).await;
+    assert_eq!(app.start_command(opened, &link).await, 200);
+    join(&app, opened).await;
+    assert_eq!(app.status_of("tg:8201").await["has_active_subscription"], true, "in again on the new link");
+    let (second, link) = relinked(charges[1].clone()).await;
+
+    for id in [&first, &second] {
+        let (status, answer) =
+            app.post("/api/telegram/admin/stars/refund/", &admin, json!({"payment_id": id, "reason": "r"})).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", opened).len(), 2, "removed at the end, and at the refund");
+    assert_eq!(app.status_of("tg:8201").await["has_active_subscription"], false);
+    let invites = app.fake().calls_to("createChatInviteLink").len();
+    assert_eq!(app.start_command(unopened, &link).await, 200);
+    app.drain().await;
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), invites, "the unopened link opens nothing");
+    assert_eq!(app.status_of("tg:8202").await["has_active_subscription"], false);
 }
 
 async fn a_stars_refund_telegram_refuses_reads_failed_with_the_reason(app: TestApp) {

@@ -98,8 +98,16 @@ async fn refunds(store: &Arc<dyn Store>, now: DateTime<Utc>) {
         ..payment("tg:940001", "unused", now)
     };
     store.insert_payment(&stars).await.unwrap();
+    let (_, link) = token(&stars, now);
+    store.issue_token(&link).await.unwrap();
     let asked = store.move_refund(&stars.id, RefundRequested, Some("asked within 48 h"), now).await.unwrap();
     assert_eq!(asked.map(|p| p.status), Some(RefundRequested));
+    // The refund finds the payment's token still (to take back what it opened), and no new one
+    // is issued for the payment from now on, however the two race.
+    assert_eq!(store.live_tokens(&stars.id).await.unwrap(), std::slice::from_ref(&link.hash));
+    let (_, late) = token(&stars, now);
+    assert_eq!(store.issue_token(&late).await, Err(StoreError::Conflict("payment_refunded")));
+    assert_eq!(store.token(&late.hash).await.unwrap(), None);
     assert!(store.move_refund(&stars.id, RefundRequested, Some("twice"), now).await.unwrap().is_none(), "asked once");
     let failed = store.move_refund(&stars.id, RefundFailed, Some("CHARGE_NOT_FOUND"), now).await.unwrap().unwrap();
     assert_eq!((failed.status, failed.refund_note.as_deref()), (RefundFailed, Some("CHARGE_NOT_FOUND")));

@@ -93,6 +93,8 @@ impl Issuer {
         let expires_at = record.expires_at;
         match self.access.issue_token(&record).await {
             Ok(()) => {}
+            // Refunded since it was read: the store decided it with the write.
+            Err(StoreError::Conflict("payment_refunded")) => return Err(refunded(payment)),
             Err(StoreError::Conflict(_)) => {
                 return Err(AppError::Conflict {
                     code: "already_redeemed",

@@ -118,23 +118,35 @@ impl Ending {
     ) -> Result<Withdrawn, AppError> {
         let how = EndedBy::Revoked(reason);
         let intents = move |m: &crate::domain::Membership| vec![removal(m, how)];
-        let hash = TokenHash::of_stars_charge(charge);
-        let withdrawn = self.lifecycle.withdraw_token(&hash, reason, self.clock.now(), &intents).await?;
-        let renewing = payment.stars_paid().is_some_and(|paid| paid.renewing);
-        match &withdrawn {
-            Withdrawn::Revoked(m) => self.end_access(m, by, how, intents(m)).await?,
-            Withdrawn::Shortened(m) => {
-                tracing::info!(membership = %m.id, end = ?m.expires_at, "a refunded payment's days taken back");
-                if renewing {
-                    self.access.set_renewal(&m.id, None).await?;
-                }
+        // The charge's own token, and any the payment was given since (support reinstated it
+        // and asked for a new link): the payment's refund was recorded first, so no other
+        // token can be issued for it now.
+        let mut hashes = vec![TokenHash::of_stars_charge(charge)];
+        for hash in self.access.live_tokens(&payment.id).await? {
+            if !hashes.contains(&hash) {
+                hashes.push(hash);
             }
-            Withdrawn::Nothing => {}
+        }
+        let renewing = payment.stars_paid().is_some_and(|paid| paid.renewing);
+        let mut outcome = Withdrawn::Nothing;
+        for hash in &hashes {
+            let withdrawn = self.lifecycle.withdraw_token(hash, reason, self.clock.now(), &intents).await?;
+            match &withdrawn {
+                Withdrawn::Revoked(m) => self.end_access(m, by, how, intents(m)).await?,
+                Withdrawn::Shortened(m) => {
+                    tracing::info!(membership = %m.id, end = ?m.expires_at, "a refunded payment's days taken back");
+                    if renewing {
+                        self.access.set_renewal(&m.id, None).await?;
+                    }
+                }
+                Withdrawn::Nothing => continue,
+            }
+            outcome = withdrawn;
         }
         if renewing {
             self.cancel_renewals(&payment.user_id).await?;
         }
-        Ok(withdrawn)
+        Ok(outcome)
     }
 
     /// A revoke also stops the user's Stars subscriptions from renewing. Telegram names a

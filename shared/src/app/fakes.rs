@@ -107,10 +107,13 @@ impl PaymentStore for Memory {
 
 #[async_trait]
 impl AccessStore for Memory {
-    /// As the stores: unopened tokens of the payment are replaced; one opened refuses.
+    /// As the stores: unopened tokens of the payment are replaced; one opened, or a refund, refuses.
     async fn issue_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let mut kept = self.kept();
         let of_payment = |t: &TokenRecord| t.payment_id == token.payment_id;
+        if kept.payments.iter().any(|p| p.id == token.payment_id && p.status.is_refund()) {
+            return Err(StoreError::Conflict("payment_refunded"));
+        }
         if kept.tokens.iter().any(|t| of_payment(t) && matches!(t.status, TokenStatus::Bound | TokenStatus::Used)) {
             return Err(StoreError::Conflict("already_redeemed"));
         }
@@ -120,6 +123,9 @@ impl AccessStore for Memory {
     }
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         Ok(self.kept().tokens.iter().find(|t| &t.hash == hash).cloned())
+    }
+    async fn live_tokens(&self, _: &PaymentId) -> Result<Vec<TokenHash>, StoreError> {
+        unimplemented!("no unit test refunds")
     }
     async fn bind_token(
         &self,

@@ -124,11 +124,14 @@ impl Stars {
         };
         let new = seen.is_none();
         let payment = match seen {
-            // Refunded (or being refunded) since: it buys nothing, however often it is told.
-            Some(p) if p.status != PaymentStatus::Validated => return Ok(false),
             Some(p) => p,
             None => self.record_stars_payment(account, paid, &offer, at, lang).await?,
         };
+        // Refunded (or being refunded) since, even before its token was written (a crash in
+        // between): it buys nothing, however often it is told.
+        if payment.status != PaymentStatus::Validated {
+            return Ok(false);
+        }
         let record = self.stars_token(&payment, &offer, charge, account, now).await?;
         let barred = self.bars.account_bar(account).await?.is_some();
         let redemption = if barred || self.renews_a_revoked_subscription(account, paid).await? {

@@ -103,9 +103,14 @@ pub fn applied_before(token: &TokenRecord) -> Applied {
 #[async_trait]
 pub trait AccessStore: Send + Sync {
     /// Stores a new token for a payment, replacing its earlier unopened ones. Fails with
-    /// `Conflict("already_redeemed")` when a token of the payment was already opened in Telegram.
+    /// `Conflict("already_redeemed")` when a token of the payment was already opened in Telegram,
+    /// and with `Conflict("payment_refunded")` when the payment's refund was asked for (decided
+    /// in the same write as the token: a refund is final whatever the timing).
     async fn issue_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError>;
+    /// The payment's tokens that may still give access (pending, bound or used): what a refund
+    /// takes back.
+    async fn live_tokens(&self, payment: &PaymentId) -> Result<Vec<TokenHash>, StoreError>;
     /// Binds a pending, unexpired token to one Telegram account, atomically. Returns the token as
     /// it now stands when it is bound to `account` (by this call or an earlier one), else `None`.
     async fn bind_token(

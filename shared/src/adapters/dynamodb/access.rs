@@ -9,8 +9,8 @@ use super::codec::*;
 use super::{Cancelled, DynamoStore, Item, Query, fault, held, keys};
 use crate::adapters::stored::{day_bucket, hour_bucket, ts};
 use crate::domain::{
-    Membership, MembershipId, MembershipStatus, TelegramUserId, TokenHash, TokenRecord, TokenStatus, UserId,
-    extended_end,
+    Membership, MembershipId, MembershipStatus, PaymentId, PaymentStatus, TelegramUserId, TokenHash, TokenRecord,
+    TokenStatus, UserId, extended_end,
 };
 use crate::ports::*;
 
@@ -85,10 +85,19 @@ impl AccessStore for DynamoStore {
             let Some(payment) = self.get(&pay_key, "PAY").await? else {
                 return Err(StoreError::Unavailable(format!("payment {} vanished", t.payment_id).into()));
             };
+            // A refund asked for is final: the payment's status read is a condition of the write.
+            let status = get_s(&payment, "status")?;
+            if parsed(PaymentStatus::parse(&status))?.is_refund() {
+                return Err(StoreError::Conflict("payment_refunded"));
+            }
             let (mut items, replaced) = self.retire_current_token(&payment, t.created_at).await?;
-            let (condition, values) = match opt_s(&payment, "current_token")? {
-                Some(old) => ("current_token = :old", vec![(":new", s(t.hash.as_str())), (":old", s(old))]),
-                None => ("attribute_not_exists(current_token)", vec![(":new", s(t.hash.as_str()))]),
+            let mut values = vec![(":new", s(t.hash.as_str())), (":paid", s(status))];
+            let condition = match opt_s(&payment, "current_token")? {
+                Some(old) => {
+                    values.push((":old", s(old)));
+                    "current_token = :old AND #status = :paid"
+                }
+                None => "attribute_not_exists(current_token) AND #status = :paid",
             };
             items.insert(0, self.update((&pay_key, "PAY"), "SET current_token = :new", Some(condition), values)?);
             items.push(self.put(token_item(t), Some("attribute_not_exists(pk)"), vec![])?);
@@ -107,6 +116,18 @@ impl AccessStore for DynamoStore {
 
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         self.token_record(hash.as_str()).await
+    }
+
+    async fn live_tokens(&self, payment: &PaymentId) -> Result<Vec<TokenHash>, StoreError> {
+        // Only the payment's current token can be live: issuing replaces the others, reopening
+        // revokes it.
+        let Some(item) = self.get(&keys::payment(payment), "PAY").await? else { return Ok(Vec::new()) };
+        let Some(current) = opt_s(&item, "current_token")? else { return Ok(Vec::new()) };
+        let live = self
+            .token_record(&current)
+            .await?
+            .filter(|t| matches!(t.status, TokenStatus::Pending | TokenStatus::Bound | TokenStatus::Used));
+        Ok(live.map(|t| t.hash).into_iter().collect())
     }
 
     async fn bind_token(

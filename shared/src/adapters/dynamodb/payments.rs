@@ -106,7 +106,8 @@ impl PaymentStore for DynamoStore {
         // Read, then written only if its status is still the one read: a concurrent move is
         // read again and decided again.
         for _ in 0..super::CONFLICT_RETRIES {
-            let Some(current) = self.payment_record(id.as_str()).await? else { return Ok(None) };
+            let Some(item) = self.get(&keys::payment(id.as_str()), "PAY").await? else { return Ok(None) };
+            let current = payment_from(&item)?;
             if !current.status.may_become(to) {
                 return Ok(None);
             }
@@ -114,7 +115,11 @@ impl PaymentStore for DynamoStore {
             (moved.status, moved.updated_at) = (to, at);
             moved.refund_note = note.map(str::to_owned).or(current.refund_note.clone());
             let read = vec![(":read", s(current.status.as_str()))];
-            let mut items = vec![self.put(payment_item(&moved), Some("#status = :read"), read)?];
+            // The item holds the payment's current token too: written back as it was, so the
+            // refund still finds what that token opened (`live_tokens`).
+            let mut moved_item = payment_item(&moved);
+            set(&mut moved_item, "current_token", opt_s(&item, "current_token")?.map(s));
+            let mut items = vec![self.put(moved_item, Some("#status = :read"), read)?];
             if to == PaymentStatus::Refunded {
                 for (name, delta, ttl) in refund_counters(&current, at) {
                     items.push(self.bump(&name, delta, ttl)?);

@@ -8,8 +8,8 @@ use super::rows::*;
 use super::{SqliteStore, bump, fault, get_membership, get_token, insert_membership, memberships_where};
 use crate::adapters::stored::{day_bucket, hour_bucket, ts};
 use crate::domain::{
-    Membership, MembershipId, MembershipStatus, TelegramUserId, TokenHash, TokenRecord, TokenStatus, UserId,
-    extended_end,
+    Membership, MembershipId, MembershipStatus, PaymentId, PaymentStatus, TelegramUserId, TokenHash, TokenRecord,
+    TokenStatus, UserId, extended_end,
 };
 use crate::ports::*;
 
@@ -18,6 +18,13 @@ impl AccessStore for SqliteStore {
     async fn issue_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(fault)?;
+            let status: Option<String> = tx
+                .query_row("SELECT status FROM payments WHERE id = ?1", [t.payment_id.as_str()], |r| r.get(0))
+                .optional()
+                .map_err(fault)?;
+            if status.and_then(|s| PaymentStatus::parse(&s).ok()).is_some_and(|s| s.is_refund()) {
+                return Err(StoreError::Conflict("payment_refunded"));
+            }
             let opened: i64 = tx
                 .query_row(
                     "SELECT COUNT(*) FROM tokens WHERE payment_id = ?1
@@ -53,6 +60,20 @@ impl AccessStore for SqliteStore {
 
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         self.with(|conn| get_token(conn, hash.as_str()))
+    }
+
+    async fn live_tokens(&self, payment: &PaymentId) -> Result<Vec<TokenHash>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT hash FROM tokens WHERE payment_id = ?1 AND status IN ('pending', 'bound', 'used')")
+                .map_err(fault)?;
+            let hashes = stmt
+                .query_map([payment.as_str()], |r| r.get::<_, String>(0))
+                .map_err(fault)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(fault)?;
+            Ok(hashes.into_iter().map(TokenHash::from_stored).collect())
+        })
     }
 
     async fn bind_token(
