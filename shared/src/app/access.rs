@@ -86,7 +86,7 @@ impl Issuer {
 
     /// Token, in-app notification and email for a validated payment.
     pub(crate) async fn issue_access(&self, by: &Caller, payment: &Payment) -> Result<Issued, AppError> {
-        let offer = self.settings.offers.find(&payment.offer_id)?;
+        let offer = self.settings.offers.find(&payment.offer_id).map_err(|_| offer_not_on_sale(payment))?;
         let now = self.clock.now();
         let token = AccessToken::generate()?;
         let record = self.pending_token(token.hash(), payment, &offer, now);
@@ -161,5 +161,17 @@ pub(crate) fn refunded(payment: &Payment) -> AppError {
     AppError::Conflict {
         code: "payment_refunded",
         message: format!("this payment was refunded ({}): it gives no access again", payment.status.as_str()),
+    }
+}
+
+/// The payment's offer is no longer in `OFFERS`: its days are unknown, so no link is made.
+pub(crate) fn offer_not_on_sale(payment: &Payment) -> AppError {
+    AppError::Conflict {
+        code: "offer_not_on_sale",
+        message: format!(
+            "this payment's offer ({}) is no longer in OFFERS, so its length is unknown: put the offer back to \
+             give it a link, or reject the payment",
+            payment.offer_id
+        ),
     }
 }

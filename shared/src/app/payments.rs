@@ -3,6 +3,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::access::offer_not_on_sale;
 use super::{AppError, Auditor, Issued, Issuer, Notice, Notifier, actor, require};
 use crate::auth::{Caller, Role};
 use crate::config::Settings;
@@ -121,9 +122,14 @@ impl PaymentDesk {
     ) -> Result<Issued, AppError> {
         require(caller, Role::Support)?;
         let transaction_id = transaction_id.as_deref().map(parse_transaction_id).transpose()?;
-        // The offer's web price as it stands now: what the revenue counts for this payment.
-        let offer = self.payments.payment(id).await?.map(|p| p.offer_id);
-        let price = offer.and_then(|o| self.settings.offers.find(&o).ok()).and_then(|o| o.price_cents);
+        // The offer's web price as it stands now: what the revenue counts for this payment. Its
+        // link needs the offer's days: an offer taken out of `OFFERS` since the payment was
+        // submitted is said before anything changes, never after the payment reads validated.
+        let waiting = self.payments.payment(id).await?.filter(|p| p.status == PaymentStatus::TransactionSubmitted);
+        let price = match &waiting {
+            Some(p) => self.settings.offers.find(&p.offer_id).map_err(|_| offer_not_on_sale(p))?.price_cents,
+            None => None,
+        };
         let review = Review {
             to: PaymentStatus::Validated,
             by: caller.user_id.clone(),

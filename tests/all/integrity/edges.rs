@@ -24,6 +24,35 @@ async fn a_payer_sees_the_status_and_the_reason_not_supports_internal_notes() {
     assert_eq!(all[0]["reviewed_by"], "s", "support still sees who reviewed it");
 }
 
+/// An offer taken out of `OFFERS` after a buyer paid for it: validating says so before anything
+/// changes (the payment waits, unvalidated, with no half-made link), and works once it is back.
+#[tokio::test]
+async fn a_payment_whose_offer_was_withdrawn_since_is_not_validated_half_way() {
+    const BOTH: &str = r#"{"m": {"name": "Monthly", "days": 30}, "y": {"name": "Year", "days": 365}}"#;
+    let mut app = TestApp::spawn_with(&[("OFFERS", BOTH)]).await;
+    let body = json!({"offer_id": "y", "transaction_id": "TX-YEAR-1"});
+    let (status, p) = app.post("/api/payments/pending-payments/create/", &app.jwt("alice", "user"), body).await;
+    assert_eq!(status, 201, "{p}");
+    app.restart_with("OFFERS", r#"{"m": {"name": "Monthly", "days": 30}}"#).await;
+    let path = format!("/api/payments/admin/pending-payments/{}/validate/", p["id"].as_str().unwrap());
+    let (status, answer) = app.post(&path, &app.jwt("s", "support"), json!({})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("offer_not_on_sale")), "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("(y)"), "names the offer: {answer}");
+    let (_, mine) = app.get("/api/payments/pending-payments/", &app.jwt("alice", "user")).await;
+    assert_eq!(mine[0]["status"], "transaction_submitted", "nothing changed: {mine}");
+    let (_, notes) = app.get("/api/telegram/notifications/", &app.jwt("alice", "user")).await;
+    assert_eq!(notes.as_array().map(Vec::len), Some(0), "no link sent: {notes}");
+
+    app.restart_with("OFFERS", BOTH).await;
+    let (status, issued) = app.post(&path, &app.jwt("s", "support"), json!({})).await;
+    assert_eq!(status, 200, "{issued}");
+    // Withdrawn again after the validation: a new link is refused the same way, not as bad input.
+    app.restart_with("OFFERS", r#"{"m": {"name": "Monthly", "days": 30}}"#).await;
+    let again = json!({"payment_id": issued["payment_id"]});
+    let (status, answer) = app.post("/api/telegram/generate-token/", &app.jwt("s", "support"), again).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("offer_not_on_sale")), "{answer}");
+}
+
 #[tokio::test]
 async fn a_path_id_that_is_not_utf8_gets_the_json_error_shape() {
     let app = TestApp::spawn().await;

@@ -156,6 +156,12 @@ impl TestApp {
         self.running = Some(running);
     }
 
+    /// Restarts with the setting `key` changed to `value`, as an operator changing it does.
+    pub async fn restart_with(&mut self, key: &str, value: &str) {
+        self.env.insert(key.to_owned(), value.to_owned());
+        self.restart().await;
+    }
+
     pub fn jwt(&self, sub: &str, role: &str) -> String {
         mint(JWT_SECRET, sub, role, Some(&format!("{sub}@example.com")), 30).expect("mint")
     }
