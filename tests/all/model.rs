@@ -15,7 +15,8 @@
 //!
 //! `MODEL_SEQUENCES` sets how many sequences run (500 on SQLite, 8 on DynamoDB by default);
 //! a failure prints its seed and steps; `MODEL_SEED=<seed>` replays that one sequence alone;
-//! `MODEL_BASE=<n>` runs other sequences than the test command's.
+//! `MODEL_BASE=<n>` runs other sequences than the test command's, `MODEL_STEPS=<n>` longer ones
+//! (replay a longer one's seed with the same `MODEL_STEPS`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -504,7 +505,8 @@ async fn run_one(seed: u64, aws: bool) {
     let kept = Exemption { telegram_user_id: TelegramUserId::parse(KEPT).unwrap(), note: "kept".into(), at: app.now() };
     app.importer().await.import(&[Imported::Exempt(kept)]).await.expect("the kept account imported");
     let mut sequence = Sequence { app: &app, store, rng: Rng(seed), seed, aws, model: Model::default() };
-    for _ in 0..STEPS {
+    let steps = std::env::var("MODEL_STEPS").ok().and_then(|n| n.parse().ok()).unwrap_or(STEPS);
+    for _ in 0..steps {
         sequence.step().await;
         sequence.check().await;
     }
