@@ -12,7 +12,9 @@ use crate::domain::{
     AccessToken, AuditAction, Lang, Membership, MembershipId, MembershipStatus, TelegramUserId, TgUser, TokenRecord,
     TokenStatus, texts,
 };
-use crate::ports::{AccessStore, AccountBars, Applied, Clock, InviteRequest, LinkButton, RateLimits, Telegram};
+use crate::ports::{
+    AccessStore, AccountBars, Applied, Clock, InviteRequest, LinkButton, PaymentStore, RateLimits, Telegram,
+};
 
 /// What opening a token in Telegram led to.
 #[derive(Debug)]
@@ -40,6 +42,7 @@ pub struct Admission {
     pub(crate) bars: Arc<dyn AccountBars>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) limits: Arc<dyn RateLimits>,
+    pub(crate) payments: Arc<dyn PaymentStore>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) telegram: Arc<dyn Telegram>,
 }
@@ -85,6 +88,12 @@ impl Admission {
         let Some(record) = self.access.token(&hash).await? else {
             return Ok(Redemption::Refused);
         };
+        // A refund takes back every token of its payment; one a store kept from before that
+        // (an earlier release's refund did not reach a link issued since) buys nothing either.
+        if self.payments.payment(&record.payment_id).await?.is_some_and(|p| p.status.is_refund()) {
+            tracing::info!(token = record.hash.label(), "a token of a refunded payment: refused");
+            return Ok(Redemption::Refused);
+        }
         let foreign = record.telegram_user_id.is_some_and(|t| t != account);
         // One period, one payer: a token of another web account is never added to this account's
         // current membership (revoking that payer would not remove what they paid for). It stays

@@ -71,6 +71,7 @@ impl Ports {
             bars: self.store.clone(),
             clock: self.clock.clone(),
             limits: self.store.clone(),
+            payments: self.store.clone(),
             settings: self.settings.clone(),
             telegram: given(&self.telegram, "Telegram")?,
         })

@@ -102,3 +102,22 @@ support::on_both_stores!(
     on_store =>
     a_removal_by_a_channel_administrator_is_respected_until_support_reinstates,
 );
+
+/// A store an earlier release refunded in: the payment reads refunded, but a link support issued
+/// before the refund was left live (that release's refund took back only the charge's own token).
+/// Shown in Telegram, it opens nothing.
+#[tokio::test]
+async fn a_link_of_a_refunded_payment_left_live_by_an_earlier_release_opens_nothing() {
+    let app = TestApp::spawn().await;
+    let issued = app.paid("alice", "TX-LEFT-LIVE").await;
+    let db = rusqlite::Connection::open(app.data.0.join("telegate.sqlite3")).unwrap();
+    let id = issued["payment_id"].as_str().unwrap();
+    db.execute("UPDATE payments SET status = 'refunded' WHERE id = ?1", [id]).unwrap();
+    assert_eq!(app.start_command(ALICE, issued["token"].as_str().unwrap()).await, 200);
+    app.drain().await;
+    assert!(app.fake().calls_to("createChatInviteLink").is_empty(), "no invite");
+    assert!(app.calls_for_user("unbanChatMember", ALICE).is_empty(), "nothing lifted");
+    assert_eq!(app.status_of("alice").await["memberships"].as_array().map(Vec::len), Some(0));
+    let actions = audit_actions(&app).await;
+    assert!(actions.contains(&"token_refused".to_owned()), "{actions:?}");
+}
