@@ -1,6 +1,7 @@
 //! The money rules, model-based: random sequences of web payments, validations, rejections, Stars
-//! purchases (telegate's invoices and not), renewals, refunds (carried out and refused), revokes,
-//! reinstatements, new links, joins, departures, clock steps and every job, over a few Telegram
+//! purchases (telegate's invoices and not), renewals, subscriptions cancelled, failed or active
+//! again, refunds (carried out and refused), revokes, reinstatements, new links, joins,
+//! departures, clock steps and every job, over a few Telegram
 //! accounts sharing web links (and an administrator and an exempt account), against the fake Bot
 //! API. After each step, once the effects are carried out:
 //! - nobody is in the channel without a membership holding the days of a validated payment, not
@@ -128,7 +129,8 @@ impl Sequence<'_> {
                 }
             }
             22..=33 => self.buy(account).await,
-            34..=38 => self.renew(account).await,
+            34..=36 => self.renew(account).await,
+            37..=38 => self.subscription_told(account).await,
             39..=41 => self.not_ours(account).await,
             // On SQS a refused refund is received five times, 30 s in all: the SQLite pass has them.
             42..=44 if !self.aws => self.unknown_charge(account).await,
@@ -237,6 +239,16 @@ impl Sequence<'_> {
         self.deliver(account, &payload, 250, &charge, Some(renewal)).await;
         self.model.ours.insert(charge, 250);
         self.use_invite(account).await;
+    }
+
+    /// Telegram tells of a subscription's state: cancelled by the subscriber, failed to renew, or
+    /// active again (a later renewal may still come, as it may in Telegram).
+    async fn subscription_told(&mut self, account: i64) {
+        let Some(payload) = self.model.subscriptions.get(&account).cloned() else { return };
+        let state = self.rng.pick(&["canceled", "failed", "active"]);
+        self.say(format!("Telegram says {account}'s subscription is {state}"));
+        let update = updates::subscription(self.app.update_id(), account, &payload, state);
+        assert_eq!(self.app.webhook(update).await, 200);
     }
 
     /// A tip: in the bot's ledger, not telegate's.
