@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::domain::{
     AuditAction, IncomingMessage, Lang, MembershipStatus, Offer, Payment, PaymentId, PaymentStatus, PreCheckoutQuery,
     STARS_RENEWAL_WAIT_HOURS, STARS_TRANSACTION_PREFIX, SubscriptionState, SubscriptionUpdated, SuccessfulPayment,
-    TELEGRAM_ACCOUNT_PREFIX, TelegramUserId, TgUser, TokenHash, TokenRecord, UserId, texts,
+    TelegramUserId, TgUser, TokenHash, TokenRecord, UserId, texts,
 };
 use crate::ports::{
     AccessStore, AccountBars, Clock, Effect, JobLog, PaymentStore, Presence, RateLimits, Stats, StoreError, Telegram,
@@ -218,7 +218,7 @@ impl Stars {
         if !paid.is_recurring || paid.is_first_recurring || self.access.current_membership(account).await?.is_some() {
             return Ok(false);
         }
-        let own = stars_user(account)?;
+        let own = UserId::of_telegram_account(account);
         let last = self.access.last_membership(account).await?;
         Ok(last.is_some_and(|m| m.status == MembershipStatus::Revoked && m.user_id == own))
     }
@@ -232,7 +232,7 @@ impl Stars {
         charge: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, AppError> {
-        let mut owners = vec![stars_user(account)?];
+        let mut owners = vec![UserId::of_telegram_account(account)];
         owners.extend(self.access.current_membership(account).await?.map(|m| m.user_id));
         for owner in owners {
             let earlier = self.payments.payments_of(&owner).await?.into_iter().any(|p| {
@@ -359,7 +359,7 @@ impl Stars {
         // used a web link is not linked for good.
         let user_id = match self.access.current_membership(account).await? {
             Some(m) => m.user_id,
-            None => stars_user(account)?,
+            None => UserId::of_telegram_account(account),
         };
         let payment = Payment {
             id: PaymentId::derived(at, &format!("{STARS_TRANSACTION_PREFIX}{charge}")),
@@ -448,9 +448,4 @@ impl Stars {
 pub(super) fn stars_payer(payment: &Payment) -> Option<(&str, TelegramUserId)> {
     let account = payment.user_info.as_ref()?["telegram_user_id"].as_i64()?;
     Some((payment.stars_charge()?, TelegramUserId::parse(account).ok()?))
-}
-
-/// The payer of a Stars payment with no web account: the Telegram account itself.
-pub fn stars_user(account: TelegramUserId) -> Result<UserId, AppError> {
-    Ok(UserId::parse(&format!("{TELEGRAM_ACCOUNT_PREFIX}{account}"))?)
 }

@@ -23,6 +23,11 @@ impl UserId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The payer of a Stars payment with no web account: the Telegram account itself,
+    /// `tg:<telegram id>`.
+    pub fn of_telegram_account(account: TelegramUserId) -> Self {
+        Self(format!("{TELEGRAM_ACCOUNT_PREFIX}{account}"))
+    }
     /// A Telegram account paying in Stars with no web account (`tg:<telegram id>`): a namespace
     /// telegate names itself, never an identity provider's subject.
     pub fn is_telegram_account(&self) -> bool {
@@ -31,7 +36,7 @@ impl UserId {
 }
 
 /// The user id prefix of a Telegram account paying in Stars on its own.
-pub const TELEGRAM_ACCOUNT_PREFIX: &str = "tg:";
+const TELEGRAM_ACCOUNT_PREFIX: &str = "tg:";
 
 impl TryFrom<String> for UserId {
     type Error = DomainError;

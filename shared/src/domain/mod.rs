@@ -13,9 +13,7 @@ mod token;
 mod update;
 
 pub use audit::{AuditAction, AuditEntry};
-pub use ids::{
-    AuditId, MembershipId, NotificationId, PaymentId, RunId, TELEGRAM_ACCOUNT_PREFIX, TelegramUserId, UserId,
-};
+pub use ids::{AuditId, MembershipId, NotificationId, PaymentId, RunId, TelegramUserId, UserId};
 pub use job::{Job, REQUESTED_RUN_DAYS, RUN_DEADLINE_MINUTES, RequestedRun, RunStatus, Schedule};
 pub use membership::{AccountBar, Exemption, Membership, MembershipStatus, extended_end};
 pub use notification::{Notification, NotificationKind, READ_NOTIFICATION_DAYS, UNREAD_NOTIFICATION_DAYS};

@@ -21,13 +21,29 @@ const TOKEN_STILL_BOUND: &str = "attribute_not_exists(membership_id) AND #status
 const TOKEN_USED: &str = "SET #status = :used, used_at = :now REMOVE gsi2pk, gsi2sk, #ttl";
 
 impl DynamoStore {
+    /// The token the payment item names as current: the only one of the payment that can be
+    /// live (issuing replaces the others, reopening revokes it).
+    async fn current_token(&self, payment: &Item) -> Result<Option<TokenRecord>, StoreError> {
+        match opt_s(payment, "current_token")? {
+            Some(hash) => self.token_record(&hash).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The current token of the payment `id`, if the payment and its token exist.
+    pub(super) async fn current_token_of(&self, id: &PaymentId) -> Result<Option<TokenRecord>, StoreError> {
+        match self.get(&keys::payment(id), "PAY").await? {
+            Some(payment) => self.current_token(&payment).await,
+            None => Ok(None),
+        }
+    }
+
     async fn retire_current_token(
         &self,
         payment: &Item,
         now: DateTime<Utc>,
     ) -> Result<(Vec<TransactWriteItem>, i64), StoreError> {
-        let Some(current) = opt_s(payment, "current_token")? else { return Ok((Vec::new(), 0)) };
-        let Some(token) = self.token_record(&current).await? else { return Ok((Vec::new(), 0)) };
+        let Some(token) = self.current_token(payment).await? else { return Ok((Vec::new(), 0)) };
         let live_bound = token.status == TokenStatus::Bound && token.expires_at > now;
         if token.status == TokenStatus::Used || live_bound {
             return Err(StoreError::Conflict("already_redeemed"));
@@ -35,7 +51,7 @@ impl DynamoStore {
         if !matches!(token.status, TokenStatus::Pending | TokenStatus::Bound) {
             return Ok((Vec::new(), 0));
         }
-        let key = keys::token(current);
+        let key = keys::token(token.hash.as_str());
         let mut items = vec![self.update(
             (&key, "TOKEN"),
             "SET #status = :replaced REMOVE gsi2pk, gsi2sk",
@@ -119,12 +135,8 @@ impl AccessStore for DynamoStore {
     }
 
     async fn live_tokens(&self, payment: &PaymentId) -> Result<Vec<TokenHash>, StoreError> {
-        // Only the payment's current token can be live: issuing replaces the others, reopening
-        // revokes it.
-        let Some(item) = self.get(&keys::payment(payment), "PAY").await? else { return Ok(Vec::new()) };
-        let Some(current) = opt_s(&item, "current_token")? else { return Ok(Vec::new()) };
         let live = self
-            .token_record(&current)
+            .current_token_of(payment)
             .await?
             .filter(|t| matches!(t.status, TokenStatus::Pending | TokenStatus::Bound | TokenStatus::Used));
         Ok(live.map(|t| t.hash).into_iter().collect())

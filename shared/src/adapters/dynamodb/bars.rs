@@ -49,9 +49,7 @@ impl AccountBars for DynamoStore {
 
     async fn reopen_payment(&self, payment: &PaymentId) -> Result<u64, StoreError> {
         // Only the payment's current token can be bound or used: issuing replaces the others.
-        let Some(item) = self.get(&keys::payment(payment), "PAY").await? else { return Ok(0) };
-        let Some(current) = opt_s(&item, "current_token")? else { return Ok(0) };
-        let Some(token) = self.token_record(&current).await? else { return Ok(0) };
+        let Some(token) = self.current_token_of(payment).await? else { return Ok(0) };
         if !matches!(token.status, TokenStatus::Bound | TokenStatus::Used) {
             return Ok(0);
         }
@@ -62,7 +60,7 @@ impl AccountBars for DynamoStore {
             return Err(StoreError::Conflict("access_still_open"));
         }
         let mut items = vec![self.update(
-            (&keys::token(&current), "TOKEN"),
+            (&keys::token(token.hash.as_str()), "TOKEN"),
             "SET #status = :revoked REMOVE gsi2pk, gsi2sk",
             Some("#status = :was"),
             vec![(":revoked", s("revoked")), (":was", s(token.status.as_str()))],
