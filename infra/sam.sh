@@ -29,6 +29,13 @@ fi
 # SAM reads the region from the environment (moto.sh sets one); it calls no AWS service here.
 "$VENV_SAM/bin/sam" validate --lint --template-file template.yaml
 # cargo-lambda needs zig (from the venv) on PATH to link arm64.
+# `sam build` builds one function after the other (`cargo lambda build --release --arm64 --bin <name>`
+# in each function's folder, into the shared target/), and each binary's LTO runs on one core. Built
+# first in one cargo run, the template's binaries link side by side on every core; `sam build` then
+# finds each one fresh and only copies it (the same flags, features and target directory).
+packages=$(sed -n 's/^ *Binary: *//p' template.yaml | sed 's/^/-p /' | tr '\n' ' ')
+# shellcheck disable=SC2086 # one word per flag
+PATH="$PWD/$VENV_SAM/bin:$PATH" CARGO_TARGET_DIR="$PWD/target" "$VENV_SAM/bin/cargo-lambda" lambda build --release --arm64 $packages
 PATH="$PWD/$VENV_SAM/bin:$PATH" "$VENV_SAM/bin/sam" build --template-file template.yaml --build-dir .aws-sam/build
 # Every change reaches the running code: the SAM translator on what was built, with the revision
 # infra/deploy.py derives (Secrets Manager on the stand-in).
