@@ -1,7 +1,8 @@
 //! A store written by the previous release (before the ledger: no invoice records, no refund
 //! states, no renewal hold, `v1:<offer>` payloads), opened by this one, on both stores: its Stars
 //! subscriber keeps access, renews with the old payload, and its old payment moves through a
-//! refund; the statistics read the old counters.
+//! refund; the statistics read the old counters. And an invoice the last release made, before an
+//! invoice kept its language, still buys what it sold while `/buy` makes one per language.
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::json;
@@ -40,14 +41,20 @@ fn old_counters(paid: DateTime<Utc>) -> Vec<(String, i64)> {
     vec![("stars.revenue".into(), 250), (bucket, 1), ("members.active".into(), 1), ("members.total".into(), 1)]
 }
 
-/// SQLite at schema 13, as the previous release left it.
-fn previous_release_sqlite(data: &crate::support::TempDir, now: DateTime<Utc>) {
+/// An SQLite store at schema `version`, as the release that stopped there left it.
+fn sqlite_at_schema(data: &crate::support::TempDir, version: u32) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(data.0.join("telegate.sqlite3")).unwrap();
-    for step in 1..=13 {
+    for step in 1..=version {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shared/src/adapters/sqlite/migrations");
         conn.execute_batch(&std::fs::read_to_string(format!("{dir}/v{step}.sql")).unwrap()).unwrap();
         conn.pragma_update(None, "user_version", step).unwrap();
     }
+    conn
+}
+
+/// SQLite at schema 13, as the previous release left it.
+fn previous_release_sqlite(data: &crate::support::TempDir, now: DateTime<Utc>) {
+    let conn = sqlite_at_schema(data, 13);
     let paid = now - Duration::days(28);
     conn.execute(
         "INSERT INTO payments (id, user_id, offer_id, transaction_id, user_info, status, created_at, updated_at,
@@ -171,6 +178,18 @@ async fn previous_release_dynamodb(table: &str, now: DateTime<Utc>) {
     }
 }
 
+/// This release on the SQLite store in `data`.
+async fn opened_on_sqlite(data: crate::support::TempDir) -> TestApp {
+    TestApp::spawn_on(data, &[("OFFERS", OFFERS), ("PAY_SUPPORT_CONTACT", SUPPORT)]).await
+}
+
+/// This release on the DynamoDB table (and queue, mail) of `resources`.
+async fn opened_on_dynamodb(resources: &[(&'static str, String)]) -> TestApp {
+    let mut extra = vec![("OFFERS", OFFERS), ("PAY_SUPPORT_CONTACT", SUPPORT)];
+    extra.extend(resources.iter().map(|(k, v)| (*k, v.as_str())));
+    TestApp::spawn_with(&extra).await
+}
+
 /// What the opened store must still do for the old subscriber.
 async fn keeps_its_stars_subscriber_and_ledger(app: TestApp) {
     app.fake().set_member_status(ACCOUNT, "member");
@@ -219,8 +238,7 @@ async fn keeps_its_stars_subscriber_and_ledger(app: TestApp) {
 async fn a_sqlite_store_written_by_the_previous_release_keeps_its_stars_subscribers_and_ledger() {
     let data = crate::support::TempDir::new();
     previous_release_sqlite(&data, Utc::now());
-    let extra = [("OFFERS", OFFERS), ("PAY_SUPPORT_CONTACT", SUPPORT)];
-    keeps_its_stars_subscriber_and_ledger(TestApp::spawn_on(data, &extra).await).await;
+    keeps_its_stars_subscriber_and_ledger(opened_on_sqlite(data).await).await;
 }
 
 #[tokio::test]
@@ -228,7 +246,72 @@ async fn a_dynamodb_table_written_by_the_previous_release_keeps_its_stars_subscr
     let resources = crate::support::aws_resources().await;
     let table = &resources.iter().find(|(k, _)| *k == "TABLE_NAME").expect("a table").1;
     previous_release_dynamodb(table, Utc::now()).await;
-    let mut extra = vec![("OFFERS", OFFERS), ("PAY_SUPPORT_CONTACT", SUPPORT)];
-    extra.extend(resources.iter().map(|(k, v)| (*k, v.as_str())));
-    keeps_its_stars_subscriber_and_ledger(TestApp::spawn_with(&extra).await).await;
+    keeps_its_stars_subscriber_and_ledger(opened_on_dynamodb(&resources).await).await;
+}
+
+/// An invoice the last release made, before an invoice kept its language: its sale key has none.
+const OLD_INVOICE: &str = "v2:00112233445566778899aabbccddeeff";
+const OLD_SALE: &str = "pass|100|7|once";
+const OLD_LINK: &str = "https://t.me/$old-invoice";
+
+/// What that release's invoice buys, and the pay buttons of this one: one invoice per language.
+async fn sells_through_an_invoice_made_before_languages(app: TestApp) {
+    let buyer = 7002;
+    let charge = app.fake().take_star_payment(buyer, OLD_INVOICE, 100, None);
+    let paid = updates::StarsPaid { payload: OLD_INVOICE, stars: 100, charge: &charge, renewal: None };
+    assert_eq!(app.webhook(updates::stars_payment(app.update_id(), buyer, app.now().timestamp(), paid)).await, 200);
+    app.drain().await;
+    crate::stars::join(&app, buyer).await;
+    let status = app.status_of("tg:7002").await;
+    assert_eq!(status["memberships"][0]["days_remaining"], 7, "the old invoice's week: {status}");
+
+    for (account, lang, description) in [(7003, "en", "Access to"), (7004, "fr", "Accès")] {
+        assert_eq!(app.webhook(updates::text(app.update_id(), account, lang, "/buy")).await, 200);
+        let sent = app.fake().calls_to("sendMessage");
+        let message = sent.iter().rev().find(|c| c.params["chat_id"] == json!(account)).expect("an answer");
+        let link = message.params["reply_markup"]["inline_keyboard"][0][0]["url"].as_str().expect("a pay button");
+        let invoice = app.fake().invoice(link).expect("an invoice made now");
+        assert!(invoice["description"].as_str().unwrap().starts_with(description), "{lang}: {invoice}");
+    }
+    assert_eq!(app.fake().calls_to("createInvoiceLink").len(), 4, "two offers, two languages");
+}
+
+#[tokio::test]
+async fn a_sqlite_invoice_made_before_invoices_kept_their_language_still_sells() {
+    let data = crate::support::TempDir::new();
+    let conn = sqlite_at_schema(&data, 19);
+    conn.execute(
+        "INSERT INTO invoices (payload, sale, offer_id, stars, days, renewing, link, created_at)
+         VALUES (?1, ?2, 'pass', 100, 7, 0, ?3, ?4)",
+        rusqlite::params![OLD_INVOICE, OLD_SALE, OLD_LINK, t(Utc::now())],
+    )
+    .unwrap();
+    drop(conn);
+    sells_through_an_invoice_made_before_languages(opened_on_sqlite(data).await).await;
+}
+
+#[tokio::test]
+async fn a_dynamodb_invoice_made_before_invoices_kept_their_language_still_sells() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let resources = crate::support::aws_resources().await;
+    let table = &resources.iter().find(|(k, _)| *k == "TABLE_NAME").expect("a table").1;
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let n = |v: i64| AttributeValue::N(v.to_string());
+    let config = telegate_core::adapters::aws::sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    for (pk, sk) in [(format!("INVOICE#{OLD_INVOICE}"), "INVOICE"), (format!("SALE#{OLD_SALE}"), "SALE")] {
+        let item = HashMap::from([
+            ("pk".into(), s(&pk)),
+            ("sk".into(), s(sk)),
+            ("payload".into(), s(OLD_INVOICE)),
+            ("offer_id".into(), s("pass")),
+            ("stars".into(), n(100)),
+            ("days".into(), n(7)),
+            ("renewing".into(), AttributeValue::Bool(false)),
+            ("link".into(), s(OLD_LINK)),
+            ("created_at".into(), s(&t(Utc::now()))),
+        ]);
+        client.put_item().table_name(table).set_item(Some(item)).send().await.expect("an old item written");
+    }
+    sells_through_an_invoice_made_before_languages(opened_on_dynamodb(&resources).await).await;
 }

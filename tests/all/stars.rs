@@ -321,6 +321,34 @@ async fn invoice_links_are_made_once_per_offer_and_price(app: TestApp) {
         assert_eq!(buy(&app, account, "monthly").await.0, first, "the same invoice for every buyer");
     }
     assert_eq!(app.fake().calls_to("createInvoiceLink").len(), 2, "one link per offer, made once");
+    // Telegram shows the invoice's description in the payment form: a buyer who reads English
+    // gets the invoices made in English (once), never the French ones.
+    let english = english_links(&app, 7817, &first).await;
+    assert_eq!(english.len(), 2);
+    assert_eq!(english_links(&app, 7818, &first).await, english, "made once for every English reader");
+    assert_eq!(app.fake().calls_to("createInvoiceLink").len(), 4, "one link per offer and language");
+    let french = app.fake().invoice(&first_link(&app, 7811)).expect("an invoice link");
+    assert!(french["description"].as_str().unwrap().starts_with("Accès"), "{french}");
+}
+
+/// `/buy` in English from `account`: the pay buttons' links, each an invoice described in English
+/// (not the French invoice of payload `french`).
+async fn english_links(app: &TestApp, account: i64, french: &str) -> Vec<String> {
+    assert_eq!(app.webhook(updates::text(app.update_id(), account, "en", "/buy")).await, 200);
+    let rows = last_message(app, account)["reply_markup"]["inline_keyboard"].as_array().expect("buttons").clone();
+    let links: Vec<String> = rows.iter().map(|r| r[0]["url"].as_str().unwrap().to_owned()).collect();
+    for link in &links {
+        let invoice = app.fake().invoice(link).expect("an invoice link");
+        assert!(invoice["description"].as_str().unwrap().starts_with("Access to"), "{invoice}");
+        assert_ne!(invoice["payload"], json!(french), "not the French invoice");
+    }
+    links
+}
+
+/// The link of the first pay button the bot last showed `account`.
+fn first_link(app: &TestApp, account: i64) -> String {
+    let message = last_message(app, account);
+    message["reply_markup"]["inline_keyboard"][0][0]["url"].as_str().expect("a pay button").to_owned()
 }
 
 async fn the_reconciliation_walks_past_refunds_and_payments_not_ours(app: TestApp) {

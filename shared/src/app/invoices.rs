@@ -52,16 +52,16 @@ impl Sales {
     }
 
     /// A pay button per offer sold in Stars: an invoice link Telegram opens in the buyer's app.
-    /// Each sale (offer, price, period, kind) has one invoice, recorded with what it sells, and
-    /// its link is reused for every buyer.
+    /// Each sale (offer, price, period, kind) has one invoice per language, recorded with what it
+    /// sells, and its link is reused for every buyer who reads that language.
     async fn offer_buttons(&self, lang: Lang) -> Result<Vec<LinkButton>, Busy> {
         let channel = &self.settings.channel_name;
         let mut buttons = Vec::new();
         for (id, offer) in self.settings.offers.in_stars() {
-            let invoice = match self.invoices.invoice_for_sale(&sale_of(id, offer)).await? {
+            let invoice = match self.invoices.invoice_for_sale(&sale_of(id, offer, lang)).await? {
                 Some(invoice) => invoice,
                 None => {
-                    let mut invoice = Invoice::new(id, offer, self.clock.now())?;
+                    let mut invoice = Invoice::new(id, offer, lang, self.clock.now())?;
                     let wanted = StarInvoice {
                         title: offer.name.chars().take(32).collect(),
                         description: texts::invoice_description(lang, channel, offer.days, offer.renewing),

@@ -3,6 +3,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use super::DomainError;
+use super::texts::Lang;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +46,8 @@ pub fn offer_of_payload(payload: &str) -> Option<&str> {
 
 /// An invoice link telegate created, and what it sells: a Star payment buys access only when its
 /// payload is one of these (Telegram hands the payload back with the payment and each renewal).
-/// One per sale (offer, price, period, kind): the link is reusable and is shown to every buyer.
+/// One per sale (offer, price, period, kind) and language (Telegram shows its description in the
+/// payment form): the link is reusable and is shown to every buyer who reads that language.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Invoice {
     /// `v2:` and 128 random bits, in hex: nobody else's invoice carries it.
@@ -54,13 +56,15 @@ pub struct Invoice {
     pub stars: u32,
     pub days: u32,
     pub renewing: bool,
+    /// The language of its title and description.
+    pub lang: Lang,
     pub link: String,
     pub created_at: DateTime<Utc>,
 }
 
 impl Invoice {
     /// A new invoice for `offer`, with a fresh payload (its link still to be created).
-    pub fn new(offer_id: &str, offer: &Offer, at: DateTime<Utc>) -> Result<Self, DomainError> {
+    pub fn new(offer_id: &str, offer: &Offer, lang: Lang, at: DateTime<Utc>) -> Result<Self, DomainError> {
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| DomainError::Random(e.to_string()))?;
         let hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
@@ -70,14 +74,16 @@ impl Invoice {
             stars: offer.stars.unwrap_or_default(),
             days: offer.days,
             renewing: offer.renewing,
+            lang,
             link: String::new(),
             created_at: at,
         })
     }
 
-    /// What it sells, as a key: an offer whose price, period or kind changes gets a new invoice.
+    /// What it sells, and in which language, as a key: an offer whose price, period or kind
+    /// changes gets a new invoice.
     pub fn sale(&self) -> String {
-        sale_key(&self.offer_id, self.stars, self.days, self.renewing)
+        sale_key(&self.offer_id, self.stars, self.days, self.renewing, self.lang)
     }
 
     /// Whether `offer` (as `OFFERS` says now) is still sold as this invoice sells it.
@@ -86,13 +92,16 @@ impl Invoice {
     }
 }
 
-/// The sale an offer sold in Stars makes now (see `Invoice::sale`).
-pub fn sale_of(offer_id: &str, offer: &Offer) -> String {
-    sale_key(offer_id, offer.stars.unwrap_or_default(), offer.days, offer.renewing)
+/// The sale an offer sold in Stars makes now, to a buyer who reads `lang` (see `Invoice::sale`).
+pub fn sale_of(offer_id: &str, offer: &Offer, lang: Lang) -> String {
+    sale_key(offer_id, offer.stars.unwrap_or_default(), offer.days, offer.renewing, lang)
 }
 
-fn sale_key(offer_id: &str, stars: u32, days: u32, renewing: bool) -> String {
-    format!("{offer_id}|{stars}|{days}|{}", if renewing { "renewing" } else { "once" })
+/// Invoices recorded before the language was part of the key (`…|once`) are never found by sale
+/// again (a new one is made per language); their payloads still buy what they sold.
+fn sale_key(offer_id: &str, stars: u32, days: u32, renewing: bool, lang: Lang) -> String {
+    let kind = if renewing { "renewing" } else { "once" };
+    format!("{offer_id}|{stars}|{days}|{kind}|{}", lang.as_str())
 }
 
 /// The offers on sale (`OFFERS`). Without a list, any offer id is accepted with the default length.
@@ -208,13 +217,15 @@ mod tests {
     #[test]
     fn each_invoice_has_its_own_payload_and_a_changed_offer_is_another_sale() {
         let offer = Offer { name: "M".into(), days: 30, stars: Some(250), renewing: true, price_cents: None };
-        let (a, b) = (Invoice::new("m", &offer, Utc::now()).unwrap(), Invoice::new("m", &offer, Utc::now()).unwrap());
+        let new = || Invoice::new("m", &offer, Lang::Fr, Utc::now()).unwrap();
+        let (a, b) = (new(), new());
         assert_ne!(a.payload, b.payload);
         assert!(a.payload.starts_with("v2:") && a.payload.len() == 35, "{}", a.payload);
-        assert_eq!((a.sale(), sale_of("m", &offer)), (b.sale(), a.sale()));
+        assert_eq!((a.sale(), sale_of("m", &offer, Lang::Fr)), (b.sale(), a.sale()));
+        assert_ne!(sale_of("m", &offer, Lang::En), a.sale(), "one invoice per language");
         assert!(a.still_sold_as(&offer));
         let repriced = Offer { stars: Some(300), ..offer.clone() };
-        assert!(!a.still_sold_as(&repriced) && sale_of("m", &repriced) != a.sale());
+        assert!(!a.still_sold_as(&repriced) && sale_of("m", &repriced, Lang::Fr) != a.sale());
         assert_eq!(offer_of_payload(&a.payload), None, "not a legacy payload");
     }
 

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::codec::*;
 use super::{Cancelled, DynamoStore, Item, keys};
 use crate::adapters::stored::ts;
-use crate::domain::Invoice;
+use crate::domain::{Invoice, Lang};
 use crate::ports::{InvoiceStore, StoreError};
 
 #[async_trait]
@@ -51,6 +51,7 @@ fn invoice_item(i: &Invoice, (pk, sk): (String, &str)) -> Item {
         ("stars".into(), n(i.stars)),
         ("days".into(), n(i.days)),
         ("renewing".into(), b(i.renewing)),
+        ("lang".into(), s(i.lang.as_str())),
         ("link".into(), s(&i.link)),
         ("created_at".into(), s(ts(i.created_at))),
     ])
@@ -63,6 +64,8 @@ fn invoice_from(i: &Item) -> Result<Invoice, StoreError> {
         stars: get_n(i, "stars")?,
         days: get_n(i, "days")?,
         renewing: get_bool(i, "renewing"),
+        // Absent on an earlier release's invoices, which did not keep it: French, the default.
+        lang: Lang::from_code(get_s(i, "lang").ok().as_deref()),
         link: get_s(i, "link")?,
         created_at: time(i, "created_at")?,
     })

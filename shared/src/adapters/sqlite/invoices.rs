@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::rows::time;
 use super::{SqliteStore, fault};
 use crate::adapters::stored::ts;
-use crate::domain::Invoice;
+use crate::domain::{Invoice, Lang};
 use crate::ports::{InvoiceStore, StoreError};
 
 #[async_trait]
@@ -14,9 +14,19 @@ impl InvoiceStore for SqliteStore {
     async fn record_invoice(&self, i: &Invoice) -> Result<Invoice, StoreError> {
         self.with(|conn| {
             conn.execute(
-                "INSERT INTO invoices (payload, sale, offer_id, stars, days, renewing, link, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(sale) DO NOTHING",
-                params![i.payload, i.sale(), i.offer_id, i.stars, i.days, i.renewing, i.link, ts(i.created_at)],
+                "INSERT INTO invoices (payload, sale, offer_id, stars, days, renewing, lang, link, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(sale) DO NOTHING",
+                params![
+                    i.payload,
+                    i.sale(),
+                    i.offer_id,
+                    i.stars,
+                    i.days,
+                    i.renewing,
+                    i.lang.as_str(),
+                    i.link,
+                    ts(i.created_at)
+                ],
             )
             .map_err(fault)?;
             conn.query_row("SELECT * FROM invoices WHERE sale = ?1", [i.sale()], invoice_from).map_err(fault)
@@ -45,6 +55,7 @@ fn invoice_from(row: &Row) -> rusqlite::Result<Invoice> {
         stars: row.get("stars")?,
         days: row.get("days")?,
         renewing: row.get("renewing")?,
+        lang: Lang::from_code(Some(&row.get::<_, String>("lang")?)),
         link: row.get("link")?,
         created_at: time(row, "created_at")?,
     })
