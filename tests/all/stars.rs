@@ -40,6 +40,7 @@ support::on_both_stores!(
     a_pre_checkout_for_a_withdrawn_or_repriced_offer_or_a_barred_account_is_refused,
     a_stars_buyer_whose_invite_expired_gets_a_fresh_one_with_start,
     a_cancelled_stars_subscription_ends_with_the_period_paid_for,
+    a_second_stars_subscription_is_refused_while_the_first_renews,
     a_subscription_telegram_says_failed_is_told_to_the_member_and_changes_nothing_else,
     a_stars_buyers_invite_used_by_another_account_is_declined,
     a_revoke_removes_a_stars_member_and_cancels_the_renewal,
@@ -523,6 +524,21 @@ async fn a_cancelled_stars_subscription_ends_with_the_period_paid_for(app: TestA
     app.advance(30 * DAY + 6 * 3600).await;
     app.drain().await;
     assert_eq!(app.calls_for_user("banChatMember", buyer).len(), 1, "no renewal awaited: removed at the end");
+}
+
+async fn a_second_stars_subscription_is_refused_while_the_first_renews(app: TestApp) {
+    let buyer = 7256;
+    pay(&app, buyer, "monthly").await;
+    join(&app, buyer).await;
+    // Telegram would charge both every month for one membership.
+    let (monthly, price) = buy(&app, buyer, "monthly").await;
+    let refusal = pre_checkout(&app, buyer, &monthly, price).await.expect_err("a second subscription is refused");
+    assert!(refusal.contains("renouvelle déjà"), "{refusal}");
+    let (pass, pass_price) = buy(&app, buyer, "pass").await;
+    pre_checkout(&app, buyer, &pass, pass_price).await.expect("a one-off pass on top is sold");
+    // Cancelled in Telegram: subscribing again is sold.
+    assert_eq!(app.webhook(updates::subscription(app.update_id(), buyer, &monthly, "canceled")).await, 200);
+    pre_checkout(&app, buyer, &monthly, price).await.expect("a new subscription once the first is cancelled");
 }
 
 #[tokio::test]

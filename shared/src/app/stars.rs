@@ -48,7 +48,8 @@ pub struct Stars {
 impl Stars {
     /// `pre_checkout_query`: Telegram waits at most 10 seconds for the answer. Yes when the
     /// payload is an invoice telegate created, whose offer is still sold as invoiced, at the price
-    /// asked, to an account that may buy; otherwise a refusal the buyer reads.
+    /// asked, to an account that may buy (and, for a subscription, whose subscription does not
+    /// renew already: a second one would charge twice a month); otherwise a refusal the buyer reads.
     pub(crate) async fn on_pre_checkout(&self, query: &PreCheckoutQuery) -> Result<(), AppError> {
         let lang = query.from.lang;
         let sold = self.sales.sold(&query.invoice_payload).await?.filter(|s| s.on_sale);
@@ -58,6 +59,8 @@ impl Stars {
                     Some(texts::checkout_barred(lang))
                 } else if self.is_staff(account).await {
                     Some(texts::checkout_staff(lang))
+                } else if s.offer.renewing && self.renewal_awaited(account).await? {
+                    Some(texts::checkout_already_subscribed(lang))
                 } else {
                     None
                 }
@@ -247,6 +250,13 @@ impl Stars {
             }
         }
         Ok(false)
+    }
+
+    /// Whether `account`'s membership waits for a Stars subscription's next renewal (one that
+    /// Telegram did not say was cancelled or failed).
+    async fn renewal_awaited(&self, account: TelegramUserId) -> Result<bool, AppError> {
+        let now = self.clock.now();
+        Ok(self.access.current_membership(account).await?.is_some_and(|m| m.renewal_awaited(now)))
     }
 
     /// An administrator or the owner of the channel, who has access without paying. A check that

@@ -374,6 +374,14 @@ pub fn checkout_staff(lang: Lang) -> String {
     }
 }
 
+/// Why a second renewing subscription is refused: the first one renews by itself.
+pub fn checkout_already_subscribed(lang: Lang) -> String {
+    match lang {
+        Lang::Fr => "Votre abonnement se renouvelle déjà tout seul : rien de plus à payer. /status indique jusqu'à quand il est payé.".into(),
+        Lang::En => "Your subscription already renews by itself: nothing more to pay. /status tells until when it is paid.".into(),
+    }
+}
+
 /// A payment that could not be turned into access was given back.
 pub fn stars_refunded(lang: Lang) -> String {
     match lang {
