@@ -115,10 +115,7 @@ pub(crate) async fn pay(app: &TestApp, account: i64, offer: &str) -> String {
 
 /// The personal invite the bot sent, used to ask and join.
 pub(crate) async fn join(app: &TestApp, account: i64) -> String {
-    let link = last_message(app, account)["reply_markup"]["inline_keyboard"][0][0]["url"]
-        .as_str()
-        .expect("an invite button")
-        .to_owned();
+    let link = first_link(app, account);
     assert_eq!(app.webhook(updates::join_request(app.update_id(), CHANNEL, account, &link)).await, 200);
     assert_eq!(app.webhook(updates::joined(app.update_id(), CHANNEL, account, Some(&link))).await, 200);
     app.drain().await;
@@ -346,10 +343,10 @@ async fn english_links(app: &TestApp, account: i64, french: &str) -> Vec<String>
     links
 }
 
-/// The link of the first pay button the bot last showed `account`.
-fn first_link(app: &TestApp, account: i64) -> String {
+/// The link of the first button (a pay button, an invite) the bot last showed `account`.
+pub(crate) fn first_link(app: &TestApp, account: i64) -> String {
     let message = last_message(app, account);
-    message["reply_markup"]["inline_keyboard"][0][0]["url"].as_str().expect("a pay button").to_owned()
+    message["reply_markup"]["inline_keyboard"][0][0]["url"].as_str().expect("a link button").to_owned()
 }
 
 async fn the_reconciliation_walks_past_refunds_and_payments_not_ours(app: TestApp) {
@@ -573,7 +570,7 @@ async fn a_subscription_telegram_says_failed_is_told_to_the_member_and_changes_n
 
 async fn a_stars_buyers_invite_used_by_another_account_is_declined(app: TestApp) {
     pay(&app, 7501, "pass").await;
-    let link = last_message(&app, 7501)["reply_markup"]["inline_keyboard"][0][0]["url"].as_str().unwrap().to_owned();
+    let link = first_link(&app, 7501);
     assert_eq!(app.webhook(updates::join_request(app.update_id(), CHANNEL, 7599, &link)).await, 200);
     app.drain().await;
     assert_eq!(app.calls_for_user("declineChatJoinRequest", 7599).len(), 1, "the leaked link lets nobody else in");

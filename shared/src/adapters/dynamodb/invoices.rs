@@ -65,7 +65,7 @@ fn invoice_from(i: &Item) -> Result<Invoice, StoreError> {
         days: get_n(i, "days")?,
         renewing: get_bool(i, "renewing"),
         // Absent on an earlier release's invoices, which did not keep it: French, the default.
-        lang: Lang::from_code(get_s(i, "lang").ok().as_deref()),
+        lang: Lang::from_code(opt_s(i, "lang")?.as_deref()),
         link: get_s(i, "link")?,
         created_at: time(i, "created_at")?,
     })
