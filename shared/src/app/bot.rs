@@ -101,11 +101,15 @@ impl Bot {
                 self.admission.redemption_reply(Redemption::Invite { link }, lang)
             }
             ("/start", None) if !self.settings.offers.in_stars().is_empty() => {
-                self.sales.offers(account, lang, texts::welcome_with_stars(lang, channel)).await?
+                let subscribed = self.stars.renewal_awaited(account).await?;
+                self.sales.offers(account, lang, texts::welcome_with_stars(lang, channel), subscribed).await?
             }
             ("/start", None) => (texts::welcome(lang, channel), Vec::new()),
             ("/buy", _) if self.settings.offers.in_stars().is_empty() => (texts::nothing_for_sale(lang), Vec::new()),
-            ("/buy", _) => self.sales.offers(account, lang, texts::buy(lang, channel)).await?,
+            ("/buy", _) => {
+                let subscribed = self.stars.renewal_awaited(account).await?;
+                self.sales.offers(account, lang, texts::buy(lang, channel), subscribed).await?
+            }
             ("/paysupport", _) => (self.stars.pay_support(account, lang).await?, Vec::new()),
             ("/status", _) => (self.status.status_text(account, lang).await?, Vec::new()),
             // To anyone without a console role, `/admin` is an unknown command.

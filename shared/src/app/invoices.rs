@@ -25,11 +25,14 @@ impl Sales {
     /// The offers sold in Stars under `text`, one pay button each (`/buy`, a bare `/start`):
     /// `BUY_PER_MINUTE` times a minute per account, then a polite "wait"; Telegram's flood
     /// control while making a pay button is told to the buyer the same way, never a failure.
+    /// To a buyer whose Stars subscription renews (`subscribed`), the one-off passes only: the
+    /// pre-checkout would refuse a second subscription.
     pub(crate) async fn offers(
         &self,
         account: TelegramUserId,
         lang: Lang,
         text: String,
+        subscribed: bool,
     ) -> Result<(String, Vec<LinkButton>), AppError> {
         let now = self.clock.now();
         let minute = now.format("%Y%m%d%H%M");
@@ -38,7 +41,9 @@ impl Sales {
             let wait = 60 - u64::from(chrono::Timelike::second(&now));
             return Ok((texts::wait_before_buying(lang, wait), Vec::new()));
         }
-        match self.offer_buttons(lang).await {
+        match self.offer_buttons(lang, subscribed).await {
+            Ok(buttons) if subscribed && buttons.is_empty() => Ok((texts::checkout_already_subscribed(lang), buttons)),
+            Ok(buttons) if subscribed => Ok((format!("{text}\n\n{}", texts::passes_only(lang)), buttons)),
             Ok(buttons) => Ok((text, buttons)),
             Err(Busy::Telegram(seconds)) => {
                 tracing::warn!(
@@ -53,11 +58,12 @@ impl Sales {
 
     /// A pay button per offer sold in Stars: an invoice link Telegram opens in the buyer's app.
     /// Each sale (offer, price, period, kind) has one invoice per language, recorded with what it
-    /// sells, and its link is reused for every buyer who reads that language.
-    async fn offer_buttons(&self, lang: Lang) -> Result<Vec<LinkButton>, Busy> {
+    /// sells, and its link is reused for every buyer who reads that language. Without the
+    /// subscriptions when `passes_only`.
+    async fn offer_buttons(&self, lang: Lang, passes_only: bool) -> Result<Vec<LinkButton>, Busy> {
         let channel = &self.settings.channel_name;
         let mut buttons = Vec::new();
-        for (id, offer) in self.settings.offers.in_stars() {
+        for (id, offer) in self.settings.offers.in_stars().into_iter().filter(|(_, o)| !(passes_only && o.renewing)) {
             let invoice = match self.invoices.invoice_for_sale(&sale_of(id, offer, lang)).await? {
                 Some(invoice) => invoice,
                 None => {

@@ -254,7 +254,7 @@ impl Stars {
 
     /// Whether `account`'s membership waits for a Stars subscription's next renewal (one that
     /// Telegram did not say was cancelled or failed).
-    async fn renewal_awaited(&self, account: TelegramUserId) -> Result<bool, AppError> {
+    pub(crate) async fn renewal_awaited(&self, account: TelegramUserId) -> Result<bool, AppError> {
         let now = self.clock.now();
         Ok(self.access.current_membership(account).await?.is_some_and(|m| m.renewal_awaited(now)))
     }

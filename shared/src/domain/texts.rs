@@ -382,6 +382,14 @@ pub fn checkout_already_subscribed(lang: Lang) -> String {
     }
 }
 
+/// Under the pay buttons shown to a subscriber whose subscription renews: passes only.
+pub fn passes_only(lang: Lang) -> String {
+    match lang {
+        Lang::Fr => "Votre abonnement se renouvelle tout seul : seuls les accès ponctuels sont proposés, ils s'ajoutent à la période payée.".into(),
+        Lang::En => "Your subscription renews by itself: only one-off passes are offered; they add to the period paid for.".into(),
+    }
+}
+
 /// A payment that could not be turned into access was given back.
 pub fn stars_refunded(lang: Lang) -> String {
     match lang {
