@@ -394,7 +394,13 @@ async fn charge_ids_that_differ_only_in_case_or_invisible_characters_are_two_pay
 
 async fn a_channel_administrator_is_not_sold_access_they_have(app: TestApp) {
     app.fake().set_member_status(7841, "administrator");
-    let (payload, stars) = buy(&app, 7841, "pass").await;
+    // `/buy` shows no pay button, and says why…
+    assert_eq!(app.webhook(updates::text(app.update_id(), 7841, "fr", "/buy")).await, 200);
+    let offered = last_message(&app, 7841);
+    assert!(offered.get("reply_markup").is_none(), "nothing to pay: {offered}");
+    assert!(offered["text"].as_str().unwrap().contains("administrez"), "{offered}");
+    // …and a pay button shown to someone else is refused at the pre-checkout.
+    let (payload, stars) = buy(&app, 7842, "pass").await;
     let refusal = pre_checkout(&app, 7841, &payload, stars).await.expect_err("refused");
     assert!(refusal.contains("administrez"), "{refusal}");
 }
@@ -438,6 +444,10 @@ async fn a_pre_checkout_for_a_withdrawn_or_repriced_offer_or_a_barred_account_is
 
     // A channel administrator removed this account by hand: it may not buy its way back.
     assert_eq!(app.webhook(updates::removed_by_admin(app.update_id(), CHANNEL, 7402, 4242)).await, 200);
+    assert_eq!(app.webhook(updates::text(app.update_id(), 7402, "fr", "/buy")).await, 200);
+    let offered = last_message(&app, 7402);
+    assert!(offered.get("reply_markup").is_none(), "no pay button: {offered}");
+    assert!(offered["text"].as_str().unwrap().contains("/paysupport"), "{offered}");
     let barred = pre_checkout(&app, 7402, &payload, stars).await.unwrap_err();
     assert!(barred.contains("/paysupport"), "{barred}");
     let (_, audit) = app.get("/api/telegram/admin/audit/?limit=100", &app.jwt("root", "admin")).await;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::admission::Redemption;
 use super::{Admission, AppError, Members, Sales, StaffRoles, Stars, Status};
 use crate::config::Settings;
-use crate::domain::{IncomingMessage, TelegramUserId, Update, UpdateKind, texts};
+use crate::domain::{IncomingMessage, Lang, TelegramUserId, Update, UpdateKind, texts};
 use crate::ports::{AccessStore, AccountBars, Clock, LinkButton, Telegram, UpdateLog};
 
 /// The Telegram webhook's updates: claimed once, dispatched to the use case they are for.
@@ -101,15 +101,11 @@ impl Bot {
                 self.admission.redemption_reply(Redemption::Invite { link }, lang)
             }
             ("/start", None) if !self.settings.offers.in_stars().is_empty() => {
-                let subscribed = self.stars.renewal_awaited(account).await?;
-                self.sales.offers(account, lang, texts::welcome_with_stars(lang, channel), subscribed).await?
+                self.offers(account, lang, texts::welcome_with_stars(lang, channel)).await?
             }
             ("/start", None) => (texts::welcome(lang, channel), Vec::new()),
             ("/buy", _) if self.settings.offers.in_stars().is_empty() => (texts::nothing_for_sale(lang), Vec::new()),
-            ("/buy", _) => {
-                let subscribed = self.stars.renewal_awaited(account).await?;
-                self.sales.offers(account, lang, texts::buy(lang, channel), subscribed).await?
-            }
+            ("/buy", _) => self.offers(account, lang, texts::buy(lang, channel)).await?,
             ("/paysupport", _) => (self.stars.pay_support(account, lang).await?, Vec::new()),
             ("/status", _) => (self.status.status_text(account, lang).await?, Vec::new()),
             // To anyone without a console role, `/admin` is an unknown command.
@@ -124,6 +120,21 @@ impl Bot {
         };
         self.telegram.send_message(message.chat_id, &reply, &buttons).await?;
         Ok(())
+    }
+
+    /// The pay buttons of what `account` may buy, under `text`; past the per-minute limit, a
+    /// "wait" before anything is read or asked of Telegram.
+    async fn offers(
+        &self,
+        account: TelegramUserId,
+        lang: Lang,
+        text: String,
+    ) -> Result<(String, Vec<LinkButton>), AppError> {
+        if let Some(wait) = self.sales.wait_before_buying(account, lang).await? {
+            return Ok((wait, Vec::new()));
+        }
+        let may = self.stars.may_buy(account).await?;
+        self.sales.offers(lang, text, may).await
     }
 
     /// A fresh invite for an account whose current membership waits for it (paid, not in the

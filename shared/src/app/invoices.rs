@@ -22,28 +22,40 @@ pub struct Sales {
 }
 
 impl Sales {
-    /// The offers sold in Stars under `text`, one pay button each (`/buy`, a bare `/start`):
-    /// `BUY_PER_MINUTE` times a minute per account, then a polite "wait"; Telegram's flood
-    /// control while making a pay button is told to the buyer the same way, never a failure.
-    /// To a buyer whose Stars subscription renews (`subscribed`), the one-off passes only: the
-    /// pre-checkout would refuse a second subscription.
-    pub(crate) async fn offers(
+    /// `BUY_PER_MINUTE` pay-button answers (`/buy`, a bare `/start`) a minute per account: past
+    /// them, the polite "wait" to answer instead.
+    pub(crate) async fn wait_before_buying(
         &self,
         account: TelegramUserId,
         lang: Lang,
-        text: String,
-        subscribed: bool,
-    ) -> Result<(String, Vec<LinkButton>), AppError> {
+    ) -> Result<Option<String>, AppError> {
         let now = self.clock.now();
         let minute = now.format("%Y%m%d%H%M");
         let count = self.limits.hit(&format!("offers:{account}:{minute}"), now + Duration::minutes(2)).await?;
-        if count > self.settings.limits.offers_per_minute {
-            let wait = 60 - u64::from(chrono::Timelike::second(&now));
-            return Ok((texts::wait_before_buying(lang, wait), Vec::new()));
+        if count <= self.settings.limits.offers_per_minute {
+            return Ok(None);
         }
-        match self.offer_buttons(lang, subscribed).await {
-            Ok(buttons) if subscribed && buttons.is_empty() => Ok((texts::checkout_already_subscribed(lang), buttons)),
-            Ok(buttons) if subscribed => Ok((format!("{text}\n\n{}", texts::passes_only(lang)), buttons)),
+        let wait = 60 - u64::from(chrono::Timelike::second(&now));
+        Ok(Some(texts::wait_before_buying(lang, wait)))
+    }
+
+    /// The offers sold in Stars under `text`, one pay button each, as far as the buyer `may`
+    /// buy them (otherwise the reason, and no button). Telegram's flood control while making a
+    /// pay button is told to the buyer as a "wait", never a failure.
+    pub(crate) async fn offers(
+        &self,
+        lang: Lang,
+        text: String,
+        may: MayBuy,
+    ) -> Result<(String, Vec<LinkButton>), AppError> {
+        let passes_only = match may {
+            MayBuy::Nothing(why) => return Ok((why(lang), Vec::new())),
+            MayBuy::PassesOnly => true,
+            MayBuy::Anything => false,
+        };
+        match self.offer_buttons(lang, passes_only).await {
+            Ok(buttons) if passes_only && buttons.is_empty() => Ok((texts::checkout_already_subscribed(lang), buttons)),
+            Ok(buttons) if passes_only => Ok((format!("{text}\n\n{}", texts::passes_only(lang)), buttons)),
             Ok(buttons) => Ok((text, buttons)),
             Err(Busy::Telegram(seconds)) => {
                 tracing::warn!(
@@ -112,6 +124,17 @@ impl Sales {
             Some(Sold { offer_id: id.to_owned(), offer, on_sale: true })
         }))
     }
+}
+
+/// What an account may buy in Stars now (`Stars::may_buy`): one rule for the pay buttons shown
+/// and the pre-checkout's answer.
+#[derive(Clone, Copy)]
+pub(crate) enum MayBuy {
+    Anything,
+    /// Its Stars subscription renews: a second one would charge twice a month for one membership.
+    PassesOnly,
+    /// Nothing; the text tells the buyer why.
+    Nothing(fn(Lang) -> String),
 }
 
 /// Why no pay buttons could be made: Telegram's flood control (seconds to wait), or a failure.

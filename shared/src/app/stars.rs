@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::admission::Redemption;
-use super::invoices::Sold;
+use super::invoices::{MayBuy, Sold};
 use super::{Admission, AppError, Auditor, Issuer, Notifier, Refunds, Sales, hour_window, telegram_actor};
 use crate::config::Settings;
 use crate::domain::{
@@ -48,21 +48,16 @@ pub struct Stars {
 impl Stars {
     /// `pre_checkout_query`: Telegram waits at most 10 seconds for the answer. Yes when the
     /// payload is an invoice telegate created, whose offer is still sold as invoiced, at the price
-    /// asked, to an account that may buy (and, for a subscription, whose subscription does not
-    /// renew already: a second one would charge twice a month); otherwise a refusal the buyer reads.
+    /// asked, to an account that may buy it (`may_buy`); otherwise a refusal the buyer reads.
     pub(crate) async fn on_pre_checkout(&self, query: &PreCheckoutQuery) -> Result<(), AppError> {
         let lang = query.from.lang;
         let sold = self.sales.sold(&query.invoice_payload).await?.filter(|s| s.on_sale);
         let refusal = match (sold, TelegramUserId::parse(query.from.id)) {
             (Some(s), Ok(account)) if query.currency == "XTR" && s.offer.stars == Some(query.total_amount) => {
-                if self.bars.account_bar(account).await?.is_some() {
-                    Some(texts::checkout_barred(lang))
-                } else if self.is_staff(account).await {
-                    Some(texts::checkout_staff(lang))
-                } else if s.offer.renewing && self.renewal_awaited(account).await? {
-                    Some(texts::checkout_already_subscribed(lang))
-                } else {
-                    None
+                match self.may_buy(account).await? {
+                    MayBuy::Nothing(why) => Some(why(lang)),
+                    MayBuy::PassesOnly if s.offer.renewing => Some(texts::checkout_already_subscribed(lang)),
+                    MayBuy::PassesOnly | MayBuy::Anything => None,
                 }
             }
             _ => Some(texts::checkout_offer_gone(lang)),
@@ -252,11 +247,21 @@ impl Stars {
         Ok(false)
     }
 
-    /// Whether `account`'s membership waits for a Stars subscription's next renewal (one that
+    /// What `account` may buy in Stars now, for the pay buttons and the pre-checkout: nothing
+    /// when a channel administrator removed it by hand or it administers the channel (it has
+    /// access already), the one-off passes only while its Stars subscription renews (a renewal
     /// Telegram did not say was cancelled or failed).
-    pub(crate) async fn renewal_awaited(&self, account: TelegramUserId) -> Result<bool, AppError> {
+    pub(crate) async fn may_buy(&self, account: TelegramUserId) -> Result<MayBuy, AppError> {
         let now = self.clock.now();
-        Ok(self.access.current_membership(account).await?.is_some_and(|m| m.renewal_awaited(now)))
+        Ok(if self.bars.account_bar(account).await?.is_some() {
+            MayBuy::Nothing(texts::checkout_barred)
+        } else if self.is_staff(account).await {
+            MayBuy::Nothing(texts::checkout_staff)
+        } else if self.access.current_membership(account).await?.is_some_and(|m| m.renewal_awaited(now)) {
+            MayBuy::PassesOnly
+        } else {
+            MayBuy::Anything
+        })
     }
 
     /// An administrator or the owner of the channel, who has access without paying. A check that
