@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::admission::Redemption;
+use super::stars::MayBuy;
 use super::{Admission, AppError, Members, Sales, StaffRoles, Stars, Status};
 use crate::config::Settings;
 use crate::domain::{IncomingMessage, Lang, TelegramUserId, Update, UpdateKind, texts};
@@ -133,8 +134,12 @@ impl Bot {
         if let Some(wait) = self.sales.wait_before_buying(account, lang).await? {
             return Ok((wait, Vec::new()));
         }
-        let may = self.stars.may_buy(account).await?;
-        self.sales.offers(lang, text, may).await
+        let passes_only = match self.stars.may_buy(account).await? {
+            MayBuy::Nothing(why) => return Ok((why(lang), Vec::new())),
+            MayBuy::PassesOnly => true,
+            MayBuy::Anything => false,
+        };
+        self.sales.offers(lang, text, passes_only).await
     }
 
     /// A fresh invite for an account whose current membership waits for it (paid, not in the

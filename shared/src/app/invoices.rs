@@ -39,20 +39,15 @@ impl Sales {
         Ok(Some(texts::wait_before_buying(lang, wait)))
     }
 
-    /// The offers sold in Stars under `text`, one pay button each, as far as the buyer `may`
-    /// buy them (otherwise the reason, and no button). Telegram's flood control while making a
-    /// pay button is told to the buyer as a "wait", never a failure.
+    /// The offers sold in Stars under `text`, one pay button each (the one-off passes only when
+    /// `passes_only`). Telegram's flood control while making a pay button is told to the buyer
+    /// as a "wait", never a failure.
     pub(crate) async fn offers(
         &self,
         lang: Lang,
         text: String,
-        may: MayBuy,
+        passes_only: bool,
     ) -> Result<(String, Vec<LinkButton>), AppError> {
-        let passes_only = match may {
-            MayBuy::Nothing(why) => return Ok((why(lang), Vec::new())),
-            MayBuy::PassesOnly => true,
-            MayBuy::Anything => false,
-        };
         match self.offer_buttons(lang, passes_only).await {
             Ok(buttons) if passes_only && buttons.is_empty() => Ok((texts::checkout_already_subscribed(lang), buttons)),
             Ok(buttons) if passes_only => Ok((format!("{text}\n\n{}", texts::passes_only(lang)), buttons)),
@@ -124,17 +119,6 @@ impl Sales {
             Some(Sold { offer_id: id.to_owned(), offer, on_sale: true })
         }))
     }
-}
-
-/// What an account may buy in Stars now (`Stars::may_buy`): one rule for the pay buttons shown
-/// and the pre-checkout's answer.
-#[derive(Clone, Copy)]
-pub(crate) enum MayBuy {
-    Anything,
-    /// Its Stars subscription renews: a second one would charge twice a month for one membership.
-    PassesOnly,
-    /// Nothing; the text tells the buyer why.
-    Nothing(fn(Lang) -> String),
 }
 
 /// Why no pay buttons could be made: Telegram's flood control (seconds to wait), or a failure.

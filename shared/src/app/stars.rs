@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::admission::Redemption;
-use super::invoices::{MayBuy, Sold};
+use super::invoices::Sold;
 use super::{Admission, AppError, Auditor, Issuer, Notifier, Refunds, Sales, hour_window, telegram_actor};
 use crate::config::Settings;
 use crate::domain::{
@@ -21,6 +21,17 @@ use crate::domain::{
 use crate::ports::{
     AccessStore, AccountBars, Clock, Effect, JobLog, PaymentStore, Presence, RateLimits, Stats, StoreError, Telegram,
 };
+
+/// What an account may buy in Stars now (`Stars::may_buy`): one rule for the pay buttons shown
+/// and the pre-checkout's answer.
+#[derive(Clone, Copy)]
+pub(crate) enum MayBuy {
+    Anything,
+    /// Its Stars subscription renews: a second one would charge twice a month for one membership.
+    PassesOnly,
+    /// Nothing; the text tells the buyer why.
+    Nothing(fn(Lang) -> String),
+}
 
 /// Who reviewed a Stars payment: Telegram took it, nobody had to validate it.
 const STARS_REVIEWER: &str = "telegram-stars";
