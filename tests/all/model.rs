@@ -1,9 +1,8 @@
 //! The money rules, model-based: random sequences of web payments, validations, rejections, Stars
 //! purchases (telegate's invoices and not), renewals, subscriptions cancelled, failed or active
-//! again, refunds (carried out and refused), revokes, reinstatements, new links, joins,
-//! departures, clock steps and every job, over a few Telegram
-//! accounts sharing web links (and an administrator and an exempt account), against the fake Bot
-//! API. After each step, once the effects are carried out:
+//! again, refunds (carried out, refused, and made outside telegate), revokes, reinstatements, new
+//! links, joins, departures, clock steps and every job, over a few Telegram accounts sharing web
+//! links (and an administrator and an exempt account), against the fake Bot API. After each step, once the effects are carried out:
 //! - nobody is in the channel without a membership holding the days of a validated payment, not
 //!   refunded, whose period (and the grace of a sweep not yet run, or a renewal awaited) is not over;
 //! - a member whose paid membership says they are in is in (no paying member locked out);
@@ -275,6 +274,15 @@ impl Sequence<'_> {
             return;
         }
         let p = &stars[self.rng.below(stars.len())];
+        let charge = p.stars_charge().expect("a Stars payment");
+        if p.status == PaymentStatus::Validated && self.app.fake().took(charge) && self.rng.below(4) == 0 {
+            // Given back by another way than telegate's: the reconciliation records it.
+            self.say(format!("Telegram refunds {} outside telegate; reconcile-stars runs", p.id));
+            self.app.fake().refund_elsewhere(charge);
+            assert_eq!(self.app.run_job("reconcile-stars").await["status"], "done");
+            self.model.refunded.insert(p.id.to_string());
+            return;
+        }
         self.say(format!("an admin refunds {} ({})", p.id, p.status.as_str()));
         let body = json!({"payment_id": p.id, "reason": "model"});
         let (status, answer) =

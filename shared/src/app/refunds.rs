@@ -10,7 +10,7 @@ use serde_json::json;
 use super::stars::stars_payer;
 use super::{AppError, Auditor, Ending, Notifier, actor, require};
 use crate::auth::{Caller, Role};
-use crate::domain::{AuditAction, Payment, PaymentId, PaymentStatus, Reason, TelegramUserId};
+use crate::domain::{AuditAction, Payment, PaymentId, PaymentStatus, Reason, STARS_TRANSACTION_PREFIX, TelegramUserId};
 use crate::ports::{Clock, Effect, PaymentStore, Withdrawn};
 
 /// Refunds of payments in Stars.
@@ -91,6 +91,46 @@ impl Refunds {
         self.notifier.enqueue(vec![refund_effect(payment, account, charge)]).await?;
         let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": WHY });
         self.auditor.audit("system", AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await
+    }
+}
+
+impl Refunds {
+    /// A refund Telegram lists (`reconcile-stars`) of a charge telegate's ledger does not show as
+    /// refunded: one an earlier release made (it left the payment `validated`), one made with the
+    /// bot's token by another program, one whose answer was lost. The Stars went back, so the
+    /// payment becomes `refunded` (its Stars out of the revenue) and what it bought ends, as an
+    /// admin's refund ends it. Whether the ledger changed.
+    pub(super) async fn refunded_in_telegram(&self, charge: &str, account: TelegramUserId) -> Result<bool, AppError> {
+        const WHY: &str = "refunded in Telegram";
+        let transaction = format!("{STARS_TRANSACTION_PREFIX}{charge}");
+        let Some(payment) = self.payments.payment_with_transaction(&transaction).await? else {
+            return Ok(false);
+        };
+        if stars_payer(&payment).is_none_or(|(_, payer)| payer != account) {
+            tracing::warn!(payment = %payment.id, "a refund Telegram lists for another account than the payer: left alone");
+            return Ok(false);
+        }
+        let now = self.clock.now();
+        match payment.status {
+            PaymentStatus::Validated => {
+                self.payments.move_refund(&payment.id, PaymentStatus::RefundRequested, Some(WHY), now).await?;
+            }
+            // Asked by telegate: its answer is not recorded yet, or said it failed.
+            PaymentStatus::RefundRequested | PaymentStatus::RefundFailed => {}
+            _ => return Ok(false),
+        }
+        // Before the payment reads refunded, so that a stop in between is finished by the next
+        // run; harmless to repeat (an admin's refund may have done it).
+        let by = "job:reconcile-stars";
+        self.ending.withdraw_period(&payment, charge, by, WHY).await?;
+        if self.payments.move_refund(&payment.id, PaymentStatus::Refunded, None, now).await?.is_none() {
+            return Ok(false);
+        }
+        tracing::warn!(payment = %payment.id, "a refund the ledger had not recorded: the payment is refunded");
+        let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": WHY,
+                              "noticed_by": "reconciliation" });
+        self.auditor.audit(by, AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await?;
+        Ok(true)
     }
 }
 

@@ -164,17 +164,21 @@ impl Stars {
         Ok(new)
     }
 
-    /// The `reconcile-stars` job: Telegram's list of Star payments against ours. A payment whose
-    /// update never reached us (Telegram gave up, the webhook was down) is applied as its update
-    /// would have been, and reported. Walks on from where the last run stopped (the list only
-    /// grows), a page back for safety; nothing is called when no offer is sold in Stars.
+    /// The `reconcile-stars` job: Telegram's list of Star transactions against the ledger. A
+    /// payment whose update never reached us (Telegram gave up, the webhook was down) is applied
+    /// as its update would have been; a refund the ledger does not show is recorded and ends what
+    /// the payment bought (`Refunds::refunded_in_telegram`); each is reported. Walks on from where
+    /// the last run stopped (the list only grows), a page back for safety; a cursor an earlier
+    /// release wrote (a bare number, which did not look at refunds) starts the walk over once.
+    /// Nothing is called when no offer is sold in Stars.
     pub(crate) async fn reconcile_stars(&self, deadline: std::time::Instant) -> Result<(u64, bool), AppError> {
         const JOB: &str = "reconcile-stars";
         const PAGE: u32 = 100;
         if self.settings.offers.in_stars().is_empty() {
             return Ok((0, true));
         }
-        let checked: u32 = self.job_log.job_cursor(JOB).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
+        let cursor = self.job_log.job_cursor(JOB).await?;
+        let checked: u32 = cursor.as_deref().and_then(|c| c.strip_prefix("listed:")?.parse().ok()).unwrap_or(0);
         let mut offset = checked.saturating_sub(PAGE);
         let mut repaired = 0;
         loop {
@@ -186,6 +190,10 @@ impl Stars {
                 // Not telegate's (a tip, paid media, another program's invoice): left alone.
                 let Some(sold) = self.sales.sold(&t.payload).await? else { continue };
                 if self.access.token(&TokenHash::of_stars_charge(&t.charge_id)).await?.is_some() {
+                    continue;
+                }
+                // Missed, and given back since: nothing to let in.
+                if page.refunds.iter().any(|r| r.charge_id == t.charge_id) {
                     continue;
                 }
                 // The list does not say whether a subscription's payment is its first: it is a
@@ -207,9 +215,14 @@ impl Stars {
                     repaired += 1;
                 }
             }
+            for r in &page.refunds {
+                if self.refunds.refunded_in_telegram(&r.charge_id, r.account).await? {
+                    repaired += 1;
+                }
+            }
             // Over what Telegram listed, refunds and withdrawals included, not over what was kept.
             offset += page.listed;
-            self.job_log.set_job_cursor(JOB, &offset.max(checked).to_string()).await?;
+            self.job_log.set_job_cursor(JOB, &format!("listed:{}", offset.max(checked))).await?;
             if page.listed < PAGE {
                 return Ok((repaired, true));
             }

@@ -96,11 +96,22 @@ pub struct StarInvoice {
 }
 
 /// A page of `getStarTransactions`: how many transactions Telegram listed (of every kind:
-/// refunds, withdrawals… a cursor walks over them all), and the incoming payments among them.
+/// refunds, withdrawals… a cursor walks over them all), the incoming payments among them, and
+/// the Stars that went back to users.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StarPage {
     pub listed: u32,
     pub payments: Vec<StarTransaction>,
+    pub refunds: Vec<StarRefund>,
+}
+
+/// Stars the bot sent back to a user, as `getStarTransactions` lists them: a refund bears the id
+/// of the payment it refunds (gifts and other outgoing transactions bear their own).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StarRefund {
+    /// The `telegram_payment_charge_id` of the payment refunded.
+    pub charge_id: String,
+    pub account: TelegramUserId,
 }
 
 /// One incoming Stars payment as `getStarTransactions` lists it.

@@ -68,6 +68,18 @@ struct Inner {
     flooded: usize,
 }
 
+impl Inner {
+    /// Telegram gives a charge's Stars back and lists the refund, as an outgoing transaction to
+    /// the payer bearing the charge's id.
+    fn refund(&mut self, charge: &str) {
+        let paid = self.star_payments.iter().find(|t| t["id"] == charge).cloned().unwrap_or_default();
+        let refund = json!({"id": charge, "amount": paid["amount"], "date": chrono::Utc::now().timestamp(),
+                            "receiver": {"type": "user", "transaction_type": "invoice_payment", "user": paid["source"]["user"]}});
+        self.star_payments.push(refund);
+        self.refunded.push(charge.to_owned());
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct FakeTelegram {
     inner: Arc<Mutex<Inner>>,
@@ -221,6 +233,18 @@ impl FakeTelegram {
             .star_payments
             .push(json!({"id": charge, "amount": stars, "date": chrono::Utc::now().timestamp(), "source": source}));
         charge
+    }
+
+    /// The Stars of `charge` go back by another way than telegate's (another program using the
+    /// bot's token, an earlier release that did not record it): Telegram lists the refund.
+    pub fn refund_elsewhere(&self, charge: &str) {
+        assert!(self.took(charge), "Telegram refunds only a charge it took: {charge}");
+        self.lock().refund(charge);
+    }
+
+    /// Whether Telegram took `charge` (`getStarTransactions` lists it).
+    pub fn took(&self, charge: &str) -> bool {
+        self.lock().star_payments.iter().any(|t| t["id"] == charge)
     }
 
     pub fn refunded(&self) -> Vec<String> {
@@ -429,13 +453,7 @@ fn answer(fake: &FakeTelegram, method: &str, p: &Value) -> Value {
             json!(link)
         }
         "refundStarPayment" => {
-            let charge = p["telegram_payment_charge_id"].as_str().unwrap_or("").to_owned();
-            // Telegram lists the refund too, as an outgoing transaction to the user.
-            let paid = inner.star_payments.iter().find(|t| t["id"] == charge.as_str()).cloned().unwrap_or_default();
-            let refund = json!({"id": format!("refund-{charge}"), "amount": paid["amount"], "date": chrono::Utc::now().timestamp(),
-                                "receiver": {"type": "user", "transaction_type": "invoice_payment", "user": paid["source"]["user"]}});
-            inner.star_payments.push(refund);
-            inner.refunded.push(charge);
+            inner.refund(p["telegram_payment_charge_id"].as_str().unwrap_or(""));
             json!(true)
         }
         "editUserStarSubscription" => {

@@ -20,8 +20,8 @@ use crate::config::Secret;
 use crate::domain::{TelegramUserId, Update};
 pub use crate::ports::{BotRights, WebhookState};
 use crate::ports::{
-    ChannelHealth, InviteMode, InviteRequest, LinkButton, Presence, StarInvoice, StarPage, StarTransaction, Telegram,
-    TelegramError,
+    ChannelHealth, InviteMode, InviteRequest, LinkButton, Presence, StarInvoice, StarPage, StarRefund, StarTransaction,
+    Telegram, TelegramError,
 };
 
 pub struct BotApi {
@@ -302,13 +302,22 @@ impl Telegram for BotApi {
             .send()
             .await
             .map_err(failed("getStarTransactions"))?;
-        // Read through the Bot API's JSON: only incoming payments from users, with their payload.
+        // Read through the Bot API's JSON: incoming payments from users, with their payload, and
+        // Stars sent back to users.
         let json = serde_json::to_value(&page).map_err(|e| TelegramError::Unavailable(e.to_string()))?;
-        let listed = json["transactions"].as_array().map_or(0, Vec::len);
-        let payments = json["transactions"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let transactions = json["transactions"].as_array().map_or(&[][..], Vec::as_slice);
+        let refunds = transactions
+            .iter()
+            .filter(|t| t["receiver"]["type"] == "user")
+            .filter_map(|t| {
+                Some(StarRefund {
+                    charge_id: t["id"].as_str()?.to_owned(),
+                    account: TelegramUserId::parse(t["receiver"]["user"]["id"].as_i64()?).ok()?,
+                })
+            })
+            .collect();
+        let payments = transactions
+            .iter()
             .filter(|t| t["source"]["type"] == "user")
             .filter_map(|t| {
                 Some(StarTransaction {
@@ -323,7 +332,7 @@ impl Telegram for BotApi {
                 })
             })
             .collect();
-        Ok(StarPage { listed: u32::try_from(listed).unwrap_or(u32::MAX), payments })
+        Ok(StarPage { listed: u32::try_from(transactions.len()).unwrap_or(u32::MAX), payments, refunds })
     }
 }
 
