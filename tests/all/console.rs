@@ -475,6 +475,22 @@ async fn members_are_found_by_telegram_id_and_admins_revoke_reinstate_and_refund
     assert_eq!(app.fake().calls_to("refundStarPayment").len(), 1, "the Stars go back");
     let (_, html) = page(&app, &format!("/console/members?q={user}"), &admin).await;
     assert!(html.contains("refunded"), "{html}");
+
+    // Alice's bank sent her money back: her manual payment's refund recorded from her file.
+    let (_, html) = page(&app, "/console/members?q=alice", &admin).await;
+    assert!(html.contains("Record its refund, paid back elsewhere"), "{html}");
+    let action = html.split("action=\"/console/payments/").nth(1).expect("a refund form").split('"').next().unwrap();
+    let fields = vec![
+        ("csrf", token),
+        ("user", "alice".to_owned()),
+        ("reason", "bank".to_owned()),
+        ("confirm", "yes".to_owned()),
+    ];
+    assert_eq!(post(format!("/console/payments/{action}"), fields).await.status(), 303);
+    assert_eq!(app.fake().calls_to("refundStarPayment").len(), 1, "nothing asked of Telegram");
+    let (_, refunded) =
+        app.get("/api/payments/admin/pending-payments/?status=refunded", &app.jwt("s", "support")).await;
+    assert!(refunded.as_array().unwrap().iter().any(|p| p["transaction_id"] == "TX-MEMBER-1"), "{refunded}");
 }
 
 /// The overview's numbers and charts are the statistics the API returns.

@@ -100,6 +100,7 @@ impl Fields<'_> {
             updated_at: self.time("updated_at")?.unwrap_or(created_at),
             reviewed_by: None,
             refund_note: None,
+            revenue_cents: None,
             lang: Lang::Fr,
         })
     }

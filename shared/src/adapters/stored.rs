@@ -95,10 +95,14 @@ pub(crate) fn subscription_end(end: DateTime<Utc>, delta: i64) -> CounterChange 
     (subscription_end_bucket(end), delta, Some(end + Duration::days(BUCKET_KEEP_DAYS)))
 }
 
-/// The counters a refund takes out of the revenue in the write that records it refunded: a
-/// payment in Stars, its Stars, in the month of the refund (`at`).
+/// The counters a refund takes out of the revenue in the write that records it refunded, in the
+/// month of the refund (`at`): a payment in Stars, its Stars; a web payment, what its validation
+/// counted.
 pub(crate) fn refund_counters(p: &crate::domain::Payment, at: DateTime<Utc>) -> Vec<CounterChange> {
-    let Some(paid) = p.stars_paid() else { return Vec::new() };
+    let Some(paid) = p.stars_paid() else {
+        let Some(cents) = p.revenue_cents else { return Vec::new() };
+        return vec![("web.refunded".to_owned(), cents, None), (format!("web.refunded.{}", month(at)), cents, None)];
+    };
     let stars = i64::from(paid.stars);
     let mut c =
         vec![("stars.refunded".to_owned(), stars, None), (format!("stars.refunded.{}", month(at)), stars, None)];
@@ -112,8 +116,8 @@ pub(crate) fn refund_counters(p: &crate::domain::Payment, at: DateTime<Utc>) -> 
 /// The counters a validated web payment adds in the write that validates it: its price (the
 /// offer's `price_cents`) in the web revenue, by month.
 pub(crate) fn review_counters(r: &crate::ports::Review) -> Vec<CounterChange> {
-    match r.revenue_cents {
-        Some(cents) if r.to == crate::domain::PaymentStatus::Validated => {
+    match r.counted_cents() {
+        Some(cents) => {
             let m = month(r.at);
             vec![
                 ("web.revenue".to_owned(), cents, None),
@@ -173,9 +177,9 @@ pub(crate) fn counter_names(now: DateTime<Utc>) -> Vec<String> {
         names.extend(last_24_hours(now, |t| attempt_bucket(attempt, t)));
     }
     names.extend((1..STARS_MONTHS).map(|back| active_month_counter(months_back(now, back))));
-    names.push("web.revenue".into());
+    names.extend(["web.revenue".into(), "web.refunded".into()]);
     for m in last_12_months(now, month) {
-        names.extend([format!("web.revenue.{m}"), format!("web.payments.{m}")]);
+        names.extend(["revenue", "refunded", "payments"].map(|figure| format!("web.{figure}.{m}")));
     }
     names.push("stars.revenue".into());
     names.push("stars.refunded".into());
@@ -225,11 +229,15 @@ pub(crate) fn counters_from(now: DateTime<Utc>, get: &dyn Fn(&str) -> i64) -> cr
             .collect(),
         web: crate::ports::WebCounters {
             revenue_total_cents: get("web.revenue"),
+            refunded_total_cents: get("web.refunded"),
+            net_total_cents: get("web.revenue") - get("web.refunded"),
             months: last_12_months(now, |start| {
                 let figure = |f: &str| get(&format!("web.{f}.{}", month(start)));
                 crate::ports::WebMonth {
                     month: start.format("%Y-%m").to_string(),
                     revenue_cents: figure("revenue"),
+                    refunded_cents: figure("refunded"),
+                    net_cents: figure("revenue") - figure("refunded"),
                     payments: figure("payments"),
                 }
             }),

@@ -112,16 +112,16 @@ impl Ending {
     pub(super) async fn withdraw_period(
         &self,
         payment: &Payment,
-        charge: &str,
+        charge: Option<&str>,
         by: &str,
         reason: &str,
     ) -> Result<Withdrawn, AppError> {
         let how = EndedBy::Revoked(reason);
         let intents = move |m: &crate::domain::Membership| vec![removal(m, how)];
-        // The charge's own token, and any the payment was given since (support reinstated it
-        // and asked for a new link): the payment's refund was recorded first, so no other
-        // token can be issued for it now.
-        let mut hashes = vec![TokenHash::of_stars_charge(charge)];
+        // A Stars payment's own token (keyed by its charge), and any the payment was given
+        // since (support reinstated it and asked for a new link): the payment's refund was
+        // recorded first, so no other token can be issued for it now.
+        let mut hashes: Vec<TokenHash> = charge.map(TokenHash::of_stars_charge).into_iter().collect();
         for hash in self.access.live_tokens(&payment.id).await? {
             if !hashes.contains(&hash) {
                 hashes.push(hash);

@@ -53,7 +53,7 @@ pub use jobs::Jobs;
 pub use members::Members;
 pub use notifications::Inbox;
 pub use payments::{OwnPayment, PaymentDesk, SubmitPayment};
-pub use refunds::Refunds;
+pub use refunds::{Refund, Refunds};
 pub use staff::StaffRoles;
 pub use stars::Stars;
 pub use status::{MembershipView, Status, StatusView};

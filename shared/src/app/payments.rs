@@ -59,6 +59,7 @@ impl PaymentDesk {
             updated_at: now,
             reviewed_by: None,
             refund_note: None,
+            revenue_cents: None,
             lang,
         };
         match self.payments.insert_payment(&payment).await {

@@ -420,6 +420,7 @@ impl Stars {
             updated_at: at,
             reviewed_by: Some(UserId::parse(STARS_REVIEWER)?),
             refund_note: None,
+            revenue_cents: None,
             lang,
         };
         match self.payments.insert_payment(&payment).await {

@@ -1,5 +1,5 @@
-//! A member's file, and what admins do from it: revoke, reinstate, refund a Stars payment, each
-//! once its box is ticked.
+//! A member's file, and what admins do from it: revoke, reinstate, refund a payment (in Stars,
+//! or a manual payment's refund recorded), each once its box is ticked.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -107,6 +107,6 @@ pub(super) async fn refund(
 ) -> Result<Response, ConsoleError> {
     confirmed(&session, &form.csrf, form.confirm.as_deref())?;
     let caller = session.caller().map_err(AppError::from)?;
-    refunds.refund_stars(&caller, &id, &form.reason).await?;
+    refunds.refund(&caller, &id, &form.reason).await?;
     back_to(&form.user)
 }

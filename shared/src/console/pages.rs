@@ -445,8 +445,9 @@ pub fn members(session: &Session, query: Option<&str>, file: Option<&crate::app:
                             dt { "Status" } dd { (p.status.as_str()) }
                             dt { "Submitted" } dd { (p.created_at.format("%Y-%m-%d %H:%M UTC")) }
                         }
-                        @if admin && p.stars_charge().is_some() && p.status == PaymentStatus::Validated {
-                            (confirm_form(session, &format!("/console/payments/{}/refund", p.id), file.user.as_str(), &[], "Refund the Stars"))
+                        @if admin && p.status == PaymentStatus::Validated {
+                            @let label = if p.stars_charge().is_some() { "Refund the Stars" } else { "Record its refund, paid back elsewhere" };
+                            (confirm_form(session, &format!("/console/payments/{}/refund", p.id), file.user.as_str(), &[], label))
                         }
                     }
                 }

@@ -10,6 +10,8 @@ pub enum AuditAction {
     PaymentSubmitted,
     PaymentValidated,
     PaymentRejected,
+    /// An admin recorded the refund of a manual payment, made where it was paid.
+    PaymentRefunded,
     TokenIssued,
     TokenRedeemed,
     TokenRefused,
@@ -53,6 +55,7 @@ impl AuditAction {
             Self::PaymentSubmitted => "payment_submitted",
             Self::PaymentValidated => "payment_validated",
             Self::PaymentRejected => "payment_rejected",
+            Self::PaymentRefunded => "payment_refunded",
             Self::TokenIssued => "token_issued",
             Self::TokenRedeemed => "token_redeemed",
             Self::TokenRefused => "token_refused",
@@ -87,6 +90,7 @@ impl AuditAction {
             Self::PaymentSubmitted => "Payment Submitted",
             Self::PaymentValidated => "Payment Validated",
             Self::PaymentRejected => "Payment Rejected",
+            Self::PaymentRefunded => "Payment Refunded",
             Self::MemberJoined => "Membership Started",
             Self::MembershipExtended => "Membership Extended",
             Self::AccessExpired => "Membership Ended",
@@ -100,10 +104,11 @@ impl AuditAction {
     }
 
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        const ALL: [AuditAction; 27] = [
+        const ALL: [AuditAction; 28] = [
             AuditAction::PaymentSubmitted,
             AuditAction::PaymentValidated,
             AuditAction::PaymentRejected,
+            AuditAction::PaymentRefunded,
             AuditAction::TokenIssued,
             AuditAction::TokenRedeemed,
             AuditAction::TokenRefused,

@@ -82,6 +82,10 @@ pub struct Payment {
     /// Why a refund was asked for, or, once Telegram refused it, why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund_note: Option<String>,
+    /// What its validation added to the web revenue (its offer's `price_cents` then), which a
+    /// refund takes out again; `None` for a payment in Stars, or when nothing was counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revenue_cents: Option<i64>,
     /// The payer's language, from `Accept-Language` at submission: mails and notifications use it.
     pub lang: Lang,
 }

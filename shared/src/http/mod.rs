@@ -2,6 +2,7 @@
 
 mod error;
 mod extract;
+mod refunds;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -188,7 +189,8 @@ where
     route(Router::new(), "/api/telegram/status/", get(status))
 }
 
-/// Revoking access, support's way back (reinstate), and refunding a payment in Stars.
+/// Revoking access, support's way back (reinstate), and refunds (of a payment in Stars, and the
+/// record of a manual payment's).
 pub fn revoke_routes<S: Clone + Send + Sync + 'static>() -> Router<S>
 where
     Arc<Ending>: FromRef<S>,
@@ -198,7 +200,8 @@ where
 {
     let routes = route(Router::new(), "/api/telegram/revoke-access/", post(revoke_access));
     let routes = route(routes, "/api/telegram/admin/reinstate/", post(reinstate));
-    route(routes, "/api/telegram/admin/stars/refund/", post(refund_stars))
+    let routes = route(routes, "/api/telegram/admin/refund/", post(refunds::refund));
+    route(routes, "/api/telegram/admin/stars/refund/", post(refunds::refund_stars))
 }
 
 /// Statistics and the audit log: the admin's read side.
@@ -364,30 +367,6 @@ async fn revoke_access(
 ) -> Result<Response, AppError> {
     let count = ending.revoke_access(&caller, &body.user_id, &body.reason).await?;
     Ok(Json(json!({ "success": true, "revoked_count": count })).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RefundBody {
-    payment_id: String,
-    reason: String,
-}
-
-async fn refund_stars(
-    State(refunds): State<Arc<Refunds>>,
-    caller: Caller,
-    JsonBody(body): JsonBody<RefundBody>,
-) -> Result<Response, AppError> {
-    let refund = refunds.refund_stars(&caller, &body.payment_id, &body.reason).await?;
-    let state = match refund.status {
-        PaymentStatus::Refunded => "refunded",
-        PaymentStatus::RefundFailed => "failed",
-        _ => "requested",
-    };
-    let refunded = refund.status == PaymentStatus::Refunded;
-    let answer = json!({ "success": true, "payment_id": body.payment_id, "refund": state, "refunded": refunded,
-                         "revoked_count": refund.revoked_count, "access_until": refund.access_until });
-    Ok(Json(answer).into_response())
 }
 
 #[derive(Deserialize)]

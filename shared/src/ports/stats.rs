@@ -36,10 +36,13 @@ pub struct Counters {
 }
 
 /// Payments validated by support, at their offer's web price (`price_cents`), from counters kept
-/// in the writes that validate them. Gross: a refund of a web payment happens outside telegate.
+/// in the writes that validate them; refunds an admin recorded (the money went back where it was
+/// paid), by the month recorded.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct WebCounters {
     pub revenue_total_cents: i64,
+    pub refunded_total_cents: i64,
+    pub net_total_cents: i64,
     /// This month first, then the eleven before.
     pub months: Vec<WebMonth>,
 }
@@ -49,6 +52,8 @@ pub struct WebMonth {
     /// `YYYY-MM`, UTC: the month validated.
     pub month: String,
     pub revenue_cents: i64,
+    pub refunded_cents: i64,
+    pub net_cents: i64,
     pub payments: i64,
 }
 

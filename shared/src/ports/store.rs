@@ -38,6 +38,13 @@ pub struct Review {
     pub revenue_cents: Option<i64>,
 }
 
+impl Review {
+    /// What this review adds to the web revenue, kept with the payment for its refund.
+    pub fn counted_cents(&self) -> Option<i64> {
+        self.revenue_cents.filter(|_| self.to == PaymentStatus::Validated)
+    }
+}
+
 #[async_trait]
 pub trait PaymentStore: Send + Sync {
     /// Fails with `Conflict("transaction_id_taken")` when the transaction id is already used.

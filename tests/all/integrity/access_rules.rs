@@ -121,3 +121,65 @@ async fn a_link_of_a_refunded_payment_left_live_by_an_earlier_release_opens_noth
     let actions = audit_actions(&app).await;
     assert!(actions.contains(&"token_refused".to_owned()), "{actions:?}");
 }
+
+/// Offers with a web price, so that a validation counts revenue.
+async fn priced(aws: bool) -> TestApp {
+    const OFFERS: &str = r#"{"monthly": {"name": "Monthly", "days": 30, "price_cents": 990}}"#;
+    TestApp::spawn_on_store_with(aws, &[("OFFERS", OFFERS)]).await
+}
+
+support::on_both_stores!(
+    priced =>
+    a_manual_payments_refund_recorded_by_an_admin_ends_its_access_and_buys_nothing_again,
+);
+
+/// A manual payment refunded where it was paid (the bank sent the money back): an admin records
+/// it, and a refund is final as for Stars: the access it bought ends, no route gives it a link
+/// again, and the web revenue counts it refunded.
+async fn a_manual_payments_refund_recorded_by_an_admin_ends_its_access_and_buys_nothing_again(app: TestApp) {
+    let issued = app.member("alice", "TX-BANK-REFUND", ALICE).await;
+    let id = issued["payment_id"].clone();
+    let body = json!({"payment_id": id, "reason": "paid back by bank transfer"});
+    let (status, _) = app.post("/api/telegram/admin/refund/", &app.jwt("s", "support"), body.clone()).await;
+    assert_eq!(status, 403, "admins only");
+    let (status, answer) = app.post("/api/telegram/admin/stars/refund/", &app.jwt("root", "admin"), body.clone()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("not_a_stars_payment")), "{answer}");
+
+    let (status, answer) = app.post("/api/telegram/admin/refund/", &app.jwt("root", "admin"), body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["refund"].as_str(), answer["refunded"].as_bool(), answer["revoked_count"].as_i64()),
+        (Some("refunded"), Some(true), Some(1))
+    );
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1, "the access it bought ended");
+    assert_eq!(app.status_of("alice").await["has_active_subscription"], false);
+    assert!(app.fake().calls_to("refundStarPayment").is_empty(), "nothing asked of Telegram");
+    let (status, again) = app.post("/api/telegram/admin/refund/", &app.jwt("root", "admin"), body).await;
+    assert_eq!((status, again["refund"].as_str(), again["revoked_count"].as_i64()), (200, Some("refunded"), Some(0)));
+
+    // Final: support's reinstatement and a new link are refused, the used link opens nothing.
+    let support = app.jwt("s", "support");
+    let reinstate = json!({"payment_id": id, "reason": "asked nicely"});
+    let (status, answer) = app.post("/api/telegram/admin/reinstate/", &support, reinstate).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("payment_refunded")), "{answer}");
+    let (status, answer) = app.post("/api/telegram/generate-token/", &support, json!({"payment_id": id})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("payment_refunded")), "{answer}");
+    assert_eq!(app.start_command(ALICE, issued["token"].as_str().unwrap()).await, 200);
+    app.drain().await;
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "no new invite");
+
+    let (_, refunded) = app.get("/api/payments/admin/pending-payments/?status=refunded", &support).await;
+    assert_eq!(refunded[0]["refund_note"], "paid back by bank transfer", "{refunded}");
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
+    let web = &stats["web"];
+    let totals =
+        (web["revenue_total_cents"].as_i64(), web["refunded_total_cents"].as_i64(), web["net_total_cents"].as_i64());
+    assert_eq!(totals, (Some(990), Some(990), Some(0)), "{web}");
+    assert_eq!(
+        (web["months"][0]["refunded_cents"].as_i64(), web["months"][0]["net_cents"].as_i64()),
+        (Some(990), Some(0))
+    );
+    let actions = audit_actions(&app).await;
+    assert_eq!(actions.iter().filter(|a| *a == "payment_refunded").count(), 1, "{actions:?}");
+}

@@ -27,6 +27,7 @@ pub fn payment(user: &str, transaction_id: &str, now: chrono::DateTime<chrono::U
         updated_at: now,
         reviewed_by: None,
         refund_note: None,
+        revenue_cents: None,
         lang: Lang::Fr,
     }
 }
@@ -95,6 +96,7 @@ pub fn paid_member(
                 updated_at: started,
                 reviewed_by: None,
                 refund_note: None,
+                revenue_cents: None,
                 lang: Lang::Fr,
             },
             current_token: None,

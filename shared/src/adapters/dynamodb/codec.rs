@@ -105,6 +105,7 @@ pub(super) fn payment_item(p: &Payment) -> Item {
     set(&mut i, "reject_reason", p.reject_reason.clone().map(s));
     set(&mut i, "reviewed_by", p.reviewed_by.as_ref().map(|u| s(u.as_str())));
     set(&mut i, "refund_note", p.refund_note.clone().map(s));
+    set(&mut i, "revenue_cents", p.revenue_cents.map(n));
     i
 }
 
@@ -123,6 +124,7 @@ pub(super) fn payment_from(i: &Item) -> Result<Payment, StoreError> {
         updated_at: time(i, "updated_at")?,
         reviewed_by: opt_s(i, "reviewed_by")?.map(|u| parsed(UserId::parse(&u))).transpose()?,
         refund_note: opt_s(i, "refund_note")?,
+        revenue_cents: opt_n(i, "revenue_cents")?,
         lang: Lang::from_code(opt_s(i, "lang")?.as_deref()),
     })
 }

@@ -73,6 +73,7 @@ impl PaymentStore for DynamoStore {
         reviewed.admin_notes = r.admin_notes.clone().or(current.admin_notes.clone());
         reviewed.reject_reason = r.reason.clone();
         reviewed.updated_at = r.at;
+        reviewed.revenue_cents = r.counted_cents();
         let submitted = || vec![(":submitted", s(PaymentStatus::TransactionSubmitted.as_str()))];
         if let Some(tx) = &r.transaction_id {
             reviewed.transaction_id = tx.clone();

@@ -25,7 +25,7 @@ use crate::ports::{Envelope, StoreError};
 use rows::{membership_from, token_from};
 
 /// Each step brings the schema from version i to i + 1; a store is migrated on open.
-const MIGRATIONS: [&str; 20] = [
+const MIGRATIONS: [&str; 21] = [
     include_str!("migrations/v1.sql"),
     include_str!("migrations/v2.sql"),
     include_str!("migrations/v3.sql"),
@@ -46,6 +46,7 @@ const MIGRATIONS: [&str; 20] = [
     include_str!("migrations/v18.sql"),
     include_str!("migrations/v19.sql"),
     include_str!("migrations/v20.sql"),
+    include_str!("migrations/v21.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

@@ -71,7 +71,7 @@ impl PaymentStore for SqliteStore {
                 .execute(
                     "UPDATE payments SET status = ?1, reviewed_by = ?2, admin_notes = COALESCE(?3, admin_notes),
                        reject_reason = ?4, transaction_id = COALESCE(?5, transaction_id), updated_at = ?6,
-                       transaction_key = COALESCE(?8, transaction_key)
+                       transaction_key = COALESCE(?8, transaction_key), revenue_cents = ?9
                      WHERE id = ?7 AND status = 'transaction_submitted'",
                     params![
                         r.to.as_str(),
@@ -82,6 +82,7 @@ impl PaymentStore for SqliteStore {
                         ts(r.at),
                         id.as_str(),
                         r.transaction_id.as_deref().map(transaction_key),
+                        r.counted_cents(),
                     ],
                 )
                 .map_err(|e| {

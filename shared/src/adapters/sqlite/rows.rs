@@ -49,6 +49,7 @@ pub(super) fn payment_from(row: &Row) -> rusqlite::Result<Payment> {
         updated_at: time(row, "updated_at")?,
         reviewed_by: reviewed_by.map(|u| parsed("reviewed_by", UserId::parse(&u))).transpose()?,
         refund_note: row.get("refund_note")?,
+        revenue_cents: row.get("revenue_cents")?,
         lang: Lang::from_code(Some(&lang)),
     })
 }
