@@ -1,8 +1,9 @@
 //! The money rules, model-based: random sequences of web payments, validations, rejections, Stars
 //! purchases (telegate's invoices and not), renewals, subscriptions cancelled, failed or active
-//! again, refunds (carried out, refused, and made outside telegate), revokes, reinstatements, new
-//! links, joins, departures, clock steps and every job, over a few Telegram accounts sharing web
-//! links (and an administrator and an exempt account), against the fake Bot API. After each step, once the effects are carried out:
+//! again, refunds (carried out, refused, made outside telegate, and a bank's recorded), revokes,
+//! reinstatements, new links, joins, departures, clock steps and every job, over a few Telegram
+//! accounts sharing web links (and an administrator and an exempt account), against the fake Bot
+//! API. After each step, once the effects are carried out:
 //! - nobody is in the channel without a membership holding the days of a validated payment, not
 //!   refunded, whose period (and the grace of a sweep not yet run, or a renewal awaited) is not over;
 //! - a member whose paid membership says they are in is in (no paying member locked out);
@@ -268,13 +269,27 @@ impl Sequence<'_> {
         self.use_invite(account).await;
     }
 
+    /// An admin refunds a payment in Stars, or records a manual payment's refund (made at the
+    /// bank); or Telegram refunds a charge by another way than telegate's.
     async fn refund(&mut self) {
-        let stars: Vec<_> = self.payments().await.into_iter().filter(|p| p.stars_charge().is_some()).collect();
-        if stars.is_empty() {
+        let payments = self.payments().await;
+        if payments.is_empty() {
             return;
         }
-        let p = &stars[self.rng.below(stars.len())];
-        let charge = p.stars_charge().expect("a Stars payment");
+        let p = &payments[self.rng.below(payments.len())];
+        let Some(charge) = p.stars_charge() else {
+            self.say(format!("an admin records the bank's refund of {} ({})", p.id, p.status.as_str()));
+            let body = json!({"payment_id": p.id, "reason": "model"});
+            let (status, answer) =
+                self.app.post("/api/telegram/admin/refund/", &self.app.jwt("root", "admin"), body).await;
+            if p.status == PaymentStatus::Validated || p.status.is_refund() {
+                assert_eq!((status, answer["refund"].as_str()), (200, Some("refunded")), "{answer}");
+                self.model.refunded.insert(p.id.to_string());
+            } else {
+                assert_eq!(status, 409, "{answer}");
+            }
+            return;
+        };
         if p.status == PaymentStatus::Validated && self.app.fake().took(charge) && self.rng.below(4) == 0 {
             // Given back by another way than telegate's: the reconciliation records it.
             self.say(format!("Telegram refunds {} outside telegate; reconcile-stars runs", p.id));
