@@ -776,10 +776,12 @@ async fn validated_web_payments_count_their_offer_s_price_in_the_web_revenue() {
         r#"{"monthly": {"name": "Monthly", "days": 30, "price_cents": 990}, "free": {"name": "Free", "days": 7}}"#;
     let app = TestApp::spawn_with(&[("OFFERS", offers)]).await;
     let support = app.jwt("support", "support");
+    let mut ids = Vec::new();
     for (tx, offer) in [("TX-WEB-1", "monthly"), ("TX-WEB-2", "monthly"), ("TX-WEB-3", "free")] {
         let body = json!({ "offer_id": offer, "transaction_id": tx });
         let (status, p) = app.post("/api/payments/pending-payments/create/", &app.jwt("lena", "user"), body).await;
         assert_eq!(status, 201, "{p}");
+        ids.push(p["id"].clone());
         let path = format!("/api/payments/admin/pending-payments/{}/validate/", p["id"].as_str().unwrap());
         assert_eq!(app.post(&path, &support, json!({})).await.0, 200);
         assert_eq!(app.post(&path, &support, json!({})).await.0, 409, "validated once, counted once");
@@ -795,6 +797,13 @@ async fn validated_web_payments_count_their_offer_s_price_in_the_web_revenue() {
     let month = this_month["month"].as_str().unwrap();
     let chart = html.split("Web revenue per month, in cents</figcaption>").nth(1).unwrap();
     assert!(chart.split("</figure>").next().unwrap().contains(&format!(r#"data-at="{month}" data-value="1980""#)));
+
+    // The bank gave one back: its refund recorded, the net is what was kept.
+    let body = json!({"payment_id": ids[0], "reason": "bank"});
+    assert_eq!(app.post("/api/telegram/admin/refund/", &app.jwt("root", "admin"), body).await.0, 200);
+    let (_, html) = page(&app, "/console/overview", &admin).await;
+    assert!(html.contains("<dt>Web this month</dt><dd>19.80</dd>"), "gross: {html}");
+    assert!(html.contains("<dt>Web this month, net</dt><dd>9.90</dd>"), "net: {html}");
 }
 
 /// Revoke and refund in a real headless Chromium, as an admin does it: the reason typed, the box

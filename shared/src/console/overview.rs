@@ -82,6 +82,7 @@ pub fn overview(
                 (number("Joined this week", stats.members.recent_joins))
                 (number("Links waiting", stats.tokens.pending))
                 div { dt { "Web this month" } dd { (money(stats.web.months.first().map_or(0, |m| m.revenue_cents))) } }
+                div { dt { "Web this month, net" } dd { (money(stats.web.months.first().map_or(0, |m| m.net_cents))) } }
                 (number("Stars this month", stats.stars.months.first().map_or(0, |m| m.revenue)))
                 (number("Stars this month, net", stats.stars.months.first().map_or(0, |m| m.net)))
                 (number("Stars, net", stats.stars.net_total))
