@@ -1,5 +1,6 @@
 //! Money going back: an admin's refund of a payment in Stars, the record of a manual payment's
-//! refund (made where it was paid), and the refund of a payment that cannot give access (the access a refund ends, and renewals stopped: `ending.rs`).
+//! refund (made where it was paid), and the refund of a payment that cannot give access (the
+//! access a refund ends, and renewals stopped: `ending.rs`).
 //! A refund moves the payment along its states (`PaymentStatus::may_become`); the queued
 //! `refundStarPayment`'s outcome is recorded by the effect consumer (`Consumer::record_refund`).
 
