@@ -736,10 +736,23 @@ async fn a_refund_telegram_lists_that_the_ledger_missed_is_recorded_and_ends_the
     let (_, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
     let stars = &stats["stars"];
     assert_eq!((stars["refunded_total"].clone(), stars["net_total"].clone()), (json!(100), json!(0)), "{stars}");
-    assert_eq!(app.fake().refunded(), [charge], "nothing sent back a second time");
+    assert_eq!(app.fake().refunded(), [charge.clone()], "nothing sent back a second time");
     assert_eq!(app.run_job("reconcile-stars").await["processed"], 0, "recorded once");
+
+    // An admin's refund that Telegram carried out before its answer was recorded: the listed
+    // refund or the answer records it, whichever comes first (on SQS the consumer may), and it is
+    // still one refund (one audit entry, counted once).
+    let second = pay(&app, 8203, "pass").await;
+    let body = json!({"payment_id": payment_of(&app, &second).await, "reason": "asked"});
+    assert_eq!(app.post("/api/telegram/admin/stars/refund/", &app.jwt("root", "admin"), body).await.0, 200);
+    app.fake().refund_elsewhere(&second);
+    assert_eq!(app.run_job("reconcile-stars").await["status"], "done");
+    app.drain().await;
+    assert_eq!(app.fake().refunded(), [charge, second], "each sent back once");
+    let (_, stats) = app.get("/api/telegram/admin/stats/", &app.jwt("root", "admin")).await;
+    assert_eq!(stats["stars"]["refunded_total"], 200, "{stats}");
     let (_, audit) = app.get("/api/telegram/admin/audit/?limit=100", &app.jwt("root", "admin")).await;
-    assert_eq!(audit_count(&audit, "stars_refunded"), 1, "{audit}");
+    assert_eq!(audit_count(&audit, "stars_refunded"), 2, "one for each refund: {audit}");
 }
 
 async fn a_refund_takes_back_only_the_days_its_payment_bought(app: TestApp) {

@@ -158,14 +158,15 @@ impl Refunds {
             return Ok(false);
         }
         let now = self.clock.now();
-        match payment.status {
+        // Whether the ledger learns of the refund now; one telegate asked for was audited then.
+        let learned = match payment.status {
             PaymentStatus::Validated => {
-                self.payments.move_refund(&payment.id, PaymentStatus::RefundRequested, Some(WHY), now).await?;
+                self.payments.move_refund(&payment.id, PaymentStatus::RefundRequested, Some(WHY), now).await?.is_some()
             }
             // Asked by telegate: its answer is not recorded yet, or said it failed.
-            PaymentStatus::RefundRequested | PaymentStatus::RefundFailed => {}
+            PaymentStatus::RefundRequested | PaymentStatus::RefundFailed => false,
             _ => return Ok(false),
-        }
+        };
         // Before the payment reads refunded, so that a stop in between is finished by the next
         // run; harmless to repeat (an admin's refund may have done it).
         let by = "job:reconcile-stars";
@@ -173,10 +174,12 @@ impl Refunds {
         if self.payments.move_refund(&payment.id, PaymentStatus::Refunded, None, now).await?.is_none() {
             return Ok(false);
         }
-        tracing::warn!(payment = %payment.id, "a refund the ledger had not recorded: the payment is refunded");
-        let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": WHY,
-                              "noticed_by": "reconciliation" });
-        self.auditor.audit(by, AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await?;
+        tracing::warn!(payment = %payment.id, "a refund Telegram lists, recorded: the payment is refunded");
+        if learned {
+            let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": WHY,
+                                  "noticed_by": "reconciliation" });
+            self.auditor.audit(by, AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await?;
+        }
         Ok(true)
     }
 }
