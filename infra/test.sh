@@ -22,7 +22,8 @@ cargo check --workspace --bins --locked
 . infra/checkov.sh
 
 phase "tests (unit; end to end over HTTP against the fake Telegram Bot API; SQLite; AWS adapters on moto; Lambda events)"
-cargo test --workspace --locked
+# The shared pace's test needs DynamoDB's atomic updates, which moto lacks: it runs in the next pass.
+cargo test --workspace --locked -- --skip aws_backend::functions_share_one_pace_through_the_table
 
 phase "the DynamoDB adapter again, on AWS's DynamoDB Local (SQS and SES stay on moto)"
 . infra/dynamodb-local.sh

@@ -250,6 +250,14 @@ async fn one_process_paces_its_telegram_calls() {
 #[tokio::test]
 async fn functions_share_one_pace_through_the_table() {
     use telegate_core::adapters::dynamodb::DynamoPace;
+    // moto answers `UPDATED_OLD` apart from the update it applies: two concurrent adds can both
+    // read the same old value (seen with 8 threads × 50 adds), so the shared pace's atomic
+    // step holds only on DynamoDB Local and DynamoDB. The test command runs this test in its
+    // DynamoDB Local pass and leaves it out of the moto pass.
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
+        "run this test on DynamoDB Local (`. infra/dynamodb-local.sh` after `. infra/moto.sh`), not on moto"
+    );
     let store = support::dynamo_store().await;
     // Two functions' paces over the same table (each container has its own).
     let (webhook, consumer) = (DynamoPace::new(&store, 100), DynamoPace::new(&store, 100));

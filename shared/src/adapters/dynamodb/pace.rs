@@ -25,9 +25,6 @@ pub struct DynamoPace {
     seen: Mutex<SystemTime>,
 }
 
-/// Tries before the process paces itself (each try that fails met another's reservation).
-const TRIES: u32 = 4;
-
 impl DynamoPace {
     pub fn new(store: &DynamoStore, per_second: u32) -> Self {
         Self {
@@ -39,22 +36,22 @@ impl DynamoPace {
         }
     }
 
+    /// One reservation, in at most three conditional updates: the likelier guess first, then
+    /// the other; if that other was "idle" and failed, the pace was busy past `now` and stays so
+    /// (`next_us` only grows), so "busy" with the same `now` cannot fail.
     async fn shared(&self, calls: u32) -> Result<SystemTime, StoreError> {
         let span = micros(self.every * calls);
-        for _ in 0..TRIES {
-            let now = micros(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default());
-            let busy = *self.seen.lock().unwrap_or_else(|p| p.into_inner()) > SystemTime::now();
-            let start = match self.take(now, span, busy).await? {
-                Some(start) => Some(start),
-                None => self.take(now, span, !busy).await?,
-            };
-            if let Some(start) = start {
+        let now = micros(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default());
+        let busy = *self.seen.lock().unwrap_or_else(|p| p.into_inner()) > SystemTime::now();
+        let guesses: &[bool] = if busy { &[true, false, true] } else { &[false, true] };
+        for &guess in guesses {
+            if let Some(start) = self.take(now, span, guess).await? {
                 let start = UNIX_EPOCH + Duration::from_micros(start);
                 *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = start + self.every * calls;
                 return Ok(start);
             }
         }
-        Err(fault(PaceError::KeptChanging))
+        Err(fault(PaceError::WentBack))
     }
 
     /// Takes `span` µs of turns: from `now` if the pace is idle (its next turn has passed), else
@@ -93,8 +90,8 @@ impl DynamoPace {
 enum PaceError {
     #[error("the pace item has no next_us")]
     MissingTurn,
-    #[error("the pace item kept changing under us")]
-    KeptChanging,
+    #[error("the pace item went back in time (was it written by something else?)")]
+    WentBack,
 }
 
 fn micros(d: Duration) -> u64 {
