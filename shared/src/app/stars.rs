@@ -4,6 +4,7 @@
 //! manual payment: a payment in the store, a token (already bound to the payer, who is the
 //! account), the membership it opens or extends, the personal invite.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -170,7 +171,9 @@ impl Stars {
     /// the payment bought (`Refunds::refunded_in_telegram`); each is reported. Walks on from where
     /// the last run stopped (the list only grows), a page back for safety; a cursor an earlier
     /// release wrote (a bare number, which did not look at refunds) starts the walk over once.
-    /// Nothing is called when no offer is sold in Stars.
+    /// The list is read to its end before anything is applied, so that a missed payment whose
+    /// refund is listed on a later page is never let in (and then put out). Nothing is called
+    /// when no offer is sold in Stars.
     pub(crate) async fn reconcile_stars(&self, deadline: std::time::Instant) -> Result<(u64, bool), AppError> {
         const JOB: &str = "reconcile-stars";
         const PAGE: u32 = 100;
@@ -180,12 +183,20 @@ impl Stars {
         let cursor = self.job_log.job_cursor(JOB).await?;
         let checked: u32 = cursor.as_deref().and_then(|c| c.strip_prefix("listed:")?.parse().ok()).unwrap_or(0);
         let mut offset = checked.saturating_sub(PAGE);
+        let (mut pages, mut next, mut read_to_the_end) = (Vec::new(), offset, false);
+        while !read_to_the_end && std::time::Instant::now() < deadline {
+            let page = self.telegram.star_payments(next, PAGE).await?;
+            next += page.listed;
+            read_to_the_end = page.listed < PAGE;
+            pages.push(page);
+        }
+        let given_back: HashSet<&str> =
+            pages.iter().flat_map(|p| p.refunds.iter().map(|r| r.charge_id.as_str())).collect();
         let mut repaired = 0;
-        loop {
+        for page in &pages {
             if std::time::Instant::now() >= deadline {
                 return Ok((repaired, false));
             }
-            let page = self.telegram.star_payments(offset, PAGE).await?;
             for t in &page.payments {
                 // Not telegate's (a tip, paid media, another program's invoice): left alone.
                 let Some(sold) = self.sales.sold(&t.payload).await? else { continue };
@@ -193,7 +204,7 @@ impl Stars {
                     continue;
                 }
                 // Missed, and given back since: nothing to let in.
-                if page.refunds.iter().any(|r| r.charge_id == t.charge_id) {
+                if given_back.contains(t.charge_id.as_str()) {
                     continue;
                 }
                 // The list does not say whether a subscription's payment is its first: it is a
@@ -223,10 +234,8 @@ impl Stars {
             // Over what Telegram listed, refunds and withdrawals included, not over what was kept.
             offset += page.listed;
             self.job_log.set_job_cursor(JOB, &format!("listed:{}", offset.max(checked))).await?;
-            if page.listed < PAGE {
-                return Ok((repaired, true));
-            }
         }
+        Ok((repaired, read_to_the_end))
     }
 
     /// A renewal of a subscription whose access an admin revoked: the revoke cancelled its renewal,
