@@ -82,12 +82,7 @@ async fn flood_control_never_dead_letters(app: TestApp) {
         .unwrap();
     app.drain().await;
     // SQS's counts are approximate: wait (boundedly, 30 s) for the last delayed copy too.
-    for _ in 0..300 {
-        if app.calls_for_user("banChatMember", ALICE).len() >= 8 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    support::eventually(async || app.calls_for_user("banChatMember", ALICE).len(), |bans| *bans >= 8).await;
     assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 8, "seven 429s waited out, then done");
     assert_eq!(app.fake().member_status(ALICE), "kicked");
     assert!(app.running().effects.dead_letters().await.unwrap().is_empty());

@@ -857,14 +857,11 @@ async fn a_stars_refund_telegram_refuses_reads_failed_with_the_reason(app: TestA
     assert_eq!((status, answer["refund"].as_str()), (200, Some("requested")), "{answer}");
     // Never answered "refunded": the refusal is on the payment, with Telegram's reason, from the
     // first try. (On SQS the effect is tried again for minutes, as any failure: no drain here.)
-    let mut failed = json!([]);
-    for _ in 0..300 {
-        failed = app.get("/api/payments/admin/pending-payments/?status=refund_failed", &admin).await.1;
-        if !failed.as_array().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let failed = support::eventually(
+        async || app.get("/api/payments/admin/pending-payments/?status=refund_failed", &admin).await.1,
+        |failed| !failed.as_array().unwrap().is_empty(),
+    )
+    .await;
     assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
     assert!(failed[0]["refund_note"].as_str().unwrap().contains("CHARGE_NOT_FOUND"), "{failed}");
     let (status, answer) = app.post("/api/telegram/admin/stars/refund/", &admin, refund).await;

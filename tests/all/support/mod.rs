@@ -328,6 +328,20 @@ async fn start(env: &HashMap<String, String>, data: &TempDir, polling: bool) -> 
     Running::spawn(settings, &data.0, options(env, polling)).await.expect("server starts")
 }
 
+/// Reads `probe` every 100 ms until `done` holds, for at most 30 s: the last value read (the
+/// caller asserts on it). For what lands a little later on SQS, without waiting out its retries.
+pub async fn eventually<T>(mut probe: impl AsyncFnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let mut last = probe().await;
+    for _ in 0..300 {
+        if done(&last) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        last = probe().await;
+    }
+    last
+}
+
 pub async fn start_polling(env: &HashMap<String, String>, data: &TempDir) -> Running {
     start(env, data, true).await
 }
