@@ -1,9 +1,10 @@
 //! The money rules, model-based: random sequences of web payments, validations, rejections, Stars
-//! purchases (telegate's invoices and not), renewals, subscriptions cancelled, failed or active
-//! again, refunds (carried out, refused, made outside telegate, and a bank's recorded), revokes,
-//! reinstatements, new links, joins, departures, clock steps and every job, over a few Telegram
-//! accounts sharing web links (and an administrator and an exempt account), against the fake Bot
-//! API. After each step, once the effects are carried out:
+//! purchases (telegate's invoices and not; some whose update Telegram never delivers, which only
+//! reconcile-stars finds, and some of those given back before it does), renewals (some lost too),
+//! subscriptions cancelled, failed or active again, refunds (carried out, refused, made outside
+//! telegate, and a bank's recorded), revokes, reinstatements, new links, joins, departures, clock
+//! steps and every job, over a few Telegram accounts sharing web links (and an administrator and an
+//! exempt account), against the fake Bot API. After each step, once the effects are carried out:
 //! - nobody is in the channel without a membership holding the days of a validated payment, not
 //!   refunded, whose period (and the grace of a sweep not yet run, or a renewal awaited) is not over;
 //! - a member whose paid membership says they are in is in (no paying member locked out);
@@ -11,7 +12,8 @@
 //! - a payment asked to be refunded never buys anything again, and its days are taken back from
 //!   the membership they were in (which lives on only on other payments);
 //! - every Star charge of telegate's is one payment, counted once in the revenue; none of the
-//!   others is a payment;
+//!   others is a payment; one whose update was lost is a payment once reconcile-stars has run
+//!   (a refunded one, or none when it was given back first);
 //! - every payment is in exactly one state.
 //!
 //! `MODEL_SEQUENCES` sets how many sequences run (500 on SQLite, 8 on DynamoDB by default);
@@ -79,8 +81,12 @@ struct Model {
     tokens: Vec<String>,
     /// Star charges telegate invoiced and Telegram took (or said it took): their Stars.
     ours: HashMap<String, i64>,
-    /// Star charges of invoices telegate did not make.
+    /// Star charges of invoices telegate did not make, and of telegate's given back before
+    /// telegate heard of them.
     not_ours: HashSet<String>,
+    /// Star charges of telegate's invoices whose update Telegram never delivered: reconcile-stars
+    /// turns each into a payment.
+    missed: HashMap<String, i64>,
     /// A running subscription's payload, per account.
     subscriptions: HashMap<i64, String>,
     /// Payments a refund was asked for (by an admin).
@@ -128,13 +134,14 @@ impl Sequence<'_> {
                     self.use_invite(account).await;
                 }
             }
-            22..=33 => self.buy(account).await,
+            22..=31 => self.buy(account).await,
+            32..=33 => self.buy_unheard(account).await,
             34..=36 => self.renew(account).await,
             37..=38 => self.subscription_told(account).await,
             39..=41 => self.not_ours(account).await,
             // On SQS a refused refund is received five times, 30 s in all: the SQLite pass has them.
             42..=44 if !self.aws => self.unknown_charge(account).await,
-            42..=44 => self.buy(account).await,
+            42..=44 => self.buy_unheard(account).await,
             45..=51 => self.refund().await,
             52..=55 => self.revoke().await,
             56..=60 => self.reinstate_and_relink().await,
@@ -169,9 +176,29 @@ impl Sequence<'_> {
                 let job = self.rng.pick(&JOBS);
                 self.say(format!("job {job}"));
                 assert_eq!(self.app.run_job(job).await["status"], "done", "{job}");
+                if job == "reconcile-stars" {
+                    self.app.drain().await;
+                    self.heard_of_missed().await;
+                    assert!(self.model.missed.is_empty(), "reconcile-stars left {:?} unapplied", self.model.missed);
+                }
             }
         }
         self.app.drain().await;
+        // The scheduler runs reconcile-stars too, when the clock moves past the hour.
+        self.heard_of_missed().await;
+    }
+
+    /// Missed charges that reconcile-stars turned into payments become like the others.
+    async fn heard_of_missed(&mut self) {
+        let payments = self.payments().await;
+        let heard: Vec<String> = (self.model.missed.keys())
+            .filter(|c| payments.iter().any(|p| p.stars_charge() == Some(c.as_str())))
+            .cloned()
+            .collect();
+        for charge in heard {
+            let stars = self.model.missed.remove(&charge).expect("a missed charge");
+            self.model.ours.insert(charge, stars);
+        }
     }
 
     fn say(&mut self, what: String) {
@@ -208,8 +235,19 @@ impl Sequence<'_> {
 
     /// `/buy`, the pre-checkout and the payment of a random offer; the invite used.
     async fn buy(&mut self, account: i64) {
+        self.buy_and_tell(account, true).await;
+    }
+
+    /// A purchase whose `successful_payment` Telegram never delivers (the bot was down past
+    /// Telegram's retries): only reconcile-stars hears of it.
+    async fn buy_unheard(&mut self, account: i64) {
+        self.buy_and_tell(account, false).await;
+    }
+
+    async fn buy_and_tell(&mut self, account: i64, told: bool) {
         let offer = self.rng.pick(&["monthly", "pass"]);
-        self.say(format!("{account} buys {offer} in Stars"));
+        let unheard = if told { "" } else { " (its update will be lost)" };
+        self.say(format!("{account} buys {offer} in Stars{unheard}"));
         let Some((payload, stars)) = self.pay_button(account, offer).await else { return };
         let id = format!("pcq-{}", self.app.update_id());
         let query = updates::pre_checkout(self.app.update_id(), account, &id, &payload, stars);
@@ -221,20 +259,35 @@ impl Sequence<'_> {
             return;
         }
         let renewing = offer == "monthly";
-        let charge = self.app.fake().take_star_payment(account, &payload, stars, renewing.then_some(PERIOD));
+        let charge = self.take(account, &payload, stars, renewing);
+        if renewing {
+            self.model.subscriptions.insert(account, payload.clone());
+        }
+        if !told {
+            self.model.missed.insert(charge, i64::from(stars));
+            return;
+        }
         let renewal = renewing.then(|| Renewal { expires: self.expires(), recurring: true, first: true });
         self.deliver(account, &payload, stars, &charge, renewal).await;
         self.model.ours.insert(charge, i64::from(stars));
-        if renewing {
-            self.model.subscriptions.insert(account, payload);
-        }
         self.use_invite(account).await;
+    }
+
+    /// Telegram takes the Stars, dated by the app's clock (reconcile-stars reads the date).
+    fn take(&self, account: i64, payload: &str, stars: u32, renewing: bool) -> String {
+        let at = self.app.now().timestamp();
+        self.app.fake().take_star_payment_at(account, payload, stars, renewing.then_some(PERIOD), at)
     }
 
     async fn renew(&mut self, account: i64) {
         let Some(payload) = self.model.subscriptions.get(&account).cloned() else { return };
+        let charge = self.take(account, &payload, 250, true);
+        if self.rng.below(4) == 0 {
+            self.say(format!("Telegram renews {account}'s subscription; the update is lost"));
+            self.model.missed.insert(charge, 250);
+            return;
+        }
         self.say(format!("Telegram renews {account}'s subscription"));
-        let charge = self.app.fake().take_star_payment(account, &payload, 250, Some(PERIOD));
         let renewal = Renewal { expires: self.expires(), recurring: true, first: false };
         self.deliver(account, &payload, 250, &charge, Some(renewal)).await;
         self.model.ours.insert(charge, 250);
@@ -272,6 +325,11 @@ impl Sequence<'_> {
     /// An admin refunds a payment in Stars, or records a manual payment's refund (made at the
     /// bank); or Telegram refunds a charge by another way than telegate's.
     async fn refund(&mut self) {
+        if let Some(charge) = self.model.missed.keys().next().cloned()
+            && self.rng.below(3) == 0
+        {
+            return self.refund_unheard(charge).await;
+        }
         let payments = self.payments().await;
         if payments.is_empty() {
             return;
@@ -307,6 +365,27 @@ impl Sequence<'_> {
             self.model.refunded.insert(p.id.to_string());
         } else {
             assert_eq!(status, 409, "{answer}");
+        }
+    }
+
+    /// A charge telegate never heard of is given back outside telegate: reconcile-stars must
+    /// not let anyone in on it. (A scheduled reconciliation may have applied it just before the
+    /// refund was listed: then it is a payment, refunded.)
+    async fn refund_unheard(&mut self, charge: String) {
+        self.say(format!("Telegram refunds {charge}, never heard of, outside telegate; reconcile-stars runs"));
+        self.app.fake().refund_elsewhere(&charge);
+        assert_eq!(self.app.run_job("reconcile-stars").await["status"], "done");
+        self.app.drain().await;
+        let stars = self.model.missed.remove(&charge).expect("a missed charge");
+        match self.payments().await.into_iter().find(|p| p.stars_charge() == Some(charge.as_str())) {
+            Some(p) => {
+                assert!(p.status.is_refund(), "{charge} was given back, yet its payment is {}", p.status.as_str());
+                self.model.refunded.insert(p.id.to_string());
+                self.model.ours.insert(charge, stars);
+            }
+            None => {
+                self.model.not_ours.insert(charge);
+            }
         }
     }
 
@@ -497,7 +576,7 @@ impl Sequence<'_> {
                 let end = m.expires_at.expect("an active membership has an end");
                 // The daily sweep (00:00) may not have run since the end; a renewal may be awaited.
                 let last_sweep = last_midnight(now);
-                assert!(end > last_sweep || m.renewal_awaited(last_sweep), "{account} is in past its end {end}");
+                assert!(end > last_sweep || m.renewal_awaited(last_sweep), "{account} is in past its end {end}: {m:?}");
                 assert!(!barred, "{account} is barred yet in");
             }
             // No paying member locked out.

@@ -23,6 +23,7 @@ support::on_both_stores!(
     a_stars_subscription_renews_every_30_days_and_lapses_when_telegram_stops_charging,
     a_stars_payment_told_twice_pays_for_one_period,
     a_stars_payment_whose_update_was_missed_is_applied_by_the_reconciliation,
+    a_missed_stars_payment_found_after_its_period_is_refunded_and_lets_no_one_in,
     a_star_payment_telegate_did_not_invoice_grants_nothing,
     invoice_links_are_made_once_per_offer_and_price,
     a_stars_buyer_who_joins_days_after_paying_keeps_the_purchase,
@@ -248,6 +249,27 @@ async fn a_stars_payment_whose_update_was_missed_is_applied_by_the_reconciliatio
     assert_eq!(app.status_of("tg:7902").await["memberships"][0]["days_remaining"], 7);
     assert_eq!(app.status_of("tg:7901").await["memberships"][0]["days_remaining"], 0, "the first buyer never joined");
     assert_eq!(app.status_of("tg:7901").await["memberships"].as_array().unwrap().len(), 1, "not applied twice");
+    assert_eq!(app.run_job("reconcile-stars").await["processed"], 0, "nothing more to repair");
+}
+
+async fn a_missed_stars_payment_found_after_its_period_is_refunded_and_lets_no_one_in(app: TestApp) {
+    // A week pass whose update never arrived, found only after the week: before, it opened a
+    // membership already over and invited the buyer, who joined and stayed until the next sweep.
+    let (payload, stars) = buy(&app, 7903, "pass").await;
+    pre_checkout(&app, 7903, &payload, stars).await.unwrap();
+    let charge = app.fake().take_star_payment_at(7903, &payload, stars, None, app.now().timestamp());
+    app.advance(8 * DAY).await;
+    assert_eq!(app.run_job("reconcile-stars").await["status"], "done");
+    app.drain().await;
+
+    assert!(app.fake().calls_to("createChatInviteLink").is_empty(), "no invite for a period that is over");
+    assert_eq!(app.fake().refunded(), vec![charge.clone()], "the Stars went back");
+    let (_, payments) = app.get("/api/payments/admin/pending-payments/?limit=100", &app.jwt("s", "support")).await;
+    let payment = payments.as_array().unwrap().iter().find(|p| p["transaction_id"] == format!("stars:{charge}"));
+    assert_eq!(payment.expect("the payment is in the ledger")["status"], "refunded", "{payments}");
+    let told = last_message(&app, 7903)["text"].as_str().unwrap().to_owned();
+    assert!(told.contains("rembours"), "the buyer is told: {told}");
+    assert!(app.status_of("tg:7903").await["has_active_subscription"] == false);
     assert_eq!(app.run_job("reconcile-stars").await["processed"], 0, "nothing more to repair");
 }
 

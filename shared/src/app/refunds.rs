@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::stars::stars_payer;
 use super::{AppError, Auditor, Ending, Notifier, actor, require};
 use crate::auth::{Caller, Role};
 use crate::domain::{AuditAction, Payment, PaymentId, PaymentStatus, Reason, STARS_TRANSACTION_PREFIX, TelegramUserId};
@@ -33,7 +32,7 @@ impl Refunds {
     pub async fn refund(&self, caller: &Caller, payment_id: &str, reason: &str) -> Result<Refund, AppError> {
         require(caller, Role::Admin)?;
         let payment = self.find(payment_id).await?;
-        if stars_payer(&payment).is_some() {
+        if payment.stars_payer().is_some() {
             return self.give_stars_back(caller, &payment, reason).await;
         }
         let reason = Reason::parse(reason)?;
@@ -72,7 +71,7 @@ impl Refunds {
     async fn give_stars_back(&self, caller: &Caller, payment: &Payment, reason: &str) -> Result<Refund, AppError> {
         let reason = Reason::parse(reason)?;
         let reason = reason.as_str();
-        let Some((charge, account)) = stars_payer(payment) else {
+        let Some((charge, account)) = payment.stars_payer() else {
             return Err(AppError::Conflict {
                 code: "not_a_stars_payment",
                 message: "only payments in Telegram Stars are refunded here; record a manual payment's refund with \
@@ -124,19 +123,19 @@ impl Refunds {
         Ok((status, asked_now))
     }
 
-    /// Paid, and no access can come of it: the payment moves to `refund_requested` (it buys
-    /// nothing from now on) and the Stars go back (queued, retried), audited.
+    /// Paid, and no access can come of it (`why`): the payment moves to `refund_requested` (it
+    /// buys nothing from now on) and the Stars go back (queued, retried), audited.
     pub(super) async fn refund_unusable(
         &self,
         payment: &Payment,
         account: TelegramUserId,
         charge: &str,
+        why: &str,
     ) -> Result<(), AppError> {
-        const WHY: &str = "the account may not be let in";
-        tracing::warn!(payment = %payment.id, "a Stars payment that cannot give access: refunded");
-        self.payments.move_refund(&payment.id, PaymentStatus::RefundRequested, Some(WHY), self.clock.now()).await?;
+        tracing::warn!(payment = %payment.id, why, "a Stars payment that cannot give access: refunded");
+        self.payments.move_refund(&payment.id, PaymentStatus::RefundRequested, Some(why), self.clock.now()).await?;
         self.notifier.enqueue(vec![refund_effect(payment, account, charge)]).await?;
-        let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": WHY });
+        let details = json!({ "payment_id": payment.id, "telegram_payment_charge_id": charge, "reason": why });
         self.auditor.audit("system", AuditAction::StarsRefunded, Some(&payment.user_id), Some(account), details).await
     }
 }
@@ -153,7 +152,7 @@ impl Refunds {
         let Some(payment) = self.payments.payment_with_transaction(&transaction).await? else {
             return Ok(false);
         };
-        if stars_payer(&payment).is_none_or(|(_, payer)| payer != account) {
+        if payment.stars_payer().is_none_or(|(_, payer)| payer != account) {
             tracing::warn!(payment = %payment.id, "a refund Telegram lists for another account than the payer: left alone");
             return Ok(false);
         }

@@ -4,7 +4,6 @@
 //! manual payment: a payment in the store, a token (already bound to the payer, who is the
 //! account), the membership it opens or extends, the personal invite.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -22,6 +21,8 @@ use crate::domain::{
 use crate::ports::{
     AccessStore, AccountBars, Clock, Effect, JobLog, PaymentStore, Presence, RateLimits, Stats, StoreError, Telegram,
 };
+
+mod reconcile;
 
 /// What an account may buy in Stars now (`Stars::may_buy`): one rule for the pay buttons shown
 /// and the pre-checkout's answer.
@@ -143,15 +144,25 @@ impl Stars {
             return Ok(false);
         }
         let record = self.stars_token(&payment, &offer, charge, account, now).await?;
-        let barred = self.bars.account_bar(account).await?.is_some();
-        let redemption = if barred || self.renews_a_revoked_subscription(account, paid).await? {
-            Redemption::Refused
+        let unusable = if self.bars.account_bar(account).await?.is_some() {
+            Some("the account may not be let in")
+        } else if self.renews_a_revoked_subscription(account, paid).await? {
+            Some("a renewal of a subscription whose access was revoked")
+        } else if new && paid_until(&payment, &offer.1) <= now {
+            // Heard of only after the period it paid for (its update lost, reconcile-stars found
+            // it late): no day of it is left to give.
+            Some("heard of after the period it paid for was over")
         } else {
-            self.admission.admit(&record, from, account, now).await?
+            None
+        };
+        let redemption = match unusable {
+            Some(_) => Redemption::Refused,
+            None => self.admission.admit(&record, from, account, now).await?,
         };
         let (reply, buttons) = match redemption {
             Redemption::Refused => {
-                self.refunds.refund_unusable(&payment, account, charge).await?;
+                let why = unusable.unwrap_or("the access it bought has ended");
+                self.refunds.refund_unusable(&payment, account, charge, why).await?;
                 (texts::stars_refunded(lang), Vec::new())
             }
             other => {
@@ -163,79 +174,6 @@ impl Stars {
         };
         self.telegram.send_message(chat, &reply, &buttons).await?;
         Ok(new)
-    }
-
-    /// The `reconcile-stars` job: Telegram's list of Star transactions against the ledger. A
-    /// payment whose update never reached us (Telegram gave up, the webhook was down) is applied
-    /// as its update would have been; a refund the ledger does not show is recorded and ends what
-    /// the payment bought (`Refunds::refunded_in_telegram`); each is reported. Walks on from where
-    /// the last run stopped (the list only grows), a page back for safety; a cursor an earlier
-    /// release wrote (a bare number, which did not look at refunds) starts the walk over once.
-    /// The list is read to its end before anything is applied, so that a missed payment whose
-    /// refund is listed on a later page is never let in (and then put out). Nothing is called
-    /// when no offer is sold in Stars.
-    pub(crate) async fn reconcile_stars(&self, deadline: std::time::Instant) -> Result<(u64, bool), AppError> {
-        const JOB: &str = "reconcile-stars";
-        const PAGE: u32 = 100;
-        if self.settings.offers.in_stars().is_empty() {
-            return Ok((0, true));
-        }
-        let cursor = self.job_log.job_cursor(JOB).await?;
-        let checked: u32 = cursor.as_deref().and_then(|c| c.strip_prefix("listed:")?.parse().ok()).unwrap_or(0);
-        let mut offset = checked.saturating_sub(PAGE);
-        let (mut pages, mut next, mut read_to_the_end) = (Vec::new(), offset, false);
-        while !read_to_the_end && std::time::Instant::now() < deadline {
-            let page = self.telegram.star_payments(next, PAGE).await?;
-            next += page.listed;
-            read_to_the_end = page.listed < PAGE;
-            pages.push(page);
-        }
-        let given_back: HashSet<&str> =
-            pages.iter().flat_map(|p| p.refunds.iter().map(|r| r.charge_id.as_str())).collect();
-        let mut repaired = 0;
-        for page in &pages {
-            if std::time::Instant::now() >= deadline {
-                return Ok((repaired, false));
-            }
-            for t in &page.payments {
-                // Not telegate's (a tip, paid media, another program's invoice): left alone.
-                let Some(sold) = self.sales.sold(&t.payload).await? else { continue };
-                if self.access.token(&TokenHash::of_stars_charge(&t.charge_id)).await?.is_some() {
-                    continue;
-                }
-                // Missed, and given back since: nothing to let in.
-                if given_back.contains(t.charge_id.as_str()) {
-                    continue;
-                }
-                // The list does not say whether a subscription's payment is its first: it is a
-                // renewal when the account paid for the same offer's subscription before.
-                let subscription = t.subscription_period.is_some();
-                let renewal = subscription && self.paid_before(t.payer, &sold.offer_id, &t.charge_id, t.at).await?;
-                let paid = SuccessfulPayment {
-                    currency: "XTR".into(),
-                    total_amount: t.stars,
-                    invoice_payload: t.payload.clone(),
-                    telegram_payment_charge_id: t.charge_id.clone(),
-                    subscription_expiration_date: None,
-                    is_recurring: subscription,
-                    is_first_recurring: subscription && !renewal,
-                };
-                let from = TgUser { id: t.payer.get(), is_bot: false, username: None, lang: Lang::default() };
-                if self.apply_stars_payment(&from, t.payer.get(), &paid, sold, t.at).await? {
-                    tracing::warn!(telegram_user = %t.payer, stars = t.stars, "a Stars payment whose update was missed: applied");
-                    repaired += 1;
-                }
-            }
-            for r in &page.refunds {
-                if self.refunds.refunded_in_telegram(&r.charge_id, r.account).await? {
-                    repaired += 1;
-                }
-            }
-            // Over what Telegram listed, refunds and withdrawals included, not over what was kept.
-            offset += page.listed;
-            self.job_log.set_job_cursor(JOB, &format!("listed:{}", offset.max(checked))).await?;
-        }
-        Ok((repaired, read_to_the_end))
     }
 
     /// A renewal of a subscription whose access an admin revoked: the revoke cancelled its renewal,
@@ -252,32 +190,6 @@ impl Stars {
         let own = UserId::of_telegram_account(account);
         let last = self.access.last_membership(account).await?;
         Ok(last.is_some_and(|m| m.status == MembershipStatus::Revoked && m.user_id == own))
-    }
-
-    /// Whether `account` paid for a subscription to `offer_id` by another charge, by `at` (its own
-    /// payments, or those of the web account whose membership it holds).
-    async fn paid_before(
-        &self,
-        account: TelegramUserId,
-        offer_id: &str,
-        charge: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool, AppError> {
-        let mut owners = vec![UserId::of_telegram_account(account)];
-        owners.extend(self.access.current_membership(account).await?.map(|m| m.user_id));
-        for owner in owners {
-            let earlier = self.payments.payments_of(&owner).await?.into_iter().any(|p| {
-                p.offer_id == offer_id
-                    && p.created_at <= at
-                    && p.stars_charge() != Some(charge)
-                    && p.stars_paid().is_some_and(|s| s.renewing)
-                    && stars_payer(&p).is_some_and(|(_, a)| a == account)
-            });
-            if earlier {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 
     /// What `account` may buy in Stars now, for the pay buttons and the pre-checkout: nothing
@@ -371,7 +283,7 @@ impl Stars {
         let mine = self.payments.payments_of(user).await?.into_iter().filter(|p| {
             p.status == PaymentStatus::Validated
                 && p.stars_paid().is_some_and(|s| s.renewing)
-                && stars_payer(p).is_some_and(|(_, a)| a == account)
+                && p.stars_payer().is_some_and(|(_, a)| a == account)
         });
         Ok(mine.max_by_key(|p| p.created_at))
     }
@@ -480,7 +392,7 @@ impl Stars {
             let mut record = self.issuer.pending_token(hash.clone(), payment, offer, now);
             // A Stars buyer has no other link to ask for: the purchase waits for its account as
             // long as the period paid for, never only `TOKEN_TTL_HOURS`.
-            record.expires_at = record.expires_at.max(payment.created_at + Duration::days(i64::from(offer.days)));
+            record.expires_at = record.expires_at.max(paid_until(payment, offer));
             match self.access.issue_token(&record).await {
                 Ok(()) | Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -493,8 +405,8 @@ impl Stars {
     }
 }
 
-/// The charge id and the paying account of a payment in Stars.
-pub(super) fn stars_payer(payment: &Payment) -> Option<(&str, TelegramUserId)> {
-    let account = payment.user_info.as_ref()?["telegram_user_id"].as_i64()?;
-    Some((payment.stars_charge()?, TelegramUserId::parse(account).ok()?))
+/// The end of the period a Stars purchase paid for: it starts at the payment (see
+/// `Members::period_start`).
+fn paid_until(payment: &Payment, offer: &Offer) -> DateTime<Utc> {
+    payment.created_at + Duration::days(i64::from(offer.days))
 }

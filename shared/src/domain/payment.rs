@@ -113,6 +113,12 @@ impl Payment {
         self.transaction_id.strip_prefix(STARS_TRANSACTION_PREFIX)
     }
 
+    /// The charge id and the paying account of a payment in Stars.
+    pub fn stars_payer(&self) -> Option<(&str, super::TelegramUserId)> {
+        let account = self.user_info.as_ref()?["telegram_user_id"].as_i64()?;
+        Some((self.stars_charge()?, super::TelegramUserId::parse(account).ok()?))
+    }
+
     /// What a payment in Stars paid; `None` for a manual payment.
     pub fn stars_paid(&self) -> Option<StarsPaid> {
         self.stars_charge()?;

@@ -220,6 +220,18 @@ impl FakeTelegram {
     /// Telegram takes a Stars payment of `user` for an invoice: it is listed by
     /// `getStarTransactions` from now on. Its fresh charge id.
     pub fn take_star_payment(&self, user: i64, payload: &str, stars: u32, subscription_period: Option<u32>) -> String {
+        self.take_star_payment_at(user, payload, stars, subscription_period, chrono::Utc::now().timestamp())
+    }
+
+    /// `take_star_payment` dated `at` (Unix seconds), for a test whose clock has moved.
+    pub fn take_star_payment_at(
+        &self,
+        user: i64,
+        payload: &str,
+        stars: u32,
+        subscription_period: Option<u32>,
+        at: i64,
+    ) -> String {
         let mut inner = self.lock();
         inner.next_id += 1;
         let charge = format!("stxFAKE{:08}", inner.next_id);
@@ -229,9 +241,7 @@ impl FakeTelegram {
         if let Some(period) = subscription_period {
             source["subscription_period"] = json!(period);
         }
-        inner
-            .star_payments
-            .push(json!({"id": charge, "amount": stars, "date": chrono::Utc::now().timestamp(), "source": source}));
+        inner.star_payments.push(json!({"id": charge, "amount": stars, "date": at, "source": source}));
         charge
     }
 
