@@ -807,9 +807,10 @@ async fn validated_web_payments_count_their_offer_s_price_in_the_web_revenue() {
 }
 
 /// Revoke and refund in a real headless Chromium, as an admin does it: the reason typed, the box
-/// ticked, the button pressed; the member is out and the Stars go back.
+/// ticked, the button pressed; the member is out, a bank's refund is recorded and the Stars go
+/// back.
 #[tokio::test]
-async fn in_a_real_browser_an_admin_revokes_a_member_and_refunds_a_stars_payment() {
+async fn in_a_real_browser_an_admin_revokes_a_member_records_a_banks_refund_and_refunds_a_stars_payment() {
     use crate::support::browser::Browser;
     let app = crate::stars::stars_app(false).await;
     app.member("mona", "TX-BROWSER-REVOKE", 7811).await;
@@ -830,6 +831,17 @@ async fn in_a_real_browser_an_admin_revokes_a_member_and_refunds_a_stars_payment
     app.drain().await;
     assert_eq!(app.status_of("mona").await["has_active_subscription"], false, "revoked from the browser");
     assert!(!app.calls_for_user("banChatMember", 7811).is_empty(), "and removed from the channel");
+
+    // Her bank gave her money back: the manual payment's refund recorded from her file.
+    let form = r#"form[action$="/refund"]"#;
+    browser.type_into(&browser.find(&format!("{form} input[name=reason]")).await, "paid back by the bank").await;
+    browser.click(&browser.find(&format!("{form} input[name=confirm]")).await).await;
+    browser.click(&browser.find(&format!("{form} button")).await).await;
+    let support = app.jwt("s", "support");
+    let path = "/api/payments/admin/pending-payments/?status=refunded";
+    let refunded = crate::support::eventually(async || app.get(path, &support).await.1, |r| r[0].is_object()).await;
+    assert_eq!(refunded[0]["transaction_id"], "TX-BROWSER-REVOKE", "recorded from the browser: {refunded}");
+    assert!(app.fake().calls_to("refundStarPayment").is_empty(), "nothing asked of Telegram");
 
     // Refund: the Stars buyer's payment.
     browser.goto(&format!("{}/console/members?q=7812", app.base)).await;
