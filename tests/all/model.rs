@@ -134,14 +134,14 @@ impl Sequence<'_> {
                     self.use_invite(account).await;
                 }
             }
-            22..=31 => self.buy(account).await,
-            32..=33 => self.buy_unheard(account).await,
+            22..=31 => self.buy(account, true).await,
+            32..=33 => self.buy(account, false).await,
             34..=36 => self.renew(account).await,
             37..=38 => self.subscription_told(account).await,
             39..=41 => self.not_ours(account).await,
             // On SQS a refused refund is received five times, 30 s in all: the SQLite pass has them.
             42..=44 if !self.aws => self.unknown_charge(account).await,
-            42..=44 => self.buy_unheard(account).await,
+            42..=44 => self.buy(account, false).await,
             45..=51 => self.refund().await,
             52..=55 => self.revoke().await,
             56..=60 => self.reinstate_and_relink().await,
@@ -165,7 +165,7 @@ impl Sequence<'_> {
             90..=92 => {
                 let staff = self.rng.pick(&[ADMIN, KEPT]);
                 if self.rng.below(2) == 0 {
-                    self.buy(staff).await;
+                    self.buy(staff, true).await;
                 } else {
                     self.say(format!("{staff} sends /start"));
                     assert_eq!(self.app.webhook(updates::text(self.app.update_id(), staff, "fr", "/start")).await, 200);
@@ -190,6 +190,9 @@ impl Sequence<'_> {
 
     /// Missed charges that reconcile-stars turned into payments become like the others.
     async fn heard_of_missed(&mut self) {
+        if self.model.missed.is_empty() {
+            return;
+        }
         let payments = self.payments().await;
         let heard: Vec<String> = (self.model.missed.keys())
             .filter(|c| payments.iter().any(|p| p.stars_charge() == Some(c.as_str())))
@@ -233,18 +236,10 @@ impl Sequence<'_> {
         }
     }
 
-    /// `/buy`, the pre-checkout and the payment of a random offer; the invite used.
-    async fn buy(&mut self, account: i64) {
-        self.buy_and_tell(account, true).await;
-    }
-
-    /// A purchase whose `successful_payment` Telegram never delivers (the bot was down past
-    /// Telegram's retries): only reconcile-stars hears of it.
-    async fn buy_unheard(&mut self, account: i64) {
-        self.buy_and_tell(account, false).await;
-    }
-
-    async fn buy_and_tell(&mut self, account: i64, told: bool) {
+    /// `/buy`, the pre-checkout and the payment of a random offer; the invite used. Not `told`:
+    /// Telegram never delivers the `successful_payment` (the bot was down past Telegram's
+    /// retries), and only reconcile-stars hears of it.
+    async fn buy(&mut self, account: i64, told: bool) {
         let offer = self.rng.pick(&["monthly", "pass"]);
         let unheard = if told { "" } else { " (its update will be lost)" };
         self.say(format!("{account} buys {offer} in Stars{unheard}"));
