@@ -53,6 +53,10 @@ async fn an_approval_queued_before_a_revoke_becomes_a_decline(app: TestApp) {
         .await;
     assert_eq!((status, body["revoked_count"].clone()), (200, json!(1)), "{body}");
     app.drain().await;
+    // SQS's counts are approximate: the approval's retry (after flood control's 4 s) may not be
+    // visible yet when the drain ends; wait (boundedly, 30 s) until it has run.
+    let declines = || app.calls_for_user("declineChatJoinRequest", ALICE).len();
+    support::eventually(async || declines(), |n| *n > 0).await;
 
     assert_eq!(app.calls_for_user("approveChatJoinRequest", ALICE).len(), 1, "never approved after the revoke");
     assert_eq!(app.calls_for_user("declineChatJoinRequest", ALICE).len(), 1, "declined instead");
