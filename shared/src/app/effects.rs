@@ -207,7 +207,10 @@ impl Consumer {
             Err(e) => return Outcome::Retry { after: None, reason: e.to_string() },
         }
         let result = match self.current_effect(&envelope.effect).await {
-            Ok(Current::Run(effect)) => self.runner.run(key, &effect).await.map(|()| Outcome::Done),
+            Ok(Current::Run(effect)) => match self.runner.run(key, &effect).await {
+                Ok(()) => self.undo_if_paid_meanwhile(key, &effect).await.map(|()| Outcome::Done),
+                Err(e) => Err(e),
+            },
             Ok(Current::Drop(why)) => self.dropped(envelope, why).await.map(|()| Outcome::Dropped(why)),
             Err(e) => Err(EffectError::Retry { after: None, reason: e.to_string() }),
         };
@@ -310,18 +313,47 @@ impl Consumer {
         let current = self.access.current_membership(account).await?;
         let barred = self.bars.account_bar(account).await?.is_some();
         let holds_place = current.as_ref().is_some_and(|m| m.holds_place(now));
+        let active = current.as_ref().is_some_and(|m| m.is_active(now));
         let admitted = current.as_ref().is_some_and(|m| m.admits(now)) && !barred;
         let exempt =
             matches!(effect, Effect::RemoveMember { .. }) && self.exemptions.exemption(account).await?.is_some();
         Ok(match effect {
-            Effect::RemoveMember { .. } if holds_place => Current::Drop("the account has a current membership"),
+            Effect::RemoveMember { .. } if active => Current::Drop("the account has a current membership"),
             Effect::RemoveMember { .. } if exempt => Current::Drop("the account is exempt (kept at the import)"),
+            // Paid again, not joined yet, and maybe still in on what ended: Telegram sends no join
+            // for an account already in, so the new period would never start. Out now, never
+            // banned, so that the invite it holds lets it back in (and starts the period).
+            Effect::RemoveMember { .. } if holds_place => {
+                Current::Run(Effect::RemoveMember { telegram_user_id: account, keep_banned: false })
+            }
             Effect::ApproveJoinRequest { .. } if !admitted => {
                 Current::Run(Effect::DeclineJoinRequest { telegram_user_id: account })
             }
             Effect::LiftBan { .. } if !holds_place => Current::Drop("the account has no current membership"),
             _ => Current::Run(effect.clone()),
         })
+    }
+
+    /// A ban that raced a payment: the account's new membership was written while the ban was on
+    /// its way (the check before it saw none). The ban is lifted, so that the invite the account
+    /// got lets it in, and a membership marked in the channel is marked out, so that `/start`
+    /// invites again. Only removals that keep the account banned need it.
+    async fn undo_if_paid_meanwhile(&self, key: &str, effect: &Effect) -> Result<(), EffectError> {
+        let Effect::RemoveMember { telegram_user_id: account, keep_banned: true } = *effect else {
+            return Ok(());
+        };
+        let retry = |e: StoreError| EffectError::Retry { after: None, reason: e.to_string() };
+        let now = self.clock.now();
+        let current = self.access.current_membership(account).await.map_err(retry)?;
+        let Some(m) = current.filter(|m| m.holds_place(now)) else { return Ok(()) };
+        if self.bars.account_bar(account).await.map_err(retry)?.is_some() {
+            return Ok(());
+        }
+        tracing::warn!(key, membership = %m.id, "removed while a payment let it back in: ban lifted");
+        if m.in_channel {
+            self.access.set_in_channel(&m.id, false, now).await.map_err(retry)?;
+        }
+        self.runner.run(key, &Effect::LiftBan { telegram_user_id: account }).await
     }
 
     /// An effect given up after its retries: audited, and announced as an `Effect Dead-Lettered`

@@ -333,8 +333,16 @@ async fn handle(
         Some(Fault::ServerError) => {
             error(500, json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}))
         }
+        // Telegram carries the call out, late (whether or not the client still waits for it).
         Some(Fault::Slow(ms)) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;
+            if let Some(why) = fake.refusal(&method, &params) {
+                return error(
+                    400,
+                    json!({"ok": false, "error_code": 400, "description": format!("Bad Request: {why}")}),
+                );
+            }
+            fake.follow_presence(&method, &params);
             ok(without_nulls(answer(&fake, &method, &params)))
         }
         Some(Fault::BotBlocked) => {
