@@ -334,26 +334,31 @@ impl Consumer {
         })
     }
 
-    /// A ban that raced a payment: the account's new membership was written while the ban was on
-    /// its way (the check before it saw none). The ban is lifted, so that the invite the account
-    /// got lets it in, and a membership marked in the channel is marked out, so that `/start`
-    /// invites again. Only removals that keep the account banned need it.
+    /// A removal that raced a payment or a join: the account's membership was written while the
+    /// ban was on its way (the check before it saw none, or one still waiting for its join). The
+    /// ban is lifted, so that the invite the account got lets it in, and a membership marked in the
+    /// channel is marked out, so that `/start` invites again.
     async fn undo_if_paid_meanwhile(&self, key: &str, effect: &Effect) -> Result<(), EffectError> {
-        let Effect::RemoveMember { telegram_user_id: account, keep_banned: true } = *effect else {
+        let Effect::RemoveMember { telegram_user_id: account, keep_banned } = *effect else {
             return Ok(());
         };
         let retry = |e: StoreError| EffectError::Retry { after: None, reason: e.to_string() };
         let now = self.clock.now();
         let current = self.access.current_membership(account).await.map_err(retry)?;
-        let Some(m) = current.filter(|m| m.holds_place(now)) else { return Ok(()) };
+        let Some(m) = current.filter(|m| m.holds_place(now) && (keep_banned || m.in_channel)) else {
+            return Ok(());
+        };
         if self.bars.account_bar(account).await.map_err(retry)?.is_some() {
             return Ok(());
         }
-        tracing::warn!(key, membership = %m.id, "removed while a payment let it back in: ban lifted");
+        tracing::warn!(key, membership = %m.id, "removed while a payment or a join let it back in: let back");
         if m.in_channel {
             self.access.set_in_channel(&m.id, false, now).await.map_err(retry)?;
         }
-        self.runner.run(key, &Effect::LiftBan { telegram_user_id: account }).await
+        if keep_banned {
+            return self.runner.run(key, &Effect::LiftBan { telegram_user_id: account }).await;
+        }
+        Ok(())
     }
 
     /// An effect given up after its retries: audited, and announced as an `Effect Dead-Lettered`
