@@ -32,7 +32,8 @@ pub enum Fault {
     RetryAfter(u32),
     ServerError,
     BotBlocked,
-    /// Answers only after this many milliseconds (longer than the client waits: a timeout).
+    /// Carried out, and answered, only after this many milliseconds (longer than the client waits:
+    /// a timeout; shorter: a slow Telegram).
     Slow(u64),
 }
 
@@ -322,7 +323,11 @@ async fn handle(
     if outage || server_errors {
         return error(502, json!({"ok": false, "error_code": 502, "description": "Bad Gateway"}));
     }
-    if fault.is_none() {
+    // A slow call is carried out, late (whether or not the client still waits for it), as Telegram does.
+    if let Some(Fault::Slow(ms)) = fault {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if matches!(fault, None | Some(Fault::Slow(_))) {
         if let Some(why) = fake.refusal(&method, &params) {
             return error(400, json!({"ok": false, "error_code": 400, "description": format!("Bad Request: {why}")}));
         }
@@ -333,22 +338,10 @@ async fn handle(
         Some(Fault::ServerError) => {
             error(500, json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}))
         }
-        // Telegram carries the call out, late (whether or not the client still waits for it).
-        Some(Fault::Slow(ms)) => {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            if let Some(why) = fake.refusal(&method, &params) {
-                return error(
-                    400,
-                    json!({"ok": false, "error_code": 400, "description": format!("Bad Request: {why}")}),
-                );
-            }
-            fake.follow_presence(&method, &params);
-            ok(without_nulls(answer(&fake, &method, &params)))
-        }
         Some(Fault::BotBlocked) => {
             error(403, json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}))
         }
-        None => ok(without_nulls(answer(&fake, &method, &params))),
+        None | Some(Fault::Slow(_)) => ok(without_nulls(answer(&fake, &method, &params))),
     }
 }
 
