@@ -208,7 +208,7 @@ impl Consumer {
         }
         let result = match self.current_effect(&envelope.effect).await {
             Ok(Current::Run(effect)) => match self.runner.run(key, &effect).await {
-                Ok(()) => self.undo_if_paid_meanwhile(key, &effect).await.map(|()| Outcome::Done),
+                Ok(()) => self.undo_if_let_back_in_meanwhile(key, &effect).await.map(|()| Outcome::Done),
                 Err(e) => Err(e),
             },
             Ok(Current::Drop(why)) => self.dropped(envelope, why).await.map(|()| Outcome::Dropped(why)),
@@ -299,9 +299,11 @@ impl Consumer {
         }
     }
 
-    /// What the channel effect must be now, read from the store: a removal of an account that a
-    /// later payment let back in, or that was kept at the import, is dropped; an approval for an account that may no longer enter
-    /// becomes a decline. Other effects run as queued.
+    /// What the channel effect must be now, read from the store: a removal of an account with an
+    /// active membership, or kept at the import, is dropped; one of an account whose new membership
+    /// waits for its join puts it out unbanned; an approval for an account that may no longer
+    /// enter becomes a decline; a lift of a ban with no membership to let in is dropped. Other
+    /// effects run as queued.
     async fn current_effect(&self, effect: &Effect) -> Result<Current, StoreError> {
         let account = match effect {
             Effect::RemoveMember { telegram_user_id, .. }
@@ -338,7 +340,7 @@ impl Consumer {
     /// ban was on its way (the check before it saw none, or one still waiting for its join). The
     /// ban is lifted, so that the invite the account got lets it in, and a membership marked in the
     /// channel is marked out, so that `/start` invites again.
-    async fn undo_if_paid_meanwhile(&self, key: &str, effect: &Effect) -> Result<(), EffectError> {
+    async fn undo_if_let_back_in_meanwhile(&self, key: &str, effect: &Effect) -> Result<(), EffectError> {
         let Effect::RemoveMember { telegram_user_id: account, keep_banned } = *effect else {
             return Ok(());
         };

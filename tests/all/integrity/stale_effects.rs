@@ -41,9 +41,9 @@ async fn a_ban_made_stale_by_a_renewal_does_not_remove_the_member(app: TestApp) 
 
 /// Expiry queues a ban; Telegram answers 429 for a few seconds; meanwhile the member, still in the
 /// channel, pays again and opens the new link. Telegram sends no join for an account already in,
-/// so the new period would never start: the removal puts her out without a ban (it was dropped,
-/// leaving her in on a period that never started: found by the model test), and the invite she
-/// got lets her back in, for the whole new period.
+/// so the new period would never start: the removal puts her out without a ban, and the invite
+/// she got lets her back in, for the whole new period. (Before, the removal was dropped, leaving
+/// her in on a period that never started: found by the model test.)
 async fn a_member_still_in_who_pays_again_goes_out_unbanned_and_back_in_by_her_invite(app: TestApp) {
     let link = pays_again_while_her_removal_is_on_its_way(&app, Fault::RetryAfter(3), "TX-STALE-4").await;
     until("out, not banned", || app.fake().member_status(ALICE) == "left").await;
@@ -55,8 +55,8 @@ async fn a_member_still_in_who_pays_again_goes_out_unbanned_and_back_in_by_her_i
 
 /// The removal at expiry has checked that the account has no membership, and its ban is on its
 /// way (Telegram slow); meanwhile she pays again and gets an invite, whose unban comes before the
-/// ban. The ban lands: it is lifted at once, so that the invite lets her in (it stayed, and no
-/// invite could let her in until a new `/start`).
+/// ban. The ban lands: it is lifted at once, so that the invite lets her in. (Before, the ban
+/// stayed, and her invite could not let her in.)
 async fn a_ban_that_lands_after_a_new_payment_is_lifted(app: TestApp) {
     let link = pays_again_while_her_removal_is_on_its_way(&app, Fault::Slow(6_000), "TX-STALE-6").await;
     until("the ban landed and was lifted", || app.fake().member_status(ALICE) == "left").await;
