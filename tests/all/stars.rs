@@ -30,6 +30,7 @@ support::on_both_stores!(
     a_stars_renewal_that_comes_after_the_end_finds_the_subscriber_still_in,
     an_admin_refund_of_a_stars_payment_gives_the_stars_back_and_ends_its_access,
     a_refund_takes_back_only_the_days_its_payment_bought,
+    a_refund_before_the_join_leaves_each_purchase_left_its_own_week,
     a_refund_takes_back_what_a_reinstated_payments_new_link_opened_or_would_open,
     a_stars_refund_telegram_refuses_reads_failed_with_the_reason,
     a_refund_telegram_lists_that_the_ledger_missed_is_recorded_and_ends_the_access,
@@ -818,6 +819,42 @@ async fn a_refund_takes_back_only_the_days_its_payment_bought(app: TestApp) {
     app.drain().await;
     assert_eq!(app.calls_for_user("banChatMember", buyer).len(), 1, "removed");
     assert_eq!(app.status_of("tg:8101").await["has_active_subscription"], false);
+}
+
+/// Week passes bought days apart and not yet joined, one of them refunded: each purchase left is
+/// still the week Telegram charged for, from its own payment. The period was counted from the
+/// first purchase even when it was refunded (two days left instead of five), and could end before
+/// a purchase's own week, so that a buyer joining within it was let in on a period already over
+/// (found by the model test).
+async fn a_refund_before_the_join_leaves_each_purchase_left_its_own_week(app: TestApp) {
+    let (first_buyer, third_buyer) = (8111, 8112);
+    let refund = async |charge: &str| {
+        let body = json!({"payment_id": payment_of(&app, charge).await, "reason": "bought twice by mistake"});
+        let (status, answer) = app.post("/api/telegram/admin/stars/refund/", &app.jwt("root", "admin"), body).await;
+        assert_eq!((status, answer["revoked_count"].clone()), (200, json!(0)), "{answer}");
+    };
+    let joins = async |buyer: i64| {
+        assert_eq!(app.webhook(updates::text(app.update_id(), buyer, "fr", "/start")).await, 200);
+        join(&app, buyer).await;
+        let status = app.status_of(&format!("tg:{buyer}")).await;
+        (status["memberships"][0]["is_active"] == true).then(|| status["memberships"][0]["days_remaining"].clone())
+    };
+    // Days 0 and 3, the first refunded, joined on day 5: the second week, days 3 to 10.
+    let first = pay(&app, first_buyer, "pass").await;
+    pay(&app, third_buyer, "pass").await;
+    app.advance(3 * DAY).await;
+    pay(&app, first_buyer, "pass").await;
+    refund(&first).await;
+    app.advance(2 * DAY).await;
+    assert_eq!(joins(first_buyer).await, Some(json!(5)), "the second week, from its payment");
+    // Days 0, 6 and 12, the middle one refunded, joined on day 15: the third week, days 12 to 19.
+    app.advance(DAY).await;
+    let middle = pay(&app, third_buyer, "pass").await;
+    app.advance(6 * DAY).await;
+    pay(&app, third_buyer, "pass").await;
+    refund(&middle).await;
+    app.advance(3 * DAY).await;
+    assert_eq!(joins(third_buyer).await, Some(json!(4)), "the third week, to its end");
 }
 
 /// Support reinstated a lapsed Stars payment and gave it a new link: the refund takes back what

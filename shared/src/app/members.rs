@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::{AppError, Auditor, Meaning, Notifier, telegram_actor};
 use crate::config::Settings;
 use crate::domain::{
     AccountBar, AuditAction, ChatJoinRequest, ChatMemberStatus, ChatMemberUpdated, Membership, MembershipStatus,
-    NotificationKind, TelegramUserId, TokenHash, texts,
+    NotificationKind, Payment, TelegramUserId, TokenHash, TokenRecord, TokenStatus, texts,
 };
 use crate::ports::{AccessStore, AccountBars, Clock, Effect, LifecycleStore, PaymentStore};
 
@@ -156,18 +156,33 @@ impl Members {
         Ok(())
     }
 
-    /// Where a membership's paid days start: one a Stars purchase opened, at its payment (the period
-    /// bought is the one Telegram charged for, and a renewal lands at its end); any other at the
-    /// join (a web link, or a new link support issued for a reinstated payment).
+    /// Where a membership's paid days start: at the join, unless a Stars purchase opened it. Then
+    /// at the payment, as Telegram charged for it (and a renewal lands at its end): the first
+    /// purchase whose days are still in it (a refunded one's were taken back), and never so early
+    /// that a purchase left in it ends before the period Telegram charged it for (its token's end,
+    /// until which its buyer may join).
     async fn period_start(&self, m: &Membership, now: DateTime<Utc>) -> Result<DateTime<Utc>, AppError> {
-        let Some(payment) = self.payments.payment(&m.payment_id).await? else { return Ok(now) };
-        let Some(charge) = payment.stars_charge() else { return Ok(now) };
-        let opened_by_purchase = self
-            .access
-            .token(&TokenHash::of_stars_charge(charge))
-            .await?
-            .is_some_and(|t| t.membership_id.as_ref() == Some(&m.id));
-        Ok(if opened_by_purchase { payment.created_at.min(now) } else { now })
+        let Some(opener) = self.payments.payment(&m.payment_id).await? else { return Ok(now) };
+        if self.purchase_token(&opener, m).await?.is_none() {
+            // A web link, or a new link support issued for a reinstated payment.
+            return Ok(now);
+        }
+        let (mut first, mut last_end) = (now, None);
+        for p in self.payments.payments_of(&m.user_id).await? {
+            if let Some(t) = self.purchase_token(&p, m).await?.filter(|t| t.status != TokenStatus::Revoked) {
+                first = first.min(p.created_at);
+                last_end = last_end.max(Some(t.expires_at));
+            }
+        }
+        let latest = last_end.map_or(first, |end| end - Duration::days(i64::from(m.pending_days)));
+        Ok(first.max(latest).min(now))
+    }
+
+    /// The token of `p`'s Stars charge, when it opened or extended `m`.
+    async fn purchase_token(&self, p: &Payment, m: &Membership) -> Result<Option<TokenRecord>, AppError> {
+        let Some(charge) = p.stars_charge() else { return Ok(None) };
+        let token = self.access.token(&TokenHash::of_stars_charge(charge)).await?;
+        Ok(token.filter(|t| t.membership_id.as_ref() == Some(&m.id)))
     }
 
     async fn on_join(
