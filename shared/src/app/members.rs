@@ -163,16 +163,24 @@ impl Members {
     /// until which its buyer may join).
     async fn period_start(&self, m: &Membership, now: DateTime<Utc>) -> Result<DateTime<Utc>, AppError> {
         let Some(opener) = self.payments.payment(&m.payment_id).await? else { return Ok(now) };
-        if self.purchase_token(&opener, m).await?.is_none() {
+        let Some(opened) = self.purchase_token(&opener, m).await? else {
             // A web link, or a new link support issued for a reinstated payment.
             return Ok(now);
+        };
+        // The purchases whose days are in it: the opener (read by its key, as the user's list
+        // may lag behind a payment just made) and those that extended it.
+        let mut purchases = vec![(opener.created_at, opened)];
+        for p in self.payments.payments_of(&m.user_id).await? {
+            if p.id != opener.id
+                && let Some(t) = self.purchase_token(&p, m).await?
+            {
+                purchases.push((p.created_at, t));
+            }
         }
         let (mut first, mut last_end) = (now, None);
-        for p in self.payments.payments_of(&m.user_id).await? {
-            if let Some(t) = self.purchase_token(&p, m).await?.filter(|t| t.status != TokenStatus::Revoked) {
-                first = first.min(p.created_at);
-                last_end = last_end.max(Some(t.expires_at));
-            }
+        for (paid_at, t) in purchases.into_iter().filter(|(_, t)| t.status != TokenStatus::Revoked) {
+            first = first.min(paid_at);
+            last_end = last_end.max(Some(t.expires_at));
         }
         let latest = last_end.map_or(first, |end| end - Duration::days(i64::from(m.pending_days)));
         Ok(first.max(latest).min(now))
