@@ -3,7 +3,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::access::offer_not_on_sale;
+use super::access::{offer_not_on_sale, refunded};
 use super::{AppError, Auditor, Issued, Issuer, Notice, Notifier, actor, require};
 use crate::auth::{Caller, Role};
 use crate::config::Settings;
@@ -198,6 +198,7 @@ impl PaymentDesk {
             Ok(Some(p)) => Ok(p),
             Ok(None) => match self.payments.payment(id).await? {
                 None => Err(AppError::NotFound("no such payment")),
+                Some(p) if p.status.is_refund() => Err(refunded(&p)),
                 Some(p) => Err(AppError::Conflict {
                     code: match p.status {
                         PaymentStatus::Validated => "already_validated",

@@ -165,6 +165,9 @@ async fn a_manual_payments_refund_recorded_by_an_admin_ends_its_access_and_buys_
     assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("payment_refunded")), "{answer}");
     let (status, answer) = app.post("/api/telegram/generate-token/", &support, json!({"payment_id": id})).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("payment_refunded")), "{answer}");
+    let validate = format!("/api/payments/admin/pending-payments/{}/validate/", id.as_str().unwrap());
+    let (status, answer) = app.post(&validate, &support, json!({})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("payment_refunded")), "{answer}");
     assert_eq!(app.start_command(ALICE, issued["token"].as_str().unwrap()).await, 200);
     app.drain().await;
     assert_eq!(app.fake().calls_to("createChatInviteLink").len(), 1, "no new invite");
