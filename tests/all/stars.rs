@@ -31,6 +31,7 @@ support::on_both_stores!(
     an_admin_refund_of_a_stars_payment_gives_the_stars_back_and_ends_its_access,
     a_refund_takes_back_only_the_days_its_payment_bought,
     a_refund_before_the_join_leaves_each_purchase_left_its_own_week,
+    a_refund_takes_back_the_days_of_a_link_that_expired_before_the_join,
     a_refund_takes_back_what_a_reinstated_payments_new_link_opened_or_would_open,
     a_stars_refund_telegram_refuses_reads_failed_with_the_reason,
     a_refund_telegram_lists_that_the_ledger_missed_is_recorded_and_ends_the_access,
@@ -855,6 +856,34 @@ async fn a_refund_before_the_join_leaves_each_purchase_left_its_own_week(app: Te
     refund(&middle).await;
     app.advance(3 * DAY).await;
     assert_eq!(joins(third_buyer).await, Some(json!(4)), "the third week, to its end");
+}
+
+/// A lapsed week's payment, reinstated with a new link, is opened by its buyer while a new month
+/// waits for the join: its 7 days join the month's. The link's 24 hours pass, and a week more (the
+/// month keeps the place; an expired token is forgotten on AWS after a week), then the buyer
+/// joins. Refunding the reinstated payment takes its days back: they were left in, as an expired
+/// link was not among what a refund withdraws (found by the model test).
+async fn a_refund_takes_back_the_days_of_a_link_that_expired_before_the_join(app: TestApp) {
+    let buyer = 8121;
+    let lapsed = payment_of(&app, &pay(&app, buyer, "pass").await).await;
+    join(&app, buyer).await;
+    app.advance(8 * DAY).await;
+    let support = app.jwt("s", "support");
+    let reinstate = json!({"payment_id": lapsed, "reason": "lapsed while abroad"});
+    assert_eq!(app.post("/api/telegram/admin/reinstate/", &support, reinstate).await.0, 200);
+    let (_, link) = app.post("/api/telegram/generate-token/", &support, json!({"payment_id": lapsed})).await;
+    pay(&app, buyer, "monthly").await;
+    assert_eq!(app.start_command(buyer, link["token"].as_str().unwrap()).await, 200);
+    app.advance(9 * DAY).await;
+    assert_eq!(app.run_job("expire-tokens").await["status"], "done");
+    assert_eq!(app.webhook(updates::text(app.update_id(), buyer, "fr", "/start")).await, 200);
+    join(&app, buyer).await;
+    let days = async || app.status_of("tg:8121").await["memberships"][0]["days_remaining"].clone();
+    assert_eq!(days().await, json!(28), "the month and the week, from the month's purchase");
+    let refund = json!({"payment_id": lapsed, "reason": "changed their mind"});
+    let (status, answer) = app.post("/api/telegram/admin/stars/refund/", &app.jwt("root", "admin"), refund).await;
+    assert_eq!((status, answer["revoked_count"].clone()), (200, json!(0)), "{answer}");
+    assert_eq!(days().await, json!(21), "the month alone");
 }
 
 /// Support reinstated a lapsed Stars payment and gave it a new link: the refund takes back what

@@ -46,6 +46,7 @@ contract!(
     payments,
     refunds,
     withdrawals,
+    expired_tokens_left_in_a_waiting_membership,
     access,
     revoke_between_binding_and_opening,
     memberships_that_never_started_are_reconciled,
@@ -228,6 +229,69 @@ async fn withdrawals(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     // A token never redeemed: revoked, it opens nothing.
     assert_eq!(store.withdraw_token(&hashes[3], "refund", now, &removal).await.unwrap(), Withdrawn::Nothing);
     assert!(store.bind_token(&hashes[3], account(950_002), now).await.unwrap().is_none(), "it binds no more");
+}
+
+/// A token whose 24 hours pass while the membership it was bound to waits for the join on a later
+/// token: its days stay in that membership, so its payment's refund still withdraws it.
+async fn expired_tokens_left_in_a_waiting_membership(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let (early, later) = expired_token_left_in_a_waiting_membership(store, now).await;
+    assert_eq!(
+        store.live_tokens(&early.payment_id).await.unwrap(),
+        std::slice::from_ref(&early.hash),
+        "what a refund takes"
+    );
+    let removal = |_: &Membership| Vec::new();
+    let Withdrawn::Shortened(m) = store.withdraw_token(&early.hash, "refund", now, &removal).await.unwrap() else {
+        panic!("shortened");
+    };
+    assert_eq!((m.status, m.pending_days), (MembershipStatus::Pending, 30), "the later token's days alone");
+    assert_eq!(store.live_tokens(&later.payment_id).await.unwrap(), [later.hash]);
+}
+
+/// Two tokens of one account, 12 hours apart, in one membership waiting for the join; the clock
+/// past the first one's end and expire-tokens run. Returns (first, later) as issued.
+async fn expired_token_left_in_a_waiting_membership(
+    store: &Arc<dyn Store>,
+    now: DateTime<Utc>,
+) -> (TokenRecord, TokenRecord) {
+    let who = account(955_001);
+    let mut issued = Vec::new();
+    for (tx, at) in [("TX-EXP-1", now), ("TX-EXP-2", now + Duration::hours(12))] {
+        let p = payment("exp-a", tx, at);
+        store.insert_payment(&p).await.unwrap();
+        let (_, t) = token(&p, at);
+        store.issue_token(&t).await.unwrap();
+        store.bind_token(&t.hash, who, at).await.unwrap().unwrap();
+        issued.push(t);
+    }
+    let m = membership(&issued[0], who, now);
+    store.open_membership(&issued[0].hash, &m).await.unwrap();
+    store.extend_membership(&issued[1].hash, &m.id, now + Duration::hours(12)).await.unwrap();
+    assert_eq!(store.expire_tokens(now + Duration::hours(25), 1_000).await.unwrap(), 1);
+    assert_eq!(store.membership(&m.id).await.unwrap().unwrap().status, MembershipStatus::Pending, "kept");
+    assert_eq!(store.token(&issued[0].hash).await.unwrap().unwrap().status, TokenStatus::Expired);
+    let later = issued.pop().unwrap();
+    (issued.pop().unwrap(), later)
+}
+
+/// On DynamoDB such a token is kept as a used one is (no TTL): an expired token is otherwise
+/// forgotten a week after its end, and a refund later than that would not find its days.
+#[tokio::test]
+async fn an_expired_token_left_in_a_waiting_membership_is_kept_on_dynamodb() {
+    let dynamo = crate::support::dynamo_store().await;
+    let table = dynamo.table_name().to_owned();
+    let store: Arc<dyn Store> = Arc::new(dynamo);
+    let (early, later) = expired_token_left_in_a_waiting_membership(&store, now()).await;
+    let config = telegate_core::adapters::aws::sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let ttl = async |t: &TokenRecord| {
+        let key = |v: String| aws_sdk_dynamodb::types::AttributeValue::S(v);
+        let item = client.get_item().table_name(&table).key("pk", key(format!("TOKEN#{}", t.hash.as_str())));
+        let item = item.key("sk", key("TOKEN".into())).send().await.unwrap().item.expect("the token's item");
+        item.contains_key("ttl")
+    };
+    assert!(!ttl(&early).await, "kept: its days are in a membership");
+    assert!(ttl(&later).await, "a token not yet used keeps its TTL");
 }
 
 fn token(p: &Payment, now: DateTime<Utc>) -> (AccessToken, TokenRecord) {

@@ -115,8 +115,8 @@ pub trait AccessStore: Send + Sync {
     /// in the same write as the token: a refund is final whatever the timing).
     async fn issue_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError>;
-    /// The payment's tokens that may still give access (pending, bound or used): what a refund
-    /// takes back.
+    /// The payment's tokens that may still give access (pending, bound or used, or expired while
+    /// the membership it was bound to waited on another token): what a refund takes back.
     async fn live_tokens(&self, payment: &PaymentId) -> Result<Vec<TokenHash>, StoreError>;
     /// Binds a pending, unexpired token to one Telegram account, atomically. Returns the token as
     /// it now stands when it is bound to `account` (by this call or an earlier one), else `None`.

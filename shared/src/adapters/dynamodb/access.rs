@@ -135,10 +135,11 @@ impl AccessStore for DynamoStore {
     }
 
     async fn live_tokens(&self, payment: &PaymentId) -> Result<Vec<TokenHash>, StoreError> {
-        let live = self
-            .current_token_of(payment)
-            .await?
-            .filter(|t| matches!(t.status, TokenStatus::Pending | TokenStatus::Bound | TokenStatus::Used));
+        let live = self.current_token_of(payment).await?.filter(|t| match t.status {
+            TokenStatus::Pending | TokenStatus::Bound | TokenStatus::Used => true,
+            TokenStatus::Expired => t.membership_id.is_some(),
+            TokenStatus::Revoked | TokenStatus::Replaced => false,
+        });
         Ok(live.map(|t| t.hash).into_iter().collect())
     }
 

@@ -37,29 +37,37 @@ impl LifecycleStore for DynamoStore {
             for item in items.iter().take(left as usize) {
                 let token = token_from(item)?;
                 let key = keys::token(token.hash.as_str());
-                let mut writes = vec![
-                    self.update(
-                        (&key, "TOKEN"),
-                        "SET #status = :expired REMOVE gsi2pk, gsi2sk",
-                        Some("#status = :was AND expires_at <= :now"),
-                        vec![(":expired", s("expired")), (":was", s(status.as_str())), (":now", s(ts(now)))],
-                    )?,
-                    self.bump("tokens.pending", -1, None)?,
-                ];
                 // The pending membership it opened never starts, unless another live token backs it.
+                let mut close = None;
+                let mut others_live = false;
                 if let Some(m) = &token.membership_id
                     && let Some(mem) = self.get(&keys::membership(m), "MEM").await?
                 {
-                    let mut others_live = false;
                     for other in token_hashes(&mem).iter().filter(|h| *h != token.hash.as_str()) {
                         if let Some(o) = self.token_record(other).await? {
                             others_live |= o.status == TokenStatus::Bound && o.expires_at > now;
                         }
                     }
                     if !others_live {
-                        writes.push(self.close_pending(m, "token expired before joining", now)?);
+                        close = Some(self.close_pending(m, "token expired before joining", now)?);
                     }
                 }
+                // Its days stay in a membership another token keeps: kept, as a used token is,
+                // for a refund to take them back however late.
+                let expire = match others_live {
+                    true => "SET #status = :expired REMOVE gsi2pk, gsi2sk, #ttl",
+                    false => "SET #status = :expired REMOVE gsi2pk, gsi2sk",
+                };
+                let mut writes = vec![
+                    self.update(
+                        (&key, "TOKEN"),
+                        expire,
+                        Some("#status = :was AND expires_at <= :now"),
+                        vec![(":expired", s("expired")), (":was", s(status.as_str())), (":now", s(ts(now)))],
+                    )?,
+                    self.bump("tokens.pending", -1, None)?,
+                ];
+                writes.extend(close);
                 match self.transact(writes).await {
                     Ok(()) => expired += 1,
                     Err(Cancelled::Condition(_)) => {}

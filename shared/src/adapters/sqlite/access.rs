@@ -65,7 +65,10 @@ impl AccessStore for SqliteStore {
     async fn live_tokens(&self, payment: &PaymentId) -> Result<Vec<TokenHash>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn
-                .prepare("SELECT hash FROM tokens WHERE payment_id = ?1 AND status IN ('pending', 'bound', 'used')")
+                .prepare(
+                    "SELECT hash FROM tokens WHERE payment_id = ?1
+                       AND (status IN ('pending', 'bound', 'used') OR (status = 'expired' AND membership_id IS NOT NULL))",
+                )
                 .map_err(fault)?;
             let hashes = stmt
                 .query_map([payment.as_str()], |r| r.get::<_, String>(0))
