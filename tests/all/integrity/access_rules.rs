@@ -131,7 +131,41 @@ async fn priced(aws: bool) -> TestApp {
 support::on_both_stores!(
     priced =>
     a_manual_payments_refund_recorded_by_an_admin_ends_its_access_and_buys_nothing_again,
+    a_payment_whose_days_wait_in_a_membership_gets_no_second_link,
 );
+
+/// Two payments' links opened 12 hours apart, the member not joined yet: the first link's 24
+/// hours pass while the second keeps the membership waiting. The first payment's days are in
+/// that membership: its owner gets no new link for it, before or after the join (they got one,
+/// and its days twice; or the replaced link closed the membership, with the second payment's
+/// days in it).
+async fn a_payment_whose_days_wait_in_a_membership_gets_no_second_link(app: TestApp) {
+    let first = app.paid("alice", "TX-TWICE-1").await;
+    assert_eq!(app.start_command(ALICE, first["token"].as_str().unwrap()).await, 200);
+    app.advance(12 * 3600).await;
+    let second = app.paid("alice", "TX-TWICE-2").await;
+    assert_eq!(app.start_command(ALICE, second["token"].as_str().unwrap()).await, 200);
+    let new_link = async || {
+        let body = json!({"payment_id": first["payment_id"]});
+        let (status, answer) = app.post("/api/telegram/generate-token/", &app.jwt("alice", "user"), body).await;
+        (status, answer["error"]["code"].as_str().map(str::to_owned))
+    };
+    app.advance(12 * 3600 + 60).await; // the first link's end, before expire-tokens runs
+    assert_eq!(new_link().await, (409, Some("already_redeemed".into())), "the first link's days wait");
+    app.advance(3600).await;
+    assert_eq!(app.run_job("expire-tokens").await["status"], "done");
+    assert_eq!(new_link().await, (409, Some("already_redeemed".into())), "and after expire-tokens");
+    let link = app.last_invite_link().expect("an invite");
+    assert_eq!(app.webhook(updates::text(app.update_id(), ALICE, "fr", "/start")).await, 200);
+    let fresh = app.last_invite_link().expect("a fresh invite");
+    assert_ne!(fresh, link);
+    assert_eq!(app.webhook(updates::join_request(app.update_id(), CHANNEL, ALICE, &fresh)).await, 200);
+    assert_eq!(app.webhook(updates::joined(app.update_id(), CHANNEL, ALICE, Some(&fresh))).await, 200);
+    app.drain().await;
+    let status = app.status_of("alice").await;
+    assert_eq!(status["memberships"][0]["days_remaining"], 60, "both payments' days: {status}");
+    assert_eq!(new_link().await, (409, Some("already_redeemed".into())), "and after the join");
+}
 
 /// A manual payment refunded where it was paid (the bank sent the money back): an admin records
 /// it, and a refund is final as for Stars: the access it bought ends, no route gives it a link

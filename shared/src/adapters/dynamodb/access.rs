@@ -45,7 +45,7 @@ impl DynamoStore {
     ) -> Result<(Vec<TransactWriteItem>, i64), StoreError> {
         let Some(token) = self.current_token(payment).await? else { return Ok((Vec::new(), 0)) };
         let live_bound = token.status == TokenStatus::Bound && token.expires_at > now;
-        if token.status == TokenStatus::Used || live_bound {
+        if token.status == TokenStatus::Used || live_bound || self.days_in_a_membership(&token, now).await? {
             return Err(StoreError::Conflict("already_redeemed"));
         }
         if !matches!(token.status, TokenStatus::Pending | TokenStatus::Bound) {
@@ -63,6 +63,31 @@ impl DynamoStore {
             items.push(self.close_pending(m, "token replaced", now)?);
         }
         Ok((items, 1))
+    }
+
+    /// A token past its end whose days are in a membership that runs, or that waits for the join
+    /// on another live token: opened, as a used one is.
+    async fn days_in_a_membership(&self, token: &TokenRecord, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let (TokenStatus::Bound | TokenStatus::Expired, Some(m)) = (token.status, &token.membership_id) else {
+            return Ok(false);
+        };
+        let Some(item) = self.get(&keys::membership(m), "MEM").await? else { return Ok(false) };
+        match membership_from(&item)?.status {
+            MembershipStatus::Active => Ok(true),
+            MembershipStatus::Pending => {
+                for other in token_hashes(&item).iter().filter(|h| *h != token.hash.as_str()) {
+                    if self
+                        .token_record(other)
+                        .await?
+                        .is_some_and(|o| o.status == TokenStatus::Bound && o.expires_at > now)
+                    {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn mark_tokens_used(&self, hashes: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {

@@ -25,10 +25,17 @@ impl AccessStore for SqliteStore {
             if status.and_then(|s| PaymentStatus::parse(&s).ok()).is_some_and(|s| s.is_refund()) {
                 return Err(StoreError::Conflict("payment_refunded"));
             }
+            // Opened: used, bound and live, or past its end with its days in a membership that
+            // runs, or that waits for the join on another live token.
             let opened: i64 = tx
                 .query_row(
-                    "SELECT COUNT(*) FROM tokens WHERE payment_id = ?1
-                       AND (status = 'used' OR (status = 'bound' AND expires_at > ?2))",
+                    "SELECT COUNT(*) FROM tokens t WHERE t.payment_id = ?1
+                       AND (t.status = 'used' OR (t.status = 'bound' AND t.expires_at > ?2)
+                            OR (t.status IN ('bound', 'expired') AND EXISTS (
+                                  SELECT 1 FROM memberships m WHERE m.id = t.membership_id
+                                    AND (m.status = 'active' OR (m.status = 'pending' AND EXISTS (
+                                          SELECT 1 FROM tokens o WHERE o.membership_id = m.id AND o.hash != t.hash
+                                            AND o.status = 'bound' AND o.expires_at > ?2))))))",
                     params![t.payment_id.as_str(), ts(t.created_at)],
                     |r| r.get(0),
                 )
