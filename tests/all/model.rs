@@ -2,7 +2,8 @@
 //! purchases (telegate's invoices and not; some whose update Telegram never delivers, which only
 //! reconcile-stars finds, and some of those given back before it does), renewals (some lost too),
 //! subscriptions cancelled, failed or active again, refunds (carried out, refused, made outside
-//! telegate, and a bank's recorded), revokes, reinstatements, new links, joins, departures, clock
+//! telegate, and a bank's recorded), revokes, removals by a channel administrator, reinstatements
+//! (bars lifted), new links (support's and owners'), joins, departures, clock
 //! steps and every job, over a few Telegram accounts sharing web links (and an administrator and an
 //! exempt account), against the fake Bot API. After each step, once the effects are carried out:
 //! - nobody is in the channel without a membership holding the days of a validated payment, not
@@ -146,7 +147,9 @@ impl Sequence<'_> {
             42..=44 => self.buy(account, false).await,
             45..=51 => self.refund().await,
             52..=55 => self.revoke().await,
-            56..=60 => self.reinstate_and_relink().await,
+            56..=58 => self.reinstate_and_relink().await,
+            59 => self.removed_by_an_administrator(account).await,
+            60 => self.owner_asks_a_new_link().await,
             61..=65 => {
                 if self.app.fake().member_status(account) == "member" {
                     self.say(format!("{account} leaves"));
@@ -431,7 +434,45 @@ impl Sequence<'_> {
         assert_eq!(status, 200, "{answer}");
     }
 
-    /// Support reinstates a payment and issues it a new link; a refunded one gets neither.
+    /// A channel administrator removes a member by hand: the account is barred until support
+    /// lifts it.
+    async fn removed_by_an_administrator(&mut self, account: i64) {
+        if self.app.fake().member_status(account) != "member" {
+            return;
+        }
+        self.say(format!("a channel administrator removes {account}"));
+        self.app.fake().set_member_status(account, "kicked");
+        let update = updates::removed_by_admin(self.app.update_id(), CHANNEL, account, ADMIN);
+        assert_eq!(self.app.webhook(update).await, 200);
+    }
+
+    /// A web user asks for a new link for one of their payments: only a validated one whose
+    /// access is not open gets one; a refunded one never.
+    async fn owner_asks_a_new_link(&mut self) {
+        let web: Vec<_> = (self.payments().await.into_iter())
+            .filter(|p| WEB_USERS.contains(&p.user_id.as_str()) && p.stars_charge().is_none())
+            .collect();
+        if web.is_empty() {
+            return;
+        }
+        let p = &web[self.rng.below(web.len())];
+        self.say(format!("{} asks for a new link for {} ({})", p.user_id, p.id, p.status.as_str()));
+        let owner = self.app.jwt(p.user_id.as_str(), "user");
+        let (status, answer) =
+            self.app.post("/api/telegram/generate-token/", &owner, json!({"payment_id": p.id})).await;
+        match status {
+            200 => {
+                assert_eq!(p.status, PaymentStatus::Validated, "a link only for a validated payment");
+                self.model.tokens.push(answer["token"].as_str().unwrap().to_owned());
+            }
+            409 if p.status.is_refund() => assert_eq!(answer["error"]["code"], "payment_refunded", "{answer}"),
+            409 => {}
+            _ => panic!("generate-token answered {status}: {answer}"),
+        }
+    }
+
+    /// Support reinstates a payment (and, one time in two, lifts an account's bar) and issues it a
+    /// new link; a refunded one gets neither.
     async fn reinstate_and_relink(&mut self) {
         let payments = self.payments().await;
         if payments.is_empty() {
@@ -440,7 +481,12 @@ impl Sequence<'_> {
         let p = &payments[self.rng.below(payments.len())];
         self.say(format!("support reinstates {} ({}) and asks for a new link", p.id, p.status.as_str()));
         let support = self.app.jwt("s", "support");
-        let body = json!({"payment_id": p.id, "reason": "model"});
+        let mut body = json!({"payment_id": p.id, "reason": "model"});
+        if self.rng.below(2) == 0 {
+            let account = self.rng.pick(&ACCOUNTS);
+            self.say(format!("  and lifts {account}'s bar"));
+            body["telegram_user_id"] = json!(account);
+        }
         let (status, answer) = self.app.post("/api/telegram/admin/reinstate/", &support, body).await;
         let generated = self.app.post("/api/telegram/generate-token/", &support, json!({"payment_id": p.id})).await;
         if p.status.is_refund() {
