@@ -74,18 +74,7 @@ impl DynamoStore {
         let Some(item) = self.get(&keys::membership(m), "MEM").await? else { return Ok(false) };
         match membership_from(&item)?.status {
             MembershipStatus::Active => Ok(true),
-            MembershipStatus::Pending => {
-                for other in token_hashes(&item).iter().filter(|h| *h != token.hash.as_str()) {
-                    if self
-                        .token_record(other)
-                        .await?
-                        .is_some_and(|o| o.status == TokenStatus::Bound && o.expires_at > now)
-                    {
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
-            }
+            MembershipStatus::Pending => self.kept_waiting_by_another(&item, &token.hash, now).await,
             _ => Ok(false),
         }
     }

@@ -43,11 +43,7 @@ impl LifecycleStore for DynamoStore {
                 if let Some(m) = &token.membership_id
                     && let Some(mem) = self.get(&keys::membership(m), "MEM").await?
                 {
-                    for other in token_hashes(&mem).iter().filter(|h| *h != token.hash.as_str()) {
-                        if let Some(o) = self.token_record(other).await? {
-                            others_live |= o.status == TokenStatus::Bound && o.expires_at > now;
-                        }
-                    }
+                    others_live = self.kept_waiting_by_another(&mem, &token.hash, now).await?;
                     if !others_live {
                         close = Some(self.close_pending(m, "token expired before joining", now)?);
                     }

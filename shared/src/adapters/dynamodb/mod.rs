@@ -28,7 +28,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, PutRequest, TransactWriteItem, Update, WriteRequest};
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Membership, Payment, TelegramUserId, TokenRecord};
+use crate::domain::{Membership, Payment, TelegramUserId, TokenHash, TokenRecord, TokenStatus};
 use crate::ports::{Envelope, StoreError};
 use codec::*;
 
@@ -212,6 +212,22 @@ impl DynamoStore {
 
     async fn token_record(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         self.get(&keys::token(hash), "TOKEN").await?.map(|i| token_from(&i)).transpose()
+    }
+
+    /// Does a token of the membership `item` other than `token` keep it waiting for the join
+    /// (bound, before its end)?
+    async fn kept_waiting_by_another(
+        &self,
+        item: &Item,
+        token: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        for other in codec::token_hashes(item).iter().filter(|h| *h != token.as_str()) {
+            if self.token_record(other).await?.is_some_and(|o| o.status == TokenStatus::Bound && o.expires_at > now) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn membership_record(&self, id: &str) -> Result<Option<Membership>, StoreError> {
