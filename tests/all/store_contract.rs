@@ -49,6 +49,7 @@ contract!(
     expired_tokens_left_in_a_waiting_membership,
     access,
     revoke_between_binding_and_opening,
+    one_membership_revoked,
     memberships_that_never_started_are_reconciled,
     batches,
     bars,
@@ -406,6 +407,47 @@ async fn intents(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     store.settle_intent("remove:expired").await.unwrap();
     store.settle_intent(&format!("remove:{}", revoked[0].id)).await.unwrap();
     assert!(store.pending_intents(later, 10).await.unwrap().is_empty(), "settled");
+}
+
+/// One membership revoked (a channel administrator removed its account): the payer's other
+/// membership and unused token are left as they were; its intent is written with it; once only.
+async fn one_membership_revoked(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let mut opened = Vec::new();
+    for (tx, who) in [("TX-ONE-1", account(945_001)), ("TX-ONE-2", account(945_002))] {
+        let p = payment("one-a", tx, now);
+        store.insert_payment(&p).await.unwrap();
+        let (_, t) = token(&p, now);
+        store.issue_token(&t).await.unwrap();
+        let bound = store.bind_token(&t.hash, who, now).await.unwrap().unwrap();
+        let m = membership(&bound, who, now);
+        store.open_membership(&t.hash, &m).await.unwrap();
+        store.activate_membership(&m.id, now, now, None).await.unwrap().unwrap();
+        opened.push(m);
+    }
+    let unused = payment("one-a", "TX-ONE-3", now);
+    store.insert_payment(&unused).await.unwrap();
+    let (_, left) = token(&unused, now);
+    store.issue_token(&left).await.unwrap();
+    let before = store.counters(now).await.unwrap();
+
+    let removal = |m: &Membership| {
+        vec![Envelope {
+            idempotency_key: format!("remove:{}", m.id),
+            effect: Effect::RemoveMember { telegram_user_id: m.telegram_user_id, keep_banned: true },
+        }]
+    };
+    let revoked = store.revoke_membership(&opened[0].id, "removed", now, &removal).await.unwrap().expect("revoked");
+    assert_eq!((revoked.status, revoked.end_reason.as_deref()), (MembershipStatus::Revoked, Some("removed")));
+    assert!(!revoked.in_channel);
+    assert!(store.revoke_membership(&opened[0].id, "again", now, &removal).await.unwrap().is_none(), "once");
+    let other = store.membership(&opened[1].id).await.unwrap().unwrap();
+    assert_eq!(other.status, MembershipStatus::Active, "the payer's other membership lasts");
+    assert_eq!(store.token(&left.hash).await.unwrap().unwrap().status, TokenStatus::Pending, "the unused link too");
+    assert_eq!(store.counters(now).await.unwrap().members_active, before.members_active - 1);
+    let later = now + Duration::minutes(6);
+    let keys: Vec<String> =
+        store.pending_intents(later, 100).await.unwrap().into_iter().map(|e| e.idempotency_key).collect();
+    assert_eq!(keys, vec![format!("remove:{}", opened[0].id)], "its intent, written with it");
 }
 
 async fn limits(store: &Arc<dyn Store>, now: DateTime<Utc>) {

@@ -139,8 +139,9 @@ impl Members {
             )
             .await?;
         if let Some(m) = current {
-            // Already out of the channel: nothing to queue, only the store to bring in line.
-            for ended in self.lifecycle.revoke_user(&m.user_id, reason, now, &|_| Vec::new()).await? {
+            // Already out of the channel: nothing to queue, only the store to bring in line. Only
+            // this account's membership ends: the payer's other accounts keep what they hold.
+            if let Some(ended) = self.lifecycle.revoke_membership(&m.id, reason, now, &|_| Vec::new()).await? {
                 let lang = self.notifier.payer_lang(&ended).await?;
                 let text = texts::revoked(lang, &self.settings.channel_name, reason);
                 self.notifier

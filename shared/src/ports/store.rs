@@ -278,6 +278,17 @@ pub trait LifecycleStore: Send + Sync {
         now: DateTime<Utc>,
         intents: &IntentsFor<'_>,
     ) -> Result<Vec<Membership>, StoreError>;
+    /// Revokes one pending or active membership, and nothing else of its payer's (a channel
+    /// administrator removed its account: the payer's other accounts keep what they hold),
+    /// writing `intents(membership)` in the same transaction. `None` when it is no longer pending
+    /// or active.
+    async fn revoke_membership(
+        &self,
+        id: &MembershipId,
+        reason: &str,
+        now: DateTime<Utc>,
+        intents: &IntentsFor<'_>,
+    ) -> Result<Option<Membership>, StoreError>;
     /// Takes back what one token's payment bought (the payment was refunded): the token is
     /// revoked, and the pending or active membership it opened or extended loses the token's days
     /// (its end moves back by them, or its days waiting for the join). A membership left with

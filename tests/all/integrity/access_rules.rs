@@ -98,9 +98,43 @@ async fn a_link_paid_by_another_user_does_not_extend_this_accounts_membership() 
     assert_eq!(app.status_of("alice").await["has_active_subscription"], true);
 }
 
+/// One web account's links opened by two Telegram accounts (a family, a reseller), and a third
+/// link not opened yet. A channel administrator removes one of the two accounts: only that
+/// account's membership ends. The other stays in with what it holds, and the unused link still
+/// opens the channel to a third account (defect: the whole web account was revoked, the other
+/// account left in the channel with no membership and the unused link lost).
+async fn a_removal_by_a_channel_administrator_ends_only_that_accounts_membership(app: TestApp) {
+    const ADMIN: i64 = 4242;
+    const FAMILY: i64 = 8203;
+    const FRIEND: i64 = 8204;
+    app.member("alice", "TX-SHARED-1", ALICE).await;
+    app.member("alice", "TX-SHARED-2", FAMILY).await;
+    let unused = app.paid("alice", "TX-SHARED-3").await;
+    app.fake().set_member_status(ALICE, "kicked");
+    assert_eq!(app.webhook(updates::removed_by_admin(app.update_id(), CHANNEL, ALICE, ADMIN)).await, 200);
+    app.drain().await;
+
+    let status = app.status_of("alice").await;
+    let active: Vec<_> = status["memberships"].as_array().unwrap().iter().filter(|m| m["is_active"] == true).collect();
+    assert_eq!(active.len(), 1, "the other account's membership lasts: {status}");
+    assert_eq!(active[0]["days_remaining"], 30, "{status}");
+    assert_eq!(app.fake().member_status(FAMILY), "member");
+    assert!(app.calls_for_user("banChatMember", FAMILY).is_empty(), "the other account is left alone");
+    assert_eq!(app.run_job("reconcile-members").await["status"], "done");
+    app.drain().await;
+    assert_eq!(app.fake().member_status(FAMILY), "member", "and is no stranger");
+
+    assert_eq!(app.start_command(FRIEND, unused["token"].as_str().unwrap()).await, 200);
+    let link = app.last_invite_link().expect("the unused link still opens the channel");
+    assert_eq!(app.webhook(updates::join_request(app.update_id(), CHANNEL, FRIEND, &link)).await, 200);
+    app.drain().await;
+    assert_eq!(app.calls_for_user("approveChatJoinRequest", FRIEND).len(), 1);
+}
+
 support::on_both_stores!(
     on_store =>
     a_removal_by_a_channel_administrator_is_respected_until_support_reinstates,
+    a_removal_by_a_channel_administrator_ends_only_that_accounts_membership,
 );
 
 /// A store an earlier release refunded in: the payment reads refunded, but a link support issued

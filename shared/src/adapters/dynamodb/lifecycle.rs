@@ -204,11 +204,21 @@ impl LifecycleStore for DynamoStore {
         }
         let mut revoked = Vec::new();
         for id in &ids {
-            if let Some(m) = self.revoke_membership(id, user, reason, now, intents).await? {
+            if let Some(m) = self.revoke_one(id, Some(user), reason, now, intents).await? {
                 revoked.push(m);
             }
         }
         Ok(revoked)
+    }
+
+    async fn revoke_membership(
+        &self,
+        id: &MembershipId,
+        reason: &str,
+        now: DateTime<Utc>,
+        intents: &IntentsFor<'_>,
+    ) -> Result<Option<Membership>, StoreError> {
+        self.revoke_one(id, None, reason, now, intents).await
     }
 
     async fn withdraw_token(
@@ -410,19 +420,22 @@ impl DynamoStore {
         Ok(opened)
     }
 
-    /// Pending or active → revoked, decided on a consistent read of the item and written only if
-    /// it is still as read (a join or renewal landing in between is read again, never ignored).
-    async fn revoke_membership(
+    /// Pending or active (and `user`'s, when given) → revoked, decided on a consistent read of the
+    /// item and written only if it is still as read (a join or renewal landing in between is read
+    /// again, never ignored).
+    async fn revoke_one(
         &self,
         id: &MembershipId,
-        user: &UserId,
+        user: Option<&UserId>,
         reason: &str,
         now: DateTime<Utc>,
         intents: &IntentsFor<'_>,
     ) -> Result<Option<Membership>, StoreError> {
         for _ in 0..5 {
             let Some(m) = self.membership_record(id.as_str()).await? else { return Ok(None) };
-            if &m.user_id != user || !matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active) {
+            if user.is_some_and(|u| &m.user_id != u)
+                || !matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active)
+            {
                 return Ok(None);
             }
             match self.transact(self.revocation(&m, reason, now, intents)?.0).await {

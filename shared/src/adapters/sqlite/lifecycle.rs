@@ -139,14 +139,6 @@ impl LifecycleStore for SqliteStore {
                 "SELECT * FROM memberships WHERE user_id = ?1 AND status IN ('pending', 'active')",
                 [user.as_str()],
             )?;
-            tx.execute(
-                "UPDATE memberships SET status = 'revoked', ended_at = ?1, end_reason = ?2, in_channel = 0
-                 WHERE user_id = ?3 AND status IN ('pending', 'active')",
-                params![ts(now), reason, user.as_str()],
-            )
-            .map_err(fault)?;
-            let active = targets.iter().filter(|m| m.status == MembershipStatus::Active).count() as i64;
-            bump(&tx, "members.active", -active)?;
             let tokens = tx
                 .execute(
                     "UPDATE tokens SET status = 'revoked' WHERE user_id = ?1 AND status IN ('pending', 'bound')",
@@ -156,13 +148,30 @@ impl LifecycleStore for SqliteStore {
             bump(&tx, "tokens.pending", -(tokens as i64))?;
             let mut revoked = Vec::with_capacity(targets.len());
             for m in &targets {
-                if let Some(r) = get_membership(&tx, m.id.as_str())? {
-                    write_intents(&tx, &intents(&r), now)?;
-                    revoked.push(r);
-                }
+                revoked.push(revoke(&tx, m, reason, now, intents)?);
             }
             tx.commit().map_err(fault)?;
             Ok(revoked)
+        })
+    }
+
+    async fn revoke_membership(
+        &self,
+        id: &MembershipId,
+        reason: &str,
+        now: DateTime<Utc>,
+        intents: &IntentsFor<'_>,
+    ) -> Result<Option<Membership>, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction().map_err(fault)?;
+            let Some(m) = get_membership(&tx, id.as_str())?
+                .filter(|m| matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active))
+            else {
+                return Ok(None);
+            };
+            let revoked = revoke(&tx, &m, reason, now, intents)?;
+            tx.commit().map_err(fault)?;
+            Ok(Some(revoked))
         })
     }
 
@@ -394,4 +403,26 @@ fn slot_holder(conn: &rusqlite::Connection, job: &str, slot: JobSlot) -> Result<
     conn.query_row("SELECT holder FROM job_slots WHERE job = ?1 AND slot = ?2", params![job, slot.name()], |r| r.get(0))
         .optional()
         .map_err(fault)
+}
+
+/// A pending or active membership, read in this transaction, revoked with its intents.
+fn revoke(
+    tx: &rusqlite::Connection,
+    m: &Membership,
+    reason: &str,
+    now: DateTime<Utc>,
+    intents: &IntentsFor<'_>,
+) -> Result<Membership, StoreError> {
+    tx.execute(
+        "UPDATE memberships SET status = 'revoked', ended_at = ?1, end_reason = ?2, in_channel = 0 WHERE id = ?3",
+        params![ts(now), reason, m.id.as_str()],
+    )
+    .map_err(fault)?;
+    if m.status == MembershipStatus::Active {
+        bump(tx, "members.active", -1)?;
+    }
+    let revoked = get_membership(tx, m.id.as_str())?
+        .ok_or_else(|| StoreError::Unavailable("revoked membership vanished".into()))?;
+    write_intents(tx, &intents(&revoked), now)?;
+    Ok(revoked)
 }
