@@ -207,6 +207,30 @@ async fn an_administrator_demoted_to_member_without_a_membership_is_removed_as_a
     assert!(app.calls_for_user("banChatMember", 4344).is_empty(), "a paying member stays");
 }
 
+/// A paying member the creator made an administrator: the end of their period removes nothing
+/// (Telegram refuses to ban an administrator: not a failure, nothing dead-lettered). Demoted after
+/// the end, they are removed as anyone without a membership.
+#[tokio::test]
+async fn a_member_made_administrator_is_not_removed_at_the_end_and_is_once_demoted() {
+    let app = TestApp::spawn().await;
+    app.member("alice", "TX-PROMOTED", ALICE).await;
+    app.fake().set_member_status(ALICE, "administrator");
+    assert_eq!(app.webhook(updates::member_promoted(app.update_id(), CHANNEL, ALICE)).await, 200);
+    app.advance(31 * 86_400).await;
+    assert_eq!(app.run_job("expire-subscriptions").await["status"], "done");
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 1, "asked once, refused by Telegram");
+    assert_eq!(app.fake().member_status(ALICE), "administrator");
+    assert!(app.running().effects.dead_letters().await.unwrap().is_empty(), "an administrator's refusal is no fault");
+    assert_eq!(app.status_of("alice").await["has_active_subscription"], false);
+
+    app.fake().set_member_status(ALICE, "member");
+    assert_eq!(app.webhook(updates::admin_demoted(app.update_id(), CHANNEL, ALICE)).await, 200);
+    app.drain().await;
+    assert_eq!(app.calls_for_user("banChatMember", ALICE).len(), 2, "removed at the demotion");
+    assert_eq!(app.fake().member_status(ALICE), "left", "not banned: paying again lets them in");
+}
+
 #[tokio::test]
 async fn a_renewal_by_an_active_member_extends_from_the_current_end() {
     let app = TestApp::spawn().await;

@@ -3,11 +3,13 @@
 //! reconcile-stars finds, and some of those given back before it does), renewals (some lost too),
 //! subscriptions cancelled, failed or active again, refunds (carried out, refused, made outside
 //! telegate, and a bank's recorded), revokes, removals by a channel administrator, reinstatements
-//! (bars lifted), new links (support's and owners'), joins, departures, clock
-//! steps and every job, over a few Telegram accounts sharing web links (and an administrator and an
-//! exempt account), against the fake Bot API. After each step, once the effects are carried out:
-//! - nobody is in the channel without a membership holding the days of a validated payment, not
-//!   refunded, whose period (and the grace of a sweep not yet run, or a renewal awaited) is not over;
+//! (bars lifted), new links (support's and owners'), members made administrators and back, joins,
+//! departures, clock steps and every job, over a few Telegram accounts sharing web links (and an
+//! administrator and an exempt account), against the fake Bot API. After each step, once the
+//! effects are carried out:
+//! - nobody is in the channel as a member (an administrator the creator made is in whatever they
+//!   hold) without a membership holding the days of a validated payment, not refunded, whose
+//!   period (and the grace of a sweep not yet run, or a renewal awaited) is not over;
 //! - a member whose paid membership says they are in is in (no paying member locked out);
 //! - an account holding a place (active, or paid for and not joined yet: buyers sometimes leave
 //!   their invite unused) gets in by a bare `/start`, however long after it paid;
@@ -150,7 +152,8 @@ impl Sequence<'_> {
             56..=58 => self.reinstate_and_relink().await,
             59 => self.removed_by_an_administrator(account).await,
             60 => self.owner_asks_a_new_link().await,
-            61..=65 => {
+            61 => self.promoted_or_demoted(account).await,
+            62..=65 => {
                 if self.app.fake().member_status(account) == "member" {
                     self.say(format!("{account} leaves"));
                     assert_eq!(self.app.webhook(updates::left(self.app.update_id(), CHANNEL, account)).await, 200);
@@ -169,11 +172,7 @@ impl Sequence<'_> {
                 self.use_invite(account).await;
                 // A paid period is never lost: whoever holds a place gets in by a bare /start.
                 if let Some(m) = entitled {
-                    assert_eq!(
-                        self.app.fake().member_status(account),
-                        "member",
-                        "{account} holds {m} yet is not let in"
-                    );
+                    assert!(self.is_in(account), "{account} holds {m} yet is not let in");
                 }
             }
             72..=89 => {
@@ -235,7 +234,7 @@ impl Sequence<'_> {
     /// An account that holds a place and is not in the channel.
     async fn out_of_its_place(&self) -> Option<i64> {
         for account in ACCOUNTS {
-            if self.app.fake().member_status(account) != "member" && self.entitled(account).await.is_some() {
+            if !self.is_in(account) && self.entitled(account).await.is_some() {
                 return Some(account);
             }
         }
@@ -446,6 +445,25 @@ impl Sequence<'_> {
         assert_eq!(self.app.webhook(update).await, 200);
     }
 
+    /// The creator makes a member an administrator, or an administrator a member again. An
+    /// administrator is in whatever their membership; once demoted, they are kept or removed as
+    /// anyone.
+    async fn promoted_or_demoted(&mut self, account: i64) {
+        let (now, update) = match self.app.fake().member_status(account).as_str() {
+            "member" => ("administrator", updates::member_promoted(self.app.update_id(), CHANNEL, account)),
+            "administrator" => ("member", updates::admin_demoted(self.app.update_id(), CHANNEL, account)),
+            _ => return,
+        };
+        self.say(format!("the creator makes {account} {now}"));
+        self.app.fake().set_member_status(account, now);
+        assert_eq!(self.app.webhook(update).await, 200);
+    }
+
+    /// In the channel: a member, or an administrator the creator made of one.
+    fn is_in(&self, account: i64) -> bool {
+        matches!(self.app.fake().member_status(account).as_str(), "member" | "administrator")
+    }
+
     /// A web user asks for a new link for one of their payments: only a validated one whose
     /// access is not open gets one; a refunded one never.
     async fn owner_asks_a_new_link(&mut self) {
@@ -537,6 +555,9 @@ impl Sequence<'_> {
     /// The account uses an invite the bot just sent it: asks to join, and joins if approved.
     async fn use_invite(&mut self, account: i64) {
         self.app.drain().await;
+        if self.app.fake().member_status(account) == "administrator" {
+            return; // in the channel already: Telegram has no join request for them
+        }
         let messages = self.messages_to(account);
         let seen = self.model.seen_messages.insert(account, messages.len()).unwrap_or(0);
         let link = messages[seen.min(messages.len())..].iter().rev().find_map(|m| {
@@ -649,6 +670,7 @@ impl Sequence<'_> {
         for account in ACCOUNTS {
             let tg = TelegramUserId::parse(account).unwrap();
             let current = self.store.current_membership(tg).await.expect("membership");
+            let promoted = self.app.fake().member_status(account) == "administrator";
             let in_channel = self.app.fake().member_status(account) == "member";
             let barred = self.store.account_bar(tg).await.expect("bar").is_some();
             if in_channel {
@@ -668,7 +690,7 @@ impl Sequence<'_> {
             }
             // No paying member locked out.
             if let Some(m) = current.as_ref().filter(|m| m.is_active(now) && m.in_channel && !barred) {
-                assert!(in_channel, "{account} paid (membership {}) and is not in the channel", m.id);
+                assert!(in_channel || promoted, "{account} paid (membership {}) and is not in the channel", m.id);
             }
             // Nothing lives on a refunded payment alone: its days were taken back.
             for user in owners(account) {

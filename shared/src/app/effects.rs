@@ -65,6 +65,12 @@ impl EffectRunner {
                 let banned = self.telegram.ban(*telegram_user_id).await;
                 match (banned, keep_banned) {
                     (Ok(()), false) => self.telegram.unban(*telegram_user_id, true).await,
+                    // Made an administrator since (a paying member promoted): never removed. Once
+                    // demoted, the bot sees it and keeps or removes them as anyone.
+                    (Err(TelegramError::Administrator(why)), _) => {
+                        tracing::info!(key, why, "not removed: a channel administrator");
+                        Ok(())
+                    }
                     (other, _) => other,
                 }
             }
@@ -88,9 +94,10 @@ impl EffectRunner {
                 EffectError::Retry { after: Some(Duration::from_secs(u64::from(s))), reason: e.to_string() }
             }
             TelegramError::Unavailable(_) => EffectError::Retry { after: None, reason: e.to_string() },
-            TelegramError::Refused(_) | TelegramError::Unreachable(_) | TelegramError::AlreadyDone(_) => {
-                EffectError::Permanent(e.to_string())
-            }
+            TelegramError::Refused(_)
+            | TelegramError::Unreachable(_)
+            | TelegramError::AlreadyDone(_)
+            | TelegramError::Administrator(_) => EffectError::Permanent(e.to_string()),
         })
     }
 }

@@ -132,7 +132,7 @@ impl From<crate::ports::TelegramError> for AppError {
         use crate::ports::TelegramError::*;
         match e {
             RetryAfter(_) | Unavailable(_) => Self::Unavailable(Cause::new(e)),
-            Refused(_) | Unreachable(_) | AlreadyDone(_) => Self::Internal(Cause::new(e)),
+            Refused(_) | Unreachable(_) | AlreadyDone(_) | Administrator(_) => Self::Internal(Cause::new(e)),
         }
     }
 }

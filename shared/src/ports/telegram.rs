@@ -21,6 +21,10 @@ pub enum TelegramError {
     /// already revoked, a charge already refunded): the call's aim holds.
     #[error("already done: {0}")]
     AlreadyDone(String),
+    /// Refused because the account is an administrator or the owner of the channel, whom the bot
+    /// may not restrict (the creator made them so: they are never removed).
+    #[error("a channel administrator: {0}")]
+    Administrator(String),
     /// Network faults, timeouts and 5xx: worth retrying.
     #[error("Telegram unavailable: {0}")]
     Unavailable(String),

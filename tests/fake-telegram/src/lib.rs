@@ -271,7 +271,10 @@ impl FakeTelegram {
         let inner = self.lock();
         let charge = p["telegram_payment_charge_id"].as_str().unwrap_or("");
         let known = inner.star_payments.iter().any(|t| t["id"] == charge);
+        let status = p["user_id"].as_i64().and_then(|u| inner.member_status.get(&u)).map(String::as_str);
         match method {
+            "banChatMember" if status == Some("creator") => Some("can't remove chat owner"),
+            "banChatMember" if status == Some("administrator") => Some("user is an administrator of the chat"),
             "refundStarPayment" | "editUserStarSubscription" if !known => Some("CHARGE_NOT_FOUND"),
             "refundStarPayment" if inner.refunded.iter().any(|c| c == charge) => Some("CHARGE_ALREADY_REFUNDED"),
             _ => None,
@@ -559,6 +562,11 @@ pub mod updates {
 
     pub fn admin_promoted(update_id: i64, channel: i64, user_id: i64) -> Value {
         member_update(update_id, channel, user_id, "left", "administrator", None)
+    }
+
+    /// A member of the channel made an administrator.
+    pub fn member_promoted(update_id: i64, channel: i64, user_id: i64) -> Value {
+        member_update(update_id, channel, user_id, "member", "administrator", None)
     }
 
     /// An administrator made a plain member again (still in the channel).

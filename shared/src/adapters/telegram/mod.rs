@@ -367,9 +367,12 @@ fn map_error(e: RequestError) -> TelegramError {
             ApiError::Unknown(text) if is_server_fault(&text) => TelegramError::Unavailable(text),
             other => {
                 let text = other.to_string();
-                match ALREADY_DONE.iter().any(|marker| text.contains(marker)) {
-                    true => TelegramError::AlreadyDone(text),
-                    false => TelegramError::Refused(text),
+                if ALREADY_DONE.iter().any(|marker| text.contains(marker)) {
+                    TelegramError::AlreadyDone(text)
+                } else if ADMINISTRATOR.iter().any(|marker| text.contains(marker)) {
+                    TelegramError::Administrator(text)
+                } else {
+                    TelegramError::Refused(text)
                 }
             }
         },
@@ -386,6 +389,9 @@ fn map_error(e: RequestError) -> TelegramError {
 /// withdrawn), an account already in, an invite link already revoked, a charge already refunded.
 const ALREADY_DONE: [&str; 4] =
     ["HIDE_REQUESTER_MISSING", "USER_ALREADY_PARTICIPANT", "INVITE_HASH_EXPIRED", "CHARGE_ALREADY_REFUNDED"];
+
+/// Telegram's refusals to restrict an administrator or the owner of the channel.
+const ADMINISTRATOR: [&str; 2] = ["user is an administrator of the chat", "can't remove chat owner"];
 
 fn is_server_fault(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
@@ -405,6 +411,9 @@ mod tests {
         let api = |text: &str| RequestError::Api(ApiError::Unknown(text.into()));
         assert!(matches!(map_error(api("Bad Request: CHARGE_ALREADY_REFUNDED")), TelegramError::AlreadyDone(_)));
         assert!(matches!(map_error(api("Bad Request: HIDE_REQUESTER_MISSING")), TelegramError::AlreadyDone(_)));
+        let admin = map_error(api("Bad Request: user is an administrator of the chat"));
+        assert!(matches!(admin, TelegramError::Administrator(_)), "{admin:?}");
+        assert!(matches!(map_error(api("Bad Request: can't remove chat owner")), TelegramError::Administrator(_)));
         assert!(matches!(map_error(api("Bad Request: CHARGE_NOT_FOUND")), TelegramError::Refused(_)));
         assert!(matches!(map_error(api("Bad Gateway")), TelegramError::Unavailable(_)));
         assert!(matches!(map_error(RequestError::Api(ApiError::BotBlocked)), TelegramError::Unreachable(_)));
