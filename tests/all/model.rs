@@ -24,7 +24,8 @@
 //! `MODEL_SEQUENCES` sets how many sequences run (500 on SQLite, 8 on DynamoDB by default);
 //! a failure prints its seed and steps; `MODEL_SEED=<seed>` replays that one sequence alone;
 //! `MODEL_BASE=<n>` runs other sequences than the test command's, `MODEL_STEPS=<n>` longer ones
-//! (replay a longer one's seed with the same `MODEL_STEPS`).
+//! (replay a longer one's seed with the same `MODEL_STEPS`), `MODEL_GRACE_HOURS=<n>` with a grace
+//! period (`GRACE_HOURS`; 0 by default).
 
 use std::collections::{HashMap, HashSet};
 
@@ -108,6 +109,8 @@ struct Sequence<'a> {
     rng: Rng,
     seed: u64,
     aws: bool,
+    /// `GRACE_HOURS`: members are removed that long after their end.
+    grace: Duration,
     model: Model,
 }
 
@@ -683,9 +686,13 @@ impl Sequence<'_> {
                     "{account} is in on no validated payment ({paid_by:?})"
                 );
                 let end = m.expires_at.expect("an active membership has an end");
-                // The daily sweep (00:00) may not have run since the end; a renewal may be awaited.
+                // The daily sweep (00:00) may not have run since the end (and its grace); a renewal
+                // may be awaited.
                 let last_sweep = last_midnight(now);
-                assert!(end > last_sweep || m.renewal_awaited(last_sweep), "{account} is in past its end {end}: {m:?}");
+                assert!(
+                    end + self.grace > last_sweep || m.renewal_awaited(last_sweep),
+                    "{account} is in past its end {end}: {m:?}"
+                );
                 assert!(!barred, "{account} is barred yet in");
             }
             // No paying member locked out.
@@ -720,7 +727,9 @@ fn last_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
 async fn run_one(seed: u64, aws: bool) {
     // No abuse limit silences /start here: the check that a paid place lets the account in
     // must not meet one (the abuse tests have them).
+    let grace = std::env::var("MODEL_GRACE_HOURS").unwrap_or_else(|_| "0".into());
     let mut extra = vec![
+        ("GRACE_HOURS", grace.as_str()),
         ("OFFERS", OFFERS),
         ("PAY_SUPPORT_CONTACT", "@support"),
         ("START_INVITES_PER_HOUR", "10000"),
@@ -734,7 +743,8 @@ async fn run_one(seed: u64, aws: bool) {
     app.fake().set_member_status(KEPT, "member");
     let kept = Exemption { telegram_user_id: TelegramUserId::parse(KEPT).unwrap(), note: "kept".into(), at: app.now() };
     app.importer().await.import(&[Imported::Exempt(kept)]).await.expect("the kept account imported");
-    let mut sequence = Sequence { app: &app, store, rng: Rng(seed), seed, aws, model: Model::default() };
+    let grace = Duration::hours(grace.parse().expect("MODEL_GRACE_HOURS: hours"));
+    let mut sequence = Sequence { app: &app, store, rng: Rng(seed), seed, aws, grace, model: Model::default() };
     let steps = std::env::var("MODEL_STEPS").ok().and_then(|n| n.parse().ok()).unwrap_or(STEPS);
     for _ in 0..steps {
         sequence.step().await;
