@@ -32,6 +32,7 @@ support::on_both_stores!(
     a_refund_takes_back_only_the_days_its_payment_bought,
     a_refund_before_the_join_leaves_each_purchase_left_its_own_week,
     a_refund_takes_back_the_days_of_a_link_that_expired_before_the_join,
+    a_refund_leaves_no_membership_waiting_on_a_purchase_whose_period_is_over,
     a_refund_takes_back_what_a_reinstated_payments_new_link_opened_or_would_open,
     a_stars_refund_telegram_refuses_reads_failed_with_the_reason,
     a_refund_telegram_lists_that_the_ledger_missed_is_recorded_and_ends_the_access,
@@ -884,6 +885,31 @@ async fn a_refund_takes_back_the_days_of_a_link_that_expired_before_the_join(app
     let (status, answer) = app.post("/api/telegram/admin/stars/refund/", &app.jwt("root", "admin"), refund).await;
     assert_eq!((status, answer["revoked_count"].clone()), (200, json!(0)), "{answer}");
     assert_eq!(days().await, json!(21), "the month alone");
+}
+
+/// A week's pass and a month's subscription bought in Stars, neither joined: the week's period
+/// ends while the month keeps the membership waiting. The month refunded, what is left was paid
+/// for a period that is over: the membership ends, and a bare `/start` opens nothing (the
+/// model-based test found it waiting for ever on the week's days, then letting the buyer in with
+/// a period already over).
+async fn a_refund_leaves_no_membership_waiting_on_a_purchase_whose_period_is_over(app: TestApp) {
+    let buyer = 8131;
+    pay(&app, buyer, "pass").await;
+    let month = payment_of(&app, &pay(&app, buyer, "monthly").await).await;
+    app.advance(8 * DAY).await;
+    assert_eq!(app.run_job("expire-tokens").await["status"], "done");
+    let refund = json!({"payment_id": month, "reason": "changed their mind"});
+    let (status, answer) = app.post("/api/telegram/admin/stars/refund/", &app.jwt("root", "admin"), refund).await;
+    assert_eq!((status, answer["revoked_count"].clone()), (200, json!(1)), "{answer}");
+    app.drain().await;
+    let invites = app.fake().calls_to("createChatInviteLink").len();
+    assert_eq!(app.webhook(updates::text(app.update_id(), buyer, "fr", "/start")).await, 200);
+    app.drain().await;
+    assert_eq!(app.fake().calls_to("createChatInviteLink").len(), invites, "no invite: nothing left to use");
+    let status = app.status_of("tg:8131").await;
+    assert_eq!(status["has_active_subscription"], false, "{status}");
+    let statuses: Vec<_> = status["memberships"].as_array().unwrap().iter().map(|m| m["status"].clone()).collect();
+    assert_eq!(statuses, [json!("revoked")], "{status}");
 }
 
 /// Support reinstated a lapsed Stars payment and gave it a new link: the refund takes back what

@@ -292,8 +292,10 @@ pub trait LifecycleStore: Send + Sync {
     /// Takes back what one token's payment bought (the payment was refunded): the token is
     /// revoked, and the pending or active membership it opened or extended loses the token's days
     /// (its end moves back by them, or its days waiting for the join). A membership left with
-    /// nothing paid for (its end at or before `now`, or no days) is revoked with `reason`, writing
-    /// `intents(membership)` in the same transaction. Asked again (the token is revoked), nothing.
+    /// nothing paid for (its end at or before `now`, no days, or, waiting for the join, no other
+    /// live token keeping it waiting: what is left was paid for a period that is over) is revoked
+    /// with `reason`, writing `intents(membership)` in the same transaction. Asked again (the
+    /// token is revoked), nothing.
     async fn withdraw_token(
         &self,
         hash: &TokenHash,

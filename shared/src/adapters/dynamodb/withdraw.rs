@@ -37,42 +37,50 @@ impl DynamoStore {
                 items.push(self.bump("tokens.pending", -1, None)?);
             }
             let live = match &t.membership_id {
-                Some(id) => self
-                    .membership_record(id.as_str())
-                    .await?
-                    .filter(|m| matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active)),
+                Some(id) => self.get(&keys::membership(id.as_str()), "MEM").await?,
+                None => None,
+            };
+            let live = match live {
+                Some(item) => Some((membership_from(&item)?, item))
+                    .filter(|(m, _)| matches!(m.status, MembershipStatus::Pending | MembershipStatus::Active)),
                 None => None,
             };
             let outcome = match live {
                 None => Withdrawn::Nothing,
-                Some(m) => match m.without_days(t.days, now) {
-                    Some(shorter) => {
-                        items.push(match (m.expires_at, shorter.expires_at) {
-                            (Some(old), Some(end)) => self.update(
-                                (&keys::membership(&m.id), "MEM"),
-                                "SET expires_at = :e, gsi2sk = :e",
-                                Some("#status = :active AND expires_at = :old"),
-                                vec![(":e", s(ts(end))), (":old", s(ts(old))), (":active", s("active"))],
-                            )?,
-                            _ => self.update(
-                                (&keys::membership(&m.id), "MEM"),
-                                "SET pending_days = :left",
-                                Some("#status = :pending AND pending_days = :days"),
-                                vec![
-                                    (":left", n(shorter.pending_days)),
-                                    (":days", n(m.pending_days)),
-                                    (":pending", s("pending")),
-                                ],
-                            )?,
-                        });
-                        Withdrawn::Shortened(Box::new(shorter))
+                Some((m, item)) => {
+                    // Waiting for the join, it lives on only while another live token keeps it
+                    // waiting: days left of purchases whose period is over open nothing.
+                    let waits =
+                        m.status != MembershipStatus::Pending || self.kept_waiting_by_another(&item, hash, now).await?;
+                    match m.without_days(t.days, now).filter(|_| waits) {
+                        Some(shorter) => {
+                            items.push(match (m.expires_at, shorter.expires_at) {
+                                (Some(old), Some(end)) => self.update(
+                                    (&keys::membership(&m.id), "MEM"),
+                                    "SET expires_at = :e, gsi2sk = :e",
+                                    Some("#status = :active AND expires_at = :old"),
+                                    vec![(":e", s(ts(end))), (":old", s(ts(old))), (":active", s("active"))],
+                                )?,
+                                _ => self.update(
+                                    (&keys::membership(&m.id), "MEM"),
+                                    "SET pending_days = :left",
+                                    Some("#status = :pending AND pending_days = :days"),
+                                    vec![
+                                        (":left", n(shorter.pending_days)),
+                                        (":days", n(m.pending_days)),
+                                        (":pending", s("pending")),
+                                    ],
+                                )?,
+                            });
+                            Withdrawn::Shortened(Box::new(shorter))
+                        }
+                        None => {
+                            let (revocation, revoked) = self.revocation(&m, reason, now, intents)?;
+                            items.extend(revocation);
+                            Withdrawn::Revoked(Box::new(revoked))
+                        }
                     }
-                    None => {
-                        let (revocation, revoked) = self.revocation(&m, reason, now, intents)?;
-                        items.extend(revocation);
-                        Withdrawn::Revoked(Box::new(revoked))
-                    }
-                },
+                }
             };
             match self.transact(items).await {
                 Ok(()) => return Ok(outcome),

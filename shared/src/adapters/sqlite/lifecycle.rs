@@ -200,7 +200,10 @@ impl LifecycleStore for SqliteStore {
                 tx.commit().map_err(fault)?;
                 return Ok(Withdrawn::Nothing);
             };
-            let outcome = match m.without_days(token.days, now) {
+            // Waiting for the join, it lives on only while another live token keeps it waiting:
+            // days left of purchases whose period is over open nothing.
+            let waits = m.status != MembershipStatus::Pending || kept_waiting(&tx, m.id.as_str(), hash.as_str(), now)?;
+            let outcome = match m.without_days(token.days, now).filter(|_| waits) {
                 Some(shorter) => {
                     tx.execute(
                         "UPDATE memberships SET pending_days = ?1, expires_at = ?2 WHERE id = ?3",
@@ -209,21 +212,7 @@ impl LifecycleStore for SqliteStore {
                     .map_err(fault)?;
                     Withdrawn::Shortened(Box::new(shorter))
                 }
-                None => {
-                    tx.execute(
-                        "UPDATE memberships SET status = 'revoked', ended_at = ?1, end_reason = ?2, in_channel = 0
-                         WHERE id = ?3",
-                        params![ts(now), reason, m.id.as_str()],
-                    )
-                    .map_err(fault)?;
-                    if m.status == MembershipStatus::Active {
-                        bump(&tx, "members.active", -1)?;
-                    }
-                    let revoked = get_membership(&tx, m.id.as_str())?
-                        .ok_or(StoreError::Unavailable("membership vanished".into()))?;
-                    write_intents(&tx, &intents(&revoked), now)?;
-                    Withdrawn::Revoked(Box::new(revoked))
-                }
+                None => Withdrawn::Revoked(Box::new(revoke(&tx, &m, reason, now, intents)?)),
             };
             tx.commit().map_err(fault)?;
             Ok(outcome)
@@ -425,4 +414,21 @@ fn revoke(
         .ok_or_else(|| StoreError::Unavailable("revoked membership vanished".into()))?;
     write_intents(tx, &intents(&revoked), now)?;
     Ok(revoked)
+}
+
+/// Does a token of the membership other than `except` keep it waiting for the join (bound,
+/// before its end)?
+fn kept_waiting(
+    tx: &rusqlite::Connection,
+    membership: &str,
+    except: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM tokens
+                          WHERE membership_id = ?1 AND hash != ?2 AND status = 'bound' AND expires_at > ?3)",
+        params![membership, except, ts(now)],
+        |r| r.get(0),
+    )
+    .map_err(fault)
 }
