@@ -278,10 +278,8 @@ pub trait LifecycleStore: Send + Sync {
         now: DateTime<Utc>,
         intents: &IntentsFor<'_>,
     ) -> Result<Vec<Membership>, StoreError>;
-    /// Revokes one pending or active membership, and nothing else of its payer's (a channel
-    /// administrator removed its account: the payer's other accounts keep what they hold),
-    /// writing `intents(membership)` in the same transaction. `None` when it is no longer pending
-    /// or active.
+    /// Revokes one pending or active membership and nothing else of its payer's, with its intents
+    /// in the same transaction (a channel administrator removed its account). `None`: not live.
     async fn revoke_membership(
         &self,
         id: &MembershipId,
@@ -291,11 +289,9 @@ pub trait LifecycleStore: Send + Sync {
     ) -> Result<Option<Membership>, StoreError>;
     /// Takes back what one token's payment bought (the payment was refunded): the token is
     /// revoked, and the pending or active membership it opened or extended loses the token's days
-    /// (its end moves back by them, or its days waiting for the join). A membership left with
-    /// nothing paid for (its end at or before `now`, no days, or, waiting for the join, no other
-    /// live token keeping it waiting: what is left was paid for a period that is over) is revoked
-    /// with `reason`, writing `intents(membership)` in the same transaction. Asked again (the
-    /// token is revoked), nothing.
+    /// (its end moves back by them, or its days waiting for the join). One left with nothing paid
+    /// for (its end at or before `now`, no days, or waiting on no other live token: periods over)
+    /// is revoked with `reason` and `intents(membership)` in the same transaction. Again: nothing.
     async fn withdraw_token(
         &self,
         hash: &TokenHash,
