@@ -303,6 +303,25 @@ fn membership(r: &TokenRecord, who: TelegramUserId, now: DateTime<Utc>) -> Membe
     Membership { telegram_username: Some("who".into()), ..crate::support::records::pending_membership(r, who, now) }
 }
 
+/// `user`'s validated payment `tx`, its token redeemed by `who`, who joined: an active member.
+async fn active_member(
+    store: &Arc<dyn Store>,
+    user: &str,
+    tx: &str,
+    who: TelegramUserId,
+    now: DateTime<Utc>,
+) -> (Payment, TokenRecord, Membership) {
+    let p = payment(user, tx, now);
+    store.insert_payment(&p).await.unwrap();
+    let (_, t) = token(&p, now);
+    store.issue_token(&t).await.unwrap();
+    let bound = store.bind_token(&t.hash, who, now).await.unwrap().unwrap();
+    let m = membership(&bound, who, now);
+    store.open_membership(&t.hash, &m).await.unwrap();
+    store.activate_membership(&m.id, now, now, None).await.unwrap().unwrap();
+    (p, t, m)
+}
+
 fn review(to: PaymentStatus, tx: Option<&str>, now: DateTime<Utc>) -> Review {
     Review {
         to,
@@ -362,15 +381,8 @@ async fn revoke_between_binding_and_opening(store: &Arc<dyn Store>, now: DateTim
 
 /// Effect intents are written with the state change, listed once old enough, and settled once.
 async fn intents(store: &Arc<dyn Store>, now: DateTime<Utc>) {
-    let p = payment("intent-a", "TX-INTENT", now);
-    store.insert_payment(&p).await.unwrap();
-    let (_, t) = token(&p, now);
-    store.issue_token(&t).await.unwrap();
     let who = account(940_001);
-    let bound = store.bind_token(&t.hash, who, now).await.unwrap().unwrap();
-    let m = membership(&bound, who, now);
-    store.open_membership(&t.hash, &m).await.unwrap();
-    store.activate_membership(&m.id, now, now, None).await.unwrap().unwrap();
+    let (_, _, m) = active_member(store, "intent-a", "TX-INTENT", who, now).await;
     let removal = |key: &str| Envelope {
         idempotency_key: key.into(),
         effect: Effect::RemoveMember { telegram_user_id: who, keep_banned: true },
@@ -414,15 +426,7 @@ async fn intents(store: &Arc<dyn Store>, now: DateTime<Utc>) {
 async fn one_membership_revoked(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     let mut opened = Vec::new();
     for (tx, who) in [("TX-ONE-1", account(945_001)), ("TX-ONE-2", account(945_002))] {
-        let p = payment("one-a", tx, now);
-        store.insert_payment(&p).await.unwrap();
-        let (_, t) = token(&p, now);
-        store.issue_token(&t).await.unwrap();
-        let bound = store.bind_token(&t.hash, who, now).await.unwrap().unwrap();
-        let m = membership(&bound, who, now);
-        store.open_membership(&t.hash, &m).await.unwrap();
-        store.activate_membership(&m.id, now, now, None).await.unwrap().unwrap();
-        opened.push(m);
+        opened.push(active_member(store, "one-a", tx, who, now).await.2);
     }
     let unused = payment("one-a", "TX-ONE-3", now);
     store.insert_payment(&unused).await.unwrap();
@@ -711,15 +715,8 @@ async fn updates(store: &Arc<dyn Store>, now: DateTime<Utc>) {
 
 async fn lifecycle(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     // A member, and an unopened token that will expire.
-    let p = payment("life-a", "TX-LIFE", now);
-    store.insert_payment(&p).await.unwrap();
-    let (_, t) = token(&p, now);
-    store.issue_token(&t).await.unwrap();
     let who = account(920_001);
-    let bound = store.bind_token(&t.hash, who, now).await.unwrap().unwrap();
-    let m = membership(&bound, who, now);
-    store.open_membership(&t.hash, &m).await.unwrap();
-    store.activate_membership(&m.id, now, now, None).await.unwrap().unwrap();
+    let (_, _, m) = active_member(store, "life-a", "TX-LIFE", who, now).await;
     // The account a @username names, any case (support's search).
     assert_eq!(store.account_with_username("WHO").await.unwrap(), Some(who), "the membership's @who");
     assert_eq!(store.account_with_username("nobody_here").await.unwrap(), None);
@@ -1133,14 +1130,7 @@ async fn bars(store: &Arc<dyn Store>, now: DateTime<Utc>) {
     assert!(!store.lift_bar(who).await.unwrap(), "lifted once");
     assert!(store.account_bar(who).await.unwrap().is_none());
 
-    let p = payment("reopen-a", "TX-REOPEN", now);
-    store.insert_payment(&p).await.unwrap();
-    let (_, t) = token(&p, now);
-    store.issue_token(&t).await.unwrap();
-    let bound = store.bind_token(&t.hash, who, now).await.unwrap().unwrap();
-    let m = membership(&bound, who, now);
-    store.open_membership(&t.hash, &m).await.unwrap();
-    store.activate_membership(&m.id, now, now, None).await.unwrap().unwrap();
+    let (p, t, _) = active_member(store, "reopen-a", "TX-REOPEN", who, now).await;
     assert_eq!(store.reopen_payment(&p.id).await, Err(StoreError::Conflict("access_still_open")));
     store.revoke_user(&user("reopen-a"), "chargeback", now, &|_| vec![]).await.unwrap();
     assert_eq!(store.reopen_payment(&p.id).await.unwrap(), 1);
